@@ -1,0 +1,83 @@
+# Convutell build. `make` builds build/convutell; `make test` runs the unit and
+# system tests with -Werror; `make asan` runs the unit tests under ASan+UBSan;
+# `make run` brings up the local stack and every service with a demo project.
+
+CC ?= cc
+BUILD ?= build
+PKGS := rdkafka libmongoc-1.0 libbson-1.0 odbc libcjson libmicrohttpd
+WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+        -Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings -fno-common
+CFLAGS ?= -O2 -g
+CPPFLAGS += -D_DEFAULT_SOURCE -Ilib -Ischemas -Iapi -Iconsumer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
+
+LIB_SRC := $(wildcard lib/*.c) $(wildcard schemas/*.c)
+SVC_SRC := $(wildcard api/*.c) $(wildcard consumer/*.c)
+MAIN_SRC := cmd/convutell.c
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC))
+UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps test unit system asan run stack-up stack-down bench style style-check clean
+
+all: $(BUILD)/convutell
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/convutell: $(BUILD)/cmd/convutell.o $(OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	@scripts/deps
+
+# The test build is separate so that -Werror never mixes with a developer's objects.
+test: deps
+	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror unit-run system-run
+
+unit: deps
+	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror unit-run
+
+system: deps
+	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror system-run
+
+unit-run: $(UNIT_BIN)
+	@scripts/run-unit $(UNIT_BIN)
+
+system-run: $(BUILD)/convutell
+	CONVUTELL_BIN=$(abspath $(BUILD)/convutell) scripts/run-system
+
+asan: deps
+	$(MAKE) --no-print-directory BUILD=build/asan CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" EXTRA_CFLAGS=-Werror unit-run
+
+run: deps all
+	@scripts/run-demo $(abspath $(BUILD)/convutell)
+
+stack-up: deps
+	@scripts/stack up
+
+stack-down:
+	@scripts/stack down
+
+bench: deps all
+	@bench/run
+
+style:
+	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)
+
+style-check:
+	clang-format --dry-run -Werror $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,694 @@
+/*
+ * cv_api.c - routes and handlers of the REST API. Each handler validates the
+ * request body field by field (cv_json), reads or writes MongoDB through
+ * cv_mongo, and for a run publishes the job message through cv_kafka.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cv_api.h"
+
+#include "cv_http.h"
+#include "cv_id.h"
+#include "cv_json.h"
+#include "cv_kafka.h"
+#include "cv_log.h"
+#include "cv_message.h"
+#include "cv_mongo.h"
+#include "cv_runs.h"
+#include "cv_time.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define PUBLISH_TIMEOUT_MS 10000
+
+struct cv_api {
+    cv_config cfg;
+    cv_mongo *mongo;
+    cv_kafka_producer *producer;
+    cv_http_server *http;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+char *cv_api_mask_odbc(const char *odbc) {
+    size_t len = strlen(odbc);
+    char *out = malloc(len + 16 * (len / 4 + 1) + 1);
+    size_t o = 0;
+    const char *p = odbc;
+
+    if (!out)
+        return NULL;
+    while (*p) {
+        const char *eq = strchr(p, '='), *semi = strchr(p, ';'), *key_end, *val, *val_end;
+        bool secret;
+        if (!eq || (semi && semi < eq)) { /* no key=value here: copy up to ';' */
+            size_t n = semi ? (size_t)(semi - p + 1) : strlen(p);
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+            continue;
+        }
+        key_end = eq;
+        while (key_end > p && isspace((unsigned char)key_end[-1]))
+            key_end--;
+        {
+            const char *k = p;
+            while (k < key_end && isspace((unsigned char)*k))
+                k++;
+            size_t klen = (size_t)(key_end - k);
+            secret = (klen == 3 && strncasecmp(k, "PWD", 3) == 0) ||
+                     (klen == 8 && strncasecmp(k, "Password", 8) == 0);
+        }
+        val = eq + 1;
+        if (*val == '{') { /* braced value: may contain ';', ends at '}' */
+            val_end = strchr(val, '}');
+            val_end = val_end ? val_end + 1 : val + strlen(val);
+        } else {
+            val_end = strchr(val, ';');
+            val_end = val_end ? val_end : val + strlen(val);
+        }
+        memcpy(out + o, p, (size_t)(val - p));
+        o += (size_t)(val - p);
+        if (secret) {
+            memcpy(out + o, "********", 8);
+            o += 8;
+        } else {
+            memcpy(out + o, val, (size_t)(val_end - val));
+            o += (size_t)(val_end - val);
+        }
+        p = val_end;
+        if (*p == ';')
+            out[o++] = *p++;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void internal_error(cv_http_response *res, cv_err err, const char *why) {
+    int status = err == CV_ERR_MONGO || err == CV_ERR_KAFKA || err == CV_ERR_TIMEOUT ? 503 : 500;
+    cv_log_error("request failed: %s: %s", cv_err_str(err), why);
+    cv_http_error(res, status, status == 503 ? "unavailable" : "internal", NULL, "%s: %s",
+                  cv_err_str(err), why);
+}
+
+static void field_error(cv_http_response *res, const cv_verr *verr) {
+    cv_http_error(res, 422, "invalid_field", verr->field, "%s: %s", verr->field, verr->reason);
+}
+
+/* Parses the body as a JSON object; answers 400 and returns NULL otherwise. */
+static cJSON *parse_body(const cv_http_request *req, cv_http_response *res) {
+    size_t at = 0;
+    cJSON *root;
+
+    if (req->body_len == 0) {
+        cv_http_error(res, 400, "malformed_json", NULL, "request body is empty; expected a "
+                                                        "JSON object");
+        return NULL;
+    }
+    root = cv_json_parse(req->body, req->body_len, &at);
+    if (!root) {
+        cv_http_error(res, 400, "malformed_json", NULL,
+                      "request body is not valid JSON (error near byte %zu)", at);
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        cv_http_error(res, 400, "malformed_json", NULL, "request body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+/* Turns a stored document into an API object: `_id` becomes `id`, first. */
+static cJSON *doc_to_json(const bson_t *doc) {
+    char *text = cv_mongo_to_json(doc);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    cJSON *id;
+
+    free(text);
+    if (!root)
+        return NULL;
+    id = cJSON_DetachItemFromObjectCaseSensitive(root, "_id");
+    if (id) {
+        cJSON *out = cJSON_CreateObject();
+        cJSON *child = root->child;
+        cJSON_AddItemToObject(out, "id", id);
+        /* Move the remaining members after "id" in their stored order. */
+        root->child = NULL;
+        while (child) {
+            cJSON *next = child->next;
+            child->prev = child->next = NULL;
+            cJSON_AddItemToObject(out, child->string, child);
+            child = next;
+        }
+        cJSON_Delete(root);
+        root = out;
+    }
+    return root;
+}
+
+/* Loads a document by id for a handler: answers 404 or 503 itself on failure. */
+static bson_t *load(cv_api *api, const char *collection, const char *what, const char *id,
+                    cv_http_response *res) {
+    char why[512];
+    bson_t *doc = NULL;
+    cv_err err;
+
+    if (!cv_id_valid(id)) {
+        cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", what, id);
+        return NULL;
+    }
+    err = cv_mongo_find_id(api->mongo, collection, id, &doc, why, sizeof(why));
+    if (err == CV_ERR_NOT_FOUND)
+        cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", what, id);
+    else if (err)
+        internal_error(res, err, why);
+    return err ? NULL : doc;
+}
+
+static const char *doc_str(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
+        return bson_iter_utf8(&it, NULL);
+    return NULL;
+}
+
+static bool doc_bool(const bson_t *doc, const char *key, bool def) {
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BOOL(&it))
+        return bson_iter_bool(&it);
+    return def;
+}
+
+/* Inserts `doc` (which has _id) and answers 201 with the stored form. */
+static void insert_and_answer(cv_api *api, const char *collection, const char *base_path,
+                              bson_t *doc, const char *id, cv_http_response *res) {
+    char why[512];
+    cv_err err = cv_mongo_insert(api->mongo, collection, doc, why, sizeof(why));
+    cJSON *body;
+
+    if (err) {
+        internal_error(res, err, why);
+        return;
+    }
+    body = doc_to_json(doc);
+    if (!body) {
+        internal_error(res, CV_ERR_NOMEM, "cannot encode the answer");
+        return;
+    }
+    res->status = 201;
+    res->body = body;
+    snprintf(res->location, sizeof(res->location), "%s/%s", base_path, id);
+}
+
+static void now_text(char *buf, size_t len) {
+    cv_time_format(cv_time_now_ms(), buf, len);
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void mask_connection(cJSON *body) {
+    cJSON *odbc = cJSON_GetObjectItemCaseSensitive(body, "odbc");
+    if (cJSON_IsString(odbc)) {
+        char *masked = cv_api_mask_odbc(odbc->valuestring);
+        if (masked) {
+            cJSON_ReplaceItemInObjectCaseSensitive(body, "odbc", cJSON_CreateString(masked));
+            free(masked);
+        }
+    }
+}
+
+static void create_connection(cv_api *api, const cv_http_request *req, cv_http_response *res) {
+    static const char *const fields[] = {"name", "odbc", NULL};
+    char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
+    const char *name, *odbc;
+    cJSON *body = parse_body(req, res);
+    bson_t doc = BSON_INITIALIZER;
+    cv_verr verr;
+
+    if (!body)
+        goto out;
+    if (cv_json_only(body, NULL, fields, "a connection", &verr) ||
+        cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
+        cv_json_get_str(body, NULL, "odbc", true, 4096, &odbc, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    if (!strchr(odbc, '=')) {
+        cv_verr_set(&verr, NULL, "odbc",
+                    "must be an ODBC connection string such as \"Driver=SQLite3;Database=/data/"
+                    "app.db\"");
+        field_error(res, &verr);
+        goto out;
+    }
+    if (cv_id_new(id, sizeof(id)) != 0) {
+        internal_error(res, CV_ERR_IO, "cannot make an id");
+        goto out;
+    }
+    now_text(now, sizeof(now));
+    BSON_APPEND_UTF8(&doc, "_id", id);
+    BSON_APPEND_UTF8(&doc, "name", name);
+    BSON_APPEND_UTF8(&doc, "odbc", odbc);
+    BSON_APPEND_UTF8(&doc, "created_at", now);
+    insert_and_answer(api, "connections", "/api/v1/connections", &doc, id, res);
+    if (res->status == 201)
+        mask_connection(res->body);
+out:
+    bson_destroy(&doc);
+    cJSON_Delete(body);
+}
+
+/* ---- projects ----------------------------------------------------------- */
+
+/* Checks that a connection id names a stored connection; answers 422 if not. */
+static bool connection_exists(cv_api *api, const char *field, const char *id,
+                              cv_http_response *res) {
+    char why[512];
+    bson_t *doc = NULL;
+    cv_verr verr;
+    cv_err err = cv_mongo_find_id(api->mongo, "connections", id, &doc, why, sizeof(why));
+
+    bson_destroy(doc);
+    if (err == CV_ERR_NOT_FOUND) {
+        cv_verr_set(&verr, NULL, field, "no connection with id '%s'", id);
+        field_error(res, &verr);
+        return false;
+    }
+    if (err) {
+        internal_error(res, err, why);
+        return false;
+    }
+    return true;
+}
+
+static void create_project(cv_api *api, const cv_http_request *req, cv_http_response *res) {
+    static const char *const fields[] = {"name", "origin_connection_id",
+                                         "destination_connection_id", "active", NULL};
+    char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
+    const char *name, *origin, *dest;
+    bool active = true;
+    cJSON *body = parse_body(req, res);
+    bson_t doc = BSON_INITIALIZER;
+    cv_verr verr;
+
+    if (!body)
+        goto out;
+    if (cv_json_only(body, NULL, fields, "a project", &verr) ||
+        cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
+        cv_json_get_id(body, NULL, "origin_connection_id", true, &origin, &verr) ||
+        cv_json_get_id(body, NULL, "destination_connection_id", true, &dest, &verr) ||
+        cv_json_get_bool(body, NULL, "active", false, &active, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    if (!connection_exists(api, "origin_connection_id", origin, res) ||
+        !connection_exists(api, "destination_connection_id", dest, res))
+        goto out;
+    if (cv_id_new(id, sizeof(id)) != 0) {
+        internal_error(res, CV_ERR_IO, "cannot make an id");
+        goto out;
+    }
+    now_text(now, sizeof(now));
+    BSON_APPEND_UTF8(&doc, "_id", id);
+    BSON_APPEND_UTF8(&doc, "name", name);
+    BSON_APPEND_UTF8(&doc, "origin_connection_id", origin);
+    BSON_APPEND_UTF8(&doc, "destination_connection_id", dest);
+    BSON_APPEND_BOOL(&doc, "active", active);
+    BSON_APPEND_UTF8(&doc, "created_at", now);
+    insert_and_answer(api, "projects", "/api/v1/projects", &doc, id, res);
+out:
+    bson_destroy(&doc);
+    cJSON_Delete(body);
+}
+
+/* ---- jobs --------------------------------------------------------------- */
+
+static void create_job(cv_api *api, const char *project_id, const cv_http_request *req,
+                       cv_http_response *res) {
+    static const char *const fields[] = {"name", "kind", "query", "destination_table", NULL};
+    char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
+    const char *name, *kind, *query, *table;
+    bson_t *project = load(api, "projects", "project", project_id, res);
+    cJSON *body = NULL;
+    bson_t doc = BSON_INITIALIZER;
+    cv_verr verr;
+
+    if (!project)
+        goto out;
+    body = parse_body(req, res);
+    if (!body)
+        goto out;
+    if (cv_json_only(body, NULL, fields, "a job", &verr) ||
+        cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
+        cv_json_get_str(body, NULL, "kind", true, 31, &kind, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    if (strcmp(kind, "sql_transfer") != 0) {
+        cv_verr_set(&verr, NULL, "kind", "must be \"sql_transfer\", not \"%s\"", kind);
+        field_error(res, &verr);
+        goto out;
+    }
+    if (cv_json_get_str(body, NULL, "query", true, CV_QUERY_MAX_BYTES, &query, &verr) ||
+        cv_json_get_str(body, NULL, "destination_table", true, 127, &table, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    if (!cv_json_is_table_name(table)) {
+        cv_verr_set(&verr, NULL, "destination_table",
+                    "must be a table name (letters, digits, underscores, optionally "
+                    "schema.table)");
+        field_error(res, &verr);
+        goto out;
+    }
+    if (cv_id_new(id, sizeof(id)) != 0) {
+        internal_error(res, CV_ERR_IO, "cannot make an id");
+        goto out;
+    }
+    now_text(now, sizeof(now));
+    BSON_APPEND_UTF8(&doc, "_id", id);
+    BSON_APPEND_UTF8(&doc, "project_id", project_id);
+    BSON_APPEND_UTF8(&doc, "name", name);
+    BSON_APPEND_UTF8(&doc, "kind", kind);
+    BSON_APPEND_UTF8(&doc, "query", query);
+    BSON_APPEND_UTF8(&doc, "destination_table", table);
+    BSON_APPEND_UTF8(&doc, "created_at", now);
+    insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
+out:
+    bson_destroy(&doc);
+    bson_destroy(project);
+    cJSON_Delete(body);
+}
+
+/* ---- runs --------------------------------------------------------------- */
+
+static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
+                        cv_http_response *res) {
+    static const char *const fields[] = {NULL};
+    char why[512], queued[CV_TIME_RFC3339_LEN];
+    bson_t *job_doc = NULL, *project = NULL;
+    cJSON *body = NULL;
+    cv_job job;
+    cv_event ev;
+    cv_verr verr;
+    char *msg = NULL;
+    cv_err err;
+
+    memset(&job, 0, sizeof(job));
+    job_doc = load(api, "jobs", "job", job_id, res);
+    if (!job_doc)
+        goto out;
+    if (req->body_len > 0) { /* optional, and no options exist yet */
+        body = parse_body(req, res);
+        if (!body)
+            goto out;
+        if (cv_json_only(body, NULL, fields, "a run request", &verr)) {
+            field_error(res, &verr);
+            goto out;
+        }
+    }
+    project = load(api, "projects", "project", doc_str(job_doc, "project_id"), res);
+    if (!project) {
+        if (res->status == 404)
+            cv_http_error(res, 409, "conflict", NULL, "the job's project no longer exists");
+        goto out;
+    }
+    if (!doc_bool(project, "active", true)) {
+        cv_http_error(res, 409, "project_inactive", NULL,
+                      "project %s is not active; activate it to run its jobs",
+                      doc_str(project, "_id"));
+        goto out;
+    }
+    if (cv_id_new(job.run_id, sizeof(job.run_id)) != 0) {
+        internal_error(res, CV_ERR_IO, "cannot make an id");
+        goto out;
+    }
+    snprintf(job.job_id, sizeof(job.job_id), "%s", job_id);
+    snprintf(job.project_id, sizeof(job.project_id), "%s", doc_str(project, "_id"));
+    snprintf(job.kind, sizeof(job.kind), "sql_transfer");
+    job.attempt = 1;
+    job.queued_at_ms = cv_time_now_ms();
+    snprintf(job.origin_connection_id, sizeof(job.origin_connection_id), "%s",
+             doc_str(project, "origin_connection_id"));
+    snprintf(job.destination_connection_id, sizeof(job.destination_connection_id), "%s",
+             doc_str(project, "destination_connection_id"));
+    snprintf(job.destination_table, sizeof(job.destination_table), "%s",
+             doc_str(job_doc, "destination_table"));
+    job.query = (char *)(uintptr_t)doc_str(job_doc, "query"); /* borrowed, not freed */
+    msg = cv_job_encode(&job);
+    job.query = NULL;
+    if (!msg) {
+        internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
+        goto out;
+    }
+    /* Keyed by job id: runs of one job stay in order on one partition. */
+    err = cv_kafka_produce(api->producer, CV_TOPIC_JOBS, job.job_id, msg, strlen(msg), NULL,
+                           PUBLISH_TIMEOUT_MS, why, sizeof(why));
+    if (err) {
+        internal_error(res, err, why);
+        goto out;
+    }
+    if (cv_event_init(&ev, CV_EVENT_RUN_QUEUED) == CV_OK) {
+        char *evjson;
+        cv_event_from_job(&ev, &job);
+        ev.time_ms = job.queued_at_ms;
+        evjson = cv_event_encode(&ev);
+        if (evjson)
+            err = cv_kafka_produce(api->producer, CV_TOPIC_EVENTS, job.run_id, evjson,
+                                   strlen(evjson), NULL, PUBLISH_TIMEOUT_MS, why, sizeof(why));
+        free(evjson);
+        if (err)
+            cv_log_warn("run %s: run.queued event not published: %s", job.run_id, why);
+        /* The job is on its way whatever happens here; the record is a courtesy
+         * so that GET /runs/{id} answers at once. */
+        if (cv_runs_apply(api->mongo, &ev, why, sizeof(why)) != CV_OK)
+            cv_log_warn("run %s: queued record not written: %s", job.run_id, why);
+    }
+    cv_log_info("run %s of job %s queued", job.run_id, job.job_id);
+    cv_time_format(job.queued_at_ms, queued, sizeof(queued));
+    res->status = 202;
+    res->body = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->body, "run_id", job.run_id);
+    cJSON_AddStringToObject(res->body, "job_id", job.job_id);
+    cJSON_AddStringToObject(res->body, "status", "queued");
+    cJSON_AddStringToObject(res->body, "queued_at", queued);
+    snprintf(res->location, sizeof(res->location), "/api/v1/runs/%s", job.run_id);
+out:
+    free(msg);
+    cJSON_Delete(body);
+    bson_destroy(project);
+    bson_destroy(job_doc);
+}
+
+static void list_run_events(cv_api *api, const char *run_id, cv_http_response *res) {
+    char why[512];
+    bson_t *run = load(api, CV_COLL_RUNS, "run", run_id, res);
+    bson_t *filter = NULL, *sort = NULL, *docs = NULL;
+    bson_iter_t it;
+    cJSON *list;
+    cv_err err;
+
+    if (!run)
+        return;
+    filter = BCON_NEW("run_id", BCON_UTF8(run_id));
+    sort = BCON_NEW("time", BCON_INT32(1));
+    err = cv_mongo_find(api->mongo, CV_COLL_EVENTS, filter, sort, 1000, &docs, why, sizeof(why));
+    if (err) {
+        internal_error(res, err, why);
+        goto out;
+    }
+    res->status = 200;
+    res->body = cJSON_CreateObject();
+    list = cJSON_AddArrayToObject(res->body, "events");
+    if (bson_iter_init(&it, docs)) {
+        while (bson_iter_next(&it)) {
+            const uint8_t *data;
+            uint32_t len;
+            bson_t event;
+            bson_iter_document(&it, &len, &data);
+            if (bson_init_static(&event, data, len))
+                cJSON_AddItemToArray(list, doc_to_json(&event));
+        }
+    }
+out:
+    bson_destroy(docs);
+    bson_destroy(sort);
+    bson_destroy(filter);
+    bson_destroy(run);
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+static void get_one(cv_api *api, const char *collection, const char *what, const char *id,
+                    cv_http_response *res) {
+    bson_t *doc = load(api, collection, what, id, res);
+    if (!doc)
+        return;
+    res->body = doc_to_json(doc);
+    res->status = res->body ? 200 : 500;
+    if (res->body && strcmp(collection, "connections") == 0)
+        mask_connection(res->body);
+    bson_destroy(doc);
+}
+
+static void health(cv_api *api, cv_http_response *res) {
+    char why[512];
+    cv_err err = cv_mongo_ping(api->mongo, why, sizeof(why));
+    res->status = err ? 503 : 200;
+    res->body = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->body, "status", err ? "degraded" : "ok");
+    cJSON_AddStringToObject(res->body, "mongodb", err ? why : "ok");
+}
+
+/* Splits "/api/v1/a/b/c" into at most 6 segments; returns the count or -1. */
+static int split_path(const char *path, char segs[6][64]) {
+    int n = 0;
+    const char *p = path;
+
+    while (*p) {
+        const char *start;
+        size_t len;
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        start = p;
+        while (*p && *p != '/')
+            p++;
+        len = (size_t)(p - start);
+        if (n == 6 || len >= 64)
+            return -1;
+        memcpy(segs[n], start, len);
+        segs[n][len] = '\0';
+        n++;
+    }
+    return n;
+}
+
+static void handle(void *ctx, const cv_http_request *req, cv_http_response *res) {
+    cv_api *api = ctx;
+    char s[6][64];
+    int n = split_path(req->path, s);
+    bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
+    const char *allowed = NULL;
+
+    if (n < 3 || strcmp(s[0], "api") != 0 || strcmp(s[1], "v1") != 0)
+        goto not_found;
+    if (n == 3 && strcmp(s[2], "health") == 0) {
+        if (get) {
+            health(api, res);
+            return;
+        }
+        allowed = "GET";
+    } else if (n == 3 && strcmp(s[2], "connections") == 0) {
+        if (post) {
+            create_connection(api, req, res);
+            return;
+        }
+        allowed = "POST";
+    } else if (n == 3 && strcmp(s[2], "projects") == 0) {
+        if (post) {
+            create_project(api, req, res);
+            return;
+        }
+        allowed = "POST";
+    } else if (n == 4 && strcmp(s[2], "connections") == 0) {
+        if (get) {
+            get_one(api, "connections", "connection", s[3], res);
+            return;
+        }
+        allowed = "GET";
+    } else if (n == 4 && strcmp(s[2], "projects") == 0) {
+        if (get) {
+            get_one(api, "projects", "project", s[3], res);
+            return;
+        }
+        allowed = "GET";
+    } else if (n == 4 && strcmp(s[2], "jobs") == 0) {
+        if (get) {
+            get_one(api, "jobs", "job", s[3], res);
+            return;
+        }
+        allowed = "GET";
+    } else if (n == 4 && strcmp(s[2], "runs") == 0) {
+        if (get) {
+            get_one(api, CV_COLL_RUNS, "run", s[3], res);
+            return;
+        }
+        allowed = "GET";
+    } else if (n == 5 && strcmp(s[2], "projects") == 0 && strcmp(s[4], "jobs") == 0) {
+        if (post) {
+            create_job(api, s[3], req, res);
+            return;
+        }
+        allowed = "POST";
+    } else if (n == 5 && strcmp(s[2], "jobs") == 0 && strcmp(s[4], "runs") == 0) {
+        if (post) {
+            trigger_run(api, s[3], req, res);
+            return;
+        }
+        allowed = "POST";
+    } else if (n == 5 && strcmp(s[2], "runs") == 0 && strcmp(s[4], "events") == 0) {
+        if (get) {
+            list_run_events(api, s[3], res);
+            return;
+        }
+        allowed = "GET";
+    }
+    if (allowed) {
+        cv_http_error(res, 405, "method_not_allowed", NULL, "%s %s is not supported; use %s",
+                      req->method, req->path, allowed);
+        return;
+    }
+not_found:
+    cv_http_error(res, 404, "not_found", NULL, "no route for %s %s", req->method, req->path);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
+    cv_api *api = calloc(1, sizeof(*api));
+
+    if (!api) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    api->cfg = *cfg;
+    api->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-api", errbuf, errlen);
+    if (!api->mongo)
+        goto fail;
+    api->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
+    if (!api->producer)
+        goto fail;
+    api->http = cv_http_server_new(cfg->http_host, cfg->http_port, 4, CV_API_MAX_BODY, handle,
+                                   api, errbuf, errlen);
+    if (!api->http)
+        goto fail;
+    return api;
+fail:
+    cv_api_destroy(api);
+    return NULL;
+}
+
+cv_err cv_api_run(cv_api *api, volatile sig_atomic_t *stop) {
+    cv_log_info("api listening on http://%s:%d/api/v1", api->cfg.http_host, api->cfg.http_port);
+    while (!*stop) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return CV_OK;
+}
+
+void cv_api_destroy(cv_api *api) {
+    if (!api)
+        return;
+    cv_http_server_destroy(api->http);
+    cv_kafka_producer_destroy(api->producer);
+    cv_mongo_destroy(api->mongo);
+    free(api);
+}

@@ -1,0 +1,49 @@
+/*
+ * cv_http.h - a small JSON-over-HTTP server on libmicrohttpd.
+ *
+ * It reads each request body into memory up to a limit (a larger declared
+ * Content-Length is refused with 413 before the body is read; an undeclared
+ * body that grows past the limit is discarded and answered with 413), then
+ * calls one handler with the whole request. Handlers run on the server's pool
+ * threads, several at once.
+ */
+#ifndef CV_HTTP_H
+#define CV_HTTP_H
+
+#include "cv_err.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+typedef struct cv_http_server cv_http_server;
+
+typedef struct cv_http_request {
+    const char *method;
+    const char *path; /* without the query string */
+    const char *body; /* NUL-terminated; "" when there is none */
+    size_t body_len;
+} cv_http_request;
+
+typedef struct cv_http_response {
+    int status;
+    cJSON *body;        /* owned by the response; sent as JSON */
+    char location[256]; /* Location header when non-empty */
+} cv_http_response;
+
+typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_response *res);
+
+/* Starts listening on host:port (IPv4) with `threads` worker threads. Returns
+ * NULL with the reason in errbuf. Stop and free with cv_http_server_destroy(). */
+cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads,
+                                   size_t max_body, cv_http_handler handler, void *ctx,
+                                   char *errbuf, size_t errlen);
+
+/* Stops accepting, waits for handlers in progress and frees. Accepts NULL. */
+void cv_http_server_destroy(cv_http_server *s);
+
+/* Sets res to an error answer: {"error": {"code", "message", "field"?}}.
+ * `field` may be NULL. The message is formatted printf-style. */
+void cv_http_error(cv_http_response *res, int status, const char *code, const char *field,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * convutell.c - the one binary, with a subcommand per service:
+ *
+ *   convutell api        REST API (api/)
+ *   convutell worker     job consumer (consumer/cv_worker.c)
+ *   convutell collector  event consumer that writes MongoDB (consumer/cv_collector.c)
+ *
+ * Each service loads the configuration (lib/cv_config.c), stops at start-up with
+ * one line if it is wrong, and runs until SIGINT or SIGTERM.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cv_api.h"
+#include "cv_collector.h"
+#include "cv_config.h"
+#include "cv_log.h"
+#include "cv_worker.h"
+
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int usage(FILE *out) {
+    fprintf(out, "usage: convutell <command>\n\n"
+                 "commands:\n"
+                 "  api        serve the REST API\n"
+                 "  worker     run jobs from the convutell.jobs topic\n"
+                 "  collector  store events from convutell.events in MongoDB\n"
+                 "  help       show this text\n\n"
+                 "Configuration comes from the environment and ./.env; see README.md.\n");
+    return out == stdout ? 0 : 2;
+}
+
+int main(int argc, char **argv) {
+    char errbuf[1024] = "";
+    const char *cmd = argc > 1 ? argv[1] : "";
+    cv_config cfg;
+    cv_err err = CV_OK;
+
+    if (argc != 2)
+        return usage(stderr);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+        return usage(stdout);
+    if (strcmp(cmd, "api") != 0 && strcmp(cmd, "worker") != 0 && strcmp(cmd, "collector") != 0) {
+        fprintf(stderr, "convutell: unknown command '%s'\n", cmd);
+        return usage(stderr);
+    }
+    /* Text moves through ODBC as UTF-8; drivers that convert consult the locale. */
+    setlocale(LC_CTYPE, "C.UTF-8");
+    if (cv_config_load(&cfg, errbuf, sizeof(errbuf)) != CV_OK) {
+        fprintf(stderr, "convutell %s: configuration error: %s\n", cmd, errbuf);
+        return 78; /* EX_CONFIG: supervisors should not restart in a loop */
+    }
+    cv_log_init(cmd, (cv_log_level)cfg.log_level);
+    install_signals();
+
+    if (strcmp(cmd, "api") == 0) {
+        cv_api *api = cv_api_new(&cfg, errbuf, sizeof(errbuf));
+        if (!api)
+            goto fail;
+        err = cv_api_run(api, &stop_requested);
+        cv_api_destroy(api);
+    } else if (strcmp(cmd, "worker") == 0) {
+        cv_worker *w = cv_worker_new(&cfg, errbuf, sizeof(errbuf));
+        if (!w)
+            goto fail;
+        err = cv_worker_run(w, &stop_requested, errbuf, sizeof(errbuf));
+        cv_worker_destroy(w);
+    } else {
+        cv_collector *c = cv_collector_new(&cfg, errbuf, sizeof(errbuf));
+        if (!c)
+            goto fail;
+        err = cv_collector_run(c, &stop_requested, errbuf, sizeof(errbuf));
+        cv_collector_destroy(c);
+    }
+    if (err) {
+        cv_log_error("stopped: %s: %s", cv_err_str(err), errbuf);
+        return 1;
+    }
+    cv_log_info("stopped");
+    return 0;
+fail:
+    cv_log_error("cannot start: %s", errbuf);
+    return 1;
+}

@@ -1,0 +1,30 @@
+/*
+ * cv_collector.h - the collector service (`convutell collector`).
+ *
+ * Consumes convutell.events in the consumer group "convutell-collector" and is
+ * where an event is stored: each event goes to MongoDB through cv_runs_apply()
+ * (idempotent, event id as _id) and the offset is stored only after MongoDB
+ * acknowledged the writes. While MongoDB is unreachable it retries the same
+ * event with backoff instead of moving on.
+ */
+#ifndef CV_COLLECTOR_H
+#define CV_COLLECTOR_H
+
+#include "cv_config.h"
+#include "cv_err.h"
+
+#include <signal.h>
+
+typedef struct cv_collector cv_collector;
+
+/* NULL with the reason in errbuf on failure. Free with cv_collector_destroy(). */
+cv_collector *cv_collector_new(const cv_config *cfg, char *errbuf, size_t errlen);
+
+/* Runs until *stop becomes non-zero. */
+cv_err cv_collector_run(cv_collector *c, volatile sig_atomic_t *stop, char *errbuf,
+                        size_t errlen);
+
+/* Leaves the consumer group and frees. Accepts NULL. */
+void cv_collector_destroy(cv_collector *c);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * cv_transfer.h - one SQL transfer: run a SELECT on the origin and insert its
+ * rows into a destination table in a single transaction.
+ *
+ * This is where rows are fetched (cv_odbc_stmt_fetch on the origin) and where
+ * they are written (prepared INSERT on the destination). Either every row is
+ * committed or none is.
+ */
+#ifndef CV_TRANSFER_H
+#define CV_TRANSFER_H
+
+#include "cv_err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cv_transfer_result {
+    int64_t rows_read;
+    int64_t rows_written;
+    const char *error_code; /* static string naming the failed stage, or NULL */
+} cv_transfer_result;
+
+typedef struct cv_transfer_spec {
+    const char *origin_odbc;      /* ODBC connection string of the origin */
+    const char *destination_odbc; /* ODBC connection string of the destination */
+    const char *query;            /* SELECT run on the origin */
+    const char *destination_table; /* validated name: name or schema.name */
+} cv_transfer_spec;
+
+/* Runs the transfer. On failure the destination is rolled back, *res holds the
+ * counts reached and res->error_code one of "origin_connect", "origin_query",
+ * "origin_fetch", "destination_connect", "destination_prepare",
+ * "destination_insert", "destination_commit"; errbuf holds the database's
+ * message. Blocking; the calling thread owns both connections throughout. */
+cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, char *errbuf,
+                       size_t errlen);
+
+/* Writes the quoted form of a table name (name or schema.name) into out, using
+ * `quote` and doubling any quote character inside. Returns -1 if out is small. */
+int cv_transfer_quote_ident(const char *name, char quote, bool split_schema, char *out,
+                            size_t outlen);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * cv_worker.c - the job loop: poll, decode, look up connections, transfer,
+ * report, store the offset. Invalid messages are copied to the dead-letter
+ * topic with the reason, so nothing that reached convutell.jobs is dropped
+ * silently.
+ */
+#include "cv_worker.h"
+
+#include "cv_kafka.h"
+#include "cv_log.h"
+#include "cv_message.h"
+#include "cv_mongo.h"
+#include "cv_time.h"
+#include "cv_transfer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PUBLISH_TIMEOUT_MS 30000
+#define WORKER_GROUP "convutell-workers"
+
+struct cv_worker {
+    cv_config cfg;
+    cv_kafka_consumer *consumer;
+    cv_kafka_producer *producer;
+    cv_mongo *mongo;
+};
+
+cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
+    cv_worker *w = calloc(1, sizeof(*w));
+
+    if (!w) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    w->cfg = *cfg;
+    w->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-worker", errbuf, errlen);
+    if (!w->mongo)
+        goto fail;
+    w->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
+    if (!w->producer)
+        goto fail;
+    w->consumer =
+        cv_kafka_consumer_new(cfg->kafka_bootstrap, WORKER_GROUP, CV_TOPIC_JOBS, errbuf, errlen);
+    if (!w->consumer)
+        goto fail;
+    return w;
+fail:
+    cv_worker_destroy(w);
+    return NULL;
+}
+
+void cv_worker_destroy(cv_worker *w) {
+    if (!w)
+        return;
+    cv_kafka_consumer_destroy(w->consumer);
+    cv_kafka_producer_destroy(w->producer);
+    cv_mongo_destroy(w->mongo);
+    free(w);
+}
+
+static cv_err publish_event(cv_worker *w, cv_event *ev, char *errbuf, size_t errlen) {
+    char *json;
+    cv_err err;
+
+    snprintf(ev->worker, sizeof(ev->worker), "%s", w->cfg.worker_id);
+    json = cv_event_encode(ev);
+    if (!json)
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding an event");
+    err = cv_kafka_produce(w->producer, CV_TOPIC_EVENTS, ev->run_id[0] ? ev->run_id : NULL, json,
+                           strlen(json), NULL, PUBLISH_TIMEOUT_MS, errbuf, errlen);
+    free(json);
+    return err;
+}
+
+/* Reads the run id out of a message that failed validation, if it has a
+ * well-formed one, so the rejection can be tied to the run. */
+static void salvage_run_id(const cv_kafka_msg *msg, cv_event *ev) {
+    cJSON *root = msg->len <= CV_JOB_MAX_BYTES
+                      ? cJSON_ParseWithLength(msg->payload ? msg->payload : "", msg->len)
+                      : NULL;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "run_id");
+    if (cJSON_IsString(id) && cv_id_valid(id->valuestring))
+        snprintf(ev->run_id, sizeof(ev->run_id), "%s", id->valuestring);
+    id = cJSON_GetObjectItemCaseSensitive(root, "job_id");
+    if (cJSON_IsString(id) && cv_id_valid(id->valuestring))
+        snprintf(ev->job_id, sizeof(ev->job_id), "%s", id->valuestring);
+    cJSON_Delete(root);
+}
+
+/* Copies a rejected message to the dead-letter topic, keeping key and value as
+ * they came and adding the reason and origin as headers, then reports it. */
+static cv_err reject(cv_worker *w, const cv_kafka_msg *msg, const cv_verr *verr, char *errbuf,
+                     size_t errlen) {
+    char reason[512], partition[16], offset[24], key[256];
+    cv_event ev;
+    cv_err err;
+    size_t klen = msg->key_len < sizeof(key) - 1 ? msg->key_len : sizeof(key) - 1;
+
+    snprintf(reason, sizeof(reason), "%s: %s", verr->field, verr->reason);
+    snprintf(partition, sizeof(partition), "%d", (int)msg->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)msg->offset);
+    if (msg->key)
+        memcpy(key, msg->key, klen);
+    key[msg->key ? klen : 0] = '\0';
+    const cv_kafka_header headers[] = {{"convutell.reason", reason},
+                                       {"convutell.source.topic", msg->topic},
+                                       {"convutell.source.partition", partition},
+                                       {"convutell.source.offset", offset},
+                                       {"convutell.worker", w->cfg.worker_id},
+                                       {NULL, NULL}};
+    cv_log_warn("rejected %s[%s]@%s: %s", msg->topic, partition, offset, reason);
+    err = cv_kafka_produce(w->producer, CV_TOPIC_DLQ, msg->key ? key : NULL,
+                           msg->payload ? msg->payload : "", msg->len, headers,
+                           PUBLISH_TIMEOUT_MS, errbuf, errlen);
+    if (err)
+        return err;
+    if ((err = cv_event_init(&ev, CV_EVENT_JOB_REJECTED)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    salvage_run_id(msg, &ev);
+    snprintf(ev.error_code, sizeof(ev.error_code), "invalid_message");
+    snprintf(ev.error_message, sizeof(ev.error_message), "%s (dead-lettered from %s[%s]@%s)",
+             reason, msg->topic, partition, offset);
+    return publish_event(w, &ev, errbuf, errlen);
+}
+
+/* Looks up the ODBC connection string of a connection id. *out is a string the
+ * caller frees with free(). */
+static cv_err lookup_odbc(cv_worker *w, const char *id, char **out, char *errbuf, size_t errlen) {
+    bson_t *doc = NULL;
+    bson_iter_t it;
+    cv_err err = cv_mongo_find_id(w->mongo, "connections", id, &doc, errbuf, errlen);
+
+    *out = NULL;
+    if (err == CV_ERR_NOT_FOUND)
+        return cv_err_set(errbuf, errlen, err, "connection %s does not exist", id);
+    if (err)
+        return err;
+    if (bson_iter_init_find(&it, doc, "odbc") && BSON_ITER_HOLDS_UTF8(&it))
+        *out = strdup(bson_iter_utf8(&it, NULL));
+    else
+        err = cv_err_set(errbuf, errlen, CV_ERR_INVALID, "connection %s has no ODBC string", id);
+    bson_destroy(doc);
+    if (!err && !*out)
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    return err;
+}
+
+/* Runs one valid job and publishes its events. Returns an error only when the
+ * final event could not be published (the job must then be redelivered). */
+static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
+    char why[1024] = "";
+    char *origin = NULL, *dest = NULL;
+    cv_transfer_result res = {0};
+    cv_event ev;
+    cv_err err, run_err;
+    int64_t started = cv_time_mono_ms();
+
+    if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, job);
+    if ((err = publish_event(w, &ev, errbuf, errlen)))
+        return err;
+    cv_log_info("run %s (job %s, attempt %d) started", job->run_id, job->job_id, job->attempt);
+
+    run_err = lookup_odbc(w, job->origin_connection_id, &origin, why, sizeof(why));
+    if (run_err) {
+        res.error_code = "origin_lookup";
+    } else if ((run_err = lookup_odbc(w, job->destination_connection_id, &dest, why,
+                                      sizeof(why)))) {
+        res.error_code = "destination_lookup";
+    } else {
+        cv_transfer_spec spec = {.origin_odbc = origin,
+                                 .destination_odbc = dest,
+                                 .query = job->query,
+                                 .destination_table = job->destination_table};
+        run_err = cv_transfer_run(&spec, &res, why, sizeof(why));
+    }
+    free(origin);
+    free(dest);
+
+    if ((err = cv_event_init(&ev, run_err ? CV_EVENT_RUN_FAILED : CV_EVENT_RUN_SUCCEEDED)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, job);
+    ev.rows_read = res.rows_read;
+    ev.rows_written = res.rows_written;
+    ev.duration_ms = cv_time_mono_ms() - started;
+    if (run_err) {
+        snprintf(ev.error_code, sizeof(ev.error_code), "%s",
+                 res.error_code ? res.error_code : cv_err_str(run_err));
+        snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
+        cv_log_warn("run %s failed after %lld rows: %s: %s", job->run_id,
+                    (long long)res.rows_read, ev.error_code, why);
+    } else {
+        cv_log_info("run %s succeeded: %lld rows in %lld ms", job->run_id,
+                    (long long)res.rows_written, (long long)ev.duration_ms);
+    }
+    return publish_event(w, &ev, errbuf, errlen);
+}
+
+cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
+    cv_err err = CV_OK;
+
+    cv_log_info("worker %s consuming %s as group %s", w->cfg.worker_id, CV_TOPIC_JOBS,
+                WORKER_GROUP);
+    while (!*stop) {
+        cv_kafka_msg msg;
+        cv_job job;
+        cv_verr verr;
+
+        if (cv_kafka_consumer_poll(w->consumer, 500, &msg) != CV_OK)
+            continue;
+        err = cv_job_decode(msg.payload ? msg.payload : "", msg.len, &job, &verr);
+        if (err == CV_ERR_INVALID) {
+            err = reject(w, &msg, &verr, errbuf, errlen);
+        } else if (err == CV_OK) {
+            err = run_job(w, &job, errbuf, errlen);
+            cv_job_release(&job);
+        } else {
+            cv_err_set(errbuf, errlen, err, "cannot decode a job message: %s", cv_err_str(err));
+        }
+        if (!err)
+            err = cv_kafka_consumer_store(w->consumer, &msg, errbuf, errlen);
+        cv_kafka_msg_release(&msg);
+        if (err)
+            break; /* offset not stored: the message will be delivered again */
+    }
+    return err;
+}

@@ -1,0 +1,305 @@
+/*
+ * cv_config.c - reads and checks the settings every service needs. The dotenv
+ * parser follows python-dotenv's common subset: KEY=VALUE lines, `export KEY=...`,
+ * comments starting with #, and values in single or double quotes.
+ */
+#define _GNU_SOURCE
+#include "cv_config.h"
+
+#include "cv_log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <mongoc/mongoc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_DOTENV 64
+
+typedef struct dotenv {
+    int count;
+    char keys[MAX_DOTENV][64];
+    char values[MAX_DOTENV][1024];
+} dotenv;
+
+static char *trim(char *s) {
+    char *end;
+    while (isspace((unsigned char)*s))
+        s++;
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static cv_err dotenv_load(dotenv *env, const char *path, int required, char *errbuf,
+                          size_t errlen) {
+    char line[2048];
+    int lineno = 0;
+    cv_err err = CV_OK;
+    FILE *f = fopen(path, "r");
+
+    env->count = 0;
+    if (!f) {
+        if (!required && errno == ENOENT)
+            return CV_OK;
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "CONVUTELL_ENV_FILE: cannot open %s: %s",
+                          path, strerror(errno));
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *key, *value, *eq;
+        size_t vlen;
+
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s:%d: line is longer than %zu bytes",
+                             path, lineno, sizeof(line) - 2);
+            goto out;
+        }
+        key = trim(line);
+        if (*key == '\0' || *key == '#')
+            continue;
+        if (strncmp(key, "export ", 7) == 0)
+            key = trim(key + 7);
+        eq = strchr(key, '=');
+        if (!eq) {
+            err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s:%d: expected KEY=VALUE", path,
+                             lineno);
+            goto out;
+        }
+        *eq = '\0';
+        key = trim(key);
+        value = trim(eq + 1);
+        for (const char *k = key; *k; k++) {
+            if (!isalnum((unsigned char)*k) && *k != '_') {
+                err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s:%d: bad variable name '%s'",
+                                 path, lineno, key);
+                goto out;
+            }
+        }
+        vlen = strlen(value);
+        if (vlen >= 1 && (value[0] == '"' || value[0] == '\'')) {
+            if (vlen < 2 || value[vlen - 1] != value[0]) {
+                err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s:%d: %s: unterminated quote",
+                                 path, lineno, key);
+                goto out;
+            }
+            value[vlen - 1] = '\0';
+            value++;
+        } else {
+            /* An unquoted value ends at an inline comment. */
+            char *hash = strstr(value, " #");
+            if (hash) {
+                *hash = '\0';
+                value = trim(value);
+            }
+        }
+        if (*key == '\0' || strlen(key) >= sizeof(env->keys[0]) ||
+            strlen(value) >= sizeof(env->values[0]) || env->count == MAX_DOTENV) {
+            err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG,
+                             "%s:%d: variable name or value too long, or more than %d variables",
+                             path, lineno, MAX_DOTENV);
+            goto out;
+        }
+        snprintf(env->keys[env->count], sizeof(env->keys[0]), "%s", key);
+        snprintf(env->values[env->count], sizeof(env->values[0]), "%s", value);
+        env->count++;
+    }
+out:
+    fclose(f);
+    return err;
+}
+
+/* Returns the value of `name` from the environment or the dotenv file, or NULL. */
+static const char *lookup(const dotenv *env, const char *name) {
+    const char *v = getenv(name);
+    if (v)
+        return v;
+    for (int i = env->count - 1; i >= 0; i--)
+        if (strcmp(env->keys[i], name) == 0)
+            return env->values[i];
+    return NULL;
+}
+
+/* Looks up `name` (then `alias`), falling back to `def`; an empty value is an error.
+ * On success *used names the variable the value came from. */
+static cv_err get_value(const dotenv *env, const char *name, const char *alias, const char *def,
+                        const char **value, const char **used, char *errbuf, size_t errlen) {
+    const char *v = lookup(env, name);
+    *used = name;
+    if (!v && alias) {
+        v = lookup(env, alias);
+        if (v)
+            *used = alias;
+    }
+    if (v && *v == '\0')
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s: is set but empty", *used);
+    *value = v ? v : def;
+    return CV_OK;
+}
+
+static cv_err copy_value(char *dst, size_t dstlen, const char *value, const char *name,
+                         char *errbuf, size_t errlen) {
+    if (strlen(value) >= dstlen)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s: longer than %zu characters", name,
+                          dstlen - 1);
+    memcpy(dst, value, strlen(value) + 1);
+    return CV_OK;
+}
+
+static cv_err parse_port(const char *text, int *port, char *errbuf, size_t errlen) {
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || errno)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "port '%s' is not a number", text);
+    if (v < 1 || v > 65535)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "port %ld is out of range 1-65535", v);
+    *port = (int)v;
+    return CV_OK;
+}
+
+cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen) {
+    char copy[512];
+    char *save = NULL, *item;
+    int port;
+
+    if (strlen(value) >= sizeof(copy))
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "longer than %zu characters",
+                          sizeof(copy) - 1);
+    memcpy(copy, value, strlen(value) + 1);
+    for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(item, ':');
+        if (!colon || colon == item)
+            return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' is not host:port", item);
+        for (const char *h = item; h < colon; h++)
+            if (!isalnum((unsigned char)*h) && !strchr(".-_[]:", *h))
+                return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' has a bad host name",
+                                  item);
+        if (parse_port(colon + 1, &port, errbuf, errlen))
+            return CV_ERR_CONFIG;
+    }
+    if (value[0] == ',' || value[strlen(value) - 1] == ',' || strstr(value, ",,"))
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "empty entry in the list");
+    return CV_OK;
+}
+
+cv_err cv_config_parse_addr(const char *value, char *host, size_t hostlen, int *port,
+                            char *errbuf, size_t errlen) {
+    const char *colon = strrchr(value, ':');
+    struct in_addr addr;
+    char hostpart[64];
+    size_t n;
+
+    if (!colon)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' is not IPv4-address:port", value);
+    n = (size_t)(colon - value);
+    if (n == 0 || n >= sizeof(hostpart) || n >= hostlen)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' is not IPv4-address:port", value);
+    memcpy(hostpart, value, n);
+    hostpart[n] = '\0';
+    if (strcmp(hostpart, "localhost") == 0)
+        snprintf(hostpart, sizeof(hostpart), "127.0.0.1");
+    if (inet_pton(AF_INET, hostpart, &addr) != 1)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' is not an IPv4 address", hostpart);
+    if (parse_port(colon + 1, port, errbuf, errlen))
+        return CV_ERR_CONFIG;
+    snprintf(host, hostlen, "%s", hostpart);
+    return CV_OK;
+}
+
+static cv_err check_db_name(const char *value, char *errbuf, size_t errlen) {
+    if (strlen(value) >= 64)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "longer than 63 characters");
+    for (const char *c = value; *c; c++)
+        if (strchr("/\\. \"$*<>:|?", *c))
+            return cv_err_set(errbuf, errlen, CV_ERR_CONFIG,
+                              "'%s' contains '%c', which MongoDB forbids in database names",
+                              value, *c);
+    return CV_OK;
+}
+
+cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
+    dotenv *env = NULL;
+    const char *v, *used, *path;
+    char why[512], host[256];
+    bson_error_t berr;
+    mongoc_uri_t *uri;
+    cv_err err = CV_OK;
+    int level;
+
+    memset(cfg, 0, sizeof(*cfg));
+    env = calloc(1, sizeof(*env));
+    if (!env)
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory loading configuration");
+    path = getenv("CONVUTELL_ENV_FILE");
+    err = dotenv_load(env, path && *path ? path : ".env", path && *path, errbuf, errlen);
+    if (err)
+        goto out;
+
+#define CHECK(call)                                                                               \
+    do {                                                                                          \
+        if ((call) != CV_OK) {                                                                    \
+            err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s: %s", used, why);                 \
+            goto out;                                                                             \
+        }                                                                                         \
+    } while (0)
+
+    if ((err = get_value(env, "CONVUTELL_KAFKA_BOOTSTRAP", NULL, "127.0.0.1:9092", &v, &used,
+                         errbuf, errlen)))
+        goto out;
+    CHECK(cv_config_check_bootstrap(v, why, sizeof(why)));
+    CHECK(copy_value(cfg->kafka_bootstrap, sizeof(cfg->kafka_bootstrap), v, used, why,
+                     sizeof(why)));
+
+    if ((err = get_value(env, "CONVUTELL_MONGODB_URI", "MONGODB_CONNECTION_STRING",
+                         "mongodb://127.0.0.1:27017/", &v, &used, errbuf, errlen)))
+        goto out;
+    uri = mongoc_uri_new_with_error(v, &berr);
+    if (!uri) {
+        snprintf(why, sizeof(why), "not a MongoDB connection string: %.400s", berr.message);
+        CHECK(CV_ERR_CONFIG);
+    }
+    mongoc_uri_destroy(uri);
+    CHECK(copy_value(cfg->mongo_uri, sizeof(cfg->mongo_uri), v, used, why, sizeof(why)));
+
+    if ((err = get_value(env, "CONVUTELL_MONGODB_DB", "MONGODB_CONNECTION_STRING_DB", "convutell",
+                         &v, &used, errbuf, errlen)))
+        goto out;
+    CHECK(check_db_name(v, why, sizeof(why)));
+    CHECK(copy_value(cfg->mongo_db, sizeof(cfg->mongo_db), v, used, why, sizeof(why)));
+
+    if ((err = get_value(env, "CONVUTELL_HTTP_ADDR", NULL, "127.0.0.1:8080", &v, &used, errbuf,
+                         errlen)))
+        goto out;
+    CHECK(cv_config_parse_addr(v, cfg->http_host, sizeof(cfg->http_host), &cfg->http_port, why,
+                               sizeof(why)));
+
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "worker");
+    host[sizeof(host) - 1] = '\0';
+    if ((err = get_value(env, "CONVUTELL_WORKER_ID", NULL, NULL, &v, &used, errbuf, errlen)))
+        goto out;
+    if (v)
+        CHECK(copy_value(cfg->worker_id, sizeof(cfg->worker_id), v, used, why, sizeof(why)));
+    else
+        snprintf(cfg->worker_id, sizeof(cfg->worker_id), "%.100s-%ld", host, (long)getpid());
+
+    if ((err = get_value(env, "CONVUTELL_LOG_LEVEL", NULL, "info", &v, &used, errbuf, errlen)))
+        goto out;
+    level = cv_log_level_parse(v);
+    if (level < 0) {
+        snprintf(why, sizeof(why), "'%s' is not one of debug, info, warn, error", v);
+        CHECK(CV_ERR_CONFIG);
+    }
+    cfg->log_level = level;
+#undef CHECK
+out:
+    free(env);
+    return err;
+}

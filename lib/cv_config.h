@@ -1,0 +1,37 @@
+/*
+ * cv_config.h - service configuration from environment variables and an optional
+ * dotenv file.
+ *
+ * Lookup order for each setting: the process environment, then the dotenv file
+ * (CONVUTELL_ENV_FILE, or ./.env when that variable is unset), then the default.
+ * The original tool's MONGODB_CONNECTION_STRING and MONGODB_CONNECTION_STRING_DB
+ * are accepted where CONVUTELL_MONGODB_URI and CONVUTELL_MONGODB_DB are unset.
+ * Every value is checked at load time, so a bad value stops a service at start-up
+ * with one line that names the variable and says what is wrong.
+ */
+#ifndef CV_CONFIG_H
+#define CV_CONFIG_H
+
+#include "cv_err.h"
+
+typedef struct cv_config {
+    char kafka_bootstrap[512]; /* CONVUTELL_KAFKA_BOOTSTRAP, "host:port[,host:port]" */
+    char mongo_uri[1024];      /* CONVUTELL_MONGODB_URI */
+    char mongo_db[64];         /* CONVUTELL_MONGODB_DB */
+    char http_host[64];        /* CONVUTELL_HTTP_ADDR, IPv4 part */
+    int http_port;             /* CONVUTELL_HTTP_ADDR, port part */
+    char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */
+    int log_level;             /* CONVUTELL_LOG_LEVEL, a cv_log_level */
+} cv_config;
+
+/* Fills *cfg. Returns CV_OK, or CV_ERR_CONFIG with a one-line message in errbuf
+ * such as "CONVUTELL_HTTP_ADDR: port 99999 is out of range 1-65535". */
+cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen);
+
+/* Validation helpers, exported for the unit tests. Each returns CV_OK or
+ * CV_ERR_CONFIG with the reason (without the variable name) in errbuf. */
+cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen);
+cv_err cv_config_parse_addr(const char *value, char *host, size_t hostlen, int *port,
+                            char *errbuf, size_t errlen);
+
+#endif

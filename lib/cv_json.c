@@ -1,0 +1,154 @@
+/*
+ * cv_json.c - field checks shared by the message decoder and the API handlers.
+ */
+#include "cv_json.h"
+
+#include "cv_id.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+cv_err cv_verr_set(cv_verr *verr, const char *prefix, const char *name, const char *fmt, ...) {
+    va_list ap;
+    if (!verr)
+        return CV_ERR_INVALID;
+    if (prefix && *prefix)
+        snprintf(verr->field, sizeof(verr->field), "%s.%s", prefix, name);
+    else
+        snprintf(verr->field, sizeof(verr->field), "%s", name);
+    va_start(ap, fmt);
+    vsnprintf(verr->reason, sizeof(verr->reason), fmt, ap);
+    va_end(ap);
+    return CV_ERR_INVALID;
+}
+
+cJSON *cv_json_parse(const char *data, size_t len, size_t *error_at) {
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+
+    if (!root) {
+        *error_at = end && end >= data ? (size_t)(end - data) : 0;
+        return NULL;
+    }
+    while (end < data + len && isspace((unsigned char)*end))
+        end++;
+    if (end != data + len) {
+        *error_at = (size_t)(end - data);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* Finds a member by exact (case-sensitive) name; a JSON null counts as absent. */
+static const cJSON *member(const cJSON *obj, const char *name) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsNull(item) ? NULL : item;
+}
+
+cv_err cv_json_get_str(const cJSON *obj, const char *prefix, const char *name, bool required,
+                       size_t maxlen, const char **out, cv_verr *verr) {
+    const cJSON *item = member(obj, name);
+    size_t len;
+
+    *out = NULL;
+    if (!item) {
+        if (!required)
+            return CV_OK;
+        return cv_verr_set(verr, prefix, name, "is required");
+    }
+    if (!cJSON_IsString(item) || !item->valuestring)
+        return cv_verr_set(verr, prefix, name, "must be a string");
+    len = strlen(item->valuestring);
+    if (len == 0)
+        return cv_verr_set(verr, prefix, name, "must not be empty");
+    if (len > maxlen)
+        return cv_verr_set(verr, prefix, name, "must be at most %zu bytes long", maxlen);
+    *out = item->valuestring;
+    return CV_OK;
+}
+
+cv_err cv_json_get_int(const cJSON *obj, const char *prefix, const char *name, bool required,
+                       int64_t min, int64_t max, int64_t *out, cv_verr *verr) {
+    const cJSON *item = member(obj, name);
+    double v;
+
+    if (!item) {
+        if (!required)
+            return CV_OK;
+        return cv_verr_set(verr, prefix, name, "is required");
+    }
+    if (!cJSON_IsNumber(item))
+        return cv_verr_set(verr, prefix, name, "must be an integer");
+    v = item->valuedouble;
+    if (!isfinite(v) || v != floor(v))
+        return cv_verr_set(verr, prefix, name, "must be an integer");
+    if (v < (double)min || v > (double)max)
+        return cv_verr_set(verr, prefix, name, "must be between %lld and %lld", (long long)min,
+                           (long long)max);
+    *out = (int64_t)v;
+    return CV_OK;
+}
+
+cv_err cv_json_get_bool(const cJSON *obj, const char *prefix, const char *name, bool required,
+                        bool *out, cv_verr *verr) {
+    const cJSON *item = member(obj, name);
+
+    if (!item) {
+        if (!required)
+            return CV_OK;
+        return cv_verr_set(verr, prefix, name, "is required");
+    }
+    if (!cJSON_IsBool(item))
+        return cv_verr_set(verr, prefix, name, "must be true or false");
+    *out = cJSON_IsTrue(item);
+    return CV_OK;
+}
+
+cv_err cv_json_get_id(const cJSON *obj, const char *prefix, const char *name, bool required,
+                      const char **out, cv_verr *verr) {
+    cv_err err = cv_json_get_str(obj, prefix, name, required, 36, out, verr);
+    if (err)
+        return err;
+    if (*out && !cv_id_valid(*out))
+        return cv_verr_set(verr, prefix, name, "must be an id (a UUID such as "
+                                               "\"0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d\")");
+    return CV_OK;
+}
+
+cv_err cv_json_only(const cJSON *obj, const char *prefix, const char *const *allowed,
+                    const char *what, cv_verr *verr) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, obj) {
+        bool known = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (item->string && strcmp(item->string, *a) == 0)
+                known = true;
+        if (!known)
+            return cv_verr_set(verr, prefix, item->string ? item->string : "?",
+                               "is not a field of %s", what);
+    }
+    return CV_OK;
+}
+
+static bool is_ident_part(const char *s, size_t len) {
+    if (len == 0 || len > 63 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+            return false;
+    return true;
+}
+
+bool cv_json_is_table_name(const char *s) {
+    const char *dot;
+    if (!s)
+        return false;
+    dot = strchr(s, '.');
+    if (!dot)
+        return is_ident_part(s, strlen(s));
+    return is_ident_part(s, (size_t)(dot - s)) && is_ident_part(dot + 1, strlen(dot + 1));
+}

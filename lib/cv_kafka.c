@@ -1,0 +1,259 @@
+/*
+ * cv_kafka.c - librdkafka producers and consumers configured the one way
+ * Convutell needs them, with librdkafka's errors translated into cv_err.
+ */
+#include "cv_kafka.h"
+
+#include "cv_log.h"
+#include "cv_time.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cv_kafka_producer {
+    rd_kafka_t *rk;
+};
+
+struct cv_kafka_consumer {
+    rd_kafka_t *rk;
+};
+
+/* Delivery state of one synchronous send; lives on the sender's stack. */
+typedef struct delivery {
+    atomic_int done;
+    rd_kafka_resp_err_t err;
+} delivery;
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    cv_log(level <= 3 ? CV_LOG_ERROR : level <= 5 ? CV_LOG_WARN : CV_LOG_DEBUG, "kafka %s: %s",
+           fac, buf);
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    delivery *d = m->_private;
+    (void)rk;
+    (void)opaque;
+    if (d) {
+        d->err = m->err;
+        atomic_store(&d->done, 1);
+    }
+}
+
+static rd_kafka_conf_t *base_conf(const char *bootstrap, char *errbuf, size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errbuf, errlen) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "client.id", "convutell", errbuf, errlen) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    return conf;
+}
+
+static int conf_set_all(rd_kafka_conf_t *conf, const char *const *pairs, char *errbuf,
+                        size_t errlen) {
+    for (; pairs[0]; pairs += 2)
+        if (rd_kafka_conf_set(conf, pairs[0], pairs[1], errbuf, errlen) != RD_KAFKA_CONF_OK)
+            return -1;
+    return 0;
+}
+
+cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, size_t errlen) {
+    static const char *const settings[] = {
+        "enable.idempotence", "true", "acks", "all", "linger.ms", "2",
+        "message.timeout.ms", "30000", "compression.type", "lz4", NULL};
+    cv_kafka_producer *p = NULL;
+    rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);
+
+    if (!conf || conf_set_all(conf, settings, errbuf, errlen) != 0)
+        goto out;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errlen);
+    if (!p->rk) {
+        free(p);
+        p = NULL;
+        goto out;
+    }
+    conf = NULL; /* owned by rk now */
+out:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return p;
+}
+
+cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key,
+                        const void *value, size_t len, const cv_kafka_header *headers,
+                        int timeout_ms, char *errbuf, size_t errlen) {
+    delivery d = {.done = 0, .err = RD_KAFKA_RESP_ERR_NO_ERROR};
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_resp_err_t err;
+    int64_t deadline = cv_time_mono_ms() + timeout_ms;
+
+    if (headers) {
+        hdrs = rd_kafka_headers_new(4);
+        for (const cv_kafka_header *h = headers; h->name; h++)
+            rd_kafka_header_add(hdrs, h->name, -1, h->value, -1);
+    }
+    err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+                            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    if (err) {
+        rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
+        return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot send to %s: %s", topic,
+                          rd_kafka_err2str(err));
+    }
+    /* Any thread's poll may serve our delivery report; we only watch our flag. */
+    while (!atomic_load(&d.done)) {
+        if (cv_time_mono_ms() > deadline) {
+            /* The report will still arrive and write into d: wait for it (bounded by
+             * message.timeout.ms) rather than let it write into a dead frame. */
+            while (!atomic_load(&d.done))
+                rd_kafka_poll(p->rk, 100);
+            if (!d.err)
+                return CV_OK;
+            return cv_err_set(errbuf, errlen, CV_ERR_TIMEOUT, "sending to %s timed out: %s",
+                              topic, rd_kafka_err2str(d.err));
+        }
+        rd_kafka_poll(p->rk, 20);
+    }
+    if (d.err)
+        return cv_err_set(errbuf, errlen, d.err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
+                                              ? CV_ERR_TIMEOUT
+                                              : CV_ERR_KAFKA,
+                          "broker did not take the message for %s: %s", topic,
+                          rd_kafka_err2str(d.err));
+    return CV_OK;
+}
+
+void cv_kafka_producer_destroy(cv_kafka_producer *p) {
+    if (!p)
+        return;
+    rd_kafka_flush(p->rk, 10000);
+    rd_kafka_destroy(p->rk);
+    free(p);
+}
+
+cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *group,
+                                         const char *topic, char *errbuf, size_t errlen) {
+    const char *const settings[] = {"group.id",
+                                    group,
+                                    "enable.auto.commit",
+                                    "true",
+                                    "enable.auto.offset.store",
+                                    "false",
+                                    "auto.offset.reset",
+                                    "earliest",
+                                    "auto.commit.interval.ms",
+                                    "1000",
+                                    "session.timeout.ms",
+                                    "10000",
+                                    /* A transfer may hold the poll loop for a long time. */
+                                    "max.poll.interval.ms",
+                                    "1800000",
+                                    "partition.assignment.strategy",
+                                    "cooperative-sticky",
+                                    NULL};
+    cv_kafka_consumer *c = NULL;
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    rd_kafka_resp_err_t err;
+    rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);
+
+    if (!conf || conf_set_all(conf, settings, errbuf, errlen) != 0)
+        goto out;
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
+    if (!c->rk) {
+        free(c);
+        c = NULL;
+        goto out;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(c->rk);
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(c->rk, topics);
+    if (err) {
+        cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot subscribe to %s: %s", topic,
+                   rd_kafka_err2str(err));
+        rd_kafka_destroy(c->rk);
+        free(c);
+        c = NULL;
+    }
+out:
+    if (topics)
+        rd_kafka_topic_partition_list_destroy(topics);
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return c;
+}
+
+cv_err cv_kafka_consumer_poll(cv_kafka_consumer *c, int timeout_ms, cv_kafka_msg *msg) {
+    rd_kafka_message_t *m;
+
+    memset(msg, 0, sizeof(*msg));
+    m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (!m)
+        return CV_ERR_TIMEOUT;
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            cv_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return CV_ERR_TIMEOUT;
+    }
+    msg->topic = rd_kafka_topic_name(m->rkt);
+    msg->partition = m->partition;
+    msg->offset = m->offset;
+    msg->key = m->key;
+    msg->key_len = m->key_len;
+    msg->payload = m->payload;
+    msg->len = m->len;
+    msg->handle = m;
+    return CV_OK;
+}
+
+cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
+                               size_t errlen) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+
+    rd_kafka_topic_partition_list_add(list, msg->topic, msg->partition)->offset = msg->offset + 1;
+    err = rd_kafka_offsets_store(c->rk, list);
+    if (!err && list->elems[0].err)
+        err = list->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err)
+        return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot store offset %s[%d]@%lld: %s",
+                          msg->topic, (int)msg->partition, (long long)msg->offset,
+                          rd_kafka_err2str(err));
+    return CV_OK;
+}
+
+void cv_kafka_msg_release(cv_kafka_msg *msg) {
+    if (msg && msg->handle) {
+        rd_kafka_message_destroy(msg->handle);
+        memset(msg, 0, sizeof(*msg));
+    }
+}
+
+void cv_kafka_consumer_destroy(cv_kafka_consumer *c) {
+    if (!c)
+        return;
+    rd_kafka_consumer_close(c->rk);
+    rd_kafka_destroy(c->rk);
+    free(c);
+}

@@ -1,0 +1,83 @@
+/*
+ * cv_kafka.h - the project's thin layer over librdkafka.
+ *
+ * Producers are idempotent (enable.idempotence=true, acks=all) and sending is
+ * synchronous: cv_kafka_produce() returns only once the broker acknowledged the
+ * message, so callers can make "published" a precondition of their next step
+ * (answering 202, storing a consumer offset).
+ *
+ * Consumers join a group with enable.auto.offset.store=false: an offset is
+ * stored only when the caller says the message was fully handled
+ * (cv_kafka_consumer_store()); stored offsets are committed in the background
+ * and once more on close. That gives at-least-once delivery.
+ */
+#ifndef CV_KAFKA_H
+#define CV_KAFKA_H
+
+#include "cv_err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_TOPIC_JOBS "convutell.jobs"
+#define CV_TOPIC_EVENTS "convutell.events"
+#define CV_TOPIC_DLQ "convutell.jobs.dlq"
+
+typedef struct cv_kafka_producer cv_kafka_producer;
+typedef struct cv_kafka_consumer cv_kafka_consumer;
+
+/* One consumed message. The pointers stay valid until cv_kafka_msg_release(). */
+typedef struct cv_kafka_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const char *key; /* not NUL-terminated; may be NULL */
+    size_t key_len;
+    const char *payload; /* not NUL-terminated; may be NULL */
+    size_t len;
+    void *handle; /* the rd_kafka_message_t, owned */
+} cv_kafka_msg;
+
+/* A message header (name and NUL-terminated value). */
+typedef struct cv_kafka_header {
+    const char *name;
+    const char *value;
+} cv_kafka_header;
+
+/* Creates a producer. Returns NULL with the reason in errbuf on failure.
+ * Free with cv_kafka_producer_destroy(). */
+cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, size_t errlen);
+
+/* Sends one message and waits up to timeout_ms for the broker's acknowledgement.
+ * `headers` may be NULL; otherwise it ends with an entry whose name is NULL.
+ * Thread-safe: several threads may send through one producer at once.
+ * Returns CV_OK, CV_ERR_TIMEOUT or CV_ERR_KAFKA (reason in errbuf). */
+cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key,
+                        const void *value, size_t len, const cv_kafka_header *headers,
+                        int timeout_ms, char *errbuf, size_t errlen);
+
+/* Waits for outstanding deliveries (bounded) and frees. Accepts NULL. */
+void cv_kafka_producer_destroy(cv_kafka_producer *p);
+
+/* Creates a consumer in `group` subscribed to `topic`, starting from the earliest
+ * offset when the group has none. NULL with the reason in errbuf on failure. */
+cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *group,
+                                         const char *topic, char *errbuf, size_t errlen);
+
+/* Waits up to timeout_ms for the next message. CV_OK fills *msg, which the
+ * caller releases with cv_kafka_msg_release(); CV_ERR_TIMEOUT when nothing came.
+ * Transient consumer errors are logged and reported as CV_ERR_TIMEOUT.
+ * Call from one thread only. */
+cv_err cv_kafka_consumer_poll(cv_kafka_consumer *c, int timeout_ms, cv_kafka_msg *msg);
+
+/* Marks msg as handled: its offset + 1 becomes the group's committed position. */
+cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
+                               size_t errlen);
+
+/* Frees the message's resources. Accepts a zeroed msg. */
+void cv_kafka_msg_release(cv_kafka_msg *msg);
+
+/* Leaves the group (committing stored offsets) and frees. Accepts NULL. */
+void cv_kafka_consumer_destroy(cv_kafka_consumer *c);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * cv_log.h - one-line log records on stderr:
+ *   2026-11-28T04:50:00.123Z INFO worker: run 1f... succeeded (10000 rows)
+ * Supervisor, systemd and compose all collect stderr, so the services write
+ * nowhere else. Any thread may log; each record is one fprintf call.
+ */
+#ifndef CV_LOG_H
+#define CV_LOG_H
+
+typedef enum cv_log_level {
+    CV_LOG_DEBUG = 0,
+    CV_LOG_INFO,
+    CV_LOG_WARN,
+    CV_LOG_ERROR
+} cv_log_level;
+
+/* Sets the service name printed in each record and the lowest level printed.
+ * Call once at start-up, before threads start. `service` must outlive logging. */
+void cv_log_init(const char *service, cv_log_level min_level);
+
+/* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
+int cv_log_level_parse(const char *name);
+
+void cv_log(cv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define cv_log_debug(...) cv_log(CV_LOG_DEBUG, __VA_ARGS__)
+#define cv_log_info(...) cv_log(CV_LOG_INFO, __VA_ARGS__)
+#define cv_log_warn(...) cv_log(CV_LOG_WARN, __VA_ARGS__)
+#define cv_log_error(...) cv_log(CV_LOG_ERROR, __VA_ARGS__)
+
+#endif

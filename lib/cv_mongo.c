@@ -1,0 +1,206 @@
+/*
+ * cv_mongo.c - MongoDB access through a mongoc_client_pool_t. Works against
+ * MongoDB and against FerretDB (used by the tests), so it sticks to commands
+ * both understand: insert, find, update with upsert, ping.
+ */
+#include "cv_mongo.h"
+
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cv_mongo {
+    mongoc_client_pool_t *pool;
+    mongoc_uri_t *uri;
+    char db[64];
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void driver_init(void) {
+    mongoc_init();
+}
+
+cv_mongo *cv_mongo_new(const char *uri_text, const char *db, const char *app_name, char *errbuf,
+                       size_t errlen) {
+    bson_error_t berr;
+    cv_mongo *m = NULL;
+    mongoc_uri_t *uri;
+
+    pthread_once(&init_once, driver_init);
+    uri = mongoc_uri_new_with_error(uri_text, &berr);
+    if (!uri) {
+        cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "bad MongoDB URI: %s", berr.message);
+        return NULL;
+    }
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
+    if (app_name && !mongoc_uri_get_appname(uri))
+        mongoc_uri_set_appname(uri, app_name);
+    m = calloc(1, sizeof(*m));
+    if (!m) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        mongoc_uri_destroy(uri);
+        return NULL;
+    }
+    m->uri = uri;
+    snprintf(m->db, sizeof(m->db), "%s", db);
+    m->pool = mongoc_client_pool_new(uri);
+    if (!m->pool) {
+        cv_err_set(errbuf, errlen, CV_ERR_MONGO, "cannot create MongoDB client pool");
+        cv_mongo_destroy(m);
+        return NULL;
+    }
+    mongoc_client_pool_set_error_api(m->pool, MONGOC_ERROR_API_VERSION_2);
+    return m;
+}
+
+void cv_mongo_destroy(cv_mongo *m) {
+    if (!m)
+        return;
+    if (m->pool)
+        mongoc_client_pool_destroy(m->pool);
+    mongoc_uri_destroy(m->uri);
+    free(m);
+}
+
+static cv_err translate(const bson_error_t *berr, const char *what, char *errbuf, size_t errlen) {
+    if (berr->code == 11000)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFLICT, "%s: duplicate key", what);
+    return cv_err_set(errbuf, errlen, CV_ERR_MONGO, "%s: %s", what, berr->message);
+}
+
+cv_err cv_mongo_ping(cv_mongo *m, char *errbuf, size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
+    bson_error_t berr;
+    cv_err err = CV_OK;
+
+    if (!mongoc_client_command_simple(client, m->db, cmd, NULL, NULL, &berr))
+        err = translate(&berr, "ping", errbuf, errlen);
+    bson_destroy(cmd);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
+cv_err cv_mongo_insert(cv_mongo *m, const char *collection, const bson_t *doc, char *errbuf,
+                       size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
+    bson_error_t berr;
+    cv_err err = CV_OK;
+
+    if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &berr))
+        err = translate(&berr, collection, errbuf, errlen);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
+cv_err cv_mongo_find(cv_mongo *m, const char *collection, const bson_t *filter,
+                     const bson_t *sort, int64_t limit, bson_t **out, char *errbuf,
+                     size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
+    mongoc_cursor_t *cursor;
+    bson_t opts = BSON_INITIALIZER;
+    bson_t *docs = bson_new();
+    const bson_t *doc;
+    bson_error_t berr;
+    cv_err err = CV_OK;
+    uint32_t i = 0;
+    char key[16];
+    const char *keyp;
+
+    *out = NULL;
+    if (sort)
+        BSON_APPEND_DOCUMENT(&opts, "sort", sort);
+    if (limit > 0)
+        BSON_APPEND_INT64(&opts, "limit", limit);
+    cursor = mongoc_collection_find_with_opts(coll, filter, &opts, NULL);
+    while (mongoc_cursor_next(cursor, &doc)) {
+        bson_uint32_to_string(i++, &keyp, key, sizeof(key));
+        bson_append_document(docs, keyp, -1, doc);
+    }
+    if (mongoc_cursor_error(cursor, &berr)) {
+        err = translate(&berr, collection, errbuf, errlen);
+        bson_destroy(docs);
+    } else {
+        *out = docs;
+    }
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
+cv_err cv_mongo_find_id(cv_mongo *m, const char *collection, const char *id, bson_t **out,
+                        char *errbuf, size_t errlen) {
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *docs = NULL;
+    bson_iter_t it, child;
+    cv_err err;
+
+    *out = NULL;
+    err = cv_mongo_find(m, collection, filter, NULL, 1, &docs, errbuf, errlen);
+    if (err)
+        goto out;
+    if (!bson_iter_init_find(&it, docs, "0") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOT_FOUND, "%s %s not found", collection, id);
+        goto out;
+    }
+    {
+        const uint8_t *data;
+        uint32_t len;
+        bson_iter_document(&it, &len, &data);
+        *out = bson_new_from_data(data, len);
+        (void)child;
+        if (!*out)
+            err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    }
+out:
+    bson_destroy(docs);
+    bson_destroy(filter);
+    return err;
+}
+
+cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter,
+                       const bson_t *update, bool upsert, int64_t *matched, char *errbuf,
+                       size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
+    bson_t *opts = BCON_NEW("upsert", BCON_BOOL(upsert));
+    bson_t reply;
+    bson_error_t berr;
+    bson_iter_t it;
+    cv_err err = CV_OK;
+
+    if (!mongoc_collection_update_one(coll, filter, update, opts, &reply, &berr)) {
+        err = translate(&berr, collection, errbuf, errlen);
+    } else if (matched) {
+        *matched = 0;
+        if (bson_iter_init_find(&it, &reply, "matchedCount"))
+            *matched = bson_iter_as_int64(&it);
+    }
+    bson_destroy(&reply);
+    bson_destroy(opts);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
+char *cv_mongo_to_json(const bson_t *doc) {
+    size_t len;
+    char *json = bson_as_relaxed_extended_json(doc, &len);
+    char *copy;
+
+    if (!json)
+        return NULL;
+    copy = malloc(len + 1);
+    if (copy)
+        memcpy(copy, json, len + 1);
+    bson_free(json);
+    return copy;
+}

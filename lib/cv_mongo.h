@@ -1,0 +1,59 @@
+/*
+ * cv_mongo.h - the project's thin layer over mongo-c-driver.
+ *
+ * One cv_mongo holds a client pool for one database, so any thread may call any
+ * function here. Documents go in and out as bson_t; bson_error_t never leaves
+ * this module: failures come back as cv_err with the server's message in errbuf,
+ * and a duplicate _id as CV_ERR_CONFLICT (callers that write idempotently treat
+ * that as "already done").
+ */
+#ifndef CV_MONGO_H
+#define CV_MONGO_H
+
+#include "cv_err.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct cv_mongo cv_mongo;
+
+/* Connects lazily (the first operation dials). NULL with the reason in errbuf
+ * if the URI is unusable. Free with cv_mongo_destroy(). */
+cv_mongo *cv_mongo_new(const char *uri, const char *db, const char *app_name, char *errbuf,
+                       size_t errlen);
+
+/* Frees the pool. Accepts NULL. Call once no other thread uses m. */
+void cv_mongo_destroy(cv_mongo *m);
+
+/* Runs {ping: 1}; CV_OK when the server answers. */
+cv_err cv_mongo_ping(cv_mongo *m, char *errbuf, size_t errlen);
+
+/* Inserts one document (not taken over). CV_ERR_CONFLICT if its _id exists. */
+cv_err cv_mongo_insert(cv_mongo *m, const char *collection, const bson_t *doc, char *errbuf,
+                       size_t errlen);
+
+/* Finds the document whose _id is the string `id`. On CV_OK, *out is a new
+ * document the caller frees with bson_destroy(). CV_ERR_NOT_FOUND if none. */
+cv_err cv_mongo_find_id(cv_mongo *m, const char *collection, const char *id, bson_t **out,
+                        char *errbuf, size_t errlen);
+
+/* Finds all documents matching `filter`, sorted by `sort` (may be NULL), at most
+ * `limit` (0 = no limit). On CV_OK, *out is a new array document
+ * {"0": doc, "1": doc, ...}; the caller frees it with bson_destroy(). */
+cv_err cv_mongo_find(cv_mongo *m, const char *collection, const bson_t *filter,
+                     const bson_t *sort, int64_t limit, bson_t **out, char *errbuf,
+                     size_t errlen);
+
+/* Updates one document. With upsert, a filter that matches nothing inserts; if
+ * that insert hits an existing _id (the filter excluded it), CV_ERR_CONFLICT.
+ * *matched (may be NULL) gets the number of documents matched. */
+cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter,
+                       const bson_t *update, bool upsert, int64_t *matched, char *errbuf,
+                       size_t errlen);
+
+/* Converts a document to relaxed extended JSON. Returns a string the caller
+ * frees with free(), or NULL on allocation failure. */
+char *cv_mongo_to_json(const bson_t *doc);
+
+#endif

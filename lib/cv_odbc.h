@@ -1,0 +1,78 @@
+/*
+ * cv_odbc.h - the project's thin layer over unixODBC.
+ *
+ * Connections and statements are opaque; SQLRETURN codes and diagnostic records
+ * are translated into cv_err with "SQLSTATE: message" text in errbuf. Values move
+ * as UTF-8 text (SQL_C_CHAR) tagged with the origin column's SQL type, which
+ * every driver can convert; native fast paths arrive with the streaming work.
+ *
+ * A connection and its statements belong to one thread at a time.
+ */
+#ifndef CV_ODBC_H
+#define CV_ODBC_H
+
+#include "cv_err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct cv_odbc_conn cv_odbc_conn;
+typedef struct cv_odbc_stmt cv_odbc_stmt;
+
+/* One result column as the driver describes it. */
+typedef struct cv_odbc_col {
+    char name[128];
+    short sql_type;    /* SQL_INTEGER, SQL_VARCHAR, SQL_TYPE_TIMESTAMP, ... */
+    size_t size;       /* column size (precision for numbers) */
+    short decimals;    /* scale */
+    bool nullable;
+} cv_odbc_col;
+
+/* Connects with an ODBC connection string ("Driver=...;Server=...;"). Error
+ * text never includes the connection string, which may hold a password.
+ * Returns NULL with the reason in errbuf. Free with cv_odbc_disconnect(). */
+cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen);
+
+/* Rolls back anything uncommitted, disconnects and frees. Accepts NULL. */
+void cv_odbc_disconnect(cv_odbc_conn *conn);
+
+/* Switches autocommit off: everything until cv_odbc_commit() is one transaction. */
+cv_err cv_odbc_begin(cv_odbc_conn *conn, char *errbuf, size_t errlen);
+cv_err cv_odbc_commit(cv_odbc_conn *conn, char *errbuf, size_t errlen);
+cv_err cv_odbc_rollback(cv_odbc_conn *conn, char *errbuf, size_t errlen);
+
+/* The driver's identifier quote character (usually '"', '`' for MariaDB). */
+char cv_odbc_quote_char(cv_odbc_conn *conn);
+
+/* Allocates a statement on conn. NULL with reason in errbuf. Free with
+ * cv_odbc_stmt_destroy() before the connection is closed. */
+cv_odbc_stmt *cv_odbc_stmt_new(cv_odbc_conn *conn, char *errbuf, size_t errlen);
+void cv_odbc_stmt_destroy(cv_odbc_stmt *stmt);
+
+/* Executes sql directly; for a query, the columns are then described. */
+cv_err cv_odbc_stmt_exec(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen);
+
+/* Number of result columns and their descriptions after exec (owned by stmt). */
+int cv_odbc_stmt_ncols(const cv_odbc_stmt *stmt);
+const cv_odbc_col *cv_odbc_stmt_col(const cv_odbc_stmt *stmt, int index);
+
+/* Fetches the next row and reads every column as text. CV_OK with a row,
+ * CV_ERR_NOT_FOUND at the end of the result. */
+cv_err cv_odbc_stmt_fetch(cv_odbc_stmt *stmt, char *errbuf, size_t errlen);
+
+/* Column value of the current row: NULL for SQL NULL, else NUL-terminated text
+ * owned by stmt and valid until the next fetch; *len gets its byte length. */
+const char *cv_odbc_stmt_value(const cv_odbc_stmt *stmt, int index, size_t *len);
+
+/* Prepares a statement with `nparams` parameter markers. */
+cv_err cv_odbc_stmt_prepare(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen);
+
+/* Binds parameter `index` (0-based) as text of the given column's type, or SQL
+ * NULL when value is NULL. value must stay valid until cv_odbc_stmt_execute(). */
+cv_err cv_odbc_stmt_bind_text(cv_odbc_stmt *stmt, int index, const cv_odbc_col *type,
+                              const char *value, size_t len, char *errbuf, size_t errlen);
+
+/* Executes the prepared statement with the bound parameters. */
+cv_err cv_odbc_stmt_execute(cv_odbc_stmt *stmt, char *errbuf, size_t errlen);
+
+#endif

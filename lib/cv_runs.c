@@ -1,0 +1,128 @@
+/*
+ * cv_runs.c - turns result events into MongoDB documents. Times are stored as
+ * RFC 3339 text in UTC with milliseconds, which sorts in time order and reads
+ * the same in the API as in the database.
+ */
+#include "cv_runs.h"
+
+#include "cv_time.h"
+
+#include <string.h>
+
+static void append_time(bson_t *doc, const char *key, int64_t ms) {
+    char stamp[CV_TIME_RFC3339_LEN];
+    cv_time_format(ms, stamp, sizeof(stamp));
+    BSON_APPEND_UTF8(doc, key, stamp);
+}
+
+static void append_opt_utf8(bson_t *doc, const char *key, const char *value) {
+    if (value[0])
+        BSON_APPEND_UTF8(doc, key, value);
+}
+
+static void append_counts(bson_t *doc, const cv_event *ev) {
+    if (ev->attempt > 0)
+        BSON_APPEND_INT32(doc, "attempt", ev->attempt);
+    if (ev->rows_read >= 0)
+        BSON_APPEND_INT64(doc, "rows_read", ev->rows_read);
+    if (ev->rows_written >= 0)
+        BSON_APPEND_INT64(doc, "rows_written", ev->rows_written);
+    if (ev->duration_ms >= 0)
+        BSON_APPEND_INT64(doc, "duration_ms", ev->duration_ms);
+}
+
+static void append_error(bson_t *doc, const cv_event *ev) {
+    bson_t error;
+    if (!ev->error_code[0]) {
+        BSON_APPEND_NULL(doc, "error");
+        return;
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "error", &error);
+    BSON_APPEND_UTF8(&error, "code", ev->error_code);
+    BSON_APPEND_UTF8(&error, "message", ev->error_message);
+    bson_append_document_end(doc, &error);
+}
+
+static cv_err store_event(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
+    bson_t doc = BSON_INITIALIZER;
+    cv_err err;
+
+    BSON_APPEND_UTF8(&doc, "_id", ev->event_id);
+    BSON_APPEND_UTF8(&doc, "type", ev->type);
+    append_time(&doc, "time", ev->time_ms);
+    append_opt_utf8(&doc, "run_id", ev->run_id);
+    append_opt_utf8(&doc, "job_id", ev->job_id);
+    append_opt_utf8(&doc, "project_id", ev->project_id);
+    append_opt_utf8(&doc, "worker", ev->worker);
+    append_counts(&doc, ev);
+    if (ev->error_code[0])
+        append_error(&doc, ev);
+    err = cv_mongo_insert(m, CV_COLL_EVENTS, &doc, errbuf, errlen);
+    bson_destroy(&doc);
+    return err == CV_ERR_CONFLICT ? CV_OK : err;
+}
+
+/* Filter matching the run unless it already reached a final state. */
+static void not_final_filter(bson_t *filter, const char *run_id) {
+    bson_t status, nin;
+    BSON_APPEND_UTF8(filter, "_id", run_id);
+    BSON_APPEND_DOCUMENT_BEGIN(filter, "status", &status);
+    BSON_APPEND_ARRAY_BEGIN(&status, "$nin", &nin);
+    BSON_APPEND_UTF8(&nin, "0", "succeeded");
+    BSON_APPEND_UTF8(&nin, "1", "failed");
+    bson_append_array_end(&status, &nin);
+    bson_append_document_end(filter, &status);
+}
+
+static cv_err update_run(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, on_insert;
+    bool queued = strcmp(ev->type, CV_EVENT_RUN_QUEUED) == 0;
+    bool started = strcmp(ev->type, CV_EVENT_RUN_STARTED) == 0;
+    cv_err err;
+
+    if (queued)
+        BSON_APPEND_UTF8(&filter, "_id", ev->run_id);
+    else
+        not_final_filter(&filter, ev->run_id);
+
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    if (queued) {
+        append_time(&set, "queued_at", ev->time_ms);
+    } else if (started) {
+        BSON_APPEND_UTF8(&set, "status", "running");
+        append_time(&set, "started_at", ev->time_ms);
+        append_opt_utf8(&set, "worker", ev->worker);
+        append_counts(&set, ev);
+    } else {
+        BSON_APPEND_UTF8(&set, "status",
+                         strcmp(ev->type, CV_EVENT_RUN_SUCCEEDED) == 0 ? "succeeded" : "failed");
+        append_time(&set, "finished_at", ev->time_ms);
+        append_opt_utf8(&set, "worker", ev->worker);
+        append_counts(&set, ev);
+        append_error(&set, ev);
+    }
+    bson_append_document_end(&update, &set);
+
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &on_insert);
+    if (queued)
+        BSON_APPEND_UTF8(&on_insert, "status", "queued");
+    append_opt_utf8(&on_insert, "job_id", ev->job_id);
+    append_opt_utf8(&on_insert, "project_id", ev->project_id);
+    bson_append_document_end(&update, &on_insert);
+
+    err = cv_mongo_update(m, CV_COLL_RUNS, &filter, &update, true, NULL, errbuf, errlen);
+    /* The upsert's insert collides when the run exists in a final state: the
+     * event is older news than what the record holds, so nothing is to be done. */
+    if (err == CV_ERR_CONFLICT)
+        err = CV_OK;
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    return err;
+}
+
+cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
+    cv_err err = store_event(m, ev, errbuf, errlen);
+    if (err || !ev->run_id[0])
+        return err;
+    return update_run(m, ev, errbuf, errlen);
+}

@@ -1,0 +1,27 @@
+/*
+ * cv_time.h - wall-clock time as milliseconds since the Unix epoch, and its
+ * RFC 3339 text form in UTC with milliseconds ("2026-11-28T04:50:00.123Z"),
+ * the form used in every message, event and API answer.
+ */
+#ifndef CV_TIME_H
+#define CV_TIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_TIME_RFC3339_LEN 32 /* room for the text form plus NUL */
+
+/* Current wall-clock time in ms since the epoch. Any thread. */
+int64_t cv_time_now_ms(void);
+
+/* Monotonic clock in ms, for durations and timeouts. Any thread. */
+int64_t cv_time_mono_ms(void);
+
+/* Writes the RFC 3339 UTC form of `ms` into buf (needs CV_TIME_RFC3339_LEN). */
+void cv_time_format(int64_t ms, char *buf, size_t len);
+
+/* Parses an RFC 3339 time ("...Z" or "+hh:mm" offset, optional fraction).
+ * Returns 0 and sets *ms on success, -1 if the text is not such a time. */
+int cv_time_parse(const char *text, int64_t *ms);
+
+#endif

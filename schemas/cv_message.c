@@ -1,0 +1,322 @@
+/*
+ * cv_message.c - JSON encoding and strict validation of job messages and
+ * result events. The rules here and the JSON Schema files next to this file
+ * describe the same contract; tests/unit/test_message.c checks both against
+ * the same sample messages.
+ */
+#include "cv_message.h"
+
+#include "cv_time.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const job_fields[] = {"schema",  "run_id",    "job_id",       "project_id",
+                                         "kind",    "attempt",   "queued_at",    "sql_transfer",
+                                         NULL};
+static const char *const transfer_fields[] = {"origin_connection_id", "destination_connection_id",
+                                              "query", "destination_table", NULL};
+static const char *const event_fields[] = {
+    "schema", "event_id", "type",         "time",        "run_id", "job_id", "project_id",
+    "worker", "attempt",  "rows_read",    "rows_written", "duration_ms", "error", NULL};
+static const char *const event_types[] = {CV_EVENT_RUN_QUEUED, CV_EVENT_RUN_STARTED,
+                                          CV_EVENT_RUN_SUCCEEDED, CV_EVENT_RUN_FAILED,
+                                          CV_EVENT_JOB_REJECTED, NULL};
+
+static void copy_str(char *dst, size_t len, const char *src) {
+    snprintf(dst, len, "%s", src ? src : "");
+}
+
+static cv_err parse_object(const char *data, size_t len, cJSON **out, cv_verr *verr) {
+    size_t at = 0;
+    cJSON *root;
+
+    *out = NULL;
+    if (len > CV_JOB_MAX_BYTES)
+        return cv_verr_set(verr, NULL, "$", "message is %zu bytes, more than the limit of %d",
+                           len, CV_JOB_MAX_BYTES);
+    if (memchr(data, '\0', len))
+        return cv_verr_set(verr, NULL, "$", "message contains a NUL byte");
+    root = cv_json_parse(data, len, &at);
+    if (!root)
+        return cv_verr_set(verr, NULL, "$", "not valid JSON (error near byte %zu)", at);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return cv_verr_set(verr, NULL, "$", "must be a JSON object");
+    }
+    *out = root;
+    return CV_OK;
+}
+
+static cv_err check_schema(const cJSON *root, const char *expected, cv_verr *verr) {
+    const char *schema;
+    cv_err err = cv_json_get_str(root, NULL, "schema", true, 64, &schema, verr);
+    if (err)
+        return err;
+    if (strcmp(schema, expected) != 0)
+        return cv_verr_set(verr, NULL, "schema", "must be \"%s\", not \"%s\"", expected, schema);
+    return CV_OK;
+}
+
+static cv_err get_time(const cJSON *root, const char *name, int64_t *ms, cv_verr *verr) {
+    const char *text;
+    cv_err err = cv_json_get_str(root, NULL, name, true, 40, &text, verr);
+    if (err)
+        return err;
+    if (cv_time_parse(text, ms) != 0)
+        return cv_verr_set(verr, NULL, name, "must be an RFC 3339 time such as "
+                                             "\"2026-11-28T04:50:00.000Z\"");
+    return CV_OK;
+}
+
+cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
+    cJSON *root = NULL;
+    const cJSON *transfer;
+    const char *s, *kind;
+    int64_t attempt = 0;
+    cv_err err;
+
+    memset(job, 0, sizeof(*job));
+    if ((err = parse_object(data, len, &root, verr)))
+        return err;
+    if ((err = check_schema(root, CV_JOB_SCHEMA, verr)) ||
+        (err = cv_json_only(root, NULL, job_fields, CV_JOB_SCHEMA, verr)))
+        goto out;
+    if ((err = cv_json_get_id(root, NULL, "run_id", true, &s, verr)))
+        goto out;
+    copy_str(job->run_id, sizeof(job->run_id), s);
+    if ((err = cv_json_get_id(root, NULL, "job_id", true, &s, verr)))
+        goto out;
+    copy_str(job->job_id, sizeof(job->job_id), s);
+    if ((err = cv_json_get_id(root, NULL, "project_id", true, &s, verr)))
+        goto out;
+    copy_str(job->project_id, sizeof(job->project_id), s);
+    if ((err = cv_json_get_str(root, NULL, "kind", true, 31, &kind, verr)))
+        goto out;
+    if (strcmp(kind, "sql_transfer") != 0) {
+        err = cv_verr_set(verr, NULL, "kind", "must be \"sql_transfer\", not \"%s\"", kind);
+        goto out;
+    }
+    copy_str(job->kind, sizeof(job->kind), kind);
+    if ((err = cv_json_get_int(root, NULL, "attempt", true, 1, CV_MAX_ATTEMPT, &attempt, verr)))
+        goto out;
+    job->attempt = (int)attempt;
+    if ((err = get_time(root, "queued_at", &job->queued_at_ms, verr)))
+        goto out;
+
+    transfer = cJSON_GetObjectItemCaseSensitive(root, "sql_transfer");
+    if (!cJSON_IsObject(transfer)) {
+        err = cv_verr_set(verr, NULL, "sql_transfer",
+                          transfer ? "must be an object" : "is required for kind sql_transfer");
+        goto out;
+    }
+    if ((err = cv_json_only(transfer, "sql_transfer", transfer_fields, "sql_transfer", verr)))
+        goto out;
+    if ((err = cv_json_get_id(transfer, "sql_transfer", "origin_connection_id", true, &s, verr)))
+        goto out;
+    copy_str(job->origin_connection_id, sizeof(job->origin_connection_id), s);
+    if ((err = cv_json_get_id(transfer, "sql_transfer", "destination_connection_id", true, &s,
+                              verr)))
+        goto out;
+    copy_str(job->destination_connection_id, sizeof(job->destination_connection_id), s);
+    if ((err = cv_json_get_str(transfer, "sql_transfer", "destination_table", true, 127, &s,
+                               verr)))
+        goto out;
+    if (!cv_json_is_table_name(s)) {
+        err = cv_verr_set(verr, "sql_transfer", "destination_table",
+                          "must be a table name (letters, digits, underscores, optionally "
+                          "schema.table)");
+        goto out;
+    }
+    copy_str(job->destination_table, sizeof(job->destination_table), s);
+    if ((err = cv_json_get_str(transfer, "sql_transfer", "query", true, CV_QUERY_MAX_BYTES, &s,
+                               verr)))
+        goto out;
+    job->query = strdup(s);
+    if (!job->query) {
+        err = CV_ERR_NOMEM;
+        goto out;
+    }
+out:
+    cJSON_Delete(root);
+    if (err)
+        cv_job_release(job);
+    return err;
+}
+
+void cv_job_release(cv_job *job) {
+    if (!job)
+        return;
+    free(job->query);
+    job->query = NULL;
+}
+
+char *cv_job_encode(const cv_job *job) {
+    char queued[CV_TIME_RFC3339_LEN];
+    cJSON *root = cJSON_CreateObject(), *transfer;
+    char *out = NULL;
+
+    if (!root)
+        return NULL;
+    cv_time_format(job->queued_at_ms, queued, sizeof(queued));
+    cJSON_AddStringToObject(root, "schema", CV_JOB_SCHEMA);
+    cJSON_AddStringToObject(root, "run_id", job->run_id);
+    cJSON_AddStringToObject(root, "job_id", job->job_id);
+    cJSON_AddStringToObject(root, "project_id", job->project_id);
+    cJSON_AddStringToObject(root, "kind", job->kind);
+    cJSON_AddNumberToObject(root, "attempt", job->attempt);
+    cJSON_AddStringToObject(root, "queued_at", queued);
+    transfer = cJSON_AddObjectToObject(root, "sql_transfer");
+    if (transfer) {
+        cJSON_AddStringToObject(transfer, "origin_connection_id", job->origin_connection_id);
+        cJSON_AddStringToObject(transfer, "destination_connection_id",
+                                job->destination_connection_id);
+        cJSON_AddStringToObject(transfer, "query", job->query ? job->query : "");
+        cJSON_AddStringToObject(transfer, "destination_table", job->destination_table);
+        out = cJSON_PrintUnformatted(root);
+    }
+    cJSON_Delete(root);
+    return out;
+}
+
+cv_err cv_event_init(cv_event *ev, const char *type) {
+    memset(ev, 0, sizeof(*ev));
+    if (cv_id_new(ev->event_id, sizeof(ev->event_id)) != 0)
+        return CV_ERR_IO;
+    copy_str(ev->type, sizeof(ev->type), type);
+    ev->time_ms = cv_time_now_ms();
+    ev->rows_read = ev->rows_written = ev->duration_ms = -1;
+    return CV_OK;
+}
+
+void cv_event_from_job(cv_event *ev, const cv_job *job) {
+    copy_str(ev->run_id, sizeof(ev->run_id), job->run_id);
+    copy_str(ev->job_id, sizeof(ev->job_id), job->job_id);
+    copy_str(ev->project_id, sizeof(ev->project_id), job->project_id);
+    ev->attempt = job->attempt;
+}
+
+int cv_event_is_terminal(const char *type) {
+    return strcmp(type, CV_EVENT_RUN_SUCCEEDED) == 0 || strcmp(type, CV_EVENT_RUN_FAILED) == 0;
+}
+
+char *cv_event_encode(const cv_event *ev) {
+    char stamp[CV_TIME_RFC3339_LEN];
+    cJSON *root = cJSON_CreateObject(), *error;
+    char *out;
+
+    if (!root)
+        return NULL;
+    cv_time_format(ev->time_ms, stamp, sizeof(stamp));
+    cJSON_AddStringToObject(root, "schema", CV_EVENT_SCHEMA);
+    cJSON_AddStringToObject(root, "event_id", ev->event_id);
+    cJSON_AddStringToObject(root, "type", ev->type);
+    cJSON_AddStringToObject(root, "time", stamp);
+    if (ev->run_id[0])
+        cJSON_AddStringToObject(root, "run_id", ev->run_id);
+    if (ev->job_id[0])
+        cJSON_AddStringToObject(root, "job_id", ev->job_id);
+    if (ev->project_id[0])
+        cJSON_AddStringToObject(root, "project_id", ev->project_id);
+    if (ev->worker[0])
+        cJSON_AddStringToObject(root, "worker", ev->worker);
+    if (ev->attempt > 0)
+        cJSON_AddNumberToObject(root, "attempt", ev->attempt);
+    if (ev->rows_read >= 0)
+        cJSON_AddNumberToObject(root, "rows_read", (double)ev->rows_read);
+    if (ev->rows_written >= 0)
+        cJSON_AddNumberToObject(root, "rows_written", (double)ev->rows_written);
+    if (ev->duration_ms >= 0)
+        cJSON_AddNumberToObject(root, "duration_ms", (double)ev->duration_ms);
+    if (ev->error_code[0]) {
+        error = cJSON_AddObjectToObject(root, "error");
+        if (error) {
+            cJSON_AddStringToObject(error, "code", ev->error_code);
+            cJSON_AddStringToObject(error, "message", ev->error_message);
+        }
+    }
+    out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}
+
+static cv_err get_optional_id(const cJSON *root, const char *name, char *dst, size_t len,
+                              cv_verr *verr) {
+    const char *s;
+    cv_err err = cv_json_get_id(root, NULL, name, false, &s, verr);
+    if (!err)
+        copy_str(dst, len, s);
+    return err;
+}
+
+cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr) {
+    static const char *const error_fields[] = {"code", "message", NULL};
+    cJSON *root = NULL;
+    const cJSON *error;
+    const char *s;
+    int64_t n;
+    cv_err err;
+    bool known = false;
+
+    memset(ev, 0, sizeof(*ev));
+    ev->rows_read = ev->rows_written = ev->duration_ms = -1;
+    if ((err = parse_object(data, len, &root, verr)))
+        return err;
+    if ((err = check_schema(root, CV_EVENT_SCHEMA, verr)) ||
+        (err = cv_json_only(root, NULL, event_fields, CV_EVENT_SCHEMA, verr)) ||
+        (err = cv_json_get_id(root, NULL, "event_id", true, &s, verr)))
+        goto out;
+    copy_str(ev->event_id, sizeof(ev->event_id), s);
+    if ((err = cv_json_get_str(root, NULL, "type", true, 31, &s, verr)))
+        goto out;
+    for (const char *const *t = event_types; *t; t++)
+        known = known || strcmp(*t, s) == 0;
+    if (!known) {
+        err = cv_verr_set(verr, NULL, "type", "\"%s\" is not an event type", s);
+        goto out;
+    }
+    copy_str(ev->type, sizeof(ev->type), s);
+    if ((err = get_time(root, "time", &ev->time_ms, verr)) ||
+        (err = get_optional_id(root, "run_id", ev->run_id, sizeof(ev->run_id), verr)) ||
+        (err = get_optional_id(root, "job_id", ev->job_id, sizeof(ev->job_id), verr)) ||
+        (err = get_optional_id(root, "project_id", ev->project_id, sizeof(ev->project_id), verr)))
+        goto out;
+    if (!ev->run_id[0] && strcmp(ev->type, CV_EVENT_JOB_REJECTED) != 0) {
+        err = cv_verr_set(verr, NULL, "run_id", "is required for %s events", ev->type);
+        goto out;
+    }
+    if ((err = cv_json_get_str(root, NULL, "worker", false, sizeof(ev->worker) - 1, &s, verr)))
+        goto out;
+    copy_str(ev->worker, sizeof(ev->worker), s);
+    n = 0;
+    if ((err = cv_json_get_int(root, NULL, "attempt", false, 1, CV_MAX_ATTEMPT, &n, verr)))
+        goto out;
+    ev->attempt = (int)n;
+    if ((err = cv_json_get_int(root, NULL, "rows_read", false, 0, INT64_C(1) << 53,
+                               &ev->rows_read, verr)) ||
+        (err = cv_json_get_int(root, NULL, "rows_written", false, 0, INT64_C(1) << 53,
+                               &ev->rows_written, verr)) ||
+        (err = cv_json_get_int(root, NULL, "duration_ms", false, 0, INT64_C(1) << 53,
+                               &ev->duration_ms, verr)))
+        goto out;
+    error = cJSON_GetObjectItemCaseSensitive(root, "error");
+    if (error && !cJSON_IsNull(error)) {
+        if (!cJSON_IsObject(error)) {
+            err = cv_verr_set(verr, NULL, "error", "must be an object");
+            goto out;
+        }
+        if ((err = cv_json_only(error, "error", error_fields, "error", verr)) ||
+            (err = cv_json_get_str(error, "error", "code", true, sizeof(ev->error_code) - 1, &s,
+                                   verr)))
+            goto out;
+        copy_str(ev->error_code, sizeof(ev->error_code), s);
+        if ((err = cv_json_get_str(error, "error", "message", false, 64 * 1024, &s, verr)))
+            goto out;
+        copy_str(ev->error_message, sizeof(ev->error_message), s);
+    }
+out:
+    cJSON_Delete(root);
+    return err;
+}

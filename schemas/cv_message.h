@@ -1,0 +1,90 @@
+/*
+ * cv_message.h - the message contract in C: encode, decode and validate job
+ * messages (schemas/job.v1.json) and result events (schemas/event.v1.json).
+ *
+ * Job messages reach the workers from the API, the scheduler and from other
+ * systems writing to convutell.jobs directly, so cv_job_decode() treats every
+ * byte as untrusted and reports the first bad field. Messages never carry
+ * passwords: they name connections by id and the worker looks them up.
+ */
+#ifndef CV_MESSAGE_H
+#define CV_MESSAGE_H
+
+#include "cv_err.h"
+#include "cv_id.h"
+#include "cv_json.h"
+
+#include <stdint.h>
+
+#define CV_JOB_SCHEMA "convutell.job.v1"
+#define CV_EVENT_SCHEMA "convutell.event.v1"
+#define CV_JOB_MAX_BYTES (1024 * 1024) /* larger job messages are rejected */
+#define CV_QUERY_MAX_BYTES (512 * 1024)
+#define CV_MAX_ATTEMPT 1000
+
+typedef struct cv_job {
+    char run_id[CV_ID_LEN];
+    char job_id[CV_ID_LEN];
+    char project_id[CV_ID_LEN];
+    char kind[32]; /* "sql_transfer" */
+    int attempt;   /* 1 for the first delivery of a run */
+    int64_t queued_at_ms;
+    /* kind "sql_transfer" */
+    char origin_connection_id[CV_ID_LEN];
+    char destination_connection_id[CV_ID_LEN];
+    char *query; /* owned; freed by cv_job_release() */
+    char destination_table[128];
+} cv_job;
+
+/* Decodes and validates a job message. On success *job is filled and must be
+ * released with cv_job_release(). On CV_ERR_INVALID, *verr names the field and
+ * *job holds nothing that needs releasing. CV_ERR_NOMEM on allocation failure. */
+cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr);
+
+/* Encodes a job message. Returns a NUL-terminated string the caller frees with
+ * free(), or NULL on allocation failure. */
+char *cv_job_encode(const cv_job *job);
+
+/* Frees what cv_job_decode() allocated. Accepts a zeroed job. */
+void cv_job_release(cv_job *job);
+
+/* Event types. */
+#define CV_EVENT_RUN_QUEUED "run.queued"
+#define CV_EVENT_RUN_STARTED "run.started"
+#define CV_EVENT_RUN_SUCCEEDED "run.succeeded"
+#define CV_EVENT_RUN_FAILED "run.failed"
+#define CV_EVENT_JOB_REJECTED "job.rejected" /* a message went to the dead-letter topic */
+
+typedef struct cv_event {
+    char event_id[CV_ID_LEN];
+    char type[32];
+    int64_t time_ms;
+    char run_id[CV_ID_LEN];     /* "" when unknown (job.rejected of a garbled message) */
+    char job_id[CV_ID_LEN];     /* "" when unknown */
+    char project_id[CV_ID_LEN]; /* "" when unknown */
+    char worker[128];           /* "" for events from the API */
+    int attempt;                /* 0 when unknown */
+    int64_t rows_read;          /* -1 when not applicable */
+    int64_t rows_written;       /* -1 when not applicable */
+    int64_t duration_ms;        /* -1 when not applicable */
+    char error_code[64];        /* "" unless run.failed or job.rejected */
+    char error_message[1024];
+} cv_event;
+
+/* Sets a fresh event id, the type and the current time; clears the rest
+ * (counts to -1). Returns CV_ERR_IO if no random id could be made. */
+cv_err cv_event_init(cv_event *ev, const char *type);
+
+/* Copies run id, job id, project id and attempt from a job into an event. */
+void cv_event_from_job(cv_event *ev, const cv_job *job);
+
+/* Encodes an event; caller frees the result with free(). NULL on NOMEM. */
+char *cv_event_encode(const cv_event *ev);
+
+/* Decodes and validates an event (the collector's input). */
+cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr);
+
+/* True for run.succeeded and run.failed. */
+int cv_event_is_terminal(const char *type);
+
+#endif
