@@ -1,0 +1,145 @@
+"""Fixtures for the system tests: real convutell processes against the real
+stack that scripts/run-system started (Kafka, FerretDB, PostgreSQL).
+
+Each test session uses its own MongoDB database, so document counts are exact.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import psycopg
+import pymongo
+import pytest
+
+BIN = os.environ["CONVUTELL_BIN"]
+KAFKA = os.environ["CONVUTELL_KAFKA_BOOTSTRAP"]
+MONGO_URI = os.environ["CONVUTELL_MONGODB_URI"]
+PG_PORT = int(os.environ["CV_PG_PORT"])
+HTTP_PORT = int(os.environ["CONVUTELL_TEST_HTTP_PORT"])
+PG_DSN = f"host=127.0.0.1 port={PG_PORT} user=convutell password=convutell dbname=convutell"
+PG_ODBC = (f"Driver=PostgreSQL Unicode;Server=127.0.0.1;Port={PG_PORT};"
+           "Database=convutell;UID=convutell;PWD=convutell")
+
+
+class Api:
+    """A tiny JSON client for the API under test."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def call(self, method, path, body=None, raw=None, headers=None):
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null"), dict(e.headers)
+
+    def post(self, path, body=None, **kw):
+        return self.call("POST", path, body, **kw)
+
+    def get(self, path):
+        return self.call("GET", path)
+
+    def create(self, path, body):
+        status, doc, _ = self.post(path, body)
+        assert status == 201, (status, doc)
+        return doc
+
+    def wait_run(self, run_id, timeout=90):
+        deadline = time.time() + timeout
+        doc = None
+        while time.time() < deadline:
+            status, doc, _ = self.get(f"/api/v1/runs/{run_id}")
+            if status == 200 and doc["status"] in ("succeeded", "failed"):
+                return doc
+            time.sleep(0.25)
+        raise AssertionError(f"run {run_id} did not finish in {timeout}s: {doc}")
+
+
+class Services:
+    """api, worker and collector as real processes, logs in a temp folder."""
+
+    def __init__(self, tmp, db):
+        self.tmp = tmp
+        self.env = dict(os.environ,
+                        CONVUTELL_MONGODB_URI=MONGO_URI, CONVUTELL_MONGODB_DB=db,
+                        CONVUTELL_HTTP_ADDR=f"127.0.0.1:{HTTP_PORT}",
+                        CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_LOG_LEVEL="info")
+        self.procs = {}
+
+    def start(self, name, cmd=None, **extra):
+        log = open(os.path.join(self.tmp, f"{name}.log"), "ab")
+        env = dict(self.env, **extra)
+        self.procs[name] = subprocess.Popen([BIN, cmd or name], env=env, stdout=log,
+                                            stderr=subprocess.STDOUT, cwd=self.tmp)
+        return self.procs[name]
+
+    def stop(self, name, sig=signal.SIGTERM):
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        return proc.wait(timeout=60)
+
+    def log(self, name):
+        with open(os.path.join(self.tmp, f"{name}.log"), errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture(scope="session")
+def mongo_db():
+    name = "convutell_test_" + uuid.uuid4().hex[:8]
+    client = pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=10000)
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory, mongo_db):
+    tmp = str(tmp_path_factory.mktemp("services"))
+    svc = Services(tmp, mongo_db.name)
+    for name in ("collector", "worker", "api"):
+        svc.start(name)
+    api = Api(f"http://127.0.0.1:{HTTP_PORT}")
+    deadline = time.time() + 30
+    while True:
+        try:
+            if api.get("/api/v1/health")[0] == 200:
+                break
+        except OSError:
+            pass
+        assert time.time() < deadline, "api did not answer:\n" + svc.log("api")
+        time.sleep(0.2)
+    svc.api = api
+    yield svc
+    # The collector goes last so that it stores the others' final events.
+    codes = {name: svc.stop(name) for name in ("api", "worker", "collector")}
+    for name in ("api", "worker", "collector"):
+        print(f"---- {name} log ----\n{svc.log(name)}")
+    # A clean SIGTERM shutdown is part of the contract (supervisors rely on it).
+    assert all(code == 0 for code in codes.values()), codes
+
+
+@pytest.fixture(scope="session")
+def api(services):
+    return services.api
+
+
+@pytest.fixture()
+def pg():
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        yield conn
+
+
+def kcat(*args, data=None, timeout=60):
+    """Runs kcat against the test broker and returns its stdout."""
+    out = subprocess.run(["kcat", "-b", KAFKA, *args], input=data, capture_output=True,
+                         timeout=timeout, check=True)
+    return out.stdout
