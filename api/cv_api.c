@@ -14,6 +14,7 @@
 #include "cv_message.h"
 #include "cv_mongo.h"
 #include "cv_runs.h"
+#include "cv_secret.h"
 #include "cv_time.h"
 
 #include <ctype.h>
@@ -124,7 +125,8 @@ static cJSON *parse_body(const cv_http_request *req, cv_http_response *res) {
     return root;
 }
 
-/* Turns a stored document into an API object: `_id` becomes `id`, first. */
+/* Turns a stored document into an API object: `_id` becomes `id`, first, and
+ * sealed secrets are left out. */
 static cJSON *doc_to_json(const bson_t *doc) {
     char *text = cv_mongo_to_json(doc);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
@@ -133,6 +135,7 @@ static cJSON *doc_to_json(const bson_t *doc) {
     free(text);
     if (!root)
         return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "odbc_sealed");
     id = cJSON_DetachItemFromObjectCaseSensitive(root, "_id");
     if (id) {
         cJSON *out = cJSON_CreateObject();
@@ -212,24 +215,15 @@ static void now_text(char *buf, size_t len) {
 
 /* ---- connections -------------------------------------------------------- */
 
-static void mask_connection(cJSON *body) {
-    cJSON *odbc = cJSON_GetObjectItemCaseSensitive(body, "odbc");
-    if (cJSON_IsString(odbc)) {
-        char *masked = cv_api_mask_odbc(odbc->valuestring);
-        if (masked) {
-            cJSON_ReplaceItemInObjectCaseSensitive(body, "odbc", cJSON_CreateString(masked));
-            free(masked);
-        }
-    }
-}
-
 static void create_connection(cv_api *api, const cv_http_request *req, cv_http_response *res) {
     static const char *const fields[] = {"name", "odbc", NULL};
     char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
     const char *name, *odbc;
+    char *masked = NULL, *sealed = NULL, why[256];
     cJSON *body = parse_body(req, res);
     bson_t doc = BSON_INITIALIZER;
     cv_verr verr;
+    cv_err err;
 
     if (!body)
         goto out;
@@ -250,15 +244,26 @@ static void create_connection(cv_api *api, const cv_http_request *req, cv_http_r
         internal_error(res, CV_ERR_IO, "cannot make an id");
         goto out;
     }
+    /* The full string is stored sealed; clients only ever see the masked copy. */
+    masked = cv_api_mask_odbc(odbc);
+    if (!masked) {
+        internal_error(res, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((err = cv_secret_seal(api->cfg.secret_key, id, odbc, &sealed, why, sizeof(why)))) {
+        internal_error(res, err, why);
+        goto out;
+    }
     now_text(now, sizeof(now));
     BSON_APPEND_UTF8(&doc, "_id", id);
     BSON_APPEND_UTF8(&doc, "name", name);
-    BSON_APPEND_UTF8(&doc, "odbc", odbc);
+    BSON_APPEND_UTF8(&doc, "odbc", masked);
+    BSON_APPEND_UTF8(&doc, "odbc_sealed", sealed);
     BSON_APPEND_UTF8(&doc, "created_at", now);
     insert_and_answer(api, "connections", "/api/v1/connections", &doc, id, res);
-    if (res->status == 201)
-        mask_connection(res->body);
 out:
+    free(masked);
+    free(sealed);
     bson_destroy(&doc);
     cJSON_Delete(body);
 }
@@ -531,8 +536,6 @@ static void get_one(cv_api *api, const char *collection, const char *what, const
         return;
     res->body = doc_to_json(doc);
     res->status = res->body ? 200 : 500;
-    if (res->body && strcmp(collection, "connections") == 0)
-        mask_connection(res->body);
     bson_destroy(doc);
 }
 

@@ -64,7 +64,9 @@ int main(int argc, char **argv) {
     }
     /* Text moves through ODBC as UTF-8; drivers that convert consult the locale. */
     setlocale(LC_CTYPE, "C.UTF-8");
-    if (cv_config_load(&cfg, errbuf, sizeof(errbuf)) != CV_OK) {
+    if (cv_config_load(&cfg, errbuf, sizeof(errbuf)) != CV_OK ||
+        (strcmp(cmd, "collector") != 0 &&
+         cv_config_require_secret(&cfg, cmd, errbuf, sizeof(errbuf)) != CV_OK)) {
         fprintf(stderr, "convutell %s: configuration error: %s\n", cmd, errbuf);
         return 78; /* EX_CONFIG: supervisors should not restart in a loop */
     }

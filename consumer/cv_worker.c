@@ -10,6 +10,7 @@
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
+#include "cv_secret.h"
 #include "cv_time.h"
 #include "cv_transfer.h"
 
@@ -126,8 +127,8 @@ static cv_err reject(cv_worker *w, const cv_kafka_msg *msg, const cv_verr *verr,
     return publish_event(w, &ev, errbuf, errlen);
 }
 
-/* Looks up the ODBC connection string of a connection id. *out is a string the
- * caller frees with free(). */
+/* Looks up and unseals the ODBC connection string of a connection id. *out is
+ * a string the caller frees with free(). */
 static cv_err lookup_odbc(cv_worker *w, const char *id, char **out, char *errbuf, size_t errlen) {
     bson_t *doc = NULL;
     bson_iter_t it;
@@ -138,13 +139,16 @@ static cv_err lookup_odbc(cv_worker *w, const char *id, char **out, char *errbuf
         return cv_err_set(errbuf, errlen, err, "connection %s does not exist", id);
     if (err)
         return err;
-    if (bson_iter_init_find(&it, doc, "odbc") && BSON_ITER_HOLDS_UTF8(&it))
-        *out = strdup(bson_iter_utf8(&it, NULL));
-    else
+    if (bson_iter_init_find(&it, doc, "odbc_sealed") && BSON_ITER_HOLDS_UTF8(&it)) {
+        char why[256];
+        err = cv_secret_open(w->cfg.secret_key, id, bson_iter_utf8(&it, NULL), out, why,
+                             sizeof(why));
+        if (err)
+            cv_err_set(errbuf, errlen, err, "connection %s: %s", id, why);
+    } else {
         err = cv_err_set(errbuf, errlen, CV_ERR_INVALID, "connection %s has no ODBC string", id);
+    }
     bson_destroy(doc);
-    if (!err && !*out)
-        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     return err;
 }
 

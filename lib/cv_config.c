@@ -298,8 +298,25 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
         CHECK(CV_ERR_CONFIG);
     }
     cfg->log_level = level;
+
+    if ((err = get_value(env, "CONVUTELL_SECRET_KEY", NULL, NULL, &v, &used, errbuf, errlen)))
+        goto out;
+    if (v) {
+        CHECK(cv_secret_parse_key(v, cfg->secret_key, why, sizeof(why)));
+        cfg->has_secret_key = true;
+    }
 #undef CHECK
 out:
     free(env);
     return err;
+}
+
+cv_err cv_config_require_secret(const cv_config *cfg, const char *service, char *errbuf,
+                                size_t errlen) {
+    if (cfg->has_secret_key)
+        return CV_OK;
+    return cv_err_set(errbuf, errlen, CV_ERR_CONFIG,
+                      "CONVUTELL_SECRET_KEY: is required by the %s (64 hex digits, e.g. from "
+                      "`openssl rand -hex 32`)",
+                      service);
 }

@@ -13,6 +13,9 @@
 #define CV_CONFIG_H
 
 #include "cv_err.h"
+#include "cv_secret.h"
+
+#include <stdbool.h>
 
 typedef struct cv_config {
     char kafka_bootstrap[512]; /* CONVUTELL_KAFKA_BOOTSTRAP, "host:port[,host:port]" */
@@ -22,7 +25,15 @@ typedef struct cv_config {
     int http_port;             /* CONVUTELL_HTTP_ADDR, port part */
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */
     int log_level;             /* CONVUTELL_LOG_LEVEL, a cv_log_level */
+    bool has_secret_key;       /* CONVUTELL_SECRET_KEY was given */
+    unsigned char secret_key[CV_SECRET_KEY_LEN]; /* key for secrets at rest */
 } cv_config;
+
+/* The services that read or write connection strings (api, worker) call this:
+ * CV_ERR_CONFIG with "CONVUTELL_SECRET_KEY: is required by the <service>" if
+ * no key was configured. */
+cv_err cv_config_require_secret(const cv_config *cfg, const char *service, char *errbuf,
+                                size_t errlen);
 
 /* Fills *cfg. Returns CV_OK, or CV_ERR_CONFIG with a one-line message in errbuf
  * such as "CONVUTELL_HTTP_ADDR: port 99999 is out of range 1-65535". */

@@ -72,7 +72,8 @@ class Services:
         self.env = dict(os.environ,
                         CONVUTELL_MONGODB_URI=MONGO_URI, CONVUTELL_MONGODB_DB=db,
                         CONVUTELL_HTTP_ADDR=f"127.0.0.1:{HTTP_PORT}",
-                        CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_LOG_LEVEL="info")
+                        CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_LOG_LEVEL="info",
+                        CONVUTELL_SECRET_KEY=os.urandom(32).hex())
         self.procs = {}
 
     def start(self, name, cmd=None, **extra):

@@ -27,6 +27,12 @@ def test_bad_configuration_stops_with_one_line():
          "'.', which MongoDB forbids in database names\n"),
         ({"CONVUTELL_LOG_LEVEL": ""},
          "convutell api: configuration error: CONVUTELL_LOG_LEVEL: is set but empty\n"),
+        ({},
+         "convutell api: configuration error: CONVUTELL_SECRET_KEY: is required by the api "
+         "(64 hex digits, e.g. from `openssl rand -hex 32`)\n"),
+        ({"CONVUTELL_SECRET_KEY": "abc"},
+         "convutell api: configuration error: CONVUTELL_SECRET_KEY: must be 64 hex digits "
+         "(openssl rand -hex 32), not 3 characters\n"),
     ]
     for env, expected in cases:
         out = run_bin("api", **env)

@@ -31,7 +31,10 @@ def test_sql_transfer_end_to_end(api, pg, mongo_db, tmp_path):
     # Passwords are stored for the worker but never shown back.
     assert dst["odbc"].endswith("UID=convutell;PWD=********")
     status, shown, _ = api.get(f"/api/v1/connections/{dst['id']}")
-    assert status == 200 and shown["odbc"] == dst["odbc"]
+    assert status == 200 and shown == dst
+    stored = mongo_db.connections.find_one({"_id": dst["id"]})
+    assert stored["odbc_sealed"].startswith("v1:")
+    assert "PWD=convutell" not in str(stored)  # sealed at rest, not just hidden
 
     status, run, headers = api.post(f"/api/v1/jobs/{job['id']}/runs")
     assert status == 202, run
