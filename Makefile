@@ -20,7 +20,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC))
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit system asan run stack-up stack-down bench style style-check clean
+.PHONY: all deps test unit unit-run system-run compose-check system asan run stack-up stack-down bench style style-check clean
 
 all: $(BUILD)/convutell
 
@@ -40,7 +40,7 @@ deps:
 
 # The test build is separate so that -Werror never mixes with a developer's objects.
 test: deps
-	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror unit-run system-run
+	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror unit-run compose-check system-run
 
 unit: deps
 	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror unit-run
@@ -50,6 +50,11 @@ system: deps
 
 unit-run: $(UNIT_BIN)
 	@scripts/run-unit $(UNIT_BIN)
+
+# No Docker engine runs on the build machines: the compose files are checked with
+# the Compose specification's loader instead (compose/validate).
+compose-check:
+	.cache/bin/compose-validate compose/docker-compose.yml
 
 system-run: $(BUILD)/convutell
 	CONVUTELL_BIN=$(abspath $(BUILD)/convutell) scripts/run-system
