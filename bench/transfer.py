@@ -1,0 +1,144 @@
+"""Transfer benchmark: rows per second of a Convutell run (from the POST that
+triggers it to the run reading `succeeded`) against a hand-made pipe doing the
+same copy, both measured here and now. Prints a Markdown table.
+
+    bench/run [--rows N] [--repeat K]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+import psycopg
+
+BIN = os.environ["CONVUTELL_BIN"]
+PG_PORT = os.environ["CV_PG_PORT"]
+PG_DSN = f"host=127.0.0.1 port={PG_PORT} user=convutell password=convutell dbname=convutell"
+PG_ODBC = (f"Driver=PostgreSQL Unicode;Server=127.0.0.1;Port={PG_PORT};"
+           "Database=convutell;UID=convutell;PWD=convutell")
+HTTP = "127.0.0.1:28080"
+API = f"http://{HTTP}/api/v1"
+PSQL = ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "convutell", "convutell"]
+COLUMNS = "aid, bid, abalance, filler"
+DEST_DDL = "CREATE TABLE {} (aid integer, bid integer, abalance integer, filler character(84))"
+
+
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(API + path, data=data, method=method)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def reset(pg, table):
+    pg.execute(f"DROP TABLE IF EXISTS {table}")
+    pg.execute(DEST_DDL.format(table))
+
+
+def count(pg, table):
+    return pg.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def convutell_run(job_id, timeout):
+    start = time.perf_counter()
+    run = call("POST", f"/jobs/{job_id}/runs")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        doc = call("GET", f"/runs/{run['run_id']}")
+        if doc["status"] in ("succeeded", "failed"):
+            assert doc["status"] == "succeeded", doc
+            return time.perf_counter() - start
+        time.sleep(0.05)
+    raise SystemExit(f"run {run['run_id']} did not finish in {timeout}s")
+
+
+def timed_shell(cmd):
+    start = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True,
+                   env=dict(os.environ, PGPASSWORD="convutell"))
+    return time.perf_counter() - start
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--timeout", type=int, default=900)
+    args = ap.parse_args()
+    scale = max(1, args.rows // 100_000)
+    rows = scale * 100_000
+    tmp = tempfile.mkdtemp(prefix="convutell-bench-")
+    env = dict(os.environ, CONVUTELL_HTTP_ADDR=HTTP, CONVUTELL_ENV_FILE="/dev/null",
+               CONVUTELL_MONGODB_DB="bench_" + uuid.uuid4().hex[:8],
+               CONVUTELL_SECRET_KEY=os.urandom(32).hex(), CONVUTELL_LOG_LEVEL="warn")
+    procs = [subprocess.Popen([BIN, name], env=env, stderr=open(f"{tmp}/{name}.log", "w"))
+             for name in ("collector", "worker", "api")]
+    try:
+        for _ in range(100):
+            try:
+                call("GET", "/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+
+        print(f"bench: preparing pgbench_accounts ({rows} rows) and its SQLite copy", file=sys.stderr)
+        subprocess.run(["pgbench", "-i", "-q", "-s", str(scale), "-I", "dtg", "-h", "127.0.0.1",
+                        "-p", PG_PORT, "-U", "convutell", "convutell"], check=True,
+                       env=dict(os.environ, PGPASSWORD="convutell"), capture_output=True)
+        sqlite_db = f"{tmp}/accounts.db"
+        timed_shell(f"sqlite3 {sqlite_db} 'CREATE TABLE pgbench_accounts (aid INTEGER, bid INTEGER, "
+                    f"abalance INTEGER, filler CHAR(84))' && "
+                    f"{' '.join(PSQL)} -c \"\\copy (SELECT {COLUMNS} FROM pgbench_accounts) TO STDOUT CSV\" "
+                    f"| sqlite3 -csv {sqlite_db} '.import /dev/stdin pgbench_accounts'")
+
+        pg = psycopg.connect(PG_DSN, autocommit=True)
+        conn_pg = call("POST", "/connections", {"name": "pg", "odbc": PG_ODBC})["id"]
+        conn_sqlite = call("POST", "/connections", {"name": "sqlite",
+                                                    "odbc": f"Driver=SQLite3;Database={sqlite_db}"})["id"]
+        cases = []
+        for label, origin, hand in (
+            ("PostgreSQL → PostgreSQL", conn_pg,
+             f"{' '.join(PSQL)} -c \"\\copy (SELECT {COLUMNS} FROM pgbench_accounts) TO STDOUT\" | "
+             f"{' '.join(PSQL)} -c \"\\copy {{table}} FROM STDIN\""),
+            ("SQLite → PostgreSQL", conn_sqlite,
+             f"sqlite3 -csv {sqlite_db} 'SELECT {COLUMNS} FROM pgbench_accounts' | "
+             f"{' '.join(PSQL)} -c \"\\copy {{table}} FROM STDIN CSV\""),
+        ):
+            project = call("POST", "/projects", {"name": label, "origin_connection_id": origin,
+                                                 "destination_connection_id": conn_pg})["id"]
+            job = call("POST", f"/projects/{project}/jobs", {
+                "name": label, "kind": "sql_transfer", "destination_table": "bench_dest",
+                "query": f"SELECT {COLUMNS} FROM pgbench_accounts"})["id"]
+            conv, base = [], []
+            for i in range(args.repeat):
+                reset(pg, "bench_hand")
+                base.append(timed_shell(hand.format(table="bench_hand")))
+                assert count(pg, "bench_hand") == rows
+                reset(pg, "bench_dest")
+                conv.append(convutell_run(job, args.timeout))
+                assert count(pg, "bench_dest") == rows
+                print(f"bench: {label} #{i + 1}: convutell {conv[-1]:.2f} s, pipe {base[-1]:.2f} s",
+                      file=sys.stderr)
+            c, b = statistics.median(conv), statistics.median(base)
+            cases.append((label, rows, c, b))
+
+        print(f"\n| transfer ({rows:,} rows, median of {args.repeat}) | Convutell s | rows/s "
+              "| hand pipe s | rows/s | ratio |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for label, n, c, b in cases:
+            print(f"| {label} | {c:.2f} | {n / c:,.0f} | {b:.2f} | {n / b:,.0f} | {b / c:.3f} |")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
