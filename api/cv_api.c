@@ -107,8 +107,9 @@ static cJSON *parse_body(const cv_http_request *req, cv_http_response *res) {
     cJSON *root;
 
     if (req->body_len == 0) {
-        cv_http_error(res, 400, "malformed_json", NULL, "request body is empty; expected a "
-                                                        "JSON object");
+        cv_http_error(res, 400, "malformed_json", NULL,
+                      "request body is empty; expected a "
+                      "JSON object");
         return NULL;
     }
     root = cv_json_parse(req->body, req->body_len, &at);
@@ -668,8 +669,8 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     api->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
     if (!api->producer)
         goto fail;
-    api->http = cv_http_server_new(cfg->http_host, cfg->http_port, 4, CV_API_MAX_BODY, handle,
-                                   api, errbuf, errlen);
+    api->http = cv_http_server_new(cfg->http_host, cfg->http_port, 4, CV_API_MAX_BODY, handle, api,
+                                   errbuf, errlen);
     if (!api->http)
         goto fail;
     return api;

@@ -86,9 +86,8 @@ static enum MHD_Result too_large(struct MHD_Connection *conn, size_t max_body) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     cv_http_server *s = cls;
     request_state *st = *con_cls;
     cv_http_request req;
@@ -171,9 +170,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     cv_log_warn("http: %s", line);
 }
 
-cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads,
-                                   size_t max_body, cv_http_handler handler, void *ctx,
-                                   char *errbuf, size_t errlen) {
+cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads, size_t max_body,
+                                   cv_http_handler handler, void *ctx, char *errbuf,
+                                   size_t errlen) {
     struct sockaddr_in addr;
     cv_http_server *s = calloc(1, sizeof(*s));
 
@@ -192,12 +191,12 @@ cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads,
     s->max_body = max_body;
     s->handler = handler;
     s->ctx = ctx;
-    s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port,
-        NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    s->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+                         (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)",
                    host, port);

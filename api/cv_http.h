@@ -34,9 +34,8 @@ typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_r
 
 /* Starts listening on host:port (IPv4) with `threads` worker threads. Returns
  * NULL with the reason in errbuf. Stop and free with cv_http_server_destroy(). */
-cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads,
-                                   size_t max_body, cv_http_handler handler, void *ctx,
-                                   char *errbuf, size_t errlen);
+cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads, size_t max_body,
+                                   cv_http_handler handler, void *ctx, char *errbuf, size_t errlen);
 
 /* Stops accepting, waits for handlers in progress and frees. Accepts NULL. */
 void cv_http_server_destroy(cv_http_server *s);

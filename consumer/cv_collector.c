@@ -59,15 +59,13 @@ static cv_err keep_rejected(cv_collector *c, const cv_kafka_msg *msg, const cv_v
     cv_err err;
 
     /* Topic, partition and offset name the message, so a replay is a duplicate. */
-    snprintf(id, sizeof(id), "%s:%d:%lld", msg->topic, (int)msg->partition,
-             (long long)msg->offset);
+    snprintf(id, sizeof(id), "%s:%d:%lld", msg->topic, (int)msg->partition, (long long)msg->offset);
     BSON_APPEND_UTF8(&doc, "_id", id);
     BSON_APPEND_UTF8(&doc, "field", verr->field);
     BSON_APPEND_UTF8(&doc, "reason", verr->reason);
-    bson_append_utf8(&doc, "payload", -1, msg->payload ? msg->payload : "",
-                     bson_utf8_validate(msg->payload ? msg->payload : "", msg->len, false)
-                         ? (int)msg->len
-                         : 0);
+    bson_append_utf8(
+        &doc, "payload", -1, msg->payload ? msg->payload : "",
+        bson_utf8_validate(msg->payload ? msg->payload : "", msg->len, false) ? (int)msg->len : 0);
     err = cv_mongo_insert(c->mongo, "rejected_events", &doc, errbuf, errlen);
     bson_destroy(&doc);
     return err == CV_ERR_CONFLICT ? CV_OK : err;
@@ -91,8 +89,7 @@ static cv_err handle(cv_collector *c, const cv_kafka_msg *msg, char *errbuf, siz
     return err;
 }
 
-cv_err cv_collector_run(cv_collector *c, volatile sig_atomic_t *stop, char *errbuf,
-                        size_t errlen) {
+cv_err cv_collector_run(cv_collector *c, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
     cv_log_info("collector consuming %s as group %s", CV_TOPIC_EVENTS, COLLECTOR_GROUP);
     while (!*stop) {
         cv_kafka_msg msg;

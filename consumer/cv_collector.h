@@ -21,8 +21,7 @@ typedef struct cv_collector cv_collector;
 cv_collector *cv_collector_new(const cv_config *cfg, char *errbuf, size_t errlen);
 
 /* Runs until *stop becomes non-zero. */
-cv_err cv_collector_run(cv_collector *c, volatile sig_atomic_t *stop, char *errbuf,
-                        size_t errlen);
+cv_err cv_collector_run(cv_collector *c, volatile sig_atomic_t *stop, char *errbuf, size_t errlen);
 
 /* Leaves the consumer group and frees. Accepts NULL. */
 void cv_collector_destroy(cv_collector *c);

@@ -17,11 +17,11 @@ int cv_transfer_quote_ident(const char *name, char quote, bool split_schema, cha
                             size_t outlen) {
     size_t o = 0;
 
-#define PUT(c)                                                                                    \
-    do {                                                                                          \
-        if (o + 1 >= outlen)                                                                      \
-            return -1;                                                                            \
-        out[o++] = (c);                                                                           \
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (o + 1 >= outlen)                                                                       \
+            return -1;                                                                             \
+        out[o++] = (c);                                                                            \
     } while (0)
 
     PUT(quote);

@@ -22,9 +22,9 @@ typedef struct cv_transfer_result {
 } cv_transfer_result;
 
 typedef struct cv_transfer_spec {
-    const char *origin_odbc;      /* ODBC connection string of the origin */
-    const char *destination_odbc; /* ODBC connection string of the destination */
-    const char *query;            /* SELECT run on the origin */
+    const char *origin_odbc;       /* ODBC connection string of the origin */
+    const char *destination_odbc;  /* ODBC connection string of the destination */
+    const char *query;             /* SELECT run on the origin */
     const char *destination_table; /* validated name: name or schema.name */
 } cv_transfer_spec;
 

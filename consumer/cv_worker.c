@@ -114,8 +114,8 @@ static cv_err reject(cv_worker *w, const cv_kafka_msg *msg, const cv_verr *verr,
                                        {NULL, NULL}};
     cv_log_warn("rejected %s[%s]@%s: %s", msg->topic, partition, offset, reason);
     err = cv_kafka_produce(w->producer, CV_TOPIC_DLQ, msg->key ? key : NULL,
-                           msg->payload ? msg->payload : "", msg->len, headers,
-                           PUBLISH_TIMEOUT_MS, errbuf, errlen);
+                           msg->payload ? msg->payload : "", msg->len, headers, PUBLISH_TIMEOUT_MS,
+                           errbuf, errlen);
     if (err)
         return err;
     if ((err = cv_event_init(&ev, CV_EVENT_JOB_REJECTED)))
@@ -141,8 +141,8 @@ static cv_err lookup_odbc(cv_worker *w, const char *id, char **out, char *errbuf
         return err;
     if (bson_iter_init_find(&it, doc, "odbc_sealed") && BSON_ITER_HOLDS_UTF8(&it)) {
         char why[256];
-        err = cv_secret_open(w->cfg.secret_key, id, bson_iter_utf8(&it, NULL), out, why,
-                             sizeof(why));
+        err =
+            cv_secret_open(w->cfg.secret_key, id, bson_iter_utf8(&it, NULL), out, why, sizeof(why));
         if (err)
             cv_err_set(errbuf, errlen, err, "connection %s: %s", id, why);
     } else {
@@ -172,8 +172,8 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     run_err = lookup_odbc(w, job->origin_connection_id, &origin, why, sizeof(why));
     if (run_err) {
         res.error_code = "origin_lookup";
-    } else if ((run_err = lookup_odbc(w, job->destination_connection_id, &dest, why,
-                                      sizeof(why)))) {
+    } else if ((run_err =
+                    lookup_odbc(w, job->destination_connection_id, &dest, why, sizeof(why)))) {
         res.error_code = "destination_lookup";
     } else {
         cv_transfer_spec spec = {.origin_odbc = origin,
@@ -195,8 +195,8 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
         snprintf(ev.error_code, sizeof(ev.error_code), "%s",
                  res.error_code ? res.error_code : cv_err_str(run_err));
         snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
-        cv_log_warn("run %s failed after %lld rows: %s: %s", job->run_id,
-                    (long long)res.rows_read, ev.error_code, why);
+        cv_log_warn("run %s failed after %lld rows: %s: %s", job->run_id, (long long)res.rows_read,
+                    ev.error_code, why);
     } else {
         cv_log_info("run %s succeeded: %lld rows in %lld ms", job->run_id,
                     (long long)res.rows_written, (long long)ev.duration_ms);

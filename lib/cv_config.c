@@ -179,8 +179,7 @@ cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen)
             return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' is not host:port", item);
         for (const char *h = item; h < colon; h++)
             if (!isalnum((unsigned char)*h) && !strchr(".-_[]:", *h))
-                return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' has a bad host name",
-                                  item);
+                return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' has a bad host name", item);
         if (parse_port(colon + 1, &port, errbuf, errlen))
             return CV_ERR_CONFIG;
     }
@@ -189,8 +188,8 @@ cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen)
     return CV_OK;
 }
 
-cv_err cv_config_parse_addr(const char *value, char *host, size_t hostlen, int *port,
-                            char *errbuf, size_t errlen) {
+cv_err cv_config_parse_addr(const char *value, char *host, size_t hostlen, int *port, char *errbuf,
+                            size_t errlen) {
     const char *colon = strrchr(value, ':');
     struct in_addr addr;
     char hostpart[64];
@@ -219,8 +218,8 @@ static cv_err check_db_name(const char *value, char *errbuf, size_t errlen) {
     for (const char *c = value; *c; c++)
         if (strchr("/\\. \"$*<>:|?", *c))
             return cv_err_set(errbuf, errlen, CV_ERR_CONFIG,
-                              "'%s' contains '%c', which MongoDB forbids in database names",
-                              value, *c);
+                              "'%s' contains '%c', which MongoDB forbids in database names", value,
+                              *c);
     return CV_OK;
 }
 
@@ -242,20 +241,20 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
     if (err)
         goto out;
 
-#define CHECK(call)                                                                               \
-    do {                                                                                          \
-        if ((call) != CV_OK) {                                                                    \
-            err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s: %s", used, why);                 \
-            goto out;                                                                             \
-        }                                                                                         \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        if ((call) != CV_OK) {                                                                     \
+            err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s: %s", used, why);                  \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
     if ((err = get_value(env, "CONVUTELL_KAFKA_BOOTSTRAP", NULL, "127.0.0.1:9092", &v, &used,
                          errbuf, errlen)))
         goto out;
     CHECK(cv_config_check_bootstrap(v, why, sizeof(why)));
-    CHECK(copy_value(cfg->kafka_bootstrap, sizeof(cfg->kafka_bootstrap), v, used, why,
-                     sizeof(why)));
+    CHECK(
+        copy_value(cfg->kafka_bootstrap, sizeof(cfg->kafka_bootstrap), v, used, why, sizeof(why)));
 
     if ((err = get_value(env, "CONVUTELL_MONGODB_URI", "MONGODB_CONNECTION_STRING",
                          "mongodb://127.0.0.1:27017/", &v, &used, errbuf, errlen)))

@@ -42,7 +42,7 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen);
 /* Validation helpers, exported for the unit tests. Each returns CV_OK or
  * CV_ERR_CONFIG with the reason (without the variable name) in errbuf. */
 cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen);
-cv_err cv_config_parse_addr(const char *value, char *host, size_t hostlen, int *port,
-                            char *errbuf, size_t errlen);
+cv_err cv_config_parse_addr(const char *value, char *host, size_t hostlen, int *port, char *errbuf,
+                            size_t errlen);
 
 #endif

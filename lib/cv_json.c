@@ -114,8 +114,9 @@ cv_err cv_json_get_id(const cJSON *obj, const char *prefix, const char *name, bo
     if (err)
         return err;
     if (*out && !cv_id_valid(*out))
-        return cv_verr_set(verr, prefix, name, "must be an id (a UUID such as "
-                                               "\"0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d\")");
+        return cv_verr_set(verr, prefix, name,
+                           "must be an id (a UUID such as "
+                           "\"0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d\")");
     return CV_OK;
 }
 

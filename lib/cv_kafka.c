@@ -28,8 +28,10 @@ typedef struct delivery {
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
-    cv_log(level <= 3 ? CV_LOG_ERROR : level <= 5 ? CV_LOG_WARN : CV_LOG_DEBUG, "kafka %s: %s",
-           fac, buf);
+    cv_log(level <= 3   ? CV_LOG_ERROR
+           : level <= 5 ? CV_LOG_WARN
+                        : CV_LOG_DEBUG,
+           "kafka %s: %s", fac, buf);
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -63,9 +65,17 @@ static int conf_set_all(rd_kafka_conf_t *conf, const char *const *pairs, char *e
 }
 
 cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, size_t errlen) {
-    static const char *const settings[] = {
-        "enable.idempotence", "true", "acks", "all", "linger.ms", "2",
-        "message.timeout.ms", "30000", "compression.type", "lz4", NULL};
+    static const char *const settings[] = {"enable.idempotence",
+                                           "true",
+                                           "acks",
+                                           "all",
+                                           "linger.ms",
+                                           "2",
+                                           "message.timeout.ms",
+                                           "30000",
+                                           "compression.type",
+                                           "lz4",
+                                           NULL};
     cv_kafka_producer *p = NULL;
     rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);
 
@@ -90,9 +100,9 @@ out:
     return p;
 }
 
-cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key,
-                        const void *value, size_t len, const cv_kafka_header *headers,
-                        int timeout_ms, char *errbuf, size_t errlen) {
+cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key, const void *value,
+                        size_t len, const cv_kafka_header *headers, int timeout_ms, char *errbuf,
+                        size_t errlen) {
     delivery d = {.done = 0, .err = RD_KAFKA_RESP_ERR_NO_ERROR};
     rd_kafka_headers_t *hdrs = NULL;
     rd_kafka_resp_err_t err;
@@ -103,11 +113,10 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
         for (const cv_kafka_header *h = headers; h->name; h++)
             rd_kafka_header_add(hdrs, h->name, -1, h->value, -1);
     }
-    err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-                            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
-                            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
     if (err) {
         rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
         return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot send to %s: %s", topic,
@@ -122,15 +131,14 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
                 rd_kafka_poll(p->rk, 100);
             if (!d.err)
                 return CV_OK;
-            return cv_err_set(errbuf, errlen, CV_ERR_TIMEOUT, "sending to %s timed out: %s",
-                              topic, rd_kafka_err2str(d.err));
+            return cv_err_set(errbuf, errlen, CV_ERR_TIMEOUT, "sending to %s timed out: %s", topic,
+                              rd_kafka_err2str(d.err));
         }
         rd_kafka_poll(p->rk, 20);
     }
     if (d.err)
-        return cv_err_set(errbuf, errlen, d.err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
-                                              ? CV_ERR_TIMEOUT
-                                              : CV_ERR_KAFKA,
+        return cv_err_set(errbuf, errlen,
+                          d.err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? CV_ERR_TIMEOUT : CV_ERR_KAFKA,
                           "broker did not take the message for %s: %s", topic,
                           rd_kafka_err2str(d.err));
     return CV_OK;
@@ -146,24 +154,13 @@ void cv_kafka_producer_destroy(cv_kafka_producer *p) {
 
 cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *group,
                                          const char *topic, char *errbuf, size_t errlen) {
-    const char *const settings[] = {"group.id",
-                                    group,
-                                    "enable.auto.commit",
-                                    "true",
-                                    "enable.auto.offset.store",
-                                    "false",
-                                    "auto.offset.reset",
-                                    "earliest",
-                                    "auto.commit.interval.ms",
-                                    "1000",
-                                    "session.timeout.ms",
-                                    "10000",
+    const char *const settings[] = {"group.id", group, "enable.auto.commit", "true",
+                                    "enable.auto.offset.store", "false", "auto.offset.reset",
+                                    "earliest", "auto.commit.interval.ms", "1000",
+                                    "session.timeout.ms", "10000",
                                     /* A transfer may hold the poll loop for a long time. */
-                                    "max.poll.interval.ms",
-                                    "1800000",
-                                    "partition.assignment.strategy",
-                                    "cooperative-sticky",
-                                    NULL};
+                                    "max.poll.interval.ms", "1800000",
+                                    "partition.assignment.strategy", "cooperative-sticky", NULL};
     cv_kafka_consumer *c = NULL;
     rd_kafka_topic_partition_list_t *topics = NULL;
     rd_kafka_resp_err_t err;

@@ -52,9 +52,9 @@ cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, si
  * `headers` may be NULL; otherwise it ends with an entry whose name is NULL.
  * Thread-safe: several threads may send through one producer at once.
  * Returns CV_OK, CV_ERR_TIMEOUT or CV_ERR_KAFKA (reason in errbuf). */
-cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key,
-                        const void *value, size_t len, const cv_kafka_header *headers,
-                        int timeout_ms, char *errbuf, size_t errlen);
+cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key, const void *value,
+                        size_t len, const cv_kafka_header *headers, int timeout_ms, char *errbuf,
+                        size_t errlen);
 
 /* Waits for outstanding deliveries (bounded) and frees. Accepts NULL. */
 void cv_kafka_producer_destroy(cv_kafka_producer *p);

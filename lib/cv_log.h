@@ -7,12 +7,7 @@
 #ifndef CV_LOG_H
 #define CV_LOG_H
 
-typedef enum cv_log_level {
-    CV_LOG_DEBUG = 0,
-    CV_LOG_INFO,
-    CV_LOG_WARN,
-    CV_LOG_ERROR
-} cv_log_level;
+typedef enum cv_log_level { CV_LOG_DEBUG = 0, CV_LOG_INFO, CV_LOG_WARN, CV_LOG_ERROR } cv_log_level;
 
 /* Sets the service name printed in each record and the lowest level printed.
  * Call once at start-up, before threads start. `service` must outlive logging. */

@@ -98,9 +98,8 @@ cv_err cv_mongo_insert(cv_mongo *m, const char *collection, const bson_t *doc, c
     return err;
 }
 
-cv_err cv_mongo_find(cv_mongo *m, const char *collection, const bson_t *filter,
-                     const bson_t *sort, int64_t limit, bson_t **out, char *errbuf,
-                     size_t errlen) {
+cv_err cv_mongo_find(cv_mongo *m, const char *collection, const bson_t *filter, const bson_t *sort,
+                     int64_t limit, bson_t **out, char *errbuf, size_t errlen) {
     mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
     mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
     mongoc_cursor_t *cursor;

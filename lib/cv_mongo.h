@@ -41,9 +41,8 @@ cv_err cv_mongo_find_id(cv_mongo *m, const char *collection, const char *id, bso
 /* Finds all documents matching `filter`, sorted by `sort` (may be NULL), at most
  * `limit` (0 = no limit). On CV_OK, *out is a new array document
  * {"0": doc, "1": doc, ...}; the caller frees it with bson_destroy(). */
-cv_err cv_mongo_find(cv_mongo *m, const char *collection, const bson_t *filter,
-                     const bson_t *sort, int64_t limit, bson_t **out, char *errbuf,
-                     size_t errlen);
+cv_err cv_mongo_find(cv_mongo *m, const char *collection, const bson_t *filter, const bson_t *sort,
+                     int64_t limit, bson_t **out, char *errbuf, size_t errlen);
 
 /* Updates one document. With upsert, a filter that matches nothing inserts; if
  * that insert hits an existing _id (the filter excluded it), CV_ERR_CONFLICT.

@@ -53,8 +53,8 @@ static cv_err diag(SQLSMALLINT type, SQLHANDLE handle, const char *what, char *e
     n = snprintf(errbuf, errlen, "%s", what);
     used = n > 0 ? (size_t)n : 0;
     for (SQLSMALLINT rec = 1; rec <= 3 && used < errlen; rec++) {
-        if (!SQL_SUCCEEDED(SQLGetDiagRec(type, handle, rec, state, &native, msg, sizeof(msg),
-                                         &msglen)))
+        if (!SQL_SUCCEEDED(
+                SQLGetDiagRec(type, handle, rec, state, &native, msg, sizeof(msg), &msglen)))
             break;
         n = snprintf(errbuf + used, errlen - used, "%s%s: %s", rec == 1 ? ": " : "; ",
                      (char *)state, (char *)msg);
@@ -74,8 +74,8 @@ cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) 
         return NULL;
     }
     if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &conn->env)) ||
-        !SQL_SUCCEEDED(SQLSetEnvAttr(conn->env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER)SQL_OV_ODBC3,
-                                     0)) ||
+        !SQL_SUCCEEDED(
+            SQLSetEnvAttr(conn->env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER)SQL_OV_ODBC3, 0)) ||
         !SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_DBC, conn->env, &conn->dbc))) {
         cv_err_set(errbuf, errlen, CV_ERR_ODBC, "cannot allocate ODBC handles");
         goto fail;
@@ -89,8 +89,8 @@ cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) 
     }
     conn->connected = true;
     conn->quote = '"';
-    if (SQL_SUCCEEDED(SQLGetInfo(conn->dbc, SQL_IDENTIFIER_QUOTE_CHAR, quote, sizeof(quote),
-                                 &qlen)) &&
+    if (SQL_SUCCEEDED(
+            SQLGetInfo(conn->dbc, SQL_IDENTIFIER_QUOTE_CHAR, quote, sizeof(quote), &qlen)) &&
         qlen == 1)
         conn->quote = (char)quote[0];
     return conn;
@@ -115,8 +115,8 @@ void cv_odbc_disconnect(cv_odbc_conn *conn) {
 }
 
 cv_err cv_odbc_begin(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
-    if (!SQL_SUCCEEDED(SQLSetConnectAttr(conn->dbc, SQL_ATTR_AUTOCOMMIT,
-                                         (SQLPOINTER)SQL_AUTOCOMMIT_OFF, 0)))
+    if (!SQL_SUCCEEDED(
+            SQLSetConnectAttr(conn->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)SQL_AUTOCOMMIT_OFF, 0)))
         return diag(SQL_HANDLE_DBC, conn->dbc, "cannot start a transaction", errbuf, errlen);
     conn->in_txn = true;
     return CV_OK;
@@ -180,8 +180,7 @@ static cv_err describe(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
 
     free_columns(stmt);
     if (!SQL_SUCCEEDED(SQLNumResultCols(stmt->hstmt, &ncols)))
-        return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot count result columns", errbuf,
-                    errlen);
+        return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot count result columns", errbuf, errlen);
     if (ncols > MAX_COLS)
         return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "query returns %d columns, limit %d",
                           ncols, MAX_COLS);

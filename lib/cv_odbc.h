@@ -22,9 +22,9 @@ typedef struct cv_odbc_stmt cv_odbc_stmt;
 /* One result column as the driver describes it. */
 typedef struct cv_odbc_col {
     char name[128];
-    short sql_type;    /* SQL_INTEGER, SQL_VARCHAR, SQL_TYPE_TIMESTAMP, ... */
-    size_t size;       /* column size (precision for numbers) */
-    short decimals;    /* scale */
+    short sql_type; /* SQL_INTEGER, SQL_VARCHAR, SQL_TYPE_TIMESTAMP, ... */
+    size_t size;    /* column size (precision for numbers) */
+    short decimals; /* scale */
     bool nullable;
 } cv_odbc_col;
 

@@ -58,8 +58,8 @@ cv_err cv_secret_seal(const unsigned char key[CV_SECRET_KEY_LEN], const char *co
         EVP_EncryptInit_ex(ctx, NULL, NULL, key, raw) != 1 ||
         EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)context, (int)strlen(context)) !=
             1 ||
-        EVP_EncryptUpdate(ctx, raw + NONCE_LEN, &n, (const unsigned char *)plaintext,
-                          (int)plen) != 1 ||
+        EVP_EncryptUpdate(ctx, raw + NONCE_LEN, &n, (const unsigned char *)plaintext, (int)plen) !=
+            1 ||
         EVP_EncryptFinal_ex(ctx, raw + NONCE_LEN + n, &n) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, raw + NONCE_LEN + plen) != 1) {
         err = cv_err_set(errbuf, errlen, CV_ERR_IO, "encryption failed");
@@ -122,8 +122,7 @@ cv_err cv_secret_open(const unsigned char key[CV_SECRET_KEY_LEN], const char *co
             EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)context,
                               (int)strlen(context)) != 1 ||
             EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + NONCE_LEN, clen) != 1 ||
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
-                                raw + NONCE_LEN + clen) != 1 ||
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, raw + NONCE_LEN + clen) != 1 ||
             EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + n, &n) != 1) {
             err = cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                              "secret does not decrypt: wrong CONVUTELL_SECRET_KEY, or altered");

@@ -13,17 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const job_fields[] = {"schema",  "run_id",    "job_id",       "project_id",
-                                         "kind",    "attempt",   "queued_at",    "sql_transfer",
-                                         NULL};
+static const char *const job_fields[] = {"schema",     "run_id",       "job_id",
+                                         "project_id", "kind",         "attempt",
+                                         "queued_at",  "sql_transfer", NULL};
 static const char *const transfer_fields[] = {"origin_connection_id", "destination_connection_id",
                                               "query", "destination_table", NULL};
 static const char *const event_fields[] = {
-    "schema", "event_id", "type",         "time",        "run_id", "job_id", "project_id",
-    "worker", "attempt",  "rows_read",    "rows_written", "duration_ms", "error", NULL};
-static const char *const event_types[] = {CV_EVENT_RUN_QUEUED, CV_EVENT_RUN_STARTED,
+    "schema", "event_id", "type",      "time",         "run_id",      "job_id", "project_id",
+    "worker", "attempt",  "rows_read", "rows_written", "duration_ms", "error",  NULL};
+static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,    CV_EVENT_RUN_STARTED,
                                           CV_EVENT_RUN_SUCCEEDED, CV_EVENT_RUN_FAILED,
-                                          CV_EVENT_JOB_REJECTED, NULL};
+                                          CV_EVENT_JOB_REJECTED,  NULL};
 
 static void copy_str(char *dst, size_t len, const char *src) {
     snprintf(dst, len, "%s", src ? src : "");
@@ -35,8 +35,8 @@ static cv_err parse_object(const char *data, size_t len, cJSON **out, cv_verr *v
 
     *out = NULL;
     if (len > CV_JOB_MAX_BYTES)
-        return cv_verr_set(verr, NULL, "$", "message is %zu bytes, more than the limit of %d",
-                           len, CV_JOB_MAX_BYTES);
+        return cv_verr_set(verr, NULL, "$", "message is %zu bytes, more than the limit of %d", len,
+                           CV_JOB_MAX_BYTES);
     if (memchr(data, '\0', len))
         return cv_verr_set(verr, NULL, "$", "message contains a NUL byte");
     root = cv_json_parse(data, len, &at);
@@ -66,8 +66,9 @@ static cv_err get_time(const cJSON *root, const char *name, int64_t *ms, cv_verr
     if (err)
         return err;
     if (cv_time_parse(text, ms) != 0)
-        return cv_verr_set(verr, NULL, name, "must be an RFC 3339 time such as "
-                                             "\"2026-11-28T04:50:00.000Z\"");
+        return cv_verr_set(verr, NULL, name,
+                           "must be an RFC 3339 time such as "
+                           "\"2026-11-28T04:50:00.000Z\"");
     return CV_OK;
 }
 
@@ -117,12 +118,11 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     if ((err = cv_json_get_id(transfer, "sql_transfer", "origin_connection_id", true, &s, verr)))
         goto out;
     copy_str(job->origin_connection_id, sizeof(job->origin_connection_id), s);
-    if ((err = cv_json_get_id(transfer, "sql_transfer", "destination_connection_id", true, &s,
-                              verr)))
+    if ((err =
+             cv_json_get_id(transfer, "sql_transfer", "destination_connection_id", true, &s, verr)))
         goto out;
     copy_str(job->destination_connection_id, sizeof(job->destination_connection_id), s);
-    if ((err = cv_json_get_str(transfer, "sql_transfer", "destination_table", true, 127, &s,
-                               verr)))
+    if ((err = cv_json_get_str(transfer, "sql_transfer", "destination_table", true, 127, &s, verr)))
         goto out;
     if (!cv_json_is_table_name(s)) {
         err = cv_verr_set(verr, "sql_transfer", "destination_table",
@@ -294,8 +294,8 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
     if ((err = cv_json_get_int(root, NULL, "attempt", false, 1, CV_MAX_ATTEMPT, &n, verr)))
         goto out;
     ev->attempt = (int)n;
-    if ((err = cv_json_get_int(root, NULL, "rows_read", false, 0, INT64_C(1) << 53,
-                               &ev->rows_read, verr)) ||
+    if ((err = cv_json_get_int(root, NULL, "rows_read", false, 0, INT64_C(1) << 53, &ev->rows_read,
+                               verr)) ||
         (err = cv_json_get_int(root, NULL, "rows_written", false, 0, INT64_C(1) << 53,
                                &ev->rows_written, verr)) ||
         (err = cv_json_get_int(root, NULL, "duration_ms", false, 0, INT64_C(1) << 53,
