@@ -139,7 +139,9 @@ cv_err cv_mongo_find_id(cv_mongo *m, const char *collection, const char *id, bso
                         char *errbuf, size_t errlen) {
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     bson_t *docs = NULL;
-    bson_iter_t it, child;
+    bson_iter_t it;
+    const uint8_t *data;
+    uint32_t len;
     cv_err err;
 
     *out = NULL;
@@ -150,15 +152,10 @@ cv_err cv_mongo_find_id(cv_mongo *m, const char *collection, const char *id, bso
         err = cv_err_set(errbuf, errlen, CV_ERR_NOT_FOUND, "%s %s not found", collection, id);
         goto out;
     }
-    {
-        const uint8_t *data;
-        uint32_t len;
-        bson_iter_document(&it, &len, &data);
-        *out = bson_new_from_data(data, len);
-        (void)child;
-        if (!*out)
-            err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    }
+    bson_iter_document(&it, &len, &data);
+    *out = bson_new_from_data(data, len);
+    if (!*out)
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
 out:
     bson_destroy(docs);
     bson_destroy(filter);

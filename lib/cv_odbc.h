@@ -64,7 +64,7 @@ cv_err cv_odbc_stmt_fetch(cv_odbc_stmt *stmt, char *errbuf, size_t errlen);
  * owned by stmt and valid until the next fetch; *len gets its byte length. */
 const char *cv_odbc_stmt_value(const cv_odbc_stmt *stmt, int index, size_t *len);
 
-/* Prepares a statement with `nparams` parameter markers. */
+/* Prepares a statement; its parameter markers are bound with cv_odbc_stmt_bind_text(). */
 cv_err cv_odbc_stmt_prepare(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen);
 
 /* Binds parameter `index` (0-based) as text of the given column's type, or SQL

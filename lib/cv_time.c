@@ -100,6 +100,8 @@ int cv_time_parse(const char *text, int64_t *ms) {
     if (mon < 1 || mon > 12 || day < 1 || day > mdays[mon - 1] || hour > 23 || min > 59 ||
         sec > 60 || off_h > 23 || off_m > 59)
         return -1;
+    if (mon == 2 && day == 29 && !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)))
+        return -1;
     int64_t secs = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
     secs -= off_sign * (off_h * 3600 + off_m * 60);
     *ms = secs * 1000 + millis;
