@@ -2,9 +2,10 @@
  * cv_transfer.h - one SQL transfer: run a SELECT on the origin and insert its
  * rows into a destination table in a single transaction.
  *
- * This is where rows are fetched (cv_odbc_stmt_fetch on the origin) and where
- * they are written (prepared INSERT on the destination). Either every row is
- * committed or none is.
+ * This is where rows are fetched (block fetch over ODBC on the origin) and
+ * where they are written: COPY FROM STDIN through libpq into PostgreSQL, or
+ * INSERT with parameter arrays over ODBC into anything else. Either every row
+ * is committed or none is. Memory stays bounded by one block of rows.
  */
 #ifndef CV_TRANSFER_H
 #define CV_TRANSFER_H
@@ -35,6 +36,10 @@ typedef struct cv_transfer_spec {
  * message. Blocking; the calling thread owns both connections throughout. */
 cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, char *errbuf,
                        size_t errlen);
+
+/* The load method the transfer will use: "copy" (PostgreSQL destination, COPY
+ * FROM STDIN through libpq) or "odbc" (parameter arrays). Static string. */
+const char *cv_transfer_method(const cv_transfer_spec *spec);
 
 /* Writes the quoted form of a table name (name or schema.name) into out, using
  * `quote` and doubling any quote character inside. Returns -1 if out is small. */

@@ -1,7 +1,13 @@
 /*
  * cv_odbc.c - unixODBC connections and statements with diagnostics translated
- * into cv_err. Values are read with SQLGetData into per-column buffers that
- * grow as needed, so large text columns need no size guess.
+ * into cv_err.
+ *
+ * Results are fetched in blocks: every column is bound column-wise as text
+ * (SQL_C_CHAR) into an array of fixed-width slots with SQL_ATTR_ROW_ARRAY_SIZE
+ * rows, sized so one block stays within BLOCK_BYTES whatever the table size.
+ * The same arrays, with their length indicators, are then bound as parameter
+ * arrays (SQL_ATTR_PARAMSET_SIZE) of the destination's INSERT, so a block
+ * moves from one driver to the other without being copied.
  */
 #include "cv_odbc.h"
 
@@ -13,7 +19,10 @@
 #include <string.h>
 
 #define MAX_COLS 1024
-#define MAX_PARAMS 1024
+#define BLOCK_BYTES (16u << 20) /* memory for one block of rows */
+#define MAX_BLOCK_ROWS 1024
+#define SHORT_SLOT 64          /* numbers, dates and times as text */
+#define LONG_SLOT (256u << 10) /* text and binary of unknown or large size */
 
 struct cv_odbc_conn {
     SQLHENV env;
@@ -21,22 +30,6 @@ struct cv_odbc_conn {
     bool connected;
     bool in_txn;
     char quote;
-};
-
-typedef struct col_buf {
-    char *data;
-    size_t cap;
-    size_t len;
-    bool is_null;
-} col_buf;
-
-struct cv_odbc_stmt {
-    cv_odbc_conn *conn;
-    SQLHSTMT hstmt;
-    int ncols;
-    cv_odbc_col *cols;
-    col_buf *bufs;
-    SQLLEN indicators[MAX_PARAMS];
 };
 
 /* Formats the diagnostic records of a handle as "SQLSTATE: message; ...". */
@@ -142,6 +135,19 @@ char cv_odbc_quote_char(cv_odbc_conn *conn) {
     return conn->quote;
 }
 
+struct cv_odbc_stmt {
+    cv_odbc_conn *conn;
+    SQLHSTMT hstmt;
+    int ncols;
+    cv_odbc_col *cols;
+    /* Block buffers, column-wise: slot r of column c is data[c] + r * width[c]. */
+    size_t block_rows;
+    SQLULEN rows_fetched;
+    char **data;
+    size_t *width;
+    SQLLEN **ind;
+};
+
 cv_odbc_stmt *cv_odbc_stmt_new(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
     cv_odbc_stmt *stmt = calloc(1, sizeof(*stmt));
     if (!stmt) {
@@ -158,13 +164,22 @@ cv_odbc_stmt *cv_odbc_stmt_new(cv_odbc_conn *conn, char *errbuf, size_t errlen) 
 }
 
 static void free_columns(cv_odbc_stmt *stmt) {
-    for (int i = 0; i < stmt->ncols; i++)
-        free(stmt->bufs[i].data);
-    free(stmt->bufs);
+    for (int i = 0; i < stmt->ncols; i++) {
+        if (stmt->data)
+            free(stmt->data[i]);
+        if (stmt->ind)
+            free(stmt->ind[i]);
+    }
+    free(stmt->data);
+    free(stmt->ind);
+    free(stmt->width);
     free(stmt->cols);
-    stmt->bufs = NULL;
+    stmt->data = NULL;
+    stmt->ind = NULL;
+    stmt->width = NULL;
     stmt->cols = NULL;
     stmt->ncols = 0;
+    stmt->block_rows = 0;
 }
 
 void cv_odbc_stmt_destroy(cv_odbc_stmt *stmt) {
@@ -175,8 +190,43 @@ void cv_odbc_stmt_destroy(cv_odbc_stmt *stmt) {
     free(stmt);
 }
 
+/* Bytes one value of a column takes as NUL-terminated UTF-8 text. Declared sizes
+ * of long and binary types are not to be trusted (SQLite reports BLOB as 255). */
+static size_t slot_width(const cv_odbc_col *c) {
+    switch (c->sql_type) {
+        case SQL_BIT:
+        case SQL_TINYINT:
+        case SQL_SMALLINT:
+        case SQL_INTEGER:
+        case SQL_BIGINT:
+        case SQL_REAL:
+        case SQL_FLOAT:
+        case SQL_DOUBLE:
+        case SQL_TYPE_DATE:
+        case SQL_TYPE_TIME:
+        case SQL_TYPE_TIMESTAMP:
+        case SQL_DATE:
+        case SQL_TIME:
+        case SQL_TIMESTAMP:
+            return SHORT_SLOT;
+        case SQL_DECIMAL:
+        case SQL_NUMERIC:
+            return c->size + 4 > SHORT_SLOT ? c->size + 4 : SHORT_SLOT;
+        case SQL_CHAR:
+        case SQL_VARCHAR:
+        case SQL_WCHAR:
+        case SQL_WVARCHAR:
+            if (c->size > 0 && c->size <= 4000)
+                return c->size * 4 + 1; /* up to 4 bytes a character in UTF-8 */
+            return LONG_SLOT;
+        default:
+            return LONG_SLOT;
+    }
+}
+
 static cv_err describe(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
     SQLSMALLINT ncols = 0;
+    size_t row_bytes = 0;
 
     free_columns(stmt);
     if (!SQL_SUCCEEDED(SQLNumResultCols(stmt->hstmt, &ncols)))
@@ -187,15 +237,12 @@ static cv_err describe(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
     if (ncols == 0)
         return CV_OK;
     stmt->cols = calloc((size_t)ncols, sizeof(*stmt->cols));
-    stmt->bufs = calloc((size_t)ncols, sizeof(*stmt->bufs));
-    if (!stmt->cols || !stmt->bufs) {
-        free(stmt->cols);
-        free(stmt->bufs);
-        stmt->cols = NULL;
-        stmt->bufs = NULL;
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    }
+    stmt->data = calloc((size_t)ncols, sizeof(*stmt->data));
+    stmt->ind = calloc((size_t)ncols, sizeof(*stmt->ind));
+    stmt->width = calloc((size_t)ncols, sizeof(*stmt->width));
     stmt->ncols = ncols;
+    if (!stmt->cols || !stmt->data || !stmt->ind || !stmt->width)
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     for (SQLSMALLINT i = 0; i < ncols; i++) {
         cv_odbc_col *c = &stmt->cols[i];
         SQLSMALLINT namelen = 0, type = 0, decimals = 0, nullable = 0;
@@ -209,7 +256,31 @@ static cv_err describe(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
         c->size = size;
         c->decimals = decimals;
         c->nullable = nullable != SQL_NO_NULLS;
+        stmt->width[i] = slot_width(c);
+        row_bytes += stmt->width[i] + sizeof(SQLLEN);
     }
+    stmt->block_rows = BLOCK_BYTES / row_bytes;
+    if (stmt->block_rows > MAX_BLOCK_ROWS)
+        stmt->block_rows = MAX_BLOCK_ROWS;
+    if (stmt->block_rows < 1)
+        stmt->block_rows = 1;
+    for (int i = 0; i < ncols; i++) {
+        stmt->data[i] = malloc(stmt->width[i] * stmt->block_rows);
+        stmt->ind[i] = malloc(sizeof(SQLLEN) * stmt->block_rows);
+        if (!stmt->data[i] || !stmt->ind[i])
+            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        if (!SQL_SUCCEEDED(SQLBindCol(stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_C_CHAR, stmt->data[i],
+                                      (SQLLEN)stmt->width[i], stmt->ind[i])))
+            return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot bind a result column", errbuf,
+                        errlen);
+    }
+    if (!SQL_SUCCEEDED(SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_ROW_BIND_TYPE,
+                                      (SQLPOINTER)SQL_BIND_BY_COLUMN, 0)) ||
+        !SQL_SUCCEEDED(SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_ROW_ARRAY_SIZE,
+                                      (SQLPOINTER)(uintptr_t)stmt->block_rows, 0)) ||
+        !SQL_SUCCEEDED(
+            SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_ROWS_FETCHED_PTR, &stmt->rows_fetched, 0)))
+        return diag(SQL_HANDLE_STMT, stmt->hstmt, "driver refuses block fetch", errbuf, errlen);
     return CV_OK;
 }
 
@@ -228,74 +299,43 @@ const cv_odbc_col *cv_odbc_stmt_col(const cv_odbc_stmt *stmt, int index) {
     return index >= 0 && index < stmt->ncols ? &stmt->cols[index] : NULL;
 }
 
-/* Reads one column of the current row, growing its buffer across partial reads. */
-static cv_err read_column(cv_odbc_stmt *stmt, int index, char *errbuf, size_t errlen) {
-    col_buf *b = &stmt->bufs[index];
-    SQLLEN ind = 0;
-    SQLRETURN rc;
-
-    b->len = 0;
-    b->is_null = false;
-    if (b->cap < 256) {
-        char *p = realloc(b->data, 256);
-        if (!p)
-            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-        b->data = p;
-        b->cap = 256;
-    }
-    for (;;) {
-        rc = SQLGetData(stmt->hstmt, (SQLUSMALLINT)(index + 1), SQL_C_CHAR, b->data + b->len,
-                        (SQLLEN)(b->cap - b->len), &ind);
-        if (rc == SQL_NO_DATA)
-            break;
-        if (!SQL_SUCCEEDED(rc))
-            return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot read a column", errbuf, errlen);
-        if (ind == SQL_NULL_DATA) {
-            b->is_null = true;
-            return CV_OK;
-        }
-        if (rc == SQL_SUCCESS) {
-            b->len += (size_t)ind;
-            break;
-        }
-        /* SQL_SUCCESS_WITH_INFO: truncated. All but the terminating NUL arrived. */
-        size_t got = b->cap - b->len - 1;
-        size_t need = ind == SQL_NO_TOTAL ? b->cap * 2 : b->len + (size_t)ind + 1;
-        b->len += got;
-        if (need <= b->cap)
-            need = b->cap * 2;
-        char *p = realloc(b->data, need);
-        if (!p)
-            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-        b->data = p;
-        b->cap = need;
-    }
-    b->data[b->len] = '\0';
-    return CV_OK;
+size_t cv_odbc_stmt_block_rows(const cv_odbc_stmt *stmt) {
+    return stmt->block_rows;
 }
 
-cv_err cv_odbc_stmt_fetch(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
-    SQLRETURN rc = SQLFetch(stmt->hstmt);
-    cv_err err;
+cv_err cv_odbc_stmt_fetch_block(cv_odbc_stmt *stmt, size_t *rows, char *errbuf, size_t errlen) {
+    SQLRETURN rc;
 
+    *rows = 0;
+    stmt->rows_fetched = 0;
+    rc = SQLFetch(stmt->hstmt);
     if (rc == SQL_NO_DATA)
         return CV_ERR_NOT_FOUND;
     if (!SQL_SUCCEEDED(rc))
         return diag(SQL_HANDLE_STMT, stmt->hstmt, "fetch failed", errbuf, errlen);
-    for (int i = 0; i < stmt->ncols; i++)
-        if ((err = read_column(stmt, i, errbuf, errlen)))
-            return err;
+    /* A value that did not fit its slot was truncated: refuse rather than load it. */
+    for (int c = 0; c < stmt->ncols; c++) {
+        for (SQLULEN r = 0; r < stmt->rows_fetched; r++) {
+            SQLLEN ind = stmt->ind[c][r];
+            if (ind == SQL_NO_TOTAL || (ind >= 0 && (size_t)ind >= stmt->width[c]))
+                return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                                  "column %s: a value is longer than the %zu bytes a "
+                                  "transfer holds per value",
+                                  stmt->cols[c].name, stmt->width[c] - 1);
+        }
+    }
+    *rows = stmt->rows_fetched;
     return CV_OK;
 }
 
-const char *cv_odbc_stmt_value(const cv_odbc_stmt *stmt, int index, size_t *len) {
-    const col_buf *b = &stmt->bufs[index];
-    if (b->is_null) {
+const char *cv_odbc_stmt_value(const cv_odbc_stmt *stmt, size_t row, int col, size_t *len) {
+    SQLLEN ind = stmt->ind[col][row];
+    if (ind == SQL_NULL_DATA) {
         *len = 0;
         return NULL;
     }
-    *len = b->len;
-    return b->data;
+    *len = (size_t)ind;
+    return stmt->data[col] + row * stmt->width[col];
 }
 
 cv_err cv_odbc_stmt_prepare(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen) {
@@ -304,24 +344,31 @@ cv_err cv_odbc_stmt_prepare(cv_odbc_stmt *stmt, const char *sql, char *errbuf, s
     return CV_OK;
 }
 
-cv_err cv_odbc_stmt_bind_text(cv_odbc_stmt *stmt, int index, const cv_odbc_col *type,
-                              const char *value, size_t len, char *errbuf, size_t errlen) {
-    SQLULEN size = type->size ? type->size : (len ? len : 1);
-    SQLRETURN rc;
-
-    if (index < 0 || index >= MAX_PARAMS)
-        return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "too many parameters");
-    stmt->indicators[index] = value ? (SQLLEN)len : SQL_NULL_DATA;
-    rc = SQLBindParameter(stmt->hstmt, (SQLUSMALLINT)(index + 1), SQL_PARAM_INPUT, SQL_C_CHAR,
-                          type->sql_type, size, type->decimals, (SQLPOINTER)(uintptr_t)value,
-                          (SQLLEN)len, &stmt->indicators[index]);
-    if (!SQL_SUCCEEDED(rc))
-        return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot bind a parameter", errbuf, errlen);
+cv_err cv_odbc_stmt_bind_block(cv_odbc_stmt *stmt, const cv_odbc_stmt *source, char *errbuf,
+                               size_t errlen) {
+    if (!SQL_SUCCEEDED(SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_PARAM_BIND_TYPE,
+                                      (SQLPOINTER)SQL_PARAM_BIND_BY_COLUMN, 0)))
+        return diag(SQL_HANDLE_STMT, stmt->hstmt, "driver refuses parameter arrays", errbuf,
+                    errlen);
+    for (int i = 0; i < source->ncols; i++) {
+        const cv_odbc_col *c = &source->cols[i];
+        SQLULEN size = c->size ? c->size : source->width[i] - 1;
+        if (!SQL_SUCCEEDED(SQLBindParameter(
+                stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, c->sql_type, size,
+                c->decimals, source->data[i], (SQLLEN)source->width[i], source->ind[i])))
+            return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot bind a parameter", errbuf, errlen);
+    }
     return CV_OK;
 }
 
-cv_err cv_odbc_stmt_execute(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
-    SQLRETURN rc = SQLExecute(stmt->hstmt);
+cv_err cv_odbc_stmt_execute_block(cv_odbc_stmt *stmt, size_t rows, char *errbuf, size_t errlen) {
+    SQLRETURN rc;
+
+    if (!SQL_SUCCEEDED(
+            SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_PARAMSET_SIZE, (SQLPOINTER)(uintptr_t)rows, 0)))
+        return diag(SQL_HANDLE_STMT, stmt->hstmt, "driver refuses parameter arrays", errbuf,
+                    errlen);
+    rc = SQLExecute(stmt->hstmt);
     if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA)
         return diag(SQL_HANDLE_STMT, stmt->hstmt, "insert failed", errbuf, errlen);
     return CV_OK;

@@ -4,7 +4,8 @@
  * Connections and statements are opaque; SQLRETURN codes and diagnostic records
  * are translated into cv_err with "SQLSTATE: message" text in errbuf. Values move
  * as UTF-8 text (SQL_C_CHAR) tagged with the origin column's SQL type, which
- * every driver can convert; native fast paths arrive with the streaming work.
+ * every driver can convert, a block of rows at a time: block fetch on the
+ * origin, parameter arrays on the destination, over the same buffers.
  *
  * A connection and its statements belong to one thread at a time.
  */
@@ -56,23 +57,31 @@ cv_err cv_odbc_stmt_exec(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size
 int cv_odbc_stmt_ncols(const cv_odbc_stmt *stmt);
 const cv_odbc_col *cv_odbc_stmt_col(const cv_odbc_stmt *stmt, int index);
 
-/* Fetches the next row and reads every column as text. CV_OK with a row,
- * CV_ERR_NOT_FOUND at the end of the result. */
-cv_err cv_odbc_stmt_fetch(cv_odbc_stmt *stmt, char *errbuf, size_t errlen);
+/* Rows one fetched block holds (fixed after exec; at least 1). */
+size_t cv_odbc_stmt_block_rows(const cv_odbc_stmt *stmt);
 
-/* Column value of the current row: NULL for SQL NULL, else NUL-terminated text
- * owned by stmt and valid until the next fetch; *len gets its byte length. */
-const char *cv_odbc_stmt_value(const cv_odbc_stmt *stmt, int index, size_t *len);
+/* Fetches the next block of rows into the statement's buffers. CV_OK with
+ * *rows > 0, CV_ERR_NOT_FOUND at the end of the result, CV_ERR_INVALID if a value
+ * is longer than its slot (256 KiB for long text) instead of truncating it. */
+cv_err cv_odbc_stmt_fetch_block(cv_odbc_stmt *stmt, size_t *rows, char *errbuf, size_t errlen);
 
-/* Prepares a statement; its parameter markers are bound with cv_odbc_stmt_bind_text(). */
+/* Value of column `col` in row `row` of the current block: NULL for SQL NULL,
+ * else NUL-terminated text owned by stmt, valid until the next fetch; *len gets
+ * its byte length. */
+const char *cv_odbc_stmt_value(const cv_odbc_stmt *stmt, size_t row, int col, size_t *len);
+
+/* Prepares a statement whose parameter markers are then bound with
+ * cv_odbc_stmt_bind_block(). */
 cv_err cv_odbc_stmt_prepare(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen);
 
-/* Binds parameter `index` (0-based) as text of the given column's type, or SQL
- * NULL when value is NULL. value must stay valid until cv_odbc_stmt_execute(). */
-cv_err cv_odbc_stmt_bind_text(cv_odbc_stmt *stmt, int index, const cv_odbc_col *type,
-                              const char *value, size_t len, char *errbuf, size_t errlen);
+/* Binds the result columns of `source` (after its exec) as this prepared
+ * statement's parameter arrays, in order, typed as the source columns. The
+ * buffers stay owned by source, which must outlive every execute. */
+cv_err cv_odbc_stmt_bind_block(cv_odbc_stmt *stmt, const cv_odbc_stmt *source, char *errbuf,
+                               size_t errlen);
 
-/* Executes the prepared statement with the bound parameters. */
-cv_err cv_odbc_stmt_execute(cv_odbc_stmt *stmt, char *errbuf, size_t errlen);
+/* Executes the prepared statement once for each of the first `rows` rows of the
+ * bound block (SQL_ATTR_PARAMSET_SIZE). */
+cv_err cv_odbc_stmt_execute_block(cv_odbc_stmt *stmt, size_t rows, char *errbuf, size_t errlen);
 
 #endif

@@ -73,7 +73,7 @@ def test_failed_transfer_is_recorded(api, pg, mongo_db, tmp_path):
     assert status == 202
     done = api.wait_run(run["run_id"])
     assert done["status"] == "failed"
-    assert done["error"]["code"] == "destination_insert"
+    assert done["error"]["code"] == "destination_prepare"
     assert "accounts_fail" in done["error"]["message"]
     assert done["rows_written"] == 0
     assert "42P01" in done["error"]["message"]  # PostgreSQL's undefined_table

@@ -1,0 +1,249 @@
+/*
+ * cv_pg.c - libpq connection and COPY FROM STDIN in text format. Fields are
+ * escaped as COPY's text format requires (backslash, tab, newline, carriage
+ * return) and sent in chunks of COPY_CHUNK bytes.
+ */
+#include "cv_pg.h"
+
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define COPY_CHUNK (1u << 20)
+
+struct cv_pg {
+    PGconn *conn;
+    char *buf;
+    size_t len;
+    bool in_copy;
+};
+
+/* Finds `key` (case-insensitive) in an ODBC connection string; copies its value
+ * (braces removed) into out. Returns true if found. */
+static bool odbc_value(const char *odbc, const char *key, char *out, size_t outlen) {
+    const char *p = odbc;
+    size_t klen = strlen(key);
+
+    while (*p) {
+        const char *eq = strchr(p, '='), *k = p, *kend, *v, *vend;
+        if (!eq)
+            break;
+        while (k < eq && isspace((unsigned char)*k))
+            k++;
+        kend = eq;
+        while (kend > k && isspace((unsigned char)kend[-1]))
+            kend--;
+        v = eq + 1;
+        if (*v == '{') {
+            v++;
+            vend = strchr(v, '}');
+            if (!vend)
+                vend = v + strlen(v);
+            p = *vend ? vend + 1 : vend;
+        } else {
+            vend = strchr(v, ';');
+            if (!vend)
+                vend = v + strlen(v);
+            p = vend;
+        }
+        if (*p == ';')
+            p++;
+        if ((size_t)(kend - k) == klen && strncasecmp(k, key, klen) == 0) {
+            size_t n = (size_t)(vend - v);
+            if (n >= outlen)
+                n = outlen - 1;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+bool cv_pg_is_postgres_odbc(const char *odbc) {
+    char driver[256];
+    if (!odbc_value(odbc, "Driver", driver, sizeof(driver)))
+        return false;
+    for (char *c = driver; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return strstr(driver, "postgres") || strstr(driver, "psqlodbc");
+}
+
+/* Appends key='value' with libpq's quoting (backslash and single quote). */
+static void add_param(char *out, size_t outlen, size_t *used, const char *key, const char *value) {
+    int n = snprintf(out + *used, outlen - *used, "%s%s='", *used ? " " : "", key);
+    if (n < 0)
+        return;
+    *used += (size_t)n;
+    for (const char *v = value; *v && *used + 3 < outlen; v++) {
+        if (*v == '\\' || *v == '\'')
+            out[(*used)++] = '\\';
+        out[(*used)++] = *v;
+    }
+    if (*used + 1 < outlen)
+        out[(*used)++] = '\'';
+    out[*used] = '\0';
+}
+
+char *cv_pg_conninfo_from_odbc(const char *odbc, char *errbuf, size_t errlen) {
+    static const char *const map[][3] = {
+        {"Server", "Servername", "host"}, {"Port", NULL, "port"},
+        {"Database", NULL, "dbname"},     {"UID", "Username", "user"},
+        {"PWD", "Password", "password"},  {"SSLmode", NULL, "sslmode"},
+    };
+    size_t cap = strlen(odbc) * 2 + 128, used = 0;
+    char *out = malloc(cap), value[1024];
+
+    if (!out) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (odbc_value(odbc, map[i][0], value, sizeof(value)) ||
+            (map[i][1] && odbc_value(odbc, map[i][1], value, sizeof(value))))
+            add_param(out, cap, &used, map[i][2], value);
+    }
+    add_param(out, cap, &used, "application_name", "convutell-worker");
+    return out;
+}
+
+cv_pg *cv_pg_connect(const char *odbc, char *errbuf, size_t errlen) {
+    char *conninfo = cv_pg_conninfo_from_odbc(odbc, errbuf, errlen);
+    cv_pg *pg;
+
+    if (!conninfo)
+        return NULL;
+    pg = calloc(1, sizeof(*pg));
+    if (!pg || !(pg->buf = malloc(COPY_CHUNK + 8))) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        free(conninfo);
+        cv_pg_destroy(pg);
+        return NULL;
+    }
+    pg->conn = PQconnectdb(conninfo);
+    free(conninfo);
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        cv_err_set(errbuf, errlen, CV_ERR_ODBC, "cannot connect: %s", PQerrorMessage(pg->conn));
+        cv_pg_destroy(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+void cv_pg_destroy(cv_pg *pg) {
+    if (!pg)
+        return;
+    if (pg->conn)
+        PQfinish(pg->conn); /* an open transaction is rolled back by the server */
+    free(pg->buf);
+    free(pg);
+}
+
+static cv_err result_error(PGresult *res, PGconn *conn, const char *what, char *errbuf,
+                           size_t errlen) {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    cv_err_set(errbuf, errlen, CV_ERR_ODBC, "%s: %s: %s", what, state ? state : "08000",
+               PQerrorMessage(conn));
+    /* libpq messages end with a newline; keep error texts on one line. */
+    if (errbuf && errlen) {
+        size_t n = strlen(errbuf);
+        while (n && (errbuf[n - 1] == '\n' || errbuf[n - 1] == ' '))
+            errbuf[--n] = '\0';
+    }
+    PQclear(res);
+    return CV_ERR_ODBC;
+}
+
+cv_err cv_pg_exec(cv_pg *pg, const char *sql, char *errbuf, size_t errlen) {
+    PGresult *res = PQexec(pg->conn, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        return result_error(res, pg->conn, "statement failed", errbuf, errlen);
+    PQclear(res);
+    return CV_OK;
+}
+
+cv_err cv_pg_copy_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_t errlen) {
+    PGresult *res = PQexec(pg->conn, copy_sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        return result_error(res, pg->conn, "COPY failed", errbuf, errlen);
+    PQclear(res);
+    pg->in_copy = true;
+    pg->len = 0;
+    return CV_OK;
+}
+
+static cv_err flush(cv_pg *pg, char *errbuf, size_t errlen) {
+    if (pg->len && PQputCopyData(pg->conn, pg->buf, (int)pg->len) != 1)
+        return cv_err_set(errbuf, errlen, CV_ERR_ODBC, "COPY data not sent: %s",
+                          PQerrorMessage(pg->conn));
+    pg->len = 0;
+    return CV_OK;
+}
+
+cv_err cv_pg_copy_field(cv_pg *pg, const char *value, size_t len, bool last, char *errbuf,
+                        size_t errlen) {
+    cv_err err;
+
+    if (!value) {
+        if (pg->len + 3 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
+            return err;
+        pg->buf[pg->len++] = '\\';
+        pg->buf[pg->len++] = 'N';
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            char c = value[i], esc = 0;
+            if (pg->len + 3 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
+                return err;
+            switch (c) {
+                case '\\':
+                    esc = '\\';
+                    break;
+                case '\t':
+                    esc = 't';
+                    break;
+                case '\n':
+                    esc = 'n';
+                    break;
+                case '\r':
+                    esc = 'r';
+                    break;
+                default:
+                    break;
+            }
+            if (esc) {
+                pg->buf[pg->len++] = '\\';
+                pg->buf[pg->len++] = esc;
+            } else {
+                pg->buf[pg->len++] = c;
+            }
+        }
+    }
+    if (pg->len + 1 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
+        return err;
+    pg->buf[pg->len++] = last ? '\n' : '\t';
+    return CV_OK;
+}
+
+cv_err cv_pg_copy_end(cv_pg *pg, long long *rows, char *errbuf, size_t errlen) {
+    PGresult *res;
+    cv_err err = flush(pg, errbuf, errlen);
+
+    pg->in_copy = false;
+    if (err)
+        return err;
+    if (PQputCopyEnd(pg->conn, NULL) != 1)
+        return cv_err_set(errbuf, errlen, CV_ERR_ODBC, "COPY not ended: %s",
+                          PQerrorMessage(pg->conn));
+    res = PQgetResult(pg->conn);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return result_error(res, pg->conn, "COPY failed", errbuf, errlen);
+    *rows = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    while ((res = PQgetResult(pg->conn)))
+        PQclear(res);
+    return CV_OK;
+}

@@ -1,0 +1,48 @@
+/*
+ * cv_pg.h - the PostgreSQL fast path through libpq: COPY ... FROM STDIN for
+ * loading, which ODBC cannot reach. Connections are made from the same ODBC
+ * connection string the user stored (Server, Port, Database, UID, PWD,
+ * SSLmode), so a connection needs no second definition.
+ *
+ * A cv_pg and its COPY belong to one thread at a time.
+ */
+#ifndef CV_PG_H
+#define CV_PG_H
+
+#include "cv_err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct cv_pg cv_pg;
+
+/* True if the ODBC connection string names a PostgreSQL driver. */
+bool cv_pg_is_postgres_odbc(const char *odbc);
+
+/* Translates an ODBC connection string into a libpq conninfo string. Returns a
+ * string the caller frees with free(), or NULL with the reason in errbuf. */
+char *cv_pg_conninfo_from_odbc(const char *odbc, char *errbuf, size_t errlen);
+
+/* Connects. NULL with the server's reason in errbuf. Free with cv_pg_destroy(),
+ * which rolls back an open transaction. */
+cv_pg *cv_pg_connect(const char *odbc, char *errbuf, size_t errlen);
+void cv_pg_destroy(cv_pg *pg);
+
+/* Runs one statement without result rows (BEGIN, COMMIT, DDL). */
+cv_err cv_pg_exec(cv_pg *pg, const char *sql, char *errbuf, size_t errlen);
+
+/* Starts `COPY <table> (<columns>) FROM STDIN` (text format); table and
+ * columns must be quoted already. */
+cv_err cv_pg_copy_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_t errlen);
+
+/* Appends one field in COPY text format (NULL value = SQL NULL), followed by a
+ * tab, or by a newline when `last` is true. Buffers internally and sends in
+ * large chunks. */
+cv_err cv_pg_copy_field(cv_pg *pg, const char *value, size_t len, bool last, char *errbuf,
+                        size_t errlen);
+
+/* Sends what is buffered, ends the COPY and reports the number of rows the
+ * server took in *rows. */
+cv_err cv_pg_copy_end(cv_pg *pg, long long *rows, char *errbuf, size_t errlen);
+
+#endif
