@@ -20,20 +20,30 @@ typedef struct cv_transfer_result {
     int64_t rows_read;
     int64_t rows_written;
     const char *error_code; /* static string naming the failed stage, or NULL */
+    bool already_loaded;    /* the ledger showed an earlier delivery loaded this run */
 } cv_transfer_result;
+
+/* The destination table that records loaded runs (see cv_transfer_run()). */
+#define CV_TRANSFER_LEDGER "convutell_ledger"
 
 typedef struct cv_transfer_spec {
     const char *origin_odbc;       /* ODBC connection string of the origin */
     const char *destination_odbc;  /* ODBC connection string of the destination */
     const char *query;             /* SELECT run on the origin */
     const char *destination_table; /* validated name: name or schema.name */
+    const char *run_id;            /* recorded in the destination's ledger */
+    const char *job_id;
 } cv_transfer_spec;
 
-/* Runs the transfer. On failure the destination is rolled back, *res holds the
- * counts reached and res->error_code one of "origin_connect", "origin_query",
- * "origin_fetch", "destination_connect", "destination_prepare",
- * "destination_insert", "destination_commit"; errbuf holds the database's
- * message. Blocking; the calling thread owns both connections throughout. */
+/* Runs the transfer effectively once: the run id is written to the
+ * destination's ledger table (created if missing) in the same transaction as the
+ * rows, and a run found there already is not loaded again (res->already_loaded,
+ * rows_written from the ledger). On failure the destination is rolled back,
+ * *res holds the counts reached and res->error_code one of "origin_connect",
+ * "origin_query", "origin_fetch", "destination_connect", "destination_ledger",
+ * "destination_prepare", "destination_insert", "destination_commit"; errbuf
+ * holds the database's message. Blocking; the calling thread owns both
+ * connections throughout. */
 cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, char *errbuf,
                        size_t errlen);
 

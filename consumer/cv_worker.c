@@ -179,7 +179,9 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
         cv_transfer_spec spec = {.origin_odbc = origin,
                                  .destination_odbc = dest,
                                  .query = job->query,
-                                 .destination_table = job->destination_table};
+                                 .destination_table = job->destination_table,
+                                 .run_id = job->run_id,
+                                 .job_id = job->job_id};
         run_err = cv_transfer_run(&spec, &res, why, sizeof(why));
     }
     free(origin);
@@ -197,6 +199,10 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
         snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
         cv_log_warn("run %s failed after %lld rows: %s: %s", job->run_id, (long long)res.rows_read,
                     ev.error_code, why);
+    } else if (res.already_loaded) {
+        cv_log_info("run %s was loaded by an earlier delivery (%lld rows in the ledger); "
+                    "not loading again",
+                    job->run_id, (long long)res.rows_written);
     } else {
         cv_log_info("run %s succeeded: %lld rows in %lld ms", job->run_id,
                     (long long)res.rows_written, (long long)ev.duration_ms);

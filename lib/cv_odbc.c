@@ -148,6 +148,77 @@ struct cv_odbc_stmt {
     SQLLEN **ind;
 };
 
+cv_err cv_odbc_exec_params(cv_odbc_conn *conn, const char *sql, int nparams,
+                           const char *const *values, char *sqlstate, char *errbuf, size_t errlen) {
+    SQLHSTMT h = SQL_NULL_HSTMT;
+    SQLLEN ind[8];
+    SQLRETURN rc;
+    cv_err err = CV_OK;
+
+    if (sqlstate)
+        sqlstate[0] = '\0';
+    if (nparams > 8)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "too many parameters");
+    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, conn->dbc, &h)))
+        return diag(SQL_HANDLE_DBC, conn->dbc, "cannot allocate a statement", errbuf, errlen);
+    for (int i = 0; i < nparams; i++) {
+        size_t len = values[i] ? strlen(values[i]) : 0;
+        ind[i] = values[i] ? (SQLLEN)len : SQL_NULL_DATA;
+        if (!SQL_SUCCEEDED(SQLBindParameter(
+                h, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR, len ? len : 1,
+                0, (SQLPOINTER)(uintptr_t)values[i], (SQLLEN)len, &ind[i]))) {
+            err = diag(SQL_HANDLE_STMT, h, "cannot bind a parameter", errbuf, errlen);
+            goto out;
+        }
+    }
+    rc = SQLExecDirect(h, (SQLCHAR *)sql, SQL_NTS);
+    if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA) {
+        if (sqlstate) {
+            SQLINTEGER native;
+            SQLSMALLINT msglen;
+            SQLCHAR msg[8];
+            SQLGetDiagRec(SQL_HANDLE_STMT, h, 1, (SQLCHAR *)sqlstate, &native, msg, sizeof(msg),
+                          &msglen);
+        }
+        err = diag(SQL_HANDLE_STMT, h, "statement failed", errbuf, errlen);
+    }
+out:
+    SQLFreeHandle(SQL_HANDLE_STMT, h);
+    return err;
+}
+
+cv_err cv_odbc_query_int64(cv_odbc_conn *conn, const char *sql, const char *param, long long *value,
+                           char *errbuf, size_t errlen) {
+    SQLHSTMT h = SQL_NULL_HSTMT;
+    SQLLEN pind = (SQLLEN)strlen(param), vind = 0;
+    SQLBIGINT v = 0;
+    SQLRETURN rc;
+    cv_err err = CV_OK;
+
+    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, conn->dbc, &h)))
+        return diag(SQL_HANDLE_DBC, conn->dbc, "cannot allocate a statement", errbuf, errlen);
+    if (!SQL_SUCCEEDED(SQLBindParameter(h, 1, SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR,
+                                        (SQLULEN)pind, 0, (SQLPOINTER)(uintptr_t)param, pind,
+                                        &pind)) ||
+        !SQL_SUCCEEDED(SQLExecDirect(h, (SQLCHAR *)sql, SQL_NTS))) {
+        err = diag(SQL_HANDLE_STMT, h, "query failed", errbuf, errlen);
+        goto out;
+    }
+    rc = SQLFetch(h);
+    if (rc == SQL_NO_DATA) {
+        err = CV_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (!SQL_SUCCEEDED(rc) || !SQL_SUCCEEDED(SQLGetData(h, 1, SQL_C_SBIGINT, &v, 0, &vind))) {
+        err = diag(SQL_HANDLE_STMT, h, "fetch failed", errbuf, errlen);
+        goto out;
+    }
+    *value = vind == SQL_NULL_DATA ? 0 : (long long)v;
+out:
+    SQLFreeHandle(SQL_HANDLE_STMT, h);
+    return err;
+}
+
 cv_odbc_stmt *cv_odbc_stmt_new(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
     cv_odbc_stmt *stmt = calloc(1, sizeof(*stmt));
     if (!stmt) {

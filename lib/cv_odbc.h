@@ -45,6 +45,17 @@ cv_err cv_odbc_rollback(cv_odbc_conn *conn, char *errbuf, size_t errlen);
 /* The driver's identifier quote character (usually '"', '`' for MariaDB). */
 char cv_odbc_quote_char(cv_odbc_conn *conn);
 
+/* Runs `sql` with up to 8 text parameters (`values`, NULL entries are SQL NULL)
+ * and no result set: DDL, INSERT, DELETE. On failure *sqlstate (if not NULL, 6
+ * bytes) gets the SQLSTATE, so callers can tell a unique violation apart. */
+cv_err cv_odbc_exec_params(cv_odbc_conn *conn, const char *sql, int nparams,
+                           const char *const *values, char *sqlstate, char *errbuf, size_t errlen);
+
+/* Runs a query with one text parameter whose result is one integer column.
+ * CV_OK with *value from the first row, CV_ERR_NOT_FOUND when no row came. */
+cv_err cv_odbc_query_int64(cv_odbc_conn *conn, const char *sql, const char *param, long long *value,
+                           char *errbuf, size_t errlen);
+
 /* Allocates a statement on conn. NULL with reason in errbuf. Free with
  * cv_odbc_stmt_destroy() before the connection is closed. */
 cv_odbc_stmt *cv_odbc_stmt_new(cv_odbc_conn *conn, char *errbuf, size_t errlen);

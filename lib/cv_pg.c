@@ -166,6 +166,37 @@ cv_err cv_pg_exec(cv_pg *pg, const char *sql, char *errbuf, size_t errlen) {
     return CV_OK;
 }
 
+cv_err cv_pg_exec_params(cv_pg *pg, const char *sql, int nparams, const char *const *values,
+                         char *sqlstate, char *errbuf, size_t errlen) {
+    PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    if (sqlstate)
+        sqlstate[0] = '\0';
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (sqlstate && state)
+            snprintf(sqlstate, 6, "%s", state);
+        return result_error(res, pg->conn, "statement failed", errbuf, errlen);
+    }
+    PQclear(res);
+    return CV_OK;
+}
+
+cv_err cv_pg_query_int64(cv_pg *pg, const char *sql, int nparams, const char *const *values,
+                         long long *value, char *errbuf, size_t errlen) {
+    PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    char *end;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return result_error(res, pg->conn, "query failed", errbuf, errlen);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return CV_ERR_NOT_FOUND;
+    }
+    *value = strtoll(PQgetvalue(res, 0, 0), &end, 10);
+    PQclear(res);
+    return CV_OK;
+}
+
 cv_err cv_pg_copy_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_t errlen) {
     PGresult *res = PQexec(pg->conn, copy_sql);
     if (PQresultStatus(res) != PGRES_COPY_IN)

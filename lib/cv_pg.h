@@ -31,6 +31,16 @@ void cv_pg_destroy(cv_pg *pg);
 /* Runs one statement without result rows (BEGIN, COMMIT, DDL). */
 cv_err cv_pg_exec(cv_pg *pg, const char *sql, char *errbuf, size_t errlen);
 
+/* Runs a statement with text parameters (NULL entries are SQL NULL) and no
+ * result rows. *sqlstate (if not NULL, 6 bytes) gets the SQLSTATE on failure. */
+cv_err cv_pg_exec_params(cv_pg *pg, const char *sql, int nparams, const char *const *values,
+                         char *sqlstate, char *errbuf, size_t errlen);
+
+/* Runs a query with text parameters whose first column is an integer: CV_OK
+ * with *value from the first row, CV_ERR_NOT_FOUND if there is no row. */
+cv_err cv_pg_query_int64(cv_pg *pg, const char *sql, int nparams, const char *const *values,
+                         long long *value, char *errbuf, size_t errlen);
+
 /* Starts `COPY <table> (<columns>) FROM STDIN` (text format); table and
  * columns must be quoted already. */
 cv_err cv_pg_copy_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_t errlen);

@@ -1,9 +1,13 @@
 """The walking skeleton end to end: API -> Kafka -> worker (ODBC SQLite ->
 PostgreSQL) -> Kafka -> collector -> MongoDB -> API."""
+import sqlite3
+import time
+
 import psycopg
 
-from conftest import PG_ODBC
-from datasets import DEST_DDL, QUERY, make_sqlite_origin, pg_checksum, sqlite_checksum
+from conftest import PG_ODBC, kcat
+from datasets import (DEST_DDL, ORIGIN_DDL, QUERY, checksum, make_sqlite_origin, pg_checksum,
+                      sqlite_checksum)
 
 ROWS = 10_000
 
@@ -79,3 +83,61 @@ def test_failed_transfer_is_recorded(api, pg, mongo_db, tmp_path):
     assert "42P01" in done["error"]["message"]  # PostgreSQL's undefined_table
     types = sorted(e["type"] for e in mongo_db.events.find({"run_id": run["run_id"]}))
     assert types == ["run.failed", "run.queued", "run.started"]
+
+
+def test_job_delivered_twice_loads_once(api, pg, mongo_db, services, tmp_path):
+    """A redelivered job message (a worker died after committing, before storing
+    its offset) finds its run in the destination's ledger and loads nothing."""
+    origin, src, dst, project, job = setup_job(api, pg, tmp_path, "accounts_twice", rows=2000)
+    status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert status == 202
+    assert api.wait_run(run["run_id"])["rows_written"] == 2000
+
+    messages = kcat("-C", "-t", "convutell.jobs", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
+    mine = [line.split("\t", 1) for line in messages.decode().splitlines()
+            if run["run_id"] in line]
+    assert len(mine) == 1
+    key, payload = mine[0]
+    kcat("-P", "-t", "convutell.jobs", "-k", key, data=payload.encode())
+
+    deadline = time.time() + 60
+    while mongo_db.events.count_documents({"run_id": run["run_id"]}) < 5:
+        assert time.time() < deadline, list(mongo_db.events.find({"run_id": run["run_id"]}))
+        time.sleep(0.25)
+    types = sorted(e["type"] for e in mongo_db.events.find({"run_id": run["run_id"]}))
+    assert types == ["run.queued", "run.started", "run.started", "run.succeeded",
+                     "run.succeeded"]
+    assert pg_checksum(pg, "accounts_twice") == sqlite_checksum(origin)
+    assert pg.execute("SELECT rows_written FROM convutell_ledger WHERE run_id = %s",
+                      (run["run_id"],)).fetchall() == [(2000,)]
+    assert "was loaded by an earlier delivery (2000 rows in the ledger)" in services.log("worker")
+    status, doc, _ = api.get(f"/api/v1/runs/{run['run_id']}")
+    assert (doc["status"], doc["rows_written"]) == ("succeeded", 2000)
+
+
+def test_sqlite_destination_over_odbc(api, tmp_path):
+    """A destination that is not PostgreSQL is loaded with INSERT parameter
+    arrays over ODBC; the ledger lives there too."""
+    origin = str(tmp_path / "origin.db")
+    dest = str(tmp_path / "dest.db")
+    make_sqlite_origin(origin, 3000)
+    con = sqlite3.connect(dest)
+    con.execute(ORIGIN_DDL.replace("accounts", "accounts_copy"))
+    con.close()
+    src = api.create("/api/v1/connections", {"name": "o", "odbc": f"Driver=SQLite3;Database={origin}"})
+    dst = api.create("/api/v1/connections", {"name": "d", "odbc": f"Driver=SQLite3;Database={dest}"})
+    project = api.create("/api/v1/projects", {"name": "sqlite to sqlite",
+                                              "origin_connection_id": src["id"],
+                                              "destination_connection_id": dst["id"]})
+    job = api.create(f"/api/v1/projects/{project['id']}/jobs",
+                     {"name": "copy", "kind": "sql_transfer", "query": QUERY,
+                      "destination_table": "accounts_copy"})
+    status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    done = api.wait_run(run["run_id"])
+    assert (done["status"], done["rows_written"]) == ("succeeded", 3000), done
+    con = sqlite3.connect(dest)
+    copied = checksum(con.execute(QUERY.replace("accounts", "accounts_copy")).fetchall())
+    ledger = con.execute("SELECT run_id, rows_written FROM convutell_ledger").fetchall()
+    con.close()
+    assert copied == sqlite_checksum(origin)
+    assert ledger == [(run["run_id"], 3000)]
