@@ -157,8 +157,8 @@ static cJSON *doc_to_json(const bson_t *doc) {
 }
 
 /* Loads a document by id for a handler: answers 404 or 503 itself on failure. */
-static bson_t *load(cv_api *api, const char *collection, const char *what, const char *id,
-                    cv_http_response *res) {
+static bson_t *load_doc(cv_api *api, const char *collection, const char *what, const char *id,
+                        cv_http_response *res) {
     char why[512];
     bson_t *doc = NULL;
     cv_err err;
@@ -336,10 +336,12 @@ out:
 
 static void create_job(cv_api *api, const char *project_id, const cv_http_request *req,
                        cv_http_response *res) {
-    static const char *const fields[] = {"name", "kind", "query", "destination_table", NULL};
+    static const char *const fields[] = {"name", "kind", "query", "destination_table",
+                                         "mode", "key",  NULL};
     char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
     const char *name, *kind, *query, *table;
-    bson_t *project = load(api, "projects", "project", project_id, res);
+    cv_load_spec load;
+    bson_t *project = load_doc(api, "projects", "project", project_id, res);
     cJSON *body = NULL;
     bson_t doc = BSON_INITIALIZER;
     cv_verr verr;
@@ -372,6 +374,10 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         field_error(res, &verr);
         goto out;
     }
+    if (cv_load_spec_decode(body, NULL, &load, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
     if (cv_id_new(id, sizeof(id)) != 0) {
         internal_error(res, CV_ERR_IO, "cannot make an id");
         goto out;
@@ -383,6 +389,18 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     BSON_APPEND_UTF8(&doc, "kind", kind);
     BSON_APPEND_UTF8(&doc, "query", query);
     BSON_APPEND_UTF8(&doc, "destination_table", table);
+    BSON_APPEND_UTF8(&doc, "mode", cv_load_mode_str(load.mode));
+    if (load.mode == CV_MODE_UPSERT) {
+        bson_t keys;
+        BSON_APPEND_ARRAY_BEGIN(&doc, "key", &keys);
+        for (int i = 0; i < load.nkeys; i++) {
+            char index[16];
+            const char *index_key;
+            bson_uint32_to_string((uint32_t)i, &index_key, index, sizeof(index));
+            bson_append_utf8(&keys, index_key, -1, load.keys[i], -1);
+        }
+        bson_append_array_end(&doc, &keys);
+    }
     BSON_APPEND_UTF8(&doc, "created_at", now);
     insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
 out:
@@ -406,7 +424,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     cv_err err;
 
     memset(&job, 0, sizeof(job));
-    job_doc = load(api, "jobs", "job", job_id, res);
+    job_doc = load_doc(api, "jobs", "job", job_id, res);
     if (!job_doc)
         goto out;
     if (req->body_len > 0) { /* optional, and no options exist yet */
@@ -418,7 +436,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
             goto out;
         }
     }
-    project = load(api, "projects", "project", doc_str(job_doc, "project_id"), res);
+    project = load_doc(api, "projects", "project", doc_str(job_doc, "project_id"), res);
     if (!project) {
         if (res->status == 404)
             cv_http_error(res, 409, "conflict", NULL, "the job's project no longer exists");
@@ -445,6 +463,17 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
              doc_str(project, "destination_connection_id"));
     snprintf(job.destination_table, sizeof(job.destination_table), "%s",
              doc_str(job_doc, "destination_table"));
+    {
+        /* The stored job was checked when created; decoding it again keeps one
+         * reading of mode and key. */
+        cJSON *stored = doc_to_json(job_doc);
+        err = stored ? cv_load_spec_decode(stored, NULL, &job.load, &verr) : CV_ERR_NOMEM;
+        cJSON_Delete(stored);
+        if (err) {
+            internal_error(res, err, "stored job has an unreadable mode or key");
+            goto out;
+        }
+    }
     job.query = (char *)(uintptr_t)doc_str(job_doc, "query"); /* borrowed, not freed */
     msg = cv_job_encode(&job);
     job.query = NULL;
@@ -493,7 +522,7 @@ out:
 
 static void list_run_events(cv_api *api, const char *run_id, cv_http_response *res) {
     char why[512];
-    bson_t *run = load(api, CV_COLL_RUNS, "run", run_id, res);
+    bson_t *run = load_doc(api, CV_COLL_RUNS, "run", run_id, res);
     bson_t *filter = NULL, *sort = NULL, *docs = NULL;
     bson_iter_t it;
     cJSON *list;
@@ -532,7 +561,7 @@ out:
 
 static void get_one(cv_api *api, const char *collection, const char *what, const char *id,
                     cv_http_response *res) {
-    bson_t *doc = load(api, collection, what, id, res);
+    bson_t *doc = load_doc(api, collection, what, id, res);
     if (!doc)
         return;
     res->body = doc_to_json(doc);

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE /* strcasestr */
 #include "cv_transfer.h"
 
+#include "cv_dialect.h"
 #include "cv_odbc.h"
 #include "cv_pg.h"
 #include "cv_time.h"
@@ -48,38 +49,121 @@ int cv_transfer_quote_ident(const char *name, char quote, bool split_schema, cha
     return 0;
 }
 
-/* Builds `<prefix> "t" ("a", "b")<suffix>` for the origin's columns, followed by
- * `VALUES (?, ?)` when `markers` is true. Returns a string to free(), or NULL. */
-static char *build_statement(const char *prefix, const char *table, const cv_odbc_stmt *origin,
-                             char quote, bool markers, const char *suffix) {
-    int ncols = cv_odbc_stmt_ncols(origin);
-    size_t cap = 512 + strlen(prefix) + strlen(suffix) + (size_t)ncols * (2 * 128 + 8);
-    char *sql = malloc(cap), ident[300];
-    size_t used;
+/* A growing SQL text. Appends silently stop on allocation failure, which
+ * sql_done() then reports. */
+typedef struct sqlbuf {
+    char *text;
+    size_t len, cap;
+    bool failed;
+} sqlbuf;
 
-    if (!sql)
+static void sql_add(sqlbuf *b, const char *piece) {
+    size_t n = strlen(piece);
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->text, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->text = p;
+        b->cap = cap;
+    }
+    memcpy(b->text + b->len, piece, n + 1);
+    b->len += n;
+}
+
+static void sql_ident(sqlbuf *b, const char *name, char quote, bool split_schema) {
+    char ident[300];
+    if (cv_transfer_quote_ident(name, quote, split_schema, ident, sizeof(ident)) != 0)
+        b->failed = true;
+    else
+        sql_add(b, ident);
+}
+
+/* Returns the text (caller frees with free()), or NULL if building failed. */
+static char *sql_done(sqlbuf *b) {
+    if (b->failed || !b->text) {
+        free(b->text);
         return NULL;
-    if (cv_transfer_quote_ident(table, quote, true, ident, sizeof(ident)) != 0)
-        goto fail;
-    used = (size_t)snprintf(sql, cap, "%s %s (", prefix, ident);
-    for (int i = 0; i < ncols; i++) {
-        if (cv_transfer_quote_ident(cv_odbc_stmt_col(origin, i)->name, quote, false, ident,
-                                    sizeof(ident)) != 0)
-            goto fail;
-        used += (size_t)snprintf(sql + used, cap - used, "%s%s", i ? ", " : "", ident);
     }
-    used += (size_t)snprintf(sql + used, cap - used, ")");
-    if (markers) {
-        used += (size_t)snprintf(sql + used, cap - used, " VALUES (");
-        for (int i = 0; i < ncols; i++)
-            used += (size_t)snprintf(sql + used, cap - used, "%s?", i ? ", " : "");
-        used += (size_t)snprintf(sql + used, cap - used, ")");
+    return b->text;
+}
+
+static bool is_key(const cv_load_spec *load, const char *name) {
+    for (int i = 0; i < load->nkeys; i++)
+        if (strcmp(load->keys[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* "a", "b", "c": the origin's columns, quoted, optionally each prefixed. */
+static void sql_columns(sqlbuf *b, const cv_odbc_stmt *origin, char quote, const char *prefix) {
+    for (int i = 0; i < cv_odbc_stmt_ncols(origin); i++) {
+        if (i)
+            sql_add(b, ", ");
+        if (prefix)
+            sql_add(b, prefix);
+        sql_ident(b, cv_odbc_stmt_col(origin, i)->name, quote, false);
     }
-    snprintf(sql + used, cap - used, "%s", suffix);
-    return sql;
-fail:
-    free(sql);
-    return NULL;
+}
+
+/* The SET list of an upsert: every non-key column = the incoming value, as the
+ * dialect spells it ("excluded.x" or "VALUES(x)"). False if all are keys. */
+static bool sql_upsert_set(sqlbuf *b, const cv_odbc_stmt *origin, const cv_load_spec *load,
+                           char quote, cv_dialect dialect) {
+    bool any = false;
+    for (int i = 0; i < cv_odbc_stmt_ncols(origin); i++) {
+        const char *name = cv_odbc_stmt_col(origin, i)->name;
+        if (is_key(load, name))
+            continue;
+        sql_add(b, any ? ", " : "");
+        sql_ident(b, name, quote, false);
+        if (dialect == CV_DIALECT_MARIADB) {
+            sql_add(b, " = VALUES(");
+            sql_ident(b, name, quote, false);
+            sql_add(b, ")");
+        } else {
+            sql_add(b, " = excluded.");
+            sql_ident(b, name, quote, false);
+        }
+        any = true;
+    }
+    return any;
+}
+
+/* ON CONFLICT (k) DO UPDATE SET ... / ON DUPLICATE KEY UPDATE ... */
+static void sql_upsert_clause(sqlbuf *b, const cv_odbc_stmt *origin, const cv_load_spec *load,
+                              char quote, cv_dialect dialect) {
+    sqlbuf set = {0};
+    bool any = sql_upsert_set(&set, origin, load, quote, dialect);
+
+    if (set.failed)
+        b->failed = true;
+    if (dialect == CV_DIALECT_MARIADB) {
+        sql_add(b, " ON DUPLICATE KEY UPDATE ");
+        if (any) {
+            sql_add(b, set.text);
+        } else { /* nothing to update: a no-op assignment keeps the row */
+            sql_ident(b, load->keys[0], quote, false);
+            sql_add(b, " = ");
+            sql_ident(b, load->keys[0], quote, false);
+        }
+    } else {
+        sql_add(b, " ON CONFLICT (");
+        for (int i = 0; i < load->nkeys; i++) {
+            sql_add(b, i ? ", " : "");
+            sql_ident(b, load->keys[i], quote, false);
+        }
+        sql_add(b, any ? ") DO UPDATE SET " : ") DO NOTHING");
+        if (any)
+            sql_add(b, set.text);
+    }
+    free(set.text);
 }
 
 /* Sets a failed stage and passes the error on. */
@@ -103,13 +187,17 @@ static const char ledger_insert_pg[] =
     "INSERT INTO " CV_TRANSFER_LEDGER " VALUES ($1, $2, $3, $4, $5)";
 static const char ledger_insert_odbc[] =
     "INSERT INTO " CV_TRANSFER_LEDGER " VALUES (?, ?, ?, ?, ?)";
+#define STAGE_TABLE "convutell_stage"
 
 /* Where rows go: COPY through libpq for PostgreSQL, parameter arrays over ODBC
- * for everything else. */
+ * for everything else. The ODBC connection `catalog` reads the destination's
+ * catalog and runs DDL in autocommit mode in both cases. */
 typedef struct sink {
     bool copy;
+    cv_dialect dialect;
+    char quote;
     cv_pg *pg;
-    cv_odbc_conn *odbc;
+    cv_odbc_conn *catalog;
     cv_odbc_stmt *insert;
     char *sql;
     int ncols;
@@ -117,8 +205,8 @@ typedef struct sink {
 
 static void sink_close(sink *k) {
     cv_odbc_stmt_destroy(k->insert);
-    cv_odbc_disconnect(k->odbc); /* rolls back what was not committed */
-    cv_pg_destroy(k->pg);        /* likewise */
+    cv_odbc_disconnect(k->catalog); /* rolls back what was not committed */
+    cv_pg_destroy(k->pg);           /* likewise */
     free(k->sql);
     memset(k, 0, sizeof(*k));
 }
@@ -129,14 +217,14 @@ static cv_err sink_open(sink *k, const cv_transfer_spec *spec, cv_transfer_resul
 
     memset(k, 0, sizeof(*k));
     k->copy = strcmp(cv_transfer_method(spec), "copy") == 0;
-    if (k->copy)
-        k->pg = cv_pg_connect(spec->destination_odbc, errbuf, errlen);
-    else
-        k->odbc = cv_odbc_connect(spec->destination_odbc, errbuf, errlen);
-    if (!k->pg && !k->odbc)
+    k->catalog = cv_odbc_connect(spec->destination_odbc, errbuf, errlen);
+    if (!k->catalog)
         return fail_at(res, "destination_connect", CV_ERR_ODBC);
-    err = k->copy ? cv_pg_exec(k->pg, ledger_ddl, errbuf, errlen)
-                  : cv_odbc_exec_params(k->odbc, ledger_ddl, 0, NULL, NULL, errbuf, errlen);
+    k->dialect = cv_dialect_from_dbms(cv_odbc_dbms(k->catalog));
+    k->quote = k->copy ? '"' : cv_odbc_quote_char(k->catalog);
+    if (k->copy && !(k->pg = cv_pg_connect(spec->destination_odbc, errbuf, errlen)))
+        return fail_at(res, "destination_connect", CV_ERR_ODBC);
+    err = cv_odbc_exec_params(k->catalog, ledger_ddl, 0, NULL, NULL, errbuf, errlen);
     return err ? fail_at(res, "destination_ledger", err) : CV_OK;
 }
 
@@ -145,32 +233,160 @@ static cv_err sink_ledger_rows(sink *k, const char *run_id, long long *rows, cha
                                size_t errlen) {
     if (k->copy)
         return cv_pg_query_int64(k->pg, ledger_select_pg, 1, &run_id, rows, errbuf, errlen);
-    return cv_odbc_query_int64(k->odbc, ledger_select_odbc, run_id, rows, errbuf, errlen);
+    return cv_odbc_query_int64(k->catalog, ledger_select_odbc, run_id, rows, errbuf, errlen);
+}
+
+/* Checks the destination table against the query's columns through the
+ * catalog, or creates it from the origin's column types when it is missing.
+ * Nothing has been loaded when this fails. */
+static cv_err sink_prepare_table(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                                 char *errbuf, size_t errlen) {
+    const cv_load_spec *load = &spec->load;
+    int ncols = cv_odbc_stmt_ncols(select), nexisting = 0;
+    char(*existing)[128] = NULL;
+    char type[64];
+    sqlbuf ddl = {0};
+    cv_err err;
+
+    for (int i = 0; i < load->nkeys; i++) {
+        bool found = false;
+        for (int c = 0; c < ncols; c++)
+            found = found || strcmp(cv_odbc_stmt_col(select, c)->name, load->keys[i]) == 0;
+        if (!found)
+            return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                              "key column \"%s\" is not in the query's result", load->keys[i]);
+    }
+    err =
+        cv_odbc_columns(k->catalog, spec->destination_table, &existing, &nexisting, errbuf, errlen);
+    if (err == CV_OK) {
+        for (int c = 0; c < ncols && !err; c++) {
+            const char *name = cv_odbc_stmt_col(select, c)->name;
+            bool found = false;
+            for (int i = 0; i < nexisting && !found; i++)
+                found = strcmp(existing[i], name) == 0;
+            if (!found)
+                err = cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                                 "destination table %s has no column \"%s\" (the query's "
+                                 "result names it)",
+                                 spec->destination_table, name);
+        }
+        free(existing);
+        return err;
+    }
+    if (err != CV_ERR_NOT_FOUND)
+        return err;
+
+    /* The table does not exist: map every column before creating anything. */
+    sql_add(&ddl, "CREATE TABLE ");
+    sql_ident(&ddl, spec->destination_table, k->quote, true);
+    sql_add(&ddl, " (");
+    for (int c = 0; c < ncols; c++) {
+        const cv_odbc_col *col = cv_odbc_stmt_col(select, c);
+        if ((err = cv_dialect_column_type(k->dialect, col, type, sizeof(type), errbuf, errlen))) {
+            free(ddl.text);
+            return err;
+        }
+        sql_add(&ddl, c ? ", " : "");
+        sql_ident(&ddl, col->name, k->quote, false);
+        sql_add(&ddl, " ");
+        sql_add(&ddl, type);
+        if (is_key(load, col->name))
+            sql_add(&ddl, " NOT NULL");
+    }
+    if (load->nkeys) {
+        sql_add(&ddl, ", PRIMARY KEY (");
+        for (int i = 0; i < load->nkeys; i++) {
+            sql_add(&ddl, i ? ", " : "");
+            sql_ident(&ddl, load->keys[i], k->quote, false);
+        }
+        sql_add(&ddl, ")");
+    }
+    sql_add(&ddl, ")");
+    if (!sql_done(&ddl))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build CREATE TABLE");
+    err = cv_odbc_exec_params(k->catalog, ddl.text, 0, NULL, NULL, errbuf, errlen);
+    free(ddl.text);
+    return err;
+}
+
+/* Runs DELETE FROM the destination table inside the load's transaction. */
+static cv_err sink_empty_table(sink *k, const cv_transfer_spec *spec, char *errbuf, size_t errlen) {
+    sqlbuf b = {0};
+    cv_err err;
+
+    sql_add(&b, "DELETE FROM ");
+    sql_ident(&b, spec->destination_table, k->quote, true);
+    if (!sql_done(&b))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build DELETE");
+    err = k->copy ? cv_pg_exec(k->pg, b.text, errbuf, errlen)
+                  : cv_odbc_exec_params(k->catalog, b.text, 0, NULL, NULL, errbuf, errlen);
+    free(b.text);
+    return err;
 }
 
 static cv_err sink_begin(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                          char *errbuf, size_t errlen) {
+    const cv_load_spec *load = &spec->load;
+    sqlbuf b = {0};
     cv_err err;
 
     k->ncols = cv_odbc_stmt_ncols(select);
-    if (k->copy)
-        k->sql =
-            build_statement("COPY", spec->destination_table, select, '"', false, " FROM STDIN");
-    else
-        k->sql = build_statement("INSERT INTO", spec->destination_table, select,
-                                 cv_odbc_quote_char(k->odbc), true, "");
-    if (!k->sql)
-        return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "cannot build the load statement");
+    if (load->mode == CV_MODE_UPSERT && !k->copy && k->dialect != CV_DIALECT_SQLITE &&
+        k->dialect != CV_DIALECT_MARIADB)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                          "mode upsert is not supported for %s destinations",
+                          cv_odbc_dbms(k->catalog));
     if (k->copy) {
         if ((err = cv_pg_exec(k->pg, "BEGIN", errbuf, errlen)))
             return err;
+    } else if ((err = cv_odbc_begin(k->catalog, errbuf, errlen))) {
+        return err;
+    }
+    if (load->mode == CV_MODE_REPLACE && (err = sink_empty_table(k, spec, errbuf, errlen)))
+        return err;
+
+    if (k->copy) {
+        if (load->mode == CV_MODE_UPSERT) {
+            /* COPY cannot upsert: stage the rows, then merge them in one INSERT. */
+            sql_add(&b, "CREATE TEMP TABLE " STAGE_TABLE " (LIKE ");
+            sql_ident(&b, spec->destination_table, '"', true);
+            sql_add(&b, ") ON COMMIT DROP");
+            if (!sql_done(&b))
+                return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build SQL");
+            err = cv_pg_exec(k->pg, b.text, errbuf, errlen);
+            free(b.text);
+            memset(&b, 0, sizeof(b));
+            if (err)
+                return err;
+            sql_add(&b, "COPY " STAGE_TABLE " (");
+        } else {
+            sql_add(&b, "COPY ");
+            sql_ident(&b, spec->destination_table, '"', true);
+            sql_add(&b, " (");
+        }
+        sql_columns(&b, select, '"', NULL);
+        sql_add(&b, ") FROM STDIN");
+        if (!(k->sql = sql_done(&b)))
+            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build COPY");
         return cv_pg_copy_begin(k->pg, k->sql, errbuf, errlen);
     }
-    k->insert = cv_odbc_stmt_new(k->odbc, errbuf, errlen);
+
+    sql_add(&b, "INSERT INTO ");
+    sql_ident(&b, spec->destination_table, k->quote, true);
+    sql_add(&b, " (");
+    sql_columns(&b, select, k->quote, NULL);
+    sql_add(&b, ") VALUES (");
+    for (int i = 0; i < k->ncols; i++)
+        sql_add(&b, i ? ", ?" : "?");
+    sql_add(&b, ")");
+    if (load->mode == CV_MODE_UPSERT)
+        sql_upsert_clause(&b, select, load, k->quote, k->dialect);
+    if (!(k->sql = sql_done(&b)))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build INSERT");
+    k->insert = cv_odbc_stmt_new(k->catalog, errbuf, errlen);
     if (!k->insert)
         return CV_ERR_ODBC;
-    if ((err = cv_odbc_begin(k->odbc, errbuf, errlen)) ||
-        (err = cv_odbc_stmt_prepare(k->insert, k->sql, errbuf, errlen)))
+    if ((err = cv_odbc_stmt_prepare(k->insert, k->sql, errbuf, errlen)))
         return err;
     return cv_odbc_stmt_bind_block(k->insert, select, errbuf, errlen);
 }
@@ -192,16 +408,41 @@ static cv_err sink_write(sink *k, const cv_odbc_stmt *select, size_t rows, char 
     return CV_OK;
 }
 
+/* Merges the staged rows of a PostgreSQL upsert into the destination table. */
+static cv_err merge_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                          char *errbuf, size_t errlen) {
+    sqlbuf b = {0};
+    cv_err err;
+
+    sql_add(&b, "INSERT INTO ");
+    sql_ident(&b, spec->destination_table, '"', true);
+    sql_add(&b, " (");
+    sql_columns(&b, select, '"', NULL);
+    sql_add(&b, ") SELECT ");
+    sql_columns(&b, select, '"', NULL);
+    sql_add(&b, " FROM " STAGE_TABLE);
+    sql_upsert_clause(&b, select, &spec->load, '"', CV_DIALECT_POSTGRES);
+    if (!sql_done(&b))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the merge");
+    err = cv_pg_exec(k->pg, b.text, errbuf, errlen);
+    free(b.text);
+    return err;
+}
+
 /* Ends the load, records the run in the ledger and commits. CV_ERR_CONFLICT if
  * another delivery of the same run committed first (nothing of ours stays). */
-static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, long long rows_read,
-                          long long *rows_written, char *errbuf, size_t errlen) {
+static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                          long long rows_read, long long *rows_written, char *errbuf,
+                          size_t errlen) {
     char rows_text[24], now[CV_TIME_RFC3339_LEN], state[6];
     const char *values[5];
     cv_err err;
 
     *rows_written = rows_read;
     if (k->copy && (err = cv_pg_copy_end(k->pg, rows_written, errbuf, errlen)))
+        return err;
+    if (k->copy && spec->load.mode == CV_MODE_UPSERT &&
+        (err = merge_stage(k, spec, select, errbuf, errlen)))
         return err;
     snprintf(rows_text, sizeof(rows_text), "%lld", *rows_written);
     cv_time_format(cv_time_now_ms(), now, sizeof(now));
@@ -210,13 +451,13 @@ static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, long long rows_
     values[2] = spec->destination_table;
     values[3] = rows_text;
     values[4] = now;
-    err = k->copy
-              ? cv_pg_exec_params(k->pg, ledger_insert_pg, 5, values, state, errbuf, errlen)
-              : cv_odbc_exec_params(k->odbc, ledger_insert_odbc, 5, values, state, errbuf, errlen);
+    err = k->copy ? cv_pg_exec_params(k->pg, ledger_insert_pg, 5, values, state, errbuf, errlen)
+                  : cv_odbc_exec_params(k->catalog, ledger_insert_odbc, 5, values, state, errbuf,
+                                        errlen);
     if (err)
         return strncmp(state, "23", 2) == 0 ? CV_ERR_CONFLICT : err;
     return k->copy ? cv_pg_exec(k->pg, "COMMIT", errbuf, errlen)
-                   : cv_odbc_commit(k->odbc, errbuf, errlen);
+                   : cv_odbc_commit(k->catalog, errbuf, errlen);
 }
 
 /* Makes psqlODBC stream a result through a cursor instead of reading it all
@@ -283,6 +524,10 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
                     cv_err_set(errbuf, errlen, CV_ERR_INVALID, "the query returned no result set"));
         goto out;
     }
+    if ((err = sink_prepare_table(&k, spec, select, errbuf, errlen))) {
+        err = fail_at(res, "destination_schema", err);
+        goto out;
+    }
     if ((err = sink_begin(&k, spec, select, errbuf, errlen))) {
         err = fail_at(res, "destination_prepare", err);
         goto out;
@@ -302,7 +547,7 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
             goto out;
         }
     }
-    err = sink_commit(&k, spec, res->rows_read, &rows, errbuf, errlen);
+    err = sink_commit(&k, spec, select, res->rows_read, &rows, errbuf, errlen);
     if (err == CV_ERR_CONFLICT) {
         /* Another delivery of this run won the race; ours is rolled back. */
         sink_close(&k);

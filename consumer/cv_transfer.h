@@ -11,6 +11,7 @@
 #define CV_TRANSFER_H
 
 #include "cv_err.h"
+#include "cv_message.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,15 +34,18 @@ typedef struct cv_transfer_spec {
     const char *destination_table; /* validated name: name or schema.name */
     const char *run_id;            /* recorded in the destination's ledger */
     const char *job_id;
+    cv_load_spec load; /* append, replace or upsert on key columns */
 } cv_transfer_spec;
 
 /* Runs the transfer effectively once: the run id is written to the
  * destination's ledger table (created if missing) in the same transaction as the
  * rows, and a run found there already is not loaded again (res->already_loaded,
- * rows_written from the ledger). On failure the destination is rolled back,
+ * rows_written from the ledger). A missing destination table is created from
+ * the origin's column types first (with the upsert key as primary key); an
+ * existing one must have every column the query returns. On failure the destination is rolled back,
  * *res holds the counts reached and res->error_code one of "origin_connect",
  * "origin_query", "origin_fetch", "destination_connect", "destination_ledger",
- * "destination_prepare", "destination_insert", "destination_commit"; errbuf
+ * "destination_schema", "destination_prepare", "destination_insert", "destination_commit"; errbuf
  * holds the database's message. Blocking; the calling thread owns both
  * connections throughout. */
 cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, char *errbuf,

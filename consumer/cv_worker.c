@@ -181,7 +181,8 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
                                  .query = job->query,
                                  .destination_table = job->destination_table,
                                  .run_id = job->run_id,
-                                 .job_id = job->job_id};
+                                 .job_id = job->job_id,
+                                 .load = job->load};
         run_err = cv_transfer_run(&spec, &res, why, sizeof(why));
     }
     free(origin);

@@ -30,6 +30,7 @@ struct cv_odbc_conn {
     bool connected;
     bool in_txn;
     char quote;
+    char dbms[64];
 };
 
 /* Formats the diagnostic records of a handle as "SQLSTATE: message; ...". */
@@ -86,6 +87,8 @@ cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) 
             SQLGetInfo(conn->dbc, SQL_IDENTIFIER_QUOTE_CHAR, quote, sizeof(quote), &qlen)) &&
         qlen == 1)
         conn->quote = (char)quote[0];
+    if (!SQL_SUCCEEDED(SQLGetInfo(conn->dbc, SQL_DBMS_NAME, conn->dbms, sizeof(conn->dbms), &qlen)))
+        conn->dbms[0] = '\0';
     return conn;
 fail:
     cv_odbc_disconnect(conn);
@@ -147,6 +150,84 @@ struct cv_odbc_stmt {
     size_t *width;
     SQLLEN **ind;
 };
+
+const char *cv_odbc_dbms(const cv_odbc_conn *conn) {
+    return conn->dbms;
+}
+
+/* Copies n bytes of name, escaping the catalog pattern characters '_' and '%'
+ * so that SQLColumns matches the name literally. */
+static void escape_pattern(cv_odbc_conn *conn, const char *name, size_t n, char *out,
+                           size_t outlen) {
+    SQLCHAR esc[8] = "";
+    SQLSMALLINT len = 0;
+    size_t o = 0;
+
+    if (!SQL_SUCCEEDED(SQLGetInfo(conn->dbc, SQL_SEARCH_PATTERN_ESCAPE, esc, sizeof(esc), &len)))
+        len = 0;
+    for (size_t i = 0; i < n && o + 3 < outlen; i++) {
+        if (len == 1 && (name[i] == '_' || name[i] == '%'))
+            out[o++] = (char)esc[0];
+        out[o++] = name[i];
+    }
+    out[o] = '\0';
+}
+
+cv_err cv_odbc_columns(cv_odbc_conn *conn, const char *table, char (**names)[128], int *count,
+                       char *errbuf, size_t errlen) {
+    SQLHSTMT h = SQL_NULL_HSTMT;
+    char schema[128] = "", name[128], col[128];
+    const char *dot = strchr(table, '.');
+    char(*list)[128] = NULL;
+    int n = 0, cap = 0;
+    SQLLEN ind;
+    SQLRETURN rc;
+    cv_err err = CV_OK;
+
+    *names = NULL;
+    *count = 0;
+    if (dot) {
+        escape_pattern(conn, table, (size_t)(dot - table), schema, sizeof(schema));
+        escape_pattern(conn, dot + 1, strlen(dot + 1), name, sizeof(name));
+    } else {
+        escape_pattern(conn, table, strlen(table), name, sizeof(name));
+    }
+    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, conn->dbc, &h)))
+        return diag(SQL_HANDLE_DBC, conn->dbc, "cannot allocate a statement", errbuf, errlen);
+    rc = SQLColumns(h, NULL, 0, dot ? (SQLCHAR *)schema : NULL, dot ? SQL_NTS : 0, (SQLCHAR *)name,
+                    SQL_NTS, NULL, 0);
+    if (!SQL_SUCCEEDED(rc)) {
+        err = diag(SQL_HANDLE_STMT, h, "cannot read the catalog", errbuf, errlen);
+        goto out;
+    }
+    while (SQL_SUCCEEDED(rc = SQLFetch(h))) {
+        if (!SQL_SUCCEEDED(SQLGetData(h, 4, SQL_C_CHAR, col, sizeof(col), &ind)) ||
+            ind == SQL_NULL_DATA)
+            continue;
+        if (n == cap) {
+            int ncap = cap ? cap * 2 : 16;
+            char(*grown)[128] = realloc(list, sizeof(*list) * (size_t)ncap);
+            if (!grown) {
+                err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            list = grown;
+            cap = ncap;
+        }
+        snprintf(list[n++], sizeof(list[0]), "%s", col);
+    }
+    if (n == 0) {
+        err = CV_ERR_NOT_FOUND;
+        goto out;
+    }
+    *names = list;
+    *count = n;
+    list = NULL;
+out:
+    free(list);
+    SQLFreeHandle(SQL_HANDLE_STMT, h);
+    return err;
+}
 
 cv_err cv_odbc_exec_params(cv_odbc_conn *conn, const char *sql, int nparams,
                            const char *const *values, char *sqlstate, char *errbuf, size_t errlen) {

@@ -45,6 +45,16 @@ cv_err cv_odbc_rollback(cv_odbc_conn *conn, char *errbuf, size_t errlen);
 /* The driver's identifier quote character (usually '"', '`' for MariaDB). */
 char cv_odbc_quote_char(cv_odbc_conn *conn);
 
+/* The DBMS name the driver reports (SQL_DBMS_NAME): "PostgreSQL", "SQLite",
+ * "MariaDB", ...; "" if unknown. Owned by conn. */
+const char *cv_odbc_dbms(const cv_odbc_conn *conn);
+
+/* Lists the columns of `table` (name or schema.name, taken literally) from the
+ * catalog (SQLColumns). On CV_OK, *names is an array of *count names the caller
+ * frees with free(). CV_ERR_NOT_FOUND if the table does not exist. */
+cv_err cv_odbc_columns(cv_odbc_conn *conn, const char *table, char (**names)[128], int *count,
+                       char *errbuf, size_t errlen);
+
 /* Runs `sql` with up to 8 text parameters (`values`, NULL entries are SQL NULL)
  * and no result set: DDL, INSERT, DELETE. On failure *sqlstate (if not NULL, 6
  * bytes) gets the SQLSTATE, so callers can tell a unique violation apart. */

@@ -9,6 +9,7 @@
 #include "cv_time.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,14 @@
 static const char *const job_fields[] = {"schema",     "run_id",       "job_id",
                                          "project_id", "kind",         "attempt",
                                          "queued_at",  "sql_transfer", NULL};
-static const char *const transfer_fields[] = {"origin_connection_id", "destination_connection_id",
-                                              "query", "destination_table", NULL};
+static const char *const transfer_fields[] = {"origin_connection_id",
+                                              "destination_connection_id",
+                                              "query",
+                                              "destination_table",
+                                              "mode",
+                                              "key",
+                                              NULL};
+static const char *const mode_names[] = {"append", "replace", "upsert"};
 static const char *const event_fields[] = {
     "schema", "event_id", "type",      "time",         "run_id",      "job_id", "project_id",
     "worker", "attempt",  "rows_read", "rows_written", "duration_ms", "error",  NULL};
@@ -27,6 +34,70 @@ static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,    CV_EVENT_RUN_S
 
 static void copy_str(char *dst, size_t len, const char *src) {
     snprintf(dst, len, "%s", src ? src : "");
+}
+
+const char *cv_load_mode_str(cv_load_mode mode) {
+    return (int)mode >= 0 && mode <= CV_MODE_UPSERT ? mode_names[mode] : "append";
+}
+
+static bool is_identifier(const char *s) {
+    return cv_json_is_table_name(s) && !strchr(s, '.');
+}
+
+cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *out, cv_verr *verr) {
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(obj, "key"), *item;
+    const char *mode;
+    cv_err err;
+    int i;
+
+    memset(out, 0, sizeof(*out));
+    if ((err = cv_json_get_str(obj, prefix, "mode", false, 16, &mode, verr)))
+        return err;
+    if (mode) {
+        for (i = 0; i <= CV_MODE_UPSERT && strcmp(mode, mode_names[i]) != 0; i++)
+            ;
+        if (i > CV_MODE_UPSERT)
+            return cv_verr_set(verr, prefix, "mode",
+                               "must be \"append\", \"replace\" or \"upsert\", not \"%s\"", mode);
+        out->mode = (cv_load_mode)i;
+    }
+    if (cJSON_IsNull(key))
+        key = NULL;
+    if (out->mode != CV_MODE_UPSERT) {
+        if (key)
+            return cv_verr_set(verr, prefix, "key", "is only used with mode \"upsert\"");
+        return CV_OK;
+    }
+    if (!key)
+        return cv_verr_set(verr, prefix, "key", "is required with mode \"upsert\"");
+    if (!cJSON_IsArray(key) || cJSON_GetArraySize(key) < 1 || cJSON_GetArraySize(key) > CV_MAX_KEYS)
+        return cv_verr_set(verr, prefix, "key", "must be an array of 1 to %d column names",
+                           CV_MAX_KEYS);
+    cJSON_ArrayForEach(item, key) {
+        if (!cJSON_IsString(item) || !is_identifier(item->valuestring))
+            return cv_verr_set(verr, prefix, "key",
+                               "must hold column names (letters, digits, underscores)");
+        for (i = 0; i < out->nkeys; i++)
+            if (strcmp(out->keys[i], item->valuestring) == 0)
+                return cv_verr_set(verr, prefix, "key", "names column \"%s\" twice",
+                                   item->valuestring);
+        copy_str(out->keys[out->nkeys++], sizeof(out->keys[0]), item->valuestring);
+    }
+    return CV_OK;
+}
+
+int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj) {
+    cJSON *keys;
+    if (!cJSON_AddStringToObject(obj, "mode", cv_load_mode_str(spec->mode)))
+        return -1;
+    if (spec->mode != CV_MODE_UPSERT)
+        return 0;
+    keys = cJSON_AddArrayToObject(obj, "key");
+    if (!keys)
+        return -1;
+    for (int i = 0; i < spec->nkeys; i++)
+        cJSON_AddItemToArray(keys, cJSON_CreateString(spec->keys[i]));
+    return 0;
 }
 
 static cv_err parse_object(const char *data, size_t len, cJSON **out, cv_verr *verr) {
@@ -131,6 +202,8 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
         goto out;
     }
     copy_str(job->destination_table, sizeof(job->destination_table), s);
+    if ((err = cv_load_spec_decode(transfer, "sql_transfer", &job->load, verr)))
+        goto out;
     if ((err = cv_json_get_str(transfer, "sql_transfer", "query", true, CV_QUERY_MAX_BYTES, &s,
                                verr)))
         goto out;
@@ -175,7 +248,8 @@ char *cv_job_encode(const cv_job *job) {
                                 job->destination_connection_id);
         cJSON_AddStringToObject(transfer, "query", job->query ? job->query : "");
         cJSON_AddStringToObject(transfer, "destination_table", job->destination_table);
-        out = cJSON_PrintUnformatted(root);
+        if (cv_load_spec_encode(&job->load, transfer) == 0)
+            out = cJSON_PrintUnformatted(root);
     }
     cJSON_Delete(root);
     return out;

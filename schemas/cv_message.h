@@ -22,6 +22,33 @@
 #define CV_QUERY_MAX_BYTES (512 * 1024)
 #define CV_MAX_ATTEMPT 1000
 
+/* How rows are written into the destination table. */
+typedef enum cv_load_mode {
+    CV_MODE_APPEND = 0, /* insert the rows */
+    CV_MODE_REPLACE,    /* empty the table and insert, in one transaction */
+    CV_MODE_UPSERT      /* insert, or update the row with the same key */
+} cv_load_mode;
+
+#define CV_MAX_KEYS 16
+
+typedef struct cv_load_spec {
+    cv_load_mode mode;
+    int nkeys;                  /* key columns, upsert only */
+    char keys[CV_MAX_KEYS][64]; /* plain identifiers */
+} cv_load_spec;
+
+/* Reads the optional "mode" ("append" when absent, "replace", "upsert") and
+ * "key" (array of column names, required with and only allowed with "upsert")
+ * members of obj, reporting fields under `prefix`. Used for API bodies and for
+ * job messages alike. */
+cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *out, cv_verr *verr);
+
+/* Adds "mode" (and "key" for upsert) to obj. Returns 0, -1 on allocation failure. */
+int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj);
+
+/* "append", "replace" or "upsert". */
+const char *cv_load_mode_str(cv_load_mode mode);
+
 typedef struct cv_job {
     char run_id[CV_ID_LEN];
     char job_id[CV_ID_LEN];
@@ -34,6 +61,7 @@ typedef struct cv_job {
     char destination_connection_id[CV_ID_LEN];
     char *query; /* owned; freed by cv_job_release() */
     char destination_table[128];
+    cv_load_spec load;
 } cv_job;
 
 /* Decodes and validates a job message. On success *job is filled and must be

@@ -69,18 +69,20 @@ def test_sql_transfer_end_to_end(api, pg, mongo_db, tmp_path):
 
 
 def test_failed_transfer_is_recorded(api, pg, mongo_db, tmp_path):
-    """A destination table that does not exist fails the run with the database's
-    reason, and nothing is half-written anywhere."""
+    """A destination table that lacks a column of the query fails the run before
+    any row moves, with the reason, and the table stays as it was."""
     origin, src, dst, project, job = setup_job(api, pg, tmp_path, "accounts_fail", rows=50)
-    pg.execute("DROP TABLE accounts_fail")
+    pg.execute("ALTER TABLE accounts_fail DROP COLUMN note")
+    pg.execute("INSERT INTO accounts_fail (id) VALUES (-1)")
     status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
     assert status == 202
     done = api.wait_run(run["run_id"])
     assert done["status"] == "failed"
-    assert done["error"]["code"] == "destination_prepare"
-    assert "accounts_fail" in done["error"]["message"]
-    assert done["rows_written"] == 0
-    assert "42P01" in done["error"]["message"]  # PostgreSQL's undefined_table
+    assert done["error"] == {"code": "destination_schema", "message":
+                             'destination table accounts_fail has no column "note" '
+                             "(the query's result names it)"}
+    assert (done["rows_read"], done["rows_written"]) == (0, 0)
+    assert pg.execute("SELECT id FROM accounts_fail").fetchall() == [(-1,)]
     types = sorted(e["type"] for e in mongo_db.events.find({"run_id": run["run_id"]}))
     assert types == ["run.failed", "run.queued", "run.started"]
 
