@@ -401,7 +401,13 @@ static cv_err sink_write(sink *k, const cv_odbc_stmt *select, size_t rows, char 
         for (int c = 0; c < k->ncols; c++) {
             size_t len;
             const char *value = cv_odbc_stmt_value(select, r, c, &len);
-            if ((err = cv_pg_copy_field(k->pg, value, len, c == k->ncols - 1, errbuf, errlen)))
+            bool last = c == k->ncols - 1;
+            if (cv_odbc_stmt_col(select, c)->binary)
+                err = cv_pg_copy_bytea(k->pg, (const unsigned char *)value, len, last, errbuf,
+                                       errlen);
+            else
+                err = cv_pg_copy_field(k->pg, value, len, last, errbuf, errlen);
+            if (err)
                 return err;
         }
     }

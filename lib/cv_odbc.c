@@ -149,6 +149,9 @@ struct cv_odbc_stmt {
     char **data;
     size_t *width;
     SQLLEN **ind;
+    /* As a load statement: the block its parameters are bound to. */
+    const cv_odbc_stmt *source;
+    bool row_wise;
 };
 
 const char *cv_odbc_dbms(const cv_odbc_conn *conn) {
@@ -408,6 +411,9 @@ static cv_err describe(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
         c->size = size;
         c->decimals = decimals;
         c->nullable = nullable != SQL_NO_NULLS;
+        /* Binary as text comes back in driver-specific spellings (SQLite: X'00FF'),
+         * so binary columns move as raw bytes. */
+        c->binary = type == SQL_BINARY || type == SQL_VARBINARY || type == SQL_LONGVARBINARY;
         stmt->width[i] = slot_width(c);
         row_bytes += stmt->width[i] + sizeof(SQLLEN);
     }
@@ -421,7 +427,8 @@ static cv_err describe(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
         stmt->ind[i] = malloc(sizeof(SQLLEN) * stmt->block_rows);
         if (!stmt->data[i] || !stmt->ind[i])
             return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-        if (!SQL_SUCCEEDED(SQLBindCol(stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_C_CHAR, stmt->data[i],
+        SQLSMALLINT c_type = stmt->cols[i].binary ? SQL_C_BINARY : SQL_C_CHAR;
+        if (!SQL_SUCCEEDED(SQLBindCol(stmt->hstmt, (SQLUSMALLINT)(i + 1), c_type, stmt->data[i],
                                       (SQLLEN)stmt->width[i], stmt->ind[i])))
             return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot bind a result column", errbuf,
                         errlen);
@@ -469,7 +476,8 @@ cv_err cv_odbc_stmt_fetch_block(cv_odbc_stmt *stmt, size_t *rows, char *errbuf, 
     for (int c = 0; c < stmt->ncols; c++) {
         for (SQLULEN r = 0; r < stmt->rows_fetched; r++) {
             SQLLEN ind = stmt->ind[c][r];
-            if (ind == SQL_NO_TOTAL || (ind >= 0 && (size_t)ind >= stmt->width[c]))
+            size_t room = stmt->width[c] - (stmt->cols[c].binary ? 0 : 1); /* text: NUL */
+            if (ind == SQL_NO_TOTAL || (ind >= 0 && (size_t)ind > room))
                 return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                                   "column %s: a value is longer than the %zu bytes a "
                                   "transfer holds per value",
@@ -496,32 +504,62 @@ cv_err cv_odbc_stmt_prepare(cv_odbc_stmt *stmt, const char *sql, char *errbuf, s
     return CV_OK;
 }
 
-cv_err cv_odbc_stmt_bind_block(cv_odbc_stmt *stmt, const cv_odbc_stmt *source, char *errbuf,
-                               size_t errlen) {
-    if (!SQL_SUCCEEDED(SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_PARAM_BIND_TYPE,
-                                      (SQLPOINTER)SQL_PARAM_BIND_BY_COLUMN, 0)))
-        return diag(SQL_HANDLE_STMT, stmt->hstmt, "driver refuses parameter arrays", errbuf,
-                    errlen);
+/* Binds row `row` of the source block (or the whole arrays when row_wise is
+ * false, row then being 0) as the statement's parameters. */
+static cv_err bind_params(cv_odbc_stmt *stmt, size_t row, char *errbuf, size_t errlen) {
+    const cv_odbc_stmt *source = stmt->source;
     for (int i = 0; i < source->ncols; i++) {
         const cv_odbc_col *c = &source->cols[i];
         SQLULEN size = c->size ? c->size : source->width[i] - 1;
-        if (!SQL_SUCCEEDED(SQLBindParameter(
-                stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, c->sql_type, size,
-                c->decimals, source->data[i], (SQLLEN)source->width[i], source->ind[i])))
+        if (!SQL_SUCCEEDED(SQLBindParameter(stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT,
+                                            c->binary ? SQL_C_BINARY : SQL_C_CHAR, c->sql_type,
+                                            size, c->decimals,
+                                            source->data[i] + row * source->width[i],
+                                            (SQLLEN)source->width[i], source->ind[i] + row)))
             return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot bind a parameter", errbuf, errlen);
     }
     return CV_OK;
 }
 
-cv_err cv_odbc_stmt_execute_block(cv_odbc_stmt *stmt, size_t rows, char *errbuf, size_t errlen) {
+cv_err cv_odbc_stmt_bind_block(cv_odbc_stmt *stmt, const cv_odbc_stmt *source, char *errbuf,
+                               size_t errlen) {
+    bool binary = false;
+
+    stmt->source = source;
+    for (int i = 0; i < source->ncols; i++)
+        binary = binary || source->cols[i].binary;
+    /* sqliteodbc 0.9998 takes the length of every binary value in a parameter
+     * array from the first row, padding or cutting the others: with binary
+     * columns, SQLite gets one row per execute (cheap for a local file). */
+    stmt->row_wise = binary && strcmp(stmt->conn->dbms, "SQLite") == 0;
+    if (!SQL_SUCCEEDED(SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_PARAM_BIND_TYPE,
+                                      (SQLPOINTER)SQL_PARAM_BIND_BY_COLUMN, 0)))
+        return diag(SQL_HANDLE_STMT, stmt->hstmt, "driver refuses parameter arrays", errbuf,
+                    errlen);
+    return stmt->row_wise ? CV_OK : bind_params(stmt, 0, errbuf, errlen);
+}
+
+static cv_err execute(cv_odbc_stmt *stmt, size_t paramsets, char *errbuf, size_t errlen) {
     SQLRETURN rc;
 
-    if (!SQL_SUCCEEDED(
-            SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_PARAMSET_SIZE, (SQLPOINTER)(uintptr_t)rows, 0)))
+    if (!SQL_SUCCEEDED(SQLSetStmtAttr(stmt->hstmt, SQL_ATTR_PARAMSET_SIZE,
+                                      (SQLPOINTER)(uintptr_t)paramsets, 0)))
         return diag(SQL_HANDLE_STMT, stmt->hstmt, "driver refuses parameter arrays", errbuf,
                     errlen);
     rc = SQLExecute(stmt->hstmt);
     if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA)
         return diag(SQL_HANDLE_STMT, stmt->hstmt, "insert failed", errbuf, errlen);
+    return CV_OK;
+}
+
+cv_err cv_odbc_stmt_execute_block(cv_odbc_stmt *stmt, size_t rows, char *errbuf, size_t errlen) {
+    cv_err err;
+
+    if (!stmt->row_wise)
+        return execute(stmt, rows, errbuf, errlen);
+    for (size_t r = 0; r < rows; r++)
+        if ((err = bind_params(stmt, r, errbuf, errlen)) ||
+            (err = execute(stmt, 1, errbuf, errlen)))
+            return err;
     return CV_OK;
 }

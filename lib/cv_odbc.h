@@ -27,6 +27,7 @@ typedef struct cv_odbc_col {
     size_t size;    /* column size (precision for numbers) */
     short decimals; /* scale */
     bool nullable;
+    bool binary; /* moved as raw bytes (SQL_C_BINARY), not text */
 } cv_odbc_col;
 
 /* Connects with an ODBC connection string ("Driver=...;Server=...;"). Error
@@ -87,8 +88,8 @@ size_t cv_odbc_stmt_block_rows(const cv_odbc_stmt *stmt);
 cv_err cv_odbc_stmt_fetch_block(cv_odbc_stmt *stmt, size_t *rows, char *errbuf, size_t errlen);
 
 /* Value of column `col` in row `row` of the current block: NULL for SQL NULL,
- * else NUL-terminated text owned by stmt, valid until the next fetch; *len gets
- * its byte length. */
+ * else its bytes owned by stmt, valid until the next fetch; *len gets the byte
+ * length. Text is NUL-terminated; binary columns (col->binary) are raw bytes. */
 const char *cv_odbc_stmt_value(const cv_odbc_stmt *stmt, size_t row, int col, size_t *len);
 
 /* Prepares a statement whose parameter markers are then bound with

@@ -259,6 +259,30 @@ cv_err cv_pg_copy_field(cv_pg *pg, const char *value, size_t len, bool last, cha
     return CV_OK;
 }
 
+cv_err cv_pg_copy_bytea(cv_pg *pg, const unsigned char *value, size_t len, bool last, char *errbuf,
+                        size_t errlen) {
+    static const char hex[] = "0123456789abcdef";
+    cv_err err;
+
+    if (!value)
+        return cv_pg_copy_field(pg, NULL, 0, last, errbuf, errlen);
+    if (pg->len + 4 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
+        return err;
+    /* COPY text format reads \\x as \x, the prefix of bytea hex input. */
+    memcpy(pg->buf + pg->len, "\\\\x", 3);
+    pg->len += 3;
+    for (size_t i = 0; i < len; i++) {
+        if (pg->len + 3 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
+            return err;
+        pg->buf[pg->len++] = hex[value[i] >> 4];
+        pg->buf[pg->len++] = hex[value[i] & 15];
+    }
+    if (pg->len + 1 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
+        return err;
+    pg->buf[pg->len++] = last ? '\n' : '\t';
+    return CV_OK;
+}
+
 cv_err cv_pg_copy_end(cv_pg *pg, long long *rows, char *errbuf, size_t errlen) {
     PGresult *res;
     cv_err err = flush(pg, errbuf, errlen);

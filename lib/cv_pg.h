@@ -51,6 +51,12 @@ cv_err cv_pg_copy_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_t er
 cv_err cv_pg_copy_field(cv_pg *pg, const char *value, size_t len, bool last, char *errbuf,
                         size_t errlen);
 
+/* Appends one bytea field (raw bytes, NULL value = SQL NULL) in COPY text
+ * format (\\x followed by hex digits), then a tab or newline like
+ * cv_pg_copy_field(). */
+cv_err cv_pg_copy_bytea(cv_pg *pg, const unsigned char *value, size_t len, bool last, char *errbuf,
+                        size_t errlen);
+
 /* Sends what is buffered, ends the COPY and reports the number of rows the
  * server took in *rows. */
 cv_err cv_pg_copy_end(cv_pg *pg, long long *rows, char *errbuf, size_t errlen);
