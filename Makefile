@@ -40,7 +40,7 @@ deps:
 
 # The test build is separate so that -Werror never mixes with a developer's objects.
 test: deps
-	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror unit-run compose-check system-run
+	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror style-check unit-run compose-check system-run
 
 unit: deps
 	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror unit-run
@@ -80,7 +80,7 @@ style:
 	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)
 
 style-check:
-	clang-format --dry-run -Werror $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)
+	@clang-format --dry-run -Werror $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)
 
 clean:
 	rm -rf build

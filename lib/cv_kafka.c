@@ -105,7 +105,6 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
                         size_t errlen) {
     delivery d = {.done = 0, .err = RD_KAFKA_RESP_ERR_NO_ERROR};
     rd_kafka_headers_t *hdrs = NULL;
-    rd_kafka_resp_err_t err;
     int64_t deadline = cv_time_mono_ms() + timeout_ms;
 
     if (headers) {
@@ -113,14 +112,35 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
         for (const cv_kafka_header *h = headers; h->name; h++)
             rd_kafka_header_add(hdrs, h->name, -1, h->value, -1);
     }
-    err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
-    if (err) {
+    /* rd_kafka_produceva rather than the RD_KAFKA_V_ macros, which rely on GNU
+     * statement expressions that -Wpedantic rejects. */
+    rd_kafka_vu_t vus[6];
+    size_t n = 0;
+    rd_kafka_error_t *error;
+    memset(vus, 0, sizeof(vus));
+    vus[n].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vus[n++].u.cstr = topic;
+    vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vus[n++].u.i = RD_KAFKA_MSG_F_COPY;
+    vus[n].vtype = RD_KAFKA_VTYPE_KEY;
+    vus[n].u.mem.ptr = (void *)(uintptr_t)key;
+    vus[n++].u.mem.size = key ? strlen(key) : 0;
+    vus[n].vtype = RD_KAFKA_VTYPE_VALUE;
+    vus[n].u.mem.ptr = (void *)(uintptr_t)value;
+    vus[n++].u.mem.size = len;
+    vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vus[n++].u.ptr = &d;
+    if (hdrs) {
+        vus[n].vtype = RD_KAFKA_VTYPE_HEADERS;
+        vus[n++].u.headers = hdrs;
+    }
+    error = rd_kafka_produceva(p->rk, vus, n);
+    if (error) {
+        cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot send to %s: %s", topic,
+                   rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
         rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
-        return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot send to %s: %s", topic,
-                          rd_kafka_err2str(err));
+        return CV_ERR_KAFKA;
     }
     /* Any thread's poll may serve our delivery report; we only watch our flag. */
     while (!atomic_load(&d.done)) {

@@ -1,0 +1,126 @@
+/*
+ * test_sql_text.c - everything that turns names and settings into text another
+ * program reads: identifier quoting (cv_transfer), column types per destination
+ * (cv_dialect), ODBC-to-libpq connection strings (cv_pg) and the password mask
+ * the API shows (cv_api).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cv_api.h"
+#include "cv_dialect.h"
+#include "cv_pg.h"
+#include "cv_transfer.h"
+
+#include <sql.h>
+#include <sqlext.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void expect_mask(const char *in, const char *out) {
+    char *masked = cv_api_mask_odbc(in);
+    assert_non_null(masked);
+    assert_string_equal(masked, out);
+    free(masked);
+}
+
+static void test_mask(void **state) {
+    (void)state;
+    expect_mask("Driver=X;PWD=secret;UID=u", "Driver=X;PWD=********;UID=u");
+    expect_mask("Driver=X;pwd=secret", "Driver=X;pwd=********");
+    expect_mask("Driver=X; Password = secret ;", "Driver=X; Password =********;");
+    expect_mask("PWD={a;b}c;UID=u", "PWD=********c;UID=u");
+    expect_mask("Driver=SQLite3;Database=/x.db", "Driver=SQLite3;Database=/x.db");
+    expect_mask("", "");
+}
+
+static void expect_quote(const char *name, char quote, bool split, const char *out) {
+    char buf[64];
+    assert_int_equal(cv_transfer_quote_ident(name, quote, split, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, out);
+}
+
+static void test_quote_ident(void **state) {
+    char small[4];
+    (void)state;
+    expect_quote("t", '"', true, "\"t\"");
+    expect_quote("public.t", '"', true, "\"public\".\"t\"");
+    expect_quote("a.b", '"', false, "\"a.b\"");
+    expect_quote("a\"b; --", '"', false, "\"a\"\"b; --\"");
+    expect_quote("a`b", '`', false, "`a``b`");
+    assert_int_equal(cv_transfer_quote_ident("long", '"', false, small, sizeof(small)), -1);
+}
+
+static void expect_type(cv_dialect d, short sql_type, size_t size, short decimals,
+                        const char *out) {
+    cv_odbc_col col = {.name = "c", .sql_type = sql_type, .size = size, .decimals = decimals};
+    char type[64], err[256];
+    assert_int_equal(cv_dialect_column_type(d, &col, type, sizeof(type), err, sizeof(err)), CV_OK);
+    assert_string_equal(type, out);
+}
+
+static void test_dialect_types(void **state) {
+    cv_odbc_col wide = {.name = "amount", .sql_type = SQL_DECIMAL, .size = 80, .decimals = 2};
+    cv_odbc_col odd = {.name = "span", .sql_type = SQL_INTERVAL_DAY_TO_SECOND};
+    char type[64], err[256];
+    (void)state;
+    expect_type(CV_DIALECT_POSTGRES, SQL_INTEGER, 10, 0, "integer");
+    expect_type(CV_DIALECT_POSTGRES, SQL_DECIMAL, 12, 2, "numeric(12,2)");
+    expect_type(CV_DIALECT_POSTGRES, SQL_LONGVARCHAR, 65536, 0, "text");
+    expect_type(CV_DIALECT_POSTGRES, SQL_WVARCHAR, 40, 0, "varchar(40)");
+    expect_type(CV_DIALECT_POSTGRES, SQL_BINARY, 255, 0, "bytea");
+    expect_type(CV_DIALECT_POSTGRES, SQL_TYPE_TIMESTAMP, 26, 6, "timestamp");
+    expect_type(CV_DIALECT_POSTGRES, SQL_GUID, 36, 0, "uuid");
+    expect_type(CV_DIALECT_MARIADB, SQL_LONGVARCHAR, 0, 0, "longtext");
+    expect_type(CV_DIALECT_MARIADB, SQL_VARCHAR, 20000, 0, "longtext");
+    expect_type(CV_DIALECT_MARIADB, SQL_TYPE_TIMESTAMP, 26, 6, "datetime(6)");
+    expect_type(CV_DIALECT_MARIADB, SQL_BIT, 1, 0, "tinyint(1)");
+    expect_type(CV_DIALECT_SQLITE, SQL_BIGINT, 19, 0, "INTEGER");
+    expect_type(CV_DIALECT_SQLITE, SQL_VARBINARY, 10, 0, "BLOB");
+    assert_int_equal(
+        cv_dialect_column_type(CV_DIALECT_MARIADB, &wide, type, sizeof(type), err, sizeof(err)),
+        CV_ERR_INVALID);
+    assert_string_equal(err, "column amount: decimal(80,2) has more digits than MariaDB allows "
+                             "(65)");
+    assert_int_equal(
+        cv_dialect_column_type(CV_DIALECT_POSTGRES, &odd, type, sizeof(type), err, sizeof(err)),
+        CV_ERR_INVALID);
+    assert_string_equal(err, "column span: ODBC type 110 has no PostgreSQL equivalent; cast it "
+                             "in the query (for example to text)");
+    assert_int_equal(cv_dialect_from_dbms("PostgreSQL"), CV_DIALECT_POSTGRES);
+    assert_int_equal(cv_dialect_from_dbms("MariaDB"), CV_DIALECT_MARIADB);
+    assert_int_equal(cv_dialect_from_dbms("MySQL"), CV_DIALECT_MARIADB);
+    assert_int_equal(cv_dialect_from_dbms("SQLite"), CV_DIALECT_SQLITE);
+    assert_int_equal(cv_dialect_from_dbms("Oracle"), CV_DIALECT_OTHER);
+}
+
+static void test_pg_conninfo(void **state) {
+    char err[128];
+    char *info = cv_pg_conninfo_from_odbc(
+        "Driver={PostgreSQL Unicode};Server=db;Port=5433;Database=app;UID=me;PWD=it's\\x;"
+        "SSLmode=require",
+        err, sizeof(err));
+    (void)state;
+    assert_non_null(info);
+    assert_string_equal(info, "host='db' port='5433' dbname='app' user='me' "
+                              "password='it\\'s\\\\x' sslmode='require' "
+                              "application_name='convutell-worker'");
+    free(info);
+    assert_true(cv_pg_is_postgres_odbc("Driver=PostgreSQL Unicode;Server=x"));
+    assert_true(cv_pg_is_postgres_odbc("driver=/usr/lib/odbc/psqlodbcw.so"));
+    assert_false(cv_pg_is_postgres_odbc("Driver=SQLite3;Database=/tmp/postgres.db"));
+    assert_false(cv_pg_is_postgres_odbc("Database=postgres"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_quote_ident),
+        cmocka_unit_test(test_dialect_types),
+        cmocka_unit_test(test_pg_conninfo),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
