@@ -35,7 +35,7 @@ const char *cv_dialect_name(cv_dialect d) {
     }
 }
 
-/* Largest decimal precision each dialect accepts (SQLite has no limit). */
+/* Largest decimal precision each dialect accepts. */
 static size_t max_precision(cv_dialect d) {
     return d == CV_DIALECT_POSTGRES ? 1000 : d == CV_DIALECT_MARIADB ? 65 : 38;
 }
@@ -69,11 +69,17 @@ cv_err cv_dialect_column_type(cv_dialect d, const cv_odbc_col *col, char *out, s
             return CV_OK;
         case SQL_DECIMAL:
         case SQL_NUMERIC:
-            if (size == 0) {
-                snprintf(out, outlen, "%s", pg ? "numeric" : maria ? "decimal(65,30)" : "NUMERIC");
+            /* SQLite would turn a DECIMAL column's values into doubles (NUMERIC
+             * affinity): TEXT keeps every digit. */
+            if (sqlite) {
+                snprintf(out, outlen, "TEXT");
                 return CV_OK;
             }
-            if (!sqlite && size > max_precision(d))
+            if (size == 0) {
+                snprintf(out, outlen, "%s", pg ? "numeric" : "decimal(65,30)");
+                return CV_OK;
+            }
+            if (size > max_precision(d))
                 return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                                   "column %s: decimal(%zu,%d) has more digits than %s allows (%zu)",
                                   col->name, size, col->decimals, cv_dialect_name(d),

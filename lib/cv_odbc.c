@@ -508,13 +508,18 @@ cv_err cv_odbc_stmt_prepare(cv_odbc_stmt *stmt, const char *sql, char *errbuf, s
  * false, row then being 0) as the statement's parameters. */
 static cv_err bind_params(cv_odbc_stmt *stmt, size_t row, char *errbuf, size_t errlen) {
     const cv_odbc_stmt *source = stmt->source;
+    bool sqlite = strcmp(stmt->conn->dbms, "SQLite") == 0;
     for (int i = 0; i < source->ncols; i++) {
         const cv_odbc_col *c = &source->cols[i];
         SQLULEN size = c->size ? c->size : source->width[i] - 1;
+        SQLSMALLINT type = c->sql_type;
+        /* sqliteodbc converts DECIMAL and NUMERIC parameters to doubles, losing
+         * digits past the 15th: as text they arrive exactly. */
+        if (sqlite && (type == SQL_DECIMAL || type == SQL_NUMERIC))
+            type = SQL_VARCHAR;
         if (!SQL_SUCCEEDED(SQLBindParameter(stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT,
-                                            c->binary ? SQL_C_BINARY : SQL_C_CHAR, c->sql_type,
-                                            size, c->decimals,
-                                            source->data[i] + row * source->width[i],
+                                            c->binary ? SQL_C_BINARY : SQL_C_CHAR, type, size,
+                                            c->decimals, source->data[i] + row * source->width[i],
                                             (SQLLEN)source->width[i], source->ind[i] + row)))
             return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot bind a parameter", errbuf, errlen);
     }

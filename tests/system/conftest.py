@@ -24,6 +24,8 @@ HTTP_PORT = int(os.environ["CONVUTELL_TEST_HTTP_PORT"])
 PG_DSN = f"host=127.0.0.1 port={PG_PORT} user=convutell password=convutell dbname=convutell"
 PG_ODBC = (f"Driver=PostgreSQL Unicode;Server=127.0.0.1;Port={PG_PORT};"
            "Database=convutell;UID=convutell;PWD=convutell")
+MARIADB_PORT = int(os.environ["CV_MARIADB_PORT"])
+MARIADB_ODBC = os.environ["CONVUTELL_MARIADB_ODBC"]
 
 
 class Api:

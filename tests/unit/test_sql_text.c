@@ -80,6 +80,7 @@ static void test_dialect_types(void **state) {
     expect_type(CV_DIALECT_MARIADB, SQL_BIT, 1, 0, "tinyint(1)");
     expect_type(CV_DIALECT_SQLITE, SQL_BIGINT, 19, 0, "INTEGER");
     expect_type(CV_DIALECT_SQLITE, SQL_VARBINARY, 10, 0, "BLOB");
+    expect_type(CV_DIALECT_SQLITE, SQL_DECIMAL, 20, 6, "TEXT"); /* NUMERIC affinity rounds */
     assert_int_equal(
         cv_dialect_column_type(CV_DIALECT_MARIADB, &wide, type, sizeof(type), err, sizeof(err)),
         CV_ERR_INVALID);
