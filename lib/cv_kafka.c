@@ -177,7 +177,7 @@ cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *grou
     const char *const settings[] = {"group.id", group, "enable.auto.commit", "true",
                                     "enable.auto.offset.store", "false", "auto.offset.reset",
                                     "earliest", "auto.commit.interval.ms", "1000",
-                                    "session.timeout.ms", "10000",
+                                    "session.timeout.ms", "6000",
                                     /* A transfer may hold the poll loop for a long time. */
                                     "max.poll.interval.ms", "1800000",
                                     "partition.assignment.strategy", "cooperative-sticky", NULL};

@@ -103,6 +103,18 @@ static cv_err update_run(cv_mongo *m, const cv_event *ev, char *errbuf, size_t e
     }
     bson_append_document_end(&update, &set);
 
+    if (started) {
+        /* Every start is one attempt; the event id keeps a replay from adding it twice. */
+        bson_t add, attempt;
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$addToSet", &add);
+        BSON_APPEND_DOCUMENT_BEGIN(&add, "attempts", &attempt);
+        BSON_APPEND_UTF8(&attempt, "event_id", ev->event_id);
+        append_opt_utf8(&attempt, "worker", ev->worker);
+        append_time(&attempt, "started_at", ev->time_ms);
+        bson_append_document_end(&add, &attempt);
+        bson_append_document_end(&update, &add);
+    }
+
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &on_insert);
     if (queued)
         BSON_APPEND_UTF8(&on_insert, "status", "queued");

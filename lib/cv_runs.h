@@ -7,6 +7,8 @@
  * changes nothing, and a late run.queued or run.started never moves a run back
  * from a final state. The collector applies every event; the API applies only
  * the run.queued it publishes, so a client can read a run right after 202.
+ * Each run.started adds an entry to the run's `attempts` array (event id,
+ * worker, start time), so a run that was retried shows every attempt.
  */
 #ifndef CV_RUNS_H
 #define CV_RUNS_H
