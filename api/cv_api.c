@@ -336,8 +336,8 @@ out:
 
 static void create_job(cv_api *api, const char *project_id, const cv_http_request *req,
                        cv_http_response *res) {
-    static const char *const fields[] = {"name", "kind", "query", "destination_table",
-                                         "mode", "key",  NULL};
+    static const char *const fields[] = {
+        "name", "kind", "query", "destination_table", "mode", "key", "watermark_column", NULL};
     char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
     const char *name, *kind, *query, *table;
     cv_load_spec load;
@@ -390,6 +390,8 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     BSON_APPEND_UTF8(&doc, "query", query);
     BSON_APPEND_UTF8(&doc, "destination_table", table);
     BSON_APPEND_UTF8(&doc, "mode", cv_load_mode_str(load.mode));
+    if (load.watermark[0])
+        BSON_APPEND_UTF8(&doc, "watermark_column", load.watermark);
     if (load.mode == CV_MODE_UPSERT) {
         bson_t keys;
         BSON_APPEND_ARRAY_BEGIN(&doc, "key", &keys);

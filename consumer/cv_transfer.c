@@ -178,15 +178,19 @@ static const char ledger_ddl[] =
     "CREATE TABLE IF NOT EXISTS " CV_TRANSFER_LEDGER " ("
     "run_id VARCHAR(36) NOT NULL PRIMARY KEY, job_id VARCHAR(36) NOT NULL, "
     "destination_table VARCHAR(255) NOT NULL, rows_written BIGINT NOT NULL, "
-    "committed_at VARCHAR(40) NOT NULL)";
+    "committed_at VARCHAR(40) NOT NULL, watermark VARCHAR(255))";
 static const char ledger_select_pg[] =
     "SELECT rows_written FROM " CV_TRANSFER_LEDGER " WHERE run_id = $1";
 static const char ledger_select_odbc[] =
     "SELECT rows_written FROM " CV_TRANSFER_LEDGER " WHERE run_id = ?";
 static const char ledger_insert_pg[] =
-    "INSERT INTO " CV_TRANSFER_LEDGER " VALUES ($1, $2, $3, $4, $5)";
+    "INSERT INTO " CV_TRANSFER_LEDGER " VALUES ($1, $2, $3, $4, $5, $6)";
 static const char ledger_insert_odbc[] =
-    "INSERT INTO " CV_TRANSFER_LEDGER " VALUES (?, ?, ?, ?, ?)";
+    "INSERT INTO " CV_TRANSFER_LEDGER " VALUES (?, ?, ?, ?, ?, ?)";
+/* The newest committed watermark of a job (committed_at is RFC 3339 text). */
+static const char ledger_watermark[] =
+    "SELECT watermark FROM " CV_TRANSFER_LEDGER
+    " WHERE job_id = ? ORDER BY committed_at DESC, run_id DESC LIMIT 1";
 #define STAGE_TABLE "convutell_stage"
 
 /* Where rows go: COPY through libpq for PostgreSQL, parameter arrays over ODBC
@@ -438,10 +442,10 @@ static cv_err merge_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_s
 /* Ends the load, records the run in the ledger and commits. CV_ERR_CONFLICT if
  * another delivery of the same run committed first (nothing of ours stays). */
 static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
-                          long long rows_read, long long *rows_written, char *errbuf,
-                          size_t errlen) {
+                          long long rows_read, const char *watermark, long long *rows_written,
+                          char *errbuf, size_t errlen) {
     char rows_text[24], now[CV_TIME_RFC3339_LEN], state[6];
-    const char *values[5];
+    const char *values[6];
     cv_err err;
 
     *rows_written = rows_read;
@@ -457,13 +461,121 @@ static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_s
     values[2] = spec->destination_table;
     values[3] = rows_text;
     values[4] = now;
-    err = k->copy ? cv_pg_exec_params(k->pg, ledger_insert_pg, 5, values, state, errbuf, errlen)
-                  : cv_odbc_exec_params(k->catalog, ledger_insert_odbc, 5, values, state, errbuf,
+    values[5] = watermark && watermark[0] ? watermark : NULL;
+    err = k->copy ? cv_pg_exec_params(k->pg, ledger_insert_pg, 6, values, state, errbuf, errlen)
+                  : cv_odbc_exec_params(k->catalog, ledger_insert_odbc, 6, values, state, errbuf,
                                         errlen);
     if (err)
         return strncmp(state, "23", 2) == 0 ? CV_ERR_CONFLICT : err;
     return k->copy ? cv_pg_exec(k->pg, "COMMIT", errbuf, errlen)
                    : cv_odbc_commit(k->catalog, errbuf, errlen);
+}
+
+/* The user's query without trailing white space and semicolons, so that it
+ * can be wrapped as a derived table. Caller frees with free(). */
+static char *bare_query(const char *query) {
+    size_t n = strlen(query);
+    char *out;
+    while (n && (query[n - 1] == ';' || query[n - 1] == ' ' || query[n - 1] == '\n' ||
+                 query[n - 1] == '\t' || query[n - 1] == '\r'))
+        n--;
+    out = malloc(n + 1);
+    if (out) {
+        memcpy(out, query, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
+/* Runs the origin query. For an incremental job it first finds the highest
+ * watermark value now in the origin (hi) and then selects the rows with
+ * lo <= value < hi, lo being the watermark the destination's ledger holds.
+ * Rows at hi wait for the next run: rows that share a value with the last ones
+ * loaded can still arrive, and [lo, hi) ranges never overlap, so nothing is
+ * loaded twice and nothing that shares a boundary value is skipped. */
+static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, sink *k,
+                          char *watermark, size_t wmlen, char *errbuf, size_t errlen) {
+    char lo[256] = "", ident[300];
+    bool lo_null = true, hi_null = true;
+    const char *params[2];
+    cv_odbc_col type;
+    sqlbuf b = {0};
+    char *query = NULL;
+    size_t len;
+    int n = 0;
+    cv_err err;
+
+    watermark[0] = '\0';
+    if (!spec->load.watermark[0])
+        return cv_odbc_stmt_exec(select, spec->query, errbuf, errlen);
+    err = cv_odbc_query_text(k->catalog, ledger_watermark, spec->job_id, lo, sizeof(lo), &lo_null,
+                             errbuf, errlen);
+    if (err && err != CV_ERR_NOT_FOUND)
+        return err;
+    query = bare_query(spec->query);
+    if (!query ||
+        cv_transfer_quote_ident(spec->load.watermark, cv_odbc_quote_char(cv_odbc_stmt_conn(select)),
+                                false, ident, sizeof(ident)) != 0) {
+        free(query);
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the watermark query");
+    }
+    sql_add(&b, "SELECT MAX(");
+    sql_add(&b, ident);
+    sql_add(&b, ") FROM (");
+    sql_add(&b, query);
+    sql_add(&b, ") cv_src");
+    if (!sql_done(&b)) {
+        free(query);
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the watermark query");
+    }
+    err = cv_odbc_stmt_exec(select, b.text, errbuf, errlen);
+    free(b.text);
+    memset(&b, 0, sizeof(b));
+    if (!err) {
+        size_t rows = 0;
+        err = cv_odbc_stmt_fetch_block(select, &rows, errbuf, errlen);
+        if (!err) {
+            const char *v = cv_odbc_stmt_value(select, 0, 0, &len);
+            type = *cv_odbc_stmt_col(select, 0);
+            hi_null = v == NULL;
+            snprintf(watermark, wmlen, "%s", v ? v : "");
+        }
+    }
+    if (err == CV_ERR_NOT_FOUND)
+        err = CV_OK;
+    cv_odbc_stmt_close(select);
+    if (err) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", errbuf ? errbuf : "");
+        free(query);
+        return cv_err_set(errbuf, errlen, err, "watermark column %s: %s", spec->load.watermark,
+                          why);
+    }
+    if (hi_null) /* no rows at all: keep the old watermark */
+        snprintf(watermark, wmlen, "%s", lo_null ? "" : lo);
+
+    sql_add(&b, "SELECT * FROM (");
+    sql_add(&b, query);
+    sql_add(&b, ") cv_src WHERE ");
+    if (hi_null) {
+        sql_add(&b, "1 = 0");
+    } else {
+        if (!lo_null) {
+            sql_add(&b, ident);
+            sql_add(&b, " >= ? AND ");
+            params[n++] = lo;
+        }
+        sql_add(&b, ident);
+        sql_add(&b, " < ?");
+        params[n++] = watermark;
+    }
+    free(query);
+    if (!sql_done(&b))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the incremental query");
+    err = n ? cv_odbc_stmt_exec_params(select, b.text, n, params, &type, errbuf, errlen)
+            : cv_odbc_stmt_exec(select, b.text, errbuf, errlen);
+    free(b.text);
+    return err;
 }
 
 /* Makes psqlODBC stream a result through a cursor instead of reading it all
@@ -520,7 +632,8 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
         goto out;
     }
     select = cv_odbc_stmt_new(origin, errbuf, errlen);
-    if (!select || (err = cv_odbc_stmt_exec(select, spec->query, errbuf, errlen))) {
+    if (!select || (err = open_origin(spec, select, &k, res->watermark, sizeof(res->watermark),
+                                      errbuf, errlen))) {
         err = fail_at(res, "origin_query", err);
         goto out;
     }
@@ -553,7 +666,7 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
             goto out;
         }
     }
-    err = sink_commit(&k, spec, select, res->rows_read, &rows, errbuf, errlen);
+    err = sink_commit(&k, spec, select, res->rows_read, res->watermark, &rows, errbuf, errlen);
     if (err == CV_ERR_CONFLICT) {
         /* Another delivery of this run won the race; ours is rolled back. */
         sink_close(&k);

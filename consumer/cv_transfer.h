@@ -22,6 +22,7 @@ typedef struct cv_transfer_result {
     int64_t rows_written;
     const char *error_code; /* static string naming the failed stage, or NULL */
     bool already_loaded;    /* the ledger showed an earlier delivery loaded this run */
+    char watermark[256];    /* incremental jobs: the watermark committed with the rows */
 } cv_transfer_result;
 
 /* The destination table that records loaded runs (see cv_transfer_run()). */

@@ -194,6 +194,8 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     ev.rows_read = res.rows_read;
     ev.rows_written = res.rows_written;
     ev.duration_ms = cv_time_mono_ms() - started;
+    if (!run_err)
+        snprintf(ev.watermark, sizeof(ev.watermark), "%s", res.watermark);
     if (run_err) {
         snprintf(ev.error_code, sizeof(ev.error_code), "%s",
                  res.error_code ? res.error_code : cv_err_str(run_err));

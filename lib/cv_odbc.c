@@ -152,6 +152,7 @@ struct cv_odbc_stmt {
     /* As a load statement: the block its parameters are bound to. */
     const cv_odbc_stmt *source;
     bool row_wise;
+    SQLLEN param_ind[8]; /* indicators of cv_odbc_stmt_exec_params() */
 };
 
 const char *cv_odbc_dbms(const cv_odbc_conn *conn) {
@@ -271,19 +272,18 @@ out:
     return err;
 }
 
-cv_err cv_odbc_query_int64(cv_odbc_conn *conn, const char *sql, const char *param, long long *value,
-                           char *errbuf, size_t errlen) {
+cv_err cv_odbc_query_text(cv_odbc_conn *conn, const char *sql, const char *param, char *out,
+                          size_t outlen, bool *is_null, char *errbuf, size_t errlen) {
     SQLHSTMT h = SQL_NULL_HSTMT;
     SQLLEN pind = (SQLLEN)strlen(param), vind = 0;
-    SQLBIGINT v = 0;
     SQLRETURN rc;
     cv_err err = CV_OK;
 
     if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, conn->dbc, &h)))
         return diag(SQL_HANDLE_DBC, conn->dbc, "cannot allocate a statement", errbuf, errlen);
     if (!SQL_SUCCEEDED(SQLBindParameter(h, 1, SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR,
-                                        (SQLULEN)pind, 0, (SQLPOINTER)(uintptr_t)param, pind,
-                                        &pind)) ||
+                                        (SQLULEN)(pind ? pind : 1), 0, (SQLPOINTER)(uintptr_t)param,
+                                        pind, &pind)) ||
         !SQL_SUCCEEDED(SQLExecDirect(h, (SQLCHAR *)sql, SQL_NTS))) {
         err = diag(SQL_HANDLE_STMT, h, "query failed", errbuf, errlen);
         goto out;
@@ -293,14 +293,28 @@ cv_err cv_odbc_query_int64(cv_odbc_conn *conn, const char *sql, const char *para
         err = CV_ERR_NOT_FOUND;
         goto out;
     }
-    if (!SQL_SUCCEEDED(rc) || !SQL_SUCCEEDED(SQLGetData(h, 1, SQL_C_SBIGINT, &v, 0, &vind))) {
+    if (!SQL_SUCCEEDED(rc) ||
+        !SQL_SUCCEEDED(SQLGetData(h, 1, SQL_C_CHAR, out, (SQLLEN)outlen, &vind))) {
         err = diag(SQL_HANDLE_STMT, h, "fetch failed", errbuf, errlen);
         goto out;
     }
-    *value = vind == SQL_NULL_DATA ? 0 : (long long)v;
+    *is_null = vind == SQL_NULL_DATA;
+    if (*is_null)
+        out[0] = '\0';
 out:
     SQLFreeHandle(SQL_HANDLE_STMT, h);
     return err;
+}
+
+cv_err cv_odbc_query_int64(cv_odbc_conn *conn, const char *sql, const char *param, long long *value,
+                           char *errbuf, size_t errlen) {
+    char text[32], *end;
+    bool is_null = false;
+    cv_err err = cv_odbc_query_text(conn, sql, param, text, sizeof(text), &is_null, errbuf, errlen);
+    if (err)
+        return err;
+    *value = is_null ? 0 : strtoll(text, &end, 10);
+    return CV_OK;
 }
 
 cv_odbc_stmt *cv_odbc_stmt_new(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
@@ -443,11 +457,42 @@ static cv_err describe(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
     return CV_OK;
 }
 
+cv_err cv_odbc_stmt_exec_params(cv_odbc_stmt *stmt, const char *sql, int nparams,
+                                const char *const *values, const cv_odbc_col *type, char *errbuf,
+                                size_t errlen) {
+    SQLRETURN rc;
+
+    if (nparams > 8)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "too many parameters");
+    for (int i = 0; i < nparams; i++) {
+        stmt->param_ind[i] = (SQLLEN)strlen(values[i]);
+        if (!SQL_SUCCEEDED(SQLBindParameter(
+                stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, type->sql_type,
+                type->size ? type->size : (SQLULEN)stmt->param_ind[i] + 1, type->decimals,
+                (SQLPOINTER)(uintptr_t)values[i], stmt->param_ind[i], &stmt->param_ind[i])))
+            return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot bind a parameter", errbuf, errlen);
+    }
+    rc = SQLExecDirect(stmt->hstmt, (SQLCHAR *)sql, SQL_NTS);
+    if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA)
+        return diag(SQL_HANDLE_STMT, stmt->hstmt, "statement failed", errbuf, errlen);
+    return describe(stmt, errbuf, errlen);
+}
+
 cv_err cv_odbc_stmt_exec(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen) {
     SQLRETURN rc = SQLExecDirect(stmt->hstmt, (SQLCHAR *)sql, SQL_NTS);
     if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA)
         return diag(SQL_HANDLE_STMT, stmt->hstmt, "statement failed", errbuf, errlen);
     return describe(stmt, errbuf, errlen);
+}
+
+cv_odbc_conn *cv_odbc_stmt_conn(const cv_odbc_stmt *stmt) {
+    return stmt->conn;
+}
+
+void cv_odbc_stmt_close(cv_odbc_stmt *stmt) {
+    SQLFreeStmt(stmt->hstmt, SQL_CLOSE);
+    SQLFreeStmt(stmt->hstmt, SQL_UNBIND);
+    SQLFreeStmt(stmt->hstmt, SQL_RESET_PARAMS);
 }
 
 int cv_odbc_stmt_ncols(const cv_odbc_stmt *stmt) {

@@ -62,6 +62,12 @@ cv_err cv_odbc_columns(cv_odbc_conn *conn, const char *table, char (**names)[128
 cv_err cv_odbc_exec_params(cv_odbc_conn *conn, const char *sql, int nparams,
                            const char *const *values, char *sqlstate, char *errbuf, size_t errlen);
 
+/* Runs a query with one text parameter and reads the first column of the first
+ * row as text into out (truncated to outlen). CV_ERR_NOT_FOUND when no row came;
+ * *is_null tells SQL NULL apart from "". */
+cv_err cv_odbc_query_text(cv_odbc_conn *conn, const char *sql, const char *param, char *out,
+                          size_t outlen, bool *is_null, char *errbuf, size_t errlen);
+
 /* Runs a query with one text parameter whose result is one integer column.
  * CV_OK with *value from the first row, CV_ERR_NOT_FOUND when no row came. */
 cv_err cv_odbc_query_int64(cv_odbc_conn *conn, const char *sql, const char *param, long long *value,
@@ -74,6 +80,18 @@ void cv_odbc_stmt_destroy(cv_odbc_stmt *stmt);
 
 /* Executes sql directly; for a query, the columns are then described. */
 cv_err cv_odbc_stmt_exec(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen);
+
+/* Like cv_odbc_stmt_exec(), with up to 8 text parameters all typed as `type`
+ * (an origin column's description), which the strings must outlive. */
+cv_err cv_odbc_stmt_exec_params(cv_odbc_stmt *stmt, const char *sql, int nparams,
+                                const char *const *values, const cv_odbc_col *type, char *errbuf,
+                                size_t errlen);
+
+/* The connection a statement belongs to. */
+cv_odbc_conn *cv_odbc_stmt_conn(const cv_odbc_stmt *stmt);
+
+/* Closes the statement's open result (if any) so it can run another. */
+void cv_odbc_stmt_close(cv_odbc_stmt *stmt);
 
 /* Number of result columns and their descriptions after exec (owned by stmt). */
 int cv_odbc_stmt_ncols(const cv_odbc_stmt *stmt);

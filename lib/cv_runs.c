@@ -100,6 +100,8 @@ static cv_err update_run(cv_mongo *m, const cv_event *ev, char *errbuf, size_t e
         append_opt_utf8(&set, "worker", ev->worker);
         append_counts(&set, ev);
         append_error(&set, ev);
+        if (ev->watermark[0])
+            BSON_APPEND_UTF8(&set, "watermark", ev->watermark);
     }
     bson_append_document_end(&update, &set);
 
@@ -132,9 +134,31 @@ static cv_err update_run(cv_mongo *m, const cv_event *ev, char *errbuf, size_t e
     return err;
 }
 
+/* Shows an incremental job's progress on the job itself. The destination's
+ * ledger holds the watermark the worker trusts; this copy is for people. */
+static cv_err update_job_watermark(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
+    char stamp[CV_TIME_RFC3339_LEN];
+    cv_time_format(ev->time_ms, stamp, sizeof(stamp));
+    /* Runs of a job land on different partitions: only a newer success may win. */
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(ev->job_id), "$or", "[", "{", "last_watermark_at",
+                              "{", "$exists", BCON_BOOL(false), "}", "}", "{", "last_watermark_at",
+                              "{", "$lt", BCON_UTF8(stamp), "}", "}", "]");
+    bson_t *update =
+        BCON_NEW("$set", "{", "last_watermark", BCON_UTF8(ev->watermark), "last_watermark_at",
+                 BCON_UTF8(stamp), "last_watermark_run_id", BCON_UTF8(ev->run_id), "}");
+    cv_err err = cv_mongo_update(m, "jobs", filter, update, false, NULL, errbuf, errlen);
+    bson_destroy(filter);
+    bson_destroy(update);
+    return err;
+}
+
 cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
     cv_err err = store_event(m, ev, errbuf, errlen);
     if (err || !ev->run_id[0])
         return err;
-    return update_run(m, ev, errbuf, errlen);
+    if ((err = update_run(m, ev, errbuf, errlen)))
+        return err;
+    if (ev->watermark[0] && ev->job_id[0] && strcmp(ev->type, CV_EVENT_RUN_SUCCEEDED) == 0)
+        err = update_job_watermark(m, ev, errbuf, errlen);
+    return err;
 }

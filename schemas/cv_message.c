@@ -23,11 +23,13 @@ static const char *const transfer_fields[] = {"origin_connection_id",
                                               "destination_table",
                                               "mode",
                                               "key",
+                                              "watermark_column",
                                               NULL};
 static const char *const mode_names[] = {"append", "replace", "upsert"};
 static const char *const event_fields[] = {
-    "schema", "event_id", "type",      "time",         "run_id",      "job_id", "project_id",
-    "worker", "attempt",  "rows_read", "rows_written", "duration_ms", "error",  NULL};
+    "schema",       "event_id",    "type",   "time",      "run_id",
+    "job_id",       "project_id",  "worker", "attempt",   "rows_read",
+    "rows_written", "duration_ms", "error",  "watermark", NULL};
 static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,    CV_EVENT_RUN_STARTED,
                                           CV_EVENT_RUN_SUCCEEDED, CV_EVENT_RUN_FAILED,
                                           CV_EVENT_JOB_REJECTED,  NULL};
@@ -51,6 +53,13 @@ cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *o
     int i;
 
     memset(out, 0, sizeof(*out));
+    if ((err = cv_json_get_str(obj, prefix, "watermark_column", false, 63, &mode, verr)))
+        return err;
+    if (mode && !is_identifier(mode))
+        return cv_verr_set(verr, prefix, "watermark_column",
+                           "must be a column name (letters, digits, underscores)");
+    if (mode)
+        copy_str(out->watermark, sizeof(out->watermark), mode);
     if ((err = cv_json_get_str(obj, prefix, "mode", false, 16, &mode, verr)))
         return err;
     if (mode) {
@@ -89,6 +98,8 @@ cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *o
 int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj) {
     cJSON *keys;
     if (!cJSON_AddStringToObject(obj, "mode", cv_load_mode_str(spec->mode)))
+        return -1;
+    if (spec->watermark[0] && !cJSON_AddStringToObject(obj, "watermark_column", spec->watermark))
         return -1;
     if (spec->mode != CV_MODE_UPSERT)
         return 0;
@@ -304,6 +315,8 @@ char *cv_event_encode(const cv_event *ev) {
         cJSON_AddNumberToObject(root, "rows_written", (double)ev->rows_written);
     if (ev->duration_ms >= 0)
         cJSON_AddNumberToObject(root, "duration_ms", (double)ev->duration_ms);
+    if (ev->watermark[0])
+        cJSON_AddStringToObject(root, "watermark", ev->watermark);
     if (ev->error_code[0]) {
         error = cJSON_AddObjectToObject(root, "error");
         if (error) {
@@ -375,6 +388,10 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
         (err = cv_json_get_int(root, NULL, "duration_ms", false, 0, INT64_C(1) << 53,
                                &ev->duration_ms, verr)))
         goto out;
+    if ((err =
+             cv_json_get_str(root, NULL, "watermark", false, sizeof(ev->watermark) - 1, &s, verr)))
+        goto out;
+    copy_str(ev->watermark, sizeof(ev->watermark), s);
     error = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (error && !cJSON_IsNull(error)) {
         if (!cJSON_IsObject(error)) {

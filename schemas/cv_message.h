@@ -35,15 +35,17 @@ typedef struct cv_load_spec {
     cv_load_mode mode;
     int nkeys;                  /* key columns, upsert only */
     char keys[CV_MAX_KEYS][64]; /* plain identifiers */
+    char watermark[64];         /* incremental extraction column, "" for full loads */
 } cv_load_spec;
 
-/* Reads the optional "mode" ("append" when absent, "replace", "upsert") and
+/* Reads the optional "mode" ("append" when absent, "replace", "upsert"),
  * "key" (array of column names, required with and only allowed with "upsert")
- * members of obj, reporting fields under `prefix`. Used for API bodies and for
- * job messages alike. */
+ * and "watermark_column" (a column name of the query's result) members of obj, reporting fields
+ * under `prefix`. Used for API bodies and for job messages alike. */
 cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *out, cv_verr *verr);
 
-/* Adds "mode" (and "key" for upsert) to obj. Returns 0, -1 on allocation failure. */
+/* Adds "mode" (and "key" for upsert, "watermark_column" if set) to obj. Returns 0, -1 on allocation
+ * failure. */
 int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj);
 
 /* "append", "replace" or "upsert". */
@@ -97,6 +99,7 @@ typedef struct cv_event {
     int64_t duration_ms;        /* -1 when not applicable */
     char error_code[64];        /* "" unless run.failed or job.rejected */
     char error_message[1024];
+    char watermark[256]; /* run.succeeded of an incremental job: the new watermark */
 } cv_event;
 
 /* Sets a fresh event id, the type and the current time; clears the rest
