@@ -13,6 +13,7 @@
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
+#include "cv_odbc.h"
 #include "cv_runs.h"
 #include "cv_secret.h"
 #include "cv_time.h"
@@ -66,9 +67,8 @@ char *cv_api_mask_odbc(const char *odbc) {
                      (klen == 8 && strncasecmp(k, "Password", 8) == 0);
         }
         val = eq + 1;
-        if (*val == '{') { /* braced value: may contain ';', ends at '}' */
-            val_end = strchr(val, '}');
-            val_end = val_end ? val_end + 1 : val + strlen(val);
+        if (*val == '{') { /* braced value: may contain ';' and "}}" */
+            val_end = cv_odbc_braced_end(val);
         } else {
             val_end = strchr(val, ';');
             val_end = val_end ? val_end : val + strlen(val);
@@ -336,8 +336,15 @@ out:
 
 static void create_job(cv_api *api, const char *project_id, const cv_http_request *req,
                        cv_http_response *res) {
-    static const char *const fields[] = {
-        "name", "kind", "query", "destination_table", "mode", "key", "watermark_column", NULL};
+    static const char *const fields[] = {"name",
+                                         "kind",
+                                         "query",
+                                         "destination_table",
+                                         "mode",
+                                         "key",
+                                         "watermark_column",
+                                         "timeout_seconds",
+                                         NULL};
     char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
     const char *name, *kind, *query, *table;
     cv_load_spec load;
@@ -392,6 +399,8 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     BSON_APPEND_UTF8(&doc, "mode", cv_load_mode_str(load.mode));
     if (load.watermark[0])
         BSON_APPEND_UTF8(&doc, "watermark_column", load.watermark);
+    if (load.timeout_seconds > 0)
+        BSON_APPEND_INT32(&doc, "timeout_seconds", load.timeout_seconds);
     if (load.mode == CV_MODE_UPSERT) {
         bson_t keys;
         BSON_APPEND_ARRAY_BEGIN(&doc, "key", &keys);
@@ -520,6 +529,61 @@ out:
     cJSON_Delete(body);
     bson_destroy(project);
     bson_destroy(job_doc);
+}
+
+static bool is_final_status(const char *status) {
+    static const char *const finals[] = {"succeeded", "failed", "cancelled", "timed_out", NULL};
+    for (const char *const *f = finals; status && *f; f++)
+        if (strcmp(status, *f) == 0)
+            return true;
+    return false;
+}
+
+/* Asks the worker running (or about to run) a run to stop. The worker checks
+ * the request between blocks of rows, rolls the destination back and ends the
+ * run as cancelled; a run still queued is cancelled when a worker picks it up. */
+static void cancel_run(cv_api *api, const char *run_id, cv_http_response *res) {
+    char why[512], now[CV_TIME_RFC3339_LEN];
+    bson_t *run = load_doc(api, CV_COLL_RUNS, "run", run_id, res);
+    bson_t *filter = NULL, *update = NULL;
+    const char *status;
+    int64_t matched = 0;
+    cv_err err;
+
+    if (!run)
+        return;
+    status = doc_str(run, "status");
+    if (is_final_status(status)) {
+        cv_http_error(res, 409, "run_finished", NULL, "run %s has already finished (%s)", run_id,
+                      status);
+        goto out;
+    }
+    now_text(now, sizeof(now));
+    filter =
+        BCON_NEW("_id", BCON_UTF8(run_id), "status", "{", "$nin", "[", BCON_UTF8("succeeded"),
+                 BCON_UTF8("failed"), BCON_UTF8("cancelled"), BCON_UTF8("timed_out"), "]", "}");
+    update = BCON_NEW("$set", "{", "cancel_requested", BCON_BOOL(true), "cancel_requested_at",
+                      BCON_UTF8(now), "}");
+    err = cv_mongo_update(api->mongo, CV_COLL_RUNS, filter, update, false, &matched, why,
+                          sizeof(why));
+    if (err) {
+        internal_error(res, err, why);
+        goto out;
+    }
+    if (matched == 0) {
+        cv_http_error(res, 409, "run_finished", NULL, "run %s finished meanwhile", run_id);
+        goto out;
+    }
+    cv_log_info("run %s: cancel requested", run_id);
+    res->status = 202;
+    res->body = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->body, "run_id", run_id);
+    cJSON_AddStringToObject(res->body, "status", status ? status : "queued");
+    cJSON_AddBoolToObject(res->body, "cancel_requested", 1);
+out:
+    bson_destroy(update);
+    bson_destroy(filter);
+    bson_destroy(run);
 }
 
 static void list_run_events(cv_api *api, const char *run_id, cv_http_response *res) {
@@ -665,6 +729,12 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
     } else if (n == 5 && strcmp(s[2], "jobs") == 0 && strcmp(s[4], "runs") == 0) {
         if (post) {
             trigger_run(api, s[3], req, res);
+            return;
+        }
+        allowed = "POST";
+    } else if (n == 5 && strcmp(s[2], "runs") == 0 && strcmp(s[4], "cancel") == 0) {
+        if (post) {
+            cancel_run(api, s[3], res);
             return;
         }
         allowed = "POST";

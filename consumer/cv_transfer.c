@@ -665,6 +665,11 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
             err = fail_at(res, "destination_insert", err);
             goto out;
         }
+        if (spec->progress &&
+            (err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen))) {
+            err = fail_at(res, err == CV_ERR_TIMEOUT ? "timed_out" : "cancelled", err);
+            goto out;
+        }
     }
     err = sink_commit(&k, spec, select, res->rows_read, res->watermark, &rows, errbuf, errlen);
     if (err == CV_ERR_CONFLICT) {

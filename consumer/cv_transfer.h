@@ -36,6 +36,11 @@ typedef struct cv_transfer_spec {
     const char *run_id;            /* recorded in the destination's ledger */
     const char *job_id;
     cv_load_spec load; /* append, replace or upsert on key columns */
+    /* Called after every block with the rows read so far (may be NULL). A
+     * non-zero return (CV_ERR_CANCELLED, CV_ERR_TIMEOUT) stops the transfer and
+     * rolls the destination back; the callback's errbuf text becomes the reason. */
+    cv_err (*progress)(void *ctx, int64_t rows_read, char *errbuf, size_t errlen);
+    void *progress_ctx;
 } cv_transfer_spec;
 
 /* Runs the transfer effectively once: the run id is written to the
@@ -46,9 +51,9 @@ typedef struct cv_transfer_spec {
  * existing one must have every column the query returns. On failure the destination is rolled back,
  * *res holds the counts reached and res->error_code one of "origin_connect",
  * "origin_query", "origin_fetch", "destination_connect", "destination_ledger",
- * "destination_schema", "destination_prepare", "destination_insert", "destination_commit"; errbuf
- * holds the database's message. Blocking; the calling thread owns both
- * connections throughout. */
+ * "destination_schema", "destination_prepare", "destination_insert", "destination_commit",
+ * "cancelled", "timed_out"; errbuf holds the database's message. Blocking; the calling thread owns
+ * both connections throughout. */
 cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, char *errbuf,
                        size_t errlen);
 

@@ -152,6 +152,61 @@ static cv_err lookup_odbc(cv_worker *w, const char *id, char **out, char *errbuf
     return err;
 }
 
+/* State of the progress hook for one running attempt. */
+typedef struct progress_state {
+    cv_worker *w;
+    const cv_job *job;
+    int64_t started_ms, deadline_ms, last_report_ms, last_cancel_check_ms;
+} progress_state;
+
+/* True if someone asked (POST /runs/{id}/cancel) for this run to stop. */
+static bool cancel_requested(cv_worker *w, const char *run_id) {
+    char why[256];
+    bson_t *doc = NULL;
+    bson_iter_t it;
+    bool requested = false;
+
+    if (cv_mongo_find_id(w->mongo, "runs", run_id, &doc, why, sizeof(why)) == CV_OK &&
+        bson_iter_init_find(&it, doc, "cancel_requested") && BSON_ITER_HOLDS_BOOL(&it))
+        requested = bson_iter_bool(&it);
+    bson_destroy(doc);
+    return requested;
+}
+
+/* Called by the transfer after every block: enforces the time limit, notices
+ * a cancel request (at most once a second) and reports progress. */
+static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t errlen) {
+    progress_state *p = ctx;
+    int64_t now = cv_time_mono_ms();
+
+    if (p->deadline_ms && now > p->deadline_ms)
+        return cv_err_set(errbuf, errlen, CV_ERR_TIMEOUT,
+                          "stopped after %lld rows: over the job's limit of %d s",
+                          (long long)rows_read, p->job->load.timeout_seconds);
+    if (now - p->last_cancel_check_ms >= 1000) {
+        p->last_cancel_check_ms = now;
+        if (cancel_requested(p->w, p->job->run_id))
+            return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED,
+                              "stopped after %lld rows: cancelled on request",
+                              (long long)rows_read);
+    }
+    if (now - p->last_report_ms >= p->w->cfg.progress_interval_ms) {
+        cv_event ev;
+        char why[256];
+        p->last_report_ms = now;
+        if (cv_event_init(&ev, CV_EVENT_RUN_PROGRESS) == CV_OK) {
+            cv_event_from_job(&ev, p->job);
+            ev.rows_read = rows_read;
+            ev.duration_ms = now - p->started_ms;
+            ev.rows_per_second = ev.duration_ms > 0 ? rows_read * 1000 / ev.duration_ms : 0;
+            /* Progress is a courtesy: a lost report is not worth failing the run. */
+            if (publish_event(p->w, &ev, why, sizeof(why)) != CV_OK)
+                cv_log_warn("run %s: progress not published: %s", p->job->run_id, why);
+        }
+    }
+    return CV_OK;
+}
+
 /* Runs one valid job and publishes its events. Returns an error only when the
  * final event could not be published (the job must then be redelivered). */
 static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
@@ -169,8 +224,18 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
         return err;
     cv_log_info("run %s (job %s, attempt %d) started", job->run_id, job->job_id, job->attempt);
 
-    run_err = lookup_odbc(w, job->origin_connection_id, &origin, why, sizeof(why));
-    if (run_err) {
+    progress_state prog = {.w = w,
+                           .job = job,
+                           .started_ms = started,
+                           .last_report_ms = started,
+                           .last_cancel_check_ms = started};
+    if (job->load.timeout_seconds > 0)
+        prog.deadline_ms = started + (int64_t)job->load.timeout_seconds * 1000;
+
+    if (cancel_requested(w, job->run_id)) {
+        run_err = cv_err_set(why, sizeof(why), CV_ERR_CANCELLED, "cancelled before it started");
+        res.error_code = "cancelled";
+    } else if ((run_err = lookup_odbc(w, job->origin_connection_id, &origin, why, sizeof(why)))) {
         res.error_code = "origin_lookup";
     } else if ((run_err =
                     lookup_odbc(w, job->destination_connection_id, &dest, why, sizeof(why)))) {
@@ -182,13 +247,20 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
                                  .destination_table = job->destination_table,
                                  .run_id = job->run_id,
                                  .job_id = job->job_id,
-                                 .load = job->load};
+                                 .load = job->load,
+                                 .progress = on_progress,
+                                 .progress_ctx = &prog};
         run_err = cv_transfer_run(&spec, &res, why, sizeof(why));
     }
     free(origin);
     free(dest);
 
-    if ((err = cv_event_init(&ev, run_err ? CV_EVENT_RUN_FAILED : CV_EVENT_RUN_SUCCEEDED)))
+    if ((err = cv_event_init(&ev, !run_err ? CV_EVENT_RUN_SUCCEEDED
+                                  : res.error_code && strcmp(res.error_code, "cancelled") == 0
+                                      ? CV_EVENT_RUN_CANCELLED
+                                  : res.error_code && strcmp(res.error_code, "timed_out") == 0
+                                      ? CV_EVENT_RUN_TIMED_OUT
+                                      : CV_EVENT_RUN_FAILED)))
         return cv_err_set(errbuf, errlen, err, "cannot make an event id");
     cv_event_from_job(&ev, job);
     ev.rows_read = res.rows_read;
@@ -200,8 +272,8 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
         snprintf(ev.error_code, sizeof(ev.error_code), "%s",
                  res.error_code ? res.error_code : cv_err_str(run_err));
         snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
-        cv_log_warn("run %s failed after %lld rows: %s: %s", job->run_id, (long long)res.rows_read,
-                    ev.error_code, why);
+        cv_log_warn("run %s ended (%s) after %lld rows: %s: %s", job->run_id, ev.type + 4,
+                    (long long)res.rows_read, ev.error_code, why);
     } else if (res.already_loaded) {
         cv_log_info("run %s was loaded by an earlier delivery (%lld rows in the ledger); "
                     "not loading again",

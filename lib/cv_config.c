@@ -82,12 +82,22 @@ static cv_err dotenv_load(dotenv *env, const char *path, int required, char *err
         }
         vlen = strlen(value);
         if (vlen >= 1 && (value[0] == '"' || value[0] == '\'')) {
-            if (vlen < 2 || value[vlen - 1] != value[0]) {
+            /* The value ends at the matching quote; only white space or a " #"
+             * comment may follow it. */
+            char *close = strchr(value + 1, value[0]), *rest;
+            if (!close) {
                 err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s:%d: %s: unterminated quote",
                                  path, lineno, key);
                 goto out;
             }
-            value[vlen - 1] = '\0';
+            rest = trim(close + 1);
+            if (*rest != '\0' && *rest != '#') {
+                err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG,
+                                 "%s:%d: %s: unexpected text after the closing quote", path, lineno,
+                                 key);
+                goto out;
+            }
+            *close = '\0';
             value++;
         } else {
             /* An unquoted value ends at an inline comment. */
@@ -141,11 +151,10 @@ static cv_err get_value(const dotenv *env, const char *name, const char *alias, 
     return CV_OK;
 }
 
-static cv_err copy_value(char *dst, size_t dstlen, const char *value, const char *name,
-                         char *errbuf, size_t errlen) {
+/* The caller's CHECK puts the variable's name in front of the message. */
+static cv_err copy_value(char *dst, size_t dstlen, const char *value, char *errbuf, size_t errlen) {
     if (strlen(value) >= dstlen)
-        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s: longer than %zu characters", name,
-                          dstlen - 1);
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "longer than %zu characters", dstlen - 1);
     memcpy(dst, value, strlen(value) + 1);
     return CV_OK;
 }
@@ -169,6 +178,9 @@ cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen)
     char *save = NULL, *item;
     int port;
 
+    if (value[0] == '\0' || value[0] == ',' || value[strlen(value) - 1] == ',' ||
+        strstr(value, ",,"))
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "empty entry in the list");
     if (strlen(value) >= sizeof(copy))
         return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "longer than %zu characters",
                           sizeof(copy) - 1);
@@ -183,8 +195,6 @@ cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen)
         if (parse_port(colon + 1, &port, errbuf, errlen))
             return CV_ERR_CONFIG;
     }
-    if (value[0] == ',' || value[strlen(value) - 1] == ',' || strstr(value, ",,"))
-        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "empty entry in the list");
     return CV_OK;
 }
 
@@ -253,8 +263,7 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
                          errbuf, errlen)))
         goto out;
     CHECK(cv_config_check_bootstrap(v, why, sizeof(why)));
-    CHECK(
-        copy_value(cfg->kafka_bootstrap, sizeof(cfg->kafka_bootstrap), v, used, why, sizeof(why)));
+    CHECK(copy_value(cfg->kafka_bootstrap, sizeof(cfg->kafka_bootstrap), v, why, sizeof(why)));
 
     if ((err = get_value(env, "CONVUTELL_MONGODB_URI", "MONGODB_CONNECTION_STRING",
                          "mongodb://127.0.0.1:27017/", &v, &used, errbuf, errlen)))
@@ -265,13 +274,13 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
         CHECK(CV_ERR_CONFIG);
     }
     mongoc_uri_destroy(uri);
-    CHECK(copy_value(cfg->mongo_uri, sizeof(cfg->mongo_uri), v, used, why, sizeof(why)));
+    CHECK(copy_value(cfg->mongo_uri, sizeof(cfg->mongo_uri), v, why, sizeof(why)));
 
     if ((err = get_value(env, "CONVUTELL_MONGODB_DB", "MONGODB_CONNECTION_STRING_DB", "convutell",
                          &v, &used, errbuf, errlen)))
         goto out;
     CHECK(check_db_name(v, why, sizeof(why)));
-    CHECK(copy_value(cfg->mongo_db, sizeof(cfg->mongo_db), v, used, why, sizeof(why)));
+    CHECK(copy_value(cfg->mongo_db, sizeof(cfg->mongo_db), v, why, sizeof(why)));
 
     if ((err = get_value(env, "CONVUTELL_HTTP_ADDR", NULL, "127.0.0.1:8080", &v, &used, errbuf,
                          errlen)))
@@ -285,7 +294,7 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
     if ((err = get_value(env, "CONVUTELL_WORKER_ID", NULL, NULL, &v, &used, errbuf, errlen)))
         goto out;
     if (v)
-        CHECK(copy_value(cfg->worker_id, sizeof(cfg->worker_id), v, used, why, sizeof(why)));
+        CHECK(copy_value(cfg->worker_id, sizeof(cfg->worker_id), v, why, sizeof(why)));
     else
         snprintf(cfg->worker_id, sizeof(cfg->worker_id), "%.100s-%ld", host, (long)getpid());
 
@@ -297,6 +306,22 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
         CHECK(CV_ERR_CONFIG);
     }
     cfg->log_level = level;
+
+    if ((err = get_value(env, "CONVUTELL_PROGRESS_INTERVAL_MS", NULL, "2000", &v, &used, errbuf,
+                         errlen)))
+        goto out;
+    {
+        char *end;
+        long ms;
+        errno = 0;
+        ms = strtol(v, &end, 10);
+        if (errno || *end != '\0' || ms < 100 || ms > 600000) {
+            snprintf(why, sizeof(why), "'%s' is not a number of milliseconds from 100 to 600000",
+                     v);
+            CHECK(CV_ERR_CONFIG);
+        }
+        cfg->progress_interval_ms = (int)ms;
+    }
 
     if ((err = get_value(env, "CONVUTELL_SECRET_KEY", NULL, NULL, &v, &used, errbuf, errlen)))
         goto out;

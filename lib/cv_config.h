@@ -25,6 +25,7 @@ typedef struct cv_config {
     int http_port;             /* CONVUTELL_HTTP_ADDR, port part */
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */
     int log_level;             /* CONVUTELL_LOG_LEVEL, a cv_log_level */
+    int progress_interval_ms;  /* CONVUTELL_PROGRESS_INTERVAL_MS, run.progress period */
     bool has_secret_key;       /* CONVUTELL_SECRET_KEY was given */
     unsigned char secret_key[CV_SECRET_KEY_LEN]; /* key for secrets at rest */
 } cv_config;

@@ -33,6 +33,19 @@ struct cv_odbc_conn {
     char dbms[64];
 };
 
+const char *cv_odbc_braced_end(const char *open) {
+    const char *p = open + 1;
+    while (*p) {
+        if (*p == '}') {
+            if (p[1] != '}')
+                return p + 1;
+            p++; /* "}}" is an escaped brace */
+        }
+        p++;
+    }
+    return p;
+}
+
 /* Formats the diagnostic records of a handle as "SQLSTATE: message; ...". */
 static cv_err diag(SQLSMALLINT type, SQLHANDLE handle, const char *what, char *errbuf,
                    size_t errlen) {

@@ -30,6 +30,11 @@ typedef struct cv_odbc_col {
     bool binary; /* moved as raw bytes (SQL_C_BINARY), not text */
 } cv_odbc_col;
 
+/* In an ODBC connection string, a value in braces may hold ';' and writes '}'
+ * as "}}". Given a pointer to the opening '{', returns a pointer just past the
+ * closing '}' (or to the terminating NUL if there is none). */
+const char *cv_odbc_braced_end(const char *open);
+
 /* Connects with an ODBC connection string ("Driver=...;Server=...;"). Error
  * text never includes the connection string, which may hold a password.
  * Returns NULL with the reason in errbuf. Free with cv_odbc_disconnect(). */

@@ -5,6 +5,8 @@
  */
 #include "cv_pg.h"
 
+#include "cv_odbc.h"
+
 #include <ctype.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ static bool odbc_value(const char *odbc, const char *key, char *out, size_t outl
 
     while (*p) {
         const char *eq = strchr(p, '='), *k = p, *kend, *v, *vend;
+        bool braced;
         if (!eq)
             break;
         while (k < eq && isspace((unsigned char)*k))
@@ -37,12 +40,11 @@ static bool odbc_value(const char *odbc, const char *key, char *out, size_t outl
         while (kend > k && isspace((unsigned char)kend[-1]))
             kend--;
         v = eq + 1;
-        if (*v == '{') {
+        braced = *v == '{';
+        if (braced) {
+            p = cv_odbc_braced_end(v);
             v++;
-            vend = strchr(v, '}');
-            if (!vend)
-                vend = v + strlen(v);
-            p = *vend ? vend + 1 : vend;
+            vend = p > v && p[-1] == '}' ? p - 1 : p;
         } else {
             vend = strchr(v, ';');
             if (!vend)
@@ -52,11 +54,13 @@ static bool odbc_value(const char *odbc, const char *key, char *out, size_t outl
         if (*p == ';')
             p++;
         if ((size_t)(kend - k) == klen && strncasecmp(k, key, klen) == 0) {
-            size_t n = (size_t)(vend - v);
-            if (n >= outlen)
-                n = outlen - 1;
-            memcpy(out, v, n);
-            out[n] = '\0';
+            size_t o = 0;
+            for (const char *c = v; c < vend && o + 1 < outlen; c++) {
+                out[o++] = *c;
+                if (braced && c[0] == '}' && c + 1 < vend && c[1] == '}')
+                    c++; /* "}}" stands for one '}' */
+            }
+            out[o] = '\0';
             return true;
         }
     }

@@ -29,6 +29,8 @@ static void append_counts(bson_t *doc, const cv_event *ev) {
         BSON_APPEND_INT64(doc, "rows_written", ev->rows_written);
     if (ev->duration_ms >= 0)
         BSON_APPEND_INT64(doc, "duration_ms", ev->duration_ms);
+    if (ev->rows_per_second >= 0)
+        BSON_APPEND_INT64(doc, "rows_per_second", ev->rows_per_second);
 }
 
 static void append_error(bson_t *doc, const cv_event *ev) {
@@ -70,6 +72,8 @@ static void not_final_filter(bson_t *filter, const char *run_id) {
     BSON_APPEND_ARRAY_BEGIN(&status, "$nin", &nin);
     BSON_APPEND_UTF8(&nin, "0", "succeeded");
     BSON_APPEND_UTF8(&nin, "1", "failed");
+    BSON_APPEND_UTF8(&nin, "2", "cancelled");
+    BSON_APPEND_UTF8(&nin, "3", "timed_out");
     bson_append_array_end(&status, &nin);
     bson_append_document_end(filter, &status);
 }
@@ -78,6 +82,7 @@ static cv_err update_run(cv_mongo *m, const cv_event *ev, char *errbuf, size_t e
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, on_insert;
     bool queued = strcmp(ev->type, CV_EVENT_RUN_QUEUED) == 0;
     bool started = strcmp(ev->type, CV_EVENT_RUN_STARTED) == 0;
+    bool progress = strcmp(ev->type, CV_EVENT_RUN_PROGRESS) == 0;
     cv_err err;
 
     if (queued)
@@ -93,9 +98,12 @@ static cv_err update_run(cv_mongo *m, const cv_event *ev, char *errbuf, size_t e
         append_time(&set, "started_at", ev->time_ms);
         append_opt_utf8(&set, "worker", ev->worker);
         append_counts(&set, ev);
+    } else if (progress) {
+        BSON_APPEND_UTF8(&set, "status", "running");
+        append_time(&set, "progress_at", ev->time_ms);
+        append_counts(&set, ev);
     } else {
-        BSON_APPEND_UTF8(&set, "status",
-                         strcmp(ev->type, CV_EVENT_RUN_SUCCEEDED) == 0 ? "succeeded" : "failed");
+        BSON_APPEND_UTF8(&set, "status", cv_event_status(ev->type));
         append_time(&set, "finished_at", ev->time_ms);
         append_opt_utf8(&set, "worker", ev->worker);
         append_counts(&set, ev);
@@ -154,7 +162,9 @@ static cv_err update_job_watermark(cv_mongo *m, const cv_event *ev, char *errbuf
 
 cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
     cv_err err = store_event(m, ev, errbuf, errlen);
-    if (err || !ev->run_id[0])
+    /* A rejected message may carry the id of a real run (a garbled or forged
+     * copy): it is on record as an event but changes no run. */
+    if (err || !ev->run_id[0] || strcmp(ev->type, CV_EVENT_JOB_REJECTED) == 0)
         return err;
     if ((err = update_run(m, ev, errbuf, errlen)))
         return err;

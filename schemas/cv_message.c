@@ -24,18 +24,41 @@ static const char *const transfer_fields[] = {"origin_connection_id",
                                               "mode",
                                               "key",
                                               "watermark_column",
+                                              "timeout_seconds",
                                               NULL};
 static const char *const mode_names[] = {"append", "replace", "upsert"};
-static const char *const event_fields[] = {
-    "schema",       "event_id",    "type",   "time",      "run_id",
-    "job_id",       "project_id",  "worker", "attempt",   "rows_read",
-    "rows_written", "duration_ms", "error",  "watermark", NULL};
-static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,    CV_EVENT_RUN_STARTED,
-                                          CV_EVENT_RUN_SUCCEEDED, CV_EVENT_RUN_FAILED,
-                                          CV_EVENT_JOB_REJECTED,  NULL};
+static const char *const event_fields[] = {"schema",     "event_id",     "type",
+                                           "time",       "run_id",       "job_id",
+                                           "project_id", "worker",       "attempt",
+                                           "rows_read",  "rows_written", "duration_ms",
+                                           "error",      "watermark",    "rows_per_second",
+                                           NULL};
+static const char *const event_types[] = {
+    CV_EVENT_RUN_QUEUED,    CV_EVENT_RUN_STARTED,  CV_EVENT_RUN_PROGRESS,
+    CV_EVENT_RUN_SUCCEEDED, CV_EVENT_RUN_FAILED,   CV_EVENT_RUN_CANCELLED,
+    CV_EVENT_RUN_TIMED_OUT, CV_EVENT_JOB_REJECTED, NULL};
+/* Final event types and the run status each one leads to. */
+static const char *const final_types[][2] = {{CV_EVENT_RUN_SUCCEEDED, "succeeded"},
+                                             {CV_EVENT_RUN_FAILED, "failed"},
+                                             {CV_EVENT_RUN_CANCELLED, "cancelled"},
+                                             {CV_EVENT_RUN_TIMED_OUT, "timed_out"}};
 
 static void copy_str(char *dst, size_t len, const char *src) {
+    size_t n;
     snprintf(dst, len, "%s", src ? src : "");
+    /* A cut must not split a UTF-8 character: drop a partial one at the end. */
+    n = strlen(dst);
+    if (src && n < strlen(src)) {
+        size_t start = n;
+        while (start > 0 && ((unsigned char)dst[start - 1] & 0xC0) == 0x80)
+            start--;
+        if (start > 0 && ((unsigned char)dst[start - 1] & 0x80)) {
+            unsigned char lead = (unsigned char)dst[start - 1];
+            size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (n - (start - 1) < want)
+                dst[start - 1] = '\0';
+        }
+    }
 }
 
 const char *cv_load_mode_str(cv_load_mode mode) {
@@ -60,6 +83,13 @@ cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *o
                            "must be a column name (letters, digits, underscores)");
     if (mode)
         copy_str(out->watermark, sizeof(out->watermark), mode);
+    {
+        int64_t timeout = 0;
+        if ((err =
+                 cv_json_get_int(obj, prefix, "timeout_seconds", false, 1, 86400, &timeout, verr)))
+            return err;
+        out->timeout_seconds = (int)timeout;
+    }
     if ((err = cv_json_get_str(obj, prefix, "mode", false, 16, &mode, verr)))
         return err;
     if (mode) {
@@ -100,6 +130,9 @@ int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj) {
     if (!cJSON_AddStringToObject(obj, "mode", cv_load_mode_str(spec->mode)))
         return -1;
     if (spec->watermark[0] && !cJSON_AddStringToObject(obj, "watermark_column", spec->watermark))
+        return -1;
+    if (spec->timeout_seconds > 0 &&
+        !cJSON_AddNumberToObject(obj, "timeout_seconds", spec->timeout_seconds))
         return -1;
     if (spec->mode != CV_MODE_UPSERT)
         return 0;
@@ -272,7 +305,7 @@ cv_err cv_event_init(cv_event *ev, const char *type) {
         return CV_ERR_IO;
     copy_str(ev->type, sizeof(ev->type), type);
     ev->time_ms = cv_time_now_ms();
-    ev->rows_read = ev->rows_written = ev->duration_ms = -1;
+    ev->rows_read = ev->rows_written = ev->duration_ms = ev->rows_per_second = -1;
     return CV_OK;
 }
 
@@ -284,7 +317,15 @@ void cv_event_from_job(cv_event *ev, const cv_job *job) {
 }
 
 int cv_event_is_terminal(const char *type) {
-    return strcmp(type, CV_EVENT_RUN_SUCCEEDED) == 0 || strcmp(type, CV_EVENT_RUN_FAILED) == 0;
+    const char *status = cv_event_status(type);
+    return status && strcmp(status, "running") != 0;
+}
+
+const char *cv_event_status(const char *type) {
+    for (size_t i = 0; i < sizeof(final_types) / sizeof(final_types[0]); i++)
+        if (strcmp(type, final_types[i][0]) == 0)
+            return final_types[i][1];
+    return strcmp(type, CV_EVENT_RUN_PROGRESS) == 0 ? "running" : NULL;
 }
 
 char *cv_event_encode(const cv_event *ev) {
@@ -317,11 +358,14 @@ char *cv_event_encode(const cv_event *ev) {
         cJSON_AddNumberToObject(root, "duration_ms", (double)ev->duration_ms);
     if (ev->watermark[0])
         cJSON_AddStringToObject(root, "watermark", ev->watermark);
+    if (ev->rows_per_second >= 0)
+        cJSON_AddNumberToObject(root, "rows_per_second", (double)ev->rows_per_second);
     if (ev->error_code[0]) {
         error = cJSON_AddObjectToObject(root, "error");
         if (error) {
             cJSON_AddStringToObject(error, "code", ev->error_code);
-            cJSON_AddStringToObject(error, "message", ev->error_message);
+            if (ev->error_message[0]) /* the contract has no empty messages */
+                cJSON_AddStringToObject(error, "message", ev->error_message);
         }
     }
     out = cJSON_PrintUnformatted(root);
@@ -348,7 +392,7 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
     bool known = false;
 
     memset(ev, 0, sizeof(*ev));
-    ev->rows_read = ev->rows_written = ev->duration_ms = -1;
+    ev->rows_read = ev->rows_written = ev->duration_ms = ev->rows_per_second = -1;
     if ((err = parse_object(data, len, &root, verr)))
         return err;
     if ((err = check_schema(root, CV_EVENT_SCHEMA, verr)) ||
@@ -387,6 +431,9 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
                                &ev->rows_written, verr)) ||
         (err = cv_json_get_int(root, NULL, "duration_ms", false, 0, INT64_C(1) << 53,
                                &ev->duration_ms, verr)))
+        goto out;
+    if ((err = cv_json_get_int(root, NULL, "rows_per_second", false, 0, INT64_C(1) << 53,
+                               &ev->rows_per_second, verr)))
         goto out;
     if ((err =
              cv_json_get_str(root, NULL, "watermark", false, sizeof(ev->watermark) - 1, &s, verr)))

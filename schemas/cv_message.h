@@ -36,11 +36,13 @@ typedef struct cv_load_spec {
     int nkeys;                  /* key columns, upsert only */
     char keys[CV_MAX_KEYS][64]; /* plain identifiers */
     char watermark[64];         /* incremental extraction column, "" for full loads */
+    int timeout_seconds;        /* time limit of one attempt, 0 = none */
 } cv_load_spec;
 
 /* Reads the optional "mode" ("append" when absent, "replace", "upsert"),
  * "key" (array of column names, required with and only allowed with "upsert")
- * and "watermark_column" (a column name of the query's result) members of obj, reporting fields
+ * "watermark_column" (a column name of the query's result) and "timeout_seconds"
+ * (1 to 86400) members of obj, reporting fields
  * under `prefix`. Used for API bodies and for job messages alike. */
 cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *out, cv_verr *verr);
 
@@ -83,7 +85,10 @@ void cv_job_release(cv_job *job);
 #define CV_EVENT_RUN_STARTED "run.started"
 #define CV_EVENT_RUN_SUCCEEDED "run.succeeded"
 #define CV_EVENT_RUN_FAILED "run.failed"
-#define CV_EVENT_JOB_REJECTED "job.rejected" /* a message went to the dead-letter topic */
+#define CV_EVENT_RUN_PROGRESS "run.progress"   /* rows so far, every few seconds */
+#define CV_EVENT_RUN_CANCELLED "run.cancelled" /* stopped on request, rolled back */
+#define CV_EVENT_RUN_TIMED_OUT "run.timed_out" /* over the job's time limit, rolled back */
+#define CV_EVENT_JOB_REJECTED "job.rejected"   /* a message went to the dead-letter topic */
 
 typedef struct cv_event {
     char event_id[CV_ID_LEN];
@@ -99,8 +104,13 @@ typedef struct cv_event {
     int64_t duration_ms;        /* -1 when not applicable */
     char error_code[64];        /* "" unless run.failed or job.rejected */
     char error_message[1024];
-    char watermark[256]; /* run.succeeded of an incremental job: the new watermark */
+    char watermark[256];     /* run.succeeded of an incremental job: the new watermark */
+    int64_t rows_per_second; /* run.progress: current rate; -1 when not applicable */
 } cv_event;
+
+/* The run status a final or progress event type leads to ("succeeded",
+ * "failed", "cancelled", "timed_out", "running"); NULL for other types. */
+const char *cv_event_status(const char *type);
 
 /* Sets a fresh event id, the type and the current time; clears the rest
  * (counts to -1). Returns CV_ERR_IO if no random id could be made. */
@@ -115,7 +125,8 @@ char *cv_event_encode(const cv_event *ev);
 /* Decodes and validates an event (the collector's input). */
 cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr);
 
-/* True for run.succeeded and run.failed. */
+/* True for the final event types: run.succeeded, run.failed, run.cancelled and
+ * run.timed_out. */
 int cv_event_is_terminal(const char *type);
 
 #endif

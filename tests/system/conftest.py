@@ -75,7 +75,8 @@ class Services:
                         CONVUTELL_MONGODB_URI=MONGO_URI, CONVUTELL_MONGODB_DB=db,
                         CONVUTELL_HTTP_ADDR=f"127.0.0.1:{HTTP_PORT}",
                         CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_LOG_LEVEL="info",
-                        CONVUTELL_SECRET_KEY=os.urandom(32).hex())
+                        CONVUTELL_SECRET_KEY=os.urandom(32).hex(),
+                        CONVUTELL_PROGRESS_INTERVAL_MS="200")
         self.procs = {}
 
     def start(self, name, cmd=None, **extra):
@@ -139,6 +140,12 @@ def api(services):
 def pg():
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         yield conn
+
+
+def milestones(run_id):
+    """MongoDB filter for a run's events other than its progress reports, whose
+    number depends on the machine's speed."""
+    return {"run_id": run_id, "type": {"$ne": "run.progress"}}
 
 
 def kcat(*args, data=None, timeout=60):

@@ -1,8 +1,8 @@
 /*
- * test_sql_text.c - everything that turns names and settings into text another
- * program reads: identifier quoting (cv_transfer), column types per destination
- * (cv_dialect), ODBC-to-libpq connection strings (cv_pg) and the password mask
- * the API shows (cv_api).
+ * test_sql_text.c - text the worker derives for a destination database: column
+ * types per destination dialect (cv_dialect) and libpq connection strings made
+ * from ODBC ones (cv_pg). Identifier quoting and the API's password mask are
+ * in test_api.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,49 +10,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cv_api.h"
 #include "cv_dialect.h"
 #include "cv_pg.h"
-#include "cv_transfer.h"
 
 #include <sql.h>
 #include <sqlext.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void expect_mask(const char *in, const char *out) {
-    char *masked = cv_api_mask_odbc(in);
-    assert_non_null(masked);
-    assert_string_equal(masked, out);
-    free(masked);
-}
-
-static void test_mask(void **state) {
-    (void)state;
-    expect_mask("Driver=X;PWD=secret;UID=u", "Driver=X;PWD=********;UID=u");
-    expect_mask("Driver=X;pwd=secret", "Driver=X;pwd=********");
-    expect_mask("Driver=X; Password = secret ;", "Driver=X; Password =********;");
-    expect_mask("PWD={a;b}c;UID=u", "PWD=********c;UID=u");
-    expect_mask("Driver=SQLite3;Database=/x.db", "Driver=SQLite3;Database=/x.db");
-    expect_mask("", "");
-}
-
-static void expect_quote(const char *name, char quote, bool split, const char *out) {
-    char buf[64];
-    assert_int_equal(cv_transfer_quote_ident(name, quote, split, buf, sizeof(buf)), 0);
-    assert_string_equal(buf, out);
-}
-
-static void test_quote_ident(void **state) {
-    char small[4];
-    (void)state;
-    expect_quote("t", '"', true, "\"t\"");
-    expect_quote("public.t", '"', true, "\"public\".\"t\"");
-    expect_quote("a.b", '"', false, "\"a.b\"");
-    expect_quote("a\"b; --", '"', false, "\"a\"\"b; --\"");
-    expect_quote("a`b", '`', false, "`a``b`");
-    assert_int_equal(cv_transfer_quote_ident("long", '"', false, small, sizeof(small)), -1);
-}
 
 static void expect_type(cv_dialect d, short sql_type, size_t size, short decimals,
                         const char *out) {
@@ -118,8 +82,6 @@ static void test_pg_conninfo(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mask),
-        cmocka_unit_test(test_quote_ident),
         cmocka_unit_test(test_dialect_types),
         cmocka_unit_test(test_pg_conninfo),
     };

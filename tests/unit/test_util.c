@@ -1,11 +1,12 @@
 /*
- * test_util.c - the small shared modules: cv_time (RFC 3339), cv_id (UUIDs),
- * cv_json (field checks), cv_err (names) and cv_secret (sealing at rest).
+ * test_util.c - the small shared modules in lib/: cv_time (RFC 3339 text and
+ * clocks), cv_id (UUID version 4), cv_json (typed field checks for untrusted
+ * JSON), cv_err (error names and messages) and cv_secret (sealing at rest).
  */
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <setjmp.h>
 #include <cmocka.h>
 
 #include "cv_err.h"
@@ -14,121 +15,427 @@
 #include "cv_secret.h"
 #include "cv_time.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void test_time_format(void **state) {
+/* ---- cv_time ---------------------------------------------------------------- */
+
+static void expect_format(int64_t ms, const char *text) {
     char buf[CV_TIME_RFC3339_LEN];
+    memset(buf, '#', sizeof(buf));
+    cv_time_format(ms, buf, sizeof(buf));
+    assert_string_equal(buf, text);
+}
+
+static void test_time_format(void **state) {
     (void)state;
-    cv_time_format(0, buf, sizeof(buf));
-    assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
-    cv_time_format(1795841400123, buf, sizeof(buf));
-    assert_string_equal(buf, "2026-11-28T04:50:00.123Z");
-    cv_time_format(-1, buf, sizeof(buf));
-    assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+    expect_format(0, "1970-01-01T00:00:00.000Z");
+    expect_format(1, "1970-01-01T00:00:00.001Z");
+    expect_format(1000, "1970-01-01T00:00:01.000Z");
+    expect_format(-1, "1969-12-31T23:59:59.999Z");
+    expect_format(-1000, "1969-12-31T23:59:59.000Z");
+    expect_format(-1001, "1969-12-31T23:59:58.999Z");
+    expect_format(INT64_C(1795841400123), "2026-11-28T04:50:00.123Z");
+    expect_format(INT64_C(951782400000), "2000-02-29T00:00:00.000Z");
+    expect_format(INT64_C(-2203891200000), "1900-03-01T00:00:00.000Z");
+    expect_format(INT64_C(-62135596800000), "0001-01-01T00:00:00.000Z");
+    expect_format(INT64_C(253402300799999), "9999-12-31T23:59:59.999Z");
+}
+
+static void expect_parse(const char *text, int64_t expected) {
+    int64_t ms = -12345;
+    if (cv_time_parse(text, &ms) != 0)
+        fail_msg("cv_time_parse rejected \"%s\"", text);
+    assert_int_equal(ms, expected);
 }
 
 static void test_time_parse(void **state) {
-    int64_t ms;
     (void)state;
-    assert_int_equal(cv_time_parse("2026-11-28T04:50:00.123Z", &ms), 0);
-    assert_int_equal(ms, 1795841400123);
-    assert_int_equal(cv_time_parse("2026-11-28T06:50:00+02:00", &ms), 0);
-    assert_int_equal(ms, 1795841400000);
-    assert_int_equal(cv_time_parse("2026-11-28t04:50:00.5z", &ms), 0);
-    assert_int_equal(ms, 1795841400500);
-    assert_int_equal(cv_time_parse("2024-02-29T00:00:00Z", &ms), 0);
-    static const char *const bad[] = {"2025-02-29T00:00:00Z",
-                                      "2026-13-01T00:00:00Z",
-                                      "2026-11-28 04:50:00Z",
-                                      "2026-11-28T04:50:00",
-                                      "2026-11-28T24:00:00Z",
-                                      "2026-11-28T04:50:00.Z",
-                                      "2026-11-28T04:50:00Zjunk",
-                                      "",
-                                      NULL};
-    for (const char *const *b = bad; *b; b++)
-        assert_int_equal(cv_time_parse(*b, &ms), -1);
+    expect_parse("2026-11-28T04:50:00.123Z", INT64_C(1795841400123));
+    expect_parse("2026-11-28T04:50:00Z", INT64_C(1795841400000));
+    expect_parse("2026-11-28t04:50:00.5z", INT64_C(1795841400500));
+    expect_parse("2026-11-28T04:50:00.05Z", INT64_C(1795841400050));
+    expect_parse("2026-11-28T04:50:00.123456789Z", INT64_C(1795841400123)); /* truncated */
+    expect_parse("2026-11-28T06:50:00+02:00", INT64_C(1795841400000));
+    expect_parse("2026-11-28T06:50:00.250+02:00", INT64_C(1795841400250));
+    expect_parse("2026-11-28T12:20:00+07:30", INT64_C(1795841400000));
+    expect_parse("2026-11-27T23:50:00-05:00", INT64_C(1795841400000));
+    expect_parse("2026-11-28T04:50:00+00:00", INT64_C(1795841400000));
+    expect_parse("2026-11-28T04:50:00-00:00", INT64_C(1795841400000));
+    expect_parse("1970-01-01T00:00:00Z", 0);
+    expect_parse("1969-12-31T23:59:59.999Z", -1);
+    expect_parse("2000-02-29T00:00:00Z", INT64_C(951782400000));
+    expect_parse("2024-02-29T00:00:00Z", INT64_C(1709164800000));
+    expect_parse("0001-01-01T00:00:00Z", INT64_C(-62135596800000));
+    expect_parse("9999-12-31T23:59:59.999Z", INT64_C(253402300799999));
 }
 
-static void test_ids(void **state) {
-    char ids[200][CV_ID_LEN];
+static void test_time_parse_rejects(void **state) {
+    static const char *const bad[] = {
+        "",
+        "2026",
+        "2025-02-29T00:00:00Z", /* not a leap year */
+        "1900-02-29T00:00:00Z", /* divisible by 100 */
+        "2100-02-29T00:00:00Z",
+        "2026-02-30T00:00:00Z",
+        "2026-11-31T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-00-10T00:00:00Z",
+        "2026-11-00T00:00:00Z",
+        "2026-11-28 04:50:00Z",
+        "2026-11-28T04:50:00",
+        "2026-11-28T24:00:00Z",
+        "2026-11-28T04:60:00Z",
+        "2026-11-28T04:50:61Z",
+        "2026-11-28T04:50Z",
+        "2026-11-28T04:50:00.Z",
+        "2026-11-28T04:50:00,5Z",
+        "2026-11-28T04:50:00Zjunk",
+        "2026-11-28T04:50:00Z ",
+        " 2026-11-28T04:50:00Z",
+        "2026-11-28T04:50:00+02",
+        "2026-11-28T04:50:00+0200",
+        "2026-11-28T04:50:00+24:00",
+        "2026-11-28T04:50:00+02:60",
+        "2026-1-28T04:50:00Z",
+        "2026/11/28T04:50:00Z",
+        "+2026-11-28T04:50:00Z",
+        "-001-11-28T04:50:00Z",
+        NULL,
+    };
+    int64_t ms = 42;
     (void)state;
-    for (int i = 0; i < 200; i++) {
-        assert_int_equal(cv_id_new(ids[i], sizeof(ids[i])), 0);
-        assert_true(cv_id_valid(ids[i]));
-        assert_int_equal(ids[i][14], '4');
-        assert_non_null(strchr("89ab", ids[i][19]));
-        for (int j = 0; j < i; j++)
-            assert_string_not_equal(ids[i], ids[j]);
+    for (const char *const *b = bad; *b; b++) {
+        if (cv_time_parse(*b, &ms) != -1)
+            fail_msg("cv_time_parse accepted \"%s\"", *b);
     }
-    assert_true(cv_id_valid("0B5E0F5C-8D3A-4F57-9A51-6C1F1F0C9E7D"));
-    assert_false(cv_id_valid("0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7"));
-    assert_false(cv_id_valid("0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7dd"));
-    assert_false(cv_id_valid("0b5e0f5c_8d3a-4f57-9a51-6c1f1f0c9e7d"));
-    assert_false(cv_id_valid(NULL));
-    assert_int_equal(cv_id_new(ids[0], 10), -1);
+    assert_int_equal(cv_time_parse(NULL, &ms), -1);
 }
 
-static void test_json_fields(void **state) {
-    size_t at = 0;
-    cJSON *obj = cv_json_parse("{\"s\":\"x\",\"n\":3,\"b\":true,\"z\":null} \n", 33, &at);
-    const char *s;
-    int64_t n = -1;
-    bool b = false;
+static void test_time_round_trip(void **state) {
+    static const int64_t fixed[] = {0,
+                                    1,
+                                    -1,
+                                    999,
+                                    -999,
+                                    -1000,
+                                    INT64_C(1795841400123),
+                                    INT64_C(951782400000),
+                                    INT64_C(-62135596800000),
+                                    INT64_C(253402300799999)};
+    const int64_t lo = INT64_C(-62135596800000), span = INT64_C(253402300799999) - lo + 1;
+    char buf[CV_TIME_RFC3339_LEN];
+    uint64_t x = 88172645463325252u;
+    int64_t ms, back;
+    (void)state;
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) + 5000; i++) {
+        if (i < sizeof(fixed) / sizeof(fixed[0])) {
+            ms = fixed[i];
+        } else { /* xorshift64: reproducible times over years 1 to 9999 */
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ms = lo + (int64_t)(x % (uint64_t)span);
+        }
+        cv_time_format(ms, buf, sizeof(buf));
+        assert_int_equal(strlen(buf), 24);
+        assert_int_equal(cv_time_parse(buf, &back), 0);
+        assert_int_equal(back, ms);
+    }
+}
+
+static void test_clocks(void **state) {
+    int64_t now = cv_time_now_ms(), mono = cv_time_mono_ms();
+    (void)state;
+    assert_true(now > INT64_C(1767225600000)); /* after 2026-01-01 */
+    assert_true(now < INT64_C(4102444800000)); /* before 2100-01-01 */
+    assert_true(cv_time_mono_ms() >= mono);
+    assert_true(cv_time_now_ms() >= now);
+}
+
+/* ---- cv_id -------------------------------------------------------------------- */
+
+static int compare_ids(const void *a, const void *b) {
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static void test_new_ids(void **state) {
+    enum { N = 1000 };
+    char(*ids)[CV_ID_LEN] = calloc(N, CV_ID_LEN);
+    (void)state;
+    assert_non_null(ids);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(cv_id_new(ids[i], CV_ID_LEN), 0);
+        assert_int_equal(strlen(ids[i]), 36);
+        assert_true(cv_id_valid(ids[i]));
+        for (int j = 0; j < 36; j++) {
+            if (j == 8 || j == 13 || j == 18 || j == 23)
+                assert_int_equal(ids[i][j], '-');
+            else
+                assert_non_null(strchr("0123456789abcdef", ids[i][j])); /* lower case */
+        }
+        assert_int_equal(ids[i][14], '4');           /* version 4 */
+        assert_non_null(strchr("89ab", ids[i][19])); /* RFC 4122 variant */
+    }
+    qsort(ids, N, CV_ID_LEN, compare_ids);
+    for (int i = 1; i < N; i++)
+        assert_string_not_equal(ids[i - 1], ids[i]);
+    free(ids);
+}
+
+static void test_id_buffer_size(void **state) {
+    char buf[CV_ID_LEN + 1];
+    (void)state;
+    memset(buf, '#', sizeof(buf));
+    assert_int_equal(cv_id_new(buf, CV_ID_LEN - 1), -1);
+    assert_int_equal(buf[0], '#'); /* nothing written */
+    assert_int_equal(cv_id_new(buf, CV_ID_LEN), 0);
+    assert_int_equal(buf[36], '\0');
+    assert_int_equal(buf[37], '#');
+}
+
+static void test_id_valid(void **state) {
+    static const char *const bad[] = {
+        "",
+        "0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7",   /* 35 characters */
+        "0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7dd", /* 37 */
+        "0b5e0f5c_8d3a-4f57-9a51-6c1f1f0c9e7d",
+        "0b5e0f5c-8d3a-4f57-9a51+6c1f1f0c9e7d",
+        "0b5e0f5c8-d3a-4f57-9a51-6c1f1f0c9e7d",
+        "0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7g",
+        "{0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d}",
+        "0b5e0f5c8d3a4f579a516c1f1f0c9e7d",
+        " 0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d",
+        NULL,
+    };
+    (void)state;
+    assert_true(cv_id_valid("0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d"));
+    assert_true(cv_id_valid("0B5E0F5C-8D3A-4F57-9A51-6C1F1F0C9E7D"));
+    assert_true(cv_id_valid("0b5E0f5C-8d3A-4f57-9A51-6c1F1f0c9E7d"));
+    assert_true(cv_id_valid("00000000-0000-0000-0000-000000000000")); /* form only */
+    for (const char *const *b = bad; *b; b++) {
+        if (cv_id_valid(*b))
+            fail_msg("cv_id_valid accepted \"%s\"", *b);
+    }
+    assert_false(cv_id_valid(NULL));
+}
+
+/* ---- cv_json ------------------------------------------------------------------ */
+
+static void test_json_parse(void **state) {
+    static const char garbage[] = "{\"a\":1}garbage";
+    size_t at = 99;
+    cJSON *v;
+    (void)state;
+    v = cv_json_parse("{\"a\":1} \t\r\n", 11, &at);
+    assert_non_null(v);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(v, "a")->valueint, 1);
+    assert_int_equal(at, 99); /* untouched on success */
+    cJSON_Delete(v);
+    v = cv_json_parse("  [1,2]  ", 9, &at);
+    assert_true(cJSON_IsArray(v));
+    cJSON_Delete(v);
+    /* Only `len` bytes are read: what follows them is not trailing garbage. */
+    v = cv_json_parse(garbage, 7, &at);
+    assert_true(cJSON_IsObject(v));
+    cJSON_Delete(v);
+    assert_null(cv_json_parse(garbage, sizeof(garbage) - 1, &at));
+    assert_int_equal(at, 7);
+    assert_null(cv_json_parse("{\"a\":1} x", 9, &at));
+    assert_int_equal(at, 8);
+    assert_null(cv_json_parse("{\"a\":1}{}", 9, &at));
+    assert_int_equal(at, 7);
+    assert_null(cv_json_parse("1 2", 3, &at));
+    assert_int_equal(at, 2);
+    assert_null(cv_json_parse("{\"a\":", 5, &at));
+    assert_null(cv_json_parse("", 0, &at));
+    assert_int_equal(at, 0);
+}
+
+static void test_json_get_str(void **state) {
+    cJSON *obj = cJSON_Parse("{\"s\":\"abcde\",\"n\":3,\"e\":\"\",\"z\":null}");
+    const char *s = "stale";
     cv_verr verr;
-    static const char *const only_s[] = {"s", NULL};
     (void)state;
     assert_non_null(obj);
     assert_int_equal(cv_json_get_str(obj, NULL, "s", true, 5, &s, &verr), CV_OK);
-    assert_string_equal(s, "x");
-    assert_int_equal(cv_json_get_str(obj, "p", "n", true, 5, &s, &verr), CV_ERR_INVALID);
-    assert_string_equal(verr.field, "p.n");
+    assert_string_equal(s, "abcde");
+    assert_int_equal(cv_json_get_str(obj, "p", "s", true, 4, &s, &verr), CV_ERR_INVALID);
+    assert_null(s);
+    assert_string_equal(verr.field, "p.s");
+    assert_string_equal(verr.reason, "must be at most 4 bytes long");
+    assert_int_equal(cv_json_get_str(obj, "p.q", "n", true, 5, &s, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "p.q.n");
     assert_string_equal(verr.reason, "must be a string");
+    assert_int_equal(cv_json_get_str(obj, "", "e", false, 5, &s, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "e");
+    assert_string_equal(verr.reason, "must not be empty");
     assert_int_equal(cv_json_get_str(obj, NULL, "z", false, 5, &s, &verr), CV_OK);
     assert_null(s);
+    assert_int_equal(cv_json_get_str(obj, NULL, "absent", false, 5, &s, &verr), CV_OK);
+    assert_null(s);
     assert_int_equal(cv_json_get_str(obj, NULL, "z", true, 5, &s, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "z");
     assert_string_equal(verr.reason, "is required");
-    assert_int_equal(cv_json_get_int(obj, NULL, "n", true, 1, 2, &n, &verr), CV_ERR_INVALID);
-    assert_string_equal(verr.reason, "must be between 1 and 2");
+    assert_int_equal(cv_json_get_str(obj, NULL, "S", true, 5, &s, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.reason, "is required"); /* names are case-sensitive */
+    cJSON_Delete(obj);
+}
+
+static void test_json_get_int_bool_id(void **state) {
+    cJSON *obj = cJSON_Parse("{\"n\":3,\"neg\":-3,\"f\":1.5,\"e\":1e3,\"s\":\"1\",\"t\":true,"
+                             "\"id\":\"0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d\",\"bad\":\"x\"}");
+    int64_t n = 77;
+    bool b = false;
+    const char *id;
+    cv_verr verr;
+    (void)state;
+    assert_non_null(obj);
     assert_int_equal(cv_json_get_int(obj, NULL, "n", true, 1, 5, &n, &verr), CV_OK);
     assert_int_equal(n, 3);
-    assert_int_equal(cv_json_get_bool(obj, NULL, "b", true, &b, &verr), CV_OK);
-    assert_true(b);
-    assert_int_equal(cv_json_only(obj, NULL, only_s, "a thing", &verr), CV_ERR_INVALID);
+    assert_int_equal(cv_json_get_int(obj, NULL, "e", true, 0, 1000, &n, &verr), CV_OK);
+    assert_int_equal(n, 1000);
+    assert_int_equal(cv_json_get_int(obj, NULL, "n", true, 1, 2, &n, &verr), CV_ERR_INVALID);
     assert_string_equal(verr.field, "n");
-    assert_string_equal(verr.reason, "is not a field of a thing");
+    assert_string_equal(verr.reason, "must be between 1 and 2");
+    assert_int_equal(cv_json_get_int(obj, "x", "neg", true, -2, -1, &n, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "x.neg");
+    assert_string_equal(verr.reason, "must be between -2 and -1");
+    assert_int_equal(cv_json_get_int(obj, NULL, "f", true, 0, 5, &n, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.reason, "must be an integer");
+    assert_int_equal(cv_json_get_int(obj, NULL, "s", true, 0, 5, &n, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.reason, "must be an integer");
+    assert_int_equal(cv_json_get_int(obj, NULL, "t", true, 0, 5, &n, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.reason, "must be an integer");
+    n = 77;
+    assert_int_equal(cv_json_get_int(obj, NULL, "absent", false, 0, 5, &n, &verr), CV_OK);
+    assert_int_equal(n, 77); /* left unchanged */
+    assert_int_equal(cv_json_get_int(obj, NULL, "absent", true, 0, 5, &n, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.reason, "is required");
+
+    assert_int_equal(cv_json_get_bool(obj, NULL, "t", true, &b, &verr), CV_OK);
+    assert_true(b);
+    assert_int_equal(cv_json_get_bool(obj, "o", "n", true, &b, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "o.n");
+    assert_string_equal(verr.reason, "must be true or false");
+    b = true;
+    assert_int_equal(cv_json_get_bool(obj, NULL, "absent", false, &b, &verr), CV_OK);
+    assert_true(b);
+
+    assert_int_equal(cv_json_get_id(obj, NULL, "id", true, &id, &verr), CV_OK);
+    assert_string_equal(id, "0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d");
+    assert_int_equal(cv_json_get_id(obj, "c", "bad", true, &id, &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "c.bad");
+    assert_string_equal(verr.reason, "must be an id (a UUID such as "
+                                     "\"0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d\")");
+    assert_int_equal(cv_json_get_id(obj, NULL, "absent", false, &id, &verr), CV_OK);
+    assert_null(id);
     cJSON_Delete(obj);
-    assert_null(cv_json_parse("{\"a\":1} x", 9, &at));
-    assert_int_equal(at, 8);
+}
+
+static void test_json_only_and_verr(void **state) {
+    static const char *const allowed[] = {"a", "b", NULL};
+    static const char *const none[] = {NULL};
+    cJSON *obj = cJSON_Parse("{\"a\":1,\"b\":2}");
+    cJSON *extra = cJSON_Parse("{\"a\":1,\"password\":2,\"c\":3}");
+    cJSON *empty = cJSON_Parse("{}");
+    cv_verr verr = {"", ""};
+    (void)state;
+    assert_int_equal(cv_json_only(obj, NULL, allowed, "a thing", &verr), CV_OK);
+    assert_int_equal(cv_json_only(empty, NULL, none, "nothing", &verr), CV_OK);
+    assert_int_equal(cv_json_only(extra, NULL, allowed, "a thing", &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "password"); /* the first unknown member */
+    assert_string_equal(verr.reason, "is not a field of a thing");
+    assert_int_equal(cv_json_only(extra, "outer", allowed, "outer", &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "outer.password");
+    assert_string_equal(verr.reason, "is not a field of outer");
+    assert_int_equal(cv_json_only(obj, NULL, none, "x", &verr), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "a");
+    assert_int_equal(cv_verr_set(&verr, NULL, "f", "n=%d %s", 5, "x"), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "f");
+    assert_string_equal(verr.reason, "n=5 x");
+    assert_int_equal(cv_verr_set(&verr, "", "f", "r"), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "f");
+    assert_int_equal(cv_verr_set(&verr, "a.b", "f", "r"), CV_ERR_INVALID);
+    assert_string_equal(verr.field, "a.b.f");
+    assert_int_equal(cv_verr_set(NULL, "a", "f", "r"), CV_ERR_INVALID);
+    cJSON_Delete(obj);
+    cJSON_Delete(extra);
+    cJSON_Delete(empty);
 }
 
 static void test_table_names(void **state) {
-    char long_part[70];
+    static const char *const good[] = {
+        "t", "_", "_t9", "T", "schema.table", "public.accounts_copy", "a_1._b2", NULL};
+    static const char *const bad[] = {"",   "a.b.c", "9t",    "t;drop", "t\"", "t`",
+                                      ".t", "t.",    ".",     "a..b",   "a b", "t-x",
+                                      "é",  "a.9b",  "a.b c", "t\n",    NULL};
+    char name[200];
     (void)state;
-    assert_true(cv_json_is_table_name("t"));
-    assert_true(cv_json_is_table_name("_t9"));
-    assert_true(cv_json_is_table_name("public.accounts_copy"));
-    assert_false(cv_json_is_table_name("a.b.c"));
-    assert_false(cv_json_is_table_name("9t"));
-    assert_false(cv_json_is_table_name("t;drop"));
-    assert_false(cv_json_is_table_name("t\""));
-    assert_false(cv_json_is_table_name(".t"));
-    assert_false(cv_json_is_table_name(""));
-    memset(long_part, 'a', 64);
-    long_part[64] = '\0';
-    assert_false(cv_json_is_table_name(long_part));
-    long_part[63] = '\0';
-    assert_true(cv_json_is_table_name(long_part));
+    for (const char *const *g = good; *g; g++) {
+        if (!cv_json_is_table_name(*g))
+            fail_msg("rejected table name \"%s\"", *g);
+    }
+    for (const char *const *b = bad; *b; b++) {
+        if (cv_json_is_table_name(*b))
+            fail_msg("accepted table name \"%s\"", *b);
+    }
+    assert_false(cv_json_is_table_name(NULL));
+    /* Each part is at most 63 bytes (the PostgreSQL limit). */
+    memset(name, 'a', 64);
+    name[64] = '\0';
+    assert_false(cv_json_is_table_name(name));
+    name[63] = '\0';
+    assert_true(cv_json_is_table_name(name));
+    snprintf(name, sizeof(name), "%063d.%063d", 0, 0);
+    name[0] = name[64] = 's';
+    assert_true(cv_json_is_table_name(name)); /* 63 + 1 + 63 */
+    snprintf(name, sizeof(name), "s.%064d", 0);
+    name[2] = 't';
+    assert_false(cv_json_is_table_name(name)); /* second part of 64 */
+    snprintf(name, sizeof(name), "%064d.t", 0);
+    name[0] = 's';
+    assert_false(cv_json_is_table_name(name)); /* first part of 64 */
 }
+
+/* ---- cv_err ------------------------------------------------------------------- */
 
 static void test_err_names(void **state) {
     (void)state;
-    for (int e = 0; e < CV_ERR__COUNT; e++)
-        assert_string_not_equal(cv_err_str((cv_err)e), "unknown");
+    for (int e = 0; e < CV_ERR__COUNT; e++) {
+        const char *name = cv_err_str((cv_err)e);
+        assert_non_null(name);
+        assert_string_not_equal(name, "unknown");
+        assert_true(strlen(name) > 0);
+        for (int f = 0; f < e; f++)
+            assert_string_not_equal(cv_err_str((cv_err)f), name);
+    }
+    assert_string_equal(cv_err_str(CV_OK), "ok");
     assert_string_equal(cv_err_str(CV_ERR_INVALID), "invalid");
+    assert_string_equal(cv_err_str(CV_ERR_NOMEM), "out_of_memory");
+    assert_string_equal(cv_err_str(CV_ERR_MONGO), "mongodb");
+    assert_string_equal(cv_err_str(CV_ERR_CANCELLED), "cancelled");
+    assert_string_equal(cv_err_str(CV_ERR__COUNT), "unknown");
     assert_string_equal(cv_err_str((cv_err)999), "unknown");
+    assert_string_equal(cv_err_str((cv_err)-1), "unknown");
 }
+
+static void test_err_set(void **state) {
+    char buf[8];
+    (void)state;
+    assert_int_equal(cv_err_set(buf, sizeof(buf), CV_ERR_IO, "%s %d", "abc", 12), CV_ERR_IO);
+    assert_string_equal(buf, "abc 12");
+    assert_int_equal(cv_err_set(buf, sizeof(buf), CV_ERR_TIMEOUT, "%s", "0123456789"),
+                     CV_ERR_TIMEOUT);
+    assert_string_equal(buf, "0123456"); /* truncated, still terminated */
+    assert_int_equal(cv_err_set(NULL, 0, CV_ERR_ODBC, "%s", "nowhere"), CV_ERR_ODBC);
+    buf[0] = 'q';
+    assert_int_equal(cv_err_set(buf, 0, CV_ERR_KAFKA, "%s", "nowhere"), CV_ERR_KAFKA);
+    assert_int_equal(buf[0], 'q');
+}
+
+/* ---- cv_secret ---------------------------------------------------------------- */
 
 static void test_secret_seal_and_open(void **state) {
     unsigned char key[CV_SECRET_KEY_LEN], other[CV_SECRET_KEY_LEN];
@@ -139,6 +446,9 @@ static void test_secret_seal_and_open(void **state) {
                                          "101112131415161718191A1B1C1D1E1F",
                                          key, err, sizeof(err)),
                      CV_OK);
+    assert_int_equal(key[0], 0x00);
+    assert_int_equal(key[26], 0x1a);
+    assert_int_equal(key[31], 0x1f);
     memcpy(other, key, sizeof(key));
     other[0] ^= 1;
     assert_int_equal(cv_secret_seal(key, "conn-1", text, &sealed, err, sizeof(err)), CV_OK);
@@ -163,6 +473,7 @@ static void test_secret_seal_and_open(void **state) {
     assert_string_equal(err, "not a sealed secret");
     assert_null(plain);
     assert_int_equal(cv_secret_parse_key("xyz", key, err, sizeof(err)), CV_ERR_CONFIG);
+    assert_string_equal(err, "must be 64 hex digits (openssl rand -hex 32), not 3 characters");
     free(sealed);
     free(again);
 }
@@ -171,10 +482,19 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_time_parse),
-        cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_json_fields),
+        cmocka_unit_test(test_time_parse_rejects),
+        cmocka_unit_test(test_time_round_trip),
+        cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_new_ids),
+        cmocka_unit_test(test_id_buffer_size),
+        cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_json_parse),
+        cmocka_unit_test(test_json_get_str),
+        cmocka_unit_test(test_json_get_int_bool_id),
+        cmocka_unit_test(test_json_only_and_verr),
         cmocka_unit_test(test_table_names),
         cmocka_unit_test(test_err_names),
+        cmocka_unit_test(test_err_set),
         cmocka_unit_test(test_secret_seal_and_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
