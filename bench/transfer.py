@@ -101,6 +101,16 @@ def main():
         conn_pg = call("POST", "/connections", {"name": "pg", "odbc": PG_ODBC})["id"]
         conn_sqlite = call("POST", "/connections", {"name": "sqlite",
                                                     "odbc": f"Driver=SQLite3;Database={sqlite_db}"})["id"]
+        maria_port = os.environ["CV_MARIADB_PORT"]
+        maria = ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", maria_port, "-u", "convutell",
+                 "-pconvutell", "--local-infile=1", "convutell"]
+        mcli = " ".join(maria)
+        maria_odbc = os.environ["CONVUTELL_MARIADB_ODBC"]
+        timed_shell(f"{mcli} -e 'DROP TABLE IF EXISTS pgbench_accounts; CREATE TABLE pgbench_accounts "
+                    f"(aid int, bid int, abalance int, filler char(84))' && "
+                    f"{' '.join(PSQL)} -c \"\\copy (SELECT {COLUMNS} FROM pgbench_accounts) TO STDOUT\" "
+                    f"| {mcli} -e \"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE pgbench_accounts\"")
+        conn_maria = call("POST", "/connections", {"name": "mariadb", "odbc": maria_odbc})["id"]
         cases = []
         for label, origin, hand in (
             ("PostgreSQL → PostgreSQL", conn_pg,
@@ -109,6 +119,9 @@ def main():
             ("SQLite → PostgreSQL", conn_sqlite,
              f"sqlite3 -csv {sqlite_db} 'SELECT {COLUMNS} FROM pgbench_accounts' | "
              f"{' '.join(PSQL)} -c \"\\copy {{table}} FROM STDIN CSV\""),
+            ("MariaDB → PostgreSQL", conn_maria,
+             f"{mcli} --batch --skip-column-names -e 'SELECT {COLUMNS} FROM pgbench_accounts' | "
+             f"{' '.join(PSQL)} -c \"\\copy {{table}} FROM STDIN\""),
         ):
             reset(pg, "bench_dest")
             project = call("POST", "/projects", {"name": label, "origin_connection_id": origin,
@@ -131,11 +144,50 @@ def main():
             c, b = statistics.median(conv), statistics.median(base)
             cases.append((label, rows, c, b))
 
+        # PostgreSQL -> MariaDB: parameter arrays over MariaDB Connector/ODBC against
+        # psql's COPY TO STDOUT into LOAD DATA LOCAL INFILE.
+        maria_ddl = f"CREATE TABLE {{t}} (aid int, bid int, abalance int, filler char(84))"
+
+        def maria_reset(table):
+            subprocess.run(maria + ["-e", f"DROP TABLE IF EXISTS {table}; " +
+                                    maria_ddl.format(t=table)], check=True)
+
+        def maria_count(table):
+            out = subprocess.run(maria + ["-N", "-e", f"SELECT count(*) FROM {table}"],
+                                 check=True, capture_output=True, text=True)
+            return int(out.stdout.strip())
+
+        label = "PostgreSQL → MariaDB"
+        project = call("POST", "/projects", {"name": label, "origin_connection_id": conn_pg,
+                                             "destination_connection_id": conn_maria})["id"]
+        job = call("POST", f"/projects/{project}/jobs", {
+            "name": label, "kind": "sql_transfer", "destination_table": "bench_dest",
+            "query": f"SELECT {COLUMNS} FROM pgbench_accounts"})["id"]
+        maria_reset("bench_dest")
+        convutell_run(job, args.timeout)  # warm-up
+        conv, base = [], []
+        for i in range(args.repeat):
+            maria_reset("bench_hand")
+            base.append(timed_shell(
+                f"{' '.join(PSQL)} -c \"\\copy (SELECT {COLUMNS} FROM pgbench_accounts) TO STDOUT\" "
+                f"| {mcli} -e \"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE bench_hand\""))
+            assert maria_count("bench_hand") == rows
+            maria_reset("bench_dest")
+            conv.append(convutell_run(job, args.timeout))
+            assert maria_count("bench_dest") == rows
+            print(f"bench: {label} #{i + 1}: convutell {conv[-1]:.2f} s, pipe {base[-1]:.2f} s",
+                  file=sys.stderr)
+        cases.append((label, rows, statistics.median(conv), statistics.median(base)))
+
+        with open(f"/proc/{procs[1].pid}/status") as f:
+            peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
         print(f"\n| transfer ({rows:,} rows, median of {args.repeat}) | Convutell s | rows/s "
               "| hand pipe s | rows/s | ratio |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for label, n, c, b in cases:
             print(f"| {label} | {c:.2f} | {n / c:,.0f} | {b:.2f} | {n / b:,.0f} | {b / c:.3f} |")
+        print(f"\nworker peak resident memory (VmHWM) over all runs: {peak / 1024:.1f} MiB")
     finally:
         for p in procs:
             p.terminate()

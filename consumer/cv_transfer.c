@@ -578,16 +578,87 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
     return err;
 }
 
-/* Makes psqlODBC stream a result through a cursor instead of reading it all
+/* PostgreSQL to PostgreSQL: the origin's `COPY (query) TO STDOUT` feeds the
+ * destination's COPY FROM STDIN as it comes, in text format, without parsing a
+ * value. Rows are counted by their terminating newlines (COPY escapes the
+ * newlines inside values). */
+static cv_err copy_through(const cv_transfer_spec *spec, sink *k, cv_transfer_result *res,
+                           char *errbuf, size_t errlen) {
+    cv_pg *src = cv_pg_connect(spec->origin_odbc, errbuf, errlen);
+    char *query = NULL, *sql = NULL;
+    size_t cap;
+    cv_err err;
+
+    if (!src)
+        return fail_at(res, "origin_connect", CV_ERR_ODBC);
+    query = bare_query(spec->query);
+    cap = query ? strlen(query) + 32 : 0;
+    sql = query ? malloc(cap) : NULL;
+    if (!sql) {
+        err = fail_at(res, "origin_query", cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "oom"));
+        goto out;
+    }
+    snprintf(sql, cap, "COPY (%s) TO STDOUT", query);
+    if ((err = cv_pg_copy_out_begin(src, sql, errbuf, errlen))) {
+        err = fail_at(res, "origin_query", err);
+        goto out;
+    }
+    for (;;) {
+        const char *data;
+        size_t len;
+        int64_t before = res->rows_read;
+        err = cv_pg_copy_out_next(src, &data, &len, errbuf, errlen);
+        if (err == CV_ERR_NOT_FOUND) {
+            err = CV_OK;
+            break;
+        }
+        if (err) {
+            err = fail_at(res, "origin_fetch", err);
+            goto out;
+        }
+        for (const char *nl = data; (nl = memchr(nl, '\n', len - (size_t)(nl - data))); nl++)
+            res->rows_read++;
+        if ((err = cv_pg_copy_raw(k->pg, data, len, errbuf, errlen))) {
+            err = fail_at(res, "destination_insert", err);
+            goto out;
+        }
+        /* The same checks as after a block of fetched rows, every 1,024 rows. */
+        if (spec->progress && res->rows_read / 1024 != before / 1024 &&
+            (err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen))) {
+            err = fail_at(res, err == CV_ERR_TIMEOUT ? "timed_out" : "cancelled", err);
+            goto out;
+        }
+    }
+out:
+    cv_pg_destroy(src);
+    free(sql);
+    free(query);
+    return err;
+}
+
+/* True if the connection string names MariaDB's (or MySQL's) ODBC driver. */
+static bool is_mariadb_odbc(const char *odbc) {
+    const char *driver = strcasestr(odbc, "driver=");
+    if (!driver)
+        return false;
+    driver += 7;
+    return strncasecmp(driver, "{maria", 6) == 0 || strncasecmp(driver, "maria", 5) == 0 ||
+           strncasecmp(driver, "{mysql", 6) == 0 || strncasecmp(driver, "mysql", 5) == 0 ||
+           strcasestr(driver, "libmaodbc") != NULL;
+}
+
+/* Makes psqlODBC and MariaDB's driver stream a result instead of reading it all
  * into memory first (unless the user chose otherwise). */
 static char *streaming_origin(const char *odbc, size_t block_rows) {
     size_t len = strlen(odbc) + 64;
     char *out = malloc(len);
     if (!out)
         return NULL;
+    const char *sep = odbc[0] && odbc[strlen(odbc) - 1] != ';' ? ";" : "";
     if (cv_pg_is_postgres_odbc(odbc) && !strcasestr(odbc, "UseDeclareFetch"))
-        snprintf(out, len, "%s%sUseDeclareFetch=1;Fetch=%zu", odbc,
-                 odbc[0] && odbc[strlen(odbc) - 1] != ';' ? ";" : "", block_rows);
+        snprintf(out, len, "%s%sUseDeclareFetch=1;Fetch=%zu", odbc, sep, block_rows);
+    else if (is_mariadb_odbc(odbc) && !strcasestr(odbc, "NO_CACHE"))
+        snprintf(out, len, "%s%sNO_CACHE=1", odbc, sep); /* stream, forward-only */
     else
         snprintf(out, len, "%s", odbc);
     return out;
@@ -603,6 +674,7 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
     cv_odbc_stmt *select = NULL;
     char *origin_odbc = NULL;
     long long rows = 0;
+    bool through;
     sink k;
     cv_err err;
 
@@ -631,9 +703,27 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
         err = fail_at(res, "origin_connect", CV_ERR_ODBC);
         goto out;
     }
+    through = k.copy && cv_pg_is_postgres_odbc(spec->origin_odbc) && !spec->load.watermark[0];
     select = cv_odbc_stmt_new(origin, errbuf, errlen);
-    if (!select || (err = open_origin(spec, select, &k, res->watermark, sizeof(res->watermark),
-                                      errbuf, errlen))) {
+    if (!select) {
+        err = fail_at(res, "origin_query", CV_ERR_ODBC);
+        goto out;
+    }
+    if (through) {
+        /* Only the columns are needed from ODBC; the rows come by COPY. */
+        char *query = bare_query(spec->query);
+        size_t cap = query ? strlen(query) + 48 : 0;
+        char *probe = query ? malloc(cap) : NULL;
+        if (probe)
+            snprintf(probe, cap, "SELECT * FROM (%s) cv_src WHERE 1 = 0", query);
+        err = probe ? cv_odbc_stmt_exec(select, probe, errbuf, errlen)
+                    : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "oom");
+        free(probe);
+        free(query);
+    } else {
+        err = open_origin(spec, select, &k, res->watermark, sizeof(res->watermark), errbuf, errlen);
+    }
+    if (err) {
         err = fail_at(res, "origin_query", err);
         goto out;
     }
@@ -651,7 +741,9 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
         err = fail_at(res, "destination_prepare", err);
         goto out;
     }
-    for (;;) {
+    if (through && (err = copy_through(spec, &k, res, errbuf, errlen)))
+        goto out;
+    for (; !through;) {
         size_t block = 0;
         err = cv_odbc_stmt_fetch_block(select, &block, errbuf, errlen);
         if (err == CV_ERR_NOT_FOUND)

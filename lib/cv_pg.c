@@ -21,6 +21,7 @@ struct cv_pg {
     char *buf;
     size_t len;
     bool in_copy;
+    char *out_chunk; /* last chunk of a COPY TO STDOUT, freed with PQfreemem */
 };
 
 /* Finds `key` (case-insensitive) in an ODBC connection string; copies its value
@@ -141,6 +142,8 @@ cv_pg *cv_pg_connect(const char *odbc, char *errbuf, size_t errlen) {
 void cv_pg_destroy(cv_pg *pg) {
     if (!pg)
         return;
+    if (pg->out_chunk)
+        PQfreemem(pg->out_chunk);
     if (pg->conn)
         PQfinish(pg->conn); /* an open transaction is rolled back by the server */
     free(pg->buf);
@@ -285,6 +288,55 @@ cv_err cv_pg_copy_bytea(cv_pg *pg, const unsigned char *value, size_t len, bool 
         return err;
     pg->buf[pg->len++] = last ? '\n' : '\t';
     return CV_OK;
+}
+
+cv_err cv_pg_copy_raw(cv_pg *pg, const char *data, size_t len, char *errbuf, size_t errlen) {
+    cv_err err;
+    if (pg->len + len > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
+        return err;
+    if (len > COPY_CHUNK) {
+        if (PQputCopyData(pg->conn, data, (int)len) != 1)
+            return cv_err_set(errbuf, errlen, CV_ERR_ODBC, "COPY data not sent: %s",
+                              PQerrorMessage(pg->conn));
+        return CV_OK;
+    }
+    memcpy(pg->buf + pg->len, data, len);
+    pg->len += len;
+    return CV_OK;
+}
+
+cv_err cv_pg_copy_out_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_t errlen) {
+    PGresult *res = PQexec(pg->conn, copy_sql);
+    if (PQresultStatus(res) != PGRES_COPY_OUT)
+        return result_error(res, pg->conn, "COPY TO STDOUT failed", errbuf, errlen);
+    PQclear(res);
+    return CV_OK;
+}
+
+cv_err cv_pg_copy_out_next(cv_pg *pg, const char **data, size_t *len, char *errbuf, size_t errlen) {
+    PGresult *res;
+    int n;
+
+    if (pg->out_chunk) {
+        PQfreemem(pg->out_chunk);
+        pg->out_chunk = NULL;
+    }
+    n = PQgetCopyData(pg->conn, &pg->out_chunk, 0);
+    if (n > 0) {
+        *data = pg->out_chunk;
+        *len = (size_t)n;
+        return CV_OK;
+    }
+    if (n == -2)
+        return cv_err_set(errbuf, errlen, CV_ERR_ODBC, "COPY TO STDOUT failed: %s",
+                          PQerrorMessage(pg->conn));
+    res = PQgetResult(pg->conn);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return result_error(res, pg->conn, "COPY TO STDOUT failed", errbuf, errlen);
+    PQclear(res);
+    while ((res = PQgetResult(pg->conn)))
+        PQclear(res);
+    return CV_ERR_NOT_FOUND;
 }
 
 cv_err cv_pg_copy_end(cv_pg *pg, long long *rows, char *errbuf, size_t errlen) {

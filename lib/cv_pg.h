@@ -57,6 +57,18 @@ cv_err cv_pg_copy_field(cv_pg *pg, const char *value, size_t len, bool last, cha
 cv_err cv_pg_copy_bytea(cv_pg *pg, const unsigned char *value, size_t len, bool last, char *errbuf,
                         size_t errlen);
 
+/* Appends bytes that are already COPY text rows (from cv_pg_copy_out_next()
+ * of another server) to the COPY in progress. */
+cv_err cv_pg_copy_raw(cv_pg *pg, const char *data, size_t len, char *errbuf, size_t errlen);
+
+/* Starts `COPY (<query>) TO STDOUT` (text format) on this connection. */
+cv_err cv_pg_copy_out_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_t errlen);
+
+/* Next chunk of a COPY TO STDOUT: CV_OK with *data (valid until the next call)
+ * and *len; CV_ERR_NOT_FOUND once the COPY ended well; another error if it
+ * failed. */
+cv_err cv_pg_copy_out_next(cv_pg *pg, const char **data, size_t *len, char *errbuf, size_t errlen);
+
 /* Sends what is buffered, ends the COPY and reports the number of rows the
  * server took in *rows. */
 cv_err cv_pg_copy_end(cv_pg *pg, long long *rows, char *errbuf, size_t errlen);
