@@ -214,11 +214,25 @@ static void now_text(char *buf, size_t len) {
     cv_time_format(cv_time_now_ms(), buf, len);
 }
 
+/* Starts a new stored object: a fresh id as _id and the creation time. Answers
+ * 500 itself and returns false if no id could be made. */
+static bool new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res) {
+    char now[CV_TIME_RFC3339_LEN];
+    if (cv_id_new(id, idlen) != 0) {
+        internal_error(res, CV_ERR_IO, "cannot make an id");
+        return false;
+    }
+    now_text(now, sizeof(now));
+    BSON_APPEND_UTF8(doc, "_id", id);
+    BSON_APPEND_UTF8(doc, "created_at", now);
+    return true;
+}
+
 /* ---- connections -------------------------------------------------------- */
 
 static void create_connection(cv_api *api, const cv_http_request *req, cv_http_response *res) {
     static const char *const fields[] = {"name", "odbc", NULL};
-    char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
+    char id[CV_ID_LEN];
     const char *name, *odbc;
     char *masked = NULL, *sealed = NULL, why[256];
     cJSON *body = parse_body(req, res);
@@ -241,10 +255,8 @@ static void create_connection(cv_api *api, const cv_http_request *req, cv_http_r
         field_error(res, &verr);
         goto out;
     }
-    if (cv_id_new(id, sizeof(id)) != 0) {
-        internal_error(res, CV_ERR_IO, "cannot make an id");
+    if (!new_doc(&doc, id, sizeof(id), res))
         goto out;
-    }
     /* The full string is stored sealed; clients only ever see the masked copy. */
     masked = cv_api_mask_odbc(odbc);
     if (!masked) {
@@ -255,12 +267,9 @@ static void create_connection(cv_api *api, const cv_http_request *req, cv_http_r
         internal_error(res, err, why);
         goto out;
     }
-    now_text(now, sizeof(now));
-    BSON_APPEND_UTF8(&doc, "_id", id);
     BSON_APPEND_UTF8(&doc, "name", name);
     BSON_APPEND_UTF8(&doc, "odbc", masked);
     BSON_APPEND_UTF8(&doc, "odbc_sealed", sealed);
-    BSON_APPEND_UTF8(&doc, "created_at", now);
     insert_and_answer(api, "connections", "/api/v1/connections", &doc, id, res);
 out:
     free(masked);
@@ -295,7 +304,7 @@ static bool connection_exists(cv_api *api, const char *field, const char *id,
 static void create_project(cv_api *api, const cv_http_request *req, cv_http_response *res) {
     static const char *const fields[] = {"name", "origin_connection_id",
                                          "destination_connection_id", "active", NULL};
-    char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
+    char id[CV_ID_LEN];
     const char *name, *origin, *dest;
     bool active = true;
     cJSON *body = parse_body(req, res);
@@ -315,17 +324,12 @@ static void create_project(cv_api *api, const cv_http_request *req, cv_http_resp
     if (!connection_exists(api, "origin_connection_id", origin, res) ||
         !connection_exists(api, "destination_connection_id", dest, res))
         goto out;
-    if (cv_id_new(id, sizeof(id)) != 0) {
-        internal_error(res, CV_ERR_IO, "cannot make an id");
+    if (!new_doc(&doc, id, sizeof(id), res))
         goto out;
-    }
-    now_text(now, sizeof(now));
-    BSON_APPEND_UTF8(&doc, "_id", id);
     BSON_APPEND_UTF8(&doc, "name", name);
     BSON_APPEND_UTF8(&doc, "origin_connection_id", origin);
     BSON_APPEND_UTF8(&doc, "destination_connection_id", dest);
     BSON_APPEND_BOOL(&doc, "active", active);
-    BSON_APPEND_UTF8(&doc, "created_at", now);
     insert_and_answer(api, "projects", "/api/v1/projects", &doc, id, res);
 out:
     bson_destroy(&doc);
@@ -345,7 +349,7 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
                                          "watermark_column",
                                          "timeout_seconds",
                                          NULL};
-    char id[CV_ID_LEN], now[CV_TIME_RFC3339_LEN];
+    char id[CV_ID_LEN];
     const char *name, *kind, *query, *table;
     cv_load_spec load;
     bson_t *project = load_doc(api, "projects", "project", project_id, res);
@@ -385,12 +389,8 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         field_error(res, &verr);
         goto out;
     }
-    if (cv_id_new(id, sizeof(id)) != 0) {
-        internal_error(res, CV_ERR_IO, "cannot make an id");
+    if (!new_doc(&doc, id, sizeof(id), res))
         goto out;
-    }
-    now_text(now, sizeof(now));
-    BSON_APPEND_UTF8(&doc, "_id", id);
     BSON_APPEND_UTF8(&doc, "project_id", project_id);
     BSON_APPEND_UTF8(&doc, "name", name);
     BSON_APPEND_UTF8(&doc, "kind", kind);
@@ -412,7 +412,6 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         }
         bson_append_array_end(&doc, &keys);
     }
-    BSON_APPEND_UTF8(&doc, "created_at", now);
     insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
 out:
     bson_destroy(&doc);

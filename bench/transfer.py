@@ -77,8 +77,20 @@ def main():
     env = dict(os.environ, CONVUTELL_HTTP_ADDR=HTTP, CONVUTELL_ENV_FILE="/dev/null",
                CONVUTELL_MONGODB_DB="bench_" + uuid.uuid4().hex[:8],
                CONVUTELL_SECRET_KEY=os.urandom(32).hex(), CONVUTELL_LOG_LEVEL="warn")
-    procs = [subprocess.Popen([BIN, name], env=env, stderr=open(f"{tmp}/{name}.log", "w"))
-             for name in ("collector", "worker", "api")]
+    def spawn(name):
+        return subprocess.Popen([BIN, name], env=env, stderr=open(f"{tmp}/{name}.log", "a"))
+
+    procs = [spawn(name) for name in ("collector", "worker", "api")]
+
+    def fresh_worker():
+        """A new worker process, so that its peak memory belongs to one case."""
+        procs[1].terminate()
+        procs[1].wait(timeout=60)
+        procs[1] = spawn("worker")
+
+    def worker_peak_mib():
+        with open(f"/proc/{procs[1].pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
     try:
         for _ in range(100):
             try:
@@ -129,6 +141,7 @@ def main():
             job = call("POST", f"/projects/{project}/jobs", {
                 "name": label, "kind": "sql_transfer", "destination_table": "bench_dest",
                 "query": f"SELECT {COLUMNS} FROM pgbench_accounts"})["id"]
+            fresh_worker()
             convutell_run(job, args.timeout)  # warm-up: consumer group joined, caches warm
             reset(pg, "bench_dest")
             conv, base = [], []
@@ -142,7 +155,7 @@ def main():
                 print(f"bench: {label} #{i + 1}: convutell {conv[-1]:.2f} s, pipe {base[-1]:.2f} s",
                       file=sys.stderr)
             c, b = statistics.median(conv), statistics.median(base)
-            cases.append((label, rows, c, b))
+            cases.append((label, rows, c, b, worker_peak_mib()))
 
         # PostgreSQL -> MariaDB: parameter arrays over MariaDB Connector/ODBC against
         # psql's COPY TO STDOUT into LOAD DATA LOCAL INFILE.
@@ -164,6 +177,7 @@ def main():
             "name": label, "kind": "sql_transfer", "destination_table": "bench_dest",
             "query": f"SELECT {COLUMNS} FROM pgbench_accounts"})["id"]
         maria_reset("bench_dest")
+        fresh_worker()
         convutell_run(job, args.timeout)  # warm-up
         conv, base = [], []
         for i in range(args.repeat):
@@ -177,17 +191,15 @@ def main():
             assert maria_count("bench_dest") == rows
             print(f"bench: {label} #{i + 1}: convutell {conv[-1]:.2f} s, pipe {base[-1]:.2f} s",
                   file=sys.stderr)
-        cases.append((label, rows, statistics.median(conv), statistics.median(base)))
-
-        with open(f"/proc/{procs[1].pid}/status") as f:
-            peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+        cases.append((label, rows, statistics.median(conv), statistics.median(base),
+                      worker_peak_mib()))
 
         print(f"\n| transfer ({rows:,} rows, median of {args.repeat}) | Convutell s | rows/s "
-              "| hand pipe s | rows/s | ratio |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for label, n, c, b in cases:
-            print(f"| {label} | {c:.2f} | {n / c:,.0f} | {b:.2f} | {n / b:,.0f} | {b / c:.3f} |")
-        print(f"\nworker peak resident memory (VmHWM) over all runs: {peak / 1024:.1f} MiB")
+              "| hand pipe s | rows/s | ratio | worker peak RSS |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for label, n, c, b, peak in cases:
+            print(f"| {label} | {c:.2f} | {n / c:,.0f} | {b:.2f} | {n / b:,.0f} | {b / c:.3f} "
+                  f"| {peak:.1f} MiB |")
     finally:
         for p in procs:
             p.terminate()

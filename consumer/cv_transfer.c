@@ -647,8 +647,8 @@ static bool is_mariadb_odbc(const char *odbc) {
            strcasestr(driver, "libmaodbc") != NULL;
 }
 
-/* Makes psqlODBC and MariaDB's driver stream a result instead of reading it all
- * into memory first (unless the user chose otherwise). */
+/* Makes psqlODBC, MariaDB's driver and sqliteodbc stream a result instead of
+ * reading it all into memory first (unless the user chose otherwise). */
 static char *streaming_origin(const char *odbc, size_t block_rows) {
     size_t len = strlen(odbc) + 64;
     char *out = malloc(len);
@@ -659,6 +659,8 @@ static char *streaming_origin(const char *odbc, size_t block_rows) {
         snprintf(out, len, "%s%sUseDeclareFetch=1;Fetch=%zu", odbc, sep, block_rows);
     else if (is_mariadb_odbc(odbc) && !strcasestr(odbc, "NO_CACHE"))
         snprintf(out, len, "%s%sNO_CACHE=1", odbc, sep); /* stream, forward-only */
+    else if (strcasestr(odbc, "sqlite") && !strcasestr(odbc, "StepAPI"))
+        snprintf(out, len, "%s%sStepAPI=1", odbc, sep); /* sqlite3_step, not get_table */
     else
         snprintf(out, len, "%s", odbc);
     return out;

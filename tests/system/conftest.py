@@ -28,6 +28,9 @@ MARIADB_PORT = int(os.environ["CV_MARIADB_PORT"])
 MARIADB_ODBC = os.environ["CONVUTELL_MARIADB_ODBC"]
 
 
+FINAL = ("succeeded", "failed", "cancelled", "timed_out")
+
+
 class Api:
     """A tiny JSON client for the API under test."""
 
@@ -60,7 +63,7 @@ class Api:
         doc = None
         while time.time() < deadline:
             status, doc, _ = self.get(f"/api/v1/runs/{run_id}")
-            if status == 200 and doc["status"] in ("succeeded", "failed"):
+            if status == 200 and doc["status"] in FINAL:
                 return doc
             time.sleep(0.25)
         raise AssertionError(f"run {run_id} did not finish in {timeout}s: {doc}")

@@ -47,13 +47,7 @@ def wait_rows(api, run_id, timeout=60):
 
 def test_timeout_rolls_back(api, pg, mongo_db, source):
     run_id = start(api, pg, "ctl_timeout", timeout_seconds=1)
-    deadline = time.time() + 60
-    while True:
-        status, done, _ = api.get(f"/api/v1/runs/{run_id}")
-        if done["status"] not in ("queued", "running"):
-            break
-        assert time.time() < deadline, done
-        time.sleep(0.1)
+    done = api.wait_run(run_id, timeout=60)
     assert done["status"] == "timed_out", done
     assert done["error"]["code"] == "timed_out"
     assert done["error"]["message"] == (
@@ -69,13 +63,7 @@ def test_cancel_running_transfer(api, pg, mongo_db, source):
     status, body, _ = api.post(f"/api/v1/runs/{run_id}/cancel")
     assert (status, body) == (202, {"run_id": run_id, "status": "running",
                                     "cancel_requested": True})
-    deadline = time.time() + 60
-    while True:
-        status, done, _ = api.get(f"/api/v1/runs/{run_id}")
-        if done["status"] not in ("queued", "running"):
-            break
-        assert time.time() < deadline, done
-        time.sleep(0.1)
+    done = api.wait_run(run_id, timeout=60)
     assert done["status"] == "cancelled", done
     assert done["error"] == {"code": "cancelled", "message":
                              f"stopped after {done['rows_read']} rows: cancelled on request"}
