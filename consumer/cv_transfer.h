@@ -4,8 +4,10 @@
  *
  * This is where rows are fetched (block fetch over ODBC on the origin) and
  * where they are written: COPY FROM STDIN through libpq into PostgreSQL, or
- * INSERT with parameter arrays over ODBC into anything else. Either every row
- * is committed or none is. Memory stays bounded by one block of rows.
+ * INSERT with parameter arrays over ODBC into anything else; PostgreSQL to
+ * PostgreSQL skips ODBC for the rows and pipes COPY TO STDOUT into COPY FROM
+ * STDIN. Either every row is committed or none is. Memory stays bounded by one
+ * block of rows.
  */
 #ifndef CV_TRANSFER_H
 #define CV_TRANSFER_H
