@@ -14,6 +14,7 @@
 #include "cv_pg.h"
 #include "cv_time.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -580,17 +581,110 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
 
 /* PostgreSQL to PostgreSQL: the origin's `COPY (query) TO STDOUT` feeds the
  * destination's COPY FROM STDIN as it comes, in text format, without parsing a
- * value. Rows are counted by their terminating newlines (COPY escapes the
- * newlines inside values). */
+ * value. A reader thread takes rows from the origin into chunks while this
+ * thread sends full chunks to the destination, so reading and writing overlap
+ * the way two processes joined by a pipe do. Rows are counted by their
+ * terminating newlines (COPY escapes the newlines inside values). */
+#define THROUGH_CHUNK (1u << 20)
+#define THROUGH_CHUNKS 4
+
+typedef struct through_state {
+    cv_pg *src;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    char *chunk[THROUGH_CHUNKS];
+    size_t cap[THROUGH_CHUNKS], used[THROUGH_CHUNKS];
+    int head, count; /* ring of full chunks waiting to be sent */
+    bool done, stop;
+    cv_err err;
+    char why[512];
+} through_state;
+
+/* Passes the reader's current chunk (if it holds anything) to the sender and,
+ * with `last`, the reader's final status. Waits while no chunk is free.
+ * Returns false if the sender asked the reader to stop. */
+static bool hand_over(through_state *t, int *slot, bool last, cv_err err, const char *why) {
+    pthread_mutex_lock(&t->lock);
+    /* The sender owns `count` full chunks from `head`; the reader owns the one
+     * after them, so handing over needs a free chunk beyond that. */
+    while (t->count >= THROUGH_CHUNKS - 1 && !t->stop)
+        pthread_cond_wait(&t->changed, &t->lock);
+    if (t->stop) {
+        pthread_mutex_unlock(&t->lock);
+        return false;
+    }
+    if (t->used[*slot]) {
+        t->count++;
+        *slot = (*slot + 1) % THROUGH_CHUNKS;
+        t->used[*slot] = 0; /* the next free slot (the sender emptied it) */
+    }
+    if (last) {
+        t->done = true;
+        t->err = err;
+        snprintf(t->why, sizeof(t->why), "%s", why);
+    }
+    pthread_cond_broadcast(&t->changed);
+    pthread_mutex_unlock(&t->lock);
+    return true;
+}
+
+static void *through_reader(void *arg) {
+    through_state *t = arg;
+    int slot = 0;
+    char why[512] = "";
+
+    for (;;) {
+        const char *data;
+        size_t len;
+        cv_err err = cv_pg_copy_out_next(t->src, &data, &len, why, sizeof(why));
+
+        if (err) {
+            hand_over(t, &slot, true, err == CV_ERR_NOT_FOUND ? CV_OK : err, why);
+            return NULL;
+        }
+        if (t->used[slot] + len > t->cap[slot] && t->used[slot] > 0 &&
+            !hand_over(t, &slot, false, CV_OK, ""))
+            return NULL;
+        if (len > t->cap[slot]) { /* one row larger than a chunk */
+            char *grown = realloc(t->chunk[slot], len);
+            if (!grown) {
+                hand_over(t, &slot, true, CV_ERR_NOMEM, "out of memory for a large row");
+                return NULL;
+            }
+            t->chunk[slot] = grown;
+            t->cap[slot] = len;
+        }
+        memcpy(t->chunk[slot] + t->used[slot], data, len);
+        t->used[slot] += len;
+        if (t->used[slot] >= t->cap[slot] / 2 && !hand_over(t, &slot, false, CV_OK, ""))
+            return NULL;
+    }
+}
+
 static cv_err copy_through(const cv_transfer_spec *spec, sink *k, cv_transfer_result *res,
                            char *errbuf, size_t errlen) {
-    cv_pg *src = cv_pg_connect(spec->origin_odbc, errbuf, errlen);
+    through_state t;
+    pthread_t reader;
+    bool started = false;
     char *query = NULL, *sql = NULL;
     size_t cap;
-    cv_err err;
+    cv_err err = CV_OK;
 
-    if (!src)
-        return fail_at(res, "origin_connect", CV_ERR_ODBC);
+    memset(&t, 0, sizeof(t));
+    pthread_mutex_init(&t.lock, NULL);
+    pthread_cond_init(&t.changed, NULL);
+    t.src = cv_pg_connect(spec->origin_odbc, errbuf, errlen);
+    if (!t.src) {
+        err = fail_at(res, "origin_connect", CV_ERR_ODBC);
+        goto out;
+    }
+    for (int i = 0; i < THROUGH_CHUNKS; i++) {
+        if (!(t.chunk[i] = malloc(THROUGH_CHUNK))) {
+            err = fail_at(res, "origin_fetch", cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "oom"));
+            goto out;
+        }
+        t.cap[i] = THROUGH_CHUNK;
+    }
     query = bare_query(spec->query);
     cap = query ? strlen(query) + 32 : 0;
     sql = query ? malloc(cap) : NULL;
@@ -599,38 +693,74 @@ static cv_err copy_through(const cv_transfer_spec *spec, sink *k, cv_transfer_re
         goto out;
     }
     snprintf(sql, cap, "COPY (%s) TO STDOUT", query);
-    if ((err = cv_pg_copy_out_begin(src, sql, errbuf, errlen))) {
+    if ((err = cv_pg_copy_out_begin(t.src, sql, errbuf, errlen))) {
         err = fail_at(res, "origin_query", err);
         goto out;
     }
+    if (pthread_create(&reader, NULL, through_reader, &t) != 0) {
+        err = fail_at(res, "origin_fetch",
+                      cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start the reader thread"));
+        goto out;
+    }
+    started = true;
     for (;;) {
         const char *data;
         size_t len;
-        int64_t before = res->rows_read;
-        err = cv_pg_copy_out_next(src, &data, &len, errbuf, errlen);
-        if (err == CV_ERR_NOT_FOUND) {
-            err = CV_OK;
+        int slot;
+
+        pthread_mutex_lock(&t.lock);
+        while (t.count == 0 && !t.done)
+            pthread_cond_wait(&t.changed, &t.lock);
+        if (t.count == 0) { /* done and drained */
+            err = t.err;
+            if (err)
+                cv_err_set(errbuf, errlen, err, "%s", t.why);
+            pthread_mutex_unlock(&t.lock);
+            if (err)
+                err = fail_at(res, "origin_fetch", err);
             break;
         }
-        if (err) {
-            err = fail_at(res, "origin_fetch", err);
-            goto out;
-        }
+        slot = t.head;
+        pthread_mutex_unlock(&t.lock);
+
+        /* The slot is ours until we hand it back: the reader fills other ones. */
+        data = t.chunk[slot];
+        len = t.used[slot];
         for (const char *nl = data; (nl = memchr(nl, '\n', len - (size_t)(nl - data))); nl++)
             res->rows_read++;
-        if ((err = cv_pg_copy_raw(k->pg, data, len, errbuf, errlen))) {
+        err = cv_pg_copy_raw(k->pg, data, len, errbuf, errlen);
+
+        pthread_mutex_lock(&t.lock);
+        t.used[slot] = 0;
+        t.head = (t.head + 1) % THROUGH_CHUNKS;
+        t.count--;
+        pthread_cond_broadcast(&t.changed);
+        pthread_mutex_unlock(&t.lock);
+        if (err) {
             err = fail_at(res, "destination_insert", err);
-            goto out;
+            break;
         }
-        /* The same checks as after a block of fetched rows, every 1,024 rows. */
-        if (spec->progress && res->rows_read / 1024 != before / 1024 &&
+        if (spec->progress &&
             (err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen))) {
             err = fail_at(res, err == CV_ERR_TIMEOUT ? "timed_out" : "cancelled", err);
-            goto out;
+            break;
         }
     }
 out:
-    cv_pg_destroy(src);
+    if (started) {
+        pthread_mutex_lock(&t.lock);
+        t.stop = true;
+        pthread_cond_broadcast(&t.changed);
+        pthread_mutex_unlock(&t.lock);
+        /* A reader inside PQgetCopyData returns with the next row; the origin keeps
+         * producing until its COPY ends or the connection closes below. */
+        pthread_join(reader, NULL);
+    }
+    cv_pg_destroy(t.src);
+    for (int i = 0; i < THROUGH_CHUNKS; i++)
+        free(t.chunk[i]);
+    pthread_cond_destroy(&t.changed);
+    pthread_mutex_destroy(&t.lock);
     free(sql);
     free(query);
     return err;
