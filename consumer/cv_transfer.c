@@ -748,12 +748,16 @@ static cv_err copy_through(const cv_transfer_spec *spec, sink *k, cv_transfer_re
     }
 out:
     if (started) {
+        bool finished;
         pthread_mutex_lock(&t.lock);
+        finished = t.done;
         t.stop = true;
         pthread_cond_broadcast(&t.changed);
         pthread_mutex_unlock(&t.lock);
-        /* A reader inside PQgetCopyData returns with the next row; the origin keeps
-         * producing until its COPY ends or the connection closes below. */
+        /* A reader blocked in PQgetCopyData wakes when the origin's COPY is
+         * cancelled, even if the query has produced nothing for a while. */
+        if (!finished)
+            cv_pg_cancel(t.src);
         pthread_join(reader, NULL);
     }
     cv_pg_destroy(t.src);

@@ -339,6 +339,15 @@ cv_err cv_pg_copy_out_next(cv_pg *pg, const char **data, size_t *len, char *errb
     return CV_ERR_NOT_FOUND;
 }
 
+void cv_pg_cancel(cv_pg *pg) {
+    char why[256];
+    PGcancel *cancel = PQgetCancel(pg->conn);
+    if (cancel) {
+        PQcancel(cancel, why, sizeof(why));
+        PQfreeCancel(cancel);
+    }
+}
+
 cv_err cv_pg_copy_end(cv_pg *pg, long long *rows, char *errbuf, size_t errlen) {
     PGresult *res;
     cv_err err = flush(pg, errbuf, errlen);

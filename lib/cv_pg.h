@@ -69,6 +69,10 @@ cv_err cv_pg_copy_out_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_
  * failed. */
 cv_err cv_pg_copy_out_next(cv_pg *pg, const char **data, size_t *len, char *errbuf, size_t errlen);
 
+/* Asks the server to cancel what this connection is running (a COPY TO STDOUT
+ * being read in another thread ends with an error soon after). Any thread. */
+void cv_pg_cancel(cv_pg *pg);
+
 /* Sends what is buffered, ends the COPY and reports the number of rows the
  * server took in *rows. */
 cv_err cv_pg_copy_end(cv_pg *pg, long long *rows, char *errbuf, size_t errlen);
