@@ -10,6 +10,7 @@
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
+#include "cv_runs.h"
 #include "cv_secret.h"
 #include "cv_time.h"
 #include "cv_transfer.h"
@@ -166,7 +167,7 @@ static bool cancel_requested(cv_worker *w, const char *run_id) {
     bson_iter_t it;
     bool requested = false;
 
-    if (cv_mongo_find_id(w->mongo, "runs", run_id, &doc, why, sizeof(why)) == CV_OK &&
+    if (cv_mongo_find_id(w->mongo, CV_COLL_RUNS, run_id, &doc, why, sizeof(why)) == CV_OK &&
         bson_iter_init_find(&it, doc, "cancel_requested") && BSON_ITER_HOLDS_BOOL(&it))
         requested = bson_iter_bool(&it);
     bson_destroy(doc);
