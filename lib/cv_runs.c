@@ -133,8 +133,12 @@ static cv_err update_run(cv_mongo *m, const cv_event *ev, char *errbuf, size_t e
     bson_append_document_end(&update, &on_insert);
 
     err = cv_mongo_update(m, CV_COLL_RUNS, &filter, &update, true, NULL, errbuf, errlen);
-    /* The upsert's insert collides when the run exists in a final state: the
-     * event is older news than what the record holds, so nothing is to be done. */
+    /* The upsert's insert collides either because another writer (the API's
+     * queued record) inserted the run a moment ago, or because the run exists in
+     * a final state. Once more tells them apart: the first case now matches;
+     * in the second the event is older news and nothing is to be done. */
+    if (err == CV_ERR_CONFLICT)
+        err = cv_mongo_update(m, CV_COLL_RUNS, &filter, &update, true, NULL, errbuf, errlen);
     if (err == CV_ERR_CONFLICT)
         err = CV_OK;
     bson_destroy(&filter);
