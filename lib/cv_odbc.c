@@ -11,12 +11,14 @@
  */
 #include "cv_odbc.h"
 
+#include <ctype.h>
 #include <sql.h>
 #include <sqlext.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_COLS 1024
 #define BLOCK_BYTES (16u << 20) /* memory for one block of rows */
@@ -44,6 +46,48 @@ const char *cv_odbc_braced_end(const char *open) {
         p++;
     }
     return p;
+}
+
+bool cv_odbc_conn_value(const char *odbc, const char *key, char *out, size_t outlen) {
+    const char *p = odbc;
+    size_t klen = strlen(key);
+
+    while (*p) {
+        const char *eq = strchr(p, '='), *k = p, *kend, *v, *vend;
+        bool braced;
+        if (!eq)
+            break;
+        while (k < eq && isspace((unsigned char)*k))
+            k++;
+        kend = eq;
+        while (kend > k && isspace((unsigned char)kend[-1]))
+            kend--;
+        v = eq + 1;
+        braced = *v == '{';
+        if (braced) {
+            p = cv_odbc_braced_end(v);
+            v++;
+            vend = p > v && p[-1] == '}' ? p - 1 : p;
+        } else {
+            vend = strchr(v, ';');
+            if (!vend)
+                vend = v + strlen(v);
+            p = vend;
+        }
+        if (*p == ';')
+            p++;
+        if ((size_t)(kend - k) == klen && strncasecmp(k, key, klen) == 0) {
+            size_t o = 0;
+            for (const char *c = v; c < vend && o + 1 < outlen; c++) {
+                out[o++] = *c;
+                if (braced && c[0] == '}' && c + 1 < vend && c[1] == '}')
+                    c++; /* "}}" stands for one '}' */
+            }
+            out[o] = '\0';
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Formats the diagnostic records of a handle as "SQLSTATE: message; ...". */

@@ -35,6 +35,11 @@ typedef struct cv_odbc_col {
  * closing '}' (or to the terminating NUL if there is none). */
 const char *cv_odbc_braced_end(const char *open);
 
+/* Finds `key` (case-insensitive) in an ODBC connection string and copies its
+ * value, braces removed and "}}" read as '}', into out (truncated to outlen).
+ * Returns true if the key is there. */
+bool cv_odbc_conn_value(const char *odbc, const char *key, char *out, size_t outlen);
+
 /* Connects with an ODBC connection string ("Driver=...;Server=...;"). Error
  * text never includes the connection string, which may hold a password.
  * Returns NULL with the reason in errbuf. Free with cv_odbc_disconnect(). */

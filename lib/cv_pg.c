@@ -24,53 +24,9 @@ struct cv_pg {
     char *out_chunk; /* last chunk of a COPY TO STDOUT, freed with PQfreemem */
 };
 
-/* Finds `key` (case-insensitive) in an ODBC connection string; copies its value
- * (braces removed) into out. Returns true if found. */
-static bool odbc_value(const char *odbc, const char *key, char *out, size_t outlen) {
-    const char *p = odbc;
-    size_t klen = strlen(key);
-
-    while (*p) {
-        const char *eq = strchr(p, '='), *k = p, *kend, *v, *vend;
-        bool braced;
-        if (!eq)
-            break;
-        while (k < eq && isspace((unsigned char)*k))
-            k++;
-        kend = eq;
-        while (kend > k && isspace((unsigned char)kend[-1]))
-            kend--;
-        v = eq + 1;
-        braced = *v == '{';
-        if (braced) {
-            p = cv_odbc_braced_end(v);
-            v++;
-            vend = p > v && p[-1] == '}' ? p - 1 : p;
-        } else {
-            vend = strchr(v, ';');
-            if (!vend)
-                vend = v + strlen(v);
-            p = vend;
-        }
-        if (*p == ';')
-            p++;
-        if ((size_t)(kend - k) == klen && strncasecmp(k, key, klen) == 0) {
-            size_t o = 0;
-            for (const char *c = v; c < vend && o + 1 < outlen; c++) {
-                out[o++] = *c;
-                if (braced && c[0] == '}' && c + 1 < vend && c[1] == '}')
-                    c++; /* "}}" stands for one '}' */
-            }
-            out[o] = '\0';
-            return true;
-        }
-    }
-    return false;
-}
-
 bool cv_pg_is_postgres_odbc(const char *odbc) {
     char driver[256];
-    if (!odbc_value(odbc, "Driver", driver, sizeof(driver)))
+    if (!cv_odbc_conn_value(odbc, "Driver", driver, sizeof(driver)))
         return false;
     for (char *c = driver; *c; c++)
         *c = (char)tolower((unsigned char)*c);
@@ -108,8 +64,8 @@ char *cv_pg_conninfo_from_odbc(const char *odbc, char *errbuf, size_t errlen) {
     }
     out[0] = '\0';
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-        if (odbc_value(odbc, map[i][0], value, sizeof(value)) ||
-            (map[i][1] && odbc_value(odbc, map[i][1], value, sizeof(value))))
+        if (cv_odbc_conn_value(odbc, map[i][0], value, sizeof(value)) ||
+            (map[i][1] && cv_odbc_conn_value(odbc, map[i][1], value, sizeof(value))))
             add_param(out, cap, &used, map[i][2], value);
     }
     add_param(out, cap, &used, "application_name", "convutell-worker");
