@@ -546,6 +546,12 @@ cv_odbc_conn *cv_odbc_stmt_conn(const cv_odbc_stmt *stmt) {
     return stmt->conn;
 }
 
+void cv_odbc_stmt_cancel(cv_odbc_stmt *stmt) {
+    /* The one ODBC call meant to come from another thread: the driver asks the
+     * server to stop, and the blocked call returns SQL_ERROR (HY008). */
+    SQLCancel(stmt->hstmt);
+}
+
 void cv_odbc_stmt_close(cv_odbc_stmt *stmt) {
     SQLFreeStmt(stmt->hstmt, SQL_CLOSE);
     SQLFreeStmt(stmt->hstmt, SQL_UNBIND);

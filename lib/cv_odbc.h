@@ -7,7 +7,8 @@
  * every driver can convert, a block of rows at a time: block fetch on the
  * origin, parameter arrays on the destination, over the same buffers.
  *
- * A connection and its statements belong to one thread at a time.
+ * A connection and its statements belong to one thread at a time, except
+ * cv_odbc_stmt_cancel().
  */
 #ifndef CV_ODBC_H
 #define CV_ODBC_H
@@ -99,6 +100,10 @@ cv_err cv_odbc_stmt_exec_params(cv_odbc_stmt *stmt, const char *sql, int nparams
 
 /* The connection a statement belongs to. */
 cv_odbc_conn *cv_odbc_stmt_conn(const cv_odbc_stmt *stmt);
+
+/* Asks the driver to stop what the statement is executing or fetching in
+ * another thread (SQLCancel); that call then fails. Any thread. */
+void cv_odbc_stmt_cancel(cv_odbc_stmt *stmt);
 
 /* Closes the statement's open result (if any) so it can run another. */
 void cv_odbc_stmt_close(cv_odbc_stmt *stmt);

@@ -1,7 +1,7 @@
 /*
- * cv_pg.c - libpq connection and COPY FROM STDIN in text format. Fields are
- * escaped as COPY's text format requires (backslash, tab, newline, carriage
- * return) and sent in chunks of COPY_CHUNK bytes.
+ * cv_pg.c - libpq connection, COPY FROM STDIN and COPY TO STDOUT in text
+ * format. The rows arrive already in COPY's text format (cv_transfer.c writes
+ * it) and are sent in chunks of COPY_CHUNK bytes.
  */
 #include "cv_pg.h"
 
@@ -175,74 +175,6 @@ static cv_err flush(cv_pg *pg, char *errbuf, size_t errlen) {
         return cv_err_set(errbuf, errlen, CV_ERR_ODBC, "COPY data not sent: %s",
                           PQerrorMessage(pg->conn));
     pg->len = 0;
-    return CV_OK;
-}
-
-cv_err cv_pg_copy_field(cv_pg *pg, const char *value, size_t len, bool last, char *errbuf,
-                        size_t errlen) {
-    cv_err err;
-
-    if (!value) {
-        if (pg->len + 3 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
-            return err;
-        pg->buf[pg->len++] = '\\';
-        pg->buf[pg->len++] = 'N';
-    } else {
-        for (size_t i = 0; i < len; i++) {
-            char c = value[i], esc = 0;
-            if (pg->len + 3 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
-                return err;
-            switch (c) {
-                case '\\':
-                    esc = '\\';
-                    break;
-                case '\t':
-                    esc = 't';
-                    break;
-                case '\n':
-                    esc = 'n';
-                    break;
-                case '\r':
-                    esc = 'r';
-                    break;
-                default:
-                    break;
-            }
-            if (esc) {
-                pg->buf[pg->len++] = '\\';
-                pg->buf[pg->len++] = esc;
-            } else {
-                pg->buf[pg->len++] = c;
-            }
-        }
-    }
-    if (pg->len + 1 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
-        return err;
-    pg->buf[pg->len++] = last ? '\n' : '\t';
-    return CV_OK;
-}
-
-cv_err cv_pg_copy_bytea(cv_pg *pg, const unsigned char *value, size_t len, bool last, char *errbuf,
-                        size_t errlen) {
-    static const char hex[] = "0123456789abcdef";
-    cv_err err;
-
-    if (!value)
-        return cv_pg_copy_field(pg, NULL, 0, last, errbuf, errlen);
-    if (pg->len + 4 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
-        return err;
-    /* COPY text format reads \\x as \x, the prefix of bytea hex input. */
-    memcpy(pg->buf + pg->len, "\\\\x", 3);
-    pg->len += 3;
-    for (size_t i = 0; i < len; i++) {
-        if (pg->len + 3 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
-            return err;
-        pg->buf[pg->len++] = hex[value[i] >> 4];
-        pg->buf[pg->len++] = hex[value[i] & 15];
-    }
-    if (pg->len + 1 > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
-        return err;
-    pg->buf[pg->len++] = last ? '\n' : '\t';
     return CV_OK;
 }
 

@@ -45,20 +45,9 @@ cv_err cv_pg_query_int64(cv_pg *pg, const char *sql, int nparams, const char *co
  * columns must be quoted already. */
 cv_err cv_pg_copy_begin(cv_pg *pg, const char *copy_sql, char *errbuf, size_t errlen);
 
-/* Appends one field in COPY text format (NULL value = SQL NULL), followed by a
- * tab, or by a newline when `last` is true. Buffers internally and sends in
- * large chunks. */
-cv_err cv_pg_copy_field(cv_pg *pg, const char *value, size_t len, bool last, char *errbuf,
-                        size_t errlen);
-
-/* Appends one bytea field (raw bytes, NULL value = SQL NULL) in COPY text
- * format (\\x followed by hex digits), then a tab or newline like
- * cv_pg_copy_field(). */
-cv_err cv_pg_copy_bytea(cv_pg *pg, const unsigned char *value, size_t len, bool last, char *errbuf,
-                        size_t errlen);
-
-/* Appends bytes that are already COPY text rows (from cv_pg_copy_out_next()
- * of another server) to the COPY in progress. */
+/* Appends bytes that are already COPY text rows (tab-separated fields,
+ * backslash escapes, \N for NULL) to the COPY in progress. Buffers internally
+ * and sends in large chunks. */
 cv_err cv_pg_copy_raw(cv_pg *pg, const char *data, size_t len, char *errbuf, size_t errlen);
 
 /* Starts `COPY (<query>) TO STDOUT` (text format) on this connection. */
