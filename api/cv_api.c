@@ -345,6 +345,7 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
                                          "query",
                                          "destination_table",
                                          "mode",
+                                         "load_method",
                                          "key",
                                          "watermark_column",
                                          "timeout_seconds",
@@ -397,6 +398,8 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     BSON_APPEND_UTF8(&doc, "query", query);
     BSON_APPEND_UTF8(&doc, "destination_table", table);
     BSON_APPEND_UTF8(&doc, "mode", cv_load_mode_str(load.mode));
+    if (load.method != CV_LOAD_AUTO)
+        BSON_APPEND_UTF8(&doc, "load_method", cv_load_method_str(load.method));
     if (load.watermark[0])
         BSON_APPEND_UTF8(&doc, "watermark_column", load.watermark);
     if (load.timeout_seconds > 0)

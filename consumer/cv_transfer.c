@@ -10,6 +10,7 @@
 #include "cv_transfer.h"
 
 #include "cv_dialect.h"
+#include "cv_maria.h"
 #include "cv_odbc.h"
 #include "cv_pg.h"
 #include "cv_time.h"
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <strings.h>
 
@@ -173,6 +175,11 @@ static cv_err fail_at(cv_transfer_result *res, const char *stage, cv_err err) {
     return err ? err : CV_ERR_ODBC;
 }
 
+/* The stage a progress callback's refusal ends the run with. */
+static const char *stopped_stage(cv_err err) {
+    return err == CV_ERR_TIMEOUT ? "timed_out" : "cancelled";
+}
+
 /* The ledger records each loaded run in the destination, in the same
  * transaction as its rows: a run whose id is there was loaded already. */
 static const char ledger_ddl[] =
@@ -194,26 +201,50 @@ static const char ledger_watermark[] =
     " WHERE job_id = ? ORDER BY committed_at DESC, run_id DESC LIMIT 1";
 #define STAGE_TABLE "convutell_stage"
 
-/* Where rows go: COPY through libpq for PostgreSQL, parameter arrays over ODBC
- * for everything else. The ODBC connection `catalog` reads the destination's
- * catalog and runs DDL in autocommit mode in both cases. */
+/* Where rows go: COPY through libpq for PostgreSQL, LOAD DATA LOCAL INFILE
+ * through libmariadb for MariaDB, parameter arrays over ODBC for everything
+ * (see load_method()). The ODBC connection `catalog` reads the destination's
+ * catalog and runs DDL in autocommit mode in every case; the rows, the ledger
+ * row and the commit go over `pg`, `maria` or `catalog` itself. */
 typedef struct sink {
-    bool copy;
+    cv_load_method method; /* COPY, LOAD_DATA or INSERT, never AUTO */
     cv_dialect dialect;
     char quote;
     cv_pg *pg;
+    cv_maria *maria;
     cv_odbc_conn *catalog;
     cv_odbc_stmt *insert;
     char *sql;
     int ncols;
+    long long loaded; /* rows LOAD DATA reported */
 } sink;
 
 static void sink_close(sink *k) {
     cv_odbc_stmt_destroy(k->insert);
     cv_odbc_disconnect(k->catalog); /* rolls back what was not committed */
     cv_pg_destroy(k->pg);           /* likewise */
+    cv_maria_destroy(k->maria);     /* likewise */
     free(k->sql);
     memset(k, 0, sizeof(*k));
+}
+
+/* The method a job asked for, or the fastest one its destination allows. */
+static cv_err load_method(const cv_transfer_spec *spec, cv_load_method *method, char *errbuf,
+                          size_t errlen) {
+    bool pg = cv_pg_is_postgres_odbc(spec->destination_odbc);
+    bool maria = cv_maria_is_mariadb_odbc(spec->destination_odbc);
+
+    *method = spec->load.method;
+    if (*method == CV_LOAD_AUTO)
+        *method = pg ? CV_LOAD_COPY : maria ? CV_LOAD_LOAD_DATA : CV_LOAD_INSERT;
+    if (*method == CV_LOAD_COPY && !pg)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                          "load_method \"copy\" needs a PostgreSQL destination (psqlODBC driver)");
+    if (*method == CV_LOAD_LOAD_DATA && !maria)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                          "load_method \"load_data\" needs a MariaDB destination (MariaDB ODBC "
+                          "driver)");
+    return CV_OK;
 }
 
 static cv_err sink_open(sink *k, const cv_transfer_spec *spec, cv_transfer_result *res,
@@ -221,14 +252,30 @@ static cv_err sink_open(sink *k, const cv_transfer_spec *spec, cv_transfer_resul
     cv_err err;
 
     memset(k, 0, sizeof(*k));
-    k->copy = strcmp(cv_transfer_method(spec), "copy") == 0;
+    if ((err = load_method(spec, &k->method, errbuf, errlen)))
+        return fail_at(res, "destination_prepare", err);
     k->catalog = cv_odbc_connect(spec->destination_odbc, errbuf, errlen);
     if (!k->catalog)
         return fail_at(res, "destination_connect", CV_ERR_ODBC);
     k->dialect = cv_dialect_from_dbms(cv_odbc_dbms(k->catalog));
-    k->quote = k->copy ? '"' : cv_odbc_quote_char(k->catalog);
-    if (k->copy && !(k->pg = cv_pg_connect(spec->destination_odbc, errbuf, errlen)))
+    k->quote = k->method == CV_LOAD_COPY ? '"' : cv_odbc_quote_char(k->catalog);
+    if (k->method == CV_LOAD_COPY &&
+        !(k->pg = cv_pg_connect(spec->destination_odbc, errbuf, errlen)))
         return fail_at(res, "destination_connect", CV_ERR_ODBC);
+    if (k->method == CV_LOAD_LOAD_DATA) {
+        long long allowed = 0;
+        if (!(k->maria = cv_maria_connect(spec->destination_odbc, errbuf, errlen)))
+            return fail_at(res, "destination_connect", CV_ERR_ODBC);
+        /* A server that refuses LOAD DATA LOCAL still takes parameter arrays. */
+        if ((err =
+                 cv_maria_query_int64(k->maria, "SELECT @@local_infile", &allowed, errbuf, errlen)))
+            return fail_at(res, "destination_connect", err);
+        if (!allowed && spec->load.method == CV_LOAD_AUTO) {
+            cv_maria_destroy(k->maria);
+            k->maria = NULL;
+            k->method = CV_LOAD_INSERT;
+        }
+    }
     err = cv_odbc_exec_params(k->catalog, ledger_ddl, 0, NULL, NULL, errbuf, errlen);
     return err ? fail_at(res, "destination_ledger", err) : CV_OK;
 }
@@ -236,9 +283,19 @@ static cv_err sink_open(sink *k, const cv_transfer_spec *spec, cv_transfer_resul
 /* CV_OK with the rows the run loaded, CV_ERR_NOT_FOUND if it is not recorded. */
 static cv_err sink_ledger_rows(sink *k, const char *run_id, long long *rows, char *errbuf,
                                size_t errlen) {
-    if (k->copy)
+    if (k->pg)
         return cv_pg_query_int64(k->pg, ledger_select_pg, 1, &run_id, rows, errbuf, errlen);
     return cv_odbc_query_int64(k->catalog, ledger_select_odbc, run_id, rows, errbuf, errlen);
+}
+
+/* Runs one statement without result rows on the connection that carries the
+ * load's transaction. */
+static cv_err sink_exec(sink *k, const char *sql, char *errbuf, size_t errlen) {
+    if (k->pg)
+        return cv_pg_exec(k->pg, sql, errbuf, errlen);
+    if (k->maria)
+        return cv_maria_exec(k->maria, sql, errbuf, errlen);
+    return cv_odbc_exec_params(k->catalog, sql, 0, NULL, NULL, errbuf, errlen);
 }
 
 /* Checks the destination table against the query's columns through the
@@ -323,61 +380,124 @@ static cv_err sink_empty_table(sink *k, const cv_transfer_spec *spec, char *errb
     sql_ident(&b, spec->destination_table, k->quote, true);
     if (!sql_done(&b))
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build DELETE");
-    err = k->copy ? cv_pg_exec(k->pg, b.text, errbuf, errlen)
-                  : cv_odbc_exec_params(k->catalog, b.text, 0, NULL, NULL, errbuf, errlen);
+    err = sink_exec(k, b.text, errbuf, errlen);
     free(b.text);
     return err;
+}
+
+/* Runs CREATE TEMP TABLE for the rows of an upsert that COPY or LOAD DATA
+ * stage before merging them: the destination's columns, none of its keys (a
+ * batch may hold one key twice, and the merge keeps the last). */
+static cv_err create_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                           char *errbuf, size_t errlen) {
+    sqlbuf b = {0};
+    cv_err err;
+
+    if (k->pg) {
+        sql_add(&b, "CREATE TEMP TABLE " STAGE_TABLE " (LIKE ");
+        sql_ident(&b, spec->destination_table, '"', true);
+        sql_add(&b, ") ON COMMIT DROP");
+    } else {
+        sql_add(&b, "CREATE TEMPORARY TABLE " STAGE_TABLE " AS SELECT ");
+        sql_columns(&b, select, k->quote, NULL);
+        sql_add(&b, " FROM ");
+        sql_ident(&b, spec->destination_table, k->quote, true);
+        sql_add(&b, " LIMIT 0");
+    }
+    if (!sql_done(&b))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the stage table");
+    err = sink_exec(k, b.text, errbuf, errlen);
+    free(b.text);
+    return err;
+}
+
+/* LOAD DATA LOCAL INFILE in the text format the pump writes (tab between
+ * fields, newline after rows, backslash escapes, \N for NULL); binary columns
+ * come as hex into a variable and are decoded by UNHEX(). */
+static void sql_load_data(sqlbuf *b, const char *table, const cv_odbc_stmt *select, char quote) {
+    char var[32];
+    bool any_binary = false;
+
+    sql_add(b, "LOAD DATA LOCAL INFILE 'convutell' INTO TABLE ");
+    sql_add(b, table);
+    sql_add(b, " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+               "LINES TERMINATED BY '\\n' (");
+    for (int c = 0; c < cv_odbc_stmt_ncols(select); c++) {
+        const cv_odbc_col *col = cv_odbc_stmt_col(select, c);
+        sql_add(b, c ? ", " : "");
+        if (col->binary) {
+            snprintf(var, sizeof(var), "@cv_hex%d", c);
+            sql_add(b, var);
+            any_binary = true;
+        } else {
+            sql_ident(b, col->name, quote, false);
+        }
+    }
+    sql_add(b, ")");
+    for (int c = 0, n = 0; any_binary && c < cv_odbc_stmt_ncols(select); c++) {
+        const cv_odbc_col *col = cv_odbc_stmt_col(select, c);
+        if (!col->binary)
+            continue;
+        sql_add(b, n++ ? ", " : " SET ");
+        sql_ident(b, col->name, quote, false);
+        snprintf(var, sizeof(var), " = UNHEX(@cv_hex%d)", c);
+        sql_add(b, var);
+    }
 }
 
 static cv_err sink_begin(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                          char *errbuf, size_t errlen) {
     const cv_load_spec *load = &spec->load;
+    bool stage = load->mode == CV_MODE_UPSERT && k->method != CV_LOAD_INSERT;
+    char table[300];
     sqlbuf b = {0};
     cv_err err;
 
     k->ncols = cv_odbc_stmt_ncols(select);
-    if (load->mode == CV_MODE_UPSERT && !k->copy && k->dialect != CV_DIALECT_SQLITE &&
-        k->dialect != CV_DIALECT_MARIADB)
+    if (load->mode == CV_MODE_UPSERT && k->dialect != CV_DIALECT_POSTGRES &&
+        k->dialect != CV_DIALECT_SQLITE && k->dialect != CV_DIALECT_MARIADB)
         return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                           "mode upsert is not supported for %s destinations",
                           cv_odbc_dbms(k->catalog));
-    if (k->copy) {
-        if ((err = cv_pg_exec(k->pg, "BEGIN", errbuf, errlen)))
-            return err;
-    } else if ((err = cv_odbc_begin(k->catalog, errbuf, errlen))) {
+    /* libmariadb's connection runs with autocommit off: it is in a transaction. */
+    if (k->pg)
+        err = cv_pg_exec(k->pg, "BEGIN", errbuf, errlen);
+    else if (!k->maria)
+        err = cv_odbc_begin(k->catalog, errbuf, errlen);
+    else
+        err = CV_OK;
+    if (err)
         return err;
-    }
     if (load->mode == CV_MODE_REPLACE && (err = sink_empty_table(k, spec, errbuf, errlen)))
         return err;
+    if (stage && (err = create_stage(k, spec, select, errbuf, errlen)))
+        return err;
+    if (stage)
+        snprintf(table, sizeof(table), "%s", STAGE_TABLE);
+    else if (cv_transfer_quote_ident(spec->destination_table, k->quote, true, table,
+                                     sizeof(table)) != 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "table name too long");
 
-    if (k->copy) {
-        if (load->mode == CV_MODE_UPSERT) {
-            /* COPY cannot upsert: stage the rows, then merge them in one INSERT. */
-            sql_add(&b, "CREATE TEMP TABLE " STAGE_TABLE " (LIKE ");
-            sql_ident(&b, spec->destination_table, '"', true);
-            sql_add(&b, ") ON COMMIT DROP");
-            if (!sql_done(&b))
-                return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build SQL");
-            err = cv_pg_exec(k->pg, b.text, errbuf, errlen);
-            free(b.text);
-            memset(&b, 0, sizeof(b));
-            if (err)
-                return err;
-            sql_add(&b, "COPY " STAGE_TABLE " (");
-        } else {
+    switch (k->method) {
+        case CV_LOAD_COPY:
             sql_add(&b, "COPY ");
-            sql_ident(&b, spec->destination_table, '"', true);
+            sql_add(&b, table);
             sql_add(&b, " (");
-        }
-        sql_columns(&b, select, '"', NULL);
-        sql_add(&b, ") FROM STDIN");
-        if (!(k->sql = sql_done(&b)))
-            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build COPY");
-        return cv_pg_copy_begin(k->pg, k->sql, errbuf, errlen);
+            sql_columns(&b, select, '"', NULL);
+            sql_add(&b, ") FROM STDIN");
+            if (!(k->sql = sql_done(&b)))
+                return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build COPY");
+            return cv_pg_copy_begin(k->pg, k->sql, errbuf, errlen);
+        case CV_LOAD_LOAD_DATA: /* run by pump_to_maria() */
+            sql_load_data(&b, table, select, k->quote);
+            if (!(k->sql = sql_done(&b)))
+                return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build LOAD DATA");
+            return CV_OK;
+        default:
+            break;
     }
-
     sql_add(&b, "INSERT INTO ");
-    sql_ident(&b, spec->destination_table, k->quote, true);
+    sql_add(&b, table);
     sql_add(&b, " (");
     sql_columns(&b, select, k->quote, NULL);
     sql_add(&b, ") VALUES (");
@@ -396,46 +516,23 @@ static cv_err sink_begin(sink *k, const cv_transfer_spec *spec, const cv_odbc_st
     return cv_odbc_stmt_bind_block(k->insert, select, errbuf, errlen);
 }
 
-static cv_err sink_write(sink *k, const cv_odbc_stmt *select, size_t rows, char *errbuf,
-                         size_t errlen) {
-    cv_err err;
-
-    if (!k->copy)
-        return cv_odbc_stmt_execute_block(k->insert, rows, errbuf, errlen);
-    for (size_t r = 0; r < rows; r++) {
-        for (int c = 0; c < k->ncols; c++) {
-            size_t len;
-            const char *value = cv_odbc_stmt_value(select, r, c, &len);
-            bool last = c == k->ncols - 1;
-            if (cv_odbc_stmt_col(select, c)->binary)
-                err = cv_pg_copy_bytea(k->pg, (const unsigned char *)value, len, last, errbuf,
-                                       errlen);
-            else
-                err = cv_pg_copy_field(k->pg, value, len, last, errbuf, errlen);
-            if (err)
-                return err;
-        }
-    }
-    return CV_OK;
-}
-
-/* Merges the staged rows of a PostgreSQL upsert into the destination table. */
+/* Merges the staged rows of an upsert into the destination table. */
 static cv_err merge_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                           char *errbuf, size_t errlen) {
     sqlbuf b = {0};
     cv_err err;
 
     sql_add(&b, "INSERT INTO ");
-    sql_ident(&b, spec->destination_table, '"', true);
+    sql_ident(&b, spec->destination_table, k->quote, true);
     sql_add(&b, " (");
-    sql_columns(&b, select, '"', NULL);
+    sql_columns(&b, select, k->quote, NULL);
     sql_add(&b, ") SELECT ");
-    sql_columns(&b, select, '"', NULL);
+    sql_columns(&b, select, k->quote, NULL);
     sql_add(&b, " FROM " STAGE_TABLE);
-    sql_upsert_clause(&b, select, &spec->load, '"', CV_DIALECT_POSTGRES);
+    sql_upsert_clause(&b, select, &spec->load, k->quote, k->dialect);
     if (!sql_done(&b))
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the merge");
-    err = cv_pg_exec(k->pg, b.text, errbuf, errlen);
+    err = sink_exec(k, b.text, errbuf, errlen);
     free(b.text);
     return err;
 }
@@ -445,14 +542,14 @@ static cv_err merge_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_s
 static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                           long long rows_read, const char *watermark, long long *rows_written,
                           char *errbuf, size_t errlen) {
-    char rows_text[24], now[CV_TIME_RFC3339_LEN], state[6];
+    char rows_text[24], now[CV_TIME_RFC3339_LEN], state[6] = "";
     const char *values[6];
     cv_err err;
 
-    *rows_written = rows_read;
-    if (k->copy && (err = cv_pg_copy_end(k->pg, rows_written, errbuf, errlen)))
+    *rows_written = k->maria ? k->loaded : rows_read;
+    if (k->pg && (err = cv_pg_copy_end(k->pg, rows_written, errbuf, errlen)))
         return err;
-    if (k->copy && spec->load.mode == CV_MODE_UPSERT &&
+    if (spec->load.mode == CV_MODE_UPSERT && k->method != CV_LOAD_INSERT &&
         (err = merge_stage(k, spec, select, errbuf, errlen)))
         return err;
     snprintf(rows_text, sizeof(rows_text), "%lld", *rows_written);
@@ -463,15 +560,18 @@ static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_s
     values[3] = rows_text;
     values[4] = now;
     values[5] = watermark && watermark[0] ? watermark : NULL;
-    err = k->copy ? cv_pg_exec_params(k->pg, ledger_insert_pg, 6, values, state, errbuf, errlen)
-                  : cv_odbc_exec_params(k->catalog, ledger_insert_odbc, 6, values, state, errbuf,
-                                        errlen);
+    if (k->pg)
+        err = cv_pg_exec_params(k->pg, ledger_insert_pg, 6, values, state, errbuf, errlen);
+    else if (k->maria)
+        err = cv_maria_exec_params(k->maria, ledger_insert_odbc, 6, values, state, errbuf, errlen);
+    else
+        err = cv_odbc_exec_params(k->catalog, ledger_insert_odbc, 6, values, state, errbuf, errlen);
     if (err)
         return strncmp(state, "23", 2) == 0 ? CV_ERR_CONFLICT : err;
-    return k->copy ? cv_pg_exec(k->pg, "COMMIT", errbuf, errlen)
-                   : cv_odbc_commit(k->catalog, errbuf, errlen);
+    if (k->pg || k->maria)
+        return sink_exec(k, "COMMIT", errbuf, errlen);
+    return cv_odbc_commit(k->catalog, errbuf, errlen);
 }
-
 /* The user's query without trailing white space and semicolons, so that it
  * can be wrapped as a derived table. Caller frees with free(). */
 static char *bare_query(const char *query) {
@@ -579,206 +679,458 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
     return err;
 }
 
-/* PostgreSQL to PostgreSQL: the origin's `COPY (query) TO STDOUT` feeds the
- * destination's COPY FROM STDIN as it comes, in text format, without parsing a
- * value. A reader thread takes rows from the origin into chunks while this
- * thread sends full chunks to the destination, so reading and writing overlap
- * the way two processes joined by a pipe do. Rows are counted by their
- * terminating newlines (COPY escapes the newlines inside values). */
-#define THROUGH_CHUNK (1u << 20)
-#define THROUGH_CHUNKS 4
+/* Describes the query's columns without running it (no row comes back), for
+ * origins whose rows then come by another way than this ODBC statement. */
+static cv_err describe_query(cv_odbc_stmt *select, const char *query, char *errbuf, size_t errlen) {
+    char *bare = bare_query(query);
+    size_t cap = bare ? strlen(bare) + 48 : 0;
+    char *probe = bare ? malloc(cap) : NULL;
+    cv_err err;
 
-typedef struct through_state {
-    cv_pg *src;
+    if (probe)
+        snprintf(probe, cap, "SELECT * FROM (%s) cv_src WHERE 1 = 0", bare);
+    err = probe ? cv_odbc_stmt_exec(select, probe, errbuf, errlen)
+                : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    free(probe);
+    free(bare);
+    return err;
+}
+
+/* ---- the watchdog ----------------------------------------------------------
+ * Running the origin's query can take long before the first row (a sort, a
+ * slow view), and the thread that asked is blocked in the driver meanwhile. A
+ * watchdog thread calls the progress hook every second during that time and,
+ * when the hook refuses (a cancel request, the time limit), cancels the
+ * statement, which makes the blocked call fail. */
+typedef struct watchdog {
+    const cv_transfer_spec *spec;
+    cv_odbc_stmt *stmt;
+    pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t changed;
-    char *chunk[THROUGH_CHUNKS];
-    size_t cap[THROUGH_CHUNKS], used[THROUGH_CHUNKS];
+    bool finished;
+    cv_err err;
+    char why[512];
+} watchdog;
+
+static void *watchdog_run(void *arg) {
+    watchdog *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    while (!w->finished) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        if (pthread_cond_timedwait(&w->changed, &w->lock, &until) == 0)
+            continue;
+        pthread_mutex_unlock(&w->lock);
+        w->err = w->spec->progress(w->spec->progress_ctx, 0, w->why, sizeof(w->why));
+        if (w->err) {
+            cv_odbc_stmt_cancel(w->stmt);
+            return NULL;
+        }
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Runs open_origin() (or only describes the query, for a native origin) under
+ * a watchdog. */
+static cv_err guarded_open(const cv_transfer_spec *spec, cv_odbc_stmt *select, sink *k,
+                           bool describe_only, cv_transfer_result *res, char *errbuf,
+                           size_t errlen) {
+    watchdog w = {.spec = spec, .stmt = select};
+    bool watching = false;
+    cv_err err;
+
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.changed, NULL);
+    watching = spec->progress && pthread_create(&w.thread, NULL, watchdog_run, &w) == 0;
+    err = describe_only ? describe_query(select, spec->query, errbuf, errlen)
+                        : open_origin(spec, select, k, res->watermark, sizeof(res->watermark),
+                                      errbuf, errlen);
+    if (watching) {
+        pthread_mutex_lock(&w.lock);
+        w.finished = true;
+        pthread_cond_broadcast(&w.changed);
+        pthread_mutex_unlock(&w.lock);
+        pthread_join(w.thread, NULL);
+    }
+    pthread_cond_destroy(&w.changed);
+    pthread_mutex_destroy(&w.lock);
+    if (w.err) /* the query may have finished anyway; the refusal stands */
+        return fail_at(res, stopped_stage(w.err), cv_err_set(errbuf, errlen, w.err, "%s", w.why));
+    return err ? fail_at(res, "origin_query", err) : CV_OK;
+}
+
+/* ---- the pump ------------------------------------------------------------
+ * COPY and LOAD DATA take rows as text. A reader thread turns the origin's rows
+ * into that text, chunk by chunk, while the calling thread sends full chunks to
+ * the destination, so reading and writing overlap the way two processes joined
+ * by a pipe do. The reader takes its rows from the origin's own COPY TO STDOUT
+ * (PostgreSQL to PostgreSQL: nothing to convert), from a streamed libmariadb
+ * result (MariaDB origins), or from ODBC block fetch (everything else). */
+#define PUMP_CHUNK (1u << 20)
+#define PUMP_CHUNKS 4
+
+typedef enum pump_source { FROM_PG_COPY, FROM_MARIA, FROM_ODBC } pump_source;
+
+typedef struct pump {
+    pump_source from;
+    cv_pg *pg;       /* FROM_PG_COPY: runs COPY (query) TO STDOUT */
+    cv_maria *maria; /* FROM_MARIA: the reader runs `query` on it */
+    const char *query;
+    cv_odbc_stmt *odbc; /* FROM_ODBC: executed, the reader fetches */
+    int ncols;
+    bool *binary;  /* per column: bytes, written as hex */
+    bool bare_hex; /* hex alone (LOAD DATA's UNHEX), else COPY's \\x prefix */
+    pthread_t reader;
+    bool ready, started; /* lock and chunks set up; reader running */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    char *chunk[PUMP_CHUNKS];
+    size_t cap[PUMP_CHUNKS], used[PUMP_CHUNKS];
+    int64_t rows[PUMP_CHUNKS];
     int head, count; /* ring of full chunks waiting to be sent */
     bool done, stop;
     cv_err err;
     char why[512];
-} through_state;
+} pump;
 
 /* Passes the reader's current chunk (if it holds anything) to the sender and,
  * with `last`, the reader's final status. Waits while no chunk is free.
  * Returns false if the sender asked the reader to stop. */
-static bool hand_over(through_state *t, int *slot, bool last, cv_err err, const char *why) {
-    pthread_mutex_lock(&t->lock);
+static bool hand_over(pump *p, int *slot, bool last, cv_err err, const char *why) {
+    pthread_mutex_lock(&p->lock);
     /* The sender owns `count` full chunks from `head`; the reader owns the one
      * after them, so handing over needs a free chunk beyond that. */
-    while (t->count >= THROUGH_CHUNKS - 1 && !t->stop)
-        pthread_cond_wait(&t->changed, &t->lock);
-    if (t->stop) {
-        pthread_mutex_unlock(&t->lock);
+    while (p->count >= PUMP_CHUNKS - 1 && !p->stop)
+        pthread_cond_wait(&p->changed, &p->lock);
+    if (p->stop) {
+        pthread_mutex_unlock(&p->lock);
         return false;
     }
-    if (t->used[*slot]) {
-        t->count++;
-        *slot = (*slot + 1) % THROUGH_CHUNKS;
-        t->used[*slot] = 0; /* the next free slot (the sender emptied it) */
+    if (p->used[*slot]) {
+        p->count++;
+        *slot = (*slot + 1) % PUMP_CHUNKS;
+        p->used[*slot] = 0; /* the next free slot (the sender emptied it) */
+        p->rows[*slot] = 0;
     }
     if (last) {
-        t->done = true;
-        t->err = err;
-        snprintf(t->why, sizeof(t->why), "%s", why);
+        p->done = true;
+        p->err = err;
+        snprintf(p->why, sizeof(p->why), "%s", why);
     }
-    pthread_cond_broadcast(&t->changed);
-    pthread_mutex_unlock(&t->lock);
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
     return true;
 }
 
-static void *through_reader(void *arg) {
-    through_state *t = arg;
-    int slot = 0;
-    char why[512] = "";
+/* Makes room for `more` bytes at the end of a chunk. */
+static bool chunk_reserve(pump *p, int slot, size_t more) {
+    size_t need = p->used[slot] + more, cap = p->cap[slot];
+    char *grown;
 
-    for (;;) {
-        const char *data;
-        size_t len;
-        cv_err err = cv_pg_copy_out_next(t->src, &data, &len, why, sizeof(why));
-
-        if (err) {
-            hand_over(t, &slot, true, err == CV_ERR_NOT_FOUND ? CV_OK : err, why);
-            return NULL;
-        }
-        if (t->used[slot] + len > t->cap[slot] && t->used[slot] > 0 &&
-            !hand_over(t, &slot, false, CV_OK, ""))
-            return NULL;
-        if (len > t->cap[slot]) { /* one row larger than a chunk */
-            char *grown = realloc(t->chunk[slot], len);
-            if (!grown) {
-                hand_over(t, &slot, true, CV_ERR_NOMEM, "out of memory for a large row");
-                return NULL;
-            }
-            t->chunk[slot] = grown;
-            t->cap[slot] = len;
-        }
-        memcpy(t->chunk[slot] + t->used[slot], data, len);
-        t->used[slot] += len;
-        if (t->used[slot] >= t->cap[slot] / 2 && !hand_over(t, &slot, false, CV_OK, ""))
-            return NULL;
-    }
+    if (need <= cap)
+        return true;
+    while (cap < need)
+        cap *= 2;
+    if (!(grown = realloc(p->chunk[slot], cap)))
+        return false;
+    p->chunk[slot] = grown;
+    p->cap[slot] = cap;
+    return true;
 }
 
-static cv_err copy_through(const cv_transfer_spec *spec, sink *k, cv_transfer_result *res,
-                           char *errbuf, size_t errlen) {
-    through_state t;
-    pthread_t reader;
-    bool started = false;
-    char *query = NULL, *sql = NULL;
-    size_t cap;
+/* Appends one field in the text format COPY and LOAD DATA share: backslash,
+ * tab, newline, carriage return and NUL escaped with a backslash, \N for NULL,
+ * then `end` (tab or newline). Binary values go as hex. */
+static bool put_field(pump *p, int slot, const char *value, size_t len, bool binary, char end) {
+    static const char hex[] = "0123456789abcdef";
+    char *o;
+
+    if (!chunk_reserve(p, slot, 2 * len + 4))
+        return false;
+    o = p->chunk[slot] + p->used[slot];
+    if (!value) {
+        *o++ = '\\';
+        *o++ = 'N';
+    } else if (binary) {
+        if (!p->bare_hex) { /* COPY text reads \\x as \x, bytea's hex prefix */
+            memcpy(o, "\\\\x", 3);
+            o += 3;
+        }
+        for (size_t i = 0; i < len; i++) {
+            *o++ = hex[(unsigned char)value[i] >> 4];
+            *o++ = hex[(unsigned char)value[i] & 15];
+        }
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            char c = value[i], esc = c == '\\'   ? '\\'
+                                     : c == '\t' ? 't'
+                                     : c == '\n' ? 'n'
+                                     : c == '\r' ? 'r'
+                                     : c == '\0' ? '0'
+                                                 : 0;
+            if (esc) {
+                *o++ = '\\';
+                *o++ = esc;
+            } else {
+                *o++ = c;
+            }
+        }
+    }
+    *o++ = end;
+    p->used[slot] = (size_t)(o - p->chunk[slot]);
+    return true;
+}
+
+/* Adds what the origin gives next to the reader's chunk: CV_OK, CV_ERR_NOT_FOUND
+ * at the end of the rows, or the origin's error. */
+static cv_err read_more(pump *p, int slot, char *why, size_t whylen) {
+    const char *const *values;
+    const unsigned long *lengths;
+    const char *data;
+    size_t len, rows = 0;
+    cv_err err;
+
+    switch (p->from) {
+        case FROM_PG_COPY: /* rows counted by their newlines (COPY escapes the others) */
+            if ((err = cv_pg_copy_out_next(p->pg, &data, &len, why, whylen)))
+                return err;
+            if (!chunk_reserve(p, slot, len))
+                return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a large row");
+            memcpy(p->chunk[slot] + p->used[slot], data, len);
+            p->used[slot] += len;
+            for (const char *nl = data; (nl = memchr(nl, '\n', len - (size_t)(nl - data))); nl++)
+                p->rows[slot]++;
+            return CV_OK;
+        case FROM_MARIA:
+            if ((err = cv_maria_fetch(p->maria, &values, &lengths, why, whylen)))
+                return err;
+            for (int c = 0; c < p->ncols; c++)
+                if (!put_field(p, slot, values[c], lengths[c], p->binary[c],
+                               c == p->ncols - 1 ? '\n' : '\t'))
+                    return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a row");
+            p->rows[slot]++;
+            return CV_OK;
+        case FROM_ODBC:
+            if ((err = cv_odbc_stmt_fetch_block(p->odbc, &rows, why, whylen)))
+                return err;
+            for (size_t r = 0; r < rows; r++)
+                for (int c = 0; c < p->ncols; c++) {
+                    const char *value = cv_odbc_stmt_value(p->odbc, r, c, &len);
+                    if (!put_field(p, slot, value, len, p->binary[c],
+                                   c == p->ncols - 1 ? '\n' : '\t'))
+                        return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a row");
+                }
+            p->rows[slot] += (int64_t)rows;
+            return CV_OK;
+    }
+    return cv_err_set(why, whylen, CV_ERR_INVALID, "unknown origin");
+}
+
+static void *pump_reader(void *arg) {
+    pump *p = arg;
+    int slot = 0;
+    char why[512] = "";
     cv_err err = CV_OK;
 
-    memset(&t, 0, sizeof(t));
-    pthread_mutex_init(&t.lock, NULL);
-    pthread_cond_init(&t.changed, NULL);
-    t.src = cv_pg_connect(spec->origin_odbc, errbuf, errlen);
-    if (!t.src) {
-        err = fail_at(res, "origin_connect", CV_ERR_ODBC);
-        goto out;
+    if (p->from == FROM_PG_COPY) {
+        err = cv_pg_copy_out_begin(p->pg, p->query, why, sizeof(why));
+    } else if (p->from == FROM_MARIA) {
+        err = cv_maria_query(p->maria, p->query, why, sizeof(why));
+        if (!err && cv_maria_ncols(p->maria) != p->ncols)
+            err = cv_err_set(why, sizeof(why), CV_ERR_INVALID,
+                             "the query returned %d columns, %d when described",
+                             cv_maria_ncols(p->maria), p->ncols);
     }
-    for (int i = 0; i < THROUGH_CHUNKS; i++) {
-        if (!(t.chunk[i] = malloc(THROUGH_CHUNK))) {
-            err = fail_at(res, "origin_fetch", cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "oom"));
-            goto out;
-        }
-        t.cap[i] = THROUGH_CHUNK;
+    while (!err) {
+        err = read_more(p, slot, why, sizeof(why));
+        if (!err && p->used[slot] >= PUMP_CHUNK / 2 && !hand_over(p, &slot, false, CV_OK, ""))
+            return NULL;
     }
-    query = bare_query(spec->query);
-    cap = query ? strlen(query) + 32 : 0;
-    sql = query ? malloc(cap) : NULL;
-    if (!sql) {
-        err = fail_at(res, "origin_query", cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "oom"));
-        goto out;
-    }
-    snprintf(sql, cap, "COPY (%s) TO STDOUT", query);
-    if ((err = cv_pg_copy_out_begin(t.src, sql, errbuf, errlen))) {
-        err = fail_at(res, "origin_query", err);
-        goto out;
-    }
-    if (pthread_create(&reader, NULL, through_reader, &t) != 0) {
-        err = fail_at(res, "origin_fetch",
-                      cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start the reader thread"));
-        goto out;
-    }
-    started = true;
-    for (;;) {
-        const char *data;
-        size_t len;
-        int slot;
+    hand_over(p, &slot, true, err == CV_ERR_NOT_FOUND ? CV_OK : err, why);
+    return NULL;
+}
 
-        pthread_mutex_lock(&t.lock);
-        while (t.count == 0 && !t.done)
-            pthread_cond_wait(&t.changed, &t.lock);
-        if (t.count == 0) { /* done and drained */
-            err = t.err;
-            if (err)
-                cv_err_set(errbuf, errlen, err, "%s", t.why);
-            pthread_mutex_unlock(&t.lock);
-            if (err)
-                err = fail_at(res, "origin_fetch", err);
-            break;
-        }
-        slot = t.head;
-        pthread_mutex_unlock(&t.lock);
-
-        /* The slot is ours until we hand it back: the reader fills other ones. */
-        data = t.chunk[slot];
-        len = t.used[slot];
-        for (const char *nl = data; (nl = memchr(nl, '\n', len - (size_t)(nl - data))); nl++)
-            res->rows_read++;
-        err = cv_pg_copy_raw(k->pg, data, len, errbuf, errlen);
-
-        pthread_mutex_lock(&t.lock);
-        t.used[slot] = 0;
-        t.head = (t.head + 1) % THROUGH_CHUNKS;
-        t.count--;
-        pthread_cond_broadcast(&t.changed);
-        pthread_mutex_unlock(&t.lock);
-        if (err) {
-            err = fail_at(res, "destination_insert", err);
-            break;
-        }
-        if (spec->progress &&
-            (err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen))) {
-            err = fail_at(res, err == CV_ERR_TIMEOUT ? "timed_out" : "cancelled", err);
-            break;
-        }
+/* Starts the reader over an origin already set up in p (from, the source and
+ * its columns). */
+static cv_err pump_start(pump *p, const cv_odbc_stmt *select, char *errbuf, size_t errlen) {
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    p->ready = true;
+    p->ncols = cv_odbc_stmt_ncols(select);
+    if (!(p->binary = calloc((size_t)p->ncols + 1, sizeof(bool))))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < p->ncols; c++)
+        p->binary[c] = cv_odbc_stmt_col(select, c)->binary;
+    for (int i = 0; i < PUMP_CHUNKS; i++) {
+        if (!(p->chunk[i] = malloc(PUMP_CHUNK)))
+            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        p->cap[i] = PUMP_CHUNK;
     }
-out:
-    if (started) {
+    if (pthread_create(&p->reader, NULL, pump_reader, p) != 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start the reader thread");
+    p->started = true;
+    return CV_OK;
+}
+
+/* Stops the reader (cancelling the origin's query if it is still running) and
+ * frees the chunks. Safe on a pump that never started, and twice. */
+static void pump_stop(pump *p) {
+    if (!p->ready)
+        return;
+    if (p->started) {
         bool finished;
-        pthread_mutex_lock(&t.lock);
-        finished = t.done;
-        t.stop = true;
-        pthread_cond_broadcast(&t.changed);
-        pthread_mutex_unlock(&t.lock);
-        /* A reader blocked in PQgetCopyData wakes when the origin's COPY is
-         * cancelled, even if the query has produced nothing for a while. */
-        if (!finished)
-            cv_pg_cancel(t.src);
-        pthread_join(reader, NULL);
+        pthread_mutex_lock(&p->lock);
+        finished = p->done;
+        p->stop = true;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        /* A reader blocked in the origin's fetch wakes when its query is
+         * cancelled, even one that has produced nothing for a while. */
+        for (bool joined = finished && pthread_join(p->reader, NULL) == 0; !joined;) {
+            struct timespec until;
+            /* Again every second: a cancel that arrives before the reader has
+             * started its query is lost. */
+            if (p->from == FROM_PG_COPY)
+                cv_pg_cancel(p->pg);
+            else if (p->from == FROM_MARIA)
+                cv_maria_cancel(p->maria);
+            else
+                cv_odbc_stmt_cancel(p->odbc);
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            joined = pthread_timedjoin_np(p->reader, NULL, &until) == 0;
+        }
+        p->started = false;
     }
-    cv_pg_destroy(t.src);
-    for (int i = 0; i < THROUGH_CHUNKS; i++)
-        free(t.chunk[i]);
-    pthread_cond_destroy(&t.changed);
-    pthread_mutex_destroy(&t.lock);
-    free(sql);
-    free(query);
+    for (int i = 0; i < PUMP_CHUNKS; i++) {
+        free(p->chunk[i]);
+        p->chunk[i] = NULL;
+    }
+    free(p->binary);
+    p->binary = NULL;
+    pthread_cond_destroy(&p->changed);
+    pthread_mutex_destroy(&p->lock);
+    p->ready = false;
+}
+
+/* The next full chunk for the sender: its slot, or -1 when there is none,
+ * with *err CV_OK once every row was read or the reason it stopped (the
+ * stage is set in res). While waiting it calls the progress hook every
+ * second, so a cancel or a time limit is noticed while the origin is slow. */
+static int pump_next(pump *p, const cv_transfer_spec *spec, cv_transfer_result *res, cv_err *err,
+                     char *errbuf, size_t errlen) {
+    int slot = -1;
+
+    *err = CV_OK;
+    pthread_mutex_lock(&p->lock);
+    while (p->count == 0 && !p->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        if (pthread_cond_timedwait(&p->changed, &p->lock, &until) == 0 || !spec->progress)
+            continue;
+        pthread_mutex_unlock(&p->lock);
+        *err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen);
+        if (*err) {
+            *err = fail_at(res, stopped_stage(*err), *err);
+            return -1;
+        }
+        pthread_mutex_lock(&p->lock);
+    }
+    if (p->count > 0) {
+        slot = p->head;
+    } else if (p->err) { /* done and drained, with an error */
+        *err = fail_at(res, "origin_fetch", cv_err_set(errbuf, errlen, p->err, "%s", p->why));
+    }
+    pthread_mutex_unlock(&p->lock);
+    return slot;
+}
+
+/* Gives a sent chunk back to the reader, counts its rows and calls the
+ * progress hook. */
+static cv_err pump_release(pump *p, int slot, const cv_transfer_spec *spec, cv_transfer_result *res,
+                           char *errbuf, size_t errlen) {
+    cv_err err;
+
+    pthread_mutex_lock(&p->lock);
+    res->rows_read += p->rows[slot];
+    p->used[slot] = 0;
+    p->rows[slot] = 0;
+    p->head = (p->head + 1) % PUMP_CHUNKS;
+    p->count--;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    if (spec->progress &&
+        (err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen)))
+        return fail_at(res, stopped_stage(err), err);
+    return CV_OK;
+}
+
+/* Sends every chunk into the destination's COPY FROM STDIN. */
+static cv_err pump_to_pg(pump *p, sink *k, const cv_transfer_spec *spec, cv_transfer_result *res,
+                         char *errbuf, size_t errlen) {
+    cv_err err;
+    int slot;
+
+    while ((slot = pump_next(p, spec, res, &err, errbuf, errlen)) >= 0) {
+        if ((err = cv_pg_copy_raw(k->pg, p->chunk[slot], p->used[slot], errbuf, errlen))) {
+            /* Not released: the rows of this chunk did not get in. */
+            return fail_at(res, "destination_insert", err);
+        }
+        if ((err = pump_release(p, slot, spec, res, errbuf, errlen)))
+            return err;
+    }
     return err;
 }
 
-/* True if the connection string names MariaDB's (or MySQL's) ODBC driver. */
-static bool is_mariadb_odbc(const char *odbc) {
-    const char *driver = strcasestr(odbc, "driver=");
-    if (!driver)
-        return false;
-    driver += 7;
-    return strncasecmp(driver, "{maria", 6) == 0 || strncasecmp(driver, "maria", 5) == 0 ||
-           strncasecmp(driver, "{mysql", 6) == 0 || strncasecmp(driver, "mysql", 5) == 0 ||
-           strcasestr(driver, "libmaodbc") != NULL;
+/* LOAD DATA pulls its data through feed_load(), on this thread. */
+typedef struct load_feed {
+    pump *p;
+    const cv_transfer_spec *spec;
+    cv_transfer_result *res;
+    int slot;  /* chunk being read, -1 for none */
+    size_t at; /* bytes of it already given */
+    cv_err err;
+    char why[1024]; /* the feed's own reason: cv_maria_load() writes errbuf */
+} load_feed;
+
+static long feed_load(void *ctx, char *buf, size_t len) {
+    load_feed *f = ctx;
+    size_t n;
+
+    while (f->slot < 0 || f->at == f->p->used[f->slot]) {
+        if (f->slot >= 0) {
+            int done = f->slot;
+            f->slot = -1;
+            if ((f->err = pump_release(f->p, done, f->spec, f->res, f->why, sizeof(f->why))))
+                return -1;
+        }
+        f->slot = pump_next(f->p, f->spec, f->res, &f->err, f->why, sizeof(f->why));
+        if (f->slot < 0)
+            return f->err ? -1 : 0;
+        f->at = 0;
+    }
+    n = f->p->used[f->slot] - f->at;
+    n = n < len ? n : len;
+    memcpy(buf, f->p->chunk[f->slot] + f->at, n);
+    f->at += n;
+    return (long)n;
+}
+
+/* Runs the sink's LOAD DATA LOCAL INFILE with the pump's chunks as its file. */
+static cv_err pump_to_maria(pump *p, sink *k, const cv_transfer_spec *spec, cv_transfer_result *res,
+                            char *errbuf, size_t errlen) {
+    load_feed f = {.p = p, .spec = spec, .res = res, .slot = -1};
+    cv_err err = cv_maria_load(k->maria, k->sql, feed_load, &f, &k->loaded, errbuf, errlen);
+
+    if (f.err) /* the feed's own reason (origin failure, cancel, timeout) wins */
+        return cv_err_set(errbuf, errlen, f.err, "%s", f.why);
+    return err ? fail_at(res, "destination_insert", err) : CV_OK;
 }
 
 /* Makes psqlODBC, MariaDB's driver and sqliteodbc stream a result instead of
@@ -791,7 +1143,7 @@ static char *streaming_origin(const char *odbc, size_t block_rows) {
     const char *sep = odbc[0] && odbc[strlen(odbc) - 1] != ';' ? ";" : "";
     if (cv_pg_is_postgres_odbc(odbc) && !strcasestr(odbc, "UseDeclareFetch"))
         snprintf(out, len, "%s%sUseDeclareFetch=1;Fetch=%zu", odbc, sep, block_rows);
-    else if (is_mariadb_odbc(odbc) && !strcasestr(odbc, "NO_CACHE"))
+    else if (cv_maria_is_mariadb_odbc(odbc) && !strcasestr(odbc, "NO_CACHE"))
         snprintf(out, len, "%s%sNO_CACHE=1", odbc, sep); /* stream, forward-only */
     else if (strcasestr(odbc, "sqlite") && !strcasestr(odbc, "StepAPI"))
         snprintf(out, len, "%s%sStepAPI=1", odbc, sep); /* sqlite3_step, not get_table */
@@ -801,20 +1153,56 @@ static char *streaming_origin(const char *odbc, size_t block_rows) {
 }
 
 const char *cv_transfer_method(const cv_transfer_spec *spec) {
-    return cv_pg_is_postgres_odbc(spec->destination_odbc) ? "copy" : "odbc";
+    cv_load_method method;
+    char why[8];
+    if (load_method(spec, &method, why, sizeof(why)) != CV_OK)
+        return "invalid";
+    return cv_load_method_str(method);
+}
+
+/* Connects the pump's own way to the origin, for the origins the reader does
+ * not fetch over ODBC; the reader runs the query, so that a slow first row can
+ * be cancelled. */
+static cv_err pump_connect(pump *p, const cv_transfer_spec *spec, char **query, char *errbuf,
+                           size_t errlen) {
+    char *bare = bare_query(spec->query);
+    size_t cap = bare ? strlen(bare) + 32 : 0;
+    cv_err err = CV_OK;
+
+    if (!bare)
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    if (p->from == FROM_MARIA) {
+        if (!(p->maria = cv_maria_connect(spec->origin_odbc, errbuf, errlen)))
+            err = CV_ERR_ODBC;
+        *query = bare;
+        p->query = bare;
+        return err;
+    }
+    if (!(*query = malloc(cap))) {
+        free(bare);
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    }
+    snprintf(*query, cap, "COPY (%s) TO STDOUT", bare);
+    free(bare);
+    p->query = *query; /* run by the reader, like a MariaDB origin's */
+    if (!(p->pg = cv_pg_connect(spec->origin_odbc, errbuf, errlen)))
+        return CV_ERR_ODBC;
+    return CV_OK;
 }
 
 cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, char *errbuf,
                        size_t errlen) {
     cv_odbc_conn *origin = NULL;
     cv_odbc_stmt *select = NULL;
-    char *origin_odbc = NULL;
+    char *origin_odbc = NULL, *pump_query = NULL;
     long long rows = 0;
-    bool through;
+    bool pumped, native_origin;
+    pump p;
     sink k;
     cv_err err;
 
     memset(res, 0, sizeof(*res));
+    memset(&p, 0, sizeof(p));
     if ((err = sink_open(&k, spec, res, errbuf, errlen)))
         goto out;
     /* A run already in the ledger was loaded by an earlier delivery. */
@@ -829,6 +1217,19 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
         goto out;
     }
 
+    /* COPY and LOAD DATA are fed by the pump; a PostgreSQL origin feeding COPY,
+     * or a MariaDB one, is read natively unless the job is incremental (its
+     * bounds are bound as ODBC parameters). */
+    pumped = k.method != CV_LOAD_INSERT;
+    p.bare_hex = k.method == CV_LOAD_LOAD_DATA;
+    p.from = FROM_ODBC;
+    if (pumped && !spec->load.watermark[0] && k.method == CV_LOAD_COPY &&
+        cv_pg_is_postgres_odbc(spec->origin_odbc))
+        p.from = FROM_PG_COPY;
+    else if (pumped && !spec->load.watermark[0] && cv_maria_is_mariadb_odbc(spec->origin_odbc))
+        p.from = FROM_MARIA;
+    native_origin = p.from != FROM_ODBC;
+
     origin_odbc = streaming_origin(spec->origin_odbc, 1024);
     if (!origin_odbc) {
         err = fail_at(res, "origin_connect", cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "oom"));
@@ -839,30 +1240,14 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
         err = fail_at(res, "origin_connect", CV_ERR_ODBC);
         goto out;
     }
-    through = k.copy && cv_pg_is_postgres_odbc(spec->origin_odbc) && !spec->load.watermark[0];
     select = cv_odbc_stmt_new(origin, errbuf, errlen);
     if (!select) {
         err = fail_at(res, "origin_query", CV_ERR_ODBC);
         goto out;
     }
-    if (through) {
-        /* Only the columns are needed from ODBC; the rows come by COPY. */
-        char *query = bare_query(spec->query);
-        size_t cap = query ? strlen(query) + 48 : 0;
-        char *probe = query ? malloc(cap) : NULL;
-        if (probe)
-            snprintf(probe, cap, "SELECT * FROM (%s) cv_src WHERE 1 = 0", query);
-        err = probe ? cv_odbc_stmt_exec(select, probe, errbuf, errlen)
-                    : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "oom");
-        free(probe);
-        free(query);
-    } else {
-        err = open_origin(spec, select, &k, res->watermark, sizeof(res->watermark), errbuf, errlen);
-    }
-    if (err) {
-        err = fail_at(res, "origin_query", err);
+    /* A native origin needs only the columns from ODBC; the rows come its way. */
+    if ((err = guarded_open(spec, select, &k, native_origin, res, errbuf, errlen)))
         goto out;
-    }
     if (cv_odbc_stmt_ncols(select) == 0) {
         err =
             fail_at(res, "origin_query",
@@ -877,9 +1262,23 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
         err = fail_at(res, "destination_prepare", err);
         goto out;
     }
-    if (through && (err = copy_through(spec, &k, res, errbuf, errlen)))
-        goto out;
-    for (; !through;) {
+    if (pumped) {
+        p.odbc = select;
+        if (native_origin && (err = pump_connect(&p, spec, &pump_query, errbuf, errlen))) {
+            err = fail_at(res, p.maria || p.pg ? "origin_query" : "origin_connect", err);
+            goto out;
+        }
+        if ((err = pump_start(&p, select, errbuf, errlen))) {
+            err = fail_at(res, "origin_fetch", err);
+            goto out;
+        }
+        err = k.maria ? pump_to_maria(&p, &k, spec, res, errbuf, errlen)
+                      : pump_to_pg(&p, &k, spec, res, errbuf, errlen);
+        pump_stop(&p);
+        if (err)
+            goto out;
+    }
+    for (; !pumped;) {
         size_t block = 0;
         err = cv_odbc_stmt_fetch_block(select, &block, errbuf, errlen);
         if (err == CV_ERR_NOT_FOUND)
@@ -889,13 +1288,13 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
             goto out;
         }
         res->rows_read += (int64_t)block;
-        if ((err = sink_write(&k, select, block, errbuf, errlen))) {
+        if ((err = cv_odbc_stmt_execute_block(k.insert, block, errbuf, errlen))) {
             err = fail_at(res, "destination_insert", err);
             goto out;
         }
         if (spec->progress &&
             (err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen))) {
-            err = fail_at(res, err == CV_ERR_TIMEOUT ? "timed_out" : "cancelled", err);
+            err = fail_at(res, stopped_stage(err), err);
             goto out;
         }
     }
@@ -915,6 +1314,10 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
     }
     res->rows_written = rows;
 out:
+    pump_stop(&p); /* before the origin's statement it may be fetching from */
+    cv_pg_destroy(p.pg);
+    cv_maria_destroy(p.maria);
+    free(pump_query);
     cv_odbc_stmt_destroy(select);
     cv_odbc_disconnect(origin);
     sink_close(&k);

@@ -22,11 +22,13 @@ static const char *const transfer_fields[] = {"origin_connection_id",
                                               "query",
                                               "destination_table",
                                               "mode",
+                                              "load_method",
                                               "key",
                                               "watermark_column",
                                               "timeout_seconds",
                                               NULL};
 static const char *const mode_names[] = {"append", "replace", "upsert"};
+static const char *const method_names[] = {"auto", "copy", "insert", "load_data"};
 static const char *const event_fields[] = {"schema",     "event_id",     "type",
                                            "time",       "run_id",       "job_id",
                                            "project_id", "worker",       "attempt",
@@ -65,6 +67,10 @@ const char *cv_load_mode_str(cv_load_mode mode) {
     return (int)mode >= 0 && mode <= CV_MODE_UPSERT ? mode_names[mode] : "append";
 }
 
+const char *cv_load_method_str(cv_load_method method) {
+    return (int)method >= 0 && method <= CV_LOAD_LOAD_DATA ? method_names[method] : "auto";
+}
+
 static bool is_identifier(const char *s) {
     return cv_json_is_table_name(s) && !strchr(s, '.');
 }
@@ -100,6 +106,18 @@ cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *o
                                "must be \"append\", \"replace\" or \"upsert\", not \"%s\"", mode);
         out->mode = (cv_load_mode)i;
     }
+    if ((err = cv_json_get_str(obj, prefix, "load_method", false, 16, &mode, verr)))
+        return err;
+    if (mode) {
+        for (i = 0; i <= CV_LOAD_LOAD_DATA && strcmp(mode, method_names[i]) != 0; i++)
+            ;
+        if (i > CV_LOAD_LOAD_DATA)
+            return cv_verr_set(verr, prefix, "load_method",
+                               "must be \"auto\", \"copy\", \"insert\" or \"load_data\", not "
+                               "\"%s\"",
+                               mode);
+        out->method = (cv_load_method)i;
+    }
     if (cJSON_IsNull(key))
         key = NULL;
     if (out->mode != CV_MODE_UPSERT) {
@@ -128,6 +146,9 @@ cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *o
 int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj) {
     cJSON *keys;
     if (!cJSON_AddStringToObject(obj, "mode", cv_load_mode_str(spec->mode)))
+        return -1;
+    if (spec->method != CV_LOAD_AUTO &&
+        !cJSON_AddStringToObject(obj, "load_method", cv_load_method_str(spec->method)))
         return -1;
     if (spec->watermark[0] && !cJSON_AddStringToObject(obj, "watermark_column", spec->watermark))
         return -1;

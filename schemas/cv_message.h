@@ -29,10 +29,21 @@ typedef enum cv_load_mode {
     CV_MODE_UPSERT      /* insert, or update the row with the same key */
 } cv_load_mode;
 
+/* How rows get into the destination. AUTO picks the fastest way the
+ * destination's driver allows: COPY for PostgreSQL, LOAD DATA for MariaDB,
+ * parameter arrays for the rest. */
+typedef enum cv_load_method {
+    CV_LOAD_AUTO = 0,
+    CV_LOAD_COPY,     /* PostgreSQL COPY FROM STDIN through libpq */
+    CV_LOAD_INSERT,   /* INSERT with ODBC parameter arrays, any database */
+    CV_LOAD_LOAD_DATA /* MariaDB LOAD DATA LOCAL INFILE through libmariadb */
+} cv_load_method;
+
 #define CV_MAX_KEYS 16
 
 typedef struct cv_load_spec {
     cv_load_mode mode;
+    cv_load_method method;
     int nkeys;                  /* key columns, upsert only */
     char keys[CV_MAX_KEYS][64]; /* plain identifiers */
     char watermark[64];         /* incremental extraction column, "" for full loads */
@@ -40,18 +51,23 @@ typedef struct cv_load_spec {
 } cv_load_spec;
 
 /* Reads the optional "mode" ("append" when absent, "replace", "upsert"),
- * "key" (array of column names, required with and only allowed with "upsert")
+ * "key" (array of column names, required with and only allowed with "upsert"),
+ * "load_method" ("auto" when absent, "copy", "insert", "load_data"),
  * "watermark_column" (a column name of the query's result) and "timeout_seconds"
  * (1 to 86400) members of obj, reporting fields
  * under `prefix`. Used for API bodies and for job messages alike. */
 cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *out, cv_verr *verr);
 
-/* Adds "mode" (and "key" for upsert, "watermark_column" if set) to obj. Returns 0, -1 on allocation
+/* Adds "mode" (and "key" for upsert, "load_method" unless auto,
+ * "watermark_column" and "timeout_seconds" if set) to obj. Returns 0, -1 on allocation
  * failure. */
 int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj);
 
 /* "append", "replace" or "upsert". */
 const char *cv_load_mode_str(cv_load_mode mode);
+
+/* "auto", "copy", "insert" or "load_data". */
+const char *cv_load_method_str(cv_load_method method);
 
 typedef struct cv_job {
     char run_id[CV_ID_LEN];

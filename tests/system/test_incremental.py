@@ -5,7 +5,8 @@ import datetime
 
 import pytest
 
-from conftest import PG_ODBC
+from conftest import MARIADB_ODBC, PG_ODBC
+from test_matrix import Side
 from test_load_modes import make_job, run
 
 
@@ -18,7 +19,7 @@ def insert(pg, table, ids, ts):
                (ts, ids[0], ids[1]))
 
 
-@pytest.mark.parametrize("dest", ["postgres", "sqlite"])
+@pytest.mark.parametrize("dest", ["postgres", "sqlite", "mariadb"])
 def test_shared_watermark_values(api, pg, tmp_path, dest):
     src, out = f"inc_src_{dest}", f"inc_out_{dest}"
     pg.execute(f"DROP TABLE IF EXISTS {src}")
@@ -27,7 +28,10 @@ def test_shared_watermark_values(api, pg, tmp_path, dest):
     t0 = datetime.datetime(2026, 1, 1, 12, 0, 0, 123000)
     for i in range(10):  # 10 timestamps, 100 rows each
         insert(pg, src, (i * 100 + 1, i * 100 + 100), t0 + datetime.timedelta(minutes=i))
-    dest_odbc = PG_ODBC if dest == "postgres" else f"Driver=SQLite3;Database={tmp_path}/d.db"
+    dest_odbc = {"postgres": PG_ODBC, "mariadb": MARIADB_ODBC,
+                 "sqlite": f"Driver=SQLite3;Database={tmp_path}/d.db"}[dest]
+    if dest == "mariadb":
+        Side("mariadb", tmp_path).drop(out)
     job = make_job(api, PG_ODBC, dest_odbc, out, query=f"SELECT id, ts, note FROM {src};",
                    watermark_column="ts")
     assert job["watermark_column"] == "ts"
@@ -35,6 +39,9 @@ def test_shared_watermark_values(api, pg, tmp_path, dest):
     def loaded_ids():
         if dest == "postgres":
             return [r[0] for r in pg.execute(f"SELECT id FROM {out} ORDER BY id").fetchall()]
+        if dest == "mariadb":
+            return [r[0] for r in Side("mariadb", tmp_path).execute(
+                f"SELECT id FROM {out} ORDER BY id")]
         import sqlite3
         con = sqlite3.connect(f"{tmp_path}/d.db")
         try:

@@ -118,17 +118,26 @@ class Side:
         return self.execute(f"SELECT {COLUMNS} FROM {table}")
 
 
-@pytest.mark.parametrize("origin", DBS)
-@pytest.mark.parametrize("dest", DBS)
-def test_pair(api, tmp_path, origin, dest):
+# Each destination with its automatic load method (COPY for PostgreSQL, LOAD
+# DATA for MariaDB, parameter arrays for SQLite) and, where that is a native
+# path, with parameter arrays forced ("insert") as well.
+PAIRS = [(o, d, m) for o in DBS for d in DBS
+         for m in (["auto"] if d == "sqlite" else ["auto", "insert"])]
+
+
+@pytest.mark.parametrize("origin,dest,method", PAIRS)
+def test_pair(api, tmp_path, origin, dest, method):
     data = rows()
     src, dst = Side(origin, tmp_path), Side(dest, tmp_path / ".." / tmp_path.name)
     if origin == dest == "sqlite":
         dst.path = str(tmp_path / "dest.db")
-    table_in, table_out = f"mx_in_{origin}_{dest}", f"mx_out_{origin}_{dest}"
+    table_in, table_out = f"mx_in_{origin}_{dest}", f"mx_out_{origin}_{dest}_{method}"
     src.fill(table_in, data)
     dst.drop(table_out)
-    job = make_job(api, src.odbc, dst.odbc, table_out, query=f"SELECT {COLUMNS} FROM {table_in}")
+    load = {} if method == "auto" else {"load_method": method}
+    job = make_job(api, src.odbc, dst.odbc, table_out, query=f"SELECT {COLUMNS} FROM {table_in}",
+                   **load)
+    assert job.get("load_method", "auto") == method
     done = run(api, job)
     assert (done["status"], done["rows_read"], done["rows_written"]) == (
         "succeeded", len(data), len(data)), done

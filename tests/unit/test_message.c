@@ -110,6 +110,9 @@ static void test_upsert_job_decodes(void **state) {
     assert_string_equal(cv_load_mode_str(job.load.mode), "upsert");
     assert_string_equal(cv_load_mode_str(CV_MODE_REPLACE), "replace");
     assert_string_equal(cv_load_mode_str((cv_load_mode)7), "append");
+    assert_int_equal(job.load.method, CV_LOAD_AUTO);
+    assert_string_equal(cv_load_method_str(CV_LOAD_INSERT), "insert");
+    assert_string_equal(cv_load_method_str((cv_load_method)9), "auto");
     cv_job_release(&job);
     free(text);
 }
@@ -148,6 +151,9 @@ static void test_job_round_trip(void **state) {
     round_trip(text);
     free(text);
     text = variant("\"public.t\"", "\"public.t\",\"mode\":\"replace\"");
+    round_trip(text);
+    free(text);
+    text = variant("\"public.t\"", "\"public.t\",\"load_method\":\"load_data\"");
     round_trip(text);
     free(text);
     text = variant("\"SELECT 1\"", "\"SELECT 'ü\\n\\\"x\\\"' AS \\\"a;b\\\"\"");
@@ -216,6 +222,11 @@ static void test_bad_jobs_name_the_field(void **state) {
                            "is only used with mode \"upsert\"");
     expect_variant_invalid("\"public.t\"}", "\"public.t\",\"mode\":\"merge\"}", "sql_transfer.mode",
                            "must be \"append\", \"replace\" or \"upsert\", not \"merge\"");
+    expect_variant_invalid("\"public.t\"}", "\"public.t\",\"load_method\":\"bcp\"}",
+                           "sql_transfer.load_method",
+                           "must be \"auto\", \"copy\", \"insert\" or \"load_data\", not \"bcp\"");
+    expect_variant_invalid("\"public.t\"}", "\"public.t\",\"load_method\":7}",
+                           "sql_transfer.load_method", "must be a string");
     expect_variant_invalid("\"public.t\"}",
                            "\"public.t\",\"mode\":\"upsert\",\"key\":[\"a\",\"a\"]}",
                            "sql_transfer.key", "names column \"a\" twice");

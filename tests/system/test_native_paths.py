@@ -1,0 +1,127 @@
+"""The native paths around ODBC: the per-job load method, LOAD DATA LOCAL INFILE
+refusing what MariaDB would only warn about, a redelivered run into MariaDB,
+and stopping an origin query that is slow before its first row."""
+import time
+
+import pytest
+
+from conftest import MARIADB_ODBC, PG_ODBC, kcat, milestones
+from test_load_modes import make_job, run
+from test_matrix import Side
+
+
+def test_load_method_is_validated(api, tmp_path):
+    src = api.create("/api/v1/connections", {"name": "o", "odbc": PG_ODBC})
+    project = api.create("/api/v1/projects", {"name": "m", "origin_connection_id": src["id"],
+                                              "destination_connection_id": src["id"]})
+    status, body, _ = api.post(f"/api/v1/projects/{project['id']}/jobs", {
+        "name": "j", "kind": "sql_transfer", "query": "SELECT 1 AS a",
+        "destination_table": "t", "load_method": "bulk"})
+    assert (status, body) == (422, {"error": {
+        "code": "invalid_field", "field": "load_method",
+        "message": 'load_method: must be "auto", "copy", "insert" or "load_data", not "bulk"'}})
+
+
+@pytest.mark.parametrize("method,dest,message", [
+    ("copy", "mariadb", 'load_method "copy" needs a PostgreSQL destination (psqlODBC driver)'),
+    ("load_data", "sqlite",
+     'load_method "load_data" needs a MariaDB destination (MariaDB ODBC driver)'),
+])
+def test_load_method_must_fit_the_destination(api, tmp_path, method, dest, message):
+    dst = Side(dest, tmp_path)
+    job = make_job(api, PG_ODBC, dst.odbc, "never_created", query="SELECT 1 AS a",
+                   load_method=method)
+    done = run(api, job)
+    assert (done["status"], done["error"]) == (
+        "failed", {"code": "destination_prepare", "message": message}), done
+
+
+@pytest.mark.parametrize("bad_row,first_warning", [
+    ("(1, 'abc')", "Warning 1366: Incorrect integer value: 'abc' for column"),
+    ("(1, '123456789012')", "Warning 1264: Out of range value for column"),
+    ("(7, '5')", "Warning 1062: Duplicate entry '7' for key 'PRIMARY'"),
+])
+def test_load_data_fails_where_mariadb_would_only_warn(api, tmp_path, bad_row, first_warning):
+    """LOAD DATA LOCAL makes errors warnings and skips rows; Convutell turns
+    each warning back into a failed run, and the table keeps what it had."""
+    dst = Side("mariadb", tmp_path)
+    dst.drop("strict_out")
+    dst.execute("CREATE TABLE strict_out (id int PRIMARY KEY, n int)")
+    dst.execute("INSERT INTO strict_out VALUES (7, 70), (8, 80)")
+    job = make_job(api, PG_ODBC, MARIADB_ODBC, "strict_out",
+                   query=f"SELECT * FROM (VALUES (2, '2'), {bad_row}) AS q(id, n)")
+    done = run(api, job)
+    assert (done["status"], done["error"]["code"]) == ("failed", "destination_insert"), done
+    assert first_warning in done["error"]["message"], done
+    assert done["error"]["message"].startswith("1 warning(s)"), done
+    assert dst.execute("SELECT id, n FROM strict_out ORDER BY id") == ((7, 70), (8, 80))
+    assert dst.execute("SELECT count(*) FROM convutell_ledger WHERE run_id = %s",
+                       (done["id"],)) == ((0,),)
+
+
+def test_job_delivered_twice_into_mariadb_loads_once(api, mongo_db, tmp_path):
+    src, dst = Side("postgres", tmp_path), Side("mariadb", tmp_path)
+    src.execute("DROP TABLE IF EXISTS twice_src")
+    src.execute("CREATE TABLE twice_src AS SELECT g AS id, md5(g::text) AS label "
+                "FROM generate_series(1, 5000) g")
+    dst.drop("twice_out")
+    job = make_job(api, PG_ODBC, MARIADB_ODBC, "twice_out", query="SELECT * FROM twice_src")
+    status, queued, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert status == 202
+    run_id = queued["run_id"]
+    assert api.wait_run(run_id)["rows_written"] == 5000
+
+    messages = kcat("-C", "-t", "convutell.jobs", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
+    mine = [line.split("\t", 1) for line in messages.decode().splitlines() if run_id in line]
+    assert len(mine) == 1
+    kcat("-P", "-t", "convutell.jobs", "-k", mine[0][0], data=mine[0][1].encode())
+    deadline = time.time() + 60
+    while mongo_db.events.count_documents(milestones(run_id)) < 5:
+        assert time.time() < deadline, list(mongo_db.events.find(milestones(run_id)))
+        time.sleep(0.25)
+    types = sorted(e["type"] for e in mongo_db.events.find(milestones(run_id)))
+    assert types == ["run.queued", "run.started", "run.started", "run.succeeded",
+                     "run.succeeded"]
+    got = dst.execute("SELECT id, label FROM twice_out ORDER BY id")
+    assert list(got) == src.execute("SELECT id, label FROM twice_src ORDER BY id")
+    assert dst.execute("SELECT rows_written FROM convutell_ledger WHERE run_id = %s",
+                       (run_id,)) == ((5000,),)
+
+
+SLOW = {
+    "postgres": "SELECT g AS n FROM generate_series(1, 3) g WHERE pg_sleep(60) IS NOT NULL",
+    "mariadb": "SELECT 1 AS n FROM DUAL WHERE SLEEP(60) = 0",
+}
+
+
+@pytest.mark.parametrize("origin", ["postgres", "mariadb"])
+def test_slow_first_row_times_out(api, tmp_path, origin):
+    """The origin's query runs on the reader thread: the time limit stops it
+    even though no row (and so no progress call after a block) ever came."""
+    Side("postgres", tmp_path).execute("DROP TABLE IF EXISTS slow_out")
+    job = make_job(api, Side(origin, tmp_path).odbc, PG_ODBC, "slow_out", query=SLOW[origin],
+                   timeout_seconds=2)
+    started = time.time()
+    done = run(api, job)
+    assert (done["status"], done["error"]) == ("timed_out", {
+        "code": "timed_out", "message": "stopped after 0 rows: over the job's limit of 2 s"})
+    assert time.time() - started < 15
+
+
+def test_slow_first_row_cancelled(api, tmp_path):
+    dst = Side("mariadb", tmp_path)
+    dst.drop("slow_cancel_out")
+    job = make_job(api, PG_ODBC, MARIADB_ODBC, "slow_cancel_out", query=SLOW["postgres"])
+    status, queued, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert status == 202
+    deadline = time.time() + 30
+    while api.get(f"/api/v1/runs/{queued['run_id']}")[1]["status"] != "running":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    asked = time.time()
+    status, _, _ = api.post(f"/api/v1/runs/{queued['run_id']}/cancel")
+    assert status == 202
+    done = api.wait_run(queued["run_id"], timeout=30)
+    assert (done["status"], done["error"]) == ("cancelled", {
+        "code": "cancelled", "message": "stopped after 0 rows: cancelled on request"})
+    assert time.time() - asked < 10
