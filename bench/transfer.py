@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--only", default="", help="run only the cases whose label contains this")
     args = ap.parse_args()
     scale = max(1, args.rows // 100_000)
     rows = scale * 100_000
@@ -135,6 +136,8 @@ def main():
              f"{mcli} --batch --skip-column-names -e 'SELECT {COLUMNS} FROM pgbench_accounts' | "
              f"{' '.join(PSQL)} -c \"\\copy {{table}} FROM STDIN\""),
         ):
+            if args.only not in label:
+                continue
             reset(pg, "bench_dest")
             project = call("POST", "/projects", {"name": label, "origin_connection_id": origin,
                                                  "destination_connection_id": conn_pg})["id"]
@@ -157,8 +160,8 @@ def main():
             c, b = statistics.median(conv), statistics.median(base)
             cases.append((label, rows, c, b, worker_peak_mib()))
 
-        # PostgreSQL -> MariaDB: parameter arrays over MariaDB Connector/ODBC against
-        # psql's COPY TO STDOUT into LOAD DATA LOCAL INFILE.
+        # PostgreSQL -> MariaDB: Convutell's LOAD DATA LOCAL INFILE (fed by its
+        # reader thread) against psql's COPY TO STDOUT into the mariadb client's.
         maria_ddl = f"CREATE TABLE {{t}} (aid int, bid int, abalance int, filler char(84))"
 
         def maria_reset(table):
@@ -171,28 +174,29 @@ def main():
             return int(out.stdout.strip())
 
         label = "PostgreSQL → MariaDB"
-        project = call("POST", "/projects", {"name": label, "origin_connection_id": conn_pg,
-                                             "destination_connection_id": conn_maria})["id"]
-        job = call("POST", f"/projects/{project}/jobs", {
-            "name": label, "kind": "sql_transfer", "destination_table": "bench_dest",
-            "query": f"SELECT {COLUMNS} FROM pgbench_accounts"})["id"]
-        maria_reset("bench_dest")
-        fresh_worker()
-        convutell_run(job, args.timeout)  # warm-up
-        conv, base = [], []
-        for i in range(args.repeat):
-            maria_reset("bench_hand")
-            base.append(timed_shell(
-                f"{' '.join(PSQL)} -c \"\\copy (SELECT {COLUMNS} FROM pgbench_accounts) TO STDOUT\" "
-                f"| {mcli} -e \"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE bench_hand\""))
-            assert maria_count("bench_hand") == rows
+        if args.only in label:
+            project = call("POST", "/projects", {"name": label, "origin_connection_id": conn_pg,
+                                                 "destination_connection_id": conn_maria})["id"]
+            job = call("POST", f"/projects/{project}/jobs", {
+                "name": label, "kind": "sql_transfer", "destination_table": "bench_dest",
+                "query": f"SELECT {COLUMNS} FROM pgbench_accounts"})["id"]
             maria_reset("bench_dest")
-            conv.append(convutell_run(job, args.timeout))
-            assert maria_count("bench_dest") == rows
-            print(f"bench: {label} #{i + 1}: convutell {conv[-1]:.2f} s, pipe {base[-1]:.2f} s",
-                  file=sys.stderr)
-        cases.append((label, rows, statistics.median(conv), statistics.median(base),
-                      worker_peak_mib()))
+            fresh_worker()
+            convutell_run(job, args.timeout)  # warm-up
+            conv, base = [], []
+            for i in range(args.repeat):
+                maria_reset("bench_hand")
+                base.append(timed_shell(
+                    f"{' '.join(PSQL)} -c \"\\copy (SELECT {COLUMNS} FROM pgbench_accounts) TO STDOUT\" "
+                    f"| {mcli} -e \"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE bench_hand\""))
+                assert maria_count("bench_hand") == rows
+                maria_reset("bench_dest")
+                conv.append(convutell_run(job, args.timeout))
+                assert maria_count("bench_dest") == rows
+                print(f"bench: {label} #{i + 1}: convutell {conv[-1]:.2f} s, pipe {base[-1]:.2f} s",
+                      file=sys.stderr)
+            cases.append((label, rows, statistics.median(conv), statistics.median(base),
+                          worker_peak_mib()))
 
         print(f"\n| transfer ({rows:,} rows, median of {args.repeat}) | Convutell s | rows/s "
               "| hand pipe s | rows/s | ratio | worker peak RSS |")

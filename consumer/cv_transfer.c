@@ -896,15 +896,14 @@ static cv_err read_more(pump *p, int slot, char *why, size_t whylen) {
     cv_err err;
 
     switch (p->from) {
-        case FROM_PG_COPY: /* rows counted by their newlines (COPY escapes the others) */
+        case FROM_PG_COPY: /* libpq hands over COPY data one row at a time */
             if ((err = cv_pg_copy_out_next(p->pg, &data, &len, why, whylen)))
                 return err;
             if (!chunk_reserve(p, slot, len))
                 return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a large row");
             memcpy(p->chunk[slot] + p->used[slot], data, len);
             p->used[slot] += len;
-            for (const char *nl = data; (nl = memchr(nl, '\n', len - (size_t)(nl - data))); nl++)
-                p->rows[slot]++;
+            p->rows[slot]++;
             return CV_OK;
         case FROM_MARIA:
             if ((err = cv_maria_fetch(p->maria, &values, &lengths, why, whylen)))
