@@ -182,7 +182,11 @@ cv_err cv_pg_copy_raw(cv_pg *pg, const char *data, size_t len, char *errbuf, siz
     cv_err err;
     if (pg->len + len > COPY_CHUNK && (err = flush(pg, errbuf, errlen)))
         return err;
-    if (len > COPY_CHUNK) {
+    /* Large pieces (the transfer's chunks) go out as they are, without a copy
+     * into the buffer first; small ones are gathered. */
+    if (len >= COPY_CHUNK / 4) {
+        if ((err = flush(pg, errbuf, errlen)))
+            return err;
         if (PQputCopyData(pg->conn, data, (int)len) != 1)
             return cv_err_set(errbuf, errlen, CV_ERR_ODBC, "COPY data not sent: %s",
                               PQerrorMessage(pg->conn));
