@@ -346,6 +346,8 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
                                          "destination_table",
                                          "mode",
                                          "load_method",
+                                         "batch_rows",
+                                         "checkpoint_column",
                                          "key",
                                          "watermark_column",
                                          "timeout_seconds",
@@ -404,6 +406,10 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         BSON_APPEND_UTF8(&doc, "watermark_column", load.watermark);
     if (load.timeout_seconds > 0)
         BSON_APPEND_INT32(&doc, "timeout_seconds", load.timeout_seconds);
+    if (load.batch_rows > 0) {
+        BSON_APPEND_INT64(&doc, "batch_rows", load.batch_rows);
+        BSON_APPEND_UTF8(&doc, "checkpoint_column", load.checkpoint);
+    }
     if (load.mode == CV_MODE_UPSERT) {
         bson_t keys;
         BSON_APPEND_ARRAY_BEGIN(&doc, "key", &keys);

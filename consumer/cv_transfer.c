@@ -201,6 +201,35 @@ static const char ledger_watermark[] =
     " WHERE job_id = ? ORDER BY committed_at DESC, run_id DESC LIMIT 1";
 #define STAGE_TABLE "convutell_stage"
 
+/* Batched runs (batch_rows) record each committed batch here, in the batch's
+ * transaction: the rows so far and the last checkpoint value loaded. The
+ * primary key makes the chain compare-and-set: two deliveries of one run
+ * cannot both commit batch n. The rows are deleted when the run completes. */
+static const char checkpoint_ddl[] =
+    "CREATE TABLE IF NOT EXISTS " CV_TRANSFER_CHECKPOINTS " ("
+    "run_id VARCHAR(36) NOT NULL, batch INTEGER NOT NULL, rows_written BIGINT NOT NULL, "
+    "checkpoint VARCHAR(255) NOT NULL, watermark VARCHAR(255), committed_at VARCHAR(40) NOT NULL, "
+    "PRIMARY KEY (run_id, batch))";
+static const char checkpoint_insert_pg[] =
+    "INSERT INTO " CV_TRANSFER_CHECKPOINTS " VALUES ($1, $2, $3, $4, $5, $6)";
+static const char checkpoint_insert_odbc[] =
+    "INSERT INTO " CV_TRANSFER_CHECKPOINTS " VALUES (?, ?, ?, ?, ?, ?)";
+static const char checkpoint_delete_pg[] =
+    "DELETE FROM " CV_TRANSFER_CHECKPOINTS " WHERE run_id = $1";
+static const char checkpoint_delete_odbc[] =
+    "DELETE FROM " CV_TRANSFER_CHECKPOINTS " WHERE run_id = ?";
+#define LAST_CHECKPOINT(column)                                                                    \
+    "SELECT " column " FROM " CV_TRANSFER_CHECKPOINTS                                              \
+    " WHERE run_id = ? ORDER BY batch DESC LIMIT 1"
+
+/* Where an earlier attempt of a batched run got to. */
+typedef struct resume_state {
+    long long batches; /* committed batches, 0 = start from the beginning */
+    long long rows;    /* rows they hold */
+    char checkpoint[256];
+    char watermark[256]; /* the upper bound that attempt chose, for incremental jobs */
+} resume_state;
+
 /* Where rows go: COPY through libpq for PostgreSQL, LOAD DATA LOCAL INFILE
  * through libmariadb for MariaDB, parameter arrays over ODBC for everything
  * (see load_method()). The ODBC connection `catalog` reads the destination's
@@ -216,7 +245,10 @@ typedef struct sink {
     cv_odbc_stmt *insert;
     char *sql;
     int ncols;
-    long long loaded; /* rows LOAD DATA reported */
+    long long loaded; /* rows the last LOAD DATA reported */
+    /* Batched runs: batches committed (earlier attempts' included) and their
+     * rows, by earlier attempts and by this one. */
+    long long batches, earlier_rows, batched_rows;
 } sink;
 
 static void sink_close(sink *k) {
@@ -254,6 +286,11 @@ static cv_err sink_open(sink *k, const cv_transfer_spec *spec, cv_transfer_resul
     memset(k, 0, sizeof(*k));
     if ((err = load_method(spec, &k->method, errbuf, errlen)))
         return fail_at(res, "destination_prepare", err);
+    if (spec->load.batch_rows && k->method == CV_LOAD_INSERT)
+        return fail_at(res, "destination_prepare",
+                       cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                                  "batch_rows needs load_method \"copy\" or \"load_data\" (a "
+                                  "PostgreSQL or MariaDB destination)"));
     k->catalog = cv_odbc_connect(spec->destination_odbc, errbuf, errlen);
     if (!k->catalog)
         return fail_at(res, "destination_connect", CV_ERR_ODBC);
@@ -277,7 +314,37 @@ static cv_err sink_open(sink *k, const cv_transfer_spec *spec, cv_transfer_resul
         }
     }
     err = cv_odbc_exec_params(k->catalog, ledger_ddl, 0, NULL, NULL, errbuf, errlen);
+    if (!err && spec->load.batch_rows)
+        err = cv_odbc_exec_params(k->catalog, checkpoint_ddl, 0, NULL, NULL, errbuf, errlen);
     return err ? fail_at(res, "destination_ledger", err) : CV_OK;
+}
+
+/* Reads where earlier attempts of a batched run got to (nothing for a run
+ * that never committed a batch). */
+static cv_err read_resume(sink *k, const cv_transfer_spec *spec, resume_state *r, char *errbuf,
+                          size_t errlen) {
+    bool is_null;
+    cv_err err;
+
+    memset(r, 0, sizeof(*r));
+    if (!spec->load.batch_rows)
+        return CV_OK;
+    err = cv_odbc_query_int64(k->catalog, LAST_CHECKPOINT("batch"), spec->run_id, &r->batches,
+                              errbuf, errlen);
+    if (err == CV_ERR_NOT_FOUND)
+        return CV_OK;
+    if (!err)
+        err = cv_odbc_query_int64(k->catalog, LAST_CHECKPOINT("rows_written"), spec->run_id,
+                                  &r->rows, errbuf, errlen);
+    if (!err)
+        err = cv_odbc_query_text(k->catalog, LAST_CHECKPOINT("checkpoint"), spec->run_id,
+                                 r->checkpoint, sizeof(r->checkpoint), &is_null, errbuf, errlen);
+    if (!err)
+        err = cv_odbc_query_text(k->catalog, LAST_CHECKPOINT("watermark"), spec->run_id,
+                                 r->watermark, sizeof(r->watermark), &is_null, errbuf, errlen);
+    k->batches = r->batches;
+    k->earlier_rows = r->rows;
+    return err;
 }
 
 /* CV_OK with the rows the run loaded, CV_ERR_NOT_FOUND if it is not recorded. */
@@ -398,6 +465,9 @@ static cv_err create_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_
         sql_ident(&b, spec->destination_table, '"', true);
         sql_add(&b, ") ON COMMIT DROP");
     } else {
+        /* A batched run creates it again for every batch. */
+        if ((err = sink_exec(k, "DROP TEMPORARY TABLE IF EXISTS " STAGE_TABLE, errbuf, errlen)))
+            return err;
         sql_add(&b, "CREATE TEMPORARY TABLE " STAGE_TABLE " AS SELECT ");
         sql_columns(&b, select, k->quote, NULL);
         sql_add(&b, " FROM ");
@@ -454,6 +524,8 @@ static cv_err sink_begin(sink *k, const cv_transfer_spec *spec, const cv_odbc_st
     cv_err err;
 
     k->ncols = cv_odbc_stmt_ncols(select);
+    free(k->sql); /* a batched run begins once per batch */
+    k->sql = NULL;
     if (load->mode == CV_MODE_UPSERT && k->dialect != CV_DIALECT_POSTGRES &&
         k->dialect != CV_DIALECT_SQLITE && k->dialect != CV_DIALECT_MARIADB)
         return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
@@ -537,21 +609,86 @@ static cv_err merge_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_s
     return err;
 }
 
+/* Runs a statement with text parameters on the connection that carries the
+ * load's transaction; *sqlstate gets the SQLSTATE on failure. */
+static cv_err sink_exec_params(sink *k, const char *sql_pg, const char *sql_odbc, int nparams,
+                               const char *const *values, char *sqlstate, char *errbuf,
+                               size_t errlen) {
+    if (k->pg)
+        return cv_pg_exec_params(k->pg, sql_pg, nparams, values, sqlstate, errbuf, errlen);
+    if (k->maria)
+        return cv_maria_exec_params(k->maria, sql_odbc, nparams, values, sqlstate, errbuf, errlen);
+    return cv_odbc_exec_params(k->catalog, sql_odbc, nparams, values, sqlstate, errbuf, errlen);
+}
+
+/* Ends the current COPY or LOAD DATA (merging staged upsert rows): *rows gets
+ * the rows it loaded (`rows_read` for parameter arrays). */
+static cv_err sink_end_load(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                            long long rows_read, long long *rows, char *errbuf, size_t errlen) {
+    cv_err err;
+
+    *rows = k->maria ? k->loaded : rows_read;
+    if (k->pg && (err = cv_pg_copy_end(k->pg, rows, errbuf, errlen)))
+        return err;
+    if (spec->load.mode == CV_MODE_UPSERT && k->method != CV_LOAD_INSERT &&
+        (err = merge_stage(k, spec, select, errbuf, errlen)))
+        return err;
+    return CV_OK;
+}
+
+static cv_err sink_commit_tx(sink *k, char *errbuf, size_t errlen) {
+    if (k->pg || k->maria)
+        return sink_exec(k, "COMMIT", errbuf, errlen);
+    return cv_odbc_commit(k->catalog, errbuf, errlen);
+}
+
+/* Commits one batch of a batched run with its checkpoint (the last value of
+ * the checkpoint column it loaded), then begins the next one. CV_ERR_CONFLICT
+ * if another delivery of the run committed this batch first. */
+static cv_err sink_commit_batch(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                                const char *checkpoint, const char *watermark, char *errbuf,
+                                size_t errlen) {
+    char batch_text[24], rows_text[24], now[CV_TIME_RFC3339_LEN], state[6] = "";
+    const char *values[6];
+    long long rows;
+    cv_err err;
+
+    if ((err = sink_end_load(k, spec, select, 0, &rows, errbuf, errlen)))
+        return err;
+    snprintf(batch_text, sizeof(batch_text), "%lld", k->batches + 1);
+    snprintf(rows_text, sizeof(rows_text), "%lld", k->earlier_rows + k->batched_rows + rows);
+    cv_time_format(cv_time_now_ms(), now, sizeof(now));
+    values[0] = spec->run_id;
+    values[1] = batch_text;
+    values[2] = rows_text;
+    values[3] = checkpoint;
+    values[4] = watermark && watermark[0] ? watermark : NULL;
+    values[5] = now;
+    err = sink_exec_params(k, checkpoint_insert_pg, checkpoint_insert_odbc, 6, values, state,
+                           errbuf, errlen);
+    if (err)
+        return strncmp(state, "23", 2) == 0 ? CV_ERR_CONFLICT : err;
+    if ((err = sink_commit_tx(k, errbuf, errlen)))
+        return err;
+    k->batches++;
+    k->batched_rows += rows;
+    return sink_begin(k, spec, select, errbuf, errlen);
+}
+
 /* Ends the load, records the run in the ledger and commits. CV_ERR_CONFLICT if
- * another delivery of the same run committed first (nothing of ours stays). */
+ * another delivery of the same run committed first (nothing of ours stays).
+ * *rows_written counts the rows of the whole run, earlier batches included. */
 static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                           long long rows_read, const char *watermark, long long *rows_written,
                           char *errbuf, size_t errlen) {
     char rows_text[24], now[CV_TIME_RFC3339_LEN], state[6] = "";
     const char *values[6];
+    long long rows;
     cv_err err;
 
-    *rows_written = k->maria ? k->loaded : rows_read;
-    if (k->pg && (err = cv_pg_copy_end(k->pg, rows_written, errbuf, errlen)))
+    if ((err = sink_end_load(k, spec, select, rows_read, &rows, errbuf, errlen)))
         return err;
-    if (spec->load.mode == CV_MODE_UPSERT && k->method != CV_LOAD_INSERT &&
-        (err = merge_stage(k, spec, select, errbuf, errlen)))
-        return err;
+    *rows_written = k->earlier_rows + k->batched_rows + rows;
     snprintf(rows_text, sizeof(rows_text), "%lld", *rows_written);
     cv_time_format(cv_time_now_ms(), now, sizeof(now));
     values[0] = spec->run_id;
@@ -560,18 +697,16 @@ static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_s
     values[3] = rows_text;
     values[4] = now;
     values[5] = watermark && watermark[0] ? watermark : NULL;
-    if (k->pg)
-        err = cv_pg_exec_params(k->pg, ledger_insert_pg, 6, values, state, errbuf, errlen);
-    else if (k->maria)
-        err = cv_maria_exec_params(k->maria, ledger_insert_odbc, 6, values, state, errbuf, errlen);
-    else
-        err = cv_odbc_exec_params(k->catalog, ledger_insert_odbc, 6, values, state, errbuf, errlen);
+    err =
+        sink_exec_params(k, ledger_insert_pg, ledger_insert_odbc, 6, values, state, errbuf, errlen);
     if (err)
         return strncmp(state, "23", 2) == 0 ? CV_ERR_CONFLICT : err;
-    if (k->pg || k->maria)
-        return sink_exec(k, "COMMIT", errbuf, errlen);
-    return cv_odbc_commit(k->catalog, errbuf, errlen);
+    if (k->batches && (err = sink_exec_params(k, checkpoint_delete_pg, checkpoint_delete_odbc, 1,
+                                              values, NULL, errbuf, errlen)))
+        return err;
+    return sink_commit_tx(k, errbuf, errlen);
 }
+
 /* The user's query without trailing white space and semicolons, so that it
  * can be wrapped as a derived table. Caller frees with free(). */
 static char *bare_query(const char *query) {
@@ -588,94 +723,132 @@ static char *bare_query(const char *query) {
     return out;
 }
 
+/* Executes the SQL the NULL-terminated `pieces` make up, on `select`. */
+static cv_err exec_pieces(cv_odbc_stmt *select, const char *const *pieces, char *errbuf,
+                          size_t errlen) {
+    sqlbuf b = {0};
+    cv_err err;
+
+    for (; *pieces; pieces++)
+        sql_add(&b, *pieces);
+    if (!sql_done(&b))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the origin query");
+    err = cv_odbc_stmt_exec(select, b.text, errbuf, errlen);
+    free(b.text);
+    return err;
+}
+
 /* Runs the origin query. For an incremental job it first finds the highest
  * watermark value now in the origin (hi) and then selects the rows with
  * lo <= value < hi, lo being the watermark the destination's ledger holds.
  * Rows at hi wait for the next run: rows that share a value with the last ones
  * loaded can still arrive, and [lo, hi) ranges never overlap, so nothing is
- * loaded twice and nothing that shares a boundary value is skipped. */
+ * loaded twice and nothing that shares a boundary value is skipped. A batched
+ * job's rows come ordered by its checkpoint column, and a resumed one's start
+ * past the last checkpoint committed (with the hi its first attempt chose). */
 static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, sink *k,
-                          char *watermark, size_t wmlen, char *errbuf, size_t errlen) {
-    char lo[256] = "", ident[300];
+                          const resume_state *resume, char *watermark, size_t wmlen, char *errbuf,
+                          size_t errlen) {
+    const cv_load_spec *load = &spec->load;
+    char lo[256] = "", wm_ident[300], ck_ident[300];
+    char quote = cv_odbc_quote_char(cv_odbc_stmt_conn(select));
     bool lo_null = true, hi_null = true;
-    const char *params[2];
-    cv_odbc_col type;
+    const char *params[3];
+    cv_odbc_col types[3];
     sqlbuf b = {0};
     char *query = NULL;
     size_t len;
     int n = 0;
-    cv_err err;
+    cv_err err = CV_OK;
 
     watermark[0] = '\0';
-    if (!spec->load.watermark[0])
+    if (!load->watermark[0] && !load->batch_rows)
         return cv_odbc_stmt_exec(select, spec->query, errbuf, errlen);
-    err = cv_odbc_query_text(k->catalog, ledger_watermark, spec->job_id, lo, sizeof(lo), &lo_null,
-                             errbuf, errlen);
-    if (err && err != CV_ERR_NOT_FOUND)
-        return err;
     query = bare_query(spec->query);
     if (!query ||
-        cv_transfer_quote_ident(spec->load.watermark, cv_odbc_quote_char(cv_odbc_stmt_conn(select)),
-                                false, ident, sizeof(ident)) != 0) {
+        cv_transfer_quote_ident(load->watermark, quote, false, wm_ident, sizeof(wm_ident)) != 0 ||
+        cv_transfer_quote_ident(load->checkpoint, quote, false, ck_ident, sizeof(ck_ident)) != 0) {
         free(query);
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the watermark query");
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the origin query");
     }
-    sql_add(&b, "SELECT MAX(");
-    sql_add(&b, ident);
-    sql_add(&b, ") FROM (");
-    sql_add(&b, query);
-    sql_add(&b, ") cv_src");
-    if (!sql_done(&b)) {
-        free(query);
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the watermark query");
-    }
-    err = cv_odbc_stmt_exec(select, b.text, errbuf, errlen);
-    free(b.text);
-    memset(&b, 0, sizeof(b));
-    if (!err) {
-        size_t rows = 0;
-        err = cv_odbc_stmt_fetch_block(select, &rows, errbuf, errlen);
-        if (!err) {
-            const char *v = cv_odbc_stmt_value(select, 0, 0, &len);
-            type = *cv_odbc_stmt_col(select, 0);
-            hi_null = v == NULL;
-            snprintf(watermark, wmlen, "%s", v ? v : "");
+
+    if (load->watermark[0]) {
+        err = cv_odbc_query_text(k->catalog, ledger_watermark, spec->job_id, lo, sizeof(lo),
+                                 &lo_null, errbuf, errlen);
+        if (err && err != CV_ERR_NOT_FOUND)
+            goto out;
+        const char *max[] = {"SELECT MAX(", wm_ident, ") FROM (", query, ") cv_src", NULL};
+        if (!(err = exec_pieces(select, max, errbuf, errlen))) {
+            size_t rows = 0;
+            err = cv_odbc_stmt_fetch_block(select, &rows, errbuf, errlen);
+            if (!err) {
+                const char *v = cv_odbc_stmt_value(select, 0, 0, &len);
+                types[0] = types[1] = *cv_odbc_stmt_col(select, 0);
+                hi_null = v == NULL;
+                snprintf(watermark, wmlen, "%s", v ? v : "");
+            }
         }
+        if (err == CV_ERR_NOT_FOUND)
+            err = CV_OK;
+        cv_odbc_stmt_close(select);
+        if (err) {
+            char why[512];
+            snprintf(why, sizeof(why), "%s", errbuf ? errbuf : "");
+            err = cv_err_set(errbuf, errlen, err, "watermark column %s: %s", load->watermark, why);
+            goto out;
+        }
+        if (resume->batches && resume->watermark[0]) { /* the bound the run started with */
+            snprintf(watermark, wmlen, "%s", resume->watermark);
+            hi_null = false;
+        }
+        if (hi_null) /* no rows at all: keep the old watermark */
+            snprintf(watermark, wmlen, "%s", lo_null ? "" : lo);
     }
-    if (err == CV_ERR_NOT_FOUND)
-        err = CV_OK;
-    cv_odbc_stmt_close(select);
-    if (err) {
-        char why[512];
-        snprintf(why, sizeof(why), "%s", errbuf ? errbuf : "");
-        free(query);
-        return cv_err_set(errbuf, errlen, err, "watermark column %s: %s", spec->load.watermark,
-                          why);
+    if (resume->batches) { /* the checkpoint column's type, for its bound */
+        const char *probe[] = {"SELECT ", ck_ident, " FROM (", query, ") cv_src WHERE 1 = 0", NULL};
+        if ((err = exec_pieces(select, probe, errbuf, errlen)))
+            goto out;
+        types[2] = *cv_odbc_stmt_col(select, 0);
+        cv_odbc_stmt_close(select);
     }
-    if (hi_null) /* no rows at all: keep the old watermark */
-        snprintf(watermark, wmlen, "%s", lo_null ? "" : lo);
 
     sql_add(&b, "SELECT * FROM (");
     sql_add(&b, query);
-    sql_add(&b, ") cv_src WHERE ");
-    if (hi_null) {
-        sql_add(&b, "1 = 0");
-    } else {
+    sql_add(&b, ") cv_src WHERE 1 = 1");
+    if (load->watermark[0] && hi_null) {
+        sql_add(&b, " AND 1 = 0");
+    } else if (load->watermark[0]) {
         if (!lo_null) {
-            sql_add(&b, ident);
-            sql_add(&b, " >= ? AND ");
+            sql_add(&b, " AND ");
+            sql_add(&b, wm_ident);
+            sql_add(&b, " >= ?");
             params[n++] = lo;
         }
-        sql_add(&b, ident);
+        sql_add(&b, " AND ");
+        sql_add(&b, wm_ident);
         sql_add(&b, " < ?");
         params[n++] = watermark;
     }
-    free(query);
-    if (!sql_done(&b))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the incremental query");
-    err = n ? cv_odbc_stmt_exec_params(select, b.text, n, params, &type, errbuf, errlen)
+    if (resume->batches) {
+        sql_add(&b, " AND ");
+        sql_add(&b, ck_ident);
+        sql_add(&b, " > ?");
+        types[n] = types[2];
+        params[n++] = resume->checkpoint;
+    }
+    if (load->batch_rows) {
+        sql_add(&b, " ORDER BY ");
+        sql_add(&b, ck_ident);
+    }
+    if (!sql_done(&b)) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the origin query");
+        goto out;
+    }
+    err = n ? cv_odbc_stmt_exec_params(select, b.text, n, params, types, errbuf, errlen)
             : cv_odbc_stmt_exec(select, b.text, errbuf, errlen);
+out:
     free(b.text);
+    free(query);
     return err;
 }
 
@@ -683,15 +856,9 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
  * origins whose rows then come by another way than this ODBC statement. */
 static cv_err describe_query(cv_odbc_stmt *select, const char *query, char *errbuf, size_t errlen) {
     char *bare = bare_query(query);
-    size_t cap = bare ? strlen(bare) + 48 : 0;
-    char *probe = bare ? malloc(cap) : NULL;
-    cv_err err;
-
-    if (probe)
-        snprintf(probe, cap, "SELECT * FROM (%s) cv_src WHERE 1 = 0", bare);
-    err = probe ? cv_odbc_stmt_exec(select, probe, errbuf, errlen)
-                : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    free(probe);
+    const char *probe[] = {"SELECT * FROM (", bare, ") cv_src WHERE 1 = 0", NULL};
+    cv_err err = bare ? exec_pieces(select, probe, errbuf, errlen)
+                      : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     free(bare);
     return err;
 }
@@ -738,8 +905,8 @@ static void *watchdog_run(void *arg) {
 /* Runs open_origin() (or only describes the query, for a native origin) under
  * a watchdog. */
 static cv_err guarded_open(const cv_transfer_spec *spec, cv_odbc_stmt *select, sink *k,
-                           bool describe_only, cv_transfer_result *res, char *errbuf,
-                           size_t errlen) {
+                           const resume_state *resume, bool describe_only, cv_transfer_result *res,
+                           char *errbuf, size_t errlen) {
     watchdog w = {.spec = spec, .stmt = select};
     bool watching = false;
     cv_err err;
@@ -748,8 +915,8 @@ static cv_err guarded_open(const cv_transfer_spec *spec, cv_odbc_stmt *select, s
     pthread_cond_init(&w.changed, NULL);
     watching = spec->progress && pthread_create(&w.thread, NULL, watchdog_run, &w) == 0;
     err = describe_only ? describe_query(select, spec->query, errbuf, errlen)
-                        : open_origin(spec, select, k, res->watermark, sizeof(res->watermark),
-                                      errbuf, errlen);
+                        : open_origin(spec, select, k, resume, res->watermark,
+                                      sizeof(res->watermark), errbuf, errlen);
     if (watching) {
         pthread_mutex_lock(&w.lock);
         w.finished = true;
@@ -783,7 +950,14 @@ typedef struct pump {
     const char *query;
     cv_odbc_stmt *odbc; /* FROM_ODBC: executed, the reader fetches */
     int ncols;
-    bool *binary;  /* per column: bytes, written as hex */
+    bool *binary; /* per column: bytes, written as hex */
+    /* Batched runs (FROM_ODBC only): the reader ends a batch at the first row
+     * past batch_rows whose checkpoint value differs from the one before. */
+    int64_t batch_rows, in_batch;
+    int checkpoint_col;
+    const char *checkpoint_name;
+    char last[256]; /* checkpoint value of the last row encoded */
+    size_t last_len;
     bool bare_hex; /* hex alone (LOAD DATA's UNHEX), else COPY's \\x prefix */
     pthread_t reader;
     bool ready, started; /* lock and chunks set up; reader running */
@@ -792,7 +966,9 @@ typedef struct pump {
     char *chunk[PUMP_CHUNKS];
     size_t cap[PUMP_CHUNKS], used[PUMP_CHUNKS];
     int64_t rows[PUMP_CHUNKS];
-    int head, count; /* ring of full chunks waiting to be sent */
+    bool batch_end[PUMP_CHUNKS];       /* commit after sending this chunk... */
+    char checkpoint[PUMP_CHUNKS][256]; /* ...with this checkpoint */
+    int head, count;                   /* ring of full chunks waiting to be sent */
     bool done, stop;
     cv_err err;
     char why[512];
@@ -811,11 +987,12 @@ static bool hand_over(pump *p, int *slot, bool last, cv_err err, const char *why
         pthread_mutex_unlock(&p->lock);
         return false;
     }
-    if (p->used[*slot]) {
+    if (p->used[*slot] || p->batch_end[*slot]) {
         p->count++;
         *slot = (*slot + 1) % PUMP_CHUNKS;
         p->used[*slot] = 0; /* the next free slot (the sender emptied it) */
         p->rows[*slot] = 0;
+        p->batch_end[*slot] = false;
     }
     if (last) {
         p->done = true;
@@ -886,13 +1063,45 @@ static bool put_field(pump *p, int slot, const char *value, size_t len, bool bin
     return true;
 }
 
+/* Before row r of the fetched block: ends the batch (hands the chunk over
+ * marked with the last checkpoint value) if it is full and the row's
+ * checkpoint value differs from the last one, so that rows sharing a value
+ * never straddle two batches. CV_ERR_CANCELLED if the sender stopped. */
+static cv_err cut_batch(pump *p, int *slot, size_t r, char *why, size_t whylen) {
+    size_t len;
+    const char *key = cv_odbc_stmt_value(p->odbc, r, p->checkpoint_col, &len);
+
+    if (!key)
+        return cv_err_set(why, whylen, CV_ERR_INVALID,
+                          "checkpoint column %s is NULL in a row; batches need a value in every "
+                          "row",
+                          p->checkpoint_name);
+    if (len >= sizeof(p->last))
+        return cv_err_set(why, whylen, CV_ERR_INVALID,
+                          "a value of checkpoint column %s is longer than %zu bytes",
+                          p->checkpoint_name, sizeof(p->last) - 1);
+    if (p->in_batch >= p->batch_rows && (len != p->last_len || memcmp(key, p->last, len) != 0)) {
+        p->batch_end[*slot] = true;
+        memcpy(p->checkpoint[*slot], p->last, p->last_len + 1);
+        if (!hand_over(p, slot, false, CV_OK, ""))
+            return cv_err_set(why, whylen, CV_ERR_CANCELLED, "stopped");
+        p->in_batch = 0;
+    }
+    memcpy(p->last, key, len);
+    p->last[len] = '\0';
+    p->last_len = len;
+    p->in_batch++;
+    return CV_OK;
+}
+
 /* Adds what the origin gives next to the reader's chunk: CV_OK, CV_ERR_NOT_FOUND
  * at the end of the rows, or the origin's error. */
-static cv_err read_more(pump *p, int slot, char *why, size_t whylen) {
+static cv_err read_more(pump *p, int *at, char *why, size_t whylen) {
     const char *const *values;
     const unsigned long *lengths;
     const char *data;
     size_t len, rows = 0;
+    int slot = *at;
     cv_err err;
 
     switch (p->from) {
@@ -917,14 +1126,18 @@ static cv_err read_more(pump *p, int slot, char *why, size_t whylen) {
         case FROM_ODBC:
             if ((err = cv_odbc_stmt_fetch_block(p->odbc, &rows, why, whylen)))
                 return err;
-            for (size_t r = 0; r < rows; r++)
+            for (size_t r = 0; r < rows; r++) {
+                if (p->batch_rows && (err = cut_batch(p, at, r, why, whylen)))
+                    return err;
+                slot = *at;
                 for (int c = 0; c < p->ncols; c++) {
                     const char *value = cv_odbc_stmt_value(p->odbc, r, c, &len);
                     if (!put_field(p, slot, value, len, p->binary[c],
                                    c == p->ncols - 1 ? '\n' : '\t'))
                         return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a row");
                 }
-            p->rows[slot] += (int64_t)rows;
+                p->rows[slot]++;
+            }
             return CV_OK;
     }
     return cv_err_set(why, whylen, CV_ERR_INVALID, "unknown origin");
@@ -946,7 +1159,7 @@ static void *pump_reader(void *arg) {
                              cv_maria_ncols(p->maria), p->ncols);
     }
     while (!err) {
-        err = read_more(p, slot, why, sizeof(why));
+        err = read_more(p, &slot, why, sizeof(why));
         if (!err && p->used[slot] >= PUMP_CHUNK / 2 && !hand_over(p, &slot, false, CV_OK, ""))
             return NULL;
     }
@@ -1070,30 +1283,55 @@ static cv_err pump_release(pump *p, int slot, const cv_transfer_spec *spec, cv_t
     return CV_OK;
 }
 
+/* Commits a batch the reader ended. A batch another delivery of the same run
+ * committed first means that delivery is loading the run: this one stops. */
+static cv_err commit_batch(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                           const char *checkpoint, cv_transfer_result *res, char *errbuf,
+                           size_t errlen) {
+    cv_err err = sink_commit_batch(k, spec, select, checkpoint, res->watermark, errbuf, errlen);
+    if (err == CV_ERR_CONFLICT) {
+        res->superseded = true;
+        return fail_at(res, "destination_commit",
+                       cv_err_set(errbuf, errlen, err,
+                                  "batch %lld was committed by another delivery of this run",
+                                  k->batches + 1));
+    }
+    return err ? fail_at(res, "destination_commit", err) : CV_OK;
+}
+
 /* Sends every chunk into the destination's COPY FROM STDIN. */
-static cv_err pump_to_pg(pump *p, sink *k, const cv_transfer_spec *spec, cv_transfer_result *res,
-                         char *errbuf, size_t errlen) {
+static cv_err pump_to_pg(pump *p, sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                         cv_transfer_result *res, char *errbuf, size_t errlen) {
+    char checkpoint[256];
     cv_err err;
     int slot;
 
     while ((slot = pump_next(p, spec, res, &err, errbuf, errlen)) >= 0) {
-        if ((err = cv_pg_copy_raw(k->pg, p->chunk[slot], p->used[slot], errbuf, errlen))) {
-            /* Not released: the rows of this chunk did not get in. */
+        bool batch_end = p->batch_end[slot];
+        /* Not released on failure: the rows of this chunk did not get in. */
+        if (p->used[slot] &&
+            (err = cv_pg_copy_raw(k->pg, p->chunk[slot], p->used[slot], errbuf, errlen)))
             return fail_at(res, "destination_insert", err);
-        }
+        if (batch_end)
+            memcpy(checkpoint, p->checkpoint[slot], sizeof(checkpoint));
         if ((err = pump_release(p, slot, spec, res, errbuf, errlen)))
+            return err;
+        if (batch_end && (err = commit_batch(k, spec, select, checkpoint, res, errbuf, errlen)))
             return err;
     }
     return err;
 }
 
-/* LOAD DATA pulls its data through feed_load(), on this thread. */
+/* LOAD DATA pulls its data through feed_load(), on this thread; one LOAD DATA
+ * statement per batch. */
 typedef struct load_feed {
     pump *p;
     const cv_transfer_spec *spec;
     cv_transfer_result *res;
     int slot;  /* chunk being read, -1 for none */
     size_t at; /* bytes of it already given */
+    bool batch_end;
+    char checkpoint[256];
     cv_err err;
     char why[1024]; /* the feed's own reason: cv_maria_load() writes errbuf */
 } load_feed;
@@ -1105,10 +1343,15 @@ static long feed_load(void *ctx, char *buf, size_t len) {
     while (f->slot < 0 || f->at == f->p->used[f->slot]) {
         if (f->slot >= 0) {
             int done = f->slot;
+            f->batch_end = f->p->batch_end[done];
+            if (f->batch_end)
+                memcpy(f->checkpoint, f->p->checkpoint[done], sizeof(f->checkpoint));
             f->slot = -1;
             if ((f->err = pump_release(f->p, done, f->spec, f->res, f->why, sizeof(f->why))))
                 return -1;
         }
+        if (f->batch_end) /* the end of this statement's data */
+            return 0;
         f->slot = pump_next(f->p, f->spec, f->res, &f->err, f->why, sizeof(f->why));
         if (f->slot < 0)
             return f->err ? -1 : 0;
@@ -1121,15 +1364,26 @@ static long feed_load(void *ctx, char *buf, size_t len) {
     return (long)n;
 }
 
-/* Runs the sink's LOAD DATA LOCAL INFILE with the pump's chunks as its file. */
-static cv_err pump_to_maria(pump *p, sink *k, const cv_transfer_spec *spec, cv_transfer_result *res,
-                            char *errbuf, size_t errlen) {
+/* Runs the sink's LOAD DATA LOCAL INFILE with the pump's chunks as its file,
+ * once per batch. */
+static cv_err pump_to_maria(pump *p, sink *k, const cv_transfer_spec *spec,
+                            const cv_odbc_stmt *select, cv_transfer_result *res, char *errbuf,
+                            size_t errlen) {
     load_feed f = {.p = p, .spec = spec, .res = res, .slot = -1};
-    cv_err err = cv_maria_load(k->maria, k->sql, feed_load, &f, &k->loaded, errbuf, errlen);
+    cv_err err;
 
-    if (f.err) /* the feed's own reason (origin failure, cancel, timeout) wins */
-        return cv_err_set(errbuf, errlen, f.err, "%s", f.why);
-    return err ? fail_at(res, "destination_insert", err) : CV_OK;
+    for (;;) {
+        f.batch_end = false;
+        err = cv_maria_load(k->maria, k->sql, feed_load, &f, &k->loaded, errbuf, errlen);
+        if (f.err) /* the feed's own reason (origin failure, cancel, timeout) wins */
+            return cv_err_set(errbuf, errlen, f.err, "%s", f.why);
+        if (err)
+            return fail_at(res, "destination_insert", err);
+        if (!f.batch_end)
+            return CV_OK;
+        if ((err = commit_batch(k, spec, select, f.checkpoint, res, errbuf, errlen)))
+            return err;
+    }
 }
 
 /* Makes psqlODBC, MariaDB's driver and sqliteodbc stream a result instead of
@@ -1196,6 +1450,7 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
     char *origin_odbc = NULL, *pump_query = NULL;
     long long rows = 0;
     bool pumped, native_origin;
+    resume_state resume;
     pump p;
     sink k;
     cv_err err;
@@ -1211,21 +1466,25 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
         res->rows_written = rows;
         goto out;
     }
-    if (err != CV_ERR_NOT_FOUND) {
+    if (err != CV_ERR_NOT_FOUND ||
+        (err = read_resume(&k, spec, &resume, errbuf, errlen)) != CV_OK) {
         err = fail_at(res, "destination_ledger", err);
         goto out;
     }
+    res->resumed_rows = resume.rows;
 
     /* COPY and LOAD DATA are fed by the pump; a PostgreSQL origin feeding COPY,
-     * or a MariaDB one, is read natively unless the job is incremental (its
-     * bounds are bound as ODBC parameters). */
+     * or a MariaDB one, is read natively unless the job is incremental or
+     * batched (bounds are bound as ODBC parameters, batches are cut on a
+     * column's values). */
     pumped = k.method != CV_LOAD_INSERT;
     p.bare_hex = k.method == CV_LOAD_LOAD_DATA;
     p.from = FROM_ODBC;
-    if (pumped && !spec->load.watermark[0] && k.method == CV_LOAD_COPY &&
+    if (pumped && !spec->load.watermark[0] && !spec->load.batch_rows && k.method == CV_LOAD_COPY &&
         cv_pg_is_postgres_odbc(spec->origin_odbc))
         p.from = FROM_PG_COPY;
-    else if (pumped && !spec->load.watermark[0] && cv_maria_is_mariadb_odbc(spec->origin_odbc))
+    else if (pumped && !spec->load.watermark[0] && !spec->load.batch_rows &&
+             cv_maria_is_mariadb_odbc(spec->origin_odbc))
         p.from = FROM_MARIA;
     native_origin = p.from != FROM_ODBC;
 
@@ -1245,8 +1504,21 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
         goto out;
     }
     /* A native origin needs only the columns from ODBC; the rows come its way. */
-    if ((err = guarded_open(spec, select, &k, native_origin, res, errbuf, errlen)))
+    if ((err = guarded_open(spec, select, &k, &resume, native_origin, res, errbuf, errlen)))
         goto out;
+    p.checkpoint_col = -1;
+    for (int c = 0; spec->load.batch_rows && c < cv_odbc_stmt_ncols(select); c++)
+        if (strcmp(cv_odbc_stmt_col(select, c)->name, spec->load.checkpoint) == 0)
+            p.checkpoint_col = c;
+    if (spec->load.batch_rows && p.checkpoint_col < 0) {
+        err = fail_at(res, "origin_query",
+                      cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                                 "checkpoint column \"%s\" is not in the query's result",
+                                 spec->load.checkpoint));
+        goto out;
+    }
+    p.batch_rows = spec->load.batch_rows;
+    p.checkpoint_name = spec->load.checkpoint;
     if (cv_odbc_stmt_ncols(select) == 0) {
         err =
             fail_at(res, "origin_query",
@@ -1271,8 +1543,8 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
             err = fail_at(res, "origin_fetch", err);
             goto out;
         }
-        err = k.maria ? pump_to_maria(&p, &k, spec, res, errbuf, errlen)
-                      : pump_to_pg(&p, &k, spec, res, errbuf, errlen);
+        err = k.maria ? pump_to_maria(&p, &k, spec, select, res, errbuf, errlen)
+                      : pump_to_pg(&p, &k, spec, select, res, errbuf, errlen);
         pump_stop(&p);
         if (err)
             goto out;

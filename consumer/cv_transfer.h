@@ -25,10 +25,14 @@ typedef struct cv_transfer_result {
     const char *error_code; /* static string naming the failed stage, or NULL */
     bool already_loaded;    /* the ledger showed an earlier delivery loaded this run */
     char watermark[256];    /* incremental jobs: the watermark committed with the rows */
+    int64_t resumed_rows;   /* batched runs: rows earlier attempts committed, not read again */
+    bool superseded;        /* batched runs: another delivery of the run is loading it */
 } cv_transfer_result;
 
 /* The destination table that records loaded runs (see cv_transfer_run()). */
 #define CV_TRANSFER_LEDGER "convutell_ledger"
+/* The destination table that records committed batches of batched runs. */
+#define CV_TRANSFER_CHECKPOINTS "convutell_checkpoint"
 
 typedef struct cv_transfer_spec {
     const char *origin_odbc;       /* ODBC connection string of the origin */

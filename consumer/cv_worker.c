@@ -256,6 +256,15 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     free(origin);
     free(dest);
 
+    if (res.superseded) {
+        /* Another delivery of this run committed a batch this one was loading:
+         * that delivery is the one running, and it reports the outcome. */
+        cv_log_warn("run %s: %s; leaving it to that delivery", job->run_id, why);
+        return CV_OK;
+    }
+    if (res.resumed_rows > 0)
+        cv_log_info("run %s resumed after %lld rows committed by earlier attempts", job->run_id,
+                    (long long)res.resumed_rows);
     if ((err = cv_event_init(&ev, !run_err ? CV_EVENT_RUN_SUCCEEDED
                                   : res.error_code && strcmp(res.error_code, "cancelled") == 0
                                       ? CV_EVENT_RUN_CANCELLED

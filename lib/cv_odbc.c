@@ -515,13 +515,14 @@ static cv_err describe(cv_odbc_stmt *stmt, char *errbuf, size_t errlen) {
 }
 
 cv_err cv_odbc_stmt_exec_params(cv_odbc_stmt *stmt, const char *sql, int nparams,
-                                const char *const *values, const cv_odbc_col *type, char *errbuf,
+                                const char *const *values, const cv_odbc_col *types, char *errbuf,
                                 size_t errlen) {
     SQLRETURN rc;
 
     if (nparams > 8)
         return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "too many parameters");
     for (int i = 0; i < nparams; i++) {
+        const cv_odbc_col *type = &types[i];
         stmt->param_ind[i] = (SQLLEN)strlen(values[i]);
         if (!SQL_SUCCEEDED(SQLBindParameter(
                 stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, type->sql_type,

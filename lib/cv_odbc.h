@@ -92,10 +92,11 @@ void cv_odbc_stmt_destroy(cv_odbc_stmt *stmt);
 /* Executes sql directly; for a query, the columns are then described. */
 cv_err cv_odbc_stmt_exec(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen);
 
-/* Like cv_odbc_stmt_exec(), with up to 8 text parameters all typed as `type`
- * (an origin column's description), which the strings must outlive. */
+/* Like cv_odbc_stmt_exec(), with up to 8 text parameters, parameter i typed
+ * as types[i] (an origin column's description); the strings must outlive the
+ * result. */
 cv_err cv_odbc_stmt_exec_params(cv_odbc_stmt *stmt, const char *sql, int nparams,
-                                const char *const *values, const cv_odbc_col *type, char *errbuf,
+                                const char *const *values, const cv_odbc_col *types, char *errbuf,
                                 size_t errlen);
 
 /* The connection a statement belongs to. */

@@ -23,6 +23,8 @@ static const char *const transfer_fields[] = {"origin_connection_id",
                                               "destination_table",
                                               "mode",
                                               "load_method",
+                                              "batch_rows",
+                                              "checkpoint_column",
                                               "key",
                                               "watermark_column",
                                               "timeout_seconds",
@@ -118,6 +120,24 @@ cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *o
                                mode);
         out->method = (cv_load_method)i;
     }
+    if ((err = cv_json_get_str(obj, prefix, "checkpoint_column", false, 63, &mode, verr)))
+        return err;
+    if (mode && !is_identifier(mode))
+        return cv_verr_set(verr, prefix, "checkpoint_column",
+                           "must be a column name (letters, digits, underscores)");
+    if (mode)
+        copy_str(out->checkpoint, sizeof(out->checkpoint), mode);
+    if ((err = cv_json_get_int(obj, prefix, "batch_rows", false, 1000, 1000000000, &out->batch_rows,
+                               verr)))
+        return err;
+    if (out->batch_rows && !out->checkpoint[0])
+        return cv_verr_set(verr, prefix, "checkpoint_column", "is required with batch_rows");
+    if (!out->batch_rows && out->checkpoint[0])
+        return cv_verr_set(verr, prefix, "batch_rows", "is required with checkpoint_column");
+    if (out->batch_rows && out->mode == CV_MODE_REPLACE)
+        return cv_verr_set(verr, prefix, "batch_rows",
+                           "cannot be used with mode \"replace\" (readers would see the table "
+                           "half loaded)");
     if (cJSON_IsNull(key))
         key = NULL;
     if (out->mode != CV_MODE_UPSERT) {
@@ -151,6 +171,10 @@ int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj) {
         !cJSON_AddStringToObject(obj, "load_method", cv_load_method_str(spec->method)))
         return -1;
     if (spec->watermark[0] && !cJSON_AddStringToObject(obj, "watermark_column", spec->watermark))
+        return -1;
+    if (spec->batch_rows > 0 &&
+        (!cJSON_AddNumberToObject(obj, "batch_rows", (double)spec->batch_rows) ||
+         !cJSON_AddStringToObject(obj, "checkpoint_column", spec->checkpoint)))
         return -1;
     if (spec->timeout_seconds > 0 &&
         !cJSON_AddNumberToObject(obj, "timeout_seconds", spec->timeout_seconds))

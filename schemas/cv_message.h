@@ -47,19 +47,24 @@ typedef struct cv_load_spec {
     int nkeys;                  /* key columns, upsert only */
     char keys[CV_MAX_KEYS][64]; /* plain identifiers */
     char watermark[64];         /* incremental extraction column, "" for full loads */
+    int64_t batch_rows;         /* commit about every so many rows, 0 = one transaction */
+    char checkpoint[64];        /* column the batches are ordered and cut on */
     int timeout_seconds;        /* time limit of one attempt, 0 = none */
 } cv_load_spec;
 
 /* Reads the optional "mode" ("append" when absent, "replace", "upsert"),
  * "key" (array of column names, required with and only allowed with "upsert"),
  * "load_method" ("auto" when absent, "copy", "insert", "load_data"),
+ * "batch_rows" (1000 to 1000000000) with "checkpoint_column" (a column name;
+ * each needs the other, and neither goes with mode "replace"),
  * "watermark_column" (a column name of the query's result) and "timeout_seconds"
  * (1 to 86400) members of obj, reporting fields
  * under `prefix`. Used for API bodies and for job messages alike. */
 cv_err cv_load_spec_decode(const cJSON *obj, const char *prefix, cv_load_spec *out, cv_verr *verr);
 
 /* Adds "mode" (and "key" for upsert, "load_method" unless auto,
- * "watermark_column" and "timeout_seconds" if set) to obj. Returns 0, -1 on allocation
+ * "watermark_column", "batch_rows", "checkpoint_column" and "timeout_seconds"
+ * if set) to obj. Returns 0, -1 on allocation
  * failure. */
 int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj);
 

@@ -156,6 +156,10 @@ static void test_job_round_trip(void **state) {
     text = variant("\"public.t\"", "\"public.t\",\"load_method\":\"load_data\"");
     round_trip(text);
     free(text);
+    text =
+        variant("\"public.t\"", "\"public.t\",\"batch_rows\":250000,\"checkpoint_column\":\"id\"");
+    round_trip(text);
+    free(text);
     text = variant("\"SELECT 1\"", "\"SELECT 'ü\\n\\\"x\\\"' AS \\\"a;b\\\"\"");
     round_trip(text);
     free(text);
@@ -227,6 +231,21 @@ static void test_bad_jobs_name_the_field(void **state) {
                            "must be \"auto\", \"copy\", \"insert\" or \"load_data\", not \"bcp\"");
     expect_variant_invalid("\"public.t\"}", "\"public.t\",\"load_method\":7}",
                            "sql_transfer.load_method", "must be a string");
+    expect_variant_invalid("\"public.t\"}", "\"public.t\",\"batch_rows\":5000}",
+                           "sql_transfer.checkpoint_column", "is required with batch_rows");
+    expect_variant_invalid("\"public.t\"}", "\"public.t\",\"checkpoint_column\":\"id\"}",
+                           "sql_transfer.batch_rows", "is required with checkpoint_column");
+    expect_variant_invalid("\"public.t\"}",
+                           "\"public.t\",\"batch_rows\":999,\"checkpoint_column\":\"id\"}",
+                           "sql_transfer.batch_rows", "must be between 1000 and 1000000000");
+    expect_variant_invalid(
+        "\"public.t\"}",
+        "\"public.t\",\"mode\":\"replace\",\"batch_rows\":5000,\"checkpoint_column\":\"id\"}",
+        "sql_transfer.batch_rows",
+        "cannot be used with mode \"replace\" (readers would see the table half loaded)");
+    expect_variant_invalid(
+        "\"public.t\"}", "\"public.t\",\"batch_rows\":5000,\"checkpoint_column\":\"a;b\"}",
+        "sql_transfer.checkpoint_column", "must be a column name (letters, digits, underscores)");
     expect_variant_invalid("\"public.t\"}",
                            "\"public.t\",\"mode\":\"upsert\",\"key\":[\"a\",\"a\"]}",
                            "sql_transfer.key", "names column \"a\" twice");
