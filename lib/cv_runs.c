@@ -45,6 +45,20 @@ static void append_error(bson_t *doc, const cv_event *ev) {
     bson_append_document_end(doc, &error);
 }
 
+/* The fields of Python jobs' events: a log line, an exit status, dropped lines. */
+static void append_script(bson_t *doc, const cv_event *ev) {
+    if (ev->stream[0]) {
+        BSON_APPEND_UTF8(doc, "stream", ev->stream);
+        BSON_APPEND_UTF8(doc, "line", ev->line);
+        if (ev->line_cut)
+            BSON_APPEND_BOOL(doc, "line_cut", true);
+    }
+    if (ev->exit_code >= 0)
+        BSON_APPEND_INT32(doc, "exit_code", ev->exit_code);
+    if (ev->lines_dropped >= 0)
+        BSON_APPEND_INT64(doc, "lines_dropped", ev->lines_dropped);
+}
+
 static cv_err store_event(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
     bson_t doc = BSON_INITIALIZER;
     cv_err err;
@@ -59,6 +73,7 @@ static cv_err store_event(cv_mongo *m, const cv_event *ev, char *errbuf, size_t 
     append_counts(&doc, ev);
     if (ev->error_code[0])
         append_error(&doc, ev);
+    append_script(&doc, ev);
     err = cv_mongo_insert(m, CV_COLL_EVENTS, &doc, errbuf, errlen);
     bson_destroy(&doc);
     return err == CV_ERR_CONFLICT ? CV_OK : err;
@@ -108,6 +123,7 @@ static cv_err update_run(cv_mongo *m, const cv_event *ev, char *errbuf, size_t e
         append_opt_utf8(&set, "worker", ev->worker);
         append_counts(&set, ev);
         append_error(&set, ev);
+        append_script(&set, ev);
         if (ev->watermark[0])
             BSON_APPEND_UTF8(&set, "watermark", ev->watermark);
     }
@@ -168,7 +184,8 @@ cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errle
     cv_err err = store_event(m, ev, errbuf, errlen);
     /* A rejected message may carry the id of a real run (a garbled or forged
      * copy): it is on record as an event but changes no run. */
-    if (err || !ev->run_id[0] || strcmp(ev->type, CV_EVENT_JOB_REJECTED) == 0)
+    if (err || !ev->run_id[0] || strcmp(ev->type, CV_EVENT_JOB_REJECTED) == 0 ||
+        strcmp(ev->type, CV_EVENT_RUN_LOG) == 0) /* a log line is on record, nothing more */
         return err;
     if ((err = update_run(m, ev, errbuf, errlen)))
         return err;

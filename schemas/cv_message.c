@@ -14,9 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const job_fields[] = {"schema",     "run_id",       "job_id",
-                                         "project_id", "kind",         "attempt",
-                                         "queued_at",  "sql_transfer", NULL};
+static const char *const job_fields[] = {"schema", "run_id",  "job_id",    "project_id",
+                                         "kind",   "attempt", "queued_at", "sql_transfer",
+                                         "python", NULL};
+static const char *const python_fields[] = {"script", "parameters", "timeout_seconds", "limits",
+                                            NULL};
+static const char *const limit_fields[] = {"cpu_seconds",  "memory_mb", "open_files",
+                                           "file_size_mb", "processes", NULL};
 static const char *const transfer_fields[] = {"origin_connection_id",
                                               "destination_connection_id",
                                               "query",
@@ -31,16 +35,18 @@ static const char *const transfer_fields[] = {"origin_connection_id",
                                               NULL};
 static const char *const mode_names[] = {"append", "replace", "upsert"};
 static const char *const method_names[] = {"auto", "copy", "insert", "load_data"};
-static const char *const event_fields[] = {"schema",     "event_id",     "type",
-                                           "time",       "run_id",       "job_id",
-                                           "project_id", "worker",       "attempt",
-                                           "rows_read",  "rows_written", "duration_ms",
-                                           "error",      "watermark",    "rows_per_second",
-                                           NULL};
-static const char *const event_types[] = {
-    CV_EVENT_RUN_QUEUED,    CV_EVENT_RUN_STARTED,  CV_EVENT_RUN_PROGRESS,
-    CV_EVENT_RUN_SUCCEEDED, CV_EVENT_RUN_FAILED,   CV_EVENT_RUN_CANCELLED,
-    CV_EVENT_RUN_TIMED_OUT, CV_EVENT_JOB_REJECTED, NULL};
+static const char *const event_fields[] = {"schema",     "event_id",      "type",
+                                           "time",       "run_id",        "job_id",
+                                           "project_id", "worker",        "attempt",
+                                           "rows_read",  "rows_written",  "duration_ms",
+                                           "error",      "watermark",     "rows_per_second",
+                                           "stream",     "line",          "line_cut",
+                                           "exit_code",  "lines_dropped", NULL};
+static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,    CV_EVENT_RUN_STARTED,
+                                          CV_EVENT_RUN_PROGRESS,  CV_EVENT_RUN_SUCCEEDED,
+                                          CV_EVENT_RUN_FAILED,    CV_EVENT_RUN_CANCELLED,
+                                          CV_EVENT_RUN_TIMED_OUT, CV_EVENT_JOB_REJECTED,
+                                          CV_EVENT_RUN_LOG,       NULL};
 /* Final event types and the run status each one leads to. */
 static const char *const final_types[][2] = {{CV_EVENT_RUN_SUCCEEDED, "succeeded"},
                                              {CV_EVENT_RUN_FAILED, "failed"},
@@ -189,6 +195,111 @@ int cv_load_spec_encode(const cv_load_spec *spec, cJSON *obj) {
     return 0;
 }
 
+cv_err cv_python_spec_decode(const cJSON *obj, const char *prefix, cv_python_spec *out,
+                             cv_verr *verr) {
+    /* name, lowest, highest, where it goes */
+    const struct {
+        const char *name;
+        int64_t min, max;
+        int *dst;
+    } limits[] = {
+        {"cpu_seconds", 1, 86400, &out->limits.cpu_seconds},
+        {"memory_mb", 32, 65536, &out->limits.memory_mb},
+        {"open_files", 16, 65536, &out->limits.open_files},
+        {"file_size_mb", 1, 1048576, &out->limits.file_size_mb},
+        {"processes", 1, 4096, &out->limits.processes},
+    };
+    const cJSON *parameters = cJSON_GetObjectItemCaseSensitive(obj, "parameters");
+    const cJSON *limit_obj = cJSON_GetObjectItemCaseSensitive(obj, "limits");
+    char limits_prefix[64];
+    const char *script;
+    int64_t n = 0;
+    cv_err err;
+
+    memset(out, 0, sizeof(*out));
+    if ((err = cv_json_get_str(obj, prefix, "script", true, CV_SCRIPT_MAX_BYTES, &script, verr)))
+        return err;
+    if (!script[0])
+        return cv_verr_set(verr, prefix, "script", "must not be empty");
+    if ((err = cv_json_get_int(obj, prefix, "timeout_seconds", false, 1, 86400, &n, verr)))
+        return err;
+    out->timeout_seconds = (int)n;
+    if (limit_obj && !cJSON_IsNull(limit_obj)) {
+        snprintf(limits_prefix, sizeof(limits_prefix), "%s%slimits", prefix ? prefix : "",
+                 prefix ? "." : "");
+        if (!cJSON_IsObject(limit_obj))
+            return cv_verr_set(verr, prefix, "limits", "must be an object");
+        if ((err = cv_json_only(limit_obj, limits_prefix, limit_fields, "limits", verr)))
+            return err;
+        for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+            n = 0;
+            if ((err = cv_json_get_int(limit_obj, limits_prefix, limits[i].name, false,
+                                       limits[i].min, limits[i].max, &n, verr)))
+                return err;
+            *limits[i].dst = (int)n;
+        }
+    }
+    if (parameters && !cJSON_IsNull(parameters)) {
+        if (!cJSON_IsObject(parameters))
+            return cv_verr_set(verr, prefix, "parameters", "must be an object");
+        out->parameters = cJSON_PrintUnformatted(parameters);
+        if (!out->parameters)
+            return CV_ERR_NOMEM;
+        if (strlen(out->parameters) > CV_PARAMETERS_MAX_BYTES) {
+            cv_python_spec_release(out);
+            return cv_verr_set(verr, prefix, "parameters", "must be at most %d bytes as JSON",
+                               CV_PARAMETERS_MAX_BYTES);
+        }
+    }
+    if (!(out->script = strdup(script))) {
+        cv_python_spec_release(out);
+        return CV_ERR_NOMEM;
+    }
+    return CV_OK;
+}
+
+int cv_python_spec_encode(const cv_python_spec *spec, cJSON *obj) {
+    const struct {
+        const char *name;
+        int value;
+    } limits[] = {
+        {"cpu_seconds", spec->limits.cpu_seconds}, {"memory_mb", spec->limits.memory_mb},
+        {"open_files", spec->limits.open_files},   {"file_size_mb", spec->limits.file_size_mb},
+        {"processes", spec->limits.processes},
+    };
+    cJSON *limit_obj = NULL;
+
+    if (!cJSON_AddStringToObject(obj, "script", spec->script ? spec->script : ""))
+        return -1;
+    if (spec->parameters) {
+        cJSON *parameters = cJSON_Parse(spec->parameters);
+        if (!parameters || !cJSON_AddItemToObject(obj, "parameters", parameters)) {
+            cJSON_Delete(parameters);
+            return -1;
+        }
+    }
+    if (spec->timeout_seconds > 0 &&
+        !cJSON_AddNumberToObject(obj, "timeout_seconds", spec->timeout_seconds))
+        return -1;
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        if (limits[i].value <= 0)
+            continue;
+        if (!limit_obj && !(limit_obj = cJSON_AddObjectToObject(obj, "limits")))
+            return -1;
+        if (!cJSON_AddNumberToObject(limit_obj, limits[i].name, limits[i].value))
+            return -1;
+    }
+    return 0;
+}
+
+void cv_python_spec_release(cv_python_spec *spec) {
+    if (!spec)
+        return;
+    free(spec->script);
+    cJSON_free(spec->parameters);
+    spec->script = spec->parameters = NULL;
+}
+
 static cv_err parse_object(const char *data, size_t len, cJSON **out, cv_verr *verr) {
     size_t at = 0;
     cJSON *root;
@@ -234,7 +345,7 @@ static cv_err get_time(const cJSON *root, const char *name, int64_t *ms, cv_verr
 
 cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     cJSON *root = NULL;
-    const cJSON *transfer;
+    const cJSON *transfer, *python;
     const char *s, *kind;
     int64_t attempt = 0;
     cv_err err;
@@ -256,8 +367,9 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     copy_str(job->project_id, sizeof(job->project_id), s);
     if ((err = cv_json_get_str(root, NULL, "kind", true, 31, &kind, verr)))
         goto out;
-    if (strcmp(kind, "sql_transfer") != 0) {
-        err = cv_verr_set(verr, NULL, "kind", "must be \"sql_transfer\", not \"%s\"", kind);
+    if (strcmp(kind, "sql_transfer") != 0 && strcmp(kind, "python") != 0) {
+        err = cv_verr_set(verr, NULL, "kind", "must be \"sql_transfer\" or \"python\", not \"%s\"",
+                          kind);
         goto out;
     }
     copy_str(job->kind, sizeof(job->kind), kind);
@@ -267,7 +379,26 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     if ((err = get_time(root, "queued_at", &job->queued_at_ms, verr)))
         goto out;
 
+    python = cJSON_GetObjectItemCaseSensitive(root, "python");
     transfer = cJSON_GetObjectItemCaseSensitive(root, "sql_transfer");
+    if (strcmp(kind, "python") == 0) {
+        if (transfer) {
+            err = cv_verr_set(verr, NULL, "sql_transfer", "is only for kind sql_transfer");
+            goto out;
+        }
+        if (!cJSON_IsObject(python)) {
+            err = cv_verr_set(verr, NULL, "python",
+                              python ? "must be an object" : "is required for kind python");
+            goto out;
+        }
+        if (!(err = cv_json_only(python, "python", python_fields, "python", verr)))
+            err = cv_python_spec_decode(python, "python", &job->python, verr);
+        goto out;
+    }
+    if (python) {
+        err = cv_verr_set(verr, NULL, "python", "is only for kind python");
+        goto out;
+    }
     if (!cJSON_IsObject(transfer)) {
         err = cv_verr_set(verr, NULL, "sql_transfer",
                           transfer ? "must be an object" : "is required for kind sql_transfer");
@@ -313,6 +444,7 @@ void cv_job_release(cv_job *job) {
         return;
     free(job->query);
     job->query = NULL;
+    cv_python_spec_release(&job->python);
 }
 
 char *cv_job_encode(const cv_job *job) {
@@ -330,6 +462,13 @@ char *cv_job_encode(const cv_job *job) {
     cJSON_AddStringToObject(root, "kind", job->kind);
     cJSON_AddNumberToObject(root, "attempt", job->attempt);
     cJSON_AddStringToObject(root, "queued_at", queued);
+    if (strcmp(job->kind, "python") == 0) {
+        cJSON *python = cJSON_AddObjectToObject(root, "python");
+        if (python && cv_python_spec_encode(&job->python, python) == 0)
+            out = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        return out;
+    }
     transfer = cJSON_AddObjectToObject(root, "sql_transfer");
     if (transfer) {
         cJSON_AddStringToObject(transfer, "origin_connection_id", job->origin_connection_id);
@@ -351,6 +490,8 @@ cv_err cv_event_init(cv_event *ev, const char *type) {
     copy_str(ev->type, sizeof(ev->type), type);
     ev->time_ms = cv_time_now_ms();
     ev->rows_read = ev->rows_written = ev->duration_ms = ev->rows_per_second = -1;
+    ev->exit_code = -1;
+    ev->lines_dropped = -1;
     return CV_OK;
 }
 
@@ -405,6 +546,16 @@ char *cv_event_encode(const cv_event *ev) {
         cJSON_AddStringToObject(root, "watermark", ev->watermark);
     if (ev->rows_per_second >= 0)
         cJSON_AddNumberToObject(root, "rows_per_second", (double)ev->rows_per_second);
+    if (ev->stream[0]) {
+        cJSON_AddStringToObject(root, "stream", ev->stream);
+        cJSON_AddStringToObject(root, "line", ev->line);
+        if (ev->line_cut)
+            cJSON_AddBoolToObject(root, "line_cut", true);
+    }
+    if (ev->exit_code >= 0)
+        cJSON_AddNumberToObject(root, "exit_code", ev->exit_code);
+    if (ev->lines_dropped >= 0)
+        cJSON_AddNumberToObject(root, "lines_dropped", (double)ev->lines_dropped);
     if (ev->error_code[0]) {
         error = cJSON_AddObjectToObject(root, "error");
         if (error) {
@@ -438,6 +589,8 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
 
     memset(ev, 0, sizeof(*ev));
     ev->rows_read = ev->rows_written = ev->duration_ms = ev->rows_per_second = -1;
+    ev->exit_code = -1;
+    ev->lines_dropped = -1;
     if ((err = parse_object(data, len, &root, verr)))
         return err;
     if ((err = check_schema(root, CV_EVENT_SCHEMA, verr)) ||
@@ -484,6 +637,25 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
              cv_json_get_str(root, NULL, "watermark", false, sizeof(ev->watermark) - 1, &s, verr)))
         goto out;
     copy_str(ev->watermark, sizeof(ev->watermark), s);
+    if ((err = cv_json_get_str(root, NULL, "stream", false, sizeof(ev->stream) - 1, &s, verr)))
+        goto out;
+    if (s && strcmp(s, "stdout") != 0 && strcmp(s, "stderr") != 0) {
+        err = cv_verr_set(verr, NULL, "stream", "must be \"stdout\" or \"stderr\"");
+        goto out;
+    }
+    copy_str(ev->stream, sizeof(ev->stream), s);
+    if ((err = cv_json_get_str(root, NULL, "line", false, CV_LOG_LINE_MAX, &s, verr)))
+        goto out;
+    copy_str(ev->line, sizeof(ev->line), s);
+    if ((err = cv_json_get_bool(root, NULL, "line_cut", false, &ev->line_cut, verr)))
+        goto out;
+    n = -1;
+    if ((err = cv_json_get_int(root, NULL, "exit_code", false, 0, 255, &n, verr)))
+        goto out;
+    ev->exit_code = (int)n;
+    if ((err = cv_json_get_int(root, NULL, "lines_dropped", false, 0, INT64_C(1) << 53,
+                               &ev->lines_dropped, verr)))
+        goto out;
     error = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (error && !cJSON_IsNull(error)) {
         if (!cJSON_IsObject(error)) {

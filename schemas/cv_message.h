@@ -74,11 +74,41 @@ const char *cv_load_mode_str(cv_load_mode mode);
 /* "auto", "copy", "insert" or "load_data". */
 const char *cv_load_method_str(cv_load_method method);
 
+/* Kind "python": a script the worker runs in its sandbox (consumer/cv_script.h). */
+#define CV_SCRIPT_MAX_BYTES (512 * 1024)
+#define CV_PARAMETERS_MAX_BYTES (64 * 1024)
+
+/* Limits of one attempt of a Python job; 0 = the worker's default. */
+typedef struct cv_python_limits {
+    int cpu_seconds, memory_mb, open_files, file_size_mb, processes;
+} cv_python_limits;
+
+typedef struct cv_python_spec {
+    char *script;        /* owned: the script's source */
+    char *parameters;    /* owned: JSON object text, NULL when none */
+    int timeout_seconds; /* wall clock of one attempt, 0 = the worker's default */
+    cv_python_limits limits;
+} cv_python_spec;
+
+/* Reads "script" (required), "parameters" (an object), "timeout_seconds" (1 to
+ * 86400) and "limits" (an object of cpu_seconds, memory_mb, open_files,
+ * file_size_mb, processes) from obj, reporting fields under `prefix`. Used for
+ * API bodies and job messages alike. On success release *out with
+ * cv_python_spec_release(). */
+cv_err cv_python_spec_decode(const cJSON *obj, const char *prefix, cv_python_spec *out,
+                             cv_verr *verr);
+
+/* Adds the members cv_python_spec_decode() reads to obj. 0, or -1 when out of memory. */
+int cv_python_spec_encode(const cv_python_spec *spec, cJSON *obj);
+
+/* Frees what cv_python_spec_decode() allocated. Accepts a zeroed spec. */
+void cv_python_spec_release(cv_python_spec *spec);
+
 typedef struct cv_job {
     char run_id[CV_ID_LEN];
     char job_id[CV_ID_LEN];
     char project_id[CV_ID_LEN];
-    char kind[32]; /* "sql_transfer" */
+    char kind[32]; /* "sql_transfer" or "python" */
     int attempt;   /* 1 for the first delivery of a run */
     int64_t queued_at_ms;
     /* kind "sql_transfer" */
@@ -87,6 +117,8 @@ typedef struct cv_job {
     char *query; /* owned; freed by cv_job_release() */
     char destination_table[128];
     cv_load_spec load;
+    /* kind "python" */
+    cv_python_spec python;
 } cv_job;
 
 /* Decodes and validates a job message. On success *job is filled and must be
@@ -110,6 +142,8 @@ void cv_job_release(cv_job *job);
 #define CV_EVENT_RUN_CANCELLED "run.cancelled" /* stopped on request, rolled back */
 #define CV_EVENT_RUN_TIMED_OUT "run.timed_out" /* over the job's time limit, rolled back */
 #define CV_EVENT_JOB_REJECTED "job.rejected"   /* a message went to the dead-letter topic */
+#define CV_EVENT_RUN_LOG "run.log"             /* one line a Python job wrote */
+#define CV_LOG_LINE_MAX 4096                   /* longer lines are cut to this many bytes */
 
 typedef struct cv_event {
     char event_id[CV_ID_LEN];
@@ -127,6 +161,13 @@ typedef struct cv_event {
     char error_message[1024];
     char watermark[256];     /* run.succeeded of an incremental job: the new watermark */
     int64_t rows_per_second; /* run.progress: current rate; -1 when not applicable */
+    /* run.log */
+    char stream[8]; /* "stdout" or "stderr" */
+    char line[CV_LOG_LINE_MAX + 1];
+    bool line_cut; /* the line was longer and cut to CV_LOG_LINE_MAX bytes */
+    /* Final events of Python jobs. */
+    int exit_code;         /* -1 when not applicable (or killed by a signal) */
+    int64_t lines_dropped; /* output lines the rate limit dropped; -1 when not applicable */
 } cv_event;
 
 /* The run status a final or progress event type leads to ("succeeded",

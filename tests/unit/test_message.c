@@ -37,17 +37,21 @@ static const char valid_job[] =
     "\",\"destination_connection_id\":\"" DEST "\",\"query\":\"SELECT 1\","
     "\"destination_table\":\"public.t\"}}";
 
-/* Returns a copy of valid_job with the first occurrence of `from` replaced by
+/* Returns a copy of `base` with the first occurrence of `from` replaced by
  * `to`; the caller frees it. */
-static char *variant(const char *from, const char *to) {
-    const char *at = strstr(valid_job, from);
-    size_t len = strlen(valid_job) - strlen(from) + strlen(to) + 1;
+static char *variant_of(const char *base, const char *from, const char *to) {
+    const char *at = strstr(base, from);
+    size_t len = strlen(base) - strlen(from) + strlen(to) + 1;
     char *out = malloc(len);
 
     assert_non_null(at);
     assert_non_null(out);
-    snprintf(out, len, "%.*s%s%s", (int)(at - valid_job), valid_job, to, at + strlen(from));
+    snprintf(out, len, "%.*s%s%s", (int)(at - base), base, to, at + strlen(from));
     return out;
+}
+
+static char *variant(const char *from, const char *to) {
+    return variant_of(valid_job, from, to);
 }
 
 static void expect_invalid_len(const char *data, size_t len, const char *field,
@@ -203,8 +207,10 @@ static void test_bad_jobs_name_the_field(void **state) {
                            "must be between 1 and 1000");
     expect_variant_invalid("\"attempt\":2", "\"attempt\":1.5", "attempt", "must be an integer");
     expect_variant_invalid("\"attempt\":2", "\"attempt\":\"1\"", "attempt", "must be an integer");
-    expect_variant_invalid("\"kind\":\"sql_transfer\"", "\"kind\":\"python\"", "kind",
-                           "must be \"sql_transfer\", not \"python\"");
+    expect_variant_invalid("\"kind\":\"sql_transfer\"", "\"kind\":\"shell\"", "kind",
+                           "must be \"sql_transfer\" or \"python\", not \"shell\"");
+    expect_variant_invalid("\"kind\":\"sql_transfer\"", "\"kind\":\"python\"", "sql_transfer",
+                           "is only for kind sql_transfer");
     expect_variant_invalid("2026-11-28T04:50:00.250Z", "2026-13-01T00:00:00Z", "queued_at",
                            "must be an RFC 3339 time such as \"2026-11-28T04:50:00.000Z\"");
     expect_variant_invalid("2026-11-28T04:50:00.250Z", "2026-11-28T04:50:00", "queued_at",
@@ -556,9 +562,11 @@ static bool in_string_array(const cJSON *array, const char *name) {
 
 /* The names in the schema's "required", plus, with `conditional`, those in
  * "then"."required" (event.v1 requires run_id of all but job.rejected). */
-static bool schema_requires(const cJSON *schema, const char *name, bool conditional) {
+/* Whether the schema requires `name`, counting the "then" or "else" branch of
+ * its condition when `branch` names the one the message takes. */
+static bool schema_requires(const cJSON *schema, const char *name, const char *branch) {
     return in_string_array(member(schema, "required"), name) ||
-           (conditional && in_string_array(member(member(schema, "then"), "required"), name));
+           (branch && in_string_array(member(member(schema, branch), "required"), name));
 }
 
 typedef cv_err (*decode_fn)(const char *text, cv_verr *verr);
@@ -593,7 +601,7 @@ static cv_err decode_root(decode_fn decode, const cJSON *root, cv_verr *verr) {
  * property, so a field the decoder needs cannot be missing from the schema.
  */
 static void check_contract(const cJSON *schema, cJSON *root, cJSON *obj, const char *prefix,
-                           decode_fn decode, bool conditional) {
+                           decode_fn decode, const char *branch) {
     const cJSON *properties = member(schema, "properties"), *prop, *item;
     cv_verr verr;
     char path[128];
@@ -607,7 +615,7 @@ static void check_contract(const cJSON *schema, cJSON *root, cJSON *obj, const c
     }
     cJSON_ArrayForEach(prop, properties) {
         const char *name = prop->string;
-        bool required = schema_requires(schema, name, conditional);
+        bool required = schema_requires(schema, name, branch);
         cJSON *saved = cJSON_DetachItemFromObjectCaseSensitive(obj, name);
 
         snprintf(path, sizeof(path), "%s%s%s", prefix ? prefix : "", prefix ? "." : "", name);
@@ -633,7 +641,7 @@ static void check_contract(const cJSON *schema, cJSON *root, cJSON *obj, const c
     assert_int_equal(
         nrequired,
         cJSON_GetArraySize(member(schema, "required")) +
-            (conditional ? cJSON_GetArraySize(member(member(schema, "then"), "required")) : 0));
+            (branch ? cJSON_GetArraySize(member(member(schema, branch), "required")) : 0));
 }
 
 static void expect_required_list(const cJSON *schema, const char *const *names) {
@@ -644,15 +652,98 @@ static void expect_required_list(const cJSON *schema, const char *const *names) 
     assert_int_equal(cJSON_GetArraySize(required), n);
 }
 
+static const char python_job[] =
+    "{\"schema\":\"convutell.job.v1\",\"run_id\":\"" RUN "\",\"job_id\":\"" JOB
+    "\",\"project_id\":\"" PROJ "\",\"kind\":\"python\",\"attempt\":1,"
+    "\"queued_at\":\"2026-11-28T04:50:00.250Z\",\"python\":{\"script\":\"print(1)\\n\","
+    "\"parameters\":{\"day\":\"2026-11-28\",\"n\":[1,2]},\"timeout_seconds\":60,"
+    "\"limits\":{\"cpu_seconds\":10,\"memory_mb\":256,\"open_files\":64,"
+    "\"file_size_mb\":8,\"processes\":16}}}";
+
+static void expect_python_invalid(const char *from, const char *to, const char *field,
+                                  const char *reason) {
+    char *text = variant_of(python_job, from, to);
+    expect_invalid(text, field, reason);
+    free(text);
+}
+
+static void test_python_jobs(void **state) {
+    cv_job job;
+    cv_verr verr;
+    char *encoded;
+    (void)state;
+    assert_int_equal(cv_job_decode(python_job, strlen(python_job), &job, &verr), CV_OK);
+    assert_string_equal(job.kind, "python");
+    assert_string_equal(job.python.script, "print(1)\n");
+    assert_string_equal(job.python.parameters, "{\"day\":\"2026-11-28\",\"n\":[1,2]}");
+    assert_int_equal(job.python.timeout_seconds, 60);
+    assert_int_equal(job.python.limits.cpu_seconds, 10);
+    assert_int_equal(job.python.limits.memory_mb, 256);
+    assert_int_equal(job.python.limits.open_files, 64);
+    assert_int_equal(job.python.limits.file_size_mb, 8);
+    assert_int_equal(job.python.limits.processes, 16);
+    assert_null(job.query);
+    encoded = cv_job_encode(&job);
+    assert_string_equal(encoded, python_job); /* the wire form, byte for byte */
+    free(encoded);
+    cv_job_release(&job);
+
+    expect_python_invalid("\"script\":\"print(1)\\n\",", "", "python.script", "is required");
+    expect_python_invalid("print(1)\\n", "", "python.script", "must not be empty");
+    expect_python_invalid("\"memory_mb\":256", "\"memory_mb\":8", "python.limits.memory_mb",
+                          "must be between 32 and 65536");
+    expect_python_invalid("\"processes\":16", "\"threads\":16", "python.limits.threads",
+                          "is not a field of limits");
+    expect_python_invalid("{\"day\":\"2026-11-28\",\"n\":[1,2]}", "[1]", "python.parameters",
+                          "must be an object");
+    expect_python_invalid("\"timeout_seconds\":60", "\"timeout_seconds\":0",
+                          "python.timeout_seconds", "must be between 1 and 86400");
+    expect_python_invalid("\"python\":{", "\"sql_transfer\":{},\"python\":{", "sql_transfer",
+                          "is only for kind sql_transfer");
+}
+
+static void test_log_and_exit_events_round_trip(void **state) {
+    cv_event ev, back;
+    cv_verr verr;
+    char *text;
+    (void)state;
+    assert_int_equal(cv_event_init(&ev, CV_EVENT_RUN_LOG), CV_OK);
+    snprintf(ev.run_id, sizeof(ev.run_id), RUN);
+    snprintf(ev.stream, sizeof(ev.stream), "stderr");
+    snprintf(ev.line, sizeof(ev.line), "Traceback \"x\"\t\xc3\xa9");
+    ev.line_cut = true;
+    text = cv_event_encode(&ev);
+    assert_int_equal(cv_event_decode(text, strlen(text), &back, &verr), CV_OK);
+    assert_string_equal(back.stream, "stderr");
+    assert_string_equal(back.line, ev.line);
+    assert_true(back.line_cut);
+    assert_int_equal(back.exit_code, -1);
+    assert_int_equal(back.lines_dropped, -1);
+    assert_null(cv_event_status(CV_EVENT_RUN_LOG)); /* a log line changes no run */
+    free(text);
+
+    assert_int_equal(cv_event_init(&ev, CV_EVENT_RUN_FAILED), CV_OK);
+    snprintf(ev.run_id, sizeof(ev.run_id), RUN);
+    ev.exit_code = 3;
+    ev.lines_dropped = 998000;
+    text = cv_event_encode(&ev);
+    assert_non_null(strstr(text, "\"exit_code\":3,\"lines_dropped\":998000"));
+    assert_int_equal(cv_event_decode(text, strlen(text), &back, &verr), CV_OK);
+    assert_int_equal(back.exit_code, 3);
+    assert_int_equal(back.lines_dropped, 998000);
+    assert_false(back.line_cut);
+    free(text);
+}
+
 static void test_job_schema_matches_decoder(void **state) {
-    static const char *const job_required[] = {"schema",     "run_id",       "job_id",
-                                               "project_id", "kind",         "attempt",
-                                               "queued_at",  "sql_transfer", NULL};
+    static const char *const job_required[] = {"schema", "run_id",  "job_id",    "project_id",
+                                               "kind",   "attempt", "queued_at", NULL};
     static const char *const transfer_required[] = {
         "origin_connection_id", "destination_connection_id", "query", "destination_table", NULL};
     cJSON *schema = load_json("schemas/job.v1.json");
     cJSON *root = cJSON_Parse(valid_job);
     const cJSON *transfer_schema = member(member(schema, "properties"), "sql_transfer");
+    const cJSON *python_schema;
     (void)state;
     assert_non_null(root);
     assert_string_equal(member(schema, "$id")->valuestring, CV_JOB_SCHEMA);
@@ -661,9 +752,21 @@ static void test_job_schema_matches_decoder(void **state) {
         CV_JOB_SCHEMA);
     expect_required_list(schema, job_required);
     expect_required_list(transfer_schema, transfer_required);
-    check_contract(schema, root, root, NULL, decode_job, false);
+    check_contract(schema, root, root, NULL, decode_job, "else");
     check_contract(transfer_schema, root, cJSON_GetObjectItemCaseSensitive(root, "sql_transfer"),
-                   "sql_transfer", decode_job, false);
+                   "sql_transfer", decode_job, NULL);
+    cJSON_Delete(root);
+    /* A python job takes the other branch of the schema's condition. */
+    root = cJSON_Parse(python_job);
+    assert_non_null(root);
+    python_schema = member(member(schema, "properties"), "python");
+    check_contract(schema, root, root, NULL, decode_job, "then");
+    check_contract(python_schema, root, cJSON_GetObjectItemCaseSensitive(root, "python"), "python",
+                   decode_job, NULL);
+    check_contract(member(member(python_schema, "properties"), "limits"), root,
+                   cJSON_GetObjectItemCaseSensitive(
+                       cJSON_GetObjectItemCaseSensitive(root, "python"), "limits"),
+                   "python.limits", decode_job, NULL);
     cJSON_Delete(root);
     cJSON_Delete(schema);
 }
@@ -702,9 +805,9 @@ static void test_event_schema_matches_decoder(void **state) {
     text = cv_event_encode(&ev);
     root = cJSON_Parse(text);
     assert_non_null(root);
-    check_contract(schema, root, root, NULL, decode_event, true);
+    check_contract(schema, root, root, NULL, decode_event, "then");
     check_contract(member(member(schema, "properties"), "error"), root,
-                   cJSON_GetObjectItemCaseSensitive(root, "error"), "error", decode_event, false);
+                   cJSON_GetObjectItemCaseSensitive(root, "error"), "error", decode_event, NULL);
     cJSON_Delete(root);
     cJSON_Delete(schema);
     free(text);
@@ -717,6 +820,8 @@ int main(void) {
         cmocka_unit_test(test_job_round_trip),
         cmocka_unit_test(test_bad_jobs_name_the_field),
         cmocka_unit_test(test_sql_transfer_member),
+        cmocka_unit_test(test_python_jobs),
+        cmocka_unit_test(test_log_and_exit_events_round_trip),
         cmocka_unit_test(test_malformed_messages),
         cmocka_unit_test(test_nul_and_oversized_messages),
         cmocka_unit_test(test_unterminated_buffers),
