@@ -338,6 +338,47 @@ out:
 
 /* ---- jobs --------------------------------------------------------------- */
 
+/* Stores a job of kind "python" from a body whose name and kind were read. */
+static void create_python_job(cv_api *api, const char *project_id, const cJSON *body,
+                              const char *name, cv_http_response *res) {
+    static const char *const fields[] = {
+        "name", "kind", "script", "parameters", "timeout_seconds", "limits", NULL};
+    char id[CV_ID_LEN];
+    cv_python_spec python;
+    cJSON *spec = NULL;
+    char *spec_json = NULL;
+    bson_t doc = BSON_INITIALIZER, *spec_bson = NULL;
+    bson_error_t error;
+    cv_verr verr;
+
+    memset(&python, 0, sizeof(python));
+    if (cv_json_only(body, NULL, fields, "a python job", &verr) ||
+        cv_python_spec_decode(body, NULL, &python, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    /* Stored as the message carries it: script, parameters, timeout, limits. */
+    if (!(spec = cJSON_CreateObject()) || cv_python_spec_encode(&python, spec) != 0 ||
+        !(spec_json = cJSON_PrintUnformatted(spec)) ||
+        !(spec_bson = bson_new_from_json((const uint8_t *)spec_json, -1, &error))) {
+        internal_error(res, CV_ERR_NOMEM, "cannot store the script");
+        goto out;
+    }
+    if (!new_doc(&doc, id, sizeof(id), res))
+        goto out;
+    BSON_APPEND_UTF8(&doc, "project_id", project_id);
+    BSON_APPEND_UTF8(&doc, "name", name);
+    BSON_APPEND_UTF8(&doc, "kind", "python");
+    bson_concat(&doc, spec_bson);
+    insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
+out:
+    bson_destroy(&doc);
+    bson_destroy(spec_bson);
+    cJSON_free(spec_json);
+    cJSON_Delete(spec);
+    cv_python_spec_release(&python);
+}
+
 static void create_job(cv_api *api, const char *project_id, const cv_http_request *req,
                        cv_http_response *res) {
     static const char *const fields[] = {"name",
@@ -365,14 +406,22 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     body = parse_body(req, res);
     if (!body)
         goto out;
-    if (cv_json_only(body, NULL, fields, "a job", &verr) ||
-        cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
+    if (cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
         cv_json_get_str(body, NULL, "kind", true, 31, &kind, &verr)) {
         field_error(res, &verr);
         goto out;
     }
+    if (strcmp(kind, "python") == 0) {
+        create_python_job(api, project_id, body, name, res);
+        goto out;
+    }
     if (strcmp(kind, "sql_transfer") != 0) {
-        cv_verr_set(&verr, NULL, "kind", "must be \"sql_transfer\", not \"%s\"", kind);
+        cv_verr_set(&verr, NULL, "kind", "must be \"sql_transfer\" or \"python\", not \"%s\"",
+                    kind);
+        field_error(res, &verr);
+        goto out;
+    }
+    if (cv_json_only(body, NULL, fields, "a job", &verr)) {
         field_error(res, &verr);
         goto out;
     }
@@ -473,9 +522,20 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     }
     snprintf(job.job_id, sizeof(job.job_id), "%s", job_id);
     snprintf(job.project_id, sizeof(job.project_id), "%s", doc_str(project, "_id"));
-    snprintf(job.kind, sizeof(job.kind), "sql_transfer");
+    snprintf(job.kind, sizeof(job.kind), "%s",
+             strcmp(doc_str(job_doc, "kind"), "python") == 0 ? "python" : "sql_transfer");
     job.attempt = 1;
     job.queued_at_ms = cv_time_now_ms();
+    if (strcmp(job.kind, "python") == 0) {
+        cJSON *stored = doc_to_json(job_doc);
+        err = stored ? cv_python_spec_decode(stored, NULL, &job.python, &verr) : CV_ERR_NOMEM;
+        cJSON_Delete(stored);
+        if (err) {
+            internal_error(res, err, "stored job has an unreadable script");
+            goto out;
+        }
+        goto publish;
+    }
     snprintf(job.origin_connection_id, sizeof(job.origin_connection_id), "%s",
              doc_str(project, "origin_connection_id"));
     snprintf(job.destination_connection_id, sizeof(job.destination_connection_id), "%s",
@@ -494,6 +554,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         }
     }
     job.query = (char *)(uintptr_t)doc_str(job_doc, "query"); /* borrowed, not freed */
+publish:
     msg = cv_job_encode(&job);
     job.query = NULL;
     if (!msg) {
@@ -533,6 +594,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     cJSON_AddStringToObject(res->body, "queued_at", queued);
     snprintf(res->location, sizeof(res->location), "/api/v1/runs/%s", job.run_id);
 out:
+    cv_python_spec_release(&job.python);
     free(msg);
     cJSON_Delete(body);
     bson_destroy(project);

@@ -11,6 +11,7 @@
 #include "cv_message.h"
 #include "cv_mongo.h"
 #include "cv_runs.h"
+#include "cv_script.h"
 #include "cv_secret.h"
 #include "cv_time.h"
 #include "cv_transfer.h"
@@ -295,6 +296,186 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     return publish_event(w, &ev, errbuf, errlen);
 }
 
+/* ---- kind "python" ---------------------------------------------------------- */
+
+/* Copies up to len bytes of a script's output line as valid UTF-8 (what JSON
+ * and MongoDB require): invalid bytes and NUL become U+FFFD, and the copy
+ * stops before a character that would not fit. */
+static void utf8_clean(char *dst, size_t dstlen, const char *src, size_t len) {
+    static const char replacement[] = "\xEF\xBF\xBD";
+    const unsigned char *p = (const unsigned char *)src, *end = p + len;
+    size_t o = 0;
+
+    while (p < end) {
+        size_t n = *p < 0x80         ? 1
+                   : (*p >> 5) == 6  ? 2
+                   : (*p >> 4) == 14 ? 3
+                   : (*p >> 3) == 30 ? 4
+                                     : 0;
+        bool valid = n > 0 && *p != 0 && (size_t)(end - p) >= n;
+        for (size_t i = 1; valid && i < n; i++)
+            valid = (p[i] & 0xC0) == 0x80;
+        if (valid && n == 2)
+            valid = *p >= 0xC2; /* no overlong forms */
+        if (valid && n == 3)
+            valid = !(*p == 0xE0 && p[1] < 0xA0) && !(*p == 0xED && p[1] >= 0xA0);
+        if (valid && n == 4)
+            valid = *p <= 0xF4 && !(*p == 0xF0 && p[1] < 0x90) && !(*p == 0xF4 && p[1] >= 0x90);
+        if (!valid) {
+            if (o + 3 >= dstlen)
+                break;
+            memcpy(dst + o, replacement, 3);
+            o += 3;
+            p++;
+            continue;
+        }
+        if (o + n >= dstlen)
+            break;
+        memcpy(dst + o, p, n);
+        o += n;
+        p += n;
+    }
+    dst[o] = '\0';
+}
+
+/* State of one Python run's hooks. */
+typedef struct python_state {
+    cv_worker *w;
+    const cv_job *job;
+    int64_t last_cancel_check_ms;
+    bool publish_failed;
+} python_state;
+
+/* Publishes one output line as a run.log event. */
+static void on_script_line(void *ctx, cv_script_stream stream, const char *line, size_t len,
+                           bool cut) {
+    python_state *p = ctx;
+    char why[256];
+    cv_event ev;
+
+    if (cv_event_init(&ev, CV_EVENT_RUN_LOG) != CV_OK)
+        return;
+    cv_event_from_job(&ev, p->job);
+    snprintf(ev.stream, sizeof(ev.stream), "%s", stream == CV_SCRIPT_STDOUT ? "stdout" : "stderr");
+    utf8_clean(ev.line, sizeof(ev.line), line, len);
+    ev.line_cut = cut;
+    /* A lost log line is not worth failing the run; say so once. */
+    if (publish_event(p->w, &ev, why, sizeof(why)) != CV_OK && !p->publish_failed) {
+        p->publish_failed = true;
+        cv_log_warn("run %s: output lines not published: %s", p->job->run_id, why);
+    }
+}
+
+/* Stops the script when someone asked for the run to be cancelled (checked
+ * at most once a second). */
+static cv_err on_script_check(void *ctx, char *errbuf, size_t errlen) {
+    python_state *p = ctx;
+    int64_t now = cv_time_mono_ms();
+
+    if (now - p->last_cancel_check_ms < 1000)
+        return CV_OK;
+    p->last_cancel_check_ms = now;
+    if (cancel_requested(p->w, p->job->run_id))
+        return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "cancelled on request");
+    return CV_OK;
+}
+
+/* Runs one valid Python job in the sandbox and publishes its events. Returns
+ * an error only when an event could not be published. */
+static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
+    const cv_python_spec *py = &job->python;
+    char run_env[64], job_env[64], project_env[64], attempt_env[48], why[1024] = "";
+    char *parameters_env = NULL;
+    const char *env[6];
+    python_state state = {.w = w, .job = job, .last_cancel_check_ms = cv_time_mono_ms()};
+    cv_script_spec spec;
+    cv_script_result res;
+    const char *type = CV_EVENT_RUN_SUCCEEDED, *code = NULL;
+    bool ran = false;
+    cv_event ev;
+    cv_err err;
+    size_t plen;
+
+    if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, job);
+    if ((err = publish_event(w, &ev, errbuf, errlen)))
+        return err;
+    cv_log_info("run %s (python job %s, attempt %d) started", job->run_id, job->job_id,
+                job->attempt);
+
+    /* What the script gets to know: its run and its parameters, nothing else. */
+    snprintf(run_env, sizeof(run_env), "CONVUTELL_RUN_ID=%s", job->run_id);
+    snprintf(job_env, sizeof(job_env), "CONVUTELL_JOB_ID=%s", job->job_id);
+    snprintf(project_env, sizeof(project_env), "CONVUTELL_PROJECT_ID=%s", job->project_id);
+    snprintf(attempt_env, sizeof(attempt_env), "CONVUTELL_ATTEMPT=%d", job->attempt);
+    plen = strlen(py->parameters ? py->parameters : "{}") + 32;
+    if (!(parameters_env = malloc(plen)))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    snprintf(parameters_env, plen, "CONVUTELL_PARAMETERS=%s",
+             py->parameters ? py->parameters : "{}");
+    env[0] = run_env;
+    env[1] = job_env;
+    env[2] = project_env;
+    env[3] = attempt_env;
+    env[4] = parameters_env;
+    env[5] = NULL;
+
+    memset(&spec, 0, sizeof(spec));
+    memset(&res, 0, sizeof(res));
+    spec.script = py->script;
+    spec.env = env;
+    spec.limits.timeout_seconds = py->timeout_seconds;
+    spec.limits.cpu_seconds = py->limits.cpu_seconds;
+    spec.limits.memory_mb = py->limits.memory_mb;
+    spec.limits.open_files = py->limits.open_files;
+    spec.limits.file_size_mb = py->limits.file_size_mb;
+    spec.limits.processes = py->limits.processes;
+    spec.on_line = on_script_line;
+    spec.check = on_script_check;
+    spec.ctx = &state;
+    spec.max_line = CV_LOG_LINE_MAX;
+
+    if (cancel_requested(w, job->run_id)) {
+        type = CV_EVENT_RUN_CANCELLED;
+        code = "cancelled";
+        snprintf(why, sizeof(why), "cancelled before it started");
+    } else if (cv_script_run(&spec, &res, why, sizeof(why)) != CV_OK) {
+        type = CV_EVENT_RUN_FAILED;
+        code = "script_start";
+    } else {
+        ran = true;
+        if (res.stopped) {
+            type = CV_EVENT_RUN_CANCELLED;
+            code = "cancelled";
+            snprintf(why, sizeof(why), "stopped after %lld ms: cancelled on request",
+                     (long long)res.duration_ms);
+        } else if (res.limit || res.exit_code != 0 || res.signal) {
+            bool timed_out = res.limit && strcmp(res.limit, "timeout_seconds") == 0;
+            type = timed_out ? CV_EVENT_RUN_TIMED_OUT : CV_EVENT_RUN_FAILED;
+            code = timed_out ? "timed_out" : res.limit ? "limit_exceeded" : "script_failed";
+            cv_script_describe(&spec, &res, why, sizeof(why));
+        }
+    }
+    free(parameters_env);
+
+    if ((err = cv_event_init(&ev, type)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, job);
+    ev.duration_ms = res.duration_ms;
+    ev.exit_code = ran && !res.signal ? res.exit_code : -1;
+    ev.lines_dropped = ran ? res.lines_dropped : -1;
+    if (code) {
+        snprintf(ev.error_code, sizeof(ev.error_code), "%s", code);
+        snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
+        cv_log_warn("run %s ended (%s): %s: %s", job->run_id, type + 4, code, why);
+    } else {
+        cv_log_info("run %s succeeded in %lld ms (%lld lines, %lld dropped)", job->run_id,
+                    (long long)res.duration_ms, (long long)res.lines, (long long)res.lines_dropped);
+    }
+    return publish_event(w, &ev, errbuf, errlen);
+}
+
 cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
     cv_err err = CV_OK;
 
@@ -311,7 +492,8 @@ cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, si
         if (err == CV_ERR_INVALID) {
             err = reject(w, &msg, &verr, errbuf, errlen);
         } else if (err == CV_OK) {
-            err = run_job(w, &job, errbuf, errlen);
+            err = strcmp(job.kind, "python") == 0 ? run_python(w, &job, errbuf, errlen)
+                                                  : run_job(w, &job, errbuf, errlen);
             cv_job_release(&job);
         } else {
             cv_err_set(errbuf, errlen, err, "cannot decode a job message: %s", cv_err_str(err));

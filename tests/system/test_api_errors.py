@@ -61,8 +61,12 @@ def test_job_fields_and_inactive_project(api):
     status, body, _ = api.post(f"/api/v1/projects/{project['id']}/jobs",
                                dict(base, destination_table='t"; DROP TABLE x; --'))
     assert (status, body["error"]["field"]) == (422, "destination_table")
+    status, body, _ = api.post(f"/api/v1/projects/{project['id']}/jobs", dict(base, kind="bash"))
+    assert body["error"]["message"] == 'kind: must be "sql_transfer" or "python", not "bash"'
+    # A transfer's fields are not a python job's.
     status, body, _ = api.post(f"/api/v1/projects/{project['id']}/jobs", dict(base, kind="python"))
-    assert body["error"]["message"] == 'kind: must be "sql_transfer", not "python"'
+    assert (status, body["error"]["field"]) == (422, "query"), body
+    assert body["error"]["message"] == "query: is not a field of a python job"
     job = api.create(f"/api/v1/projects/{project['id']}/jobs", base)
     status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
     assert status == 409
