@@ -2,6 +2,7 @@
 arrives as run.log events, their exit status and every broken limit end the run
 with a reason, and the worker is unharmed: the same process runs a normal
 transfer afterwards with its memory where it was."""
+import os
 import time
 
 import pytest
@@ -120,7 +121,10 @@ def test_worker_unharmed_afterwards(api, pg, services):
     with its resident memory within 10% of where it was."""
     assert services.procs["worker"].pid == BEFORE["pid"]
     transfer(api, pg)
-    assert rss_kib(services) <= BEFORE["rss"] * 1.10, (rss_kib(services), BEFORE)
+    # Under AddressSanitizer (`make asan`) freed memory stays resident in its
+    # quarantine, so resident size says nothing there.
+    if "ASAN_OPTIONS" not in os.environ:
+        assert rss_kib(services) <= BEFORE["rss"] * 1.10, (rss_kib(services), BEFORE)
 
 
 def test_python_job_fields_are_checked(api):
