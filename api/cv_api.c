@@ -302,11 +302,13 @@ static bool connection_exists(cv_api *api, const char *field, const char *id,
 }
 
 static void create_project(cv_api *api, const cv_http_request *req, cv_http_response *res) {
-    static const char *const fields[] = {"name", "origin_connection_id",
-                                         "destination_connection_id", "active", NULL};
+    static const char *const fields[] = {
+        "name",   "origin_connection_id", "destination_connection_id",
+        "active", "python_interpreter",   "expose_connections",
+        NULL};
     char id[CV_ID_LEN];
-    const char *name, *origin, *dest;
-    bool active = true;
+    const char *name, *origin, *dest, *interpreter = NULL;
+    bool active = true, expose = false;
     cJSON *body = parse_body(req, res);
     bson_t doc = BSON_INITIALIZER;
     cv_verr verr;
@@ -317,7 +319,16 @@ static void create_project(cv_api *api, const cv_http_request *req, cv_http_resp
         cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
         cv_json_get_id(body, NULL, "origin_connection_id", true, &origin, &verr) ||
         cv_json_get_id(body, NULL, "destination_connection_id", true, &dest, &verr) ||
-        cv_json_get_bool(body, NULL, "active", false, &active, &verr)) {
+        cv_json_get_bool(body, NULL, "active", false, &active, &verr) ||
+        cv_json_get_str(body, NULL, "python_interpreter", false, 255, &interpreter, &verr) ||
+        cv_json_get_bool(body, NULL, "expose_connections", false, &expose, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    if (interpreter &&
+        (interpreter[0] != '/' || strstr(interpreter, "/../") || strchr(interpreter, '\n'))) {
+        cv_verr_set(&verr, NULL, "python_interpreter",
+                    "must be an absolute path such as \"/opt/venvs/etl/bin/python\"");
         field_error(res, &verr);
         goto out;
     }
@@ -330,6 +341,9 @@ static void create_project(cv_api *api, const cv_http_request *req, cv_http_resp
     BSON_APPEND_UTF8(&doc, "origin_connection_id", origin);
     BSON_APPEND_UTF8(&doc, "destination_connection_id", dest);
     BSON_APPEND_BOOL(&doc, "active", active);
+    if (interpreter)
+        BSON_APPEND_UTF8(&doc, "python_interpreter", interpreter);
+    BSON_APPEND_BOOL(&doc, "expose_connections", expose);
     insert_and_answer(api, "projects", "/api/v1/projects", &doc, id, res);
 out:
     bson_destroy(&doc);

@@ -135,14 +135,15 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 
 /* The uid and gid a root worker runs scripts as. */
-static cv_err unprivileged_user(const char *name, uid_t *uid, gid_t *gid, char *errbuf,
-                                size_t errlen) {
+static cv_err unprivileged_user(const char *name, uid_t *uid, gid_t *gid, const char **chosen,
+                                char *errbuf, size_t errlen) {
     const char *names[] = {name ? name : "convutell-run", name ? NULL : "nobody", NULL};
     for (int i = 0; names[i]; i++) {
         struct passwd *pw = getpwnam(names[i]);
         if (pw && pw->pw_uid != 0) {
             *uid = pw->pw_uid;
             *gid = pw->pw_gid;
+            *chosen = names[i];
             return CV_OK;
         }
     }
@@ -173,22 +174,39 @@ static void set_limit(int resource, rlim_t soft, rlim_t hard) {
     setrlimit(resource, &rl);
 }
 
+/* What the child tells the parent when it cannot get to the script: the step
+ * that failed and its errno, through a close-on-exec pipe (a successful execve
+ * closes it with nothing written). */
+typedef struct child_failure {
+    int step; /* 1 set up, 2 switch user, 3 execve */
+    int error;
+} child_failure;
+
+static void child_fail(int report, int step) {
+    child_failure f = {.step = step, .error = errno};
+    ssize_t written = write(report, &f, sizeof(f));
+    (void)written;
+    _exit(127);
+}
+
 /* In the child, between fork() and execve(): async-signal-safe calls only. */
 static void child(const cv_script_spec *spec, const char *dir, int out, int err, int null_fd,
-                  bool drop, uid_t uid, gid_t gid, const char *interpreter, char *const *argv,
-                  char *const *envp) {
+                  int report, bool drop, uid_t uid, gid_t gid, const char *interpreter,
+                  char *const *argv, char *const *envp) {
     const cv_script_limits *l = &spec->limits;
     rlim_t cpu = (rlim_t)DEFAULT(l->cpu_seconds, 600);
     rlim_t mb = 1024 * 1024;
 
     setsid(); /* its own session and process group, no controlling terminal */
     if (dup2(null_fd, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-        _exit(126);
-    if (close_range(3, ~0U, 0) != 0)
-        for (int fd = 3; fd < 65536; fd++)
-            close(fd);
+        child_fail(report, 1);
+    /* Everything else goes, but the report pipe (close-on-exec) stays until execve. */
+    if (report > 3 && close_range(3, (unsigned)report - 1, 0) != 0)
+        child_fail(report, 1);
+    if (close_range((unsigned)report + 1, ~0U, 0) != 0)
+        child_fail(report, 1);
     if (chdir(dir) != 0)
-        _exit(126);
+        child_fail(report, 1);
     set_limit(RLIMIT_CPU, cpu, cpu + 1); /* SIGXCPU first, SIGKILL a second later */
     set_limit(RLIMIT_AS, (rlim_t)DEFAULT(l->memory_mb, 1024) * mb,
               (rlim_t)DEFAULT(l->memory_mb, 1024) * mb);
@@ -199,11 +217,11 @@ static void child(const cv_script_spec *spec, const char *dir, int out, int err,
     set_limit(RLIMIT_NPROC, (rlim_t)DEFAULT(l->processes, 64), (rlim_t)DEFAULT(l->processes, 64));
     set_limit(RLIMIT_CORE, 0, 0);
     if (drop && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0))
-        _exit(126);
+        child_fail(report, 2);
     if (drop && setuid(0) == 0) /* must not be able to come back */
-        _exit(126);
+        child_fail(report, 2);
     execve(interpreter, argv, envp);
-    _exit(127);
+    child_fail(report, 3);
 }
 
 cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *errbuf,
@@ -214,12 +232,15 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
     char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin", lang_env[] = "LANG=C.UTF-8";
     char *argv[] = {(char *)(uintptr_t)interpreter, isolated, script_py, NULL};
     char *envp[MAX_ENV + 4];
-    int out[2] = {-1, -1}, err[2] = {-1, -1}, null_fd = -1, nenv = 0;
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1}, null_fd = -1, nenv = 0;
+    child_failure failure;
+    ssize_t got;
     bool drop = geteuid() == 0, made_dir = false, reaped = false;
     bool open_streams[3] = {false, true, true};
     int64_t started, deadline, term_at = 0, next_check, reaped_at = 0;
     uid_t uid = 0;
     gid_t gid = 0;
+    const char *run_as_name = "";
     runner r;
     pid_t pid = -1;
     int status = 0;
@@ -240,7 +261,7 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
     if (access(interpreter, X_OK) != 0)
         return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "interpreter %s cannot be run: %s",
                           interpreter, strerror(errno));
-    if (drop && (rc = unprivileged_user(spec->run_as, &uid, &gid, errbuf, errlen)))
+    if (drop && (rc = unprivileged_user(spec->run_as, &uid, &gid, &run_as_name, errbuf, errlen)))
         return rc;
     for (int s = 1; s <= 2; s++)
         if (!(r.stream[s].data = malloc(r.max_line + 1))) {
@@ -273,7 +294,7 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
     envp[nenv] = NULL;
     /* Close-on-exec everywhere: another thread forking meanwhile must not keep
      * a pipe end open (the EOF would never come). */
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || pipe2(report, O_CLOEXEC) != 0 ||
         (null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
         rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot make pipes: %s", strerror(errno));
         goto out;
@@ -287,10 +308,25 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
         goto out;
     }
     if (pid == 0)
-        child(spec, dir, out[1], err[1], null_fd, drop, uid, gid, interpreter, argv, envp);
+        child(spec, dir, out[1], err[1], null_fd, report[1], drop, uid, gid, interpreter, argv,
+              envp);
     close(out[1]);
     close(err[1]);
-    out[1] = err[1] = -1;
+    close(report[1]);
+    out[1] = err[1] = report[1] = -1;
+    /* Nothing to read means execve succeeded (it closed the pipe). */
+    while ((got = read(report[0], &failure, sizeof(failure))) < 0 && errno == EINTR)
+        ;
+    if (got == (ssize_t)sizeof(failure)) {
+        static const char *const steps[] = {"", "set up its process", "switch to its user",
+                                            "start"};
+        waitpid(pid, &status, 0);
+        rc = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "cannot %s %s%s%s: %s",
+                        steps[failure.step >= 1 && failure.step <= 3 ? failure.step : 0],
+                        interpreter, drop ? " as user " : "", drop ? run_as_name : "",
+                        strerror(failure.error));
+        goto out;
+    }
     deadline = started + (int64_t)DEFAULT(spec->limits.timeout_seconds, 3600) * 1000;
     next_check = started + CHECK_EVERY_MS;
 
@@ -375,6 +411,10 @@ out:
         close(err[1]);
     if (null_fd >= 0)
         close(null_fd);
+    if (report[0] >= 0)
+        close(report[0]);
+    if (report[1] >= 0)
+        close(report[1]);
     if (made_dir && nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && !rc)
         rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot remove the working folder %s: %s", dir,
                         strerror(errno));

@@ -380,13 +380,60 @@ static cv_err on_script_check(void *ctx, char *errbuf, size_t errlen) {
     return CV_OK;
 }
 
+/* What a Python job takes from its project: the interpreter (NULL for the
+ * default) and, only when the project exposes them, the origin's and the
+ * destination's connection strings as environment entries. The caller frees
+ * the three strings with free(). */
+static cv_err python_project(cv_worker *w, const cv_job *job, char **interpreter, char **origin,
+                             char **destination, char *errbuf, size_t errlen) {
+    static const char *const names[2][2] = {
+        {"origin_connection_id", "CONVUTELL_ORIGIN_ODBC"},
+        {"destination_connection_id", "CONVUTELL_DESTINATION_ODBC"}};
+    char **out[2] = {origin, destination};
+    bson_t *doc = NULL;
+    bson_iter_t it;
+    cv_err err;
+
+    *interpreter = *origin = *destination = NULL;
+    err = cv_mongo_find_id(w->mongo, "projects", job->project_id, &doc, errbuf, errlen);
+    if (err == CV_ERR_NOT_FOUND)
+        return cv_err_set(errbuf, errlen, err, "project %s does not exist", job->project_id);
+    if (err)
+        return err;
+    if (bson_iter_init_find(&it, doc, "python_interpreter") && BSON_ITER_HOLDS_UTF8(&it) &&
+        !(*interpreter = strdup(bson_iter_utf8(&it, NULL))))
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    if (!err && bson_iter_init_find(&it, doc, "expose_connections") && BSON_ITER_HOLDS_BOOL(&it) &&
+        bson_iter_bool(&it)) {
+        for (int i = 0; i < 2 && !err; i++) {
+            char *odbc = NULL;
+            size_t len;
+            if (!bson_iter_init_find(&it, doc, names[i][0]) || !BSON_ITER_HOLDS_UTF8(&it)) {
+                err = cv_err_set(errbuf, errlen, CV_ERR_INVALID, "project %s has no %s",
+                                 job->project_id, names[i][0]);
+                break;
+            }
+            if ((err = lookup_odbc(w, bson_iter_utf8(&it, NULL), &odbc, errbuf, errlen)))
+                break;
+            len = strlen(names[i][1]) + strlen(odbc) + 2;
+            if ((*out[i] = malloc(len)))
+                snprintf(*out[i], len, "%s=%s", names[i][1], odbc);
+            else
+                err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+            free(odbc);
+        }
+    }
+    bson_destroy(doc);
+    return err;
+}
+
 /* Runs one valid Python job in the sandbox and publishes its events. Returns
  * an error only when an event could not be published. */
 static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
     const cv_python_spec *py = &job->python;
     char run_env[64], job_env[64], project_env[64], attempt_env[48], why[1024] = "";
-    char *parameters_env = NULL;
-    const char *env[6];
+    char *parameters_env = NULL, *interpreter = NULL, *origin_env = NULL, *dest_env = NULL;
+    const char *env[8];
     python_state state = {.w = w, .job = job, .last_cancel_check_ms = cv_time_mono_ms()};
     cv_script_spec spec;
     cv_script_result res;
@@ -440,24 +487,41 @@ static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t e
         type = CV_EVENT_RUN_CANCELLED;
         code = "cancelled";
         snprintf(why, sizeof(why), "cancelled before it started");
-    } else if (cv_script_run(&spec, &res, why, sizeof(why)) != CV_OK) {
+    } else if (python_project(w, job, &interpreter, &origin_env, &dest_env, why, sizeof(why)) !=
+               CV_OK) {
         type = CV_EVENT_RUN_FAILED;
-        code = "script_start";
+        code = "project_lookup";
     } else {
-        ran = true;
-        if (res.stopped) {
+        int n = 5;
+        spec.interpreter = interpreter;
+        if (origin_env)
+            env[n++] = origin_env;
+        if (dest_env)
+            env[n++] = dest_env;
+        env[n] = NULL;
+        if (cv_script_run(&spec, &res, why, sizeof(why)) != CV_OK) {
+            type = CV_EVENT_RUN_FAILED;
+            code = "script_start";
+        } else if (res.stopped) {
+            ran = true;
             type = CV_EVENT_RUN_CANCELLED;
             code = "cancelled";
             snprintf(why, sizeof(why), "stopped after %lld ms: cancelled on request",
                      (long long)res.duration_ms);
-        } else if (res.limit || res.exit_code != 0 || res.signal) {
-            bool timed_out = res.limit && strcmp(res.limit, "timeout_seconds") == 0;
-            type = timed_out ? CV_EVENT_RUN_TIMED_OUT : CV_EVENT_RUN_FAILED;
-            code = timed_out ? "timed_out" : res.limit ? "limit_exceeded" : "script_failed";
-            cv_script_describe(&spec, &res, why, sizeof(why));
+        } else {
+            ran = true;
+            if (res.limit || res.exit_code != 0 || res.signal) {
+                bool timed_out = res.limit && strcmp(res.limit, "timeout_seconds") == 0;
+                type = timed_out ? CV_EVENT_RUN_TIMED_OUT : CV_EVENT_RUN_FAILED;
+                code = timed_out ? "timed_out" : res.limit ? "limit_exceeded" : "script_failed";
+                cv_script_describe(&spec, &res, why, sizeof(why));
+            }
         }
     }
     free(parameters_env);
+    free(interpreter);
+    free(origin_env); /* connection strings hold passwords: not kept longer than needed */
+    free(dest_env);
 
     if ((err = cv_event_init(&ev, type)))
         return cv_err_set(errbuf, errlen, err, "cannot make an event id");

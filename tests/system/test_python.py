@@ -2,8 +2,12 @@
 arrives as run.log events, their exit status and every broken limit end the run
 with a reason, and the worker is unharmed: the same process runs a normal
 transfer afterwards with its memory where it was."""
+import hashlib
 import os
+import shutil
+import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -125,6 +129,44 @@ def test_worker_unharmed_afterwards(api, pg, services):
     # quarantine, so resident size says nothing there.
     if "ASAN_OPTIONS" not in os.environ:
         assert rss_kib(services) <= BEFORE["rss"] * 1.10, (rss_kib(services), BEFORE)
+
+
+def test_project_interpreter_and_connections(api, mongo_db):
+    """A project may name its interpreter (a virtualenv's python here) and
+    expose its connection strings to scripts; by default scripts get neither."""
+    venv = f"/tmp/convutell-test-venv-{uuid.uuid4().hex[:8]}"  # readable by the script's user
+    # Debian's interpreter: one under a private home would not be reachable by
+    # the script's user (that case fails the run with "Permission denied").
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", venv], check=True)
+    try:
+        conn = api.create("/api/v1/connections", {"name": "c", "odbc": PG_ODBC})
+        script = ("import hashlib, os, sys\nprint('prefix', sys.prefix)\n"
+                  "v = os.environ.get('CONVUTELL_ORIGIN_ODBC')\n"
+                  "print('origin', v and hashlib.sha256(v.encode()).hexdigest())\n"
+                  "print('destination', 'CONVUTELL_DESTINATION_ODBC' in os.environ)\n")
+        seen = {}
+        for expose in (True, False):
+            project = api.create("/api/v1/projects", {
+                "name": "py", "origin_connection_id": conn["id"],
+                "destination_connection_id": conn["id"], "python_interpreter": f"{venv}/bin/python",
+                "expose_connections": expose})
+            job = api.create(f"/api/v1/projects/{project['id']}/jobs",
+                             {"name": "s", "kind": "python", "script": script})
+            done = run(api, job)
+            assert done["status"] == "succeeded", done
+            seen[expose] = dict(line.split(" ", 1) for _, line in wait_logs(mongo_db, done["id"], 3))
+        assert seen[True] == {"prefix": venv, "destination": "True",
+                              "origin": hashlib.sha256(PG_ODBC.encode()).hexdigest()}
+        assert seen[False] == {"prefix": venv, "destination": "False", "origin": "None"}
+    finally:
+        shutil.rmtree(venv)
+    status, body, _ = api.post("/api/v1/projects", {
+        "name": "py", "origin_connection_id": conn["id"], "destination_connection_id": conn["id"],
+        "python_interpreter": "venv/bin/python"})
+    assert (status, body) == (422, {"error": {
+        "code": "invalid_field", "field": "python_interpreter",
+        "message": 'python_interpreter: must be an absolute path such as '
+                   '"/opt/venvs/etl/bin/python"'}})
 
 
 def test_python_job_fields_are_checked(api):

@@ -274,6 +274,25 @@ static void test_missing_interpreter(void **state) {
         why, "interpreter /nonexistent/python3 cannot be run: No such file or directory");
 }
 
+static void test_interpreter_the_user_cannot_run(void **state) {
+    char dir[] = "/tmp/cv-test-private-XXXXXX", link[64], why[256], want[256];
+    captured c;
+    cv_script_spec spec = spec_for("print(1)\n", &c);
+    cv_script_result res;
+    (void)state;
+    if (geteuid() != 0)
+        skip();                    /* only a root worker switches users */
+    assert_non_null(mkdtemp(dir)); /* mode 700: root's alone */
+    snprintf(link, sizeof(link), "%s/python", dir);
+    assert_int_equal(symlink("/usr/bin/python3", link), 0);
+    spec.interpreter = link;
+    assert_int_equal(cv_script_run(&spec, &res, why, sizeof(why)), CV_ERR_CONFIG);
+    snprintf(want, sizeof(want), "cannot start %s as user convutell-run: Permission denied", link);
+    assert_string_equal(why, want);
+    unlink(link);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prints_and_succeeds),
@@ -290,6 +309,7 @@ int main(void) {
         cmocka_unit_test(test_long_line_is_cut),
         cmocka_unit_test(test_stop_request),
         cmocka_unit_test(test_missing_interpreter),
+        cmocka_unit_test(test_interpreter_the_user_cannot_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
