@@ -393,6 +393,44 @@ out:
     cv_python_spec_release(&python);
 }
 
+/* Stores a job of kind "sql": statements run on the project's origin or
+ * destination connection ("connection", default the destination). */
+static void create_sql_job(cv_api *api, const char *project_id, const cJSON *body, const char *name,
+                           cv_http_response *res) {
+    static const char *const fields[] = {"name", "kind", "statements", "connection", NULL};
+    const char *statements, *connection = NULL;
+    char id[CV_ID_LEN];
+    bson_t doc = BSON_INITIALIZER;
+    cv_verr verr;
+
+    if (cv_json_only(body, NULL, fields, "a sql job", &verr) ||
+        cv_json_get_str(body, NULL, "statements", true, CV_QUERY_MAX_BYTES, &statements, &verr) ||
+        cv_json_get_str(body, NULL, "connection", false, 16, &connection, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    if (!statements[0] || (connection && strcmp(connection, "origin") != 0 &&
+                           strcmp(connection, "destination") != 0)) {
+        if (!statements[0])
+            cv_verr_set(&verr, NULL, "statements", "must not be empty");
+        else
+            cv_verr_set(&verr, NULL, "connection",
+                        "must be \"origin\" or \"destination\", not \"%s\"", connection);
+        field_error(res, &verr);
+        goto out;
+    }
+    if (!new_doc(&doc, id, sizeof(id), res))
+        goto out;
+    BSON_APPEND_UTF8(&doc, "project_id", project_id);
+    BSON_APPEND_UTF8(&doc, "name", name);
+    BSON_APPEND_UTF8(&doc, "kind", "sql");
+    BSON_APPEND_UTF8(&doc, "statements", statements);
+    BSON_APPEND_UTF8(&doc, "connection", connection ? connection : "destination");
+    insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
+out:
+    bson_destroy(&doc);
+}
+
 static void create_job(cv_api *api, const char *project_id, const cv_http_request *req,
                        cv_http_response *res) {
     static const char *const fields[] = {"name",
@@ -429,9 +467,13 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         create_python_job(api, project_id, body, name, res);
         goto out;
     }
+    if (strcmp(kind, "sql") == 0) {
+        create_sql_job(api, project_id, body, name, res);
+        goto out;
+    }
     if (strcmp(kind, "sql_transfer") != 0) {
-        cv_verr_set(&verr, NULL, "kind", "must be \"sql_transfer\" or \"python\", not \"%s\"",
-                    kind);
+        cv_verr_set(&verr, NULL, "kind",
+                    "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
         field_error(res, &verr);
         goto out;
     }
@@ -537,9 +579,19 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     snprintf(job.job_id, sizeof(job.job_id), "%s", job_id);
     snprintf(job.project_id, sizeof(job.project_id), "%s", doc_str(project, "_id"));
     snprintf(job.kind, sizeof(job.kind), "%s",
-             strcmp(doc_str(job_doc, "kind"), "python") == 0 ? "python" : "sql_transfer");
+             strcmp(doc_str(job_doc, "kind"), "python") == 0 ? "python"
+             : strcmp(doc_str(job_doc, "kind"), "sql") == 0  ? "sql"
+                                                             : "sql_transfer");
+    if (strcmp(job.kind, "sql") == 0) {
+        bool origin = strcmp(doc_str(job_doc, "connection"), "origin") == 0;
+        snprintf(job.sql_connection_id, sizeof(job.sql_connection_id), "%s",
+                 doc_str(project, origin ? "origin_connection_id" : "destination_connection_id"));
+        job.statements = (char *)(uintptr_t)doc_str(job_doc, "statements"); /* borrowed */
+    }
     job.attempt = 1;
     job.queued_at_ms = cv_time_now_ms();
+    if (strcmp(job.kind, "sql") == 0)
+        goto publish;
     if (strcmp(job.kind, "python") == 0) {
         cJSON *stored = doc_to_json(job_doc);
         err = stored ? cv_python_spec_decode(stored, NULL, &job.python, &verr) : CV_ERR_NOMEM;
@@ -571,6 +623,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
 publish:
     msg = cv_job_encode(&job);
     job.query = NULL;
+    job.statements = NULL;
     if (!msg) {
         internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
         goto out;

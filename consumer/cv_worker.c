@@ -6,6 +6,7 @@
  */
 #include "cv_worker.h"
 
+#include "cv_dialect.h"
 #include "cv_kafka.h"
 #include "cv_log.h"
 #include "cv_message.h"
@@ -13,6 +14,7 @@
 #include "cv_runs.h"
 #include "cv_script.h"
 #include "cv_secret.h"
+#include "cv_sqlsplit.h"
 #include "cv_time.h"
 #include "cv_transfer.h"
 
@@ -346,24 +348,30 @@ typedef struct python_state {
     bool publish_failed;
 } python_state;
 
-/* Publishes one output line as a run.log event. */
-static void on_script_line(void *ctx, cv_script_stream stream, const char *line, size_t len,
-                           bool cut) {
-    python_state *p = ctx;
+/* Publishes one line of a run's output as a run.log event. A lost log line is
+ * not worth failing the run: the first loss is logged, *failed remembers it. */
+static void publish_log(cv_worker *w, const cv_job *job, const char *stream, const char *line,
+                        size_t len, bool cut, bool *failed) {
     char why[256];
     cv_event ev;
 
     if (cv_event_init(&ev, CV_EVENT_RUN_LOG) != CV_OK)
         return;
-    cv_event_from_job(&ev, p->job);
-    snprintf(ev.stream, sizeof(ev.stream), "%s", stream == CV_SCRIPT_STDOUT ? "stdout" : "stderr");
+    cv_event_from_job(&ev, job);
+    snprintf(ev.stream, sizeof(ev.stream), "%s", stream);
     utf8_clean(ev.line, sizeof(ev.line), line, len);
     ev.line_cut = cut;
-    /* A lost log line is not worth failing the run; say so once. */
-    if (publish_event(p->w, &ev, why, sizeof(why)) != CV_OK && !p->publish_failed) {
-        p->publish_failed = true;
-        cv_log_warn("run %s: output lines not published: %s", p->job->run_id, why);
+    if (publish_event(w, &ev, why, sizeof(why)) != CV_OK && !*failed) {
+        *failed = true;
+        cv_log_warn("run %s: output lines not published: %s", job->run_id, why);
     }
+}
+
+static void on_script_line(void *ctx, cv_script_stream stream, const char *line, size_t len,
+                           bool cut) {
+    python_state *p = ctx;
+    publish_log(p->w, p->job, stream == CV_SCRIPT_STDOUT ? "stdout" : "stderr", line, len, cut,
+                &p->publish_failed);
 }
 
 /* Stops the script when someone asked for the run to be cancelled (checked
@@ -540,6 +548,91 @@ static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t e
     return publish_event(w, &ev, errbuf, errlen);
 }
 
+/* ---- kind "sql" ------------------------------------------------------------- */
+
+/* Runs the statements of one sql job in one transaction, each on its own
+ * (split at semicolons outside quotes and comments); every statement's row
+ * count becomes a run.log line and their sum the run's rows_written. */
+static cv_err run_sql(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
+    char why[1024] = "", line[128];
+    char *odbc = NULL;
+    cv_odbc_conn *conn = NULL;
+    const char *code = NULL, *type = CV_EVENT_RUN_SUCCEEDED;
+    long long total = 0;
+    int64_t started = cv_time_mono_ms();
+    bool log_failed = false;
+    cv_event ev;
+    cv_err err;
+
+    if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, job);
+    if ((err = publish_event(w, &ev, errbuf, errlen)))
+        return err;
+    cv_log_info("run %s (sql job %s, attempt %d) started", job->run_id, job->job_id, job->attempt);
+
+    if (cancel_requested(w, job->run_id)) {
+        type = CV_EVENT_RUN_CANCELLED;
+        code = "cancelled";
+        snprintf(why, sizeof(why), "cancelled before it started");
+    } else if (lookup_odbc(w, job->sql_connection_id, &odbc, why, sizeof(why)) != CV_OK) {
+        code = "connection_lookup";
+    } else if (!(conn = cv_odbc_connect(odbc, why, sizeof(why)))) {
+        code = "connect";
+    } else if (cv_odbc_begin(conn, why, sizeof(why)) != CV_OK) {
+        code = "statement_failed";
+    } else {
+        bool mariadb = cv_dialect_from_dbms(cv_odbc_dbms(conn)) == CV_DIALECT_MARIADB;
+        size_t pos = 0, start, end;
+        int n = 0;
+
+        while (!code && cv_sqlsplit_next(job->statements, &pos, &start, &end, mariadb)) {
+            char *statement = strndup(job->statements + start, end - start), reason[900];
+            long long rows = 0;
+            n++;
+            if (!statement) {
+                code = "statement_failed";
+                snprintf(why, sizeof(why), "out of memory");
+                break;
+            }
+            err = cv_odbc_exec_count(conn, statement, &rows, reason, sizeof(reason));
+            free(statement);
+            if (err) {
+                code = "statement_failed";
+                snprintf(why, sizeof(why), "statement %d %s", n, reason);
+                break;
+            }
+            total += rows;
+            snprintf(line, sizeof(line), "statement %d: %lld rows", n, rows);
+            publish_log(w, job, "stdout", line, strlen(line), false, &log_failed);
+        }
+        if (!code && n == 0) {
+            code = "statement_failed";
+            snprintf(why, sizeof(why), "no statement to run (only comments and semicolons)");
+        }
+        if (!code && cv_odbc_commit(conn, why, sizeof(why)) != CV_OK)
+            code = "commit_failed";
+    }
+    cv_odbc_disconnect(conn); /* rolls back what was not committed */
+    free(odbc);
+
+    if (code && strcmp(code, "cancelled") != 0)
+        type = CV_EVENT_RUN_FAILED;
+    if ((err = cv_event_init(&ev, type)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, job);
+    ev.duration_ms = cv_time_mono_ms() - started;
+    if (code) {
+        snprintf(ev.error_code, sizeof(ev.error_code), "%s", code);
+        snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
+        cv_log_warn("run %s ended (%s): %s: %s", job->run_id, type + 4, code, why);
+    } else {
+        ev.rows_written = total;
+        cv_log_info("run %s succeeded: %lld rows changed", job->run_id, total);
+    }
+    return publish_event(w, &ev, errbuf, errlen);
+}
+
 cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
     cv_err err = CV_OK;
 
@@ -557,6 +650,7 @@ cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, si
             err = reject(w, &msg, &verr, errbuf, errlen);
         } else if (err == CV_OK) {
             err = strcmp(job.kind, "python") == 0 ? run_python(w, &job, errbuf, errlen)
+                  : strcmp(job.kind, "sql") == 0  ? run_sql(w, &job, errbuf, errlen)
                                                   : run_job(w, &job, errbuf, errlen);
             cv_job_release(&job);
         } else {

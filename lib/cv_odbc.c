@@ -290,6 +290,25 @@ out:
     return err;
 }
 
+cv_err cv_odbc_exec_count(cv_odbc_conn *conn, const char *sql, long long *rows, char *errbuf,
+                          size_t errlen) {
+    SQLHSTMT h = SQL_NULL_HSTMT;
+    SQLLEN count = 0;
+    SQLRETURN rc;
+    cv_err err = CV_OK;
+
+    *rows = 0;
+    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, conn->dbc, &h)))
+        return diag(SQL_HANDLE_DBC, conn->dbc, "cannot allocate a statement", errbuf, errlen);
+    rc = SQLExecDirect(h, (SQLCHAR *)sql, SQL_NTS);
+    if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA)
+        err = diag(SQL_HANDLE_STMT, h, "failed", errbuf, errlen);
+    else if (SQL_SUCCEEDED(SQLRowCount(h, &count)) && count > 0)
+        *rows = (long long)count;
+    SQLFreeHandle(SQL_HANDLE_STMT, h);
+    return err;
+}
+
 cv_err cv_odbc_exec_params(cv_odbc_conn *conn, const char *sql, int nparams,
                            const char *const *values, char *sqlstate, char *errbuf, size_t errlen) {
     SQLHSTMT h = SQL_NULL_HSTMT;

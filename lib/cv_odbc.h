@@ -73,6 +73,13 @@ cv_err cv_odbc_columns(cv_odbc_conn *conn, const char *table, char (**names)[128
 cv_err cv_odbc_exec_params(cv_odbc_conn *conn, const char *sql, int nparams,
                            const char *const *values, char *sqlstate, char *errbuf, size_t errlen);
 
+/* Runs one statement without parameters and reports the rows it changed
+ * (SQLRowCount; 0 when the driver does not know, as for DDL). A result set,
+ * if the statement returns one, is discarded. Errors read "failed: SQLSTATE:
+ * message". */
+cv_err cv_odbc_exec_count(cv_odbc_conn *conn, const char *sql, long long *rows, char *errbuf,
+                          size_t errlen);
+
 /* Runs a query with one text parameter and reads the first column of the first
  * row as text into out (truncated to outlen). CV_ERR_NOT_FOUND when no row came;
  * *is_null tells SQL NULL apart from "". */

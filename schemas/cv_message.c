@@ -16,7 +16,11 @@
 
 static const char *const job_fields[] = {"schema", "run_id",  "job_id",    "project_id",
                                          "kind",   "attempt", "queued_at", "sql_transfer",
-                                         "python", NULL};
+                                         "python", "sql",     NULL};
+static const char *const sql_fields[] = {"connection_id", "statements", NULL};
+/* The member each kind carries; a message carries its kind's alone. */
+static const char *const kind_members[][2] = {
+    {"sql_transfer", "sql_transfer"}, {"python", "python"}, {"sql", "sql"}};
 static const char *const python_fields[] = {"script", "parameters", "timeout_seconds", "limits",
                                             NULL};
 static const char *const limit_fields[] = {"cpu_seconds",  "memory_mb", "open_files",
@@ -367,9 +371,10 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     copy_str(job->project_id, sizeof(job->project_id), s);
     if ((err = cv_json_get_str(root, NULL, "kind", true, 31, &kind, verr)))
         goto out;
-    if (strcmp(kind, "sql_transfer") != 0 && strcmp(kind, "python") != 0) {
-        err = cv_verr_set(verr, NULL, "kind", "must be \"sql_transfer\" or \"python\", not \"%s\"",
-                          kind);
+    if (strcmp(kind, "sql_transfer") != 0 && strcmp(kind, "python") != 0 &&
+        strcmp(kind, "sql") != 0) {
+        err = cv_verr_set(verr, NULL, "kind",
+                          "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
         goto out;
     }
     copy_str(job->kind, sizeof(job->kind), kind);
@@ -379,13 +384,38 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     if ((err = get_time(root, "queued_at", &job->queued_at_ms, verr)))
         goto out;
 
-    python = cJSON_GetObjectItemCaseSensitive(root, "python");
-    transfer = cJSON_GetObjectItemCaseSensitive(root, "sql_transfer");
-    if (strcmp(kind, "python") == 0) {
-        if (transfer) {
-            err = cv_verr_set(verr, NULL, "sql_transfer", "is only for kind sql_transfer");
+    for (size_t i = 0; i < sizeof(kind_members) / sizeof(kind_members[0]); i++) {
+        if (strcmp(kind, kind_members[i][0]) != 0 &&
+            cJSON_GetObjectItemCaseSensitive(root, kind_members[i][1])) {
+            err = cv_verr_set(verr, NULL, kind_members[i][1], "is only for kind %s",
+                              kind_members[i][0]);
             goto out;
         }
+    }
+    python = cJSON_GetObjectItemCaseSensitive(root, "python");
+    transfer = cJSON_GetObjectItemCaseSensitive(root, "sql_transfer");
+    if (strcmp(kind, "sql") == 0) {
+        const cJSON *sql = cJSON_GetObjectItemCaseSensitive(root, "sql");
+        if (!cJSON_IsObject(sql)) {
+            err = cv_verr_set(verr, NULL, "sql",
+                              sql ? "must be an object" : "is required for kind sql");
+            goto out;
+        }
+        if ((err = cv_json_only(sql, "sql", sql_fields, "sql", verr)) ||
+            (err = cv_json_get_id(sql, "sql", "connection_id", true, &s, verr)))
+            goto out;
+        copy_str(job->sql_connection_id, sizeof(job->sql_connection_id), s);
+        if ((err = cv_json_get_str(sql, "sql", "statements", true, CV_QUERY_MAX_BYTES, &s, verr)))
+            goto out;
+        if (!s[0]) {
+            err = cv_verr_set(verr, "sql", "statements", "must not be empty");
+            goto out;
+        }
+        if (!(job->statements = strdup(s)))
+            err = CV_ERR_NOMEM;
+        goto out;
+    }
+    if (strcmp(kind, "python") == 0) {
         if (!cJSON_IsObject(python)) {
             err = cv_verr_set(verr, NULL, "python",
                               python ? "must be an object" : "is required for kind python");
@@ -393,10 +423,6 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
         }
         if (!(err = cv_json_only(python, "python", python_fields, "python", verr)))
             err = cv_python_spec_decode(python, "python", &job->python, verr);
-        goto out;
-    }
-    if (python) {
-        err = cv_verr_set(verr, NULL, "python", "is only for kind python");
         goto out;
     }
     if (!cJSON_IsObject(transfer)) {
@@ -445,6 +471,8 @@ void cv_job_release(cv_job *job) {
     free(job->query);
     job->query = NULL;
     cv_python_spec_release(&job->python);
+    free(job->statements);
+    job->statements = NULL;
 }
 
 char *cv_job_encode(const cv_job *job) {
@@ -462,6 +490,14 @@ char *cv_job_encode(const cv_job *job) {
     cJSON_AddStringToObject(root, "kind", job->kind);
     cJSON_AddNumberToObject(root, "attempt", job->attempt);
     cJSON_AddStringToObject(root, "queued_at", queued);
+    if (strcmp(job->kind, "sql") == 0) {
+        cJSON *sql = cJSON_AddObjectToObject(root, "sql");
+        if (sql && cJSON_AddStringToObject(sql, "connection_id", job->sql_connection_id) &&
+            cJSON_AddStringToObject(sql, "statements", job->statements ? job->statements : ""))
+            out = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        return out;
+    }
     if (strcmp(job->kind, "python") == 0) {
         cJSON *python = cJSON_AddObjectToObject(root, "python");
         if (python && cv_python_spec_encode(&job->python, python) == 0)

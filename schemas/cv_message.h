@@ -108,7 +108,7 @@ typedef struct cv_job {
     char run_id[CV_ID_LEN];
     char job_id[CV_ID_LEN];
     char project_id[CV_ID_LEN];
-    char kind[32]; /* "sql_transfer" or "python" */
+    char kind[32]; /* "sql_transfer", "python" or "sql" */
     int attempt;   /* 1 for the first delivery of a run */
     int64_t queued_at_ms;
     /* kind "sql_transfer" */
@@ -119,6 +119,9 @@ typedef struct cv_job {
     cv_load_spec load;
     /* kind "python" */
     cv_python_spec python;
+    /* kind "sql": statements run in one transaction on one connection */
+    char sql_connection_id[CV_ID_LEN];
+    char *statements; /* owned */
 } cv_job;
 
 /* Decodes and validates a job message. On success *job is filled and must be

@@ -62,7 +62,8 @@ def test_job_fields_and_inactive_project(api):
                                dict(base, destination_table='t"; DROP TABLE x; --'))
     assert (status, body["error"]["field"]) == (422, "destination_table")
     status, body, _ = api.post(f"/api/v1/projects/{project['id']}/jobs", dict(base, kind="bash"))
-    assert body["error"]["message"] == 'kind: must be "sql_transfer" or "python", not "bash"'
+    assert body["error"]["message"] == \
+        'kind: must be "sql_transfer", "python" or "sql", not "bash"'
     # A transfer's fields are not a python job's.
     status, body, _ = api.post(f"/api/v1/projects/{project['id']}/jobs", dict(base, kind="python"))
     assert (status, body["error"]["field"]) == (422, "query"), body

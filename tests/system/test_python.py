@@ -181,7 +181,7 @@ def test_python_job_fields_are_checked(api):
         ({"name": "p", "kind": "python", "script": "x", "limits": {"memory_mb": 1}},
          "limits.memory_mb", "limits.memory_mb: must be between 32 and 65536"),
         ({"name": "p", "kind": "shell", "script": "x"}, "kind",
-         'kind: must be "sql_transfer" or "python", not "shell"'),
+         'kind: must be "sql_transfer", "python" or "sql", not "shell"'),
     ]:
         status, answer, _ = api.post(path, body)
         assert (status, answer) == (422, {"error": {"code": "invalid_field", "field": field,

@@ -208,7 +208,7 @@ static void test_bad_jobs_name_the_field(void **state) {
     expect_variant_invalid("\"attempt\":2", "\"attempt\":1.5", "attempt", "must be an integer");
     expect_variant_invalid("\"attempt\":2", "\"attempt\":\"1\"", "attempt", "must be an integer");
     expect_variant_invalid("\"kind\":\"sql_transfer\"", "\"kind\":\"shell\"", "kind",
-                           "must be \"sql_transfer\" or \"python\", not \"shell\"");
+                           "must be \"sql_transfer\", \"python\" or \"sql\", not \"shell\"");
     expect_variant_invalid("\"kind\":\"sql_transfer\"", "\"kind\":\"python\"", "sql_transfer",
                            "is only for kind sql_transfer");
     expect_variant_invalid("2026-11-28T04:50:00.250Z", "2026-13-01T00:00:00Z", "queued_at",
@@ -562,11 +562,11 @@ static bool in_string_array(const cJSON *array, const char *name) {
 
 /* The names in the schema's "required", plus, with `conditional`, those in
  * "then"."required" (event.v1 requires run_id of all but job.rejected). */
-/* Whether the schema requires `name`, counting the "then" or "else" branch of
- * its condition when `branch` names the one the message takes. */
-static bool schema_requires(const cJSON *schema, const char *name, const char *branch) {
+/* Whether the schema requires `name`, counting the requirements of `branch`,
+ * the conditional part ("then") that applies to the message, if any. */
+static bool schema_requires(const cJSON *schema, const char *name, const cJSON *branch) {
     return in_string_array(member(schema, "required"), name) ||
-           (branch && in_string_array(member(member(schema, branch), "required"), name));
+           (branch && in_string_array(member(branch, "required"), name));
 }
 
 typedef cv_err (*decode_fn)(const char *text, cv_verr *verr);
@@ -601,7 +601,7 @@ static cv_err decode_root(decode_fn decode, const cJSON *root, cv_verr *verr) {
  * property, so a field the decoder needs cannot be missing from the schema.
  */
 static void check_contract(const cJSON *schema, cJSON *root, cJSON *obj, const char *prefix,
-                           decode_fn decode, const char *branch) {
+                           decode_fn decode, const cJSON *branch) {
     const cJSON *properties = member(schema, "properties"), *prop, *item;
     cv_verr verr;
     char path[128];
@@ -638,10 +638,8 @@ static void check_contract(const cJSON *schema, cJSON *root, cJSON *obj, const c
     }
     assert_int_equal(decode_root(decode, root, &verr), CV_OK);
     /* Every name in "required" is a property (checked above through nrequired). */
-    assert_int_equal(
-        nrequired,
-        cJSON_GetArraySize(member(schema, "required")) +
-            (branch ? cJSON_GetArraySize(member(member(schema, branch), "required")) : 0));
+    assert_int_equal(nrequired, cJSON_GetArraySize(member(schema, "required")) +
+                                    (branch ? cJSON_GetArraySize(member(branch, "required")) : 0));
 }
 
 static void expect_required_list(const cJSON *schema, const char *const *names) {
@@ -702,6 +700,33 @@ static void test_python_jobs(void **state) {
                           "is only for kind sql_transfer");
 }
 
+static const char sql_job[] =
+    "{\"schema\":\"convutell.job.v1\",\"run_id\":\"" RUN "\",\"job_id\":\"" JOB
+    "\",\"project_id\":\"" PROJ "\",\"kind\":\"sql\",\"attempt\":1,"
+    "\"queued_at\":\"2026-11-28T04:50:00.250Z\",\"sql\":{\"connection_id\":\"" DEST
+    "\",\"statements\":\"DELETE FROM t; VACUUM\"}}";
+
+static void test_sql_jobs(void **state) {
+    cv_job job;
+    cv_verr verr;
+    char *encoded, *text;
+    (void)state;
+    assert_int_equal(cv_job_decode(sql_job, strlen(sql_job), &job, &verr), CV_OK);
+    assert_string_equal(job.kind, "sql");
+    assert_string_equal(job.sql_connection_id, DEST);
+    assert_string_equal(job.statements, "DELETE FROM t; VACUUM");
+    encoded = cv_job_encode(&job);
+    assert_string_equal(encoded, sql_job);
+    free(encoded);
+    cv_job_release(&job);
+    text = variant_of(sql_job, "DELETE FROM t; VACUUM", "");
+    expect_invalid(text, "sql.statements", "must not be empty");
+    free(text);
+    text = variant_of(sql_job, "\"sql\":{", "\"python\":{},\"sql\":{");
+    expect_invalid(text, "python", "is only for kind python");
+    free(text);
+}
+
 static void test_log_and_exit_events_round_trip(void **state) {
     cv_event ev, back;
     cv_verr verr;
@@ -752,7 +777,7 @@ static void test_job_schema_matches_decoder(void **state) {
         CV_JOB_SCHEMA);
     expect_required_list(schema, job_required);
     expect_required_list(transfer_schema, transfer_required);
-    check_contract(schema, root, root, NULL, decode_job, "else");
+    check_contract(schema, root, root, NULL, decode_job, member(schema, "then"));
     check_contract(transfer_schema, root, cJSON_GetObjectItemCaseSensitive(root, "sql_transfer"),
                    "sql_transfer", decode_job, NULL);
     cJSON_Delete(root);
@@ -760,13 +785,21 @@ static void test_job_schema_matches_decoder(void **state) {
     root = cJSON_Parse(python_job);
     assert_non_null(root);
     python_schema = member(member(schema, "properties"), "python");
-    check_contract(schema, root, root, NULL, decode_job, "then");
+    check_contract(schema, root, root, NULL, decode_job,
+                   member(cJSON_GetArrayItem(member(schema, "allOf"), 0), "then"));
     check_contract(python_schema, root, cJSON_GetObjectItemCaseSensitive(root, "python"), "python",
                    decode_job, NULL);
     check_contract(member(member(python_schema, "properties"), "limits"), root,
                    cJSON_GetObjectItemCaseSensitive(
                        cJSON_GetObjectItemCaseSensitive(root, "python"), "limits"),
                    "python.limits", decode_job, NULL);
+    cJSON_Delete(root);
+    root = cJSON_Parse(sql_job);
+    assert_non_null(root);
+    check_contract(schema, root, root, NULL, decode_job,
+                   member(cJSON_GetArrayItem(member(schema, "allOf"), 1), "then"));
+    check_contract(member(member(schema, "properties"), "sql"), root,
+                   cJSON_GetObjectItemCaseSensitive(root, "sql"), "sql", decode_job, NULL);
     cJSON_Delete(root);
     cJSON_Delete(schema);
 }
@@ -805,7 +838,7 @@ static void test_event_schema_matches_decoder(void **state) {
     text = cv_event_encode(&ev);
     root = cJSON_Parse(text);
     assert_non_null(root);
-    check_contract(schema, root, root, NULL, decode_event, "then");
+    check_contract(schema, root, root, NULL, decode_event, member(schema, "then"));
     check_contract(member(member(schema, "properties"), "error"), root,
                    cJSON_GetObjectItemCaseSensitive(root, "error"), "error", decode_event, NULL);
     cJSON_Delete(root);
@@ -821,6 +854,7 @@ int main(void) {
         cmocka_unit_test(test_bad_jobs_name_the_field),
         cmocka_unit_test(test_sql_transfer_member),
         cmocka_unit_test(test_python_jobs),
+        cmocka_unit_test(test_sql_jobs),
         cmocka_unit_test(test_log_and_exit_events_round_trip),
         cmocka_unit_test(test_malformed_messages),
         cmocka_unit_test(test_nul_and_oversized_messages),

@@ -12,9 +12,11 @@
 
 #include "cv_dialect.h"
 #include "cv_pg.h"
+#include "cv_sqlsplit.h"
 
 #include <sql.h>
 #include <sqlext.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,8 +82,49 @@ static void test_pg_conninfo(void **state) {
     assert_false(cv_pg_is_postgres_odbc("Database=postgres"));
 }
 
+/* Splits `text` and checks the statements against the NULL-terminated list. */
+static void expect_split(const char *text, bool mariadb, const char *const *want) {
+    size_t pos = 0, start, end;
+    int n = 0;
+    while (cv_sqlsplit_next(text, &pos, &start, &end, mariadb)) {
+        char got[256];
+        assert_non_null(want[n]);
+        snprintf(got, sizeof(got), "%.*s", (int)(end - start), text + start);
+        assert_string_equal(got, want[n]);
+        n++;
+    }
+    assert_null(want[n]);
+}
+
+static void test_sql_split(void **state) {
+    (void)state;
+    expect_split("", false, (const char *const[]){NULL});
+    expect_split(" ;; -- nothing\n /* at all; */ ;", false, (const char *const[]){NULL});
+    expect_split("CREATE TABLE t (a text);\nINSERT INTO t VALUES ('a;b'), ('it''s;');\n"
+                 "UPDATE t SET a = \"x;\" || a -- trailing; comment\n;\nDELETE FROM t",
+                 false,
+                 (const char *const[]){
+                     "CREATE TABLE t (a text)", "INSERT INTO t VALUES ('a;b'), ('it''s;')",
+                     "UPDATE t SET a = \"x;\" || a -- trailing; comment", "DELETE FROM t", NULL});
+    /* PostgreSQL function bodies and parameters. */
+    expect_split("CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;"
+                 "SELECT $1, $$a;b$$; SELECT 5 # 3",
+                 false,
+                 (const char *const[]){
+                     "CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql",
+                     "SELECT $1, $$a;b$$", "SELECT 5 # 3", NULL});
+    /* MariaDB: backslash escapes, backticks and # comments. */
+    expect_split(
+        "INSERT INTO `a;b` VALUES ('it\\'s; fine'); # gone;\nSELECT 2", true,
+        (const char *const[]){"INSERT INTO `a;b` VALUES ('it\\'s; fine')", "SELECT 2", NULL});
+    /* The same backslash is plain text elsewhere: the string ends at the quote. */
+    expect_split("SELECT 'C:\\'; SELECT 3", false,
+                 (const char *const[]){"SELECT 'C:\\'", "SELECT 3", NULL});
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sql_split),
         cmocka_unit_test(test_dialect_types),
         cmocka_unit_test(test_pg_conninfo),
     };
