@@ -441,12 +441,13 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
                                          "load_method",
                                          "batch_rows",
                                          "checkpoint_column",
+                                         "transform",
                                          "key",
                                          "watermark_column",
                                          "timeout_seconds",
                                          NULL};
     char id[CV_ID_LEN];
-    const char *name, *kind, *query, *table;
+    const char *name, *kind, *query, *table, *transform = NULL;
     cv_load_spec load;
     bson_t *project = load_doc(api, "projects", "project", project_id, res);
     cJSON *body = NULL;
@@ -493,7 +494,13 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         field_error(res, &verr);
         goto out;
     }
-    if (cv_load_spec_decode(body, NULL, &load, &verr)) {
+    if (cv_load_spec_decode(body, NULL, &load, &verr) ||
+        cv_json_get_str(body, NULL, "transform", false, CV_SCRIPT_MAX_BYTES, &transform, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    if (transform && !transform[0]) {
+        cv_verr_set(&verr, NULL, "transform", "must not be empty");
         field_error(res, &verr);
         goto out;
     }
@@ -515,6 +522,8 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         BSON_APPEND_INT64(&doc, "batch_rows", load.batch_rows);
         BSON_APPEND_UTF8(&doc, "checkpoint_column", load.checkpoint);
     }
+    if (transform)
+        BSON_APPEND_UTF8(&doc, "transform", transform);
     if (load.mode == CV_MODE_UPSERT) {
         bson_t keys;
         BSON_APPEND_ARRAY_BEGIN(&doc, "key", &keys);
@@ -620,10 +629,13 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         }
     }
     job.query = (char *)(uintptr_t)doc_str(job_doc, "query"); /* borrowed, not freed */
+    if (doc_str(job_doc, "transform"))                        /* likewise */
+        job.transform = (char *)(uintptr_t)doc_str(job_doc, "transform");
 publish:
     msg = cv_job_encode(&job);
     job.query = NULL;
     job.statements = NULL;
+    job.transform = NULL;
     if (!msg) {
         internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
         goto out;

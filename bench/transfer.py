@@ -198,12 +198,51 @@ def main():
             cases.append((label, rows, statistics.median(conv), statistics.median(base),
                           worker_peak_mib()))
 
+        # A Python transform in the middle (issue 4): the same PostgreSQL -> PostgreSQL
+        # transfer through an identity script, against the transfer without one.
+        transforms = []
+        if args.only in "PostgreSQL → PostgreSQL, transform":
+            scripts = {
+                "none": None,
+                "identity (lines echoed)": "import sys\nfor line in sys.stdin:\n"
+                                           "    sys.stdout.write(line)\n",
+                "identity (json.loads + json.dumps)":
+                    "import json, sys\nfor line in sys.stdin:\n"
+                    "    print(json.dumps(json.loads(line)))\n",
+            }
+            project = call("POST", "/projects", {"name": "transform", "origin_connection_id": conn_pg,
+                                                 "destination_connection_id": conn_pg})["id"]
+            jobs = {name: call("POST", f"/projects/{project}/jobs", dict(
+                {"name": name, "kind": "sql_transfer", "destination_table": "bench_dest",
+                 "query": f"SELECT {COLUMNS} FROM pgbench_accounts"},
+                **({"transform": script} if script else {})))["id"] for name, script in scripts.items()}
+            fresh_worker()
+            reset(pg, "bench_dest")
+            convutell_run(jobs["none"], args.timeout)  # warm-up
+            times = {name: [] for name in scripts}
+            for i in range(args.repeat):
+                for name in scripts:
+                    reset(pg, "bench_dest")
+                    times[name].append(convutell_run(jobs[name], args.timeout))
+                    assert count(pg, "bench_dest") == rows
+                    print(f"bench: transform {name} #{i + 1}: {times[name][-1]:.2f} s",
+                          file=sys.stderr)
+            base = statistics.median(times["none"])
+            for name in scripts:
+                transforms.append((name, statistics.median(times[name]), base))
+
         print(f"\n| transfer ({rows:,} rows, median of {args.repeat}) | Convutell s | rows/s "
               "| hand pipe s | rows/s | ratio | worker peak RSS |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for label, n, c, b, peak in cases:
             print(f"| {label} | {c:.2f} | {n / c:,.0f} | {b:.2f} | {n / b:,.0f} | {b / c:.3f} "
                   f"| {peak:.1f} MiB |")
+        if transforms:
+            print(f"\n| PostgreSQL → PostgreSQL through a transform ({rows:,} rows, median of "
+                  f"{args.repeat}) | s | rows/s | ratio to no transform |")
+            print("| --- | ---: | ---: | ---: |")
+            for name, t, base in transforms:
+                print(f"| {name} | {t:.2f} | {rows / t:,.0f} | {base / t:.3f} |")
     finally:
         for p in procs:
             p.terminate()

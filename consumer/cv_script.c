@@ -35,6 +35,7 @@
 #define CHECK_EVERY_MS 200
 #define DRAIN_MS 2000 /* after the group is killed, how long to wait for EOF */
 #define MAX_ENV 64
+#define MAX_DATA_LINE (64u << 20) /* longest stdout line in data mode */
 
 /* A partial output line of one stream. */
 typedef struct line_buf {
@@ -52,6 +53,10 @@ typedef struct runner {
     int64_t refilled_ms;
     bool memory_error, process_error, file_error, size_error;
     line_buf stream[3]; /* indexed by cv_script_stream */
+    /* Data mode: stdout lines grow as needed. */
+    char *data;
+    size_t data_len, data_cap;
+    bool data_failed; /* on_data() said stop, or a line was too long */
 } runner;
 
 /* Notices the messages with which Python reports a limit it ran into. */
@@ -91,10 +96,53 @@ static void emit(runner *r, cv_script_stream stream, const char *line, size_t le
         r->spec->on_line(r->spec->ctx, stream, line, len, cut);
 }
 
+/* Data mode: passes stdout on line by line, whole, to on_data(). `data` NULL
+ * flushes a last line without its newline. */
+static void feed_data(runner *r, const char *data, size_t n) {
+    if (r->data_failed)
+        return;
+    if (!data) {
+        if (r->data_len && !r->spec->on_data(r->spec->ctx, r->data, r->data_len))
+            r->data_failed = true;
+        r->data_len = 0;
+        return;
+    }
+    while (n > 0 && !r->data_failed) {
+        const char *nl = memchr(data, '\n', n);
+        size_t take = nl ? (size_t)(nl - data) : n;
+        if (r->data_len + take > r->data_cap) {
+            size_t cap = r->data_cap ? r->data_cap : 65536;
+            char *grown;
+            while (cap < r->data_len + take)
+                cap *= 2;
+            if (cap > MAX_DATA_LINE || !(grown = realloc(r->data, cap))) {
+                r->data_failed = true;
+                return;
+            }
+            r->data = grown;
+            r->data_cap = cap;
+        }
+        memcpy(r->data + r->data_len, data, take);
+        r->data_len += take;
+        if (!nl)
+            return;
+        if (!r->spec->on_data(r->spec->ctx, r->data, r->data_len))
+            r->data_failed = true;
+        r->data_len = 0;
+        data = nl + 1;
+        n -= take + 1;
+    }
+}
+
 /* Splits what a stream gave into lines; a line longer than max_line is passed
  * on cut and the rest of it skipped. `data` NULL flushes a last partial line. */
 static void feed(runner *r, cv_script_stream stream, const char *data, size_t n) {
     line_buf *b = &r->stream[stream];
+
+    if (stream == CV_SCRIPT_STDOUT && r->spec->on_data) {
+        feed_data(r, data, n);
+        return;
+    }
 
     if (!data) {
         if (b->len && !b->discarding)
@@ -232,7 +280,11 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
     char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin", lang_env[] = "LANG=C.UTF-8";
     char *argv[] = {(char *)(uintptr_t)interpreter, isolated, script_py, NULL};
     char *envp[MAX_ENV + 4];
-    int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1}, null_fd = -1, nenv = 0;
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1}, in[2] = {-1, -1};
+    int null_fd = -1, nenv = 0;
+    char *stdin_buf = NULL;
+    size_t stdin_len = 0, stdin_at = 0;
+    bool stdin_done = !spec->feed;
     child_failure failure;
     ssize_t got;
     bool drop = geteuid() == 0, made_dir = false, reaped = false;
@@ -295,6 +347,7 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
     /* Close-on-exec everywhere: another thread forking meanwhile must not keep
      * a pipe end open (the EOF would never come). */
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || pipe2(report, O_CLOEXEC) != 0 ||
+        (spec->feed && pipe2(in, O_CLOEXEC) != 0) || (spec->feed && !(stdin_buf = malloc(65536))) ||
         (null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
         rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot make pipes: %s", strerror(errno));
         goto out;
@@ -308,12 +361,17 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
         goto out;
     }
     if (pid == 0)
-        child(spec, dir, out[1], err[1], null_fd, report[1], drop, uid, gid, interpreter, argv,
-              envp);
+        child(spec, dir, out[1], err[1], spec->feed ? in[0] : null_fd, report[1], drop, uid, gid,
+              interpreter, argv, envp);
     close(out[1]);
     close(err[1]);
     close(report[1]);
     out[1] = err[1] = report[1] = -1;
+    if (spec->feed) {
+        close(in[0]);
+        in[0] = -1;
+        fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
+    }
     /* Nothing to read means execve succeeded (it closed the pipe). */
     while ((got = read(report[0], &failure, sizeof(failure))) < 0 && errno == EINTR)
         ;
@@ -331,11 +389,34 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
     next_check = started + CHECK_EVERY_MS;
 
     while (!reaped || open_streams[1] || open_streams[2]) {
-        struct pollfd fds[2] = {{.fd = open_streams[1] ? out[0] : -1, .events = POLLIN},
-                                {.fd = open_streams[2] ? err[0] : -1, .events = POLLIN}};
+        struct pollfd fds[3] = {{.fd = open_streams[1] ? out[0] : -1, .events = POLLIN},
+                                {.fd = open_streams[2] ? err[0] : -1, .events = POLLIN},
+                                {.fd = stdin_done ? -1 : in[1], .events = POLLOUT}};
         int64_t now;
 
-        if (poll(fds, 2, 100) > 0) {
+        if (poll(fds, 3, 100) > 0) {
+            if (fds[2].revents & (POLLOUT | POLLERR | POLLHUP)) {
+                if (stdin_at == stdin_len) { /* refill from the feeder */
+                    long got_bytes = spec->feed(spec->ctx, stdin_buf, 65536);
+                    stdin_at = 0;
+                    stdin_len = got_bytes > 0 ? (size_t)got_bytes : 0;
+                    if (got_bytes < 0)
+                        r.data_failed = true;
+                    if (got_bytes <= 0)
+                        stdin_done = true;
+                }
+                if (stdin_at < stdin_len) {
+                    ssize_t n = write(in[1], stdin_buf + stdin_at, stdin_len - stdin_at);
+                    if (n > 0)
+                        stdin_at += (size_t)n;
+                    else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                        stdin_done = true; /* the script closed its stdin (EPIPE) */
+                }
+                if (stdin_done) {
+                    close(in[1]);
+                    in[1] = -1;
+                }
+            }
             for (int i = 0; i < 2; i++) {
                 char buf[65536];
                 ssize_t n;
@@ -351,6 +432,10 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
             }
         }
         now = cv_time_mono_ms();
+        if (r.data_failed && !res->aborted && !reaped) {
+            res->aborted = true; /* the transfer refused its data: stop now */
+            kill(-pid, SIGKILL);
+        }
         if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
             reaped = true;
             reaped_at = now;
@@ -388,7 +473,9 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
         res->exit_code = -1;
         res->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     }
-    if (!res->limit && !res->stopped && (res->exit_code != 0 || res->signal)) {
+    if (r.data_failed)
+        res->aborted = true;
+    if (!res->limit && !res->stopped && !res->aborted && (res->exit_code != 0 || res->signal)) {
         if (res->signal == SIGXCPU || (res->signal == SIGKILL && !term_at))
             res->limit = "cpu_seconds"; /* the hard limit kills a second after the soft one */
         else if (res->signal == SIGXFSZ || r.size_error)
@@ -413,6 +500,12 @@ out:
         close(null_fd);
     if (report[0] >= 0)
         close(report[0]);
+    if (in[0] >= 0)
+        close(in[0]);
+    if (in[1] >= 0)
+        close(in[1]);
+    free(stdin_buf);
+    free(r.data);
     if (report[1] >= 0)
         close(report[1]);
     if (made_dir && nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && !rc)

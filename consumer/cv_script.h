@@ -53,6 +53,13 @@ typedef struct cv_script_spec {
      * the script like the time limit does, with its errbuf text as reason. */
     cv_err (*check)(void *ctx, char *errbuf, size_t errlen);
     void *ctx;
+    /* Data mode (a transform), both optional. feed() supplies stdin: it copies
+     * up to len bytes into buf and returns how many, 0 at the end (stdin is
+     * then closed) or -1 to stop the script. on_data() takes stdout instead
+     * of on_line(): every line whole (up to 64 MiB), never rate-limited;
+     * false stops the script. A stop from either sets res->aborted. */
+    long (*feed)(void *ctx, char *buf, size_t len);
+    bool (*on_data)(void *ctx, const char *line, size_t len);
     size_t max_line;      /* [4096] */
     int lines_per_second; /* [100] */
     int burst;            /* [1000] */
@@ -64,6 +71,7 @@ typedef struct cv_script_result {
     const char *limit;     /* the limit that stopped it ("timeout_seconds", "cpu_seconds",
                               "memory_mb", "open_files", "file_size_mb", "processes") or NULL */
     bool stopped;          /* check() asked for the stop */
+    bool aborted;          /* feed() or on_data() asked for the stop */
     int64_t lines;         /* lines passed to on_line() */
     int64_t lines_dropped; /* lines the rate limit dropped */
     int64_t duration_ms;

@@ -10,11 +10,15 @@
 #include "cv_transfer.h"
 
 #include "cv_dialect.h"
+#include "cv_log.h"
 #include "cv_maria.h"
 #include "cv_odbc.h"
 #include "cv_pg.h"
+#include "cv_script.h"
 #include "cv_time.h"
 
+#include <cjson/cJSON.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -941,14 +945,23 @@ static cv_err guarded_open(const cv_transfer_spec *spec, cv_odbc_stmt *select, s
 #define PUMP_CHUNK (1u << 20)
 #define PUMP_CHUNKS 4
 
-typedef enum pump_source { FROM_PG_COPY, FROM_MARIA, FROM_ODBC } pump_source;
+typedef enum pump_source { FROM_PG_COPY, FROM_MARIA, FROM_ODBC, FROM_TRANSFORM } pump_source;
 
 typedef struct pump {
     pump_source from;
     cv_pg *pg;       /* FROM_PG_COPY: runs COPY (query) TO STDOUT */
     cv_maria *maria; /* FROM_MARIA: the reader runs `query` on it */
     const char *query;
-    cv_odbc_stmt *odbc; /* FROM_ODBC: executed, the reader fetches */
+    cv_odbc_stmt *odbc; /* FROM_ODBC and FROM_TRANSFORM: executed, the reader fetches */
+    /* FROM_TRANSFORM: the script, its reader-side state (see transform_run()) */
+    const cv_transfer_spec *spec;
+    int slot;        /* the reader's chunk */
+    int64_t line_no; /* output lines read */
+    char *json;      /* rows of the current block as JSON lines */
+    size_t json_len, json_at, json_cap;
+    bool fed_all;
+    cv_err transform_err;
+    char transform_why[512];
     int ncols;
     bool *binary; /* per column: bytes, written as hex */
     /* Batched runs (FROM_ODBC only): the reader ends a batch at the first row
@@ -1123,6 +1136,8 @@ static cv_err read_more(pump *p, int *at, char *why, size_t whylen) {
                     return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a row");
             p->rows[slot]++;
             return CV_OK;
+        case FROM_TRANSFORM: /* read by transform_run(), not here */
+            return cv_err_set(why, whylen, CV_ERR_INVALID, "transform rows are not fetched");
         case FROM_ODBC:
             if ((err = cv_odbc_stmt_fetch_block(p->odbc, &rows, why, whylen)))
                 return err;
@@ -1143,11 +1158,270 @@ static cv_err read_more(pump *p, int *at, char *why, size_t whylen) {
     return cv_err_set(why, whylen, CV_ERR_INVALID, "unknown origin");
 }
 
+/* ---- a Python transform between origin and destination ---------------------
+ * The reader thread runs the script in the sandbox (cv_script.c): origin rows
+ * go to its stdin as JSON lines ({"column": "text" or null}, binary columns as
+ * hex), and each line it prints must be a JSON object with exactly the query's
+ * columns, which is written into the chunk like a fetched row. */
+
+/* Appends s as a JSON string. */
+static bool json_string(pump *p, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    char *o;
+    if (p->json_len + 6 * len + 3 > p->json_cap) {
+        size_t cap = p->json_cap ? p->json_cap : 65536;
+        char *grown;
+        while (cap < p->json_len + 6 * len + 3)
+            cap *= 2;
+        if (!(grown = realloc(p->json, cap)))
+            return false;
+        p->json = grown;
+        p->json_cap = cap;
+    }
+    o = p->json + p->json_len;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    p->json_len = (size_t)(o - p->json);
+    return true;
+}
+
+static bool json_raw(pump *p, const char *s) {
+    size_t len = strlen(s);
+    if (p->json_len + len > p->json_cap) {
+        size_t cap = p->json_cap ? p->json_cap : 65536;
+        char *grown;
+        while (cap < p->json_len + len)
+            cap *= 2;
+        if (!(grown = realloc(p->json, cap)))
+            return false;
+        p->json = grown;
+        p->json_cap = cap;
+    }
+    memcpy(p->json + p->json_len, s, len);
+    p->json_len += len;
+    return true;
+}
+
+/* The script's stdin: the next origin rows as JSON lines. */
+static long transform_feed(void *ctx, char *buf, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    pump *p = ctx;
+    size_t n;
+
+    while (p->json_at == p->json_len) {
+        size_t rows = 0, vlen;
+        cv_err err;
+        if (p->fed_all)
+            return 0;
+        p->json_len = p->json_at = 0;
+        err = cv_odbc_stmt_fetch_block(p->odbc, &rows, p->transform_why, sizeof(p->transform_why));
+        if (err == CV_ERR_NOT_FOUND) {
+            p->fed_all = true;
+            return 0;
+        }
+        if (err) {
+            p->transform_err = err;
+            return -1;
+        }
+        for (size_t r = 0; r < rows; r++) {
+            for (int c = 0; c < p->ncols; c++) {
+                const cv_odbc_col *col = cv_odbc_stmt_col(p->odbc, c);
+                const char *v = cv_odbc_stmt_value(p->odbc, r, c, &vlen);
+                bool ok = json_raw(p, c ? "," : "{") &&
+                          json_string(p, col->name, strlen(col->name)) && json_raw(p, ":");
+                if (ok && !v) {
+                    ok = json_raw(p, "null");
+                } else if (ok && col->binary) { /* bytes travel as hex text */
+                    char pair[3] = {0};
+                    ok = json_raw(p, "\"");
+                    for (size_t i = 0; ok && i < vlen; i++) {
+                        pair[0] = hex[(unsigned char)v[i] >> 4];
+                        pair[1] = hex[(unsigned char)v[i] & 15];
+                        ok = json_raw(p, pair);
+                    }
+                    ok = ok && json_raw(p, "\"");
+                } else if (ok) {
+                    ok = json_string(p, v, vlen);
+                }
+                if (!ok) {
+                    p->transform_err = cv_err_set(p->transform_why, sizeof(p->transform_why),
+                                                  CV_ERR_NOMEM, "out of memory");
+                    return -1;
+                }
+            }
+            if (!json_raw(p, "}\n")) {
+                p->transform_err = CV_ERR_NOMEM;
+                return -1;
+            }
+        }
+    }
+    n = p->json_len - p->json_at;
+    n = n < len ? n : len;
+    memcpy(buf, p->json + p->json_at, n);
+    p->json_at += n;
+    return (long)n;
+}
+
+/* One line the script printed: a row for the destination, or a reason to stop. */
+static bool transform_line(void *ctx, const char *line, size_t len) {
+    pump *p = ctx;
+    cJSON *row;
+    int members = 0;
+    bool ok = true;
+
+    p->line_no++;
+    row = cJSON_ParseWithLength(line, len);
+    if (!cJSON_IsObject(row)) {
+        cJSON_Delete(row);
+        p->transform_err =
+            cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+                       "transform output line %lld: not a JSON object", (long long)p->line_no);
+        return false;
+    }
+    for (const cJSON *m = row->child; m; m = m->next)
+        members++;
+    for (int c = 0; c < p->ncols && ok; c++) {
+        const cv_odbc_col *col = cv_odbc_stmt_col(p->odbc, c);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, col->name);
+        char number[64];
+        char end = c == p->ncols - 1 ? '\n' : '\t';
+        if (!v) {
+            cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+                       "transform output line %lld: column \"%s\" is missing",
+                       (long long)p->line_no, col->name);
+            ok = false;
+        } else if (cJSON_IsNull(v)) {
+            ok = put_field(p, p->slot, NULL, 0, false, end);
+        } else if (cJSON_IsString(v) && col->binary) {
+            size_t hl = strlen(v->valuestring);
+            unsigned char *bytes = malloc(hl / 2 + 1);
+            bool hexok = bytes && hl % 2 == 0;
+            for (size_t i = 0; hexok && i < hl / 2; i++) {
+                unsigned int byte;
+                hexok = sscanf(v->valuestring + 2 * i, "%2x", &byte) == 1 &&
+                        isxdigit((unsigned char)v->valuestring[2 * i]) &&
+                        isxdigit((unsigned char)v->valuestring[2 * i + 1]);
+                bytes[i] = (unsigned char)byte;
+            }
+            if (!hexok)
+                cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+                           "transform output line %lld: column \"%s\" must be hex text",
+                           (long long)p->line_no, col->name);
+            ok = hexok && put_field(p, p->slot, (const char *)bytes, hl / 2, true, end);
+            free(bytes);
+        } else if (cJSON_IsString(v)) {
+            ok = put_field(p, p->slot, v->valuestring, strlen(v->valuestring), false, end);
+        } else if (cJSON_IsBool(v)) {
+            ok = put_field(p, p->slot, cJSON_IsTrue(v) ? "true" : "false", cJSON_IsTrue(v) ? 4 : 5,
+                           false, end);
+        } else if (cJSON_IsNumber(v)) {
+            int n = v->valuedouble == (double)(long long)v->valuedouble &&
+                            v->valuedouble < 9.0e15 && v->valuedouble > -9.0e15
+                        ? snprintf(number, sizeof(number), "%lld", (long long)v->valuedouble)
+                        : snprintf(number, sizeof(number), "%.17g", v->valuedouble);
+            ok = put_field(p, p->slot, number, (size_t)n, false, end);
+        } else {
+            cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+                       "transform output line %lld: column \"%s\" must be a string, a number, "
+                       "true, false or null",
+                       (long long)p->line_no, col->name);
+            ok = false;
+        }
+    }
+    if (ok && members != p->ncols) {
+        cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+                   "transform output line %lld: %d fields, the destination takes the query's %d "
+                   "columns",
+                   (long long)p->line_no, members, p->ncols);
+        ok = false;
+    }
+    cJSON_Delete(row);
+    if (!ok) {
+        p->transform_err = CV_ERR_INVALID;
+        return false;
+    }
+    p->rows[p->slot]++;
+    if (p->used[p->slot] >= PUMP_CHUNK / 2 && !hand_over(p, &p->slot, false, CV_OK, "")) {
+        p->transform_err =
+            cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_CANCELLED, "stopped");
+        return false;
+    }
+    return true;
+}
+
+/* Stops the script when the sender stopped the pump (cancel, time limit). */
+static cv_err transform_check(void *ctx, char *errbuf, size_t errlen) {
+    pump *p = ctx;
+    bool stop;
+    pthread_mutex_lock(&p->lock);
+    stop = p->stop;
+    pthread_mutex_unlock(&p->lock);
+    return stop ? cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "stopped") : CV_OK;
+}
+
+static void transform_log(void *ctx, cv_script_stream stream, const char *line, size_t len,
+                          bool cut) {
+    pump *p = ctx;
+    (void)stream;
+    (void)cut;
+    cv_log_info("run %s: transform: %.*s", p->spec->run_id, (int)len, line);
+}
+
+/* Runs the transform to its end: CV_OK once every row it printed is in the
+ * chunks, or the reason it failed in why. */
+static cv_err transform_run(pump *p, char *why, size_t whylen) {
+    cv_script_spec script;
+    cv_script_result res;
+    cv_err err;
+
+    memset(&script, 0, sizeof(script));
+    script.script = p->spec->transform;
+    script.limits.timeout_seconds = 86400; /* the job's own limit stops it through the pump */
+    script.feed = transform_feed;
+    script.on_data = transform_line;
+    script.on_line = transform_log;
+    script.check = transform_check;
+    script.ctx = p;
+    if ((err = cv_script_run(&script, &res, why, whylen)))
+        return err;
+    if (p->transform_err)
+        return cv_err_set(why, whylen, p->transform_err, "%s", p->transform_why);
+    if (res.aborted)
+        return cv_err_set(why, whylen, CV_ERR_INVALID, "transform output line %lld is too long",
+                          (long long)p->line_no + 1);
+    if (res.limit || res.exit_code != 0 || res.signal) {
+        char how[256];
+        cv_script_describe(&script, &res, how, sizeof(how));
+        return cv_err_set(why, whylen, CV_ERR_INVALID, "transform %s", how);
+    }
+    return CV_OK;
+}
+
 static void *pump_reader(void *arg) {
     pump *p = arg;
     int slot = 0;
     char why[512] = "";
     cv_err err = CV_OK;
+
+    if (p->from == FROM_TRANSFORM) {
+        err = transform_run(p, why, sizeof(why));
+        hand_over(p, &p->slot, true, err, why);
+        return NULL;
+    }
 
     if (p->from == FROM_PG_COPY) {
         err = cv_pg_copy_out_begin(p->pg, p->query, why, sizeof(why));
@@ -1223,6 +1497,8 @@ static void pump_stop(pump *p) {
         free(p->chunk[i]);
         p->chunk[i] = NULL;
     }
+    free(p->json);
+    p->json = NULL;
     free(p->binary);
     p->binary = NULL;
     pthread_cond_destroy(&p->changed);
@@ -1257,7 +1533,8 @@ static int pump_next(pump *p, const cv_transfer_spec *spec, cv_transfer_result *
     if (p->count > 0) {
         slot = p->head;
     } else if (p->err) { /* done and drained, with an error */
-        *err = fail_at(res, "origin_fetch", cv_err_set(errbuf, errlen, p->err, "%s", p->why));
+        *err = fail_at(res, p->from == FROM_TRANSFORM ? "transform" : "origin_fetch",
+                       cv_err_set(errbuf, errlen, p->err, "%s", p->why));
     }
     pthread_mutex_unlock(&p->lock);
     return slot;
@@ -1486,7 +1763,20 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
     else if (pumped && !spec->load.watermark[0] && !spec->load.batch_rows &&
              cv_maria_is_mariadb_odbc(spec->origin_odbc))
         p.from = FROM_MARIA;
-    native_origin = p.from != FROM_ODBC;
+    if (spec->transform) {
+        if (!pumped || spec->load.batch_rows) {
+            err = fail_at(res, "destination_prepare",
+                          cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                                     spec->load.batch_rows
+                                         ? "a transform cannot be used with batch_rows"
+                                         : "a transform needs load_method \"copy\" or "
+                                           "\"load_data\" (a PostgreSQL or MariaDB destination)"));
+            goto out;
+        }
+        p.from = FROM_TRANSFORM; /* rows come over ODBC, go through the script */
+        p.spec = spec;
+    }
+    native_origin = p.from != FROM_ODBC && p.from != FROM_TRANSFORM;
 
     origin_odbc = streaming_origin(spec->origin_odbc, 1024);
     if (!origin_odbc) {

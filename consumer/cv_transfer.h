@@ -42,6 +42,9 @@ typedef struct cv_transfer_spec {
     const char *run_id;            /* recorded in the destination's ledger */
     const char *job_id;
     cv_load_spec load; /* append, replace or upsert on key columns */
+    /* A Python script the rows go through (NULL for none): it reads them as
+     * JSON lines on stdin and prints the destination's rows the same way. */
+    const char *transform;
     /* Called after every block with the rows read so far (may be NULL). A
      * non-zero return (CV_ERR_CANCELLED, CV_ERR_TIMEOUT) stops the transfer and
      * rolls the destination back; the callback's errbuf text becomes the reason. */

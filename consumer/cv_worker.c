@@ -252,6 +252,7 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
                                  .run_id = job->run_id,
                                  .job_id = job->job_id,
                                  .load = job->load,
+                                 .transform = job->transform,
                                  .progress = on_progress,
                                  .progress_ctx = &prog};
         run_err = cv_transfer_run(&spec, &res, why, sizeof(why));

@@ -36,6 +36,7 @@ static const char *const transfer_fields[] = {"origin_connection_id",
                                               "key",
                                               "watermark_column",
                                               "timeout_seconds",
+                                              "transform",
                                               NULL};
 static const char *const mode_names[] = {"append", "replace", "upsert"};
 static const char *const method_names[] = {"auto", "copy", "insert", "load_data"};
@@ -458,6 +459,15 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
         err = CV_ERR_NOMEM;
         goto out;
     }
+    if ((err = cv_json_get_str(transfer, "sql_transfer", "transform", false, CV_SCRIPT_MAX_BYTES,
+                               &s, verr)))
+        goto out;
+    if (s && !s[0]) {
+        err = cv_verr_set(verr, "sql_transfer", "transform", "must not be empty");
+        goto out;
+    }
+    if (s && !(job->transform = strdup(s)))
+        err = CV_ERR_NOMEM;
 out:
     cJSON_Delete(root);
     if (err)
@@ -473,6 +483,8 @@ void cv_job_release(cv_job *job) {
     cv_python_spec_release(&job->python);
     free(job->statements);
     job->statements = NULL;
+    free(job->transform);
+    job->transform = NULL;
 }
 
 char *cv_job_encode(const cv_job *job) {
@@ -512,6 +524,8 @@ char *cv_job_encode(const cv_job *job) {
                                 job->destination_connection_id);
         cJSON_AddStringToObject(transfer, "query", job->query ? job->query : "");
         cJSON_AddStringToObject(transfer, "destination_table", job->destination_table);
+        if (job->transform)
+            cJSON_AddStringToObject(transfer, "transform", job->transform);
         if (cv_load_spec_encode(&job->load, transfer) == 0)
             out = cJSON_PrintUnformatted(root);
     }

@@ -117,6 +117,7 @@ typedef struct cv_job {
     char *query; /* owned; freed by cv_job_release() */
     char destination_table[128];
     cv_load_spec load;
+    char *transform; /* owned: Python script the rows go through, NULL for none */
     /* kind "python" */
     cv_python_spec python;
     /* kind "sql": statements run in one transaction on one connection */

@@ -293,7 +293,62 @@ static void test_interpreter_the_user_cannot_run(void **state) {
     rmdir(dir);
 }
 
+/* Data mode: stdin fed in small pieces, stdout taken whole and unlimited. */
+typedef struct data_mode {
+    int fed, lines;
+    long long sum;
+    char last[64];
+} data_mode;
+
+static long feed_numbers(void *ctx, char *buf, size_t len) {
+    data_mode *d = ctx;
+    int n;
+    if (d->fed >= 5000)
+        return 0;
+    n = snprintf(buf, len, "%d\n", ++d->fed);
+    return n;
+}
+
+static bool take_line(void *ctx, const char *line, size_t len) {
+    data_mode *d = ctx;
+    d->lines++;
+    d->sum += atoll(line);
+    snprintf(d->last, sizeof(d->last), "%.*s", (int)len, line);
+    return strcmp(d->last, "stop") != 0;
+}
+
+static void test_data_mode(void **state) {
+    data_mode d = {0};
+    cv_script_spec spec;
+    cv_script_result res;
+    char why[256];
+    (void)state;
+    memset(&spec, 0, sizeof(spec));
+    spec.script = "import sys\nfor line in sys.stdin:\n    print(int(line) * 2)\n";
+    spec.feed = feed_numbers;
+    spec.on_data = take_line;
+    spec.ctx = &d;
+    spec.lines_per_second = 1; /* data lines are not rate-limited */
+    spec.burst = 1;
+    spec.limits.timeout_seconds = 30;
+    assert_int_equal(cv_script_run(&spec, &res, why, sizeof(why)), CV_OK);
+    assert_int_equal(res.exit_code, 0);
+    assert_false(res.aborted);
+    assert_int_equal(d.lines, 5000);
+    assert_int_equal(d.sum, 2LL * 5000 * 5001 / 2);
+    assert_string_equal(d.last, "10000");
+
+    /* on_data() refusing a line stops the script at once. */
+    memset(&d, 0, sizeof(d));
+    spec.script = "import sys, time\nprint('stop', flush=True)\ntime.sleep(30)\n";
+    spec.feed = NULL;
+    assert_int_equal(cv_script_run(&spec, &res, why, sizeof(why)), CV_OK);
+    assert_true(res.aborted);
+    assert_true(res.duration_ms < 5000);
+}
+
 int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* as the worker does: a script may close its stdin early */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prints_and_succeeds),
         cmocka_unit_test(test_exit_status),
@@ -310,6 +365,7 @@ int main(void) {
         cmocka_unit_test(test_stop_request),
         cmocka_unit_test(test_missing_interpreter),
         cmocka_unit_test(test_interpreter_the_user_cannot_run),
+        cmocka_unit_test(test_data_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
