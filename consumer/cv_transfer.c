@@ -957,9 +957,18 @@ typedef struct pump {
     const cv_transfer_spec *spec;
     int slot;        /* the reader's chunk */
     int64_t line_no; /* output lines read */
-    char *json;      /* rows of the current block as JSON lines */
-    size_t json_len, json_at, json_cap;
-    bool fed_all;
+    /* A feeder thread fetches blocks and writes them as JSON lines into `work`,
+     * then swaps it with `next` (under lock); the script's stdin is written
+     * from `current`. So fetching overlaps with reading the script's output. */
+    pthread_t feeder;
+    bool feeder_started, ready_full, feed_done, feed_quit;
+    struct jsonbuf {
+        char *data;
+        size_t len, cap;
+    } work, next, current;
+    size_t current_at;
+    cv_err feed_err; /* the feeder's failure (under lock), reason in feed_why */
+    char feed_why[512];
     cv_err transform_err;
     char transform_why[512];
     int ncols;
@@ -1164,21 +1173,28 @@ static cv_err read_more(pump *p, int *at, char *why, size_t whylen) {
  * hex), and each line it prints must be a JSON object with exactly the query's
  * columns, which is written into the chunk like a fetched row. */
 
+/* Makes room for `more` bytes at the end of b. */
+static bool json_reserve(struct jsonbuf *b, size_t more) {
+    size_t cap = b->cap ? b->cap : 65536;
+    char *grown;
+    if (b->len + more <= b->cap)
+        return true;
+    while (cap < b->len + more)
+        cap *= 2;
+    if (!(grown = realloc(b->data, cap)))
+        return false;
+    b->data = grown;
+    b->cap = cap;
+    return true;
+}
+
 /* Appends s as a JSON string. */
-static bool json_string(pump *p, const char *s, size_t len) {
+static bool json_string(struct jsonbuf *b, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
     char *o;
-    if (p->json_len + 6 * len + 3 > p->json_cap) {
-        size_t cap = p->json_cap ? p->json_cap : 65536;
-        char *grown;
-        while (cap < p->json_len + 6 * len + 3)
-            cap *= 2;
-        if (!(grown = realloc(p->json, cap)))
-            return false;
-        p->json = grown;
-        p->json_cap = cap;
-    }
-    o = p->json + p->json_len;
+    if (!json_reserve(b, 6 * len + 3))
+        return false;
+    o = b->data + b->len;
     *o++ = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -1195,84 +1211,125 @@ static bool json_string(pump *p, const char *s, size_t len) {
         }
     }
     *o++ = '"';
-    p->json_len = (size_t)(o - p->json);
+    b->len = (size_t)(o - b->data);
     return true;
 }
 
-static bool json_raw(pump *p, const char *s) {
+static bool json_raw(struct jsonbuf *b, const char *s) {
     size_t len = strlen(s);
-    if (p->json_len + len > p->json_cap) {
-        size_t cap = p->json_cap ? p->json_cap : 65536;
-        char *grown;
-        while (cap < p->json_len + len)
-            cap *= 2;
-        if (!(grown = realloc(p->json, cap)))
-            return false;
-        p->json = grown;
-        p->json_cap = cap;
-    }
-    memcpy(p->json + p->json_len, s, len);
-    p->json_len += len;
+    if (!json_reserve(b, len))
+        return false;
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
     return true;
 }
 
-/* The script's stdin: the next origin rows as JSON lines. */
-static long transform_feed(void *ctx, char *buf, size_t len) {
+/* Writes one fetched block into b as JSON lines. */
+static cv_err encode_block(pump *p, size_t rows, struct jsonbuf *b) {
     static const char hex[] = "0123456789abcdef";
+    size_t vlen;
+
+    for (size_t r = 0; r < rows; r++) {
+        for (int c = 0; c < p->ncols; c++) {
+            const cv_odbc_col *col = cv_odbc_stmt_col(p->odbc, c);
+            const char *v = cv_odbc_stmt_value(p->odbc, r, c, &vlen);
+            bool ok = json_raw(b, c ? "," : "{") && json_string(b, col->name, strlen(col->name)) &&
+                      json_raw(b, ":");
+            if (ok && !v) {
+                ok = json_raw(b, "null");
+            } else if (ok && col->binary) { /* bytes travel as hex text */
+                ok = json_reserve(b, 2 * vlen + 2);
+                if (ok) {
+                    b->data[b->len++] = '"';
+                    for (size_t i = 0; i < vlen; i++) {
+                        b->data[b->len++] = hex[(unsigned char)v[i] >> 4];
+                        b->data[b->len++] = hex[(unsigned char)v[i] & 15];
+                    }
+                    b->data[b->len++] = '"';
+                }
+            } else if (ok) {
+                ok = json_string(b, v, vlen);
+            }
+            if (!ok)
+                return CV_ERR_NOMEM;
+        }
+        if (!json_raw(b, "}\n"))
+            return CV_ERR_NOMEM;
+    }
+    return CV_OK;
+}
+
+/* The feeder thread: fetches the origin's blocks and hands them over as JSON
+ * lines, one block ahead of the script's stdin. */
+static void *transform_feeder(void *arg) {
+    pump *p = arg;
+    cv_err err = CV_OK;
+    char why[512] = "";
+
+    for (;;) {
+        size_t rows = 0;
+        struct jsonbuf swap;
+        bool end;
+
+        p->work.len = 0;
+        err = cv_odbc_stmt_fetch_block(p->odbc, &rows, why, sizeof(why));
+        if (!err && (err = encode_block(p, rows, &p->work)))
+            snprintf(why, sizeof(why), "out of memory");
+        end = err != CV_OK;
+        pthread_mutex_lock(&p->lock);
+        while (p->ready_full && !p->feed_quit)
+            pthread_cond_wait(&p->changed, &p->lock);
+        if (p->feed_quit) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+        if (end) {
+            p->feed_done = true;
+            if (err != CV_ERR_NOT_FOUND) {
+                p->feed_err = err;
+                snprintf(p->feed_why, sizeof(p->feed_why), "%s", why);
+            }
+        } else {
+            swap = p->next;
+            p->next = p->work;
+            p->work = swap;
+            p->ready_full = true;
+        }
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        if (end)
+            return NULL;
+    }
+}
+
+/* The script's stdin: the blocks the feeder encoded, in order. */
+static long transform_feed(void *ctx, char *buf, size_t len) {
     pump *p = ctx;
     size_t n;
 
-    while (p->json_at == p->json_len) {
-        size_t rows = 0, vlen;
-        cv_err err;
-        if (p->fed_all)
-            return 0;
-        p->json_len = p->json_at = 0;
-        err = cv_odbc_stmt_fetch_block(p->odbc, &rows, p->transform_why, sizeof(p->transform_why));
-        if (err == CV_ERR_NOT_FOUND) {
-            p->fed_all = true;
-            return 0;
+    while (p->current_at == p->current.len) {
+        bool failed;
+        pthread_mutex_lock(&p->lock);
+        while (!p->ready_full && !p->feed_done)
+            pthread_cond_wait(&p->changed, &p->lock);
+        if (p->ready_full) {
+            struct jsonbuf swap = p->current;
+            p->current = p->next;
+            p->next = swap;
+            p->ready_full = false;
+            p->current_at = 0;
+            pthread_cond_broadcast(&p->changed);
+            pthread_mutex_unlock(&p->lock);
+            continue;
         }
-        if (err) {
-            p->transform_err = err;
-            return -1;
-        }
-        for (size_t r = 0; r < rows; r++) {
-            for (int c = 0; c < p->ncols; c++) {
-                const cv_odbc_col *col = cv_odbc_stmt_col(p->odbc, c);
-                const char *v = cv_odbc_stmt_value(p->odbc, r, c, &vlen);
-                bool ok = json_raw(p, c ? "," : "{") &&
-                          json_string(p, col->name, strlen(col->name)) && json_raw(p, ":");
-                if (ok && !v) {
-                    ok = json_raw(p, "null");
-                } else if (ok && col->binary) { /* bytes travel as hex text */
-                    char pair[3] = {0};
-                    ok = json_raw(p, "\"");
-                    for (size_t i = 0; ok && i < vlen; i++) {
-                        pair[0] = hex[(unsigned char)v[i] >> 4];
-                        pair[1] = hex[(unsigned char)v[i] & 15];
-                        ok = json_raw(p, pair);
-                    }
-                    ok = ok && json_raw(p, "\"");
-                } else if (ok) {
-                    ok = json_string(p, v, vlen);
-                }
-                if (!ok) {
-                    p->transform_err = cv_err_set(p->transform_why, sizeof(p->transform_why),
-                                                  CV_ERR_NOMEM, "out of memory");
-                    return -1;
-                }
-            }
-            if (!json_raw(p, "}\n")) {
-                p->transform_err = CV_ERR_NOMEM;
-                return -1;
-            }
-        }
+        failed = p->feed_err != CV_OK;
+        pthread_mutex_unlock(&p->lock);
+        return failed ? -1 : 0;
     }
-    n = p->json_len - p->json_at;
+    n = p->current.len - p->current_at;
     n = n < len ? n : len;
-    memcpy(buf, p->json + p->json_at, n);
-    p->json_at += n;
+    memcpy(buf, p->current.data + p->current_at, n);
+    p->current_at += n;
     return (long)n;
 }
 
@@ -1396,8 +1453,18 @@ static cv_err transform_run(pump *p, char *why, size_t whylen) {
     script.on_line = transform_log;
     script.check = transform_check;
     script.ctx = p;
-    if ((err = cv_script_run(&script, &res, why, whylen)))
+    if (pthread_create(&p->feeder, NULL, transform_feeder, p) != 0)
+        return cv_err_set(why, whylen, CV_ERR_IO, "cannot start the feeder thread");
+    err = cv_script_run(&script, &res, why, whylen);
+    pthread_mutex_lock(&p->lock);
+    p->feed_quit = true; /* the script is gone: nothing more to feed */
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->feeder, NULL);
+    if (err)
         return err;
+    if (p->feed_err) /* the origin failed under the script */
+        return cv_err_set(why, whylen, p->feed_err, "%s", p->feed_why);
     if (p->transform_err)
         return cv_err_set(why, whylen, p->transform_err, "%s", p->transform_why);
     if (res.aborted)
@@ -1497,8 +1564,12 @@ static void pump_stop(pump *p) {
         free(p->chunk[i]);
         p->chunk[i] = NULL;
     }
-    free(p->json);
-    p->json = NULL;
+    free(p->work.data);
+    free(p->next.data);
+    free(p->current.data);
+    memset(&p->work, 0, sizeof(p->work));
+    memset(&p->next, 0, sizeof(p->next));
+    memset(&p->current, 0, sizeof(p->current));
     free(p->binary);
     p->binary = NULL;
     pthread_cond_destroy(&p->changed);
