@@ -1447,7 +1447,10 @@ static cv_err transform_run(pump *p, char *why, size_t whylen) {
 
     memset(&script, 0, sizeof(script));
     script.script = p->spec->transform;
-    script.limits.timeout_seconds = 86400; /* the job's own limit stops it through the pump */
+    /* The job's own time limit stops it through the pump; a long transfer may
+     * keep a transform busy for longer than a script's default CPU limit. */
+    script.limits.timeout_seconds = 86400;
+    script.limits.cpu_seconds = 86400;
     script.feed = transform_feed;
     script.on_data = transform_line;
     script.on_line = transform_log;

@@ -68,6 +68,23 @@ def test_script_prints_and_succeeds(api, pg, services, mongo_db):
         ("stderr", "warn"), ("stdout", "42"), ("stdout", "hello"), ("stdout", "wörld")]
 
 
+def test_odd_output_is_stored_cleanly(api, mongo_db):
+    """Invalid UTF-8 and NUL bytes are replaced (JSON and MongoDB take UTF-8
+    only) and a line over 4,096 bytes is cut and marked."""
+    done = run(api, python_job(api, "import sys\n"
+                                    "sys.stdout.buffer.write(b'caf\\xe9 \\x00ok\\n')\n"
+                                    "sys.stdout.buffer.write('\u00e9\u20ac'.encode() * 2000 + b'\\n')\n"))
+    assert done["status"] == "succeeded", done
+    wait_logs(mongo_db, done["id"], 2)
+    events = list(mongo_db.events.find({"run_id": done["id"], "type": "run.log"}))
+    short = next(e for e in events if e["line"].startswith("caf"))
+    long = next(e for e in events if not e["line"].startswith("caf"))
+    assert short["line"] == "caf\ufffd \ufffdok" and "line_cut" not in short
+    # 4,096 bytes of a line made of 2- and 3-byte characters: cut at a character edge.
+    assert long["line_cut"] is True and long["line"] == "\u00e9\u20ac" * 819
+    assert len(long["line"].encode()) == 4095
+
+
 def test_exit_status_fails_the_run(api):
     done = run(api, python_job(api, "print('bye')\nraise SystemExit(3)\n"))
     assert (done["status"], done["exit_code"], done["error"]) == (
