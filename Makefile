@@ -8,12 +8,12 @@ PKGS := rdkafka libmongoc-1.0 libbson-1.0 odbc libcjson libmicrohttpd libcrypto 
 WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings -fno-common
 CFLAGS ?= -O2 -g
-CPPFLAGS += -D_DEFAULT_SOURCE -Ilib -Ischemas -Iapi -Iconsumer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CPPFLAGS += -D_DEFAULT_SOURCE -Ilib -Ischemas -Iapi -Iconsumer -Iproducer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 
 LIB_SRC := $(wildcard lib/*.c) $(wildcard schemas/*.c)
-SVC_SRC := $(wildcard api/*.c) $(wildcard consumer/*.c)
+SVC_SRC := $(wildcard api/*.c) $(wildcard consumer/*.c) $(wildcard producer/*.c)
 MAIN_SRC := cmd/convutell.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -1,0 +1,79 @@
+/*
+ * test_cron.c - producer/cv_cron: cron expressions, their errors (which name
+ * the field) and next fire times checked against instants computed apart
+ * (Python's datetime, UTC).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cv_cron.h"
+
+#include <string.h>
+
+static int64_t next_of(const char *expr, int64_t after) {
+    cv_cron cron;
+    char why[256] = "";
+    if (cv_cron_parse(expr, &cron, why, sizeof(why)) != CV_OK)
+        fail_msg("%s: %s", expr, why);
+    return cv_cron_next(&cron, after);
+}
+
+static void test_next_fire_times(void **state) {
+    (void)state;
+    /* Friday 2026-11-27 03:00 -> Monday 2026-11-30 02:30 */
+    assert_int_equal(next_of("30 2 * * 1-5", 1795748400), 1796005800);
+    assert_int_equal(next_of("30 2 * * MON-FRI", 1795748400), 1796005800);
+    /* 10:07:30 -> 10:15:00; strictly after: 10:15:00 -> 10:30:00 */
+    assert_int_equal(next_of("*/15 * * * *", 1795774050), 1795774500);
+    assert_int_equal(next_of("*/15 * * * *", 1795774500), 1795774500 + 900);
+    /* 29 February: 2026-03-01 -> 2028-02-29 */
+    assert_int_equal(next_of("0 0 29 2 *", 1772323200), 1835395200);
+    assert_int_equal(next_of("0 0 30 2 *", 1772323200), -1);
+    /* Both day fields restricted: the 13th or a Friday, whichever comes first. */
+    assert_int_equal(next_of("0 12 13 * FRI", 1793491200), 1793966400);
+    /* Sundays (0 and 7) of January or July, after 2026-02-01 -> 2026-07-05 09:00 */
+    assert_int_equal(next_of("0 9 * JAN,jul 0", 1772323200 - 28 * 86400), 1783242000);
+    assert_int_equal(next_of("0 9 * 1,7 7", 1772323200 - 28 * 86400), 1783242000);
+    /* Across a year: 2026-12-31 23:59:59 -> 2027-01-01 00:00 */
+    assert_int_equal(next_of("* * * * *", 1798761599), 1798761600);
+    assert_int_equal(next_of("0 0 1 1 *", 1798761599), 1798761600);
+    /* Steps over ranges and lists */
+    assert_int_equal(next_of("5-50/20 * * * *", 1798761600), 1798761600 + 5 * 60);
+    assert_int_equal(next_of("59 23 31 12 *", 1798761600 - 60), 1798761600 + 365 * 86400 - 60);
+}
+
+static void expect_error(const char *expr, const char *message) {
+    cv_cron cron;
+    char why[256] = "";
+    assert_int_equal(cv_cron_parse(expr, &cron, why, sizeof(why)), CV_ERR_INVALID);
+    assert_string_equal(why, message);
+}
+
+static void test_errors_name_the_field(void **state) {
+    (void)state;
+    expect_error("61 * * * *", "minute field \"61\": 61: must be between 0 and 59");
+    expect_error("* 24 * * *", "hour field \"24\": 24: must be between 0 and 23");
+    expect_error("* * 0 * *", "day-of-month field \"0\": 0: must be between 1 and 31");
+    expect_error("* * * FEBR *", "month field \"FEBR\": \"FEBR\" is not a month name");
+    expect_error("* * * * MON-FRY", "day-of-week field \"MON-FRY\": \"FRY\" is not a day name");
+    expect_error("* * * * 5-1", "day-of-week field \"5-1\": range 5-1 runs backwards");
+    expect_error("*/0 * * * *", "minute field \"*/0\": step must be between 1 and 59");
+    expect_error("1,,2 * * * *", "minute field \"1,,2\": \",\" is not expected here");
+    expect_error("* * * *", "must have 5 fields (minute hour day-of-month month day-of-week), "
+                            "not 4");
+    expect_error("* * * * * *", "must have 5 fields (minute hour day-of-month month "
+                                "day-of-week), not 6");
+    expect_error("", "must have 5 fields (minute hour day-of-month month day-of-week), not 0");
+    expect_error("1x * * * *", "minute field \"1x\": \"x\" is not expected here");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_next_fire_times),
+        cmocka_unit_test(test_errors_name_the_field),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
