@@ -195,6 +195,22 @@ static bool day_matches(const cv_cron *c, int64_t day) {
     return by_day || by_weekday; /* both restricted: either one */
 }
 
+int64_t cv_cron_next_tz(const cv_cron *c, const cv_tz *tz, int64_t after) {
+    /* Local candidates from three hours back, so that a repeated hour is seen
+     * from its start; a candidate's first occurrence at or before `after`
+     * means it already fired. */
+    int64_t local = after + cv_tz_offset(tz, after) - 3 * 3600;
+    for (int i = 0; i < 100000; i++) {
+        int64_t t;
+        if ((local = cv_cron_next(c, local)) < 0)
+            return -1;
+        t = cv_tz_resolve(tz, local); /* a missing time: the instant after the gap */
+        if (t > after)
+            return t;
+    }
+    return -1;
+}
+
 int64_t cv_cron_next(const cv_cron *c, int64_t after) {
     int64_t t = after - (after % 60 + 60) % 60 + 60; /* the next whole minute */
     int64_t day = (t >= 0 ? t : t - 86399) / 86400;

@@ -5,13 +5,16 @@
  * Day-of-week 0 and 7 are both Sunday. As in Vixie cron, when both day fields
  * are restricted a day matches if either matches.
  *
- * The fire times here are in one fixed offset (UTC when the offset is 0); the
- * scheduler turns a time zone's local times into instants around it.
+ * cv_cron_next() reads times in UTC; cv_cron_next_tz() in a time zone, where
+ * a local time that does not exist (clocks going forward) fires once at the
+ * next valid instant and one that occurs twice (clocks going back) fires once,
+ * at its first occurrence.
  */
 #ifndef CV_CRON_H
 #define CV_CRON_H
 
 #include "cv_err.h"
+#include "cv_tz.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,5 +36,9 @@ cv_err cv_cron_parse(const char *expr, cv_cron *out, char *errbuf, size_t errlen
  * UTC) that the expression matches, as seconds since the epoch; -1 if none
  * within eight years (for example 30 February). */
 int64_t cv_cron_next(const cv_cron *cron, int64_t after);
+
+/* The first instant strictly after `after` at which the expression, read as
+ * wall-clock time in `tz`, fires; -1 if none within eight years. */
+int64_t cv_cron_next_tz(const cv_cron *cron, const cv_tz *tz, int64_t after);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "cv_cron.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int64_t next_of(const char *expr, int64_t after) {
@@ -70,10 +71,62 @@ static void test_errors_name_the_field(void **state) {
     expect_error("1x * * * *", "minute field \"1x\": \"x\" is not expected here");
 }
 
+static int64_t next_in(const char *expr, const char *zone, int64_t after) {
+    cv_cron cron;
+    cv_tz *tz;
+    char why[256] = "";
+    int64_t next;
+    if (cv_cron_parse(expr, &cron, why, sizeof(why)) != CV_OK)
+        fail_msg("%s: %s", expr, why);
+    if (!(tz = cv_tz_load(zone, why, sizeof(why))))
+        fail_msg("%s: %s", zone, why);
+    next = cv_cron_next_tz(&cron, tz, after);
+    cv_tz_destroy(tz);
+    return next;
+}
+
+/* Instants computed apart with Python's zoneinfo. */
+static void test_daylight_saving_changes(void **state) {
+    (void)state;
+    /* Berlin, 2026-03-29: 02:30 does not exist -> once, at 03:00 CEST (01:00Z). */
+    assert_int_equal(next_in("30 2 * * *", "Europe/Berlin", 1774699200), 1774746000);
+    assert_int_equal(next_in("30 2 * * *", "Europe/Berlin", 1774746000), 1774830600);
+    /* Every 15 minutes through the gap: 01:45 CET, then 03:00 CEST, once. */
+    assert_int_equal(next_in("*/15 * * * *", "Europe/Berlin", 1774746000 - 900), 1774746000);
+    assert_int_equal(next_in("*/15 * * * *", "Europe/Berlin", 1774746000), 1774746000 + 900);
+    /* Berlin, 2026-10-25: 02:30 happens twice -> once, the first (00:30Z), then the
+     * next day's (01:30Z). */
+    assert_int_equal(next_in("30 2 * * *", "Europe/Berlin", 1792843200), 1792888200);
+    assert_int_equal(next_in("30 2 * * *", "Europe/Berlin", 1792888200), 1792978200);
+    /* Sao Paulo, 2018-11-04: clocks jumped from 00:00 to 01:00 -> 00:30 fires at 01:00
+     * (03:00Z). 2019-02-16: 23:00-23:59 happened twice -> first 23:30 (01:30Z), then
+     * the next day's (02:30Z). */
+    assert_int_equal(next_in("30 0 * * *", "America/Sao_Paulo", 1541246400), 1541300400);
+    assert_int_equal(next_in("30 23 * * *", "America/Sao_Paulo", 1550318400), 1550367000);
+    assert_int_equal(next_in("30 23 * * *", "America/Sao_Paulo", 1550367000), 1550457000);
+    /* Past the zone file's table (2037): its POSIX rule, CEST in July, CET in December. */
+    assert_int_equal(next_in("0 12 * * *", "Europe/Berlin", 2224670400), 2224749600);
+    assert_int_equal(next_in("0 12 * * *", "Europe/Berlin", 2237889600), 2237972400);
+    assert_int_equal(next_in("0 12 * * *", "UTC", 2237889600), 2237889600 + 86400);
+}
+
+static void test_unknown_zones(void **state) {
+    const char *names[] = {"Mars/Olympus", "../../etc/passwd", "/etc/localtime", "", NULL};
+    char why[256], want[300];
+    (void)state;
+    for (int i = 0; names[i]; i++) {
+        assert_null(cv_tz_load(names[i], why, sizeof(why)));
+        snprintf(want, sizeof(want), "unknown time zone \"%s\"", names[i]);
+        assert_string_equal(why, want);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_next_fire_times),
         cmocka_unit_test(test_errors_name_the_field),
+        cmocka_unit_test(test_daylight_saving_changes),
+        cmocka_unit_test(test_unknown_zones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
