@@ -49,14 +49,30 @@ static int read_digits(const char **p, int width, int *out) {
     return 0;
 }
 
-/* Days from 1970-01-01 to the given civil date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int y, int m, int d) {
+/* Howard Hinnant's civil date algorithms. */
+int64_t cv_time_days_from_civil(int64_t y, int m, int d) {
     y -= m <= 2;
     const int64_t era = (y >= 0 ? y : y - 399) / 400;
     const int64_t yoe = y - era * 400;
     const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + doe - 719468;
+}
+
+void cv_time_civil_from_days(int64_t days, int64_t *y, int *m, int *d) {
+    const int64_t z = days + 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const int64_t doe = z - era * 146097;
+    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+int cv_time_weekday(int64_t days) {
+    return (int)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday */
 }
 
 int cv_time_parse(const char *text, int64_t *ms) {
@@ -102,7 +118,7 @@ int cv_time_parse(const char *text, int64_t *ms) {
         return -1;
     if (mon == 2 && day == 29 && !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)))
         return -1;
-    int64_t secs = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
+    int64_t secs = cv_time_days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
     secs -= off_sign * (off_h * 3600 + off_m * 60);
     *ms = secs * 1000 + millis;
     return 0;

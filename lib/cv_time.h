@@ -24,4 +24,11 @@ void cv_time_format(int64_t ms, char *buf, size_t len);
  * Returns 0 and sets *ms on success, -1 if the text is not such a time. */
 int cv_time_parse(const char *text, int64_t *ms);
 
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian), and back. */
+int64_t cv_time_days_from_civil(int64_t y, int m, int d);
+void cv_time_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
+/* Day of the week (0 = Sunday) of a day counted from 1970-01-01. */
+int cv_time_weekday(int64_t days);
+
 #endif

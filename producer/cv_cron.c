@@ -1,10 +1,12 @@
 /*
  * cv_cron.c - cron expressions parsed into bit sets, and the next fire time
  * found by walking days, then hours, then minutes in civil UTC time (the
- * civil-from-days arithmetic of H. Hinnant's date algorithms), so a search
+ * date arithmetic of cv_time.h), so a search
  * never steps minute by minute through years.
  */
 #include "cv_cron.h"
+
+#include "cv_time.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -163,25 +165,12 @@ cv_err cv_cron_parse(const char *expr, cv_cron *out, char *errbuf, size_t errlen
     return CV_OK;
 }
 
-/* The civil date of a day counted from 1970-01-01. */
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static bool day_matches(const cv_cron *c, int64_t day) {
     int64_t y;
-    int m, d, weekday = (int)(((day % 7) + 11) % 7); /* 1970-01-01 was a Thursday (4) */
+    int m, d, weekday = cv_time_weekday(day);
     bool by_day, by_weekday;
 
-    civil_from_days(day, &y, &m, &d);
+    cv_time_civil_from_days(day, &y, &m, &d);
     if (!(c->months & (1u << m)))
         return false;
     by_day = (c->days >> d) & 1u;

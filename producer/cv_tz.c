@@ -5,6 +5,8 @@
  */
 #include "cv_tz.h"
 
+#include "cv_time.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,32 +194,21 @@ void cv_tz_destroy(cv_tz *tz) {
     free(tz);
 }
 
-/* Days since 1970-01-01 of a civil date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
-}
-
+/* The civil year of instant t (read as UTC). */
 static int64_t year_of(int64_t t) {
-    int64_t z = (t >= 0 ? t : t - 86399) / 86400 + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    return yoe + era * 400 + (mp >= 10);
+    int64_t y;
+    int m, d;
+    cv_time_civil_from_days((t >= 0 ? t : t - 86399) / 86400, &y, &m, &d);
+    return y;
 }
 
 /* Local midnight (as if UTC) of day d (0 = Sunday) of week w (5 = last) of month m. */
 static int64_t rule_day(int64_t year, int m, int w, int d) {
-    int64_t first = days_from_civil(year, m, 1);
-    int first_weekday = (int)(((first % 7) + 11) % 7);
+    int64_t first = cv_time_days_from_civil(year, m, 1);
+    int first_weekday = cv_time_weekday(first);
     int64_t day = first + (d - first_weekday + 7) % 7 + 7 * (w - 1);
     int64_t next_month =
-        m == 12 ? days_from_civil(year + 1, 1, 1) : days_from_civil(year, m + 1, 1);
+        m == 12 ? cv_time_days_from_civil(year + 1, 1, 1) : cv_time_days_from_civil(year, m + 1, 1);
     while (day >= next_month)
         day -= 7;
     return day * 86400;
