@@ -15,6 +15,7 @@
 #include "cv_mongo.h"
 #include "cv_odbc.h"
 #include "cv_runs.h"
+#include "cv_schedule.h"
 #include "cv_secret.h"
 #include "cv_time.h"
 
@@ -793,6 +794,172 @@ static void health(cv_api *api, cv_http_response *res) {
     cJSON_AddStringToObject(res->body, "mongodb", err ? why : "ok");
 }
 
+/* ---- schedules ------------------------------------------------------------ */
+
+/* The next `count` fire times after now as RFC 3339 strings in an array. */
+static cJSON *next_fire_times(const cv_schedule *sched, int64_t anchor_ms, int count) {
+    char why[128], text[CV_TIME_RFC3339_LEN];
+    cv_tz *tz = cv_tz_load(sched->timezone, why, sizeof(why));
+    cJSON *list = cJSON_CreateArray();
+    int64_t t = cv_time_now_ms();
+
+    for (int i = 0; tz && list && i < count; i++) {
+        if ((t = cv_schedule_next(sched, tz, anchor_ms, t)) < 0)
+            break;
+        cv_time_format(t, text, sizeof(text));
+        cJSON_AddItemToArray(list, cJSON_CreateString(text));
+    }
+    cv_tz_destroy(tz);
+    return list;
+}
+
+/* Reads a job's stored schedule: CV_OK with *sched and *anchor_ms, or a
+ * 404 answer when the job has none. */
+static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *sched,
+                            int64_t *anchor_ms, cv_http_response *res) {
+    bson_iter_t it;
+    const uint8_t *data;
+    uint32_t len;
+    bson_t sub;
+    cJSON *json = NULL, *anchor;
+    cv_verr verr;
+    bool ok = false;
+
+    if (!bson_iter_init_find(&it, job, "schedule") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        cv_http_error(res, 404, "not_found", NULL, "job %s has no schedule", job_id);
+        return false;
+    }
+    bson_iter_document(&it, &len, &data);
+    if (bson_init_static(&sub, data, len) && (json = doc_to_json(&sub))) {
+        anchor = cJSON_DetachItemFromObjectCaseSensitive(json, "anchor_at");
+        cJSON_DeleteItemFromObjectCaseSensitive(json, "next_run_at");
+        ok = cJSON_IsString(anchor) && cv_time_parse(anchor->valuestring, anchor_ms) == 0 &&
+             cv_schedule_decode(json, sched, &verr) == CV_OK;
+        cJSON_Delete(anchor);
+    }
+    cJSON_Delete(json);
+    if (!ok)
+        internal_error(res, CV_ERR_INVALID, "the stored schedule cannot be read");
+    return ok;
+}
+
+/* PUT /jobs/{id}/schedule: checks the schedule, stores it with the job and
+ * answers with it and its next five fire times. */
+static void put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
+                         cv_http_response *res) {
+    char why[512], anchor[CV_TIME_RFC3339_LEN], next[CV_TIME_RFC3339_LEN];
+    bson_t *job = load_doc(api, "jobs", "job", job_id, res), *stored = NULL;
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
+    cJSON *body = NULL, *answer = NULL;
+    char *text = NULL;
+    cv_schedule sched;
+    cv_verr verr;
+    bson_error_t error;
+    int64_t now = cv_time_now_ms(), first;
+    char tzwhy[128];
+    cv_tz *tz = NULL;
+
+    if (!job || !(body = parse_body(req, res)))
+        goto out;
+    if (cv_schedule_decode(body, &sched, &verr)) {
+        field_error(res, &verr);
+        goto out;
+    }
+    tz = cv_tz_load(sched.timezone, tzwhy, sizeof(tzwhy));
+    first = tz ? cv_schedule_next(&sched, tz, now, now) : -1;
+    answer = cJSON_CreateObject();
+    cv_time_format(now, anchor, sizeof(anchor));
+    if (!answer || cv_schedule_encode(&sched, answer) != 0 ||
+        !cJSON_AddStringToObject(answer, "anchor_at", anchor)) {
+        internal_error(res, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (first >= 0) {
+        cv_time_format(first, next, sizeof(next));
+        cJSON_AddStringToObject(answer, "next_run_at", next);
+    } else {
+        cJSON_AddNullToObject(answer, "next_run_at");
+    }
+    if (!(text = cJSON_PrintUnformatted(answer)) ||
+        !(stored = bson_new_from_json((const uint8_t *)text, -1, &error))) {
+        internal_error(res, CV_ERR_NOMEM, "cannot store the schedule");
+        goto out;
+    }
+    BSON_APPEND_UTF8(&filter, "_id", job_id);
+    {
+        bson_t set = BSON_INITIALIZER;
+        BSON_APPEND_DOCUMENT(&set, "schedule", stored);
+        BSON_APPEND_DOCUMENT(&update, "$set", &set);
+        bson_destroy(&set);
+    }
+    if (cv_mongo_update(api->mongo, "jobs", &filter, &update, false, NULL, why, sizeof(why))) {
+        internal_error(res, CV_ERR_MONGO, why);
+        goto out;
+    }
+    cJSON_AddStringToObject(answer, "job_id", job_id);
+    cJSON_AddItemToObject(answer, "next_fire_times", next_fire_times(&sched, now, 5));
+    res->status = 200;
+    res->body = answer;
+    answer = NULL;
+out:
+    cv_tz_destroy(tz);
+    cJSON_free(text);
+    cJSON_Delete(answer);
+    cJSON_Delete(body);
+    bson_destroy(stored);
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    bson_destroy(job);
+}
+
+/* GET /jobs/{id}/schedule: the stored schedule and its next five fire times. */
+static void get_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
+    bson_t *job = load_doc(api, "jobs", "job", job_id, res);
+    cv_schedule sched;
+    int64_t anchor_ms = 0;
+    char anchor[CV_TIME_RFC3339_LEN];
+
+    if (!job || !stored_schedule(job, job_id, &sched, &anchor_ms, res))
+        goto out;
+    res->body = cJSON_CreateObject();
+    cv_schedule_encode(&sched, res->body);
+    cv_time_format(anchor_ms, anchor, sizeof(anchor));
+    cJSON_AddStringToObject(res->body, "anchor_at", anchor);
+    cJSON_AddStringToObject(res->body, "job_id", job_id);
+    cJSON_AddItemToObject(res->body, "next_fire_times", next_fire_times(&sched, anchor_ms, 5));
+    res->status = 200;
+out:
+    bson_destroy(job);
+}
+
+/* DELETE /jobs/{id}/schedule */
+static void delete_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
+    bson_t *job = load_doc(api, "jobs", "job", job_id, res);
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, unset;
+    cv_schedule sched;
+    int64_t anchor_ms;
+    char why[512];
+
+    if (!job || !stored_schedule(job, job_id, &sched, &anchor_ms, res))
+        goto out;
+    BSON_APPEND_UTF8(&filter, "_id", job_id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
+    BSON_APPEND_UTF8(&unset, "schedule", "");
+    bson_append_document_end(&update, &unset);
+    if (cv_mongo_update(api->mongo, "jobs", &filter, &update, false, NULL, why, sizeof(why))) {
+        internal_error(res, CV_ERR_MONGO, why);
+        goto out;
+    }
+    res->status = 200;
+    res->body = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->body, "job_id", job_id);
+    cJSON_AddNullToObject(res->body, "schedule");
+out:
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    bson_destroy(job);
+}
+
 /* Splits "/api/v1/a/b/c" into at most 6 segments; returns the count or -1. */
 static int split_path(const char *path, char segs[6][64]) {
     int n = 0;
@@ -887,6 +1054,20 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
             return;
         }
         allowed = "POST";
+    } else if (n == 5 && strcmp(s[2], "jobs") == 0 && strcmp(s[4], "schedule") == 0) {
+        if (strcmp(req->method, "PUT") == 0) {
+            put_schedule(api, s[3], req, res);
+            return;
+        }
+        if (get) {
+            get_schedule(api, s[3], res);
+            return;
+        }
+        if (strcmp(req->method, "DELETE") == 0) {
+            delete_schedule(api, s[3], res);
+            return;
+        }
+        allowed = "GET, PUT, DELETE";
     } else if (n == 5 && strcmp(s[2], "runs") == 0 && strcmp(s[4], "events") == 0) {
         if (get) {
             list_run_events(api, s[3], res);
