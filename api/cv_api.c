@@ -217,6 +217,19 @@ static void now_text(char *buf, size_t len) {
 
 /* Starts a new stored object: a fresh id as _id and the creation time. Answers
  * 500 itself and returns false if no id could be made. */
+static bool new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res);
+
+/* Starts a job document: a fresh id, its project, name and kind. */
+static bool new_job_doc(bson_t *doc, char *id, size_t idlen, const char *project_id,
+                        const char *name, const char *kind, cv_http_response *res) {
+    if (!new_doc(doc, id, idlen, res))
+        return false;
+    BSON_APPEND_UTF8(doc, "project_id", project_id);
+    BSON_APPEND_UTF8(doc, "name", name);
+    BSON_APPEND_UTF8(doc, "kind", kind);
+    return true;
+}
+
 static bool new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res) {
     char now[CV_TIME_RFC3339_LEN];
     if (cv_id_new(id, idlen) != 0) {
@@ -379,11 +392,8 @@ static void create_python_job(cv_api *api, const char *project_id, const cJSON *
         internal_error(res, CV_ERR_NOMEM, "cannot store the script");
         goto out;
     }
-    if (!new_doc(&doc, id, sizeof(id), res))
+    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, "python", res))
         goto out;
-    BSON_APPEND_UTF8(&doc, "project_id", project_id);
-    BSON_APPEND_UTF8(&doc, "name", name);
-    BSON_APPEND_UTF8(&doc, "kind", "python");
     bson_concat(&doc, spec_bson);
     insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
 out:
@@ -420,11 +430,8 @@ static void create_sql_job(cv_api *api, const char *project_id, const cJSON *bod
         field_error(res, &verr);
         goto out;
     }
-    if (!new_doc(&doc, id, sizeof(id), res))
+    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, "sql", res))
         goto out;
-    BSON_APPEND_UTF8(&doc, "project_id", project_id);
-    BSON_APPEND_UTF8(&doc, "name", name);
-    BSON_APPEND_UTF8(&doc, "kind", "sql");
     BSON_APPEND_UTF8(&doc, "statements", statements);
     BSON_APPEND_UTF8(&doc, "connection", connection ? connection : "destination");
     insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
@@ -505,11 +512,8 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         field_error(res, &verr);
         goto out;
     }
-    if (!new_doc(&doc, id, sizeof(id), res))
+    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, kind, res))
         goto out;
-    BSON_APPEND_UTF8(&doc, "project_id", project_id);
-    BSON_APPEND_UTF8(&doc, "name", name);
-    BSON_APPEND_UTF8(&doc, "kind", kind);
     BSON_APPEND_UTF8(&doc, "query", query);
     BSON_APPEND_UTF8(&doc, "destination_table", table);
     BSON_APPEND_UTF8(&doc, "mode", cv_load_mode_str(load.mode));

@@ -98,7 +98,7 @@ static void emit(runner *r, cv_script_stream stream, const char *line, size_t le
 
 /* Data mode: passes stdout on line by line, whole, to on_data(). `data` NULL
  * flushes a last line without its newline. */
-static void feed_data(runner *r, const char *data, size_t n) {
+static void take_data(runner *r, const char *data, size_t n) {
     if (r->data_failed)
         return;
     if (!data) {
@@ -136,11 +136,11 @@ static void feed_data(runner *r, const char *data, size_t n) {
 
 /* Splits what a stream gave into lines; a line longer than max_line is passed
  * on cut and the rest of it skipped. `data` NULL flushes a last partial line. */
-static void feed(runner *r, cv_script_stream stream, const char *data, size_t n) {
+static void take_output(runner *r, cv_script_stream stream, const char *data, size_t n) {
     line_buf *b = &r->stream[stream];
 
     if (stream == CV_SCRIPT_STDOUT && r->spec->on_data) {
-        feed_data(r, data, n);
+        take_data(r, data, n);
         return;
     }
 
@@ -424,9 +424,9 @@ cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *er
                     continue;
                 n = read(fds[i].fd, buf, sizeof(buf));
                 if (n > 0) {
-                    feed(&r, (cv_script_stream)(i + 1), buf, (size_t)n);
+                    take_output(&r, (cv_script_stream)(i + 1), buf, (size_t)n);
                 } else if (n == 0 || errno != EINTR) {
-                    feed(&r, (cv_script_stream)(i + 1), NULL, 0);
+                    take_output(&r, (cv_script_stream)(i + 1), NULL, 0);
                     open_streams[i + 1] = false;
                 }
             }

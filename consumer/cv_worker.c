@@ -80,6 +80,28 @@ static cv_err publish_event(cv_worker *w, cv_event *ev, char *errbuf, size_t err
     return err;
 }
 
+/* Publishes run.started for a job about to run and logs it. */
+static cv_err publish_started(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
+    cv_event ev;
+    cv_err err;
+
+    if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, job);
+    if ((err = publish_event(w, &ev, errbuf, errlen)))
+        return err;
+    cv_log_info("run %s (%s job %s, attempt %d) started", job->run_id, job->kind, job->job_id,
+                job->attempt);
+    return CV_OK;
+}
+
+/* Puts a failed run's code and reason into its final event and logs them. */
+static void set_failure(cv_event *ev, const cv_job *job, const char *code, const char *why) {
+    snprintf(ev->error_code, sizeof(ev->error_code), "%s", code);
+    snprintf(ev->error_message, sizeof(ev->error_message), "%s", why);
+    cv_log_warn("run %s ended (%s): %s: %s", job->run_id, ev->type + 4, code, why);
+}
+
 /* Reads the run id out of a message that failed validation, if it has a
  * well-formed one, so the rejection can be tied to the run. */
 static void salvage_run_id(const cv_kafka_msg *msg, cv_event *ev) {
@@ -221,12 +243,8 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     cv_err err, run_err;
     int64_t started = cv_time_mono_ms();
 
-    if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    if ((err = publish_event(w, &ev, errbuf, errlen)))
+    if ((err = publish_started(w, job, errbuf, errlen)))
         return err;
-    cv_log_info("run %s (job %s, attempt %d) started", job->run_id, job->job_id, job->attempt);
 
     progress_state prog = {.w = w,
                            .job = job,
@@ -452,13 +470,8 @@ static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t e
     cv_err err;
     size_t plen;
 
-    if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    if ((err = publish_event(w, &ev, errbuf, errlen)))
+    if ((err = publish_started(w, job, errbuf, errlen)))
         return err;
-    cv_log_info("run %s (python job %s, attempt %d) started", job->run_id, job->job_id,
-                job->attempt);
 
     /* What the script gets to know: its run and its parameters, nothing else. */
     snprintf(run_env, sizeof(run_env), "CONVUTELL_RUN_ID=%s", job->run_id);
@@ -539,9 +552,7 @@ static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t e
     ev.exit_code = ran && !res.signal ? res.exit_code : -1;
     ev.lines_dropped = ran ? res.lines_dropped : -1;
     if (code) {
-        snprintf(ev.error_code, sizeof(ev.error_code), "%s", code);
-        snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
-        cv_log_warn("run %s ended (%s): %s: %s", job->run_id, type + 4, code, why);
+        set_failure(&ev, job, code, why);
     } else {
         cv_log_info("run %s succeeded in %lld ms (%lld lines, %lld dropped)", job->run_id,
                     (long long)res.duration_ms, (long long)res.lines, (long long)res.lines_dropped);
@@ -565,12 +576,8 @@ static cv_err run_sql(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     cv_event ev;
     cv_err err;
 
-    if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    if ((err = publish_event(w, &ev, errbuf, errlen)))
+    if ((err = publish_started(w, job, errbuf, errlen)))
         return err;
-    cv_log_info("run %s (sql job %s, attempt %d) started", job->run_id, job->job_id, job->attempt);
 
     if (cancel_requested(w, job->run_id)) {
         type = CV_EVENT_RUN_CANCELLED;
@@ -624,9 +631,7 @@ static cv_err run_sql(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     cv_event_from_job(&ev, job);
     ev.duration_ms = cv_time_mono_ms() - started;
     if (code) {
-        snprintf(ev.error_code, sizeof(ev.error_code), "%s", code);
-        snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
-        cv_log_warn("run %s ended (%s): %s: %s", job->run_id, type + 4, code, why);
+        set_failure(&ev, job, code, why);
     } else {
         ev.rows_written = total;
         cv_log_info("run %s succeeded: %lld rows changed", job->run_id, total);

@@ -126,13 +126,17 @@ static void test_runs_unprivileged_in_a_folder_removed_after(void **state) {
                                    &c);
     cv_script_result res;
     struct stat st;
+    char *end;
+    long uid;
     (void)state;
     run_ok(&spec, &res);
     assert_int_equal(res.exit_code, 0);
+    uid = strtol(c.text[CV_SCRIPT_STDOUT][0], &end, 10);
+    assert_true(end != c.text[CV_SCRIPT_STDOUT][0] && *end == '\0');
     if (geteuid() == 0)
-        assert_int_not_equal(atoi(c.text[CV_SCRIPT_STDOUT][0]), 0);
+        assert_int_not_equal(uid, 0);
     else
-        assert_int_equal(atoi(c.text[CV_SCRIPT_STDOUT][0]), (int)geteuid());
+        assert_int_equal(uid, (long)geteuid());
     assert_memory_equal(c.text[CV_SCRIPT_STDOUT][1], "/tmp/convutell-run-", 19);
     assert_int_equal(stat(c.text[CV_SCRIPT_STDOUT][1], &st), -1);
 }
@@ -312,8 +316,8 @@ static long feed_numbers(void *ctx, char *buf, size_t len) {
 static bool take_line(void *ctx, const char *line, size_t len) {
     data_mode *d = ctx;
     d->lines++;
-    d->sum += atoll(line);
-    snprintf(d->last, sizeof(d->last), "%.*s", (int)len, line);
+    snprintf(d->last, sizeof(d->last), "%.*s", (int)len, line); /* line has no NUL */
+    d->sum += strtoll(d->last, NULL, 10);
     return strcmp(d->last, "stop") != 0;
 }
 
