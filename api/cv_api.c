@@ -10,6 +10,7 @@
 #include "cv_id.h"
 #include "cv_json.h"
 #include "cv_kafka.h"
+#include "cv_launch.h"
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
@@ -28,6 +29,7 @@
 #include <time.h>
 
 #define PUBLISH_TIMEOUT_MS 10000
+#define RUN_HISTORY_MAX 500 /* newest runs (and notifications) listed */
 
 struct cv_api {
     cv_config cfg;
@@ -130,11 +132,9 @@ static cJSON *parse_body(const cv_http_request *req, cv_http_response *res) {
 /* Turns a stored document into an API object: `_id` becomes `id`, first, and
  * sealed secrets are left out. */
 static cJSON *doc_to_json(const bson_t *doc) {
-    char *text = cv_mongo_to_json(doc);
-    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    cJSON *root = cv_launch_doc_json(doc);
     cJSON *id;
 
-    free(text);
     if (!root)
         return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(root, "odbc_sealed");
@@ -177,10 +177,7 @@ static bson_t *load_doc(cv_api *api, const char *collection, const char *what, c
 }
 
 static const char *doc_str(const bson_t *doc, const char *key) {
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
-        return bson_iter_utf8(&it, NULL);
-    return NULL;
+    return cv_launch_doc_str(doc, key);
 }
 
 static bool doc_bool(const bson_t *doc, const char *key, bool def) {
@@ -551,7 +548,8 @@ out:
 
 static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
                         cv_http_response *res) {
-    static const char *const fields[] = {NULL};
+    static const char *const fields[] = {"max_attempts", "backoff_seconds", NULL};
+    int64_t max_attempts = 0, backoff = 0;
     char why[512], queued[CV_TIME_RFC3339_LEN];
     bson_t *job_doc = NULL, *project = NULL;
     cJSON *body = NULL;
@@ -565,11 +563,14 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     job_doc = load_doc(api, "jobs", "job", job_id, res);
     if (!job_doc)
         goto out;
-    if (req->body_len > 0) { /* optional, and no options exist yet */
+    if (req->body_len > 0) { /* optional: this run's retry policy */
         body = parse_body(req, res);
         if (!body)
             goto out;
-        if (cv_json_only(body, NULL, fields, "a run request", &verr)) {
+        if (cv_json_only(body, NULL, fields, "a run request", &verr) ||
+            cv_json_get_int(body, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &max_attempts,
+                            &verr) ||
+            cv_json_get_int(body, NULL, "backoff_seconds", false, 1, 86400, &backoff, &verr)) {
             field_error(res, &verr);
             goto out;
         }
@@ -586,61 +587,20 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
                       doc_str(project, "_id"));
         goto out;
     }
+    if ((err = cv_launch_build(job_doc, project, &job, why, sizeof(why)))) {
+        internal_error(res, err, why);
+        goto out;
+    }
     if (cv_id_new(job.run_id, sizeof(job.run_id)) != 0) {
         internal_error(res, CV_ERR_IO, "cannot make an id");
         goto out;
     }
-    snprintf(job.job_id, sizeof(job.job_id), "%s", job_id);
-    snprintf(job.project_id, sizeof(job.project_id), "%s", doc_str(project, "_id"));
-    snprintf(job.kind, sizeof(job.kind), "%s",
-             strcmp(doc_str(job_doc, "kind"), "python") == 0 ? "python"
-             : strcmp(doc_str(job_doc, "kind"), "sql") == 0  ? "sql"
-                                                             : "sql_transfer");
-    if (strcmp(job.kind, "sql") == 0) {
-        bool origin = strcmp(doc_str(job_doc, "connection"), "origin") == 0;
-        snprintf(job.sql_connection_id, sizeof(job.sql_connection_id), "%s",
-                 doc_str(project, origin ? "origin_connection_id" : "destination_connection_id"));
-        job.statements = (char *)(uintptr_t)doc_str(job_doc, "statements"); /* borrowed */
-    }
-    job.attempt = 1;
-    job.queued_at_ms = cv_time_now_ms();
-    if (strcmp(job.kind, "sql") == 0)
-        goto publish;
-    if (strcmp(job.kind, "python") == 0) {
-        cJSON *stored = doc_to_json(job_doc);
-        err = stored ? cv_python_spec_decode(stored, NULL, &job.python, &verr) : CV_ERR_NOMEM;
-        cJSON_Delete(stored);
-        if (err) {
-            internal_error(res, err, "stored job has an unreadable script");
-            goto out;
-        }
-        goto publish;
-    }
-    snprintf(job.origin_connection_id, sizeof(job.origin_connection_id), "%s",
-             doc_str(project, "origin_connection_id"));
-    snprintf(job.destination_connection_id, sizeof(job.destination_connection_id), "%s",
-             doc_str(project, "destination_connection_id"));
-    snprintf(job.destination_table, sizeof(job.destination_table), "%s",
-             doc_str(job_doc, "destination_table"));
-    {
-        /* The stored job was checked when created; decoding it again keeps one
-         * reading of mode and key. */
-        cJSON *stored = doc_to_json(job_doc);
-        err = stored ? cv_load_spec_decode(stored, NULL, &job.load, &verr) : CV_ERR_NOMEM;
-        cJSON_Delete(stored);
-        if (err) {
-            internal_error(res, err, "stored job has an unreadable mode or key");
-            goto out;
-        }
-    }
-    job.query = (char *)(uintptr_t)doc_str(job_doc, "query"); /* borrowed, not freed */
-    if (doc_str(job_doc, "transform"))                        /* likewise */
-        job.transform = (char *)(uintptr_t)doc_str(job_doc, "transform");
-publish:
+    snprintf(job.trigger, sizeof(job.trigger), "manual");
+    if (max_attempts)
+        job.max_attempts = (int)max_attempts;
+    if (backoff)
+        job.backoff_seconds = (int)backoff;
     msg = cv_job_encode(&job);
-    job.query = NULL;
-    job.statements = NULL;
-    job.transform = NULL;
     if (!msg) {
         internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
         goto out;
@@ -678,7 +638,7 @@ publish:
     cJSON_AddStringToObject(res->body, "queued_at", queued);
     snprintf(res->location, sizeof(res->location), "/api/v1/runs/%s", job.run_id);
 out:
-    cv_python_spec_release(&job.python);
+    cv_launch_release(&job);
     free(msg);
     cJSON_Delete(body);
     bson_destroy(project);
@@ -740,26 +700,31 @@ out:
     bson_destroy(run);
 }
 
-static void list_run_events(cv_api *api, const char *run_id, cv_http_response *res) {
+/* Answers {key: [...]} with the documents of `collection` whose `field` is
+ * the id of the existing `parent` document, ordered by `order` (ascending
+ * when dir is 1, newest first when -1), at most `limit`. */
+static void list_children(cv_api *api, const char *parent_coll, const char *parent, const char *id,
+                          const char *collection, const char *field, const char *order, int dir,
+                          int64_t limit, const char *key, cv_http_response *res) {
     char why[512];
-    bson_t *run = load_doc(api, CV_COLL_RUNS, "run", run_id, res);
+    bson_t *doc = load_doc(api, parent_coll, parent, id, res);
     bson_t *filter = NULL, *sort = NULL, *docs = NULL;
     bson_iter_t it;
     cJSON *list;
     cv_err err;
 
-    if (!run)
+    if (!doc)
         return;
-    filter = BCON_NEW("run_id", BCON_UTF8(run_id));
-    sort = BCON_NEW("time", BCON_INT32(1));
-    err = cv_mongo_find(api->mongo, CV_COLL_EVENTS, filter, sort, 1000, &docs, why, sizeof(why));
+    filter = BCON_NEW(field, BCON_UTF8(id));
+    sort = BCON_NEW(order, BCON_INT32(dir));
+    err = cv_mongo_find(api->mongo, collection, filter, sort, limit, &docs, why, sizeof(why));
     if (err) {
         internal_error(res, err, why);
         goto out;
     }
     res->status = 200;
     res->body = cJSON_CreateObject();
-    list = cJSON_AddArrayToObject(res->body, "events");
+    list = cJSON_AddArrayToObject(res->body, key);
     if (bson_iter_init(&it, docs)) {
         while (bson_iter_next(&it)) {
             const uint8_t *data;
@@ -774,7 +739,7 @@ out:
     bson_destroy(docs);
     bson_destroy(sort);
     bson_destroy(filter);
-    bson_destroy(run);
+    bson_destroy(doc);
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -825,8 +790,9 @@ static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *
     const uint8_t *data;
     uint32_t len;
     bson_t sub;
-    cJSON *json = NULL, *anchor;
+    cJSON *json = NULL;
     cv_verr verr;
+    int64_t next_ms;
     bool ok = false;
 
     if (!bson_iter_init_find(&it, job, "schedule") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
@@ -834,13 +800,8 @@ static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *
         return false;
     }
     bson_iter_document(&it, &len, &data);
-    if (bson_init_static(&sub, data, len) && (json = doc_to_json(&sub))) {
-        anchor = cJSON_DetachItemFromObjectCaseSensitive(json, "anchor_at");
-        cJSON_DeleteItemFromObjectCaseSensitive(json, "next_run_at");
-        ok = cJSON_IsString(anchor) && cv_time_parse(anchor->valuestring, anchor_ms) == 0 &&
-             cv_schedule_decode(json, sched, &verr) == CV_OK;
-        cJSON_Delete(anchor);
-    }
+    if (bson_init_static(&sub, data, len) && (json = doc_to_json(&sub)))
+        ok = cv_schedule_from_stored(json, sched, anchor_ms, &next_ms, &verr) == CV_OK;
     cJSON_Delete(json);
     if (!ok)
         internal_error(res, CV_ERR_INVALID, "the stored schedule cannot be read");
@@ -859,7 +820,7 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
     cv_schedule sched;
     cv_verr verr;
     bson_error_t error;
-    int64_t now = cv_time_now_ms(), first;
+    int64_t now = cv_time_now_ms(), first, anchor_ms;
     char tzwhy[128];
     cv_tz *tz = NULL;
 
@@ -871,8 +832,32 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
     }
     tz = cv_tz_load(sched.timezone, tzwhy, sizeof(tzwhy));
     first = tz ? cv_schedule_next(&sched, tz, now, now) : -1;
+    anchor_ms = now;
+    {
+        /* Pausing, resuming or changing policies keeps the ticks not yet
+         * handled: the scheduler then applies the misfire policy to the ticks
+         * that passed while the schedule was paused. */
+        bson_iter_t it;
+        const uint8_t *data;
+        uint32_t len;
+        bson_t sub;
+        cJSON *json;
+        cv_schedule old;
+        int64_t old_anchor, old_next;
+        if (bson_iter_init_find(&it, job, "schedule") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            bson_iter_document(&it, &len, &data);
+            if (bson_init_static(&sub, data, len) && (json = doc_to_json(&sub))) {
+                if (cv_schedule_from_stored(json, &old, &old_anchor, &old_next, &verr) == CV_OK &&
+                    cv_schedule_same_timing(&old, &sched) && old_next >= 0) {
+                    anchor_ms = old_anchor;
+                    first = old_next;
+                }
+                cJSON_Delete(json);
+            }
+        }
+    }
     answer = cJSON_CreateObject();
-    cv_time_format(now, anchor, sizeof(anchor));
+    cv_time_format(anchor_ms, anchor, sizeof(anchor));
     if (!answer || cv_schedule_encode(&sched, answer) != 0 ||
         !cJSON_AddStringToObject(answer, "anchor_at", anchor)) {
         internal_error(res, CV_ERR_NOMEM, "out of memory");
@@ -901,7 +886,7 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
         goto out;
     }
     cJSON_AddStringToObject(answer, "job_id", job_id);
-    cJSON_AddItemToObject(answer, "next_fire_times", next_fire_times(&sched, now, 5));
+    cJSON_AddItemToObject(answer, "next_fire_times", next_fire_times(&sched, anchor_ms, 5));
     res->status = 200;
     res->body = answer;
     answer = NULL;
@@ -1051,7 +1036,19 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
             trigger_run(api, s[3], req, res);
             return;
         }
-        allowed = "POST";
+        if (get) { /* the run history: every run and every tick that did not run */
+            list_children(api, "jobs", "job", s[3], CV_COLL_RUNS, "job_id", "created_at", -1,
+                          RUN_HISTORY_MAX, "runs", res);
+            return;
+        }
+        allowed = "GET, POST";
+    } else if (n == 5 && strcmp(s[2], "projects") == 0 && strcmp(s[4], "notifications") == 0) {
+        if (get) {
+            list_children(api, "projects", "project", s[3], CV_COLL_NOTIFICATIONS, "project_id",
+                          "created_at", -1, RUN_HISTORY_MAX, "notifications", res);
+            return;
+        }
+        allowed = "GET";
     } else if (n == 5 && strcmp(s[2], "runs") == 0 && strcmp(s[4], "cancel") == 0) {
         if (post) {
             cancel_run(api, s[3], res);
@@ -1074,7 +1071,8 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         allowed = "GET, PUT, DELETE";
     } else if (n == 5 && strcmp(s[2], "runs") == 0 && strcmp(s[4], "events") == 0) {
         if (get) {
-            list_run_events(api, s[3], res);
+            list_children(api, CV_COLL_RUNS, "run", s[3], CV_COLL_EVENTS, "run_id", "time", 1, 1000,
+                          "events", res);
             return;
         }
         allowed = "GET";

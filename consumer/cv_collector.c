@@ -35,7 +35,7 @@ cv_collector *cv_collector_new(const cv_config *cfg, char *errbuf, size_t errlen
     if (!c->mongo)
         goto fail;
     c->consumer = cv_kafka_consumer_new(cfg->kafka_bootstrap, COLLECTOR_GROUP, CV_TOPIC_EVENTS,
-                                        errbuf, errlen);
+                                        cfg->max_poll_interval_ms, errbuf, errlen);
     if (!c->consumer)
         goto fail;
     return c;
@@ -106,8 +106,11 @@ cv_err cv_collector_run(cv_collector *c, volatile sig_atomic_t *stop, char *errb
             nanosleep(&ts, NULL);
             backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
         }
-        if (!err)
-            err = cv_kafka_consumer_store(c->consumer, &msg, errbuf, errlen);
+        if (!err &&
+            (err = cv_kafka_consumer_store(c->consumer, &msg, errbuf, errlen)) == CV_ERR_CONFLICT) {
+            cv_log_warn("kafka: %s", errbuf);
+            err = CV_OK;
+        }
         cv_kafka_msg_release(&msg);
         if (err && !*stop)
             return err;

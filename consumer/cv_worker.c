@@ -19,6 +19,8 @@
 #include "cv_transfer.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@ struct cv_worker {
     cv_kafka_consumer *consumer;
     cv_kafka_producer *producer;
     cv_mongo *mongo;
+    atomic_bool lease_lost; /* the running attempt was taken away: stop, report nothing */
 };
 
 cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
@@ -47,8 +50,8 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     w->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
     if (!w->producer)
         goto fail;
-    w->consumer =
-        cv_kafka_consumer_new(cfg->kafka_bootstrap, WORKER_GROUP, CV_TOPIC_JOBS, errbuf, errlen);
+    w->consumer = cv_kafka_consumer_new(cfg->kafka_bootstrap, WORKER_GROUP, CV_TOPIC_JOBS,
+                                        cfg->max_poll_interval_ms, errbuf, errlen);
     if (!w->consumer)
         goto fail;
     return w;
@@ -92,6 +95,59 @@ static cv_err publish_started(cv_worker *w, const cv_job *job, char *errbuf, siz
         return err;
     cv_log_info("run %s (%s job %s, attempt %d) started", job->run_id, job->kind, job->job_id,
                 job->attempt);
+    return CV_OK;
+}
+
+/* Publishes the end of an attempt. A failed or timed-out attempt before the
+ * last goes to the retry topic as the next attempt, due after its backoff,
+ * and the run becomes "retrying"; the last one fails the run for good. The
+ * lease is stretched first so that the scheduler leaves the attempt alone
+ * while the collector records its end; an attempt whose lease was lost
+ * reports nothing (another attempt has taken over). */
+static cv_err finish(cv_worker *w, const cv_job *job, cv_event *ev, char *errbuf, size_t errlen) {
+    bool retry = (strcmp(ev->type, CV_EVENT_RUN_FAILED) == 0 ||
+                  strcmp(ev->type, CV_EVENT_RUN_TIMED_OUT) == 0) &&
+                 job->attempt < job->max_attempts;
+    bool held = true;
+    char why[256];
+    cv_err err;
+
+    if (!atomic_load(&w->lease_lost) &&
+        cv_runs_renew(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, 600000, &held, why,
+                      sizeof(why)) != CV_OK)
+        cv_log_warn("run %s: lease not extended for reporting: %s", job->run_id, why);
+    if (atomic_load(&w->lease_lost) || !held) {
+        cv_log_warn("run %s attempt %d: the lease ran out and the run was taken over; "
+                    "this attempt's end (%s) is not reported",
+                    job->run_id, job->attempt, ev->type + 4);
+        return CV_OK;
+    }
+    if (retry) {
+        cv_job next = *job;
+        char *msg;
+        next.attempt = job->attempt + 1;
+        next.not_before_ms =
+            cv_time_now_ms() + cv_job_retry_delay_ms(job->backoff_seconds, next.attempt);
+        if (!(msg = cv_job_encode(&next)))
+            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding a retry");
+        err = cv_kafka_produce(w->producer, CV_TOPIC_RETRY, job->job_id, msg, strlen(msg), NULL,
+                               PUBLISH_TIMEOUT_MS, errbuf, errlen);
+        free(msg);
+        if (err)
+            return err;
+        snprintf(ev->type, sizeof(ev->type), "%s", CV_EVENT_RUN_RETRYING);
+        ev->next_attempt_ms = next.not_before_ms;
+        cv_log_info("run %s: attempt %d of %d failed; attempt %d in %lld ms", job->run_id,
+                    job->attempt, job->max_attempts, next.attempt,
+                    (long long)(next.not_before_ms - cv_time_now_ms()));
+    }
+    if ((err = publish_event(w, ev, errbuf, errlen)))
+        return err;
+    /* A lease left held (the worker died here) runs out in ten minutes; the
+     * scheduler then finds the run ended and only closes the lease. */
+    if (cv_runs_release(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, ev->next_attempt_ms,
+                        why, sizeof(why)) != CV_OK)
+        cv_log_warn("run %s: lease not released: %s", job->run_id, why);
     return CV_OK;
 }
 
@@ -205,6 +261,10 @@ static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t err
     progress_state *p = ctx;
     int64_t now = cv_time_mono_ms();
 
+    if (atomic_load(&p->w->lease_lost))
+        return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED,
+                          "stopped after %lld rows: the lease on this attempt was lost",
+                          (long long)rows_read);
     if (p->deadline_ms && now > p->deadline_ms)
         return cv_err_set(errbuf, errlen, CV_ERR_TIMEOUT,
                           "stopped after %lld rows: over the job's limit of %d s",
@@ -314,7 +374,7 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
         cv_log_info("run %s succeeded: %lld rows in %lld ms", job->run_id,
                     (long long)res.rows_written, (long long)ev.duration_ms);
     }
-    return publish_event(w, &ev, errbuf, errlen);
+    return finish(w, job, &ev, errbuf, errlen);
 }
 
 /* ---- kind "python" ---------------------------------------------------------- */
@@ -399,6 +459,8 @@ static cv_err on_script_check(void *ctx, char *errbuf, size_t errlen) {
     python_state *p = ctx;
     int64_t now = cv_time_mono_ms();
 
+    if (atomic_load(&p->w->lease_lost))
+        return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "the lease on this attempt was lost");
     if (now - p->last_cancel_check_ms < 1000)
         return CV_OK;
     p->last_cancel_check_ms = now;
@@ -557,7 +619,7 @@ static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t e
         cv_log_info("run %s succeeded in %lld ms (%lld lines, %lld dropped)", job->run_id,
                     (long long)res.duration_ms, (long long)res.lines, (long long)res.lines_dropped);
     }
-    return publish_event(w, &ev, errbuf, errlen);
+    return finish(w, job, &ev, errbuf, errlen);
 }
 
 /* ---- kind "sql" ------------------------------------------------------------- */
@@ -636,7 +698,125 @@ static cv_err run_sql(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
         ev.rows_written = total;
         cv_log_info("run %s succeeded: %lld rows changed", job->run_id, total);
     }
-    return publish_event(w, &ev, errbuf, errlen);
+    return finish(w, job, &ev, errbuf, errlen);
+}
+
+/* Polls the paused consumer for up to timeout_ms, which keeps the worker in
+ * its group. A partition assigned meanwhile is not paused yet: a message from
+ * it is put back for later and the new partition paused too. */
+static void poll_paused(cv_worker *w, int timeout_ms) {
+    cv_kafka_msg extra;
+    char why[256];
+
+    if (cv_kafka_consumer_poll(w->consumer, timeout_ms, &extra) != CV_OK)
+        return;
+    if (cv_kafka_consumer_rewind(w->consumer, &extra, why, sizeof(why)) != CV_OK)
+        cv_log_warn("%s", why);
+    cv_kafka_msg_release(&extra);
+    cv_kafka_consumer_pause(w->consumer, true);
+}
+
+/* One attempt running on its own thread while the consumer keeps polling. */
+typedef struct attempt_task {
+    cv_worker *w;
+    const cv_job *job;
+    cv_err err;
+    char errbuf[1024];
+    atomic_bool done;
+} attempt_task;
+
+static void *attempt_main(void *arg) {
+    attempt_task *t = arg;
+    const cv_job *job = t->job;
+
+    t->err = strcmp(job->kind, "python") == 0 ? run_python(t->w, job, t->errbuf, sizeof(t->errbuf))
+             : strcmp(job->kind, "sql") == 0  ? run_sql(t->w, job, t->errbuf, sizeof(t->errbuf))
+                                              : run_job(t->w, job, t->errbuf, sizeof(t->errbuf));
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
+/* Runs one claimed attempt. Meanwhile this thread pauses the consumer's
+ * partitions and keeps polling (so Kafka's max.poll.interval.ms never runs
+ * out, however long the job takes) and renews the attempt's lease every
+ * quarter lease; if the renewal finds the attempt taken away, the job is
+ * told to stop. */
+static cv_err run_attempt(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
+    attempt_task task = {.w = w, .job = job, .err = CV_OK, .errbuf = ""};
+    int64_t lease_ms = (int64_t)w->cfg.lease_seconds * 1000, renewed = cv_time_mono_ms();
+    pthread_t thread;
+    int rc;
+
+    atomic_store(&task.done, false);
+    atomic_store(&w->lease_lost, false);
+    if ((rc = pthread_create(&thread, NULL, attempt_main, &task)) != 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start a job thread: %s", strerror(rc));
+    cv_kafka_consumer_pause(w->consumer, true);
+    while (!atomic_load(&task.done)) {
+        poll_paused(w, 100);
+        if (cv_time_mono_ms() - renewed >= lease_ms / 4 && !atomic_load(&task.done)) {
+            char why[256];
+            bool held = true;
+            renewed = cv_time_mono_ms();
+            if (cv_runs_renew(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, lease_ms,
+                              &held, why, sizeof(why)) != CV_OK) {
+                cv_log_warn("run %s: heartbeat not recorded: %s", job->run_id, why);
+            } else if (!held && !atomic_load(&w->lease_lost)) {
+                cv_log_warn("run %s attempt %d: the lease was lost; stopping", job->run_id,
+                            job->attempt);
+                atomic_store(&w->lease_lost, true);
+            }
+        }
+    }
+    pthread_join(thread, NULL);
+    cv_kafka_consumer_pause(w->consumer, false);
+    if (task.err)
+        return cv_err_set(errbuf, errlen, task.err, "%s", task.errbuf);
+    return CV_OK;
+}
+
+/* Claims the message's attempt and runs it, or skips a duplicate. While
+ * another worker holds the attempt with a live lease (this message came back
+ * after a rebalance, or its first worker died a moment ago) the claim is
+ * tried again every second, partitions paused and the consumer polled, until
+ * that worker finishes (a duplicate) or its lease runs out (taken over). */
+static cv_err claim_and_run(cv_worker *w, const cv_kafka_msg *msg, const cv_job *job,
+                            volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
+    char *text = strndup(msg->payload ? msg->payload : "", msg->len), holder[256];
+    cv_claim claim = CV_CLAIM_OVER;
+    bool waited = false;
+    cv_err err;
+
+    if (!text)
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    while ((err = cv_runs_claim(w->mongo, job, text, w->cfg.worker_id, w->cfg.lease_seconds, &claim,
+                                holder, sizeof(holder), errbuf, errlen)) == CV_OK &&
+           claim == CV_CLAIM_HELD) {
+        int64_t until = cv_time_mono_ms() + 1000;
+        if (!waited)
+            cv_log_info("run %s attempt %d is held by worker %s; waiting for it to end or "
+                        "for its lease to run out",
+                        job->run_id, job->attempt, holder);
+        waited = true;
+        cv_kafka_consumer_pause(w->consumer, true);
+        while (!*stop && cv_time_mono_ms() < until)
+            poll_paused(w, 100);
+        if (*stop) {
+            err = cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "stopping while waiting for %s",
+                             job->run_id);
+            break;
+        }
+    }
+    if (waited)
+        cv_kafka_consumer_pause(w->consumer, false);
+    if (!err && claim == CV_CLAIM_TAKEN)
+        err = run_attempt(w, job, errbuf, errlen);
+    else if (!err)
+        cv_log_info("run %s attempt %d: already ended or moved past; this delivery is a "
+                    "duplicate and is skipped",
+                    job->run_id, job->attempt);
+    free(text);
+    return err;
 }
 
 cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
@@ -655,18 +835,21 @@ cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, si
         if (err == CV_ERR_INVALID) {
             err = reject(w, &msg, &verr, errbuf, errlen);
         } else if (err == CV_OK) {
-            err = strcmp(job.kind, "python") == 0 ? run_python(w, &job, errbuf, errlen)
-                  : strcmp(job.kind, "sql") == 0  ? run_sql(w, &job, errbuf, errlen)
-                                                  : run_job(w, &job, errbuf, errlen);
+            err = claim_and_run(w, &msg, &job, stop, errbuf, errlen);
             cv_job_release(&job);
         } else {
             cv_err_set(errbuf, errlen, err, "cannot decode a job message: %s", cv_err_str(err));
         }
-        if (!err)
-            err = cv_kafka_consumer_store(w->consumer, &msg, errbuf, errlen);
+        if (!err &&
+            (err = cv_kafka_consumer_store(w->consumer, &msg, errbuf, errlen)) == CV_ERR_CONFLICT) {
+            cv_log_warn("kafka: %s", errbuf);
+            err = CV_OK;
+        }
         cv_kafka_msg_release(&msg);
         if (err)
             break; /* offset not stored: the message will be delivered again */
     }
+    if (err == CV_ERR_CANCELLED && *stop)
+        err = CV_OK; /* stopped while waiting for another worker: a clean stop */
     return err;
 }

@@ -288,6 +288,19 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
     CHECK(cv_config_parse_addr(v, cfg->http_host, sizeof(cfg->http_host), &cfg->http_port, why,
                                sizeof(why)));
 
+    const struct {
+        const char *name, *def, *unit;
+        long min, max;
+        int *out;
+    } numbers[] = {
+        {"CONVUTELL_PROGRESS_INTERVAL_MS", "2000", "milliseconds", 100, 600000,
+         &cfg->progress_interval_ms},
+        {"CONVUTELL_LEASE_SECONDS", "30", "seconds", 2, 3600, &cfg->lease_seconds},
+        /* Kafka's broker refuses less than its group.min.session.timeout.ms (6 s). */
+        {"CONVUTELL_KAFKA_MAX_POLL_INTERVAL_MS", "300000", "milliseconds", 6000, 86400000,
+         &cfg->max_poll_interval_ms},
+    };
+
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "worker");
     host[sizeof(host) - 1] = '\0';
@@ -307,20 +320,20 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
     }
     cfg->log_level = level;
 
-    if ((err = get_value(env, "CONVUTELL_PROGRESS_INTERVAL_MS", NULL, "2000", &v, &used, errbuf,
-                         errlen)))
-        goto out;
-    {
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         char *end;
-        long ms;
+        long n;
+        if ((err =
+                 get_value(env, numbers[i].name, NULL, numbers[i].def, &v, &used, errbuf, errlen)))
+            goto out;
         errno = 0;
-        ms = strtol(v, &end, 10);
-        if (errno || *end != '\0' || ms < 100 || ms > 600000) {
-            snprintf(why, sizeof(why), "'%s' is not a number of milliseconds from 100 to 600000",
-                     v);
+        n = strtol(v, &end, 10);
+        if (errno || *end != '\0' || end == v || n < numbers[i].min || n > numbers[i].max) {
+            snprintf(why, sizeof(why), "'%s' is not a number of %s from %ld to %ld", v,
+                     numbers[i].unit, numbers[i].min, numbers[i].max);
             CHECK(CV_ERR_CONFIG);
         }
-        cfg->progress_interval_ms = (int)ms;
+        *numbers[i].out = (int)n;
     }
 
     if ((err = get_value(env, "CONVUTELL_SECRET_KEY", NULL, NULL, &v, &used, errbuf, errlen)))

@@ -26,6 +26,9 @@ typedef struct cv_config {
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */
     int log_level;             /* CONVUTELL_LOG_LEVEL, a cv_log_level */
     int progress_interval_ms;  /* CONVUTELL_PROGRESS_INTERVAL_MS, run.progress period */
+    int lease_seconds;         /* CONVUTELL_LEASE_SECONDS: a run without a heartbeat for
+                                  this long is taken from its worker [30] */
+    int max_poll_interval_ms;  /* CONVUTELL_KAFKA_MAX_POLL_INTERVAL_MS [300000] */
     bool has_secret_key;       /* CONVUTELL_SECRET_KEY was given */
     unsigned char secret_key[CV_SECRET_KEY_LEN]; /* key for secrets at rest */
 } cv_config;

@@ -172,22 +172,113 @@ void cv_kafka_producer_destroy(cv_kafka_producer *p) {
     free(p);
 }
 
+cv_err cv_kafka_produce_batch(cv_kafka_producer *p, const char *topic, cv_kafka_out *msgs, size_t n,
+                              int timeout_ms, char *errbuf, size_t errlen) {
+    delivery *d = calloc(n ? n : 1, sizeof(*d));
+    int64_t deadline = cv_time_mono_ms() + timeout_ms;
+    cv_err first = CV_OK;
+
+    if (!d)
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_vu_t vus[5];
+        rd_kafka_error_t *error;
+        memset(vus, 0, sizeof(vus));
+        vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+        vus[0].u.cstr = topic;
+        vus[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+        vus[1].u.i = RD_KAFKA_MSG_F_COPY;
+        vus[2].vtype = RD_KAFKA_VTYPE_KEY;
+        vus[2].u.mem.ptr = (void *)(uintptr_t)msgs[i].key;
+        vus[2].u.mem.size = msgs[i].key ? strlen(msgs[i].key) : 0;
+        vus[3].vtype = RD_KAFKA_VTYPE_VALUE;
+        vus[3].u.mem.ptr = (void *)(uintptr_t)msgs[i].value;
+        vus[3].u.mem.size = msgs[i].len;
+        vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE;
+        vus[4].u.ptr = &d[i];
+        /* A full local queue drains as the broker acknowledges: wait and retry. */
+        while ((error = rd_kafka_produceva(p->rk, vus, 5)) &&
+               rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+               cv_time_mono_ms() < deadline) {
+            rd_kafka_error_destroy(error);
+            rd_kafka_poll(p->rk, 10);
+        }
+        if (error) {
+            msgs[i].err = CV_ERR_KAFKA;
+            if (!first)
+                first = cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot send to %s: %s", topic,
+                                   rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+            atomic_store(&d[i].done, 1);
+            d[i].err = RD_KAFKA_RESP_ERR__FAIL;
+        }
+    }
+    /* Every report writes into d: wait for all of them (message.timeout.ms
+     * bounds this) before freeing it. */
+    for (size_t i = 0; i < n; i++) {
+        while (!atomic_load(&d[i].done))
+            rd_kafka_poll(p->rk, 5);
+        if (d[i].err && msgs[i].err == CV_OK) {
+            msgs[i].err =
+                d[i].err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? CV_ERR_TIMEOUT : CV_ERR_KAFKA;
+            if (!first)
+                first = cv_err_set(errbuf, errlen, msgs[i].err,
+                                   "broker did not take a message for %s: %s", topic,
+                                   rd_kafka_err2str(d[i].err));
+        }
+    }
+    free(d);
+    return first;
+}
+
+/* Logs the partitions a consumer gains and loses, and applies the change
+ * (incremental under the cooperative-sticky strategy). */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    char list[256] = "";
+    size_t o = 0;
+    rd_kafka_error_t *error = NULL;
+    (void)opaque;
+
+    for (int i = 0; i < parts->cnt && o < sizeof(list) - 32; i++)
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s[%d]", i ? " " : "",
+                              parts->elems[i].topic, (int)parts->elems[i].partition);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (parts->cnt)
+            cv_log_info("kafka: partitions assigned: %s", list);
+        error = rd_kafka_incremental_assign(rk, parts);
+    } else {
+        if (parts->cnt)
+            cv_log_warn("kafka: partitions revoked: %s", list);
+        error = rd_kafka_incremental_unassign(rk, parts);
+    }
+    if (error) {
+        cv_log_error("kafka: rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
 cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *group,
-                                         const char *topic, char *errbuf, size_t errlen) {
+                                         const char *topic, int max_poll_interval_ms, char *errbuf,
+                                         size_t errlen) {
+    char max_poll[24];
     const char *const settings[] = {"group.id", group, "enable.auto.commit", "true",
                                     "enable.auto.offset.store", "false", "auto.offset.reset",
                                     "earliest", "auto.commit.interval.ms", "1000",
                                     "session.timeout.ms", "6000",
-                                    /* A transfer may hold the poll loop for a long time. */
-                                    "max.poll.interval.ms", "1800000",
+                                    /* Long jobs keep polling with their partitions paused. */
+                                    "max.poll.interval.ms", max_poll,
                                     "partition.assignment.strategy", "cooperative-sticky", NULL};
     cv_kafka_consumer *c = NULL;
     rd_kafka_topic_partition_list_t *topics = NULL;
     rd_kafka_resp_err_t err;
     rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);
 
+    snprintf(max_poll, sizeof(max_poll), "%d",
+             max_poll_interval_ms > 0 ? max_poll_interval_ms : 300000);
     if (!conf || conf_set_all(conf, settings, errbuf, errlen) != 0)
         goto out;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     c = calloc(1, sizeof(*c));
     if (!c) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
@@ -243,21 +334,62 @@ cv_err cv_kafka_consumer_poll(cv_kafka_consumer *c, int timeout_ms, cv_kafka_msg
     return CV_OK;
 }
 
-cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
-                               size_t errlen) {
+cv_err cv_kafka_consumer_store_at(cv_kafka_consumer *c, const char *topic, int32_t partition,
+                                  int64_t next_offset, char *errbuf, size_t errlen) {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
 
-    rd_kafka_topic_partition_list_add(list, msg->topic, msg->partition)->offset = msg->offset + 1;
+    rd_kafka_topic_partition_list_add(list, topic, partition)->offset = next_offset;
     err = rd_kafka_offsets_store(c->rk, list);
     if (!err && list->elems[0].err)
         err = list->elems[0].err;
     rd_kafka_topic_partition_list_destroy(list);
+    if (err == RD_KAFKA_RESP_ERR__STATE)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFLICT,
+                          "%s[%d] is no longer assigned to this consumer; offset %lld is left "
+                          "to its new owner",
+                          topic, (int)partition, (long long)next_offset - 1);
     if (err)
         return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot store offset %s[%d]@%lld: %s",
-                          msg->topic, (int)msg->partition, (long long)msg->offset,
-                          rd_kafka_err2str(err));
+                          topic, (int)partition, (long long)next_offset - 1, rd_kafka_err2str(err));
     return CV_OK;
+}
+
+cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
+                               size_t errlen) {
+    return cv_kafka_consumer_store_at(c, msg->topic, msg->partition, msg->offset + 1, errbuf,
+                                      errlen);
+}
+
+void cv_kafka_consumer_pause(cv_kafka_consumer *c, bool pause) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return;
+    if (parts->cnt)
+        (void)(pause ? rd_kafka_pause_partitions(c->rk, parts)
+                     : rd_kafka_resume_partitions(c->rk, parts));
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+cv_err cv_kafka_consumer_rewind(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
+                                size_t errlen) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_error_t *error;
+    cv_err err = CV_OK;
+
+    rd_kafka_topic_partition_list_add(list, msg->topic, msg->partition)->offset = msg->offset;
+    error = rd_kafka_seek_partitions(c->rk, list, 5000);
+    if (error || list->elems[0].err) {
+        err =
+            cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot rewind %s[%d] to %lld: %s", msg->topic,
+                       (int)msg->partition, (long long)msg->offset,
+                       error ? rd_kafka_error_string(error) : rd_kafka_err2str(list->elems[0].err));
+    }
+    if (error)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(list);
+    return err;
 }
 
 void cv_kafka_msg_release(cv_kafka_msg *msg) {

@@ -16,12 +16,14 @@
 
 #include "cv_err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define CV_TOPIC_JOBS "convutell.jobs"
 #define CV_TOPIC_EVENTS "convutell.events"
 #define CV_TOPIC_DLQ "convutell.jobs.dlq"
+#define CV_TOPIC_RETRY "convutell.jobs.retry" /* attempts waiting for their backoff */
 
 typedef struct cv_kafka_producer cv_kafka_producer;
 typedef struct cv_kafka_consumer cv_kafka_consumer;
@@ -56,13 +58,31 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
                         size_t len, const cv_kafka_header *headers, int timeout_ms, char *errbuf,
                         size_t errlen);
 
+/* One message of a batch: key (may be NULL) and value in; err out. */
+typedef struct cv_kafka_out {
+    const char *key;
+    const char *value;
+    size_t len;
+    cv_err err; /* set by cv_kafka_produce_batch(): CV_OK once acknowledged */
+} cv_kafka_out;
+
+/* Sends n messages to `topic` at once and waits for every acknowledgement:
+ * one round of waiting for the lot instead of one per message. Returns the
+ * first failure (each message's own result is in its err). */
+cv_err cv_kafka_produce_batch(cv_kafka_producer *p, const char *topic, cv_kafka_out *msgs, size_t n,
+                              int timeout_ms, char *errbuf, size_t errlen);
+
 /* Waits for outstanding deliveries (bounded) and frees. Accepts NULL. */
 void cv_kafka_producer_destroy(cv_kafka_producer *p);
 
 /* Creates a consumer in `group` subscribed to `topic`, starting from the earliest
- * offset when the group has none. NULL with the reason in errbuf on failure. */
+ * offset when the group has none. max_poll_interval_ms is Kafka's
+ * max.poll.interval.ms (0 for 300000): callers must poll at least that often,
+ * pausing their partitions while they are busy. Partition changes are logged.
+ * NULL with the reason in errbuf on failure. */
 cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *group,
-                                         const char *topic, char *errbuf, size_t errlen);
+                                         const char *topic, int max_poll_interval_ms, char *errbuf,
+                                         size_t errlen);
 
 /* Waits up to timeout_ms for the next message. CV_OK fills *msg, which the
  * caller releases with cv_kafka_msg_release(); CV_ERR_TIMEOUT when nothing came.
@@ -70,9 +90,25 @@ cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *grou
  * Call from one thread only. */
 cv_err cv_kafka_consumer_poll(cv_kafka_consumer *c, int timeout_ms, cv_kafka_msg *msg);
 
-/* Marks msg as handled: its offset + 1 becomes the group's committed position. */
+/* Marks msg as handled: its offset + 1 becomes the group's committed position.
+ * CV_ERR_CONFLICT: a rebalance took the partition away meanwhile; its new
+ * owner starts at the last committed offset and delivers the message again,
+ * so the caller goes on (this is not a failure of the consumer). */
 cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
                                size_t errlen);
+
+/* Stores next_offset as the group's position on topic[partition] (the
+ * offset of the first message not yet handled); same rebalance rule. */
+cv_err cv_kafka_consumer_store_at(cv_kafka_consumer *c, const char *topic, int32_t partition,
+                                  int64_t next_offset, char *errbuf, size_t errlen);
+
+/* Pauses (or resumes) fetching on every partition assigned right now. A paused
+ * consumer keeps polling, which keeps it in its group, and gets no messages. */
+void cv_kafka_consumer_pause(cv_kafka_consumer *c, bool pause);
+
+/* Seeks msg's partition back to msg, so that it is delivered again. */
+cv_err cv_kafka_consumer_rewind(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
+                                size_t errlen);
 
 /* Frees the message's resources. Accepts a zeroed msg. */
 void cv_kafka_msg_release(cv_kafka_msg *msg);

@@ -200,3 +200,107 @@ char *cv_mongo_to_json(const bson_t *doc) {
     bson_free(json);
     return copy;
 }
+
+cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **docs, size_t n,
+                            bool *duplicate, char *errbuf, size_t errlen) {
+    mongoc_client_t *client;
+    mongoc_collection_t *coll;
+    bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+    bson_t reply = BSON_INITIALIZER;
+    bson_error_t berr;
+    bson_iter_t it, errs, one;
+    bool other = false;
+    cv_err err = CV_OK;
+
+    for (size_t i = 0; i < n; i++)
+        duplicate[i] = false;
+    if (n == 0) {
+        bson_destroy(opts);
+        return CV_OK;
+    }
+    client = mongoc_client_pool_pop(m->pool);
+    coll = mongoc_client_get_collection(client, m->db, collection);
+    bson_destroy(&reply);
+    if (!mongoc_collection_insert_many(coll, docs, n, opts, &reply, &berr)) {
+        /* Unordered: every document was tried; writeErrors names the failures. */
+        if (bson_iter_init_find(&it, &reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+            bson_iter_recurse(&it, &errs)) {
+            while (bson_iter_next(&errs)) {
+                int64_t index = -1, code = 0;
+                if (!BSON_ITER_HOLDS_DOCUMENT(&errs) || !bson_iter_recurse(&errs, &one))
+                    continue;
+                while (bson_iter_next(&one)) {
+                    if (strcmp(bson_iter_key(&one), "index") == 0)
+                        index = bson_iter_as_int64(&one);
+                    else if (strcmp(bson_iter_key(&one), "code") == 0)
+                        code = bson_iter_as_int64(&one);
+                }
+                if (code == 11000 && index >= 0 && (size_t)index < n)
+                    duplicate[index] = true;
+                else
+                    other = true;
+            }
+        } else {
+            other = true;
+        }
+        if (other)
+            err = translate(&berr, collection, errbuf, errlen);
+    }
+    bson_destroy(&reply);
+    bson_destroy(opts);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
+cv_err cv_mongo_update_many(cv_mongo *m, const char *collection, const bson_t *filter,
+                            const bson_t *update, int64_t *matched, char *errbuf, size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
+    bson_t reply;
+    bson_error_t berr;
+    bson_iter_t it;
+    cv_err err = CV_OK;
+
+    if (!mongoc_collection_update_many(coll, filter, update, NULL, &reply, &berr)) {
+        err = translate(&berr, collection, errbuf, errlen);
+    } else if (matched) {
+        *matched = 0;
+        if (bson_iter_init_find(&it, &reply, "matchedCount"))
+            *matched = bson_iter_as_int64(&it);
+    }
+    bson_destroy(&reply);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
+cv_err cv_mongo_update_each(cv_mongo *m, const char *collection, const bson_t **filters,
+                            const bson_t **updates, size_t n, char *errbuf, size_t errlen) {
+    mongoc_client_t *client;
+    mongoc_collection_t *coll;
+    mongoc_bulk_operation_t *bulk;
+    bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+    bson_t reply = BSON_INITIALIZER;
+    bson_error_t berr;
+    cv_err err = CV_OK;
+
+    if (n == 0) {
+        bson_destroy(opts);
+        return CV_OK;
+    }
+    client = mongoc_client_pool_pop(m->pool);
+    coll = mongoc_client_get_collection(client, m->db, collection);
+    bulk = mongoc_collection_create_bulk_operation_with_opts(coll, opts);
+    for (size_t i = 0; i < n && !err; i++)
+        if (!mongoc_bulk_operation_update_one_with_opts(bulk, filters[i], updates[i], NULL, &berr))
+            err = translate(&berr, collection, errbuf, errlen);
+    if (!err && !mongoc_bulk_operation_execute(bulk, &reply, &berr))
+        err = translate(&berr, collection, errbuf, errlen);
+    bson_destroy(&reply); /* execute always initializes it; BSON_INITIALIZER otherwise */
+    mongoc_bulk_operation_destroy(bulk);
+    bson_destroy(opts);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}

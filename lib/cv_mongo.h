@@ -51,6 +51,21 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
                        const bson_t *update, bool upsert, int64_t *matched, char *errbuf,
                        size_t errlen);
 
+/* Inserts n documents in one unordered batch. duplicate[i] says whether
+ * docs[i] hit an existing _id (the others went in); CV_ERR_MONGO for any
+ * other failure. */
+cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **docs, size_t n,
+                            bool *duplicate, char *errbuf, size_t errlen);
+
+/* Updates every document matching filter. *matched (may be NULL) gets the count. */
+cv_err cv_mongo_update_many(cv_mongo *m, const char *collection, const bson_t *filter,
+                            const bson_t *update, int64_t *matched, char *errbuf, size_t errlen);
+
+/* Applies updates[i] to the one document filters[i] matches, for each i, in
+ * one unordered batch (a filter that matches nothing is not an error). */
+cv_err cv_mongo_update_each(cv_mongo *m, const char *collection, const bson_t **filters,
+                            const bson_t **updates, size_t n, char *errbuf, size_t errlen);
+
 /* Converts a document to relaxed extended JSON. Returns a string the caller
  * frees with free(), or NULL on allocation failure. */
 char *cv_mongo_to_json(const bson_t *doc);

@@ -162,3 +162,33 @@ int64_t cv_schedule_next(const cv_schedule *s, const cv_tz *tz, int64_t anchor_m
         return -1;
     return next;
 }
+
+cv_err cv_schedule_from_stored(const cJSON *stored, cv_schedule *out, int64_t *anchor_ms,
+                               int64_t *next_ms, cv_verr *verr) {
+    static const char *const owned[] = {"anchor_at", "next_run_at", "last_tick_at", NULL};
+    cJSON *copy = cJSON_Duplicate(stored, true);
+    const cJSON *anchor = cJSON_GetObjectItemCaseSensitive(stored, "anchor_at");
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(stored, "next_run_at");
+    cv_err err;
+
+    if (!copy)
+        return CV_ERR_NOMEM;
+    for (int i = 0; owned[i]; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, owned[i]);
+    err = cv_schedule_decode(copy, out, verr);
+    cJSON_Delete(copy);
+    if (err)
+        return err;
+    if (!cJSON_IsString(anchor) || cv_time_parse(anchor->valuestring, anchor_ms) != 0)
+        return cv_verr_set(verr, NULL, "anchor_at", "is missing from the stored schedule");
+    *next_ms = -1;
+    if (cJSON_IsString(next) && cv_time_parse(next->valuestring, next_ms) != 0)
+        return cv_verr_set(verr, NULL, "next_run_at", "is not a time");
+    return CV_OK;
+}
+
+bool cv_schedule_same_timing(const cv_schedule *a, const cv_schedule *b) {
+    return a->interval_seconds == b->interval_seconds && strcmp(a->cron_text, b->cron_text) == 0 &&
+           strcmp(a->timezone, b->timezone) == 0 && a->start_ms == b->start_ms &&
+           a->end_ms == b->end_ms;
+}

@@ -14,9 +14,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const job_fields[] = {"schema", "run_id",  "job_id",    "project_id",
-                                         "kind",   "attempt", "queued_at", "sql_transfer",
-                                         "python", "sql",     NULL};
+static const char *const job_fields[] = {"schema",
+                                         "run_id",
+                                         "job_id",
+                                         "project_id",
+                                         "kind",
+                                         "attempt",
+                                         "queued_at",
+                                         "trigger",
+                                         "tick_at",
+                                         "max_attempts",
+                                         "backoff_seconds",
+                                         "not_before",
+                                         "sql_transfer",
+                                         "python",
+                                         "sql",
+                                         NULL};
+static const char *const trigger_names[] = {"manual", "schedule", "external", NULL};
 static const char *const sql_fields[] = {"connection_id", "statements", NULL};
 /* The member each kind carries; a message carries its kind's alone. */
 static const char *const kind_members[][2] = {
@@ -46,12 +60,20 @@ static const char *const event_fields[] = {"schema",     "event_id",      "type"
                                            "rows_read",  "rows_written",  "duration_ms",
                                            "error",      "watermark",     "rows_per_second",
                                            "stream",     "line",          "line_cut",
-                                           "exit_code",  "lines_dropped", NULL};
-static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,    CV_EVENT_RUN_STARTED,
-                                          CV_EVENT_RUN_PROGRESS,  CV_EVENT_RUN_SUCCEEDED,
-                                          CV_EVENT_RUN_FAILED,    CV_EVENT_RUN_CANCELLED,
-                                          CV_EVENT_RUN_TIMED_OUT, CV_EVENT_JOB_REJECTED,
-                                          CV_EVENT_RUN_LOG,       NULL};
+                                           "exit_code",  "lines_dropped", "trigger",
+                                           "tick_at",    "max_attempts",  "next_attempt_at",
+                                           NULL};
+static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,
+                                          CV_EVENT_RUN_STARTED,
+                                          CV_EVENT_RUN_PROGRESS,
+                                          CV_EVENT_RUN_SUCCEEDED,
+                                          CV_EVENT_RUN_FAILED,
+                                          CV_EVENT_RUN_CANCELLED,
+                                          CV_EVENT_RUN_TIMED_OUT,
+                                          CV_EVENT_JOB_REJECTED,
+                                          CV_EVENT_RUN_LOG,
+                                          CV_EVENT_RUN_RETRYING,
+                                          NULL};
 /* Final event types and the run status each one leads to. */
 static const char *const final_types[][2] = {{CV_EVENT_RUN_SUCCEEDED, "succeeded"},
                                              {CV_EVENT_RUN_FAILED, "failed"},
@@ -348,6 +370,67 @@ static cv_err get_time(const cJSON *root, const char *name, int64_t *ms, cv_verr
     return CV_OK;
 }
 
+/* "trigger" is one of trigger_names; absent leaves dst empty (an external run). */
+static cv_err get_trigger(const cJSON *root, char *dst, size_t len, cv_verr *verr) {
+    const char *s;
+    cv_err err = cv_json_get_str(root, NULL, "trigger", false, 15, &s, verr);
+    bool known = false;
+
+    if (err)
+        return err;
+    for (const char *const *t = trigger_names; s && *t; t++)
+        known = known || strcmp(*t, s) == 0;
+    if (s && !known)
+        return cv_verr_set(verr, NULL, "trigger",
+                           "must be \"manual\", \"schedule\" or \"external\", not \"%s\"", s);
+    copy_str(dst, len, s ? s : "");
+    return CV_OK;
+}
+
+/* The optional members that say where a run came from and how it is retried:
+ * trigger, tick_at (with trigger "schedule" only), max_attempts,
+ * backoff_seconds and not_before. */
+static cv_err get_run_origin(const cJSON *root, cv_job *job, cv_verr *verr) {
+    int64_t n;
+    cv_err err;
+
+    if ((err = get_trigger(root, job->trigger, sizeof(job->trigger), verr)))
+        return err;
+    if (cJSON_GetObjectItemCaseSensitive(root, "tick_at")) {
+        if (strcmp(job->trigger, "schedule") != 0)
+            return cv_verr_set(verr, NULL, "tick_at", "is only for trigger \"schedule\"");
+        if ((err = get_time(root, "tick_at", &job->tick_ms, verr)))
+            return err;
+    }
+    n = 1;
+    if ((err = cv_json_get_int(root, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &n, verr)))
+        return err;
+    job->max_attempts = (int)n; /* an attempt past it is the last one */
+    n = 60;
+    if ((err = cv_json_get_int(root, NULL, "backoff_seconds", false, 1, 86400, &n, verr)))
+        return err;
+    job->backoff_seconds = (int)n;
+    if (cJSON_GetObjectItemCaseSensitive(root, "not_before") &&
+        (err = get_time(root, "not_before", &job->not_before_ms, verr)))
+        return err;
+    return CV_OK;
+}
+
+int64_t cv_job_retry_delay_ms(int backoff_seconds, int next) {
+    int64_t ms = (int64_t)backoff_seconds * 1000;
+    uint32_t r = 0;
+    char id[CV_ID_LEN];
+
+    for (int i = 2; i < next && ms < 86400000; i++)
+        ms *= 2;
+    if (ms > 86400000)
+        ms = 86400000;
+    /* Jitter from the random id source: no shared PRNG state between threads. */
+    if (cv_id_new(id, sizeof(id)) == 0)
+        r = (uint32_t)strtoul(id + 28, NULL, 16) % 4000;
+    return ms * (8000 + (int64_t)r) / 10000;
+}
+
 cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     cJSON *root = NULL;
     const cJSON *transfer, *python;
@@ -382,7 +465,8 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     if ((err = cv_json_get_int(root, NULL, "attempt", true, 1, CV_MAX_ATTEMPT, &attempt, verr)))
         goto out;
     job->attempt = (int)attempt;
-    if ((err = get_time(root, "queued_at", &job->queued_at_ms, verr)))
+    if ((err = get_time(root, "queued_at", &job->queued_at_ms, verr)) ||
+        (err = get_run_origin(root, job, verr)))
         goto out;
 
     for (size_t i = 0; i < sizeof(kind_members) / sizeof(kind_members[0]); i++) {
@@ -502,6 +586,23 @@ char *cv_job_encode(const cv_job *job) {
     cJSON_AddStringToObject(root, "kind", job->kind);
     cJSON_AddNumberToObject(root, "attempt", job->attempt);
     cJSON_AddStringToObject(root, "queued_at", queued);
+    if (job->trigger[0])
+        cJSON_AddStringToObject(root, "trigger", job->trigger);
+    if (job->tick_ms) {
+        char tick[CV_TIME_RFC3339_LEN];
+        cv_time_format(job->tick_ms, tick, sizeof(tick));
+        cJSON_AddStringToObject(root, "tick_at", tick);
+    }
+    if (job->max_attempts > 1) {
+        cJSON_AddNumberToObject(root, "max_attempts", job->max_attempts);
+        cJSON_AddNumberToObject(root, "backoff_seconds",
+                                job->backoff_seconds > 0 ? job->backoff_seconds : 60);
+    }
+    if (job->not_before_ms) {
+        char due[CV_TIME_RFC3339_LEN];
+        cv_time_format(job->not_before_ms, due, sizeof(due));
+        cJSON_AddStringToObject(root, "not_before", due);
+    }
     if (strcmp(job->kind, "sql") == 0) {
         cJSON *sql = cJSON_AddObjectToObject(root, "sql");
         if (sql && cJSON_AddStringToObject(sql, "connection_id", job->sql_connection_id) &&
@@ -550,6 +651,9 @@ void cv_event_from_job(cv_event *ev, const cv_job *job) {
     copy_str(ev->job_id, sizeof(ev->job_id), job->job_id);
     copy_str(ev->project_id, sizeof(ev->project_id), job->project_id);
     ev->attempt = job->attempt;
+    copy_str(ev->trigger, sizeof(ev->trigger), job->trigger);
+    ev->tick_ms = job->tick_ms;
+    ev->max_attempts = job->max_attempts;
 }
 
 int cv_event_is_terminal(const char *type) {
@@ -606,6 +710,18 @@ char *cv_event_encode(const cv_event *ev) {
         cJSON_AddNumberToObject(root, "exit_code", ev->exit_code);
     if (ev->lines_dropped >= 0)
         cJSON_AddNumberToObject(root, "lines_dropped", (double)ev->lines_dropped);
+    if (ev->trigger[0])
+        cJSON_AddStringToObject(root, "trigger", ev->trigger);
+    if (ev->tick_ms) {
+        cv_time_format(ev->tick_ms, stamp, sizeof(stamp));
+        cJSON_AddStringToObject(root, "tick_at", stamp);
+    }
+    if (ev->max_attempts > 0)
+        cJSON_AddNumberToObject(root, "max_attempts", ev->max_attempts);
+    if (ev->next_attempt_ms) {
+        cv_time_format(ev->next_attempt_ms, stamp, sizeof(stamp));
+        cJSON_AddStringToObject(root, "next_attempt_at", stamp);
+    }
     if (ev->error_code[0]) {
         error = cJSON_AddObjectToObject(root, "error");
         if (error) {
@@ -706,6 +822,19 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
     if ((err = cv_json_get_int(root, NULL, "lines_dropped", false, 0, INT64_C(1) << 53,
                                &ev->lines_dropped, verr)))
         goto out;
+    if (cJSON_GetObjectItemCaseSensitive(root, "trigger") &&
+        (err = get_trigger(root, ev->trigger, sizeof(ev->trigger), verr)))
+        goto out;
+    if (cJSON_GetObjectItemCaseSensitive(root, "tick_at") &&
+        (err = get_time(root, "tick_at", &ev->tick_ms, verr)))
+        goto out;
+    if (cJSON_GetObjectItemCaseSensitive(root, "next_attempt_at") &&
+        (err = get_time(root, "next_attempt_at", &ev->next_attempt_ms, verr)))
+        goto out;
+    n = 0;
+    if ((err = cv_json_get_int(root, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &n, verr)))
+        goto out;
+    ev->max_attempts = (int)n;
     error = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (error && !cJSON_IsNull(error)) {
         if (!cJSON_IsObject(error)) {

@@ -111,6 +111,14 @@ typedef struct cv_job {
     char kind[32]; /* "sql_transfer", "python" or "sql" */
     int attempt;   /* 1 for the first delivery of a run */
     int64_t queued_at_ms;
+    /* Where the run came from: "manual" (the API), "schedule" (the scheduler)
+     * or "external" (anything else writing to convutell.jobs); "" when the
+     * message does not say, which counts as "external". */
+    char trigger[16];
+    int64_t tick_ms;       /* trigger "schedule": the tick this run is for; 0 otherwise */
+    int max_attempts;      /* attempts before the run fails for good [1] */
+    int backoff_seconds;   /* delay before the second attempt, doubled each time [60] */
+    int64_t not_before_ms; /* a retry: not to run before this time; 0 for none */
     /* kind "sql_transfer" */
     char origin_connection_id[CV_ID_LEN];
     char destination_connection_id[CV_ID_LEN];
@@ -134,6 +142,11 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr);
  * free(), or NULL on allocation failure. */
 char *cv_job_encode(const cv_job *job);
 
+/* The delay before attempt `next` (2 or more) of a run: backoff_seconds *
+ * 2^(next-2), capped at one day, times a random factor in [0.8, 1.2) so that
+ * jobs that failed together do not retry together. In milliseconds. */
+int64_t cv_job_retry_delay_ms(int backoff_seconds, int next);
+
 /* Frees what cv_job_decode() allocated. Accepts a zeroed job. */
 void cv_job_release(cv_job *job);
 
@@ -147,6 +160,8 @@ void cv_job_release(cv_job *job);
 #define CV_EVENT_RUN_TIMED_OUT "run.timed_out" /* over the job's time limit, rolled back */
 #define CV_EVENT_JOB_REJECTED "job.rejected"   /* a message went to the dead-letter topic */
 #define CV_EVENT_RUN_LOG "run.log"             /* one line a Python job wrote */
+#define CV_EVENT_RUN_RETRYING "run.retrying"   /* an attempt failed; another one follows */
+#define CV_MAX_ATTEMPTS 100                    /* highest max_attempts */
 #define CV_LOG_LINE_MAX 4096                   /* longer lines are cut to this many bytes */
 
 typedef struct cv_event {
@@ -172,6 +187,11 @@ typedef struct cv_event {
     /* Final events of Python jobs. */
     int exit_code;         /* -1 when not applicable (or killed by a signal) */
     int64_t lines_dropped; /* output lines the rate limit dropped; -1 when not applicable */
+    /* run.queued and run.started */
+    char trigger[16];        /* "" when unknown */
+    int64_t tick_ms;         /* 0 when not a scheduled run */
+    int max_attempts;        /* 0 when unknown */
+    int64_t next_attempt_ms; /* run.retrying: when the next attempt is due */
 } cv_event;
 
 /* The run status a final or progress event type leads to ("succeeded",
@@ -182,7 +202,8 @@ const char *cv_event_status(const char *type);
  * (counts to -1). Returns CV_ERR_IO if no random id could be made. */
 cv_err cv_event_init(cv_event *ev, const char *type);
 
-/* Copies run id, job id, project id and attempt from a job into an event. */
+/* Copies run id, job id, project id, attempt, trigger, tick and max_attempts
+ * from a job into an event. */
 void cv_event_from_job(cv_event *ev, const cv_job *job);
 
 /* Encodes an event; caller frees the result with free(). NULL on NOMEM. */
