@@ -4,6 +4,7 @@
  *   convutell api        REST API (api/)
  *   convutell worker     job consumer (consumer/cv_worker.c)
  *   convutell collector  event consumer that writes MongoDB (consumer/cv_collector.c)
+ *   convutell scheduler  schedules, retries and leases (producer/cv_scheduler.c)
  *
  * Each service loads the configuration (lib/cv_config.c), stops at start-up with
  * one line if it is wrong, and runs until SIGINT or SIGTERM.
@@ -13,6 +14,7 @@
 #include "cv_collector.h"
 #include "cv_config.h"
 #include "cv_log.h"
+#include "cv_scheduler.h"
 #include "cv_worker.h"
 
 #include <locale.h>
@@ -43,6 +45,7 @@ static int usage(FILE *out) {
                  "  api        serve the REST API\n"
                  "  worker     run jobs from the convutell.jobs topic\n"
                  "  collector  store events from convutell.events in MongoDB\n"
+                 "  scheduler  start scheduled runs, hold retries, expire leases\n"
                  "  help       show this text\n\n"
                  "Configuration comes from the environment and ./.env; see README.md.\n");
     return out == stdout ? 0 : 2;
@@ -58,14 +61,15 @@ int main(int argc, char **argv) {
         return usage(stderr);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         return usage(stdout);
-    if (strcmp(cmd, "api") != 0 && strcmp(cmd, "worker") != 0 && strcmp(cmd, "collector") != 0) {
+    if (strcmp(cmd, "api") != 0 && strcmp(cmd, "worker") != 0 && strcmp(cmd, "collector") != 0 &&
+        strcmp(cmd, "scheduler") != 0) {
         fprintf(stderr, "convutell: unknown command '%s'\n", cmd);
         return usage(stderr);
     }
     /* Text moves through ODBC as UTF-8; drivers that convert consult the locale. */
     setlocale(LC_CTYPE, "C.UTF-8");
     if (cv_config_load(&cfg, errbuf, sizeof(errbuf)) != CV_OK ||
-        (strcmp(cmd, "collector") != 0 &&
+        (strcmp(cmd, "collector") != 0 && strcmp(cmd, "scheduler") != 0 &&
          cv_config_require_secret(&cfg, cmd, errbuf, sizeof(errbuf)) != CV_OK)) {
         fprintf(stderr, "convutell %s: configuration error: %s\n", cmd, errbuf);
         return 78; /* EX_CONFIG: supervisors should not restart in a loop */
@@ -85,6 +89,12 @@ int main(int argc, char **argv) {
             goto fail;
         err = cv_worker_run(w, &stop_requested, errbuf, sizeof(errbuf));
         cv_worker_destroy(w);
+    } else if (strcmp(cmd, "scheduler") == 0) {
+        cv_scheduler *s = cv_scheduler_new(&cfg, errbuf, sizeof(errbuf));
+        if (!s)
+            goto fail;
+        err = cv_scheduler_run(s, &stop_requested, errbuf, sizeof(errbuf));
+        cv_scheduler_destroy(s);
     } else {
         cv_collector *c = cv_collector_new(&cfg, errbuf, sizeof(errbuf));
         if (!c)
