@@ -18,6 +18,7 @@ struct cv_kafka_producer {
 
 struct cv_kafka_consumer {
     rd_kafka_t *rk;
+    bool paused; /* cv_kafka_consumer_pause()'s state, also for partitions assigned later */
 };
 
 /* Delivery state of one synchronous send; lives on the sender's stack. */
@@ -232,13 +233,16 @@ cv_err cv_kafka_produce_batch(cv_kafka_producer *p, const char *topic, cv_kafka_
 }
 
 /* Logs the partitions a consumer gains and loses, and applies the change
- * (incremental under the cooperative-sticky strategy). */
+ * (incremental under the cooperative-sticky strategy). Gained partitions get
+ * the consumer's pause state: librdkafka keeps a partition's own pause flag
+ * across a revoke and a re-assign, so a partition paused during a job and
+ * revoked before the resume would otherwise come back paused for good. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    cv_kafka_consumer *c = opaque;
     char list[256] = "";
     size_t o = 0;
     rd_kafka_error_t *error = NULL;
-    (void)opaque;
 
     for (int i = 0; i < parts->cnt && o < sizeof(list) - 32; i++)
         o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s[%d]", i ? " " : "",
@@ -247,6 +251,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (parts->cnt)
             cv_log_info("kafka: partitions assigned: %s", list);
         error = rd_kafka_incremental_assign(rk, parts);
+        if (!error && parts->cnt)
+            (void)(c->paused ? rd_kafka_pause_partitions(rk, parts)
+                             : rd_kafka_resume_partitions(rk, parts));
     } else {
         if (parts->cnt)
             cv_log_warn("kafka: partitions revoked: %s", list);
@@ -278,12 +285,13 @@ cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *grou
              max_poll_interval_ms > 0 ? max_poll_interval_ms : 300000);
     if (!conf || conf_set_all(conf, settings, errbuf, errlen) != 0)
         goto out;
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     c = calloc(1, sizeof(*c));
     if (!c) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, c);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
     if (!c->rk) {
         free(c);
@@ -364,6 +372,7 @@ cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, ch
 void cv_kafka_consumer_pause(cv_kafka_consumer *c, bool pause) {
     rd_kafka_topic_partition_list_t *parts = NULL;
 
+    c->paused = pause;
     if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
         return;
     if (parts->cnt)

@@ -102,8 +102,10 @@ cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, ch
 cv_err cv_kafka_consumer_store_at(cv_kafka_consumer *c, const char *topic, int32_t partition,
                                   int64_t next_offset, char *errbuf, size_t errlen);
 
-/* Pauses (or resumes) fetching on every partition assigned right now. A paused
- * consumer keeps polling, which keeps it in its group, and gets no messages. */
+/* Pauses (or resumes) fetching on every partition assigned, now and until the
+ * next call: partitions a rebalance assigns meanwhile get the same state. A
+ * paused consumer keeps polling, which keeps it in its group, and gets no
+ * messages. */
 void cv_kafka_consumer_pause(cv_kafka_consumer *c, bool pause);
 
 /* Seeks msg's partition back to msg, so that it is delivered again. */

@@ -62,7 +62,7 @@ cv_err cv_mongo_update_many(cv_mongo *m, const char *collection, const bson_t *f
                             const bson_t *update, int64_t *matched, char *errbuf, size_t errlen);
 
 /* Applies updates[i] to the one document filters[i] matches, for each i, in
- * one unordered batch (a filter that matches nothing is not an error). */
+ * unordered batches of 50 (a filter that matches nothing is not an error). */
 cv_err cv_mongo_update_each(cv_mongo *m, const char *collection, const bson_t **filters,
                             const bson_t **updates, size_t n, char *errbuf, size_t errlen);
 

@@ -126,6 +126,36 @@ def test_two_schedulers_sixty_ticks_sixty_runs(api, pg, mongo_db, services, sche
     assert mongo_db.jobs.find_one({"_id": job["id"]})["schedule"]["next_run_at"] is None
 
 
+def test_many_schedules_due_at_once(api, pg, mongo_db, services, schedulers):
+    """150 schedules on the same two ticks: 300 runs, each executed once. (The
+    cursor updates of one scan go out in batches: FerretDB deadlocked on a single
+    150-statement update command.)"""
+    pg.execute("DROP TABLE IF EXISTS sched_many")
+    pg.execute("CREATE TABLE sched_many (job text, at timestamptz)")
+    first = sql_job(api, "INSERT INTO sched_many VALUES ('0', clock_timestamp())")
+    jobs = [first] + [api.create(f"/api/v1/projects/{first['project_id']}/jobs", {
+        "name": f"many-{i}", "kind": "sql",
+        "statements": f"INSERT INTO sched_many VALUES ('{i}', clock_timestamp())"})
+        for i in range(1, 150)]
+    start = first_tick(8)
+    for job in jobs:
+        put_schedule(api, job, interval_seconds=1, start_at=rfc(start), end_at=rfc(start + 1000))
+    schedulers("scheduler")
+
+    ids = [j["id"] for j in jobs]
+    final = ("succeeded", "failed", "missed", "skipped")
+    wait_for(lambda: mongo_db.runs.count_documents(
+        {"job_id": {"$in": ids}, "status": {"$in": final}}) == 300, 120, "300 finished runs")
+    runs = list(mongo_db.runs.find({"job_id": {"$in": ids}}))
+    assert sorted((r["job_id"], r["tick_at"], r["status"]) for r in runs) == sorted(
+        (i, rfc(start + k * 1000), "succeeded") for i in ids for k in (0, 1))
+    assert pg.execute("SELECT count(*), count(DISTINCT job) FROM sched_many").fetchone() == (
+        300, 150)
+    assert mongo_db.events.count_documents(
+        {"run_id": {"$in": [r["_id"] for r in runs]}, "type": "run.started"}) == 300
+    assert all(mongo_db.jobs.find_one({"_id": i})["schedule"]["next_run_at"] is None for i in ids)
+
+
 def test_scheduler_killed_and_restarted(api, pg, mongo_db, services, schedulers):
     pg.execute("DROP TABLE IF EXISTS sched_kill")
     pg.execute("CREATE TABLE sched_kill (policy text)")
