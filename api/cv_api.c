@@ -812,7 +812,7 @@ static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *
  * answers with it and its next five fire times. */
 static void put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
                          cv_http_response *res) {
-    char why[512], anchor[CV_TIME_RFC3339_LEN], next[CV_TIME_RFC3339_LEN];
+    char why[512], anchor[CV_TIME_RFC3339_LEN], next[CV_TIME_RFC3339_LEN], version[CV_ID_LEN] = "";
     bson_t *job = load_doc(api, "jobs", "job", job_id, res), *stored = NULL;
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
     cJSON *body = NULL, *answer = NULL;
@@ -849,8 +849,11 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
             if (bson_init_static(&sub, data, len) && (json = doc_to_json(&sub))) {
                 if (cv_schedule_from_stored(json, &old, &old_anchor, &old_next, &verr) == CV_OK &&
                     cv_schedule_same_timing(&old, &sched) && old_next >= 0) {
+                    const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, "version");
                     anchor_ms = old_anchor;
                     first = old_next;
+                    if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof(version))
+                        snprintf(version, sizeof(version), "%s", v->valuestring);
                 }
                 cJSON_Delete(json);
             }
@@ -874,6 +877,14 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
         internal_error(res, CV_ERR_NOMEM, "cannot store the schedule");
         goto out;
     }
+    /* A new version when the timing changes tells schedulers to take the
+     * stored cursor instead of their own; pausing, resuming or changing a
+     * policy keeps it, and the ticks not yet handled. */
+    if (!version[0] && cv_id_new(version, sizeof(version)) != 0) {
+        internal_error(res, CV_ERR_IO, "no random source");
+        goto out;
+    }
+    BSON_APPEND_UTF8(stored, "version", version);
     BSON_APPEND_UTF8(&filter, "_id", job_id);
     {
         bson_t set = BSON_INITIALIZER;

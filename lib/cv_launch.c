@@ -15,9 +15,10 @@
 #include <string.h>
 
 const char *cv_launch_doc_str(const bson_t *doc, const char *key) {
-    bson_iter_t it;
-    if (doc && bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
-        return bson_iter_utf8(&it, NULL);
+    bson_iter_t it, found;
+    if (doc && bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, key, &found) &&
+        BSON_ITER_HOLDS_UTF8(&found))
+        return bson_iter_utf8(&found, NULL);
     return NULL;
 }
 

@@ -165,7 +165,8 @@ int64_t cv_schedule_next(const cv_schedule *s, const cv_tz *tz, int64_t anchor_m
 
 cv_err cv_schedule_from_stored(const cJSON *stored, cv_schedule *out, int64_t *anchor_ms,
                                int64_t *next_ms, cv_verr *verr) {
-    static const char *const owned[] = {"anchor_at", "next_run_at", "last_tick_at", NULL};
+    static const char *const owned[] = {"anchor_at", "next_run_at", "last_tick_at",
+                                        "error",     "version",     NULL};
     cJSON *copy = cJSON_Duplicate(stored, true);
     const cJSON *anchor = cJSON_GetObjectItemCaseSensitive(stored, "anchor_at");
     const cJSON *next = cJSON_GetObjectItemCaseSensitive(stored, "next_run_at");

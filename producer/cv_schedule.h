@@ -45,9 +45,10 @@ int cv_schedule_encode(const cv_schedule *s, cJSON *obj);
 int64_t cv_schedule_next(const cv_schedule *s, const cv_tz *tz, int64_t anchor_ms,
                          int64_t after_ms);
 
-/* Reads a schedule as stored with its job: the API's members plus the
- * scheduler's anchor_at (required) and next_run_at (*next_ms = -1 when null:
- * no tick left) and last_tick_at. */
+/* Reads a schedule as stored with its job: the API's members plus anchor_at
+ * (required), next_run_at (*next_ms = -1 when null: no tick left),
+ * last_tick_at, error (why the scheduler stopped it) and version (new when a
+ * PUT changes the timing). */
 cv_err cv_schedule_from_stored(const cJSON *stored, cv_schedule *out, int64_t *anchor_ms,
                                int64_t *next_ms, cv_verr *verr);
 

@@ -2,17 +2,27 @@
  * cv_scheduler.c - ticks into runs, retries held until due, expired leases
  * taken back. See cv_scheduler.h for the guarantees; this file is one loop:
  *
- *   scan      every 100 ms: schedules whose next tick is within the lookahead
- *             are planned, their ticks claimed (run records inserted) and the
- *             schedules' cursors moved on;
+ *   load      every second: the scheduled jobs are read into memory, each
+ *             with its cursor (the next tick not yet handled);
+ *   scan      every 100 ms, in memory: schedules whose next tick is within the
+ *             lookahead are planned, their ticks claimed (claims and run
+ *             records inserted) and the cursors moved on;
  *   publish   claimed ticks that fell due go to convutell.jobs in one batch;
- *   maintain  every second: claimed ticks nobody published, expired leases,
- *             retries that were decided but not sent;
+ *   maintain  every second: this scheduler's heartbeat (with its cursors
+ *             every 5 s), ticks claimed by a scheduler that died, expired
+ *             leases, retries decided but not sent; and in the gaps, one
+ *             ended schedule at a time is written to its job;
  *   retries   messages from convutell.jobs.retry are held until their
  *             not_before and then published to convutell.jobs.
  *
  * Between these the loop waits in the retry consumer's poll, which is what
  * keeps it in its consumer group.
+ *
+ * The steady state writes nothing but inserts (claims and run records): on
+ * FerretDB's SQLite backend an update or a range query reads the whole
+ * collection, so per-tick updates (cursors, "published" flags) made 100
+ * schedules fall behind. Database work that is not a claim waits for a gap
+ * of SLACK_MS before the next due tick, so it does not delay publishing.
  */
 #include "cv_scheduler.h"
 
@@ -28,14 +38,20 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LOOKAHEAD_MS 500       /* ticks are claimed this long before they fall due */
 #define SCAN_EVERY_MS 100      /* how often the schedules are looked at */
-#define MAINTAIN_EVERY_MS 1000 /* unpublished ticks, leases, unsent retries */
-#define PENDING_GRACE_MS 5000  /* a tick unpublished this long after its time was orphaned */
+#define LOAD_EVERY_MS 1000     /* how often the scheduled jobs are read */
+#define MAINTAIN_EVERY_MS 1000 /* heartbeat, dead schedulers, leases, unsent retries */
+#define SLACK_MS 250           /* other database work only this long before a due tick */
+#define OVERDUE_MS 5000        /* ... unless it has waited this long */
+#define CURSORS_EVERY_MS 5000  /* the cursors go into the heartbeat document this often */
+#define STALE_MS 10000         /* a scheduler without a heartbeat this long is dead */
+#define RECOVER_BACK_MS 10000  /* its claims this long before its last beat are sent again */
 #define UNSENT_RETRY_MS 30000  /* a retry decided this long ago and not sent is sent again */
 /* A lease is taken back this long after it ran out: when its worker died, Kafka
  * redelivers the message to another worker within its session timeout (6 s),
@@ -43,11 +59,11 @@
  * worker hangs, or lost MongoDB but not Kafka). */
 #define LEASE_GRACE_MS 15000
 #define MAX_TICKS_PER_JOB 1000 /* per scan; more missed ticks are recorded in later scans */
-#define MAX_JOBS_PER_SCAN 2000
-#define HOLD_MAX 10000 /* retries held in memory before the topic is paused */
+#define HOLD_MAX 10000         /* retries held in memory before the topic is paused */
 #define PUBLISH_TIMEOUT_MS 30000
 #define RETRY_GROUP "convutell-scheduler"
-#define CV_COLL_TICKS "ticks" /* one document per claimed tick */
+#define CV_COLL_TICKS "ticks"           /* one document per claimed tick */
+#define CV_COLL_SCHEDULERS "schedulers" /* one heartbeat document per scheduler process */
 #define MAX_PARTITIONS 256
 #define MAX_ZONES 64
 
@@ -72,13 +88,33 @@ typedef struct zone {
     cv_tz *tz;
 } zone;
 
+/* A scheduled job as last loaded, with its cursor. */
+typedef struct sched_entry {
+    char job_id[CV_ID_LEN];
+    bson_t *doc;             /* owned: the job document */
+    char version[CV_ID_LEN]; /* the schedule's timing version (new when it changes) */
+    int64_t cursor_ms;       /* the next tick not yet handled; -1: none left */
+    int64_t last_tick_ms;    /* the last tick handled; -1: none */
+    bool end_written;        /* cursor_ms is -1 and the job says so too */
+    bool seen;               /* in the latest load */
+    bool fresh;              /* new in this load: saved cursors to apply */
+} sched_entry;
+
+/* A cursor to move once the scan's claims are in. */
+typedef struct cursor_move {
+    size_t entry;
+    int64_t to_ms, last_tick_ms;
+} cursor_move;
+
 /* Everything one scan claims, inserted and moved on in batches. */
 typedef struct scan_batch {
     bson_t **claims; /* `ticks` documents */
     bson_t **docs;   /* run records; docs[i] belongs to claims[i] */
     ready_run *runs; /* and runs[i]; message NULL for missed ticks */
     size_t n, capclaims, capdocs, capruns;
-    bson_t **filters, **updates; /* schedule cursors */
+    cursor_move *moves;
+    size_t nmoves, capmoves;
+    bson_t **filters, **updates; /* schedules written now: finished or stopped */
     size_t ncursors, capfilters, capupdates;
     bson_t *projects[64]; /* projects loaded during this scan */
     int nprojects;
@@ -86,6 +122,10 @@ typedef struct scan_batch {
 
 struct cv_scheduler {
     cv_config cfg;
+    char instance[CV_ID_LEN]; /* this process, in claims and heartbeats */
+    sched_entry *entries;
+    size_t nentries, capentries;
+    int64_t cursors_saved_at; /* when the cursors last went into the heartbeat */
     cv_mongo *mongo;
     cv_kafka_producer *producer;
     cv_kafka_consumer *retry;
@@ -151,6 +191,10 @@ cv_scheduler *cv_scheduler_new(const cv_config *cfg, char *errbuf, size_t errlen
         return NULL;
     }
     s->cfg = *cfg;
+    if (cv_id_new(s->instance, sizeof(s->instance)) != 0) {
+        cv_err_set(errbuf, errlen, CV_ERR_IO, "no random source for the scheduler's id");
+        goto fail;
+    }
     s->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-scheduler", errbuf, errlen);
     if (!s->mongo)
         goto fail;
@@ -184,6 +228,9 @@ void cv_scheduler_destroy(cv_scheduler *s) {
     free(s->held);
     for (int i = 0; i < s->nzones; i++)
         cv_tz_destroy(s->zones[i].tz);
+    for (size_t i = 0; i < s->nentries; i++)
+        bson_destroy(s->entries[i].doc);
+    free(s->entries);
     cv_kafka_consumer_destroy(s->retry);
     cv_kafka_producer_destroy(s->producer);
     cv_mongo_destroy(s->mongo);
@@ -274,8 +321,9 @@ static cv_err active_run(cv_scheduler *s, const char *job_id, char *active, size
  * record and, for a tick that runs, the job message) and the run record
  * itself: a queued run, or (job NULL) a tick that does not run, with its
  * status and reason. */
-static int add_tick(scan_batch *b, const char *job_id, const char *project_id, int64_t tick_ms,
-                    int64_t now, cv_job *job, const char *status, const char *reason) {
+static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const char *project_id,
+                    int64_t tick_ms, int64_t now, cv_job *job, const char *status,
+                    const char *reason) {
     ready_run *r;
     bson_t *doc, *claim;
 
@@ -330,8 +378,9 @@ static int add_tick(scan_batch *b, const char *job_id, const char *project_id, i
     BSON_APPEND_UTF8(claim, "_id", r->run_id);
     BSON_APPEND_UTF8(claim, "job_id", job_id);
     append_time(claim, "tick_at", tick_ms);
+    BSON_APPEND_INT64(claim, "tick_ms", tick_ms);
     append_time(claim, "claimed_at", now);
-    BSON_APPEND_BOOL(claim, "published", false);
+    BSON_APPEND_UTF8(claim, "claimer", s->instance);
     BSON_APPEND_DOCUMENT(claim, "record", doc);
     if (r->message)
         BSON_APPEND_UTF8(claim, "message", r->message);
@@ -340,62 +389,95 @@ static int add_tick(scan_batch *b, const char *job_id, const char *project_id, i
     return 0;
 }
 
-/* Moves the job's cursor from `from` to `to` (-1: no tick left), unless
- * another scheduler moved it first. */
-static int add_cursor(scan_batch *b, const char *job_id, const char *from_text, int64_t to,
-                      int64_t last_tick) {
+/* Says on the job that its schedule has no tick left (only onto the same
+ * timing version: not onto a schedule set again meanwhile). */
+static int add_end_write(scan_batch *b, const sched_entry *e) {
     bson_t *filter, *update, set;
 
     if (grow((void **)&b->filters, &b->capfilters, b->ncursors + 1, sizeof(*b->filters)) != 0 ||
         grow((void **)&b->updates, &b->capupdates, b->ncursors + 1, sizeof(*b->updates)) != 0)
         return -1;
-    filter = BCON_NEW("_id", BCON_UTF8(job_id), "schedule.next_run_at", BCON_UTF8(from_text));
+    filter = BCON_NEW("_id", BCON_UTF8(e->job_id));
+    if (e->version[0])
+        BSON_APPEND_UTF8(filter, "schedule.version", e->version);
     update = bson_new();
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    if (to >= 0)
-        append_time(&set, "schedule.next_run_at", to);
-    else
-        BSON_APPEND_NULL(&set, "schedule.next_run_at");
-    if (last_tick >= 0)
-        append_time(&set, "schedule.last_tick_at", last_tick);
+    BSON_APPEND_NULL(&set, "schedule.next_run_at");
+    if (e->last_tick_ms >= 0)
+        append_time(&set, "schedule.last_tick_at", e->last_tick_ms);
     bson_append_document_end(update, &set);
     b->filters[b->ncursors] = filter;
     b->updates[b->ncursors++] = update;
     return 0;
 }
 
-/* Plans one job's due ticks into the batch. */
-static void plan_job(cv_scheduler *s, const bson_t *job_doc, int64_t now, scan_batch *b) {
+/* Moves entry `ei`'s cursor to `to` (-1: no tick left) once the claims are in. */
+static int add_move(scan_batch *b, size_t ei, int64_t to, int64_t last_tick) {
+    if (grow((void **)&b->moves, &b->capmoves, b->nmoves + 1, sizeof(*b->moves)) != 0)
+        return -1;
+    b->moves[b->nmoves++] = (cursor_move){.entry = ei, .to_ms = to, .last_tick_ms = last_tick};
+    return 0;
+}
+
+/* Stops a schedule the scheduler cannot read (edited in the database by hand,
+ * or naming a zone this machine lacks): no next tick, and the reason stored
+ * with it, so it is reported once instead of on every scan. PUT sets it again. */
+static void add_stop(scan_batch *b, const char *job_id, const char *reason) {
+    bson_t *filter, *update;
+
+    if (grow((void **)&b->filters, &b->capfilters, b->ncursors + 1, sizeof(*b->filters)) != 0 ||
+        grow((void **)&b->updates, &b->capupdates, b->ncursors + 1, sizeof(*b->updates)) != 0)
+        return; /* reported again on the next scan */
+    cv_log_warn("job %s: %s; the schedule is stopped until it is set again", job_id, reason);
+    filter = BCON_NEW("_id", BCON_UTF8(job_id));
+    update = BCON_NEW("$set", "{", "schedule.next_run_at", BCON_NULL, "schedule.error",
+                      BCON_UTF8(reason), "}");
+    b->filters[b->ncursors] = filter;
+    b->updates[b->ncursors++] = update;
+}
+
+/* Plans the due ticks of entry `ei` into the batch. */
+static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
+    sched_entry *e = &s->entries[ei];
+    const bson_t *job_doc = e->doc;
     int64_t *ticks = s->ticks;
     bool *run = s->run;
-    const char *job_id = cv_launch_doc_str(job_doc, "_id");
+    const char *job_id = e->job_id;
     const char *project_id = cv_launch_doc_str(job_doc, "project_id");
-    char why[512] = "", active[CV_ID_LEN] = "", cursor_text[CV_TIME_RFC3339_LEN];
+    char why[512] = "", active[CV_ID_LEN] = "";
     const bson_t *project = NULL;
     cJSON *stored = NULL, *sub;
     cv_schedule sched;
     cv_verr verr;
     const cv_tz *tz;
-    int64_t anchor, cursor, t;
+    int64_t anchor, stored_cursor, cursor = e->cursor_ms, t;
     int n = 0;
     bool ahead, have_job = false;
     const char *skip_reason = NULL;
     cv_job job;
 
     memset(&job, 0, sizeof(job));
-    if (!job_id || !project_id || !(stored = cv_launch_doc_json(job_doc)))
+    if (cursor < 0 || !project_id || !(stored = cv_launch_doc_json(job_doc)))
         goto out;
     sub = cJSON_GetObjectItemCaseSensitive(stored, "schedule");
-    if (!cJSON_IsObject(sub) ||
-        cv_schedule_from_stored(sub, &sched, &anchor, &cursor, &verr) != CV_OK || cursor < 0) {
-        cv_log_warn("job %s: stored schedule unreadable: %s: %s", job_id, verr.field, verr.reason);
+    if (!cJSON_IsObject(sub)) {
+        add_stop(b, job_id, "stored schedule unreadable: schedule: is not an object");
+        e->cursor_ms = -1, e->end_written = true;
+        goto out;
+    }
+    if (cv_schedule_from_stored(sub, &sched, &anchor, &stored_cursor, &verr) != CV_OK) {
+        snprintf(why, sizeof(why), "stored schedule unreadable: %s: %s", verr.field, verr.reason);
+        add_stop(b, job_id, why);
+        e->cursor_ms = -1, e->end_written = true;
         goto out;
     }
     if (!(tz = zone_get(s, sched.timezone, why, sizeof(why)))) {
-        cv_log_warn("job %s: %s", job_id, why);
+        add_stop(b, job_id, why);
+        e->cursor_ms = -1, e->end_written = true;
         goto out;
     }
-    cv_time_format(cursor, cursor_text, sizeof(cursor_text));
+    if (sched.paused)
+        goto out; /* its ticks wait; on resuming the misfire policy applies to them */
     ahead = strcmp(sched.concurrency, "allow") == 0;
     for (t = cursor; t >= 0 && t <= now && n < MAX_TICKS_PER_JOB;
          t = cv_schedule_next(&sched, tz, anchor, t))
@@ -446,9 +528,9 @@ static void plan_job(cv_scheduler *s, const bson_t *job_doc, int64_t now, scan_b
                 snprintf(reason, sizeof(reason), "%s (run %s)", skip_reason, active);
             else
                 snprintf(reason, sizeof(reason), "%s", skip_reason);
-            rc = add_tick(b, job_id, project_id, ticks[i], now, NULL, "skipped", reason);
+            rc = add_tick(s, b, job_id, project_id, ticks[i], now, NULL, "skipped", reason);
         } else if (run[i]) {
-            rc = add_tick(b, job_id, project_id, ticks[i], now, &job, NULL, NULL);
+            rc = add_tick(s, b, job_id, project_id, ticks[i], now, &job, NULL, NULL);
         } else {
             char stand_in[CV_ID_LEN] = "";
             for (int j = n - 1; j > i && !stand_in[0]; j--)
@@ -461,14 +543,14 @@ static void plan_job(cv_scheduler *s, const bson_t *job_doc, int64_t now, scan_b
             else
                 snprintf(reason, sizeof(reason), "misfire policy %s: the tick passed unhandled",
                          sched.misfire);
-            rc = add_tick(b, job_id, project_id, ticks[i], now, NULL, "missed", reason);
+            rc = add_tick(s, b, job_id, project_id, ticks[i], now, NULL, "missed", reason);
         }
         if (rc != 0) {
             cv_log_error("job %s: out of memory planning ticks", job_id);
             goto out;
         }
     }
-    if (add_cursor(b, job_id, cursor_text, t, ticks[n - 1]) != 0)
+    if (add_move(b, ei, t, ticks[n - 1]) != 0)
         cv_log_error("job %s: out of memory planning ticks", job_id);
 out:
     if (have_job)
@@ -483,6 +565,7 @@ static void batch_free(scan_batch *b) {
         free_ready(&b->runs[i]);
     }
     free(b->claims);
+    free(b->moves);
     for (size_t i = 0; i < b->ncursors; i++) {
         bson_destroy(b->filters[i]);
         bson_destroy(b->updates[i]);
@@ -509,71 +592,144 @@ static cv_err insert_records(cv_scheduler *s, const bson_t **records, size_t n, 
     return err;
 }
 
-/* Marks claimed ticks as published (their message is on convutell.jobs, or
- * they had none to send). */
-static cv_err mark_published(cv_scheduler *s, const char *const *ids, size_t n, char *errbuf,
-                             size_t errlen) {
-    bson_t filter = BSON_INITIALIZER, idf, in, *update;
-    char key[24];
-    cv_err err;
+/* Iterates over the documents of a cv_mongo_find() answer. */
+#define FOR_EACH_DOC(list, it, doc)                                                                \
+    for (bool ok_ = bson_iter_init(&(it), (list)); ok_ && bson_iter_next(&(it));)                  \
+        if (BSON_ITER_HOLDS_DOCUMENT(&(it)) && doc_of(&(it), &(doc)))
 
-    if (n == 0)
-        return CV_OK;
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &idf);
-    BSON_APPEND_ARRAY_BEGIN(&idf, "$in", &in);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "%zu", i);
-        BSON_APPEND_UTF8(&in, key, ids[i]);
-    }
-    bson_append_array_end(&idf, &in);
-    bson_append_document_end(&filter, &idf);
-    update = BCON_NEW("$set", "{", "published", BCON_BOOL(true), "}");
-    err = cv_mongo_update_many(s->mongo, CV_COLL_TICKS, &filter, update, NULL, errbuf, errlen);
-    bson_destroy(&filter);
-    bson_destroy(update);
-    return err;
+static bool doc_of(bson_iter_t *it, bson_t *doc) {
+    const uint8_t *data;
+    uint32_t len;
+    bson_iter_document(it, &len, &data);
+    return bson_init_static(doc, data, len);
 }
 
-static cv_err scan(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
-    char horizon[CV_TIME_RFC3339_LEN];
-    bson_t *filter, *sort, *list = NULL;
+/* Moves the cursors of schedules new to this process to where any scheduler
+ * (this one before a restart, or another) got, as saved in the heartbeat
+ * documents: a saved cursor of the same timing version counts if it is
+ * further on than the job's. */
+static cv_err apply_saved_cursors(cv_scheduler *s, char *errbuf, size_t errlen) {
+    bson_t *filter = bson_new(), *list = NULL, doc;
     bson_iter_t it;
-    scan_batch b;
-    bool *dup = NULL;
-    const bson_t **records = NULL;
-    const char **done = NULL;
-    size_t nrecords = 0, ndone = 0;
-    cv_err err;
+    cv_err err =
+        cv_mongo_find(s->mongo, CV_COLL_SCHEDULERS, filter, NULL, 0, &list, errbuf, errlen);
 
-    memset(&b, 0, sizeof(b));
-    cv_time_format(now + LOOKAHEAD_MS, horizon, sizeof(horizon));
-    filter = BCON_NEW("schedule.next_run_at", "{", "$lte", BCON_UTF8(horizon), "}",
-                      "schedule.paused", "{", "$ne", BCON_BOOL(true), "}");
-    sort = BCON_NEW("schedule.next_run_at", BCON_INT32(1));
-    err = cv_mongo_find(s->mongo, "jobs", filter, sort, MAX_JOBS_PER_SCAN, &list, errbuf, errlen);
     bson_destroy(filter);
-    bson_destroy(sort);
     if (err)
         return err;
-    if (bson_iter_init(&it, list)) {
-        while (bson_iter_next(&it)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_t job;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+    FOR_EACH_DOC(list, it, doc) {
+        for (size_t i = 0; i < s->nentries; i++) {
+            sched_entry *e = &s->entries[i];
+            char path[64];
+            bson_iter_t c, n;
+            const char *v;
+            if (!e->fresh)
                 continue;
-            bson_iter_document(&it, &len, &data);
-            if (bson_init_static(&job, data, len))
-                plan_job(s, &job, now, &b);
+            snprintf(path, sizeof(path), "cursors.%s.v", e->job_id);
+            v = cv_launch_doc_str(&doc, path);
+            if (!v || strcmp(v, e->version) != 0)
+                continue;
+            snprintf(path, sizeof(path), "cursors.%s.n", e->job_id);
+            if (!bson_iter_init(&c, &doc) || !bson_iter_find_descendant(&c, path, &n) ||
+                !BSON_ITER_HOLDS_NUMBER(&n))
+                continue;
+            if (bson_iter_as_int64(&n) < 0)
+                e->cursor_ms = -1; /* ended */
+            else if (e->cursor_ms >= 0 && bson_iter_as_int64(&n) > e->cursor_ms)
+                e->cursor_ms = bson_iter_as_int64(&n);
         }
     }
     bson_destroy(list);
-    if (b.n == 0 && b.ncursors == 0)
+    for (size_t i = 0; i < s->nentries; i++)
+        s->entries[i].fresh = false;
+    return CV_OK;
+}
+
+/* Takes the scheduled jobs from MongoDB into memory. A job seen before keeps
+ * its cursor where this process has got to, unless its timing was changed (a
+ * new version): then the stored cursor counts. A job new to this process
+ * starts from the furthest saved cursor. Jobs no longer scheduled (deleted,
+ * ended, stopped) leave memory; paused ones stay, with their cursor. */
+static cv_err load_schedules(cv_scheduler *s, char *errbuf, size_t errlen) {
+    bson_t *filter, *list = NULL, doc;
+    bson_iter_t it;
+    size_t kept = 0, fresh = 0;
+    cv_err err;
+
+    filter = BCON_NEW("schedule.next_run_at", "{", "$ne", BCON_NULL, "}");
+    err = cv_mongo_find(s->mongo, "jobs", filter, NULL, 0, &list, errbuf, errlen);
+    bson_destroy(filter);
+    if (err)
+        return err;
+    for (size_t i = 0; i < s->nentries; i++)
+        s->entries[i].seen = false;
+    FOR_EACH_DOC(list, it, doc) {
+        const char *id = cv_launch_doc_str(&doc, "_id");
+        const char *next = cv_launch_doc_str(&doc, "schedule.next_run_at");
+        const char *version = cv_launch_doc_str(&doc, "schedule.version");
+        int64_t stored;
+        sched_entry *e = NULL;
+        bson_t *copy;
+
+        if (!id || strlen(id) >= CV_ID_LEN || !next || cv_time_parse(next, &stored) != 0)
+            continue; /* planning reports an unreadable schedule; this one has no cursor */
+        if (!version)
+            version = "";
+        for (size_t i = 0; i < s->nentries && !e; i++)
+            if (strcmp(s->entries[i].job_id, id) == 0)
+                e = &s->entries[i];
+        if (!(copy = bson_copy(&doc)))
+            continue;
+        if (!e) {
+            if (grow((void **)&s->entries, &s->capentries, s->nentries + 1, sizeof(*s->entries)) !=
+                0) {
+                bson_destroy(copy);
+                continue;
+            }
+            e = &s->entries[s->nentries++];
+            memset(e, 0, sizeof(*e));
+            snprintf(e->job_id, sizeof(e->job_id), "%s", id);
+            e->cursor_ms = stored;
+            e->last_tick_ms = -1;
+            e->fresh = true;
+            fresh++;
+        } else if (strcmp(e->version, version) != 0) {
+            e->cursor_ms = stored; /* new timing: its own cursor */
+            e->last_tick_ms = -1;
+            e->end_written = false;
+        }
+        snprintf(e->version, sizeof(e->version), "%s", version);
+        bson_destroy(e->doc);
+        e->doc = copy;
+        e->seen = true;
+    }
+    bson_destroy(list);
+    for (size_t i = 0; i < s->nentries; i++) {
+        if (s->entries[i].seen)
+            s->entries[kept++] = s->entries[i];
+        else
+            bson_destroy(s->entries[i].doc);
+    }
+    s->nentries = kept;
+    return fresh ? apply_saved_cursors(s, errbuf, errlen) : CV_OK;
+}
+
+static cv_err scan(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
+    scan_batch b;
+    bool *dup = NULL;
+    const bson_t **records = NULL;
+    size_t nrecords = 0;
+    cv_err err = CV_OK;
+
+    memset(&b, 0, sizeof(b));
+    for (size_t i = 0; i < s->nentries; i++)
+        if (s->entries[i].cursor_ms >= 0 && s->entries[i].cursor_ms <= now + LOOKAHEAD_MS)
+            plan_job(s, i, now, &b);
+    if (b.n == 0 && b.nmoves == 0 && b.ncursors == 0)
         goto out;
     dup = calloc(b.n ? b.n : 1, sizeof(*dup));
     records = calloc(b.n ? b.n : 1, sizeof(*records));
-    done = calloc(b.n ? b.n : 1, sizeof(*done));
-    if (!dup || !records || !done) {
+    if (!dup || !records) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -581,7 +737,7 @@ static cv_err scan(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
      * document succeeded. The winners' run records go in next. */
     if ((err = cv_mongo_insert_many(s->mongo, CV_COLL_TICKS, (const bson_t **)b.claims, b.n, dup,
                                     errbuf, errlen)))
-        goto out;
+        goto out; /* cursors stay: the next scan claims the same ticks */
     for (size_t i = 0; i < b.n; i++) {
         if (dup[i])
             cv_log_debug("tick of run %s was claimed by another scheduler", b.runs[i].run_id);
@@ -589,31 +745,52 @@ static cv_err scan(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
             records[nrecords++] = b.docs[i];
     }
     if ((err = insert_records(s, records, nrecords, errbuf, errlen)))
-        goto out; /* the claims stay unpublished: the sweep finishes them */
+        goto out; /* the claims stand; a scheduler finishing dead ones would send them */
     for (size_t i = 0; i < b.n; i++) {
         ready_run *r = &b.runs[i];
-        if (dup[i])
+        if (dup[i] || !r->message) /* another's, or a missed or skipped tick */
             continue;
-        if (!r->message) { /* a missed or skipped tick: its record is all there is */
-            done[ndone++] = r->run_id;
-            continue;
-        }
         if (grow((void **)&s->ready, &s->capready, s->nready + 1, sizeof(*s->ready)) != 0) {
-            cv_log_error("run %s: out of memory; left for the unpublished sweep", r->run_id);
+            cv_log_error("run %s: out of memory; its claim is not published", r->run_id);
             continue;
         }
         s->ready[s->nready++] = *r;
         r->message = r->event = NULL;
     }
-    if ((err = mark_published(s, done, ndone, errbuf, errlen)))
-        goto out;
-    if ((err = cv_mongo_update_each(s->mongo, "jobs", (const bson_t **)b.filters,
-                                    (const bson_t **)b.updates, b.ncursors, errbuf, errlen)))
-        goto out;
+    for (size_t i = 0; i < b.nmoves; i++) {
+        sched_entry *e = &s->entries[b.moves[i].entry];
+        e->cursor_ms = b.moves[i].to_ms; /* -1: ended; written to the job by write_ends() */
+        e->last_tick_ms = b.moves[i].last_tick_ms;
+    }
+    err = cv_mongo_update_each(s->mongo, "jobs", (const bson_t **)b.filters,
+                               (const bson_t **)b.updates, b.ncursors, errbuf, errlen);
 out:
     free(dup);
     free(records);
-    free(done);
+    batch_free(&b);
+    return err;
+}
+
+/* Writes the end of one ended schedule to its job (next_run_at null), so
+ * that loading leaves it out. One per call: on FerretDB an update of a job
+ * reads the whole collection. */
+static cv_err write_ends(cv_scheduler *s, char *errbuf, size_t errlen) {
+    scan_batch b;
+    sched_entry *e = NULL;
+    cv_err err;
+
+    for (size_t i = 0; i < s->nentries && !e; i++)
+        if (s->entries[i].cursor_ms < 0 && !s->entries[i].end_written)
+            e = &s->entries[i];
+    if (!e)
+        return CV_OK;
+    memset(&b, 0, sizeof(b));
+    if (add_end_write(&b, e) != 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    err = cv_mongo_update_each(s->mongo, "jobs", (const bson_t **)b.filters,
+                               (const bson_t **)b.updates, b.ncursors, errbuf, errlen);
+    if (!err)
+        e->end_written = true;
     batch_free(&b);
     return err;
 }
@@ -623,7 +800,6 @@ out:
 /* Publishes every claimed tick that fell due, in one batch. */
 static cv_err publish_ready(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
     cv_kafka_out *jobs = NULL, *events = NULL;
-    const char **ids = NULL;
     size_t n = 0, nids = 0, kept = 0;
     cv_err err = CV_OK;
 
@@ -633,8 +809,7 @@ static cv_err publish_ready(cv_scheduler *s, int64_t now, char *errbuf, size_t e
         return CV_OK;
     jobs = calloc(n, sizeof(*jobs));
     events = calloc(n, sizeof(*events));
-    ids = calloc(n, sizeof(*ids));
-    if (!jobs || !events || !ids) {
+    if (!jobs || !events) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -651,17 +826,11 @@ static cv_err publish_ready(cv_scheduler *s, int64_t now, char *errbuf, size_t e
                                errlen) != CV_OK)
         cv_log_warn("scheduled runs not all published, retrying: %s", errbuf);
     for (size_t i = 0; i < n; i++)
-        if (jobs[i].err == CV_OK) {
-            events[nids] = events[i];
-            ids[nids++] = events[i].key;
-        }
+        if (jobs[i].err == CV_OK)
+            events[nids++] = events[i];
     if (cv_kafka_produce_batch(s->producer, CV_TOPIC_EVENTS, events, nids, PUBLISH_TIMEOUT_MS,
                                errbuf, errlen) != CV_OK)
         cv_log_warn("run.queued events not all published: %s", errbuf);
-    if (mark_published(s, ids, nids, errbuf, errlen) != CV_OK)
-        cv_log_warn("published ticks not marked so (the sweep sends them again, and "
-                    "workers run them once): %s",
-                    errbuf);
     /* Keep what was not published (or is not due) for the next round. */
     for (size_t i = 0, k = 0; i < s->nready; i++) {
         ready_run *r = &s->ready[i];
@@ -679,23 +848,10 @@ static cv_err publish_ready(cv_scheduler *s, int64_t now, char *errbuf, size_t e
 out:
     free(jobs);
     free(events);
-    free(ids);
     return err;
 }
 
 /* ---- maintenance ------------------------------------------------------------------ */
-
-/* Iterates over the documents of a cv_mongo_find() answer. */
-#define FOR_EACH_DOC(list, it, doc)                                                                \
-    for (bool ok_ = bson_iter_init(&(it), (list)); ok_ && bson_iter_next(&(it));)                  \
-        if (BSON_ITER_HOLDS_DOCUMENT(&(it)) && doc_of(&(it), &(doc)))
-
-static bool doc_of(bson_iter_t *it, bson_t *doc) {
-    const uint8_t *data;
-    uint32_t len;
-    bson_iter_document(it, &len, &data);
-    return bson_init_static(doc, data, len);
-}
 
 static int doc_int(const bson_t *doc, const char *key, int def) {
     bson_iter_t it;
@@ -704,63 +860,124 @@ static int doc_int(const bson_t *doc, const char *key, int def) {
     return def;
 }
 
-/* Ticks a scheduler claimed and did not finish (it died in between): their
- * run records go in if missing and their messages out, a few seconds late. */
-static cv_err sweep_unpublished(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
-    char before[CV_TIME_RFC3339_LEN];
-    bson_t *filter, *list = NULL, doc;
-    bson_iter_t it;
-    cv_kafka_out out[256];
-    bson_t records[256];
-    const bson_t *recs[256];
-    const char *ids[256], *sent[256];
-    size_t n = 0, nrecs = 0, nsent = 0;
+/* Records this scheduler's heartbeat and, every CURSORS_EVERY_MS, its
+ * cursors: one small document however many schedules there are, where a
+ * restarted scheduler (or one that is new) finds them. */
+static cv_err heartbeat(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
+    char at[CV_TIME_RFC3339_LEN];
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(s->instance)), *update = bson_new(), set, all, one;
+    bool cursors = now - s->cursors_saved_at >= CURSORS_EVERY_MS;
     cv_err err;
 
-    cv_time_format(now - PENDING_GRACE_MS, before, sizeof(before));
-    filter = BCON_NEW("published", BCON_BOOL(false), "tick_at", "{", "$lt", BCON_UTF8(before), "}");
-    err = cv_mongo_find(s->mongo, CV_COLL_TICKS, filter, NULL, 256, &list, errbuf, errlen);
+    cv_time_format(now, at, sizeof(at));
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "beat_at", at);
+    BSON_APPEND_INT64(&set, "beat_ms", now);
+    if (cursors) {
+        BSON_APPEND_DOCUMENT_BEGIN(&set, "cursors", &all);
+        for (size_t i = 0; i < s->nentries; i++) {
+            BSON_APPEND_DOCUMENT_BEGIN(&all, s->entries[i].job_id, &one);
+            BSON_APPEND_UTF8(&one, "v", s->entries[i].version);
+            BSON_APPEND_INT64(&one, "n", s->entries[i].cursor_ms);
+            bson_append_document_end(&all, &one);
+        }
+        bson_append_document_end(&set, &all);
+    }
+    bson_append_document_end(update, &set);
+    err = cv_mongo_update(s->mongo, CV_COLL_SCHEDULERS, filter, update, true, NULL, errbuf, errlen);
+    if (!err && cursors)
+        s->cursors_saved_at = now;
+    bson_destroy(filter);
+    bson_destroy(update);
+    return err;
+}
+
+/* Sends again what scheduler `dead` claimed in its last RECOVER_BACK_MS:
+ * ticks it may have claimed and not published when it stopped. Run records
+ * missing go in; a message it did publish goes out a second time, which
+ * workers skip (they claim each attempt once). */
+static cv_err recover(cv_scheduler *s, const char *dead, int64_t beat_ms, char *errbuf,
+                      size_t errlen) {
+    bson_t *filter = BCON_NEW("claimer", BCON_UTF8(dead), "tick_ms", "{", "$gte",
+                              BCON_INT64(beat_ms - RECOVER_BACK_MS), "}");
+    bson_t *list = NULL, doc, *records = NULL;
+    const bson_t **recs = NULL;
+    cv_kafka_out *msgs = NULL;
+    size_t n = 0, nrecs = 0, nmsgs = 0;
+    bson_iter_t it;
+    cv_err err = cv_mongo_find(s->mongo, CV_COLL_TICKS, filter, NULL, 0, &list, errbuf, errlen);
+
+    bson_destroy(filter);
+    if (err)
+        return err;
+    FOR_EACH_DOC(list, it, doc)
+    n++;
+    records = calloc(n ? n : 1, sizeof(*records));
+    recs = calloc(n ? n : 1, sizeof(*recs));
+    msgs = calloc(n ? n : 1, sizeof(*msgs));
+    if (!records || !recs || !msgs) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    FOR_EACH_DOC(list, it, doc) {
+        bson_iter_t rec;
+        const char *msg = cv_launch_doc_str(&doc, "message");
+        if (bson_iter_init_find(&rec, &doc, "record") && BSON_ITER_HOLDS_DOCUMENT(&rec) &&
+            doc_of(&rec, &records[nrecs]))
+            recs[nrecs] = &records[nrecs], nrecs++;
+        if (msg)
+            msgs[nmsgs++] = (cv_kafka_out){
+                .key = cv_launch_doc_str(&doc, "job_id"), .value = msg, .len = strlen(msg)};
+    }
+    if (n > 0)
+        cv_log_warn("scheduler %s stopped; sending its %zu latest claimed ticks again", dead, n);
+    if ((err = insert_records(s, recs, nrecs, errbuf, errlen)))
+        goto out;
+    err = cv_kafka_produce_batch(s->producer, CV_TOPIC_JOBS, msgs, nmsgs, PUBLISH_TIMEOUT_MS,
+                                 errbuf, errlen);
+out:
+    free(records);
+    free(recs);
+    free(msgs);
+    bson_destroy(list);
+    return err;
+}
+
+/* Finds schedulers whose heartbeat stopped and finishes what they claimed.
+ * Every live scheduler that sees one does so, until one has marked it
+ * recovered. */
+static cv_err sweep_schedulers(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
+    bson_t *filter = BCON_NEW("beat_ms", "{", "$lt", BCON_INT64(now - STALE_MS), "}", "recovered",
+                              "{", "$ne", BCON_BOOL(true), "}");
+    bson_t *list = NULL, doc;
+    bson_iter_t it;
+    cv_err err =
+        cv_mongo_find(s->mongo, CV_COLL_SCHEDULERS, filter, NULL, 16, &list, errbuf, errlen);
+
     bson_destroy(filter);
     if (err)
         return err;
     FOR_EACH_DOC(list, it, doc) {
-        bson_iter_t rec;
-        const char *msg = cv_launch_doc_str(&doc, "message");
-        if (n == 256 || !cv_launch_doc_str(&doc, "_id"))
+        const char *dead = cv_launch_doc_str(&doc, "_id");
+        bson_iter_t beat;
+        bson_t *mark, *set;
+        int64_t matched = 0, beat_ms;
+        if (!dead || !bson_iter_init_find(&beat, &doc, "beat_ms") || !BSON_ITER_HOLDS_NUMBER(&beat))
             continue;
-        if (bson_iter_init_find(&rec, &doc, "record") && BSON_ITER_HOLDS_DOCUMENT(&rec) &&
-            doc_of(&rec, &records[nrecs]))
-            recs[nrecs] = &records[nrecs], nrecs++;
-        out[n].key = cv_launch_doc_str(&doc, "job_id");
-        out[n].value = msg;
-        out[n].len = msg ? strlen(msg) : 0;
-        out[n].err = CV_OK;
-        ids[n++] = cv_launch_doc_str(&doc, "_id");
+        beat_ms = bson_iter_as_int64(&beat);
+        mark = BCON_NEW("_id", BCON_UTF8(dead), "recovered", "{", "$ne", BCON_BOOL(true), "}");
+        set = BCON_NEW("$set", "{", "recovered", BCON_BOOL(true), "recovered_by",
+                       BCON_UTF8(s->instance), "}");
+        /* Recovered first, marked after: if this scheduler dies in between,
+         * another does it again (a second copy of a message is harmless). */
+        if ((err = recover(s, dead, beat_ms, errbuf, errlen)) == CV_OK)
+            err = cv_mongo_update(s->mongo, CV_COLL_SCHEDULERS, mark, set, false, &matched, errbuf,
+                                  errlen);
+        bson_destroy(mark);
+        bson_destroy(set);
+        if (err)
+            break;
     }
-    if (n > 0) {
-        size_t nmsg = 0;
-        cv_kafka_out msgs[256];
-        size_t at[256];
-        cv_log_warn("finishing %zu ticks claimed by a scheduler that did not publish them", n);
-        if ((err = insert_records(s, recs, nrecs, errbuf, errlen)))
-            goto out;
-        for (size_t i = 0; i < n; i++) {
-            if (out[i].value) {
-                at[nmsg] = i;
-                msgs[nmsg++] = out[i];
-            } else {
-                sent[nsent++] = ids[i];
-            }
-        }
-        if (cv_kafka_produce_batch(s->producer, CV_TOPIC_JOBS, msgs, nmsg, PUBLISH_TIMEOUT_MS,
-                                   errbuf, errlen) != CV_OK)
-            cv_log_warn("%s", errbuf);
-        for (size_t i = 0; i < nmsg; i++)
-            if (msgs[i].err == CV_OK)
-                sent[nsent++] = ids[at[i]];
-        err = mark_published(s, sent, nsent, errbuf, errlen);
-    }
-out:
     bson_destroy(list);
     return err;
 }
@@ -1035,15 +1252,36 @@ static void take_retries(cv_scheduler *s, int wait_ms) {
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
-cv_err cv_scheduler_run(cv_scheduler *s, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
-    int64_t next_scan = 0, next_maintain = 0;
+/* How long until the next claimed tick falls due (INT64_MAX: none). */
+static int64_t slack(const cv_scheduler *s, int64_t now) {
+    int64_t first = INT64_MAX;
+    for (size_t i = 0; i < s->nready; i++)
+        if (s->ready[i].due_ms < first)
+            first = s->ready[i].due_ms;
+    return first == INT64_MAX ? INT64_MAX : first - now;
+}
 
-    cv_log_info("scheduler started: schedules from MongoDB, retries from %s as group %s",
-                CV_TOPIC_RETRY, RETRY_GROUP);
+/* Database work other than claims: now if no tick falls due within SLACK_MS,
+ * or if it has waited OVERDUE_MS past its time. */
+static bool may_work(const cv_scheduler *s, int64_t due, int64_t now) {
+    return now >= due && (slack(s, now) > SLACK_MS || now - due >= OVERDUE_MS);
+}
+
+cv_err cv_scheduler_run(cv_scheduler *s, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
+    int64_t next_scan = 0, next_load = 0, next_maintain = 0;
+
+    cv_log_info("scheduler %s started: schedules from MongoDB, retries from %s as group %s",
+                s->instance, CV_TOPIC_RETRY, RETRY_GROUP);
     while (!*stop) {
         int64_t now = cv_time_now_ms(), wake;
         char why[1024];
 
+        if (may_work(s, next_load, now) || next_load == 0) {
+            if (load_schedules(s, why, sizeof(why)) != CV_OK)
+                cv_log_warn("loading schedules: %s", why);
+            next_load = now + LOAD_EVERY_MS;
+        }
+        now = cv_time_now_ms();
         if (now >= next_scan) {
             if (scan(s, now, why, sizeof(why)) != CV_OK)
                 cv_log_warn("scan: %s", why);
@@ -1052,16 +1290,22 @@ cv_err cv_scheduler_run(cv_scheduler *s, volatile sig_atomic_t *stop, char *errb
         now = cv_time_now_ms();
         if (publish_ready(s, now, why, sizeof(why)) != CV_OK)
             cv_log_warn("publish: %s", why);
-        if (now >= next_maintain) {
-            if (sweep_unpublished(s, now, why, sizeof(why)) != CV_OK)
-                cv_log_warn("unpublished sweep: %s", why);
+        release_due(s, now);
+        now = cv_time_now_ms();
+        if (may_work(s, next_maintain, now)) {
+            if (heartbeat(s, now, why, sizeof(why)) != CV_OK)
+                cv_log_warn("heartbeat: %s", why);
+            if (sweep_schedulers(s, now, why, sizeof(why)) != CV_OK)
+                cv_log_warn("stopped schedulers: %s", why);
             if (sweep_leases(s, now, why, sizeof(why)) != CV_OK)
                 cv_log_warn("lease sweep: %s", why);
             next_maintain = now + MAINTAIN_EVERY_MS;
         }
-        release_due(s, now);
+        now = cv_time_now_ms();
+        if (slack(s, now) > SLACK_MS && write_ends(s, why, sizeof(why)) != CV_OK)
+            cv_log_warn("writing the end of a schedule: %s", why);
 
-        wake = next_scan < next_maintain ? next_scan : next_maintain;
+        wake = next_scan;
         for (size_t i = 0; i < s->nready; i++)
             if (s->ready[i].due_ms < wake)
                 wake = s->ready[i].due_ms;

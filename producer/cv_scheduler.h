@@ -1,18 +1,21 @@
 /*
  * cv_scheduler.h - the scheduler service (`convutell scheduler`).
  *
- * Ticks. Each schedule's next tick is stored with its job (schedule.next_run_at).
- * A tick becomes a run whose id is derived from the job id and the tick time
+ * Ticks. The scheduler keeps the scheduled jobs in memory (read again every
+ * second) with a cursor each: the next tick not yet handled, written back to
+ * the job (schedule.next_run_at) every 30 s and when the schedule ends. A tick
+ * becomes a run whose id is derived from the job id and the tick time
  * (cv_scheduler_run_id()), and it is claimed by inserting a document with that
  * id into `ticks`: MongoDB's unique _id makes the insert succeed for exactly one
- * scheduler, so any number of schedulers can run side by side and a restarted
- * one repeats nothing. The claim holds the run's record and job message; the
- * winner inserts the record into `runs`, publishes the message when the tick
- * falls due and marks the claim published. A claim left unpublished by a
- * scheduler that died is finished by any scheduler a few seconds after its tick
- * (a rare second copy of the message is harmless: workers claim each attempt
- * once). Ticks are claimed up to half a second ahead, so the database's latency
- * does not make runs late.
+ * scheduler, so any number of schedulers can run side by side, and a restarted
+ * one, starting from a written-back cursor, repeats nothing. The claim holds
+ * the run's record and job message and names the claiming scheduler; the
+ * winner inserts the record into `runs` and publishes the message when the
+ * tick falls due. Each scheduler writes a heartbeat to `schedulers` every
+ * second; when one stops beating for 10 s, the others send its claims of its
+ * last seconds again (a second copy of a message is harmless: workers claim
+ * each attempt once). Ticks are claimed up to half a second ahead, so the
+ * database's latency does not make runs late.
  *
  * Misfires. Ticks that passed while no scheduler ran (or while the schedule was
  * paused or its previous run was going, with concurrency "queue") are handled
