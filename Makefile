@@ -81,6 +81,7 @@ stack-down:
 
 bench: deps all
 	@bench/run
+	@bench/run --scheduler
 
 style:
 	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)
