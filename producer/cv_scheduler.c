@@ -692,7 +692,6 @@ static cv_err load_schedules(cv_scheduler *s, char *errbuf, size_t errlen) {
             e->cursor_ms = stored;
             e->last_tick_ms = -1;
             e->fresh = true;
-            fresh++;
         } else if (strcmp(e->version, version) != 0) {
             e->cursor_ms = stored; /* new timing: its own cursor */
             e->last_tick_ms = -1;
@@ -711,6 +710,8 @@ static cv_err load_schedules(cv_scheduler *s, char *errbuf, size_t errlen) {
             bson_destroy(s->entries[i].doc);
     }
     s->nentries = kept;
+    for (size_t i = 0; i < s->nentries; i++)
+        fresh += s->entries[i].fresh; /* also those a failed read left fresh */
     return fresh ? apply_saved_cursors(s, errbuf, errlen) : CV_OK;
 }
 
