@@ -126,8 +126,10 @@ static cv_err finish(cv_worker *w, const cv_job *job, cv_event *ev, char *errbuf
         cv_job next = *job;
         char *msg;
         next.attempt = job->attempt + 1;
-        next.not_before_ms =
-            cv_time_now_ms() + cv_job_retry_delay_ms(job->backoff_seconds, next.attempt);
+        /* Counted from the failure (the event's time), not from after the
+         * lease was stretched: the delay users set is the delay they get. */
+        next.not_before_ms = (ev->time_ms > 0 ? ev->time_ms : cv_time_now_ms()) +
+                             cv_job_retry_delay_ms(job->backoff_seconds, next.attempt);
         if (!(msg = cv_job_encode(&next)))
             return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding a retry");
         err = cv_kafka_produce(w->producer, CV_TOPIC_RETRY, job->job_id, msg, strlen(msg), NULL,
