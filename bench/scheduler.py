@@ -7,6 +7,8 @@ time), one `convutell scheduler` process fires them, and its CPU time over the
 window comes from /proc. The baseline in the same run is the same measurement
 with a single schedule: what the machine and Kafka cost without load.
 Bounded: N x S messages, a fixed window, a timeout on every wait.
+BENCH_LOG_LEVEL sets the scheduler's log level (logs in --tmp); BENCH_KEEP=1
+keeps each measurement's database and prints its name.
 """
 import argparse
 import datetime as dt
