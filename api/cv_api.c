@@ -176,10 +176,6 @@ static bson_t *load_doc(cv_api *api, const char *collection, const char *what, c
     return err ? NULL : doc;
 }
 
-static const char *doc_str(const bson_t *doc, const char *key) {
-    return cv_launch_doc_str(doc, key);
-}
-
 static bool doc_bool(const bson_t *doc, const char *key, bool def) {
     bson_iter_t it;
     if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BOOL(&it))
@@ -575,7 +571,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
             goto out;
         }
     }
-    project = load_doc(api, "projects", "project", doc_str(job_doc, "project_id"), res);
+    project = load_doc(api, "projects", "project", cv_mongo_doc_str(job_doc, "project_id"), res);
     if (!project) {
         if (res->status == 404)
             cv_http_error(res, 409, "conflict", NULL, "the job's project no longer exists");
@@ -584,7 +580,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     if (!doc_bool(project, "active", true)) {
         cv_http_error(res, 409, "project_inactive", NULL,
                       "project %s is not active; activate it to run its jobs",
-                      doc_str(project, "_id"));
+                      cv_mongo_doc_str(project, "_id"));
         goto out;
     }
     if ((err = cv_launch_build(job_doc, project, &job, why, sizeof(why)))) {
@@ -666,7 +662,7 @@ static void cancel_run(cv_api *api, const char *run_id, cv_http_response *res) {
 
     if (!run)
         return;
-    status = doc_str(run, "status");
+    status = cv_mongo_doc_str(run, "status");
     if (is_final_status(status)) {
         cv_http_error(res, 409, "run_finished", NULL, "run %s has already finished (%s)", run_id,
                       status);

@@ -14,14 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *cv_launch_doc_str(const bson_t *doc, const char *key) {
-    bson_iter_t it, found;
-    if (doc && bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, key, &found) &&
-        BSON_ITER_HOLDS_UTF8(&found))
-        return bson_iter_utf8(&found, NULL);
-    return NULL;
-}
-
 cJSON *cv_launch_doc_json(const bson_t *doc) {
     char *text = cv_mongo_to_json(doc);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
@@ -55,14 +47,14 @@ static void retry_policy(const bson_t *job_doc, cv_job *job) {
 
 cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job, char *errbuf,
                        size_t errlen) {
-    const char *kind = cv_launch_doc_str(job_doc, "kind");
+    const char *kind = cv_mongo_doc_str(job_doc, "kind");
     cJSON *stored = NULL;
     cv_verr verr;
     cv_err err = CV_OK;
 
     memset(job, 0, sizeof(*job));
-    copy_id(job->job_id, sizeof(job->job_id), cv_launch_doc_str(job_doc, "_id"));
-    copy_id(job->project_id, sizeof(job->project_id), cv_launch_doc_str(project, "_id"));
+    copy_id(job->job_id, sizeof(job->job_id), cv_mongo_doc_str(job_doc, "_id"));
+    copy_id(job->project_id, sizeof(job->project_id), cv_mongo_doc_str(project, "_id"));
     snprintf(job->kind, sizeof(job->kind), "%s",
              kind && strcmp(kind, "python") == 0 ? "python"
              : kind && strcmp(kind, "sql") == 0  ? "sql"
@@ -72,12 +64,12 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
     retry_policy(job_doc, job);
 
     if (strcmp(job->kind, "sql") == 0) {
-        const char *which = cv_launch_doc_str(job_doc, "connection");
+        const char *which = cv_mongo_doc_str(job_doc, "connection");
         bool origin = which && strcmp(which, "origin") == 0;
         copy_id(job->sql_connection_id, sizeof(job->sql_connection_id),
-                cv_launch_doc_str(project,
-                                  origin ? "origin_connection_id" : "destination_connection_id"));
-        job->statements = (char *)(uintptr_t)cv_launch_doc_str(job_doc, "statements");
+                cv_mongo_doc_str(project,
+                                 origin ? "origin_connection_id" : "destination_connection_id"));
+        job->statements = (char *)(uintptr_t)cv_mongo_doc_str(job_doc, "statements");
         return CV_OK;
     }
     if (!(stored = cv_launch_doc_json(job_doc)))
@@ -89,18 +81,18 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
         goto out;
     }
     copy_id(job->origin_connection_id, sizeof(job->origin_connection_id),
-            cv_launch_doc_str(project, "origin_connection_id"));
+            cv_mongo_doc_str(project, "origin_connection_id"));
     copy_id(job->destination_connection_id, sizeof(job->destination_connection_id),
-            cv_launch_doc_str(project, "destination_connection_id"));
+            cv_mongo_doc_str(project, "destination_connection_id"));
     copy_id(job->destination_table, sizeof(job->destination_table),
-            cv_launch_doc_str(job_doc, "destination_table"));
+            cv_mongo_doc_str(job_doc, "destination_table"));
     if ((err = cv_load_spec_decode(stored, NULL, &job->load, &verr))) {
         cv_err_set(errbuf, errlen, err, "stored job has unreadable load options: %s: %s",
                    verr.field, verr.reason);
         goto out;
     }
-    job->query = (char *)(uintptr_t)cv_launch_doc_str(job_doc, "query");
-    job->transform = (char *)(uintptr_t)cv_launch_doc_str(job_doc, "transform");
+    job->query = (char *)(uintptr_t)cv_mongo_doc_str(job_doc, "query");
+    job->transform = (char *)(uintptr_t)cv_mongo_doc_str(job_doc, "transform");
 out:
     cJSON_Delete(stored);
     if (err)

@@ -24,9 +24,6 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
 /* Frees what cv_launch_build() allocated and forgets the borrowed strings. */
 void cv_launch_release(cv_job *job);
 
-/* A string member of doc, or NULL; key may be a dotted path ("schedule.version"). */
-const char *cv_launch_doc_str(const bson_t *doc, const char *key);
-
 /* The document as cJSON (relaxed extended JSON), or NULL when out of memory. */
 cJSON *cv_launch_doc_json(const bson_t *doc);
 

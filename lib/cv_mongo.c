@@ -187,6 +187,14 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
     return err;
 }
 
+const char *cv_mongo_doc_str(const bson_t *doc, const char *key) {
+    bson_iter_t it, found;
+    if (doc && bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, key, &found) &&
+        BSON_ITER_HOLDS_UTF8(&found))
+        return bson_iter_utf8(&found, NULL);
+    return NULL;
+}
+
 char *cv_mongo_to_json(const bson_t *doc) {
     size_t len;
     char *json = bson_as_relaxed_extended_json(doc, &len);

@@ -66,6 +66,10 @@ cv_err cv_mongo_update_many(cv_mongo *m, const char *collection, const bson_t *f
 cv_err cv_mongo_update_each(cv_mongo *m, const char *collection, const bson_t **filters,
                             const bson_t **updates, size_t n, char *errbuf, size_t errlen);
 
+/* A string member of doc (borrowed from it), or NULL; key may be a dotted
+ * path ("schedule.version"). */
+const char *cv_mongo_doc_str(const bson_t *doc, const char *key);
+
 /* Converts a document to relaxed extended JSON. Returns a string the caller
  * frees with free(), or NULL on allocation failure. */
 char *cv_mongo_to_json(const bson_t *doc);

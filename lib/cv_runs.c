@@ -270,10 +270,10 @@ static cv_err notify_failure(cv_mongo *m, const cv_event *ev, int64_t matched, c
     if (!ours) {
         if ((err = cv_mongo_find_id(m, CV_COLL_RUNS, ev->run_id, &doc, errbuf, errlen)))
             return err == CV_ERR_NOT_FOUND ? CV_OK : err;
+        const char *status = cv_mongo_doc_str(doc, "status");
         ours = bson_iter_init_find(&it, doc, "attempt") && BSON_ITER_HOLDS_INT32(&it) &&
-               bson_iter_int32(&it) == ev->attempt && bson_iter_init_find(&it, doc, "status") &&
-               BSON_ITER_HOLDS_UTF8(&it) &&
-               strcmp(bson_iter_utf8(&it, NULL), cv_event_status(ev->type)) == 0;
+               bson_iter_int32(&it) == ev->attempt && status &&
+               strcmp(status, cv_event_status(ev->type)) == 0;
         bson_destroy(doc);
     }
     if (!ours)
@@ -302,19 +302,13 @@ static cv_claim claim_refused(cv_mongo *m, const cv_job *job, char *holder, size
     if (cv_mongo_find_id(m, CV_COLL_LEASES, job->run_id, &doc, why, sizeof(why)) != CV_OK)
         return CV_CLAIM_OVER;
     cv_time_format(cv_time_now_ms(), now, sizeof(now));
-    state = bson_iter_init_find(&it, doc, "state") && BSON_ITER_HOLDS_UTF8(&it)
-                ? bson_iter_utf8(&it, NULL)
-                : "";
-    expires = bson_iter_init_find(&it, doc, "expires_at") && BSON_ITER_HOLDS_UTF8(&it)
-                  ? bson_iter_utf8(&it, NULL)
-                  : "";
-    worker = bson_iter_init_find(&it, doc, "worker") && BSON_ITER_HOLDS_UTF8(&it)
-                 ? bson_iter_utf8(&it, NULL)
-                 : "?";
-    if (strcmp(state, "held") == 0 && bson_iter_init_find(&it, doc, "attempt") &&
-        BSON_ITER_HOLDS_INT32(&it) && bson_iter_int32(&it) == job->attempt &&
-        strcmp(expires, now) >= 0) {
-        snprintf(holder, holder_len, "%s (lease until %s)", worker, expires);
+    state = cv_mongo_doc_str(doc, "state");
+    expires = cv_mongo_doc_str(doc, "expires_at");
+    worker = cv_mongo_doc_str(doc, "worker");
+    if (state && strcmp(state, "held") == 0 && expires &&
+        bson_iter_init_find(&it, doc, "attempt") && BSON_ITER_HOLDS_INT32(&it) &&
+        bson_iter_int32(&it) == job->attempt && strcmp(expires, now) >= 0) {
+        snprintf(holder, holder_len, "%s (lease until %s)", worker ? worker : "?", expires);
         out = CV_CLAIM_HELD;
     }
     bson_destroy(doc);

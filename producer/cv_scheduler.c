@@ -284,7 +284,7 @@ static const bson_t *project_get(cv_scheduler *s, scan_batch *b, const char *id)
     char why[256];
 
     for (int i = 0; i < b->nprojects; i++)
-        if (strcmp(cv_launch_doc_str(b->projects[i], "_id"), id) == 0)
+        if (strcmp(cv_mongo_doc_str(b->projects[i], "_id"), id) == 0)
             return b->projects[i];
     if (cv_mongo_find_id(s->mongo, "projects", id, &doc, why, sizeof(why)) != CV_OK)
         return NULL;
@@ -443,7 +443,7 @@ static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
     int64_t *ticks = s->ticks;
     bool *run = s->run;
     const char *job_id = e->job_id;
-    const char *project_id = cv_launch_doc_str(job_doc, "project_id");
+    const char *project_id = cv_mongo_doc_str(job_doc, "project_id");
     char why[512] = "", active[CV_ID_LEN] = "";
     const bson_t *project = NULL;
     cJSON *stored = NULL, *sub;
@@ -626,7 +626,7 @@ static cv_err apply_saved_cursors(cv_scheduler *s, char *errbuf, size_t errlen) 
             if (!e->fresh)
                 continue;
             snprintf(path, sizeof(path), "cursors.%s.v", e->job_id);
-            v = cv_launch_doc_str(&doc, path);
+            v = cv_mongo_doc_str(&doc, path);
             if (!v || strcmp(v, e->version) != 0)
                 continue;
             snprintf(path, sizeof(path), "cursors.%s.n", e->job_id);
@@ -664,9 +664,9 @@ static cv_err load_schedules(cv_scheduler *s, char *errbuf, size_t errlen) {
     for (size_t i = 0; i < s->nentries; i++)
         s->entries[i].seen = false;
     FOR_EACH_DOC(list, it, doc) {
-        const char *id = cv_launch_doc_str(&doc, "_id");
-        const char *next = cv_launch_doc_str(&doc, "schedule.next_run_at");
-        const char *version = cv_launch_doc_str(&doc, "schedule.version");
+        const char *id = cv_mongo_doc_str(&doc, "_id");
+        const char *next = cv_mongo_doc_str(&doc, "schedule.next_run_at");
+        const char *version = cv_mongo_doc_str(&doc, "schedule.version");
         int64_t stored;
         sched_entry *e = NULL;
         bson_t *copy;
@@ -922,13 +922,13 @@ static cv_err recover(cv_scheduler *s, const char *dead, int64_t beat_ms, char *
     }
     FOR_EACH_DOC(list, it, doc) {
         bson_iter_t rec;
-        const char *msg = cv_launch_doc_str(&doc, "message");
+        const char *msg = cv_mongo_doc_str(&doc, "message");
         if (bson_iter_init_find(&rec, &doc, "record") && BSON_ITER_HOLDS_DOCUMENT(&rec) &&
             doc_of(&rec, &records[nrecs]))
             recs[nrecs] = &records[nrecs], nrecs++;
         if (msg)
             msgs[nmsgs++] = (cv_kafka_out){
-                .key = cv_launch_doc_str(&doc, "job_id"), .value = msg, .len = strlen(msg)};
+                .key = cv_mongo_doc_str(&doc, "job_id"), .value = msg, .len = strlen(msg)};
     }
     if (n > 0)
         cv_log_warn("scheduler %s stopped; sending its %zu latest claimed ticks again", dead, n);
@@ -959,7 +959,7 @@ static cv_err sweep_schedulers(cv_scheduler *s, int64_t now, char *errbuf, size_
     if (err)
         return err;
     FOR_EACH_DOC(list, it, doc) {
-        const char *dead = cv_launch_doc_str(&doc, "_id");
+        const char *dead = cv_mongo_doc_str(&doc, "_id");
         bson_iter_t beat;
         bson_t *mark, *set;
         int64_t matched = 0, beat_ms;
@@ -1038,7 +1038,7 @@ static void run_status(cv_scheduler *s, const char *run_id, char *out, size_t le
     out[0] = '\0';
     if (cv_mongo_find_id(s->mongo, CV_COLL_RUNS, run_id, &doc, why, sizeof(why)) != CV_OK)
         return;
-    status = cv_launch_doc_str(doc, "status");
+    status = cv_mongo_doc_str(doc, "status");
     snprintf(out, len, "%s", status ? status : "");
     bson_destroy(doc);
 }
@@ -1047,10 +1047,10 @@ static void run_status(cv_scheduler *s, const char *run_id, char *out, size_t le
  * after all (its worker died while reporting), else retries the run while
  * attempts remain and fails it for good otherwise. */
 static void expire_lease(cv_scheduler *s, const bson_t *lease, int64_t now) {
-    const char *id = cv_launch_doc_str(lease, "_id");
-    const char *expired = cv_launch_doc_str(lease, "expires_at");
-    const char *worker = cv_launch_doc_str(lease, "worker");
-    const char *msg = cv_launch_doc_str(lease, "message");
+    const char *id = cv_mongo_doc_str(lease, "_id");
+    const char *expired = cv_mongo_doc_str(lease, "expires_at");
+    const char *worker = cv_mongo_doc_str(lease, "worker");
+    const char *msg = cv_mongo_doc_str(lease, "message");
     int attempt = doc_int(lease, "attempt", 1), max = doc_int(lease, "max_attempts", 1);
     int backoff = doc_int(lease, "backoff_seconds", 60);
     char why[512], reason[512], status[32];
@@ -1091,8 +1091,8 @@ static void expire_lease(cv_scheduler *s, const bson_t *lease, int64_t now) {
     cv_log_warn("run %s attempt %d: %s; %s", id, attempt, reason,
                 retry ? "retrying" : "no attempts left, the run failed");
     if (cv_event_init(&ev, retry ? CV_EVENT_RUN_RETRYING : CV_EVENT_RUN_FAILED) == CV_OK) {
-        const char *job_id = cv_launch_doc_str(lease, "job_id");
-        const char *project_id = cv_launch_doc_str(lease, "project_id");
+        const char *job_id = cv_mongo_doc_str(lease, "job_id");
+        const char *project_id = cv_mongo_doc_str(lease, "project_id");
         snprintf(ev.run_id, sizeof(ev.run_id), "%s", id);
         snprintf(ev.job_id, sizeof(ev.job_id), "%s", job_id ? job_id : "");
         snprintf(ev.project_id, sizeof(ev.project_id), "%s", project_id ? project_id : "");
@@ -1132,7 +1132,7 @@ static cv_err sweep_leases(cv_scheduler *s, int64_t now, char *errbuf, size_t er
     if (err)
         return err;
     FOR_EACH_DOC(list, it, doc) {
-        const char *id = cv_launch_doc_str(&doc, "_id"), *msg = cv_launch_doc_str(&doc, "message");
+        const char *id = cv_mongo_doc_str(&doc, "_id"), *msg = cv_mongo_doc_str(&doc, "message");
         char why[512];
         if (id && msg &&
             send_retry(s, id, msg, doc_int(&doc, "attempt", 1) + 1, now, why, sizeof(why)) != CV_OK)
