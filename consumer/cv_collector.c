@@ -106,11 +106,8 @@ cv_err cv_collector_run(cv_collector *c, volatile sig_atomic_t *stop, char *errb
             nanosleep(&ts, NULL);
             backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
         }
-        if (!err &&
-            (err = cv_kafka_consumer_store(c->consumer, &msg, errbuf, errlen)) == CV_ERR_CONFLICT) {
-            cv_log_warn("kafka: %s", errbuf);
-            err = CV_OK;
-        }
+        if (!err)
+            err = cv_kafka_consumer_store(c->consumer, &msg, errbuf, errlen);
         cv_kafka_msg_release(&msg);
         if (err && !*stop)
             return err;

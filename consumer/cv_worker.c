@@ -704,8 +704,8 @@ static cv_err run_sql(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
 }
 
 /* Polls the paused consumer for up to timeout_ms, which keeps the worker in
- * its group. A partition assigned meanwhile is not paused yet: a message from
- * it is put back for later and the new partition paused too. */
+ * its group (partitions assigned meanwhile come paused too). A message fetched
+ * before the pause is put back for later. */
 static void poll_paused(cv_worker *w, int timeout_ms) {
     cv_kafka_msg extra;
     char why[256];
@@ -715,7 +715,6 @@ static void poll_paused(cv_worker *w, int timeout_ms) {
     if (cv_kafka_consumer_rewind(w->consumer, &extra, why, sizeof(why)) != CV_OK)
         cv_log_warn("%s", why);
     cv_kafka_msg_release(&extra);
-    cv_kafka_consumer_pause(w->consumer, true);
 }
 
 /* How long a job runs before its consumer is paused and polled (well below the
@@ -890,11 +889,8 @@ cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, si
         } else {
             cv_err_set(errbuf, errlen, err, "cannot decode a job message: %s", cv_err_str(err));
         }
-        if (!err &&
-            (err = cv_kafka_consumer_store(w->consumer, &msg, errbuf, errlen)) == CV_ERR_CONFLICT) {
-            cv_log_warn("kafka: %s", errbuf);
-            err = CV_OK;
-        }
+        if (!err)
+            err = cv_kafka_consumer_store(w->consumer, &msg, errbuf, errlen);
         cv_kafka_msg_release(&msg);
         if (err)
             break; /* offset not stored: the message will be delivered again */

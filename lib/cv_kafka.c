@@ -101,6 +101,29 @@ out:
     return p;
 }
 
+/* Fills vus with one message (copied by librdkafka) whose delivery report
+ * writes into d; returns the count used. rd_kafka_produceva rather than the
+ * RD_KAFKA_V_ macros, which rely on GNU statement expressions that -Wpedantic
+ * rejects. */
+#define MESSAGE_VUS 5
+static size_t message_vus(rd_kafka_vu_t *vus, const char *topic, const char *key, const void *value,
+                          size_t len, delivery *d) {
+    memset(vus, 0, sizeof(*vus) * MESSAGE_VUS);
+    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vus[0].u.cstr = topic;
+    vus[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vus[1].u.i = RD_KAFKA_MSG_F_COPY;
+    vus[2].vtype = RD_KAFKA_VTYPE_KEY;
+    vus[2].u.mem.ptr = (void *)(uintptr_t)key;
+    vus[2].u.mem.size = key ? strlen(key) : 0;
+    vus[3].vtype = RD_KAFKA_VTYPE_VALUE;
+    vus[3].u.mem.ptr = (void *)(uintptr_t)value;
+    vus[3].u.mem.size = len;
+    vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vus[4].u.ptr = d;
+    return MESSAGE_VUS;
+}
+
 cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key, const void *value,
                         size_t len, const cv_kafka_header *headers, int timeout_ms, char *errbuf,
                         size_t errlen) {
@@ -113,24 +136,9 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
         for (const cv_kafka_header *h = headers; h->name; h++)
             rd_kafka_header_add(hdrs, h->name, -1, h->value, -1);
     }
-    /* rd_kafka_produceva rather than the RD_KAFKA_V_ macros, which rely on GNU
-     * statement expressions that -Wpedantic rejects. */
-    rd_kafka_vu_t vus[6];
-    size_t n = 0;
+    rd_kafka_vu_t vus[MESSAGE_VUS + 1];
+    size_t n = message_vus(vus, topic, key, value, len, &d);
     rd_kafka_error_t *error;
-    memset(vus, 0, sizeof(vus));
-    vus[n].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vus[n++].u.cstr = topic;
-    vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-    vus[n++].u.i = RD_KAFKA_MSG_F_COPY;
-    vus[n].vtype = RD_KAFKA_VTYPE_KEY;
-    vus[n].u.mem.ptr = (void *)(uintptr_t)key;
-    vus[n++].u.mem.size = key ? strlen(key) : 0;
-    vus[n].vtype = RD_KAFKA_VTYPE_VALUE;
-    vus[n].u.mem.ptr = (void *)(uintptr_t)value;
-    vus[n++].u.mem.size = len;
-    vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
-    vus[n++].u.ptr = &d;
     if (hdrs) {
         vus[n].vtype = RD_KAFKA_VTYPE_HEADERS;
         vus[n++].u.headers = hdrs;
@@ -182,23 +190,11 @@ cv_err cv_kafka_produce_batch(cv_kafka_producer *p, const char *topic, cv_kafka_
     if (!d)
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        rd_kafka_vu_t vus[5];
+        rd_kafka_vu_t vus[MESSAGE_VUS];
+        size_t nvus = message_vus(vus, topic, msgs[i].key, msgs[i].value, msgs[i].len, &d[i]);
         rd_kafka_error_t *error;
-        memset(vus, 0, sizeof(vus));
-        vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-        vus[0].u.cstr = topic;
-        vus[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-        vus[1].u.i = RD_KAFKA_MSG_F_COPY;
-        vus[2].vtype = RD_KAFKA_VTYPE_KEY;
-        vus[2].u.mem.ptr = (void *)(uintptr_t)msgs[i].key;
-        vus[2].u.mem.size = msgs[i].key ? strlen(msgs[i].key) : 0;
-        vus[3].vtype = RD_KAFKA_VTYPE_VALUE;
-        vus[3].u.mem.ptr = (void *)(uintptr_t)msgs[i].value;
-        vus[3].u.mem.size = msgs[i].len;
-        vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE;
-        vus[4].u.ptr = &d[i];
         /* A full local queue drains as the broker acknowledges: wait and retry. */
-        while ((error = rd_kafka_produceva(p->rk, vus, 5)) &&
+        while ((error = rd_kafka_produceva(p->rk, vus, nvus)) &&
                rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
                cv_time_mono_ms() < deadline) {
             rd_kafka_error_destroy(error);
@@ -365,8 +361,13 @@ cv_err cv_kafka_consumer_store_at(cv_kafka_consumer *c, const char *topic, int32
 
 cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
                                size_t errlen) {
-    return cv_kafka_consumer_store_at(c, msg->topic, msg->partition, msg->offset + 1, errbuf,
-                                      errlen);
+    cv_err err =
+        cv_kafka_consumer_store_at(c, msg->topic, msg->partition, msg->offset + 1, errbuf, errlen);
+    if (err == CV_ERR_CONFLICT) { /* the partition's new owner delivers it again */
+        cv_log_warn("kafka: %s", errbuf);
+        return CV_OK;
+    }
+    return err;
 }
 
 void cv_kafka_consumer_pause(cv_kafka_consumer *c, bool pause) {

@@ -91,14 +91,15 @@ cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *grou
 cv_err cv_kafka_consumer_poll(cv_kafka_consumer *c, int timeout_ms, cv_kafka_msg *msg);
 
 /* Marks msg as handled: its offset + 1 becomes the group's committed position.
- * CV_ERR_CONFLICT: a rebalance took the partition away meanwhile; its new
- * owner starts at the last committed offset and delivers the message again,
- * so the caller goes on (this is not a failure of the consumer). */
+ * If a rebalance took the partition away meanwhile, logs it and returns CV_OK:
+ * the new owner starts at the last committed offset and delivers the message
+ * again (not a failure of this consumer). */
 cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
                                size_t errlen);
 
 /* Stores next_offset as the group's position on topic[partition] (the
- * offset of the first message not yet handled); same rebalance rule. */
+ * offset of the first message not yet handled). CV_ERR_CONFLICT, silently,
+ * when the partition is not assigned to this consumer. */
 cv_err cv_kafka_consumer_store_at(cv_kafka_consumer *c, const char *topic, int32_t partition,
                                   int64_t next_offset, char *errbuf, size_t errlen);
 
