@@ -778,26 +778,34 @@ static cJSON *next_fire_times(const cv_schedule *sched, int64_t anchor_ms, int c
     return list;
 }
 
-/* Reads a job's stored schedule: CV_OK with *sched and *anchor_ms, or a
- * 404 answer when the job has none. */
-static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *sched,
-                            int64_t *anchor_ms, cv_http_response *res) {
+/* The job's stored schedule as JSON (the caller deletes it), or NULL when it
+ * has none. */
+static cJSON *schedule_json(const bson_t *job) {
     bson_iter_t it;
     const uint8_t *data;
     uint32_t len;
     bson_t sub;
-    cJSON *json = NULL;
+
+    if (!bson_iter_init_find(&it, job, "schedule") || !BSON_ITER_HOLDS_DOCUMENT(&it))
+        return NULL;
+    bson_iter_document(&it, &len, &data);
+    return bson_init_static(&sub, data, len) ? doc_to_json(&sub) : NULL;
+}
+
+/* Reads a job's stored schedule: true with *sched and *anchor_ms, or a 404
+ * answer when the job has none. */
+static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *sched,
+                            int64_t *anchor_ms, cv_http_response *res) {
+    cJSON *json = schedule_json(job);
     cv_verr verr;
     int64_t next_ms;
-    bool ok = false;
+    bool ok;
 
-    if (!bson_iter_init_find(&it, job, "schedule") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
+    if (!json) {
         cv_http_error(res, 404, "not_found", NULL, "job %s has no schedule", job_id);
         return false;
     }
-    bson_iter_document(&it, &len, &data);
-    if (bson_init_static(&sub, data, len) && (json = doc_to_json(&sub)))
-        ok = cv_schedule_from_stored(json, sched, anchor_ms, &next_ms, &verr) == CV_OK;
+    ok = cv_schedule_from_stored(json, sched, anchor_ms, &next_ms, &verr) == CV_OK;
     cJSON_Delete(json);
     if (!ok)
         internal_error(res, CV_ERR_INVALID, "the stored schedule cannot be read");
@@ -833,27 +841,18 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
         /* Pausing, resuming or changing policies keeps the ticks not yet
          * handled: the scheduler then applies the misfire policy to the ticks
          * that passed while the schedule was paused. */
-        bson_iter_t it;
-        const uint8_t *data;
-        uint32_t len;
-        bson_t sub;
-        cJSON *json;
+        cJSON *json = schedule_json(job);
         cv_schedule old;
         int64_t old_anchor, old_next;
-        if (bson_iter_init_find(&it, job, "schedule") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-            bson_iter_document(&it, &len, &data);
-            if (bson_init_static(&sub, data, len) && (json = doc_to_json(&sub))) {
-                if (cv_schedule_from_stored(json, &old, &old_anchor, &old_next, &verr) == CV_OK &&
-                    cv_schedule_same_timing(&old, &sched) && old_next >= 0) {
-                    const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, "version");
-                    anchor_ms = old_anchor;
-                    first = old_next;
-                    if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof(version))
-                        snprintf(version, sizeof(version), "%s", v->valuestring);
-                }
-                cJSON_Delete(json);
-            }
+        if (json && cv_schedule_from_stored(json, &old, &old_anchor, &old_next, &verr) == CV_OK &&
+            cv_schedule_same_timing(&old, &sched) && old_next >= 0) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, "version");
+            anchor_ms = old_anchor;
+            first = old_next;
+            if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof(version))
+                snprintf(version, sizeof(version), "%s", v->valuestring);
         }
+        cJSON_Delete(json);
     }
     answer = cJSON_CreateObject();
     cv_time_format(anchor_ms, anchor, sizeof(anchor));
