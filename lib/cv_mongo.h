@@ -6,6 +6,11 @@
  * this module: failures come back as cv_err with the server's message in errbuf,
  * and a duplicate _id as CV_ERR_CONFLICT (callers that write idempotently treat
  * that as "already done").
+ *
+ * FerretDB 1.x on SQLite (the test and dev stack): an update, a delete or a
+ * range query reads the whole collection, while inserts and finds by _id do
+ * not; and one update command of about 95 statements or more deadlocks it (one
+ * pooled SQLite connection held per statement). Hot paths insert.
  */
 #ifndef CV_MONGO_H
 #define CV_MONGO_H
@@ -56,15 +61,6 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
  * other failure. */
 cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **docs, size_t n,
                             bool *duplicate, char *errbuf, size_t errlen);
-
-/* Updates every document matching filter. *matched (may be NULL) gets the count. */
-cv_err cv_mongo_update_many(cv_mongo *m, const char *collection, const bson_t *filter,
-                            const bson_t *update, int64_t *matched, char *errbuf, size_t errlen);
-
-/* Applies updates[i] to the one document filters[i] matches, for each i, in
- * unordered batches of 50 (a filter that matches nothing is not an error). */
-cv_err cv_mongo_update_each(cv_mongo *m, const char *collection, const bson_t **filters,
-                            const bson_t **updates, size_t n, char *errbuf, size_t errlen);
 
 /* A string member of doc (borrowed from it), or NULL; key may be a dotted
  * path ("schedule.version"). */

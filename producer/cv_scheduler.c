@@ -114,8 +114,6 @@ typedef struct scan_batch {
     size_t n, capclaims, capdocs, capruns;
     cursor_move *moves;
     size_t nmoves, capmoves;
-    bson_t **filters, **updates; /* schedules written now: finished or stopped */
-    size_t ncursors, capfilters, capupdates;
     bson_t *projects[64]; /* projects loaded during this scan */
     int nprojects;
 } scan_batch;
@@ -389,28 +387,6 @@ static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const ch
     return 0;
 }
 
-/* Says on the job that its schedule has no tick left (only onto the same
- * timing version: not onto a schedule set again meanwhile). */
-static int add_end_write(scan_batch *b, const sched_entry *e) {
-    bson_t *filter, *update, set;
-
-    if (grow((void **)&b->filters, &b->capfilters, b->ncursors + 1, sizeof(*b->filters)) != 0 ||
-        grow((void **)&b->updates, &b->capupdates, b->ncursors + 1, sizeof(*b->updates)) != 0)
-        return -1;
-    filter = BCON_NEW("_id", BCON_UTF8(e->job_id));
-    if (e->version[0])
-        BSON_APPEND_UTF8(filter, "schedule.version", e->version);
-    update = bson_new();
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    BSON_APPEND_NULL(&set, "schedule.next_run_at");
-    if (e->last_tick_ms >= 0)
-        append_time(&set, "schedule.last_tick_at", e->last_tick_ms);
-    bson_append_document_end(update, &set);
-    b->filters[b->ncursors] = filter;
-    b->updates[b->ncursors++] = update;
-    return 0;
-}
-
 /* Moves entry `ei`'s cursor to `to` (-1: no tick left) once the claims are in. */
 static int add_move(scan_batch *b, size_t ei, int64_t to, int64_t last_tick) {
     if (grow((void **)&b->moves, &b->capmoves, b->nmoves + 1, sizeof(*b->moves)) != 0)
@@ -422,18 +398,18 @@ static int add_move(scan_batch *b, size_t ei, int64_t to, int64_t last_tick) {
 /* Stops a schedule the scheduler cannot read (edited in the database by hand,
  * or naming a zone this machine lacks): no next tick, and the reason stored
  * with it, so it is reported once instead of on every scan. PUT sets it again. */
-static void add_stop(scan_batch *b, const char *job_id, const char *reason) {
-    bson_t *filter, *update;
+static void stop_schedule(cv_scheduler *s, sched_entry *e, const char *reason) {
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(e->job_id));
+    bson_t *update = BCON_NEW("$set", "{", "schedule.next_run_at", BCON_NULL, "schedule.error",
+                              BCON_UTF8(reason), "}");
+    char why[256];
 
-    if (grow((void **)&b->filters, &b->capfilters, b->ncursors + 1, sizeof(*b->filters)) != 0 ||
-        grow((void **)&b->updates, &b->capupdates, b->ncursors + 1, sizeof(*b->updates)) != 0)
-        return; /* reported again on the next scan */
-    cv_log_warn("job %s: %s; the schedule is stopped until it is set again", job_id, reason);
-    filter = BCON_NEW("_id", BCON_UTF8(job_id));
-    update = BCON_NEW("$set", "{", "schedule.next_run_at", BCON_NULL, "schedule.error",
-                      BCON_UTF8(reason), "}");
-    b->filters[b->ncursors] = filter;
-    b->updates[b->ncursors++] = update;
+    cv_log_warn("job %s: %s; the schedule is stopped until it is set again", e->job_id, reason);
+    e->cursor_ms = -1;
+    e->end_written = cv_mongo_update(s->mongo, "jobs", filter, update, false, NULL, why,
+                                     sizeof(why)) == CV_OK; /* else write_ends() ends it */
+    bson_destroy(filter);
+    bson_destroy(update);
 }
 
 /* Plans the due ticks of entry `ei` into the batch. */
@@ -461,19 +437,16 @@ static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
         goto out;
     sub = cJSON_GetObjectItemCaseSensitive(stored, "schedule");
     if (!cJSON_IsObject(sub)) {
-        add_stop(b, job_id, "stored schedule unreadable: schedule: is not an object");
-        e->cursor_ms = -1, e->end_written = true;
+        stop_schedule(s, e, "stored schedule unreadable: schedule: is not an object");
         goto out;
     }
     if (cv_schedule_from_stored(sub, &sched, &anchor, &stored_cursor, &verr) != CV_OK) {
         snprintf(why, sizeof(why), "stored schedule unreadable: %s: %s", verr.field, verr.reason);
-        add_stop(b, job_id, why);
-        e->cursor_ms = -1, e->end_written = true;
+        stop_schedule(s, e, why);
         goto out;
     }
     if (!(tz = zone_get(s, sched.timezone, why, sizeof(why)))) {
-        add_stop(b, job_id, why);
-        e->cursor_ms = -1, e->end_written = true;
+        stop_schedule(s, e, why);
         goto out;
     }
     if (sched.paused)
@@ -566,16 +539,10 @@ static void batch_free(scan_batch *b) {
     }
     free(b->claims);
     free(b->moves);
-    for (size_t i = 0; i < b->ncursors; i++) {
-        bson_destroy(b->filters[i]);
-        bson_destroy(b->updates[i]);
-    }
     for (int i = 0; i < b->nprojects; i++)
         bson_destroy(b->projects[i]);
     free(b->docs);
     free(b->runs);
-    free(b->filters);
-    free(b->updates);
 }
 
 /* Inserts run records; one that exists already (another scheduler's, or
@@ -726,7 +693,7 @@ static cv_err scan(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
     for (size_t i = 0; i < s->nentries; i++)
         if (s->entries[i].cursor_ms >= 0 && s->entries[i].cursor_ms <= now + LOOKAHEAD_MS)
             plan_job(s, i, now, &b);
-    if (b.n == 0 && b.nmoves == 0 && b.ncursors == 0)
+    if (b.n == 0 && b.nmoves == 0)
         goto out;
     dup = calloc(b.n ? b.n : 1, sizeof(*dup));
     records = calloc(b.n ? b.n : 1, sizeof(*records));
@@ -763,8 +730,6 @@ static cv_err scan(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
         e->cursor_ms = b.moves[i].to_ms; /* -1: ended; written to the job by write_ends() */
         e->last_tick_ms = b.moves[i].last_tick_ms;
     }
-    err = cv_mongo_update_each(s->mongo, "jobs", (const bson_t **)b.filters,
-                               (const bson_t **)b.updates, b.ncursors, errbuf, errlen);
 out:
     free(dup);
     free(records);
@@ -776,8 +741,8 @@ out:
  * that loading leaves it out. One per call: on FerretDB an update of a job
  * reads the whole collection. */
 static cv_err write_ends(cv_scheduler *s, char *errbuf, size_t errlen) {
-    scan_batch b;
     sched_entry *e = NULL;
+    bson_t *filter, *update, set;
     cv_err err;
 
     for (size_t i = 0; i < s->nentries && !e; i++)
@@ -785,14 +750,21 @@ static cv_err write_ends(cv_scheduler *s, char *errbuf, size_t errlen) {
             e = &s->entries[i];
     if (!e)
         return CV_OK;
-    memset(&b, 0, sizeof(b));
-    if (add_end_write(&b, e) != 0)
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    err = cv_mongo_update_each(s->mongo, "jobs", (const bson_t **)b.filters,
-                               (const bson_t **)b.updates, b.ncursors, errbuf, errlen);
+    /* Only onto the same timing version: not onto a schedule set again meanwhile. */
+    filter = BCON_NEW("_id", BCON_UTF8(e->job_id));
+    if (e->version[0])
+        BSON_APPEND_UTF8(filter, "schedule.version", e->version);
+    update = bson_new();
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_NULL(&set, "schedule.next_run_at");
+    if (e->last_tick_ms >= 0)
+        append_time(&set, "schedule.last_tick_at", e->last_tick_ms);
+    bson_append_document_end(update, &set);
+    err = cv_mongo_update(s->mongo, "jobs", filter, update, false, NULL, errbuf, errlen);
     if (!err)
         e->end_written = true;
-    batch_free(&b);
+    bson_destroy(filter);
+    bson_destroy(update);
     return err;
 }
 
@@ -962,7 +934,7 @@ static cv_err sweep_schedulers(cv_scheduler *s, int64_t now, char *errbuf, size_
         const char *dead = cv_mongo_doc_str(&doc, "_id");
         bson_iter_t beat;
         bson_t *mark, *set;
-        int64_t matched = 0, beat_ms;
+        int64_t beat_ms;
         if (!dead || !bson_iter_init_find(&beat, &doc, "beat_ms") || !BSON_ITER_HOLDS_NUMBER(&beat))
             continue;
         beat_ms = bson_iter_as_int64(&beat);
@@ -972,7 +944,7 @@ static cv_err sweep_schedulers(cv_scheduler *s, int64_t now, char *errbuf, size_
         /* Recovered first, marked after: if this scheduler dies in between,
          * another does it again (a second copy of a message is harmless). */
         if ((err = recover(s, dead, beat_ms, errbuf, errlen)) == CV_OK)
-            err = cv_mongo_update(s->mongo, CV_COLL_SCHEDULERS, mark, set, false, &matched, errbuf,
+            err = cv_mongo_update(s->mongo, CV_COLL_SCHEDULERS, mark, set, false, NULL, errbuf,
                                   errlen);
         bson_destroy(mark);
         bson_destroy(set);

@@ -127,9 +127,8 @@ def test_two_schedulers_sixty_ticks_sixty_runs(api, pg, mongo_db, services, sche
 
 
 def test_many_schedules_due_at_once(api, pg, mongo_db, services, schedulers):
-    """150 schedules on the same two ticks: 300 runs, each executed once. (The
-    cursor updates of one scan go out in batches: FerretDB deadlocked on a single
-    150-statement update command.)"""
+    """150 schedules on the same two ticks: 300 runs, each executed once. (FerretDB
+    deadlocked when one scan updated the 150 cursors in a single command.)"""
     pg.execute("DROP TABLE IF EXISTS sched_many")
     pg.execute("CREATE TABLE sched_many (job text, at timestamptz)")
     first = sql_job(api, "INSERT INTO sched_many VALUES ('0', clock_timestamp())")
