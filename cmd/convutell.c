@@ -7,7 +7,8 @@
  *   convutell scheduler  schedules, retries and leases (producer/cv_scheduler.c)
  *
  * Each service loads the configuration (lib/cv_config.c), stops at start-up with
- * one line if it is wrong, and runs until SIGINT or SIGTERM.
+ * one line if it is wrong, makes sure the store has its indexes (lib/cv_store.c)
+ * and runs until SIGINT or SIGTERM.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cv_api.h"
@@ -15,12 +16,16 @@
 #include "cv_config.h"
 #include "cv_log.h"
 #include "cv_scheduler.h"
+#include "cv_store.h"
 #include "cv_worker.h"
 
 #include <locale.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t stop_requested;
 
@@ -37,6 +42,37 @@ static void install_signals(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* Creates the store's indexes beside the service: at once when MongoDB
+ * answers, else every two seconds until it does, so that a service started
+ * before its database still starts (and the indexes follow). */
+typedef struct store_prep {
+    const cv_config *cfg;
+    const char *service;
+} store_prep;
+
+static void *prepare_store(void *arg) {
+    const store_prep *p = arg;
+    char why[512], app[64];
+    cv_mongo *m;
+    int tries = 0;
+
+    snprintf(app, sizeof(app), "convutell-%s-indexes", p->service);
+    if (!(m = cv_mongo_new(p->cfg->mongo_uri, p->cfg->mongo_db, app, why, sizeof(why)))) {
+        cv_log_warn("indexes not created: %s", why);
+        return NULL;
+    }
+    while (!stop_requested && cv_store_prepare(m, why, sizeof(why)) != CV_OK) {
+        if (tries++ == 0)
+            cv_log_warn("indexes not created yet (trying again every 2 s): %s", why);
+        for (int i = 0; i < 20 && !stop_requested; i++)
+            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    if (!stop_requested && tries > 0)
+        cv_log_info("indexes created");
+    cv_mongo_destroy(m);
+    return NULL;
 }
 
 static int usage(FILE *out) {
@@ -56,6 +92,10 @@ int main(int argc, char **argv) {
     const char *cmd = argc > 1 ? argv[1] : "";
     cv_config cfg;
     cv_err err = CV_OK;
+    store_prep prep;
+    pthread_t prep_thread;
+    bool prep_started = false;
+    int rc = 1;
 
     if (argc != 2)
         return usage(stderr);
@@ -76,6 +116,10 @@ int main(int argc, char **argv) {
     }
     cv_log_init(cmd, (cv_log_level)cfg.log_level);
     install_signals();
+    prep = (store_prep){.cfg = &cfg, .service = cmd};
+    prep_started = pthread_create(&prep_thread, NULL, prepare_store, &prep) == 0;
+    if (!prep_started)
+        cv_log_warn("indexes not created: cannot start a thread");
 
     if (strcmp(cmd, "api") == 0) {
         cv_api *api = cv_api_new(&cfg, errbuf, sizeof(errbuf));
@@ -104,11 +148,16 @@ int main(int argc, char **argv) {
     }
     if (err) {
         cv_log_error("stopped: %s: %s", cv_err_str(err), errbuf);
-        return 1;
+        goto out;
     }
     cv_log_info("stopped");
-    return 0;
+    rc = 0;
+    goto out;
 fail:
     cv_log_error("cannot start: %s", errbuf);
-    return 1;
+out:
+    stop_requested = 1; /* also ends the index thread's retries */
+    if (prep_started)
+        pthread_join(prep_thread, NULL);
+    return rc;
 }

@@ -8,6 +8,7 @@
 
 #include "cv_dialect.h"
 #include "cv_kafka.h"
+#include "cv_lease.h"
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
@@ -113,8 +114,8 @@ static cv_err finish(cv_worker *w, const cv_job *job, cv_event *ev, char *errbuf
     cv_err err;
 
     if (!atomic_load(&w->lease_lost) &&
-        cv_runs_renew(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, 600000, &held, why,
-                      sizeof(why)) != CV_OK)
+        cv_lease_renew(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, 600000, &held, why,
+                       sizeof(why)) != CV_OK)
         cv_log_warn("run %s: lease not extended for reporting: %s", job->run_id, why);
     if (atomic_load(&w->lease_lost) || !held) {
         cv_log_warn("run %s attempt %d: the lease ran out and the run was taken over; "
@@ -147,8 +148,8 @@ static cv_err finish(cv_worker *w, const cv_job *job, cv_event *ev, char *errbuf
         return err;
     /* A lease left held (the worker died here) runs out in ten minutes; the
      * scheduler then finds the run ended and only closes the lease. */
-    if (cv_runs_release(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, ev->next_attempt_ms,
-                        why, sizeof(why)) != CV_OK)
+    if (cv_lease_release(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, ev->next_attempt_ms,
+                         why, sizeof(why)) != CV_OK)
         cv_log_warn("run %s: lease not released: %s", job->run_id, why);
     return CV_OK;
 }
@@ -216,7 +217,7 @@ static cv_err reject(cv_worker *w, const cv_kafka_msg *msg, const cv_verr *verr,
 static cv_err lookup_odbc(cv_worker *w, const char *id, char **out, char *errbuf, size_t errlen) {
     bson_t *doc = NULL;
     bson_iter_t it;
-    cv_err err = cv_mongo_find_id(w->mongo, "connections", id, &doc, errbuf, errlen);
+    cv_err err = cv_mongo_find_id(w->mongo, CV_COLL_CONNECTIONS, id, &doc, errbuf, errlen);
 
     *out = NULL;
     if (err == CV_ERR_NOT_FOUND)
@@ -243,20 +244,6 @@ typedef struct progress_state {
     int64_t started_ms, deadline_ms, last_report_ms, last_cancel_check_ms;
 } progress_state;
 
-/* True if someone asked (POST /runs/{id}/cancel) for this run to stop. */
-static bool cancel_requested(cv_worker *w, const char *run_id) {
-    char why[256];
-    bson_t *doc = NULL;
-    bson_iter_t it;
-    bool requested = false;
-
-    if (cv_mongo_find_id(w->mongo, CV_COLL_RUNS, run_id, &doc, why, sizeof(why)) == CV_OK &&
-        bson_iter_init_find(&it, doc, "cancel_requested") && BSON_ITER_HOLDS_BOOL(&it))
-        requested = bson_iter_bool(&it);
-    bson_destroy(doc);
-    return requested;
-}
-
 /* Called by the transfer after every block: enforces the time limit, notices
  * a cancel request (at most once a second) and reports progress. */
 static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t errlen) {
@@ -273,7 +260,7 @@ static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t err
                           (long long)rows_read, p->job->load.timeout_seconds);
     if (now - p->last_cancel_check_ms >= 1000) {
         p->last_cancel_check_ms = now;
-        if (cancel_requested(p->w, p->job->run_id))
+        if (cv_runs_cancel_requested(p->w->mongo, p->job->run_id))
             return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED,
                               "stopped after %lld rows: cancelled on request",
                               (long long)rows_read);
@@ -316,7 +303,7 @@ static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     if (job->load.timeout_seconds > 0)
         prog.deadline_ms = started + (int64_t)job->load.timeout_seconds * 1000;
 
-    if (cancel_requested(w, job->run_id)) {
+    if (cv_runs_cancel_requested(w->mongo, job->run_id)) {
         run_err = cv_err_set(why, sizeof(why), CV_ERR_CANCELLED, "cancelled before it started");
         res.error_code = "cancelled";
     } else if ((run_err = lookup_odbc(w, job->origin_connection_id, &origin, why, sizeof(why)))) {
@@ -466,7 +453,7 @@ static cv_err on_script_check(void *ctx, char *errbuf, size_t errlen) {
     if (now - p->last_cancel_check_ms < 1000)
         return CV_OK;
     p->last_cancel_check_ms = now;
-    if (cancel_requested(p->w, p->job->run_id))
+    if (cv_runs_cancel_requested(p->w->mongo, p->job->run_id))
         return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "cancelled on request");
     return CV_OK;
 }
@@ -486,7 +473,7 @@ static cv_err python_project(cv_worker *w, const cv_job *job, char **interpreter
     cv_err err;
 
     *interpreter = *origin = *destination = NULL;
-    err = cv_mongo_find_id(w->mongo, "projects", job->project_id, &doc, errbuf, errlen);
+    err = cv_mongo_find_id(w->mongo, CV_COLL_PROJECTS, job->project_id, &doc, errbuf, errlen);
     if (err == CV_ERR_NOT_FOUND)
         return cv_err_set(errbuf, errlen, err, "project %s does not exist", job->project_id);
     if (err)
@@ -569,7 +556,7 @@ static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t e
     spec.ctx = &state;
     spec.max_line = CV_LOG_LINE_MAX;
 
-    if (cancel_requested(w, job->run_id)) {
+    if (cv_runs_cancel_requested(w->mongo, job->run_id)) {
         type = CV_EVENT_RUN_CANCELLED;
         code = "cancelled";
         snprintf(why, sizeof(why), "cancelled before it started");
@@ -643,7 +630,7 @@ static cv_err run_sql(cv_worker *w, const cv_job *job, char *errbuf, size_t errl
     if ((err = publish_started(w, job, errbuf, errlen)))
         return err;
 
-    if (cancel_requested(w, job->run_id)) {
+    if (cv_runs_cancel_requested(w->mongo, job->run_id)) {
         type = CV_EVENT_RUN_CANCELLED;
         code = "cancelled";
         snprintf(why, sizeof(why), "cancelled before it started");
@@ -764,8 +751,8 @@ static void renew_lease(cv_worker *w, const cv_job *job, int64_t lease_ms) {
     char why[256];
     bool held = true;
 
-    if (cv_runs_renew(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, lease_ms, &held, why,
-                      sizeof(why)) != CV_OK) {
+    if (cv_lease_renew(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, lease_ms, &held, why,
+                       sizeof(why)) != CV_OK) {
         cv_log_warn("run %s: heartbeat not recorded: %s", job->run_id, why);
     } else if (!held && !atomic_load(&w->lease_lost)) {
         cv_log_warn("run %s attempt %d: the lease was lost; stopping", job->run_id, job->attempt);
@@ -838,8 +825,8 @@ static cv_err claim_and_run(cv_worker *w, const cv_kafka_msg *msg, const cv_job 
 
     if (!text)
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    while ((err = cv_runs_claim(w->mongo, job, text, w->cfg.worker_id, w->cfg.lease_seconds, &claim,
-                                holder, sizeof(holder), errbuf, errlen)) == CV_OK &&
+    while ((err = cv_lease_claim(w->mongo, job, text, w->cfg.worker_id, w->cfg.lease_seconds,
+                                 &claim, holder, sizeof(holder), errbuf, errlen)) == CV_OK &&
            claim == CV_CLAIM_HELD) {
         int64_t until = cv_time_mono_ms() + 1000;
         if (!waited)

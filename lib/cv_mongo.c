@@ -5,6 +5,8 @@
  */
 #include "cv_mongo.h"
 
+#include "cv_time.h"
+
 #include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -187,12 +189,41 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
     return err;
 }
 
+cv_err cv_mongo_create_indexes(cv_mongo *m, const char *collection, const bson_t *indexes,
+                               char *errbuf, size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    bson_t cmd = BSON_INITIALIZER;
+    bson_error_t berr;
+    cv_err err = CV_OK;
+
+    BSON_APPEND_UTF8(&cmd, "createIndexes", collection);
+    BSON_APPEND_ARRAY(&cmd, "indexes", indexes);
+    if (!mongoc_client_write_command_with_opts(client, m->db, &cmd, NULL, NULL, &berr))
+        err = translate(&berr, collection, errbuf, errlen);
+    bson_destroy(&cmd);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
 const char *cv_mongo_doc_str(const bson_t *doc, const char *key) {
     bson_iter_t it, found;
     if (doc && bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, key, &found) &&
         BSON_ITER_HOLDS_UTF8(&found))
         return bson_iter_utf8(&found, NULL);
     return NULL;
+}
+
+int64_t cv_mongo_doc_int(const bson_t *doc, const char *key, int64_t def) {
+    bson_iter_t it;
+    if (doc && bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it))
+        return bson_iter_as_int64(&it);
+    return def;
+}
+
+void cv_mongo_append_time(bson_t *doc, const char *key, int64_t ms) {
+    char text[CV_TIME_RFC3339_LEN];
+    cv_time_format(ms, text, sizeof(text));
+    BSON_APPEND_UTF8(doc, key, text);
 }
 
 char *cv_mongo_to_json(const bson_t *doc) {

@@ -62,9 +62,22 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
 cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **docs, size_t n,
                             bool *duplicate, char *errbuf, size_t errlen);
 
+/* Runs createIndexes on `collection` with `indexes`, an array document of
+ * index specifications ({"0": {key: {...}, name: "..."}, ...}). Idempotent:
+ * an index that exists with the same name and keys is left as it is. */
+cv_err cv_mongo_create_indexes(cv_mongo *m, const char *collection, const bson_t *indexes,
+                               char *errbuf, size_t errlen);
+
 /* A string member of doc (borrowed from it), or NULL; key may be a dotted
  * path ("schedule.version"). */
 const char *cv_mongo_doc_str(const bson_t *doc, const char *key);
+
+/* An integer member of doc (int32, int64 or double), or def. */
+int64_t cv_mongo_doc_int(const bson_t *doc, const char *key, int64_t def);
+
+/* Appends key: the time ms as RFC 3339 text in UTC with milliseconds, the
+ * form every stored time takes (it sorts in time order). */
+void cv_mongo_append_time(bson_t *doc, const char *key, int64_t ms);
 
 /* Converts a document to relaxed extended JSON. Returns a string the caller
  * frees with free(), or NULL on allocation failure. */

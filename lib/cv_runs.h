@@ -1,28 +1,26 @@
 /*
- * cv_runs.h - the record of runs in MongoDB: the `events` collection (one
- * document per event, _id = event id) and the `runs` collection (one document
- * per run, kept current from its events).
+ * cv_runs.h - the record of runs in MongoDB, and the one writer of a run's
+ * status: the `events` collection (one document per event, _id = event id)
+ * and the `runs` collection (one document per run, kept current from its
+ * events). What the statuses are and which moves are legal is cv_run's
+ * table; this module turns it into filters, so every write here moves a run
+ * only along that table.
  *
  * Applying an event is idempotent and insensitive to order: a replayed event
  * changes nothing, and a late run.queued or run.started never moves a run back
  * from a final state. The collector applies every event; the API applies only
- * the run.queued it publishes, so a client can read a run right after 202.
+ * the run.queued it publishes, so a client can read a run right after 202, and
+ * the scheduler inserts the records of its ticks (cv_runs_tick_record()).
  * Each run.started adds an entry to the run's `attempts` array (event id,
  * worker, start time), so a run that was retried shows every attempt.
  *
- * Attempts and leases. Before it runs anything a worker claims the attempt in
- * the `leases` collection (cv_runs_claim(): one document per run holding the
- * attempt, the worker, an expiry time and the job message), renews the lease
- * while it works (cv_runs_renew()) and releases it at the end
- * (cv_runs_release()). Only workers and the scheduler write leases, and only
- * the collector moves a run's status, so no two writers race on one document.
  * A run's events change it only while their attempt is its current one and
- * still running: when a lease runs out the scheduler takes the attempt away
- * (its run.retrying or run.failed event ends that attempt), and whatever the
- * late worker reports afterwards is kept as an event but changes nothing. A
- * run succeeds at most once. Statuses: queued, running, retrying, and the
- * final succeeded, failed, cancelled, timed_out, missed and skipped (ticks
- * that did not run, by the misfire or concurrency policy).
+ * still running: when a lease (cv_lease) runs out the scheduler takes the
+ * attempt away (its run.retrying or run.failed event ends that attempt), and
+ * whatever the late worker reports afterwards is kept as an event but changes
+ * nothing. A run succeeds at most once.
+ *
+ * Every function may be called from any thread.
  */
 #ifndef CV_RUNS_H
 #define CV_RUNS_H
@@ -30,51 +28,57 @@
 #include "cv_err.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
+#include "cv_run.h"
+#include "cv_store.h"
 
-#define CV_COLL_EVENTS "events"
-#define CV_COLL_RUNS "runs"
-#define CV_COLL_NOTIFICATIONS "notifications"
-#define CV_COLL_LEASES "leases"
-
-/* True for the statuses a run never leaves. */
-bool cv_runs_status_is_final(const char *status);
+/* Fields of a run record that other modules filter or sort on. */
+#define CV_RUN_F_STATUS "status"
+#define CV_RUN_F_ATTEMPT "attempt"
+#define CV_RUN_F_JOB "job_id"
+#define CV_RUN_F_PROJECT "project_id"
+#define CV_RUN_F_CREATED "created_at" /* the order of a job's run history */
+#define CV_RUN_F_CANCEL "cancel_requested"
 
 /* Stores the event (a duplicate event id is success) and brings the run
  * document up to date. Any thread. CV_ERR_MONGO when the database did not
  * acknowledge the writes: the caller must retry before moving on. */
 cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen);
 
-/* What a claim found. */
-typedef enum cv_claim {
-    CV_CLAIM_TAKEN, /* the attempt is the caller's: run it */
-    CV_CLAIM_HELD,  /* another worker holds it with a live lease: wait and claim again */
-    CV_CLAIM_OVER   /* the run ended or moved past this attempt: a duplicate, skip it */
-} cv_claim;
-
-/* Claims attempt job->attempt of its run for `worker` with a lease of
- * lease_seconds, storing `message` (the job message) for retries. An attempt
- * held by a worker whose lease ran out is taken over (a redelivery after that
- * worker died resumes the same attempt). On CV_CLAIM_HELD, holder names the
- * worker and its lease. */
-cv_err cv_runs_claim(cv_mongo *m, const cv_job *job, const char *message, const char *worker,
-                     int lease_seconds, cv_claim *claim, char *holder, size_t holder_len,
-                     char *errbuf, size_t errlen);
-
-/* Extends the lease of the attempt `worker` holds to now + lease_ms. *held is
- * false when the attempt was taken away (the lease had run out): the worker
- * must stop and report nothing. */
-cv_err cv_runs_renew(cv_mongo *m, const char *run_id, int attempt, const char *worker,
-                     int64_t lease_ms, bool *held, char *errbuf, size_t errlen);
-
-/* Ends the lease `worker` holds: "retrying" with the next attempt due at
- * retry_at_ms (already on the retry topic), or "done" when retry_at_ms is 0. */
-cv_err cv_runs_release(cv_mongo *m, const char *run_id, int attempt, const char *worker,
-                       int64_t retry_at_ms, char *errbuf, size_t errlen);
-
 /* Records that a run failed for good, once per run (_id = run id): the
  * project's notification. */
 cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const char *project_id,
                       const char *status, int attempts, const char *code, const char *message,
                       char *errbuf, size_t errlen);
+
+/* The record of a scheduled tick: `status` CV_RUN_QUEUED (the run of a tick
+ * that runs, queued at queued_ms, with max_attempts), or CV_RUN_MISSED or
+ * CV_RUN_SKIPPED with `reason`, finished at now_ms. Returns a new document the
+ * caller frees with bson_destroy(); NULL for any other status or on NOMEM. */
+bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *project_id,
+                            int64_t tick_ms, cv_run_status status, int max_attempts,
+                            int64_t queued_ms, const char *reason, int64_t now_ms);
+
+/* Inserts n records made by cv_runs_tick_record() in one unordered batch; a
+ * record already there (another scheduler, a replay) is left as it is. */
+cv_err cv_runs_insert_records(cv_mongo *m, const bson_t **records, size_t n, char *errbuf,
+                              size_t errlen);
+
+/* The stored status of a run into *status. CV_ERR_NOT_FOUND if it has no
+ * record. */
+cv_err cv_runs_status(cv_mongo *m, const char *run_id, cv_run_status *status, char *errbuf,
+                      size_t errlen);
+
+/* The id of a run of the job that has not ended (queued, running, retrying)
+ * into run_id, or "" when there is none. */
+cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size_t len,
+                             char *errbuf, size_t errlen);
+
+/* Asks the worker running a run to stop: sets cancel_requested while the run
+ * has not ended. CV_ERR_CONFLICT when it has ended (or has no record). */
+cv_err cv_runs_request_cancel(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen);
+
+/* True if someone asked for the run to stop (false also when the record
+ * cannot be read: the worker then simply runs on). */
+bool cv_runs_cancel_requested(cv_mongo *m, const char *run_id);
 
 #endif

@@ -28,6 +28,7 @@
 
 #include "cv_kafka.h"
 #include "cv_launch.h"
+#include "cv_lease.h"
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
@@ -62,8 +63,6 @@
 #define HOLD_MAX 10000         /* retries held in memory before the topic is paused */
 #define PUBLISH_TIMEOUT_MS 30000
 #define RETRY_GROUP "convutell-scheduler"
-#define CV_COLL_TICKS "ticks"           /* one document per claimed tick */
-#define CV_COLL_SCHEDULERS "schedulers" /* one heartbeat document per scheduler process */
 #define MAX_PARTITIONS 256
 #define MAX_ZONES 64
 
@@ -254,12 +253,6 @@ static const cv_tz *zone_get(cv_scheduler *s, const char *name, char *errbuf, si
     return tz;
 }
 
-static void append_time(bson_t *doc, const char *key, int64_t ms) {
-    char text[CV_TIME_RFC3339_LEN];
-    cv_time_format(ms, text, sizeof(text));
-    BSON_APPEND_UTF8(doc, key, text);
-}
-
 /* ---- scan: ticks into claimed runs ---------------------------------------------- */
 
 static int grow(void **items, size_t *cap, size_t need, size_t size) {
@@ -284,7 +277,7 @@ static const bson_t *project_get(cv_scheduler *s, scan_batch *b, const char *id)
     for (int i = 0; i < b->nprojects; i++)
         if (strcmp(cv_mongo_doc_str(b->projects[i], "_id"), id) == 0)
             return b->projects[i];
-    if (cv_mongo_find_id(s->mongo, "projects", id, &doc, why, sizeof(why)) != CV_OK)
+    if (cv_mongo_find_id(s->mongo, CV_COLL_PROJECTS, id, &doc, why, sizeof(why)) != CV_OK)
         return NULL;
     if (b->nprojects == (int)(sizeof(b->projects) / sizeof(b->projects[0]))) {
         bson_destroy(b->projects[0]);
@@ -295,32 +288,12 @@ static const bson_t *project_get(cv_scheduler *s, scan_batch *b, const char *id)
     return doc;
 }
 
-/* The id of a run of the job that has not ended (queued, running,
- * retrying) into active, or "" when there is none. */
-static cv_err active_run(cv_scheduler *s, const char *job_id, char *active, size_t len,
-                         char *errbuf, size_t errlen) {
-    bson_t *filter =
-        BCON_NEW("job_id", BCON_UTF8(job_id), "status", "{", "$in", "[", BCON_UTF8("queued"),
-                 BCON_UTF8("running"), BCON_UTF8("retrying"), "]", "}");
-    bson_t *list = NULL;
-    bson_iter_t it, doc;
-    cv_err err = cv_mongo_find(s->mongo, CV_COLL_RUNS, filter, NULL, 1, &list, errbuf, errlen);
-
-    active[0] = '\0';
-    if (!err && bson_iter_init(&it, list) && bson_iter_next(&it) && BSON_ITER_HOLDS_DOCUMENT(&it) &&
-        bson_iter_recurse(&it, &doc) && bson_iter_find(&doc, "_id") && BSON_ITER_HOLDS_UTF8(&doc))
-        snprintf(active, len, "%s", bson_iter_utf8(&doc, NULL));
-    bson_destroy(list);
-    bson_destroy(filter);
-    return err;
-}
-
 /* Adds one tick to the batch: its claim (a `ticks` document holding the run
  * record and, for a tick that runs, the job message) and the run record
  * itself: a queued run, or (job NULL) a tick that does not run, with its
  * status and reason. */
 static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const char *project_id,
-                    int64_t tick_ms, int64_t now, cv_job *job, const char *status,
+                    int64_t tick_ms, int64_t now, cv_job *job, cv_run_status status,
                     const char *reason) {
     ready_run *r;
     bson_t *doc, *claim;
@@ -334,15 +307,6 @@ static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const ch
     cv_scheduler_run_id(job_id, tick_ms, r->run_id);
     snprintf(r->job_id, sizeof(r->job_id), "%s", job_id);
     r->due_ms = tick_ms;
-    if (!(doc = bson_new()))
-        return -1;
-    BSON_APPEND_UTF8(doc, "_id", r->run_id);
-    BSON_APPEND_UTF8(doc, "job_id", job_id);
-    BSON_APPEND_UTF8(doc, "project_id", project_id);
-    BSON_APPEND_UTF8(doc, "trigger", "schedule");
-    append_time(doc, "tick_at", tick_ms);
-    append_time(doc, "created_at", tick_ms); /* the run history follows the ticks */
-    BSON_APPEND_INT32(doc, "attempt", 1);
     if (job) {
         cv_event ev;
         snprintf(job->run_id, sizeof(job->run_id), "%s", r->run_id);
@@ -357,16 +321,15 @@ static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const ch
         }
         if (!r->message || !r->event) {
             free_ready(r);
-            bson_destroy(doc);
             return -1;
         }
-        BSON_APPEND_UTF8(doc, "status", "queued");
-        BSON_APPEND_INT32(doc, "max_attempts", job->max_attempts);
-        append_time(doc, "queued_at", job->queued_at_ms);
-    } else {
-        BSON_APPEND_UTF8(doc, "status", status);
-        BSON_APPEND_UTF8(doc, "reason", reason);
-        append_time(doc, "finished_at", now);
+    }
+    doc =
+        cv_runs_tick_record(r->run_id, job_id, project_id, tick_ms, status,
+                            job ? job->max_attempts : 0, job ? job->queued_at_ms : 0, reason, now);
+    if (!doc) {
+        free_ready(r);
+        return -1;
     }
     if (!(claim = bson_new())) {
         free_ready(r);
@@ -375,9 +338,9 @@ static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const ch
     }
     BSON_APPEND_UTF8(claim, "_id", r->run_id);
     BSON_APPEND_UTF8(claim, "job_id", job_id);
-    append_time(claim, "tick_at", tick_ms);
+    cv_mongo_append_time(claim, "tick_at", tick_ms);
     BSON_APPEND_INT64(claim, "tick_ms", tick_ms);
-    append_time(claim, "claimed_at", now);
+    cv_mongo_append_time(claim, "claimed_at", now);
     BSON_APPEND_UTF8(claim, "claimer", s->instance);
     BSON_APPEND_DOCUMENT(claim, "record", doc);
     if (r->message)
@@ -406,7 +369,7 @@ static void stop_schedule(cv_scheduler *s, sched_entry *e, const char *reason) {
 
     cv_log_warn("job %s: %s; the schedule is stopped until it is set again", e->job_id, reason);
     e->cursor_ms = -1;
-    e->end_written = cv_mongo_update(s->mongo, "jobs", filter, update, false, NULL, why,
+    e->end_written = cv_mongo_update(s->mongo, CV_COLL_JOBS, filter, update, false, NULL, why,
                                      sizeof(why)) == CV_OK; /* else write_ends() ends it */
     bson_destroy(filter);
     bson_destroy(update);
@@ -468,7 +431,8 @@ static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
     }
 
     if (!ahead) {
-        if (active_run(s, job_id, active, sizeof(active), why, sizeof(why)) != CV_OK) {
+        if (cv_runs_active_of_job(s->mongo, job_id, active, sizeof(active), why, sizeof(why)) !=
+            CV_OK) {
             cv_log_warn("job %s: %s", job_id, why);
             goto out;
         }
@@ -501,9 +465,9 @@ static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
                 snprintf(reason, sizeof(reason), "%s (run %s)", skip_reason, active);
             else
                 snprintf(reason, sizeof(reason), "%s", skip_reason);
-            rc = add_tick(s, b, job_id, project_id, ticks[i], now, NULL, "skipped", reason);
+            rc = add_tick(s, b, job_id, project_id, ticks[i], now, NULL, CV_RUN_SKIPPED, reason);
         } else if (run[i]) {
-            rc = add_tick(s, b, job_id, project_id, ticks[i], now, &job, NULL, NULL);
+            rc = add_tick(s, b, job_id, project_id, ticks[i], now, &job, CV_RUN_QUEUED, NULL);
         } else {
             char stand_in[CV_ID_LEN] = "";
             for (int j = n - 1; j > i && !stand_in[0]; j--)
@@ -516,7 +480,7 @@ static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
             else
                 snprintf(reason, sizeof(reason), "misfire policy %s: the tick passed unhandled",
                          sched.misfire);
-            rc = add_tick(s, b, job_id, project_id, ticks[i], now, NULL, "missed", reason);
+            rc = add_tick(s, b, job_id, project_id, ticks[i], now, NULL, CV_RUN_MISSED, reason);
         }
         if (rc != 0) {
             cv_log_error("job %s: out of memory planning ticks", job_id);
@@ -543,20 +507,6 @@ static void batch_free(scan_batch *b) {
         bson_destroy(b->projects[i]);
     free(b->docs);
     free(b->runs);
-}
-
-/* Inserts run records; one that exists already (another scheduler's, or
- * one written before a crash) is left as it is. */
-static cv_err insert_records(cv_scheduler *s, const bson_t **records, size_t n, char *errbuf,
-                             size_t errlen) {
-    bool *dup = calloc(n ? n : 1, sizeof(*dup));
-    cv_err err;
-
-    if (!dup)
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    err = cv_mongo_insert_many(s->mongo, CV_COLL_RUNS, records, n, dup, errbuf, errlen);
-    free(dup);
-    return err;
 }
 
 /* Iterates over the documents of a cv_mongo_find() answer. */
@@ -624,7 +574,7 @@ static cv_err load_schedules(cv_scheduler *s, char *errbuf, size_t errlen) {
     cv_err err;
 
     filter = BCON_NEW("schedule.next_run_at", "{", "$ne", BCON_NULL, "}");
-    err = cv_mongo_find(s->mongo, "jobs", filter, NULL, 0, &list, errbuf, errlen);
+    err = cv_mongo_find(s->mongo, CV_COLL_JOBS, filter, NULL, 0, &list, errbuf, errlen);
     bson_destroy(filter);
     if (err)
         return err;
@@ -712,7 +662,7 @@ static cv_err scan(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
         else
             records[nrecords++] = b.docs[i];
     }
-    if ((err = insert_records(s, records, nrecords, errbuf, errlen)))
+    if ((err = cv_runs_insert_records(s->mongo, records, nrecords, errbuf, errlen)))
         goto out; /* the claims stand; a scheduler finishing dead ones would send them */
     for (size_t i = 0; i < b.n; i++) {
         ready_run *r = &b.runs[i];
@@ -758,9 +708,9 @@ static cv_err write_ends(cv_scheduler *s, char *errbuf, size_t errlen) {
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_NULL(&set, "schedule.next_run_at");
     if (e->last_tick_ms >= 0)
-        append_time(&set, "schedule.last_tick_at", e->last_tick_ms);
+        cv_mongo_append_time(&set, "schedule.last_tick_at", e->last_tick_ms);
     bson_append_document_end(update, &set);
-    err = cv_mongo_update(s->mongo, "jobs", filter, update, false, NULL, errbuf, errlen);
+    err = cv_mongo_update(s->mongo, CV_COLL_JOBS, filter, update, false, NULL, errbuf, errlen);
     if (!err)
         e->end_written = true;
     bson_destroy(filter);
@@ -825,13 +775,6 @@ out:
 }
 
 /* ---- maintenance ------------------------------------------------------------------ */
-
-static int doc_int(const bson_t *doc, const char *key, int def) {
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it))
-        return (int)bson_iter_as_int64(&it);
-    return def;
-}
 
 /* Records this scheduler's heartbeat and, every CURSORS_EVERY_MS, its
  * cursors: one small document however many schedules there are, where a
@@ -904,7 +847,7 @@ static cv_err recover(cv_scheduler *s, const char *dead, int64_t beat_ms, char *
     }
     if (n > 0)
         cv_log_warn("scheduler %s stopped; sending its %zu latest claimed ticks again", dead, n);
-    if ((err = insert_records(s, recs, nrecs, errbuf, errlen)))
+    if ((err = cv_runs_insert_records(s->mongo, recs, nrecs, errbuf, errlen)))
         goto out;
     err = cv_kafka_produce_batch(s->producer, CV_TOPIC_JOBS, msgs, nmsgs, PUBLISH_TIMEOUT_MS,
                                  errbuf, errlen);
@@ -974,7 +917,6 @@ static cv_err send_retry(cv_scheduler *s, const char *run_id, const char *messag
     cv_job job;
     cv_verr verr;
     char *next;
-    bson_t *filter, *update;
     cv_err err = cv_job_decode(message, strlen(message), &job, &verr);
 
     if (err)
@@ -992,27 +934,7 @@ static cv_err send_retry(cv_scheduler *s, const char *run_id, const char *messag
     cv_job_release(&job);
     if (err)
         return err;
-    filter = BCON_NEW("_id", BCON_UTF8(run_id), "attempt", BCON_INT32(attempt - 1), "state",
-                      BCON_UTF8("retrying"));
-    update = BCON_NEW("$set", "{", "retry_sent", BCON_BOOL(true), "}");
-    err = cv_mongo_update(s->mongo, CV_COLL_LEASES, filter, update, false, NULL, errbuf, errlen);
-    bson_destroy(filter);
-    bson_destroy(update);
-    return err;
-}
-
-/* The status of a run's record, "" when there is none. */
-static void run_status(cv_scheduler *s, const char *run_id, char *out, size_t len) {
-    bson_t *doc = NULL;
-    char why[256];
-    const char *status;
-
-    out[0] = '\0';
-    if (cv_mongo_find_id(s->mongo, CV_COLL_RUNS, run_id, &doc, why, sizeof(why)) != CV_OK)
-        return;
-    status = cv_mongo_doc_str(doc, "status");
-    snprintf(out, len, "%s", status ? status : "");
-    bson_destroy(doc);
+    return cv_lease_retry_sent(s->mongo, run_id, attempt, errbuf, errlen);
 }
 
 /* Takes one expired lease back from its worker: closes it if the run ended
@@ -1023,39 +945,26 @@ static void expire_lease(cv_scheduler *s, const bson_t *lease, int64_t now) {
     const char *expired = cv_mongo_doc_str(lease, "expires_at");
     const char *worker = cv_mongo_doc_str(lease, "worker");
     const char *msg = cv_mongo_doc_str(lease, "message");
-    int attempt = doc_int(lease, "attempt", 1), max = doc_int(lease, "max_attempts", 1);
-    int backoff = doc_int(lease, "backoff_seconds", 60);
-    char why[512], reason[512], status[32];
-    bool ended, retry;
-    int64_t due = 0, matched = 0;
-    bson_t *filter, *update, set;
+    int attempt = (int)cv_mongo_doc_int(lease, "attempt", 1);
+    int max = (int)cv_mongo_doc_int(lease, "max_attempts", 1);
+    int backoff = (int)cv_mongo_doc_int(lease, "backoff_seconds", 60);
+    char why[512], reason[512];
+    cv_run_status status = CV_RUN_NONE;
+    bool ended, retry, taken = false;
+    int64_t due = 0;
     cv_event ev;
 
     if (!id || !expired)
         return;
-    run_status(s, id, status, sizeof(status));
-    ended = cv_runs_status_is_final(status);
+    if (cv_runs_status(s->mongo, id, &status, why, sizeof(why)) == CV_ERR_MONGO)
+        return; /* the next sweep looks again */
+    ended = cv_run_is_final(status);
     retry = !ended && attempt < max && msg;
     if (retry)
         due = now + cv_job_retry_delay_ms(backoff, attempt + 1);
-    /* Only while the lease is still the one that ran out. */
-    filter = BCON_NEW("_id", BCON_UTF8(id), "attempt", BCON_INT32(attempt), "state",
-                      BCON_UTF8("held"), "expires_at", BCON_UTF8(expired));
-    update = bson_new();
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    BSON_APPEND_UTF8(&set, "state", retry ? "retrying" : "done");
-    if (retry) {
-        append_time(&set, "next_attempt_at", due);
-        BSON_APPEND_BOOL(&set, "retry_sent", false);
-    }
-    append_time(&set, "released_at", now);
-    bson_append_document_end(update, &set);
-    if (cv_mongo_update(s->mongo, CV_COLL_LEASES, filter, update, false, &matched, why,
-                        sizeof(why)) != CV_OK)
+    if (cv_lease_take_back(s->mongo, lease, due, now, &taken, why, sizeof(why)) != CV_OK)
         cv_log_warn("run %s: lease not expired: %s", id, why);
-    bson_destroy(filter);
-    bson_destroy(update);
-    if (matched == 0 || ended)
+    if (!taken || ended)
         return; /* renewed or handled by another scheduler meanwhile, or simply over */
 
     snprintf(reason, sizeof(reason), "no heartbeat from worker %s; its lease ran out at %s",
@@ -1079,16 +988,10 @@ static void expire_lease(cv_scheduler *s, const bson_t *lease, int64_t now) {
 }
 
 static cv_err sweep_leases(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
-    char now_text[CV_TIME_RFC3339_LEN], stale[CV_TIME_RFC3339_LEN];
-    bson_t *filter, *list = NULL, doc;
+    bson_t *list = NULL, doc;
     bson_iter_t it;
-    cv_err err;
+    cv_err err = cv_lease_find_expired(s->mongo, now - LEASE_GRACE_MS, 100, &list, errbuf, errlen);
 
-    cv_time_format(now - LEASE_GRACE_MS, now_text, sizeof(now_text));
-    filter =
-        BCON_NEW("state", BCON_UTF8("held"), "expires_at", "{", "$lt", BCON_UTF8(now_text), "}");
-    err = cv_mongo_find(s->mongo, CV_COLL_LEASES, filter, NULL, 100, &list, errbuf, errlen);
-    bson_destroy(filter);
     if (err)
         return err;
     FOR_EACH_DOC(list, it, doc)
@@ -1096,18 +999,14 @@ static cv_err sweep_leases(cv_scheduler *s, int64_t now, char *errbuf, size_t er
     bson_destroy(list);
 
     /* Retries the lease sweep decided and could not send. */
-    cv_time_format(now - UNSENT_RETRY_MS, stale, sizeof(stale));
-    filter = BCON_NEW("state", BCON_UTF8("retrying"), "retry_sent", BCON_BOOL(false), "released_at",
-                      "{", "$lt", BCON_UTF8(stale), "}");
-    err = cv_mongo_find(s->mongo, CV_COLL_LEASES, filter, NULL, 100, &list, errbuf, errlen);
-    bson_destroy(filter);
-    if (err)
+    if ((err = cv_lease_find_unsent(s->mongo, now - UNSENT_RETRY_MS, 100, &list, errbuf, errlen)))
         return err;
     FOR_EACH_DOC(list, it, doc) {
         const char *id = cv_mongo_doc_str(&doc, "_id"), *msg = cv_mongo_doc_str(&doc, "message");
         char why[512];
         if (id && msg &&
-            send_retry(s, id, msg, doc_int(&doc, "attempt", 1) + 1, now, why, sizeof(why)) != CV_OK)
+            send_retry(s, id, msg, (int)cv_mongo_doc_int(&doc, "attempt", 1) + 1, now, why,
+                       sizeof(why)) != CV_OK)
             cv_log_warn("run %s: retry not sent: %s", id, why);
     }
     bson_destroy(list);

@@ -74,12 +74,6 @@ static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,
                                           CV_EVENT_RUN_LOG,
                                           CV_EVENT_RUN_RETRYING,
                                           NULL};
-/* Final event types and the run status each one leads to. */
-static const char *const final_types[][2] = {{CV_EVENT_RUN_SUCCEEDED, "succeeded"},
-                                             {CV_EVENT_RUN_FAILED, "failed"},
-                                             {CV_EVENT_RUN_CANCELLED, "cancelled"},
-                                             {CV_EVENT_RUN_TIMED_OUT, "timed_out"}};
-
 static void copy_str(char *dst, size_t len, const char *src) {
     size_t n;
     snprintf(dst, len, "%s", src ? src : "");
@@ -654,18 +648,6 @@ void cv_event_from_job(cv_event *ev, const cv_job *job) {
     copy_str(ev->trigger, sizeof(ev->trigger), job->trigger);
     ev->tick_ms = job->tick_ms;
     ev->max_attempts = job->max_attempts;
-}
-
-int cv_event_is_terminal(const char *type) {
-    const char *status = cv_event_status(type);
-    return status && strcmp(status, "running") != 0;
-}
-
-const char *cv_event_status(const char *type) {
-    for (size_t i = 0; i < sizeof(final_types) / sizeof(final_types[0]); i++)
-        if (strcmp(type, final_types[i][0]) == 0)
-            return final_types[i][1];
-    return strcmp(type, CV_EVENT_RUN_PROGRESS) == 0 ? "running" : NULL;
 }
 
 char *cv_event_encode(const cv_event *ev) {

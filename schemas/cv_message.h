@@ -194,10 +194,6 @@ typedef struct cv_event {
     int64_t next_attempt_ms; /* run.retrying: when the next attempt is due */
 } cv_event;
 
-/* The run status a final or progress event type leads to ("succeeded",
- * "failed", "cancelled", "timed_out", "running"); NULL for other types. */
-const char *cv_event_status(const char *type);
-
 /* Sets a fresh event id, the type and the current time; clears the rest
  * (counts to -1). Returns CV_ERR_IO if no random id could be made. */
 cv_err cv_event_init(cv_event *ev, const char *type);
@@ -211,9 +207,5 @@ char *cv_event_encode(const cv_event *ev);
 
 /* Decodes and validates an event (the collector's input). */
 cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr);
-
-/* True for the final event types: run.succeeded, run.failed, run.cancelled and
- * run.timed_out. */
-int cv_event_is_terminal(const char *type);
 
 #endif

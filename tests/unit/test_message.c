@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "cv_message.h"
+#include "cv_run.h"
 #include "cv_time.h"
 
 #include <stdio.h>
@@ -412,7 +413,7 @@ static void test_event_round_trip(void **state) {
     assert_string_equal(back.error_code, "origin_fetch");
     assert_string_equal(back.error_message, "ünïcode \"quoted\"\n;{}");
     assert_memory_equal(&back, &ev, sizeof(ev)); /* and nothing else changed */
-    assert_true(cv_event_is_terminal(back.type));
+    assert_true(cv_run_is_final(cv_run_event_target(back.type)));
     free(text);
 }
 
@@ -438,7 +439,7 @@ static void test_event_round_trip_minimal(void **state) {
     assert_memory_equal(&back, &ev, sizeof(ev));
     assert_int_equal(back.rows_read, -1);
     assert_int_equal(back.attempt, 0);
-    assert_false(cv_event_is_terminal(back.type));
+    assert_int_equal(cv_run_event_target(back.type), CV_RUN_NONE); /* moves no run */
     free(text);
 }
 
@@ -514,11 +515,6 @@ static void test_event_rules(void **state) {
                                     "\"run_id\":\"" RUN "\",\"password\":\"x\"}",
                          "password", "is not a field of convutell.event.v1");
     expect_event_invalid("[]", "$", "must be a JSON object");
-    assert_true(cv_event_is_terminal("run.succeeded"));
-    assert_true(cv_event_is_terminal("run.failed"));
-    assert_false(cv_event_is_terminal("run.started"));
-    assert_false(cv_event_is_terminal("run.queued"));
-    assert_false(cv_event_is_terminal("job.rejected"));
 }
 
 /* ---- the JSON Schema files against the decoder ---------------------------- */
@@ -744,7 +740,8 @@ static void test_log_and_exit_events_round_trip(void **state) {
     assert_true(back.line_cut);
     assert_int_equal(back.exit_code, -1);
     assert_int_equal(back.lines_dropped, -1);
-    assert_null(cv_event_status(CV_EVENT_RUN_LOG)); /* a log line changes no run */
+    assert_int_equal(cv_run_event_target(CV_EVENT_RUN_LOG),
+                     CV_RUN_NONE); /* a log line changes no run */
     free(text);
 
     assert_int_equal(cv_event_init(&ev, CV_EVENT_RUN_FAILED), CV_OK);

@@ -1,0 +1,216 @@
+/*
+ * cv_lease.c - the `leases` collection: claims, renewals and releases by
+ * workers, and the scheduler's take-back of leases that ran out. Each write is
+ * one conditional update naming the state it expects (see cv_lease.h).
+ */
+#include "cv_lease.h"
+
+#include "cv_time.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Appends {key: {op: value}} for a string value. */
+static void append_op(bson_t *doc, const char *key, const char *op, const char *value) {
+    bson_t sub;
+    BSON_APPEND_DOCUMENT_BEGIN(doc, key, &sub);
+    BSON_APPEND_UTF8(&sub, op, value);
+    bson_append_document_end(doc, &sub);
+}
+
+/* After a claim that did not take: is the attempt held by a live lease (the
+ * claimant should wait) or over (the message is a duplicate)? */
+static cv_claim claim_refused(cv_mongo *m, const cv_job *job, char *holder, size_t holder_len) {
+    bson_t *doc = NULL;
+    char why[256], now[CV_TIME_RFC3339_LEN];
+    const char *state, *expires, *worker;
+    cv_claim out = CV_CLAIM_OVER;
+
+    if (cv_mongo_find_id(m, CV_COLL_LEASES, job->run_id, &doc, why, sizeof(why)) != CV_OK)
+        return CV_CLAIM_OVER;
+    cv_time_format(cv_time_now_ms(), now, sizeof(now));
+    state = cv_mongo_doc_str(doc, "state");
+    expires = cv_mongo_doc_str(doc, "expires_at");
+    worker = cv_mongo_doc_str(doc, "worker");
+    if (state && strcmp(state, "held") == 0 && expires &&
+        cv_mongo_doc_int(doc, "attempt", -1) == job->attempt && strcmp(expires, now) >= 0) {
+        snprintf(holder, holder_len, "%s (lease until %s)", worker ? worker : "?", expires);
+        out = CV_CLAIM_HELD;
+    }
+    bson_destroy(doc);
+    return out;
+}
+
+cv_err cv_lease_claim(cv_mongo *m, const cv_job *job, const char *message, const char *worker,
+                      int lease_seconds, cv_claim *claim, char *holder, size_t holder_len,
+                      char *errbuf, size_t errlen) {
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, or, clause, sub, set, on_insert;
+    char now[CV_TIME_RFC3339_LEN];
+    int64_t now_ms = cv_time_now_ms();
+    cv_err err;
+
+    *claim = CV_CLAIM_OVER;
+    holder[0] = '\0';
+    cv_time_format(now_ms, now, sizeof(now));
+    BSON_APPEND_UTF8(&filter, "_id", job->run_id);
+    /* An earlier attempt of a run that did not end (it ended in a retry, or
+     * its worker died after sending the retry), or this attempt held by a
+     * worker whose lease ran out (a redelivery after that worker died). */
+    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &clause);
+    BSON_APPEND_DOCUMENT_BEGIN(&clause, "attempt", &sub);
+    BSON_APPEND_INT32(&sub, "$lt", job->attempt);
+    bson_append_document_end(&clause, &sub);
+    append_op(&clause, "state", "$ne", "done");
+    bson_append_document_end(& or, &clause);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &clause);
+    BSON_APPEND_INT32(&clause, "attempt", job->attempt);
+    BSON_APPEND_UTF8(&clause, "state", "held");
+    append_op(&clause, "expires_at", "$lt", now);
+    bson_append_document_end(& or, &clause);
+    bson_append_array_end(&filter, & or);
+
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "state", "held");
+    BSON_APPEND_INT32(&set, "attempt", job->attempt);
+    BSON_APPEND_UTF8(&set, "worker", worker);
+    cv_mongo_append_time(&set, "claimed_at", now_ms);
+    cv_mongo_append_time(&set, "heartbeat_at", now_ms);
+    cv_mongo_append_time(&set, "expires_at", now_ms + (int64_t)lease_seconds * 1000);
+    BSON_APPEND_UTF8(&set, "message", message); /* what an expired lease is retried with */
+    bson_append_document_end(&update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &on_insert);
+    BSON_APPEND_UTF8(&on_insert, "job_id", job->job_id);
+    BSON_APPEND_UTF8(&on_insert, "project_id", job->project_id);
+    BSON_APPEND_INT32(&on_insert, "max_attempts", job->max_attempts > 0 ? job->max_attempts : 1);
+    BSON_APPEND_INT32(&on_insert, "backoff_seconds",
+                      job->backoff_seconds > 0 ? job->backoff_seconds : 60);
+    bson_append_document_end(&update, &on_insert);
+
+    /* The first attempt inserts the lease; a lease the filter excluded (the
+     * run ended, or its attempt is held or later) makes that insert collide. */
+    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, true, NULL, errbuf, errlen);
+    if (err == CV_ERR_CONFLICT) {
+        err = CV_OK;
+        *claim = claim_refused(m, job, holder, holder_len);
+    } else if (!err) {
+        *claim = CV_CLAIM_TAKEN;
+    }
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    return err;
+}
+
+/* Filter of the lease `worker` holds on attempt `attempt` of the run. */
+static void held_by(bson_t *filter, const char *run_id, int attempt, const char *worker) {
+    BSON_APPEND_UTF8(filter, "_id", run_id);
+    BSON_APPEND_INT32(filter, "attempt", attempt);
+    BSON_APPEND_UTF8(filter, "state", "held");
+    BSON_APPEND_UTF8(filter, "worker", worker);
+}
+
+cv_err cv_lease_renew(cv_mongo *m, const char *run_id, int attempt, const char *worker,
+                      int64_t lease_ms, bool *held, char *errbuf, size_t errlen) {
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+    int64_t now = cv_time_now_ms(), matched = 0;
+    cv_err err;
+
+    held_by(&filter, run_id, attempt, worker);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    cv_mongo_append_time(&set, "heartbeat_at", now);
+    cv_mongo_append_time(&set, "expires_at", now + lease_ms);
+    bson_append_document_end(&update, &set);
+    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, false, &matched, errbuf, errlen);
+    *held = !err && matched > 0;
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    return err;
+}
+
+/* Appends the $set of an ended lease: "retrying" with the next attempt due at
+ * retry_at_ms (sent says whether it is on the retry topic), or "done". */
+static void append_end(bson_t *update, int64_t retry_at_ms, bool sent, int64_t now_ms) {
+    bson_t set;
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "state", retry_at_ms ? "retrying" : "done");
+    if (retry_at_ms) {
+        cv_mongo_append_time(&set, "next_attempt_at", retry_at_ms);
+        BSON_APPEND_BOOL(&set, "retry_sent", sent);
+    }
+    cv_mongo_append_time(&set, "released_at", now_ms);
+    bson_append_document_end(update, &set);
+}
+
+cv_err cv_lease_release(cv_mongo *m, const char *run_id, int attempt, const char *worker,
+                        int64_t retry_at_ms, char *errbuf, size_t errlen) {
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
+    cv_err err;
+
+    held_by(&filter, run_id, attempt, worker);
+    append_end(&update, retry_at_ms, true, cv_time_now_ms());
+    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, false, NULL, errbuf, errlen);
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    return err;
+}
+
+cv_err cv_lease_find_expired(cv_mongo *m, int64_t before_ms, int64_t limit, bson_t **out,
+                             char *errbuf, size_t errlen) {
+    char before[CV_TIME_RFC3339_LEN];
+    bson_t *filter;
+    cv_err err;
+
+    cv_time_format(before_ms, before, sizeof(before));
+    filter = BCON_NEW("state", BCON_UTF8("held"), "expires_at", "{", "$lt", BCON_UTF8(before), "}");
+    err = cv_mongo_find(m, CV_COLL_LEASES, filter, NULL, limit, out, errbuf, errlen);
+    bson_destroy(filter);
+    return err;
+}
+
+cv_err cv_lease_find_unsent(cv_mongo *m, int64_t before_ms, int64_t limit, bson_t **out,
+                            char *errbuf, size_t errlen) {
+    char before[CV_TIME_RFC3339_LEN];
+    bson_t *filter;
+    cv_err err;
+
+    cv_time_format(before_ms, before, sizeof(before));
+    filter = BCON_NEW("state", BCON_UTF8("retrying"), "retry_sent", BCON_BOOL(false), "released_at",
+                      "{", "$lt", BCON_UTF8(before), "}");
+    err = cv_mongo_find(m, CV_COLL_LEASES, filter, NULL, limit, out, errbuf, errlen);
+    bson_destroy(filter);
+    return err;
+}
+
+cv_err cv_lease_take_back(cv_mongo *m, const bson_t *lease, int64_t retry_at_ms, int64_t now_ms,
+                          bool *taken, char *errbuf, size_t errlen) {
+    const char *id = cv_mongo_doc_str(lease, "_id");
+    const char *expired = cv_mongo_doc_str(lease, "expires_at");
+    bson_t *filter, update = BSON_INITIALIZER;
+    int64_t matched = 0;
+    cv_err err;
+
+    *taken = false;
+    if (!id || !expired)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "lease without _id or expires_at");
+    /* Only while the lease is still the one that ran out. */
+    filter = BCON_NEW("_id", BCON_UTF8(id), "attempt",
+                      BCON_INT32((int32_t)cv_mongo_doc_int(lease, "attempt", 1)), "state",
+                      BCON_UTF8("held"), "expires_at", BCON_UTF8(expired));
+    append_end(&update, retry_at_ms, false, now_ms);
+    err = cv_mongo_update(m, CV_COLL_LEASES, filter, &update, false, &matched, errbuf, errlen);
+    *taken = !err && matched > 0;
+    bson_destroy(filter);
+    bson_destroy(&update);
+    return err;
+}
+
+cv_err cv_lease_retry_sent(cv_mongo *m, const char *run_id, int attempt, char *errbuf,
+                           size_t errlen) {
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(run_id), "attempt", BCON_INT32(attempt - 1), "state",
+                              BCON_UTF8("retrying"));
+    bson_t *update = BCON_NEW("$set", "{", "retry_sent", BCON_BOOL(true), "}");
+    cv_err err = cv_mongo_update(m, CV_COLL_LEASES, filter, update, false, NULL, errbuf, errlen);
+    bson_destroy(filter);
+    bson_destroy(update);
+    return err;
+}

@@ -1,0 +1,84 @@
+/*
+ * cv_lease.h - who holds which attempt of a run: the `leases` collection, one
+ * document per run (_id = run id).
+ *
+ * Before it runs anything a worker claims the attempt (cv_lease_claim(): the
+ * document holds the attempt, the worker, an expiry time and the job message),
+ * renews the lease while it works (cv_lease_renew()) and releases it at the
+ * end (cv_lease_release()). The scheduler finds leases that ran out
+ * (cv_lease_find_expired()) and takes them back (cv_lease_take_back()), then
+ * retries or fails the run by publishing an event. Only this module writes the
+ * collection, and each write names the state it expects, so a worker and a
+ * scheduler never both win: a worker whose lease was taken back learns it at
+ * its next renewal and stops without reporting.
+ *
+ * States: "held" (a worker runs the attempt until expires_at), "retrying" (the
+ * attempt ended and the next one is due at next_attempt_at; retry_sent says
+ * whether it is on the retry topic yet) and "done".
+ *
+ * Times are RFC 3339 text (cv_mongo_append_time()). Every function may be
+ * called from any thread.
+ */
+#ifndef CV_LEASE_H
+#define CV_LEASE_H
+
+#include "cv_err.h"
+#include "cv_message.h"
+#include "cv_mongo.h"
+#include "cv_store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What a claim found. */
+typedef enum cv_claim {
+    CV_CLAIM_TAKEN, /* the attempt is the caller's: run it */
+    CV_CLAIM_HELD,  /* another worker holds it with a live lease: wait and claim again */
+    CV_CLAIM_OVER   /* the run ended or moved past this attempt: a duplicate, skip it */
+} cv_claim;
+
+/* Claims attempt job->attempt of its run for `worker` with a lease of
+ * lease_seconds, storing `message` (the job message) for retries. An attempt
+ * held by a worker whose lease ran out is taken over (a redelivery after that
+ * worker died resumes the same attempt). On CV_CLAIM_HELD, holder names the
+ * worker and its lease. */
+cv_err cv_lease_claim(cv_mongo *m, const cv_job *job, const char *message, const char *worker,
+                      int lease_seconds, cv_claim *claim, char *holder, size_t holder_len,
+                      char *errbuf, size_t errlen);
+
+/* Extends the lease of the attempt `worker` holds to now + lease_ms. *held is
+ * false when the attempt was taken away (the lease had run out): the worker
+ * must stop and report nothing. */
+cv_err cv_lease_renew(cv_mongo *m, const char *run_id, int attempt, const char *worker,
+                      int64_t lease_ms, bool *held, char *errbuf, size_t errlen);
+
+/* Ends the lease `worker` holds: "retrying" with the next attempt due at
+ * retry_at_ms (already on the retry topic), or "done" when retry_at_ms is 0. */
+cv_err cv_lease_release(cv_mongo *m, const char *run_id, int attempt, const char *worker,
+                        int64_t retry_at_ms, char *errbuf, size_t errlen);
+
+/* Up to `limit` held leases that expired before `before_ms`. On CV_OK *out is
+ * an array document (as cv_mongo_find() returns) the caller frees with
+ * bson_destroy(). */
+cv_err cv_lease_find_expired(cv_mongo *m, int64_t before_ms, int64_t limit, bson_t **out,
+                             char *errbuf, size_t errlen);
+
+/* Up to `limit` leases whose retry was decided before `before_ms` and is not
+ * on the retry topic yet; *out as for cv_lease_find_expired(). */
+cv_err cv_lease_find_unsent(cv_mongo *m, int64_t before_ms, int64_t limit, bson_t **out,
+                            char *errbuf, size_t errlen);
+
+/* Takes back the expired lease `lease` (a document cv_lease_find_expired()
+ * returned): "retrying" with the next attempt due at retry_at_ms, not sent
+ * yet, or "done" when retry_at_ms is 0. Only while it is still the lease that
+ * ran out: *taken is false when its worker renewed it or another scheduler
+ * took it first. */
+cv_err cv_lease_take_back(cv_mongo *m, const bson_t *lease, int64_t retry_at_ms, int64_t now_ms,
+                          bool *taken, char *errbuf, size_t errlen);
+
+/* Notes that attempt `attempt` of the run is on the retry topic (the lease
+ * of attempt - 1 is in state "retrying"). */
+cv_err cv_lease_retry_sent(cv_mongo *m, const char *run_id, int attempt, char *errbuf,
+                           size_t errlen);
+
+#endif

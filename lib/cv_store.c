@@ -1,0 +1,84 @@
+/*
+ * cv_store.c - the indexes behind every query the services make. Each entry
+ * names the query it serves; a query added elsewhere without its index here
+ * reads a whole collection, on MongoDB as on FerretDB, and gets slower with
+ * every run recorded.
+ */
+#include "cv_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cv_store_index indexes[] = {
+    /* GET /jobs/{id}/runs (newest first) and the scheduler's "is a run of
+     * this job still active" for forbid and queue schedules. */
+    {CV_COLL_RUNS, "job_created", "job_id:1,created_at:-1"},
+    {CV_COLL_RUNS, "job_status", "job_id:1,status:1"},
+    /* GET /runs/{id}/events, in time order. */
+    {CV_COLL_EVENTS, "run_time", "run_id:1,time:1"},
+    /* GET /projects/{id}/notifications, newest first. */
+    {CV_COLL_NOTIFICATIONS, "project_created", "project_id:1,created_at:-1"},
+    /* The scheduler's sweeps: held leases that ran out, retries not sent. */
+    {CV_COLL_LEASES, "state_expires", "state:1,expires_at:1"},
+    {CV_COLL_LEASES, "state_released", "state:1,released_at:1"},
+    /* Recovery of a dead scheduler's recent claims. */
+    {CV_COLL_TICKS, "claimer_tick", "claimer:1,tick_ms:1"},
+    /* Schedulers whose heartbeat stopped. */
+    {CV_COLL_SCHEDULERS, "beat", "beat_ms:1"},
+    /* The scheduler's load of the jobs that have a schedule. */
+    {CV_COLL_JOBS, "next_run", "schedule.next_run_at:1"},
+    /* A project's jobs. */
+    {CV_COLL_JOBS, "project", "project_id:1"},
+    {NULL, NULL, NULL},
+};
+
+const cv_store_index *cv_store_indexes(void) {
+    return indexes;
+}
+
+/* Appends the keys "a:1,b:-1" as {a: 1, b: -1}. */
+static cv_err append_keys(bson_t *key, const char *keys, char *errbuf, size_t errlen) {
+    char field[128];
+    const char *p = keys;
+
+    while (*p) {
+        const char *colon = strchr(p, ':'), *end = strchr(p, ',');
+        char *num_end;
+        long dir;
+        if (!end)
+            end = p + strlen(p);
+        if (!colon || colon > end || (size_t)(colon - p) >= sizeof(field))
+            return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "bad index keys '%s'", keys);
+        memcpy(field, p, (size_t)(colon - p));
+        field[colon - p] = '\0';
+        dir = strtol(colon + 1, &num_end, 10);
+        if (num_end != end || (dir != 1 && dir != -1))
+            return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "bad index keys '%s'", keys);
+        BSON_APPEND_INT32(key, field, (int32_t)dir);
+        p = *end ? end + 1 : end;
+    }
+    return CV_OK;
+}
+
+cv_err cv_store_prepare(cv_mongo *m, char *errbuf, size_t errlen) {
+    cv_err err = CV_OK;
+
+    /* One createIndexes per index: FerretDB 1.24 panics on a command listing
+     * two or more indexes that all exist already (its filter of existing
+     * indexes deletes from a slice by stale positions), which is exactly what
+     * every restart would send. */
+    for (size_t i = 0; !err && indexes[i].collection; i++) {
+        bson_t list = BSON_INITIALIZER, spec, key;
+        BSON_APPEND_DOCUMENT_BEGIN(&list, "0", &spec);
+        BSON_APPEND_DOCUMENT_BEGIN(&spec, "key", &key);
+        err = append_keys(&key, indexes[i].keys, errbuf, errlen);
+        bson_append_document_end(&spec, &key);
+        BSON_APPEND_UTF8(&spec, "name", indexes[i].name);
+        bson_append_document_end(&list, &spec);
+        if (!err)
+            err = cv_mongo_create_indexes(m, indexes[i].collection, &list, errbuf, errlen);
+        bson_destroy(&list);
+    }
+    return err;
+}

@@ -1,0 +1,46 @@
+/*
+ * cv_store.h - what Convutell keeps in MongoDB: the name of every collection
+ * and the indexes that serve every query the services make.
+ *
+ * Each service calls cv_store_prepare() at start-up, before it reads or
+ * writes anything, so a fresh database (or one an older version left) gets
+ * every index; createIndexes is idempotent, so any number of services may do
+ * it at once. The modules that own a collection's documents are cv_runs
+ * (runs, events, notifications), cv_lease (leases), the scheduler (ticks,
+ * schedulers) and the API (connections, projects, jobs).
+ */
+#ifndef CV_STORE_H
+#define CV_STORE_H
+
+#include "cv_err.h"
+#include "cv_mongo.h"
+
+#include <stddef.h>
+
+#define CV_COLL_CONNECTIONS "connections"
+#define CV_COLL_PROJECTS "projects"
+#define CV_COLL_JOBS "jobs"
+#define CV_COLL_RUNS "runs"
+#define CV_COLL_EVENTS "events"
+#define CV_COLL_NOTIFICATIONS "notifications"
+#define CV_COLL_LEASES "leases"
+#define CV_COLL_TICKS "ticks"           /* one document per claimed tick */
+#define CV_COLL_SCHEDULERS "schedulers" /* one heartbeat document per scheduler process */
+
+/* One index the services need: its collection, its name and its keys as
+ * "field:1,field:-1" (1 ascending, -1 descending). */
+typedef struct cv_store_index {
+    const char *collection;
+    const char *name;
+    const char *keys;
+} cv_store_index;
+
+/* The indexes cv_store_prepare() creates, ending with a zeroed entry. Static;
+ * never freed. */
+const cv_store_index *cv_store_indexes(void);
+
+/* Creates every index of cv_store_indexes(). CV_ERR_MONGO with the collection
+ * and the server's message when the store refused one. Any thread. */
+cv_err cv_store_prepare(cv_mongo *m, char *errbuf, size_t errlen);
+
+#endif
