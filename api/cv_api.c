@@ -7,6 +7,7 @@
 #include "cv_api.h"
 
 #include "cv_http.h"
+#include "cv_page.h"
 #include "cv_id.h"
 #include "cv_json.h"
 #include "cv_kafka.h"
@@ -29,7 +30,8 @@
 #include <time.h>
 
 #define PUBLISH_TIMEOUT_MS 10000
-#define RUN_HISTORY_MAX 500 /* newest runs (and notifications) listed */
+#define RUN_HISTORY_MAX 500 /* runs (and notifications) on one page, newest first */
+#define EVENTS_MAX 1000     /* events of a run on one page, oldest first */
 
 struct cv_api {
     cv_config cfg;
@@ -277,7 +279,7 @@ static void create_connection(cv_api *api, const cv_http_request *req, cv_http_r
     BSON_APPEND_UTF8(&doc, "name", name);
     BSON_APPEND_UTF8(&doc, "odbc", masked);
     BSON_APPEND_UTF8(&doc, "odbc_sealed", sealed);
-    insert_and_answer(api, "connections", "/api/v1/connections", &doc, id, res);
+    insert_and_answer(api, CV_COLL_CONNECTIONS, "/api/v1/connections", &doc, id, res);
 out:
     free(masked);
     free(sealed);
@@ -293,7 +295,7 @@ static bool connection_exists(cv_api *api, const char *field, const char *id,
     char why[512];
     bson_t *doc = NULL;
     cv_verr verr;
-    cv_err err = cv_mongo_find_id(api->mongo, "connections", id, &doc, why, sizeof(why));
+    cv_err err = cv_mongo_find_id(api->mongo, CV_COLL_CONNECTIONS, id, &doc, why, sizeof(why));
 
     bson_destroy(doc);
     if (err == CV_ERR_NOT_FOUND) {
@@ -351,7 +353,7 @@ static void create_project(cv_api *api, const cv_http_request *req, cv_http_resp
     if (interpreter)
         BSON_APPEND_UTF8(&doc, "python_interpreter", interpreter);
     BSON_APPEND_BOOL(&doc, "expose_connections", expose);
-    insert_and_answer(api, "projects", "/api/v1/projects", &doc, id, res);
+    insert_and_answer(api, CV_COLL_PROJECTS, "/api/v1/projects", &doc, id, res);
 out:
     bson_destroy(&doc);
     cJSON_Delete(body);
@@ -388,7 +390,7 @@ static void create_python_job(cv_api *api, const char *project_id, const cJSON *
     if (!new_job_doc(&doc, id, sizeof(id), project_id, name, "python", res))
         goto out;
     bson_concat(&doc, spec_bson);
-    insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
+    insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
 out:
     bson_destroy(&doc);
     bson_destroy(spec_bson);
@@ -427,7 +429,7 @@ static void create_sql_job(cv_api *api, const char *project_id, const cJSON *bod
         goto out;
     BSON_APPEND_UTF8(&doc, "statements", statements);
     BSON_APPEND_UTF8(&doc, "connection", connection ? connection : "destination");
-    insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
+    insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
 out:
     bson_destroy(&doc);
 }
@@ -450,7 +452,7 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     char id[CV_ID_LEN];
     const char *name, *kind, *query, *table, *transform = NULL;
     cv_load_spec load;
-    bson_t *project = load_doc(api, "projects", "project", project_id, res);
+    bson_t *project = load_doc(api, CV_COLL_PROJECTS, "project", project_id, res);
     cJSON *body = NULL;
     bson_t doc = BSON_INITIALIZER;
     cv_verr verr;
@@ -533,7 +535,7 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         }
         bson_append_array_end(&doc, &keys);
     }
-    insert_and_answer(api, "jobs", "/api/v1/jobs", &doc, id, res);
+    insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
 out:
     bson_destroy(&doc);
     bson_destroy(project);
@@ -556,7 +558,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     cv_err err;
 
     memset(&job, 0, sizeof(job));
-    job_doc = load_doc(api, "jobs", "job", job_id, res);
+    job_doc = load_doc(api, CV_COLL_JOBS, "job", job_id, res);
     if (!job_doc)
         goto out;
     if (req->body_len > 0) { /* optional: this run's retry policy */
@@ -571,7 +573,8 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
             goto out;
         }
     }
-    project = load_doc(api, "projects", "project", cv_mongo_doc_str(job_doc, "project_id"), res);
+    project =
+        load_doc(api, CV_COLL_PROJECTS, "project", cv_mongo_doc_str(job_doc, "project_id"), res);
     if (!project) {
         if (res->status == 404)
             cv_http_error(res, 409, "conflict", NULL, "the job's project no longer exists");
@@ -641,47 +644,30 @@ out:
     bson_destroy(job_doc);
 }
 
-static bool is_final_status(const char *status) {
-    static const char *const finals[] = {"succeeded", "failed", "cancelled", "timed_out", NULL};
-    for (const char *const *f = finals; status && *f; f++)
-        if (strcmp(status, *f) == 0)
-            return true;
-    return false;
-}
-
 /* Asks the worker running (or about to run) a run to stop. The worker checks
  * the request between blocks of rows, rolls the destination back and ends the
  * run as cancelled; a run still queued is cancelled when a worker picks it up. */
 static void cancel_run(cv_api *api, const char *run_id, cv_http_response *res) {
-    char why[512], now[CV_TIME_RFC3339_LEN];
+    char why[512];
     bson_t *run = load_doc(api, CV_COLL_RUNS, "run", run_id, res);
-    bson_t *filter = NULL, *update = NULL;
     const char *status;
-    int64_t matched = 0;
     cv_err err;
 
     if (!run)
         return;
-    status = cv_mongo_doc_str(run, "status");
-    if (is_final_status(status)) {
+    status = cv_mongo_doc_str(run, CV_RUN_F_STATUS);
+    if (cv_run_name_is_final(status)) {
         cv_http_error(res, 409, "run_finished", NULL, "run %s has already finished (%s)", run_id,
                       status);
         goto out;
     }
-    now_text(now, sizeof(now));
-    filter =
-        BCON_NEW("_id", BCON_UTF8(run_id), "status", "{", "$nin", "[", BCON_UTF8("succeeded"),
-                 BCON_UTF8("failed"), BCON_UTF8("cancelled"), BCON_UTF8("timed_out"), "]", "}");
-    update = BCON_NEW("$set", "{", "cancel_requested", BCON_BOOL(true), "cancel_requested_at",
-                      BCON_UTF8(now), "}");
-    err = cv_mongo_update(api->mongo, CV_COLL_RUNS, filter, update, false, &matched, why,
-                          sizeof(why));
-    if (err) {
-        internal_error(res, err, why);
+    err = cv_runs_request_cancel(api->mongo, run_id, why, sizeof(why));
+    if (err == CV_ERR_CONFLICT) {
+        cv_http_error(res, 409, "run_finished", NULL, "run %s finished meanwhile", run_id);
         goto out;
     }
-    if (matched == 0) {
-        cv_http_error(res, 409, "run_finished", NULL, "run %s finished meanwhile", run_id);
+    if (err) {
+        internal_error(res, err, why);
         goto out;
     }
     cv_log_info("run %s: cancel requested", run_id);
@@ -691,29 +677,33 @@ static void cancel_run(cv_api *api, const char *run_id, cv_http_response *res) {
     cJSON_AddStringToObject(res->body, "status", status ? status : "queued");
     cJSON_AddBoolToObject(res->body, "cancel_requested", 1);
 out:
-    bson_destroy(update);
-    bson_destroy(filter);
     bson_destroy(run);
 }
 
-/* Answers {key: [...]} with the documents of `collection` whose `field` is
- * the id of the existing `parent` document, ordered by `order` (ascending
- * when dir is 1, newest first when -1), at most `limit`. */
-static void list_children(cv_api *api, const char *parent_coll, const char *parent, const char *id,
-                          const char *collection, const char *field, const char *order, int dir,
-                          int64_t limit, const char *key, cv_http_response *res) {
-    char why[512];
-    bson_t *doc = load_doc(api, parent_coll, parent, id, res);
-    bson_t *filter = NULL, *sort = NULL, *docs = NULL;
+/* Answers {key: [...], next} with one page (cv_page) of the documents of
+ * `collection` whose `field` is the id of the existing `parent` document,
+ * ordered by `order` (ascending when dir is 1, newest first when -1), at most
+ * `max` a page; `next` is the cursor of the following page or null. */
+static void list_children(cv_api *api, const cv_http_request *req, const char *parent_coll,
+                          const char *parent, const char *id, const char *collection,
+                          const char *field, const char *order, int dir, int64_t max,
+                          const char *key, cv_http_response *res) {
+    char why[512], next[CV_PAGE_CURSOR_MAX];
+    bson_t *doc = NULL, *docs = NULL;
     bson_iter_t it;
+    cv_page page;
+    cv_verr verr;
     cJSON *list;
     cv_err err;
 
-    if (!doc)
+    if (cv_page_read(req, max, &page, &verr)) {
+        field_error(res, &verr);
         return;
-    filter = BCON_NEW(field, BCON_UTF8(id));
-    sort = BCON_NEW(order, BCON_INT32(dir));
-    err = cv_mongo_find(api->mongo, collection, filter, sort, limit, &docs, why, sizeof(why));
+    }
+    if (!(doc = load_doc(api, parent_coll, parent, id, res)))
+        return;
+    err = cv_page_find(api->mongo, collection, field, id, order, dir, &page, &docs, next,
+                       sizeof(next), why, sizeof(why));
     if (err) {
         internal_error(res, err, why);
         goto out;
@@ -725,16 +715,18 @@ static void list_children(cv_api *api, const char *parent_coll, const char *pare
         while (bson_iter_next(&it)) {
             const uint8_t *data;
             uint32_t len;
-            bson_t event;
+            bson_t item;
             bson_iter_document(&it, &len, &data);
-            if (bson_init_static(&event, data, len))
-                cJSON_AddItemToArray(list, doc_to_json(&event));
+            if (bson_init_static(&item, data, len))
+                cJSON_AddItemToArray(list, doc_to_json(&item));
         }
     }
+    if (next[0])
+        cJSON_AddStringToObject(res->body, "next", next);
+    else
+        cJSON_AddNullToObject(res->body, "next");
 out:
     bson_destroy(docs);
-    bson_destroy(sort);
-    bson_destroy(filter);
     bson_destroy(doc);
 }
 
@@ -817,7 +809,7 @@ static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *
 static void put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
                          cv_http_response *res) {
     char why[512], anchor[CV_TIME_RFC3339_LEN], next[CV_TIME_RFC3339_LEN], version[CV_ID_LEN] = "";
-    bson_t *job = load_doc(api, "jobs", "job", job_id, res), *stored = NULL;
+    bson_t *job = load_doc(api, CV_COLL_JOBS, "job", job_id, res), *stored = NULL;
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
     cJSON *body = NULL, *answer = NULL;
     char *text = NULL;
@@ -887,7 +879,8 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
         BSON_APPEND_DOCUMENT(&update, "$set", &set);
         bson_destroy(&set);
     }
-    if (cv_mongo_update(api->mongo, "jobs", &filter, &update, false, NULL, why, sizeof(why))) {
+    if (cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why,
+                        sizeof(why))) {
         internal_error(res, CV_ERR_MONGO, why);
         goto out;
     }
@@ -909,7 +902,7 @@ out:
 
 /* GET /jobs/{id}/schedule: the stored schedule and its next five fire times. */
 static void get_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
-    bson_t *job = load_doc(api, "jobs", "job", job_id, res);
+    bson_t *job = load_doc(api, CV_COLL_JOBS, "job", job_id, res);
     cv_schedule sched;
     int64_t anchor_ms = 0;
     char anchor[CV_TIME_RFC3339_LEN];
@@ -929,7 +922,7 @@ out:
 
 /* DELETE /jobs/{id}/schedule */
 static void delete_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
-    bson_t *job = load_doc(api, "jobs", "job", job_id, res);
+    bson_t *job = load_doc(api, CV_COLL_JOBS, "job", job_id, res);
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, unset;
     cv_schedule sched;
     int64_t anchor_ms;
@@ -941,7 +934,8 @@ static void delete_schedule(cv_api *api, const char *job_id, cv_http_response *r
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
     BSON_APPEND_UTF8(&unset, "schedule", "");
     bson_append_document_end(&update, &unset);
-    if (cv_mongo_update(api->mongo, "jobs", &filter, &update, false, NULL, why, sizeof(why))) {
+    if (cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why,
+                        sizeof(why))) {
         internal_error(res, CV_ERR_MONGO, why);
         goto out;
     }
@@ -1009,19 +1003,19 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         allowed = "POST";
     } else if (n == 4 && strcmp(s[2], "connections") == 0) {
         if (get) {
-            get_one(api, "connections", "connection", s[3], res);
+            get_one(api, CV_COLL_CONNECTIONS, "connection", s[3], res);
             return;
         }
         allowed = "GET";
     } else if (n == 4 && strcmp(s[2], "projects") == 0) {
         if (get) {
-            get_one(api, "projects", "project", s[3], res);
+            get_one(api, CV_COLL_PROJECTS, "project", s[3], res);
             return;
         }
         allowed = "GET";
     } else if (n == 4 && strcmp(s[2], "jobs") == 0) {
         if (get) {
-            get_one(api, "jobs", "job", s[3], res);
+            get_one(api, CV_COLL_JOBS, "job", s[3], res);
             return;
         }
         allowed = "GET";
@@ -1043,15 +1037,15 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
             return;
         }
         if (get) { /* the run history: every run and every tick that did not run */
-            list_children(api, "jobs", "job", s[3], CV_COLL_RUNS, "job_id", "created_at", -1,
-                          RUN_HISTORY_MAX, "runs", res);
+            list_children(api, req, CV_COLL_JOBS, "job", s[3], CV_COLL_RUNS, CV_RUN_F_JOB,
+                          CV_RUN_F_CREATED, -1, RUN_HISTORY_MAX, "runs", res);
             return;
         }
         allowed = "GET, POST";
     } else if (n == 5 && strcmp(s[2], "projects") == 0 && strcmp(s[4], "notifications") == 0) {
         if (get) {
-            list_children(api, "projects", "project", s[3], CV_COLL_NOTIFICATIONS, "project_id",
-                          "created_at", -1, RUN_HISTORY_MAX, "notifications", res);
+            list_children(api, req, CV_COLL_PROJECTS, "project", s[3], CV_COLL_NOTIFICATIONS,
+                          "project_id", "created_at", -1, RUN_HISTORY_MAX, "notifications", res);
             return;
         }
         allowed = "GET";
@@ -1077,8 +1071,8 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         allowed = "GET, PUT, DELETE";
     } else if (n == 5 && strcmp(s[2], "runs") == 0 && strcmp(s[4], "events") == 0) {
         if (get) {
-            list_children(api, CV_COLL_RUNS, "run", s[3], CV_COLL_EVENTS, "run_id", "time", 1, 1000,
-                          "events", res);
+            list_children(api, req, CV_COLL_RUNS, "run", s[3], CV_COLL_EVENTS, "run_id", "time", 1,
+                          EVENTS_MAX, "events", res);
             return;
         }
         allowed = "GET";

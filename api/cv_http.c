@@ -142,11 +142,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req.path = url;
     req.body = st->body ? st->body : "";
     req.body_len = st->len;
+    req.conn = conn;
     res.status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     s->handler(s->ctx, &req, &res);
     ret = send_response(conn, &res);
     cJSON_Delete(res.body);
     return ret;
+}
+
+const char *cv_http_arg(const cv_http_request *req, const char *name) {
+    const char *value;
+    if (!req->conn)
+        return NULL;
+    value = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!value && MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name,
+                                                strlen(name), NULL, NULL) == MHD_YES)
+        return "";
+    return value;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -22,6 +22,7 @@ typedef struct cv_http_request {
     const char *path; /* without the query string */
     const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
+    void *conn; /* the server's connection, for cv_http_arg(); NULL in unit tests */
 } cv_http_request;
 
 typedef struct cv_http_response {
@@ -39,6 +40,11 @@ cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads,
 
 /* Stops accepting, waits for handlers in progress and frees. Accepts NULL. */
 void cv_http_server_destroy(cv_http_server *s);
+
+/* The value of query argument `name` (percent-decoding done), borrowed from
+ * the request until the handler returns; NULL when the query lacks it. An
+ * argument given without a value ("?after") reads as "". */
+const char *cv_http_arg(const cv_http_request *req, const char *name);
 
 /* Sets res to an error answer: {"error": {"code", "message", "field"?}}.
  * `field` may be NULL. The message is formatted printf-style. */

@@ -11,14 +11,15 @@
 #include <string.h>
 
 static const cv_store_index indexes[] = {
-    /* GET /jobs/{id}/runs (newest first) and the scheduler's "is a run of
+    /* Pages of lists (cv_page) end their keys with _id, the tie-breaker.
+     * GET /jobs/{id}/runs (newest first) and the scheduler's "is a run of
      * this job still active" for forbid and queue schedules. */
-    {CV_COLL_RUNS, "job_created", "job_id:1,created_at:-1"},
+    {CV_COLL_RUNS, "job_created", "job_id:1,created_at:-1,_id:-1"},
     {CV_COLL_RUNS, "job_status", "job_id:1,status:1"},
     /* GET /runs/{id}/events, in time order. */
-    {CV_COLL_EVENTS, "run_time", "run_id:1,time:1"},
+    {CV_COLL_EVENTS, "run_time", "run_id:1,time:1,_id:1"},
     /* GET /projects/{id}/notifications, newest first. */
-    {CV_COLL_NOTIFICATIONS, "project_created", "project_id:1,created_at:-1"},
+    {CV_COLL_NOTIFICATIONS, "project_created", "project_id:1,created_at:-1,_id:-1"},
     /* The scheduler's sweeps: held leases that ran out, retries not sent. */
     {CV_COLL_LEASES, "state_expires", "state:1,expires_at:1"},
     {CV_COLL_LEASES, "state_released", "state:1,released_at:1"},

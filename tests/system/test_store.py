@@ -12,11 +12,11 @@ from conftest import MONGO_URI, Services
 # a query added without its index, or an index dropped, fails here.
 EXPECTED = {
     "runs": {"_id_": [("_id", 1)],
-             "job_created": [("job_id", 1), ("created_at", -1)],
+             "job_created": [("job_id", 1), ("created_at", -1), ("_id", -1)],
              "job_status": [("job_id", 1), ("status", 1)]},
-    "events": {"_id_": [("_id", 1)], "run_time": [("run_id", 1), ("time", 1)]},
+    "events": {"_id_": [("_id", 1)], "run_time": [("run_id", 1), ("time", 1), ("_id", 1)]},
     "notifications": {"_id_": [("_id", 1)],
-                      "project_created": [("project_id", 1), ("created_at", -1)]},
+                      "project_created": [("project_id", 1), ("created_at", -1), ("_id", -1)]},
     "leases": {"_id_": [("_id", 1)],
                "state_expires": [("state", 1), ("expires_at", 1)],
                "state_released": [("state", 1), ("released_at", 1)]},
@@ -59,3 +59,107 @@ def test_each_service_creates_every_index_at_start(tmp_path):
     finally:
         client.close()
 
+
+def test_a_tick_that_never_ran_cannot_be_cancelled(api, mongo_db):
+    # The API once kept its own list of final statuses without missed and
+    # skipped, and accepted a cancel of a tick that had not run.
+    for status in ("missed", "skipped"):
+        run_id = str(uuid.uuid4())
+        mongo_db.runs.insert_one({"_id": run_id, "job_id": str(uuid.uuid4()),
+                                  "status": status, "attempt": 1,
+                                  "created_at": "2026-12-01T00:00:00.000Z"})
+        code, body, _ = api.post(f"/api/v1/runs/{run_id}/cancel")
+        assert (code, body) == (409, {"error": {
+            "code": "run_finished", "message": f"run {run_id} has already finished ({status})"}})
+        assert "cancel_requested" not in mongo_db.runs.find_one({"_id": run_id})
+
+
+def make_job(api):
+    conn = api.create("/api/v1/connections", {"name": "c", "odbc": "Driver=SQLite3;Database=:memory:"})
+    project = api.create("/api/v1/projects", {
+        "name": "pages", "origin_connection_id": conn["id"],
+        "destination_connection_id": conn["id"], "active": True})
+    return api.create(f"/api/v1/projects/{project['id']}/jobs", {
+        "name": "j", "kind": "sql_transfer", "query": "SELECT 1", "destination_table": "t"})
+
+
+def read_pages(api, path, limit):
+    items, cursor, pages = [], None, 0
+    while True:
+        query = f"?limit={limit}" + (f"&after={cursor}" if cursor else "")
+        code, body, _ = api.get(path + query)
+        assert code == 200, body
+        key = next(k for k in body if k != "next")
+        assert len(body[key]) <= limit
+        items += body[key]
+        pages += 1
+        cursor = body["next"]
+        if cursor is None:
+            return items, pages
+        assert len(body[key]) == limit
+
+
+def test_run_history_pages_by_cursor(api, mongo_db):
+    job = make_job(api)
+    # 11 runs, four of them sharing a creation time: _id breaks the tie.
+    times = ["2026-12-01T00:00:0%d.000Z" % (i % 7) for i in range(11)]
+    runs = [{"_id": str(uuid.uuid4()), "job_id": job["id"], "status": "succeeded",
+             "attempt": 1, "created_at": t} for t in times]
+    mongo_db.runs.insert_many(runs)
+    newest_first = sorted(runs, key=lambda r: (r["created_at"], r["_id"]), reverse=True)
+    path = f"/api/v1/jobs/{job['id']}/runs"
+
+    code, body, _ = api.get(path)
+    assert code == 200 and body["next"] is None
+    assert [r["id"] for r in body["runs"]] == [r["_id"] for r in newest_first]
+    for limit, want_pages in ((3, 4), (1, 11), (11, 1), (10, 2)):
+        items, pages = read_pages(api, path, limit)
+        assert [r["id"] for r in items] == [r["_id"] for r in newest_first], limit
+        assert pages == want_pages
+
+    # A run recorded between two pages is neither repeated nor skipped by the
+    # pages after it: it is newer than the cursor, so it belongs to page one.
+    code, first, _ = api.get(path + "?limit=4")
+    mongo_db.runs.insert_one({"_id": str(uuid.uuid4()), "job_id": job["id"], "status": "queued",
+                              "attempt": 1, "created_at": "2026-12-02T00:00:00.000Z"})
+    code, second, _ = api.get(path + f"?limit=4&after={first['next']}")
+    assert [r["id"] for r in first["runs"] + second["runs"]] == \
+        [r["_id"] for r in newest_first[:8]]
+
+
+def test_event_pages_oldest_first(api, mongo_db):
+    job = make_job(api)
+    run_id = str(uuid.uuid4())
+    mongo_db.runs.insert_one({"_id": run_id, "job_id": job["id"], "status": "running",
+                              "attempt": 1, "created_at": "2026-12-01T00:00:00.000Z"})
+    events = [{"_id": str(uuid.uuid4()), "type": "run.log", "run_id": run_id,
+               "time": "2026-12-01T00:00:%02d.000Z" % (i // 2), "stream": "stdout",
+               "line": str(i)} for i in range(9)]
+    mongo_db.events.insert_many(events)
+    items, pages = read_pages(api, f"/api/v1/runs/{run_id}/events", 2)
+    assert [e["id"] for e in items] == \
+        [e["_id"] for e in sorted(events, key=lambda e: (e["time"], e["_id"]))]
+    assert pages == 5
+
+
+def test_bad_page_arguments_are_422(api):
+    job = make_job(api)
+    path = f"/api/v1/jobs/{job['id']}/runs"
+    for query, field, message in (
+            ("?limit=0", "limit", "limit: must be a whole number from 1 to 500"),
+            ("?limit=501", "limit", "limit: must be a whole number from 1 to 500"),
+            ("?limit=ten", "limit", "limit: must be a whole number from 1 to 500"),
+            ("?limit=", "limit", "limit: must be a whole number from 1 to 500"),
+            ("?after=yesterday", "after",
+             "after: is not a cursor of this list (pass back the 'next' of a page)"),
+            ("?after=2026-12-01T00:00:00.000Z_", "after",
+             "after: is not a cursor of this list (pass back the 'next' of a page)"),
+            ("?after=2026-13-01T00:00:00.000Z_abc", "after",
+             "after: is not a cursor of this list (pass back the 'next' of a page)"),
+            ("?after=2026-12-01T00:00:00.000Z_a%22b", "after",
+             "after: is not a cursor of this list (pass back the 'next' of a page)")):
+        code, body, _ = api.get(path + query)
+        assert (code, body) == (422, {"error": {"code": "invalid_field", "field": field,
+                                                "message": message}}), query
+    code, body, _ = api.get(f"/api/v1/runs/{uuid.uuid4()}/events?limit=1001")
+    assert (code, body["error"]["message"]) == (422, "limit: must be a whole number from 1 to 1000")
