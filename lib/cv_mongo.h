@@ -7,10 +7,13 @@
  * and a duplicate _id as CV_ERR_CONFLICT (callers that write idempotently treat
  * that as "already done").
  *
- * FerretDB 1.x on SQLite (the test and dev stack): an update, a delete or a
- * range query reads the whole collection, while inserts and finds by _id do
- * not; and one update command of about 95 statements or more deadlocks it (one
- * pooled SQLite connection held per statement). Hot paths insert.
+ * FerretDB 1.24 on PostgreSQL (the test and dev stack, see scripts/store.sql):
+ * top-level equalities are pushed down to PostgreSQL and served by GIN indexes
+ * (about 1 ms for a find by _id, 2 ms for an update, flat with size); sort and
+ * limit are applied by FerretDB after reading every match, and $or, $in and
+ * ranges read the whole collection. An update costs four PostgreSQL round
+ * trips (select, begin, update, commit). Hot paths filter on _id or on one
+ * indexed field and keep the matches of one filter few.
  */
 #ifndef CV_MONGO_H
 #define CV_MONGO_H

@@ -1,0 +1,79 @@
+-- scripts/store.sql - the PostgreSQL side of the local stack's MongoDB-protocol
+-- store (FerretDB 1.24 with its PostgreSQL backend), applied by scripts/stack
+-- to the database convutell_store on every `up`. Idempotent.
+--
+-- FerretDB keeps each collection as a table of one jsonb column, _jsonb, named
+-- <collection>_<8 hex digits> in a schema named after the MongoDB database. It
+-- pushes a top-level equality down as `WHERE _jsonb->'field' @> '"value"'` (and
+-- everything else is filtered after a full read). The indexes its createIndexes
+-- makes are btrees on (_jsonb->'field'), which `@>` cannot use; a GIN index on
+-- the same expression can. So every table FerretDB creates gets, from the event
+-- trigger below, a GIN index on _id and on the fields the services look
+-- documents up by. Measured through pymongo at 100,000 documents: a find by _id
+-- 44 ms without, 1 ms with; an update by _id 48 ms and 2 ms; a job's runs 49 ms
+-- and 4 ms. The planner must also plan each statement with its values (FerretDB
+-- sends one prepared text for all fields, so a generic plan matches no index):
+-- plan_cache_mode = force_custom_plan is set on the database by scripts/stack.
+
+-- The fields each collection is looked up by, besides _id.
+CREATE OR REPLACE FUNCTION convutell_store_keys(collection text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE collection
+        WHEN 'runs' THEN ARRAY['job_id']
+        WHEN 'events' THEN ARRAY['run_id']
+        WHEN 'notifications' THEN ARRAY['project_id']
+        WHEN 'leases' THEN ARRAY['state']
+        WHEN 'ticks' THEN ARRAY['claimer']
+        WHEN 'jobs' THEN ARRAY['project_id']
+        ELSE ARRAY[]::text[]
+    END
+$$;
+
+-- Gives one FerretDB table its GIN indexes (a table without _jsonb is left alone).
+CREATE OR REPLACE FUNCTION convutell_store_index_table(tbl regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    rel text;
+    nsp text;
+    collection text;
+    k text;
+BEGIN
+    SELECT c.relname, n.nspname INTO rel, nsp
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = tbl AND attname = '_jsonb' AND NOT attisdropped) THEN
+        RETURN;
+    END IF;
+    collection := substring(rel FROM '^(.*)_[0-9a-f]{8}$');
+    FOREACH k IN ARRAY ARRAY['_id'] || convutell_store_keys(coalesce(collection, '')) LOOP
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin ((_jsonb->%L) jsonb_path_ops)',
+                       'cv_gin_' || left(md5(rel || '/' || k), 24), nsp, rel, k);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION convutell_store_on_create() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    obj record;
+BEGIN
+    FOR obj IN SELECT objid FROM pg_event_trigger_ddl_commands()
+                WHERE command_tag = 'CREATE TABLE' AND object_type = 'table' LOOP
+        PERFORM convutell_store_index_table(obj.objid::regclass);
+    END LOOP;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'convutell_store_index') THEN
+        CREATE EVENT TRIGGER convutell_store_index ON ddl_command_end
+            WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION convutell_store_on_create();
+    END IF;
+END
+$$;
+
+-- Tables made before the trigger existed (a store from an older stack).
+SELECT convutell_store_index_table(c.oid)
+  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = '_jsonb'
+ WHERE c.relkind = 'r';
