@@ -19,6 +19,7 @@ struct cv_kafka_producer {
 struct cv_kafka_consumer {
     rd_kafka_t *rk;
     bool paused; /* cv_kafka_consumer_pause()'s state, also for partitions assigned later */
+    atomic_bool assigned; /* a rebalance has assigned this consumer once */
 };
 
 /* Delivery state of one synchronous send; lives on the sender's stack. */
@@ -244,6 +245,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s[%d]", i ? " " : "",
                               parts->elems[i].topic, (int)parts->elems[i].partition);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        atomic_store(&c->assigned, true);
         if (parts->cnt)
             cv_log_info("kafka: partitions assigned: %s", list);
         error = rd_kafka_incremental_assign(rk, parts);
@@ -413,6 +415,13 @@ void cv_kafka_consumer_destroy(cv_kafka_consumer *c) {
     if (!c)
         return;
     rd_kafka_consumer_close(c->rk);
-    rd_kafka_destroy(c->rk);
+    /* librdkafka before 2.3 (Debian 12 has 2.0) aborts in rd_kafka_destroy()
+     * when a cooperative-sticky consumer never got its first assignment
+     * (rd_kafka_sticky_assignor_state_destroy: Assertion `assignor_state'
+     * failed; librdkafka issue 4312), as when a service is stopped while it
+     * joins its group. Such a handle is left to the process's exit: it has
+     * left the group, and owns nothing the process still needs. */
+    if (atomic_load(&c->assigned))
+        rd_kafka_destroy(c->rk);
     free(c);
 }
