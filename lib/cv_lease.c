@@ -18,23 +18,29 @@ static void append_op(bson_t *doc, const char *key, const char *op, const char *
     bson_append_document_end(doc, &sub);
 }
 
-/* After a claim that did not take: is the attempt held by a live lease (the
- * claimant should wait) or over (the message is a duplicate)? */
+/* After a claim that did not take: is the attempt held (the claimant should
+ * wait and claim again) or over (the message is a duplicate)? A lease of this
+ * attempt that is still "held" counts as held even when it has run out by
+ * now: it may have run out between the claim and this read (seen on the test
+ * stack: a restarted worker skipped the run of the worker it replaced), and
+ * the next claim takes it over. Likewise an earlier attempt not done yet. */
 static cv_claim claim_refused(cv_mongo *m, const cv_job *job, char *holder, size_t holder_len) {
     bson_t *doc = NULL;
-    char why[256], now[CV_TIME_RFC3339_LEN];
+    char why[256];
     const char *state, *expires, *worker;
+    int64_t attempt;
     cv_claim out = CV_CLAIM_OVER;
 
     if (cv_mongo_find_id(m, CV_COLL_LEASES, job->run_id, &doc, why, sizeof(why)) != CV_OK)
         return CV_CLAIM_OVER;
-    cv_time_format(cv_time_now_ms(), now, sizeof(now));
     state = cv_mongo_doc_str(doc, "state");
     expires = cv_mongo_doc_str(doc, "expires_at");
     worker = cv_mongo_doc_str(doc, "worker");
-    if (state && strcmp(state, "held") == 0 && expires &&
-        cv_mongo_doc_int(doc, "attempt", -1) == job->attempt && strcmp(expires, now) >= 0) {
-        snprintf(holder, holder_len, "%s (lease until %s)", worker ? worker : "?", expires);
+    attempt = cv_mongo_doc_int(doc, "attempt", -1);
+    if (state && ((attempt == job->attempt && strcmp(state, "held") == 0) ||
+                  (attempt >= 0 && attempt < job->attempt && strcmp(state, "done") != 0))) {
+        snprintf(holder, holder_len, "%s (lease until %s)", worker ? worker : "?",
+                 expires ? expires : "?");
         out = CV_CLAIM_HELD;
     }
     bson_destroy(doc);
