@@ -299,6 +299,14 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
         /* Kafka's broker refuses less than its group.min.session.timeout.ms (6 s). */
         {"CONVUTELL_KAFKA_MAX_POLL_INTERVAL_MS", "300000", "milliseconds", 6000, 86400000,
          &cfg->max_poll_interval_ms},
+        {"CONVUTELL_RETAIN_EVENTS_DAYS", "30", "days", 1, 36500, &cfg->retain_events_days},
+        {"CONVUTELL_RETAIN_RUNS_DAYS", "365", "days", 1, 36500, &cfg->retain_runs_days},
+        {"CONVUTELL_RETAIN_NOTIFICATIONS_DAYS", "90", "days", 1, 36500,
+         &cfg->retain_notifications_days},
+        {"CONVUTELL_RETAIN_TICKS_DAYS", "1", "days", 1, 36500, &cfg->retain_ticks_days},
+        {"CONVUTELL_RETAIN_LEASES_DAYS", "1", "days", 1, 36500, &cfg->retain_leases_days},
+        {"CONVUTELL_PRUNE_INTERVAL_SECONDS", "600", "seconds", 1, 86400,
+         &cfg->prune_interval_seconds},
     };
 
     if (gethostname(host, sizeof(host)) != 0)

@@ -29,7 +29,15 @@ typedef struct cv_config {
     int lease_seconds;         /* CONVUTELL_LEASE_SECONDS: a run without a heartbeat for
                                   this long is taken from its worker [30] */
     int max_poll_interval_ms;  /* CONVUTELL_KAFKA_MAX_POLL_INTERVAL_MS [300000] */
-    bool has_secret_key;       /* CONVUTELL_SECRET_KEY was given */
+    /* Retention in days (CONVUTELL_RETAIN_*_DAYS) and how often the scheduler
+     * prunes (CONVUTELL_PRUNE_INTERVAL_SECONDS [600]); see cv_retain.h. */
+    int retain_events_days;        /* events of finished runs [30] */
+    int retain_runs_days;          /* run records [365] */
+    int retain_notifications_days; /* [90] */
+    int retain_ticks_days;         /* [1] */
+    int retain_leases_days;        /* from their release [1] */
+    int prune_interval_seconds;
+    bool has_secret_key;                         /* CONVUTELL_SECRET_KEY was given */
     unsigned char secret_key[CV_SECRET_KEY_LEN]; /* key for secrets at rest */
 } cv_config;
 

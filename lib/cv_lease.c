@@ -5,6 +5,7 @@
  */
 #include "cv_lease.h"
 
+#include "cv_retain.h"
 #include "cv_time.h"
 
 #include <stdio.h>
@@ -144,6 +145,7 @@ static void append_end(bson_t *update, int64_t retry_at_ms, bool sent, int64_t n
         BSON_APPEND_BOOL(&set, "retry_sent", sent);
     }
     cv_mongo_append_time(&set, "released_at", now_ms);
+    cv_retain_append_day(&set, now_ms); /* kept leases_days from here, once done */
     bson_append_document_end(update, &set);
 }
 

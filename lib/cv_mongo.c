@@ -189,6 +189,36 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
     return err;
 }
 
+cv_err cv_mongo_delete_each(cv_mongo *m, const char *collection, const bson_t **filters, size_t n,
+                            int64_t *deleted, char *errbuf, size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
+    bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+    bson_error_t berr;
+    cv_err err = CV_OK;
+
+    if (deleted)
+        *deleted = 0;
+    for (size_t at = 0; !err && at < n; at += 100) {
+        mongoc_bulk_operation_t *bulk =
+            mongoc_collection_create_bulk_operation_with_opts(coll, opts);
+        bson_t reply;
+        bson_iter_t it;
+        for (size_t i = at; i < n && i < at + 100; i++)
+            mongoc_bulk_operation_remove_one_with_opts(bulk, filters[i], NULL, NULL);
+        if (!mongoc_bulk_operation_execute(bulk, &reply, &berr))
+            err = translate(&berr, collection, errbuf, errlen);
+        else if (deleted && bson_iter_init_find(&it, &reply, "nRemoved"))
+            *deleted += bson_iter_as_int64(&it);
+        bson_destroy(&reply);
+        mongoc_bulk_operation_destroy(bulk);
+    }
+    bson_destroy(opts);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
 cv_err cv_mongo_create_indexes(cv_mongo *m, const char *collection, const bson_t *indexes,
                                char *errbuf, size_t errlen) {
     mongoc_client_t *client = mongoc_client_pool_pop(m->pool);

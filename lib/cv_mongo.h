@@ -65,6 +65,11 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
 cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **docs, size_t n,
                             bool *duplicate, char *errbuf, size_t errlen);
 
+/* Deletes one document per filter, in unordered commands of at most 100
+ * statements. *deleted (may be NULL) gets how many went. */
+cv_err cv_mongo_delete_each(cv_mongo *m, const char *collection, const bson_t **filters, size_t n,
+                            int64_t *deleted, char *errbuf, size_t errlen);
+
 /* Runs createIndexes on `collection` with `indexes`, an array document of
  * index specifications ({"0": {key: {...}, name: "..."}, ...}). Idempotent:
  * an index that exists with the same name and keys is left as it is. */

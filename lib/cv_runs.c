@@ -7,6 +7,7 @@
  */
 #include "cv_runs.h"
 
+#include "cv_retain.h"
 #include "cv_time.h"
 
 #include <stdio.h>
@@ -57,27 +58,35 @@ static void append_script(bson_t *doc, const cv_event *ev) {
         BSON_APPEND_INT64(doc, "lines_dropped", ev->lines_dropped);
 }
 
+/* The stored form of an event (_id = event id) into doc (initialised). */
+static void event_doc(const cv_event *ev, bson_t *doc_out) {
+    bson_t *doc = doc_out;
+
+    BSON_APPEND_UTF8(doc, "_id", ev->event_id);
+    BSON_APPEND_UTF8(doc, "type", ev->type);
+    cv_mongo_append_time(doc, "time", ev->time_ms);
+    cv_retain_append_day(doc, ev->time_ms);
+    append_opt_utf8(doc, "run_id", ev->run_id);
+    append_opt_utf8(doc, "job_id", ev->job_id);
+    append_opt_utf8(doc, "project_id", ev->project_id);
+    append_opt_utf8(doc, "worker", ev->worker);
+    append_counts(doc, ev);
+    if (ev->error_code[0])
+        append_error(doc, ev);
+    append_script(doc, ev);
+    if (ev->trigger[0])
+        BSON_APPEND_UTF8(doc, "trigger", ev->trigger);
+    if (ev->tick_ms)
+        cv_mongo_append_time(doc, "tick_at", ev->tick_ms);
+    if (ev->next_attempt_ms)
+        cv_mongo_append_time(doc, "next_attempt_at", ev->next_attempt_ms);
+}
+
 static cv_err store_event(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
     bson_t doc = BSON_INITIALIZER;
     cv_err err;
 
-    BSON_APPEND_UTF8(&doc, "_id", ev->event_id);
-    BSON_APPEND_UTF8(&doc, "type", ev->type);
-    cv_mongo_append_time(&doc, "time", ev->time_ms);
-    append_opt_utf8(&doc, "run_id", ev->run_id);
-    append_opt_utf8(&doc, "job_id", ev->job_id);
-    append_opt_utf8(&doc, "project_id", ev->project_id);
-    append_opt_utf8(&doc, "worker", ev->worker);
-    append_counts(&doc, ev);
-    if (ev->error_code[0])
-        append_error(&doc, ev);
-    append_script(&doc, ev);
-    if (ev->trigger[0])
-        BSON_APPEND_UTF8(&doc, "trigger", ev->trigger);
-    if (ev->tick_ms)
-        cv_mongo_append_time(&doc, "tick_at", ev->tick_ms);
-    if (ev->next_attempt_ms)
-        cv_mongo_append_time(&doc, "next_attempt_at", ev->next_attempt_ms);
+    event_doc(ev, &doc);
     err = cv_mongo_insert(m, CV_COLL_EVENTS, &doc, errbuf, errlen);
     bson_destroy(&doc);
     return err == CV_ERR_CONFLICT ? CV_OK : err;
@@ -125,23 +134,47 @@ static void append_origin(bson_t *doc, const char *trigger, int64_t tick_ms, int
         BSON_APPEND_INT32(doc, "max_attempts", max_attempts);
 }
 
-static cv_err update_run(cv_mongo *m, const cv_event *ev, int64_t *matched, char *errbuf,
-                         size_t errlen) {
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, on_insert;
+/* What one event (or a merged run of them, see apply_chain()) does to a run
+ * record: the filter that says when it applies, and the parts of its update. */
+typedef struct run_change {
+    bson_t filter;
+    bson_t set;       /* $set */
+    bson_t add;       /* the attempts entry for $addToSet; empty when none */
+    bson_t on_insert; /* $setOnInsert; empty when the change never creates the run */
+    bool upsert;
+} run_change;
+
+static void change_init(run_change *c) {
+    bson_init(&c->filter);
+    bson_init(&c->set);
+    bson_init(&c->add);
+    bson_init(&c->on_insert);
+    c->upsert = false;
+}
+
+static void change_release(run_change *c) {
+    bson_destroy(&c->filter);
+    bson_destroy(&c->set);
+    bson_destroy(&c->add);
+    bson_destroy(&c->on_insert);
+}
+
+/* The change of one event that moves a run (queued, started, progress,
+ * retrying or a final type). */
+static void change_of(const cv_event *ev, run_change *c) {
     cv_run_status to = cv_run_event_target(ev->type);
     bool queued = to == CV_RUN_QUEUED, started = to == CV_RUN_RUNNING;
-    bool retrying = to == CV_RUN_RETRYING;
-    cv_err err;
 
+    change_init(c);
     if (queued) {
-        BSON_APPEND_UTF8(&filter, "_id", ev->run_id);
+        BSON_APPEND_UTF8(&c->filter, "_id", ev->run_id);
     } else if (started) {
         /* A start moves the run to its attempt, never back to an earlier one
          * and never out of a final state. */
         bson_t or, clause, sub;
-        BSON_APPEND_UTF8(&filter, "_id", ev->run_id);
-        append_may_move(&filter, CV_RUN_RUNNING);
-        BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+        BSON_APPEND_UTF8(&c->filter, "_id", ev->run_id);
+        append_may_move(&c->filter, CV_RUN_RUNNING);
+        BSON_APPEND_ARRAY_BEGIN(&c->filter, "$or", & or);
         BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &clause);
         BSON_APPEND_DOCUMENT_BEGIN(&clause, CV_RUN_F_ATTEMPT, &sub);
         BSON_APPEND_INT32(&sub, "$lte", ev->attempt);
@@ -152,82 +185,88 @@ static cv_err update_run(cv_mongo *m, const cv_event *ev, int64_t *matched, char
         BSON_APPEND_BOOL(&sub, "$exists", false);
         bson_append_document_end(&clause, &sub);
         bson_append_document_end(& or, &clause);
-        bson_append_array_end(&filter, & or);
+        bson_append_array_end(&c->filter, & or);
     } else {
-        held_filter(&filter, ev->run_id, ev->attempt, to); /* progress, or the attempt's end */
+        held_filter(&c->filter, ev->run_id, ev->attempt, to); /* progress, or the attempt's end */
     }
 
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     if (queued) {
-        cv_mongo_append_time(&set, "queued_at", ev->time_ms);
+        cv_mongo_append_time(&c->set, "queued_at", ev->time_ms);
     } else if (started) {
-        BSON_APPEND_UTF8(&set, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_RUNNING));
-        cv_mongo_append_time(&set, "started_at", ev->time_ms);
-        append_opt_utf8(&set, "worker", ev->worker);
-        append_counts(&set, ev);
+        BSON_APPEND_UTF8(&c->set, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_RUNNING));
+        cv_mongo_append_time(&c->set, "started_at", ev->time_ms);
+        append_opt_utf8(&c->set, "worker", ev->worker);
+        append_counts(&c->set, ev);
     } else if (to == CV_RUN_NONE) { /* run.progress */
-        cv_mongo_append_time(&set, "progress_at", ev->time_ms);
-        append_counts(&set, ev);
-    } else if (retrying) {
+        cv_mongo_append_time(&c->set, "progress_at", ev->time_ms);
+        append_counts(&c->set, ev);
+    } else if (to == CV_RUN_RETRYING) {
         /* The worker put the next attempt on the retry topic before saying so. */
-        BSON_APPEND_UTF8(&set, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_RETRYING));
-        append_error(&set, ev);
-        append_script(&set, ev);
-        cv_mongo_append_time(&set, "next_attempt_at", ev->next_attempt_ms);
+        BSON_APPEND_UTF8(&c->set, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_RETRYING));
+        append_error(&c->set, ev);
+        append_script(&c->set, ev);
+        cv_mongo_append_time(&c->set, "next_attempt_at", ev->next_attempt_ms);
     } else {
-        BSON_APPEND_UTF8(&set, CV_RUN_F_STATUS, cv_run_status_name(to));
-        cv_mongo_append_time(&set, "finished_at", ev->time_ms);
-        append_opt_utf8(&set, "worker", ev->worker);
-        append_counts(&set, ev);
-        append_error(&set, ev);
-        append_script(&set, ev);
+        BSON_APPEND_UTF8(&c->set, CV_RUN_F_STATUS, cv_run_status_name(to));
+        cv_mongo_append_time(&c->set, "finished_at", ev->time_ms);
+        append_opt_utf8(&c->set, "worker", ev->worker);
+        append_counts(&c->set, ev);
+        append_error(&c->set, ev);
+        append_script(&c->set, ev);
         if (ev->watermark[0])
-            BSON_APPEND_UTF8(&set, "watermark", ev->watermark);
+            BSON_APPEND_UTF8(&c->set, "watermark", ev->watermark);
     }
-    bson_append_document_end(&update, &set);
 
     if (started) {
         /* Every start is one attempt; the event id keeps a replay from adding it twice. */
-        bson_t add, attempt;
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$addToSet", &add);
-        BSON_APPEND_DOCUMENT_BEGIN(&add, "attempts", &attempt);
-        BSON_APPEND_UTF8(&attempt, "event_id", ev->event_id);
-        append_opt_utf8(&attempt, "worker", ev->worker);
-        cv_mongo_append_time(&attempt, "started_at", ev->time_ms);
-        bson_append_document_end(&add, &attempt);
-        bson_append_document_end(&update, &add);
+        BSON_APPEND_UTF8(&c->add, "event_id", ev->event_id);
+        append_opt_utf8(&c->add, "worker", ev->worker);
+        cv_mongo_append_time(&c->add, "started_at", ev->time_ms);
     }
 
     if (queued || started) {
         /* A run is created by its first record (a message from another
          * system has none before its start). */
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &on_insert);
+        c->upsert = true;
         if (queued) {
-            BSON_APPEND_UTF8(&on_insert, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_QUEUED));
-            BSON_APPEND_INT32(&on_insert, CV_RUN_F_ATTEMPT, ev->attempt > 0 ? ev->attempt : 1);
+            BSON_APPEND_UTF8(&c->on_insert, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_QUEUED));
+            BSON_APPEND_INT32(&c->on_insert, CV_RUN_F_ATTEMPT, ev->attempt > 0 ? ev->attempt : 1);
         }
-        cv_mongo_append_time(&on_insert, CV_RUN_F_CREATED,
-                             ev->time_ms); /* the run history's order */
-        append_opt_utf8(&on_insert, CV_RUN_F_JOB, ev->job_id);
-        append_opt_utf8(&on_insert, CV_RUN_F_PROJECT, ev->project_id);
+        /* The run history's order, and where the run's retention starts. */
+        cv_mongo_append_time(&c->on_insert, CV_RUN_F_CREATED, ev->time_ms);
+        cv_retain_append_day(&c->on_insert, ev->time_ms);
+        append_opt_utf8(&c->on_insert, CV_RUN_F_JOB, ev->job_id);
+        append_opt_utf8(&c->on_insert, CV_RUN_F_PROJECT, ev->project_id);
         /* A message that does not say where it came from came from another system. */
-        append_origin(&on_insert, ev->trigger[0] ? ev->trigger : "external", ev->tick_ms,
+        append_origin(&c->on_insert, ev->trigger[0] ? ev->trigger : "external", ev->tick_ms,
                       ev->max_attempts);
-        bson_append_document_end(&update, &on_insert);
     }
+}
 
+/* Writes a change: one update of the run, an upsert when it may create it. */
+static cv_err change_write(cv_mongo *m, const run_change *c, int64_t *matched, char *errbuf,
+                           size_t errlen) {
+    bson_t update = BSON_INITIALIZER, add;
+    cv_err err;
+
+    BSON_APPEND_DOCUMENT(&update, "$set", &c->set);
+    if (!bson_empty(&c->add)) {
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$addToSet", &add);
+        BSON_APPEND_DOCUMENT(&add, "attempts", &c->add);
+        bson_append_document_end(&update, &add);
+    }
+    if (!bson_empty(&c->on_insert))
+        BSON_APPEND_DOCUMENT(&update, "$setOnInsert", &c->on_insert);
     *matched = 0;
-    err = cv_mongo_update(m, CV_COLL_RUNS, &filter, &update, queued || started, matched, errbuf,
-                          errlen);
+    err = cv_mongo_update(m, CV_COLL_RUNS, &c->filter, &update, c->upsert, matched, errbuf, errlen);
     /* The upsert's insert collides either because another writer inserted the
      * run a moment ago, or because the filter excluded it (a late or replayed
      * event). Once more tells them apart: the first case now matches. */
     if (err == CV_ERR_CONFLICT)
-        err = cv_mongo_update(m, CV_COLL_RUNS, &filter, &update, queued || started, matched, errbuf,
+        err = cv_mongo_update(m, CV_COLL_RUNS, &c->filter, &update, c->upsert, matched, errbuf,
                               errlen);
     if (err == CV_ERR_CONFLICT)
         err = CV_OK;
-    bson_destroy(&filter);
     bson_destroy(&update);
     return err;
 }
@@ -236,6 +275,7 @@ cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const
                       const char *status, int attempts, const char *code, const char *message,
                       char *errbuf, size_t errlen) {
     bson_t doc = BSON_INITIALIZER, error;
+    int64_t now_ms = cv_time_now_ms();
     cv_err err;
 
     BSON_APPEND_UTF8(&doc, "_id", run_id); /* one notification per run, whoever writes it */
@@ -248,7 +288,8 @@ cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const
     BSON_APPEND_UTF8(&error, "code", code);
     BSON_APPEND_UTF8(&error, "message", message);
     bson_append_document_end(&doc, &error);
-    cv_mongo_append_time(&doc, "created_at", cv_time_now_ms());
+    cv_mongo_append_time(&doc, "created_at", now_ms);
+    cv_retain_append_day(&doc, now_ms);
     BSON_APPEND_BOOL(&doc, "read", false);
     err = cv_mongo_insert(m, CV_COLL_NOTIFICATIONS, &doc, errbuf, errlen);
     bson_destroy(&doc);
@@ -297,23 +338,183 @@ static cv_err update_job_watermark(cv_mongo *m, const cv_event *ev, char *errbuf
     return err;
 }
 
+/* True for the events that change a run record. A rejected message may
+ * carry the id of a real run (a garbled or forged copy): it is on record as
+ * an event but changes no run; a log line is on record, nothing more. */
+static bool moves_run(const cv_event *ev) {
+    return ev->run_id[0] && strcmp(ev->type, CV_EVENT_JOB_REJECTED) != 0 &&
+           strcmp(ev->type, CV_EVENT_RUN_LOG) != 0;
+}
+
+/* What follows a run's change: the project's notification after a failure,
+ * the job's watermark after a success. */
+static cv_err after_change(cv_mongo *m, const cv_event *ev, int64_t matched, char *errbuf,
+                           size_t errlen) {
+    cv_run_status to = cv_run_event_target(ev->type);
+    cv_err err = CV_OK;
+
+    if (to == CV_RUN_FAILED || to == CV_RUN_TIMED_OUT)
+        err = notify_failure(m, ev, matched, errbuf, errlen);
+    if (!err && ev->watermark[0] && ev->job_id[0] && to == CV_RUN_SUCCEEDED)
+        err = update_job_watermark(m, ev, errbuf, errlen);
+    return err;
+}
+
 cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
     int64_t matched = 0;
-    cv_run_status to;
+    run_change c;
     cv_err err = store_event(m, ev, errbuf, errlen);
-    /* A rejected message may carry the id of a real run (a garbled or forged
-     * copy): it is on record as an event but changes no run. */
-    if (err || !ev->run_id[0] || strcmp(ev->type, CV_EVENT_JOB_REJECTED) == 0 ||
-        strcmp(ev->type, CV_EVENT_RUN_LOG) == 0) /* a log line is on record, nothing more */
+
+    if (err || !moves_run(ev))
         return err;
-    if ((err = update_run(m, ev, &matched, errbuf, errlen)))
-        return err;
-    to = cv_run_event_target(ev->type);
-    if ((to == CV_RUN_FAILED || to == CV_RUN_TIMED_OUT) &&
-        (err = notify_failure(m, ev, matched, errbuf, errlen)))
-        return err;
-    if (ev->watermark[0] && ev->job_id[0] && to == CV_RUN_SUCCEEDED)
-        err = update_job_watermark(m, ev, errbuf, errlen);
+    change_of(ev, &c);
+    err = change_write(m, &c, &matched, errbuf, errlen);
+    change_release(&c);
+    return err ? err : after_change(m, ev, matched, errbuf, errlen);
+}
+
+/* ---- batches ---------------------------------------------------------------- */
+
+/* Appends to dst every member of src whose key dst lacks. */
+static void merge_missing(bson_t *dst, const bson_t *src) {
+    bson_iter_t it;
+    if (!bson_iter_init(&it, src))
+        return;
+    while (bson_iter_next(&it))
+        if (!bson_has_field(dst, bson_iter_key(&it)))
+            bson_append_iter(dst, bson_iter_key(&it), -1, &it);
+}
+
+/* How many events from evs[at] on (all of one run, in order) make one chain
+ * that a single change can apply: a queued record and the start right after
+ * it, or a start, then progress, then the end of that attempt (retrying or
+ * final), all of one attempt. Applying the chain's merged change leaves the
+ * record as applying them one by one would: with a start, its filter holds
+ * exactly when the start applies, and then every later event of its attempt
+ * applies too; without one, the events share the first one's filter (the
+ * attempt still running). */
+static size_t chain_len(const cv_event *const *evs, size_t n, size_t at) {
+    cv_run_status first = cv_run_event_target(evs[at]->type);
+    bool started = first == CV_RUN_RUNNING;
+    size_t i;
+
+    if (first != CV_RUN_QUEUED && first != CV_RUN_RUNNING && first != CV_RUN_NONE)
+        return 1; /* an end stands alone: nothing after it changes the run */
+    for (i = at + 1; i < n; i++) {
+        cv_run_status to = cv_run_event_target(evs[i]->type);
+        if (evs[i]->attempt != evs[at]->attempt || to == CV_RUN_QUEUED)
+            break;
+        if (to == CV_RUN_RUNNING) {
+            if (started || first != CV_RUN_QUEUED)
+                break; /* a second start begins its own chain */
+            started = true;
+            continue;
+        }
+        if (first == CV_RUN_QUEUED && !started)
+            break; /* progress or an end right after a bare queued record */
+        if (to != CV_RUN_NONE)
+            return i - at + 1; /* the attempt's end closes the chain */
+    }
+    return i - at;
+}
+
+/* Applies evs[0..n) (one run's chain, see chain_len()) as one change, then
+ * what follows each of them. */
+static cv_err apply_chain(cv_mongo *m, const cv_event *const *evs, size_t n, char *errbuf,
+                          size_t errlen) {
+    run_change merged, one;
+    size_t filter_from = 0;
+    int64_t matched = 0;
+    bson_iter_t it;
+    cv_err err = CV_OK;
+
+    if (n == 1) {
+        change_of(evs[0], &merged);
+    } else {
+        change_init(&merged);
+        /* The filter is the start's when the chain has one, else the first's. */
+        for (size_t i = 0; i < n; i++)
+            if (cv_run_event_target(evs[i]->type) == CV_RUN_RUNNING)
+                filter_from = i;
+        /* Later events win: their members are taken first. */
+        for (size_t i = n; i-- > 0;) {
+            change_of(evs[i], &one);
+            merge_missing(&merged.set, &one.set);
+            merge_missing(&merged.add, &one.add);
+            merged.upsert |= one.upsert;
+            if (i == filter_from)
+                bson_concat(&merged.filter, &one.filter);
+            /* What the run is created with: the first event's, less what $set says. */
+            if (i == 0 && bson_iter_init(&it, &one.on_insert))
+                while (bson_iter_next(&it))
+                    if (!bson_has_field(&merged.set, bson_iter_key(&it)))
+                        bson_append_iter(&merged.on_insert, bson_iter_key(&it), -1, &it);
+            change_release(&one);
+        }
+    }
+    err = change_write(m, &merged, &matched, errbuf, errlen);
+    change_release(&merged);
+    for (size_t i = 0; !err && i < n; i++)
+        err = after_change(m, evs[i], matched, errbuf, errlen);
+    return err;
+}
+
+cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
+                           size_t errlen) {
+    bson_t *docs = calloc(n ? n : 1, sizeof(*docs));
+    const bson_t **doc_ptrs = calloc(n ? n : 1, sizeof(*doc_ptrs));
+    const cv_event **order = calloc(n ? n : 1, sizeof(*order));
+    bool *dup = calloc(n ? n : 1, sizeof(*dup));
+    size_t norder = 0;
+    cv_err err = CV_OK;
+
+    if (n == 0)
+        goto out;
+    if (!docs || !doc_ptrs || !order || !dup) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    /* Every event is stored first, in one unordered insert (a replayed one
+     * is a duplicate _id, which is success). */
+    for (size_t i = 0; i < n; i++) {
+        bson_init(&docs[i]);
+        event_doc(&evs[i], &docs[i]);
+        doc_ptrs[i] = &docs[i];
+    }
+    if ((err = cv_mongo_insert_many(m, CV_COLL_EVENTS, doc_ptrs, n, dup, errbuf, errlen)))
+        goto out;
+    /* Then the runs: grouped by run, each run's events kept in their order
+     * (one run's events share a partition, so that is the order they were
+     * sent in), and each chain of them written as one change. */
+    for (size_t i = 0; i < n; i++) {
+        if (!moves_run(&evs[i]))
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < norder && !seen; j++)
+            seen = strcmp(order[j]->run_id, evs[i].run_id) == 0;
+        if (seen)
+            continue;
+        for (size_t j = i; j < n; j++)
+            if (moves_run(&evs[j]) && strcmp(evs[j].run_id, evs[i].run_id) == 0)
+                order[norder++] = &evs[j];
+    }
+    for (size_t at = 0; !err && at < norder;) {
+        size_t end = at + 1, len;
+        while (end < norder && strcmp(order[end]->run_id, order[at]->run_id) == 0)
+            end++;
+        for (size_t k = at; !err && k < end; k += len) {
+            len = chain_len(order + at, end - at, k - at);
+            err = apply_chain(m, order + k, len, errbuf, errlen);
+        }
+        at = end;
+    }
+out:
+    for (size_t i = 0; docs && i < n; i++)
+        bson_destroy(&docs[i]);
+    free(docs);
+    free(doc_ptrs);
+    free(order);
+    free(dup);
     return err;
 }
 
@@ -330,6 +531,7 @@ bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *
     BSON_APPEND_UTF8(doc, "trigger", "schedule");
     cv_mongo_append_time(doc, "tick_at", tick_ms);
     cv_mongo_append_time(doc, CV_RUN_F_CREATED, tick_ms); /* the run history follows the ticks */
+    cv_retain_append_day(doc, tick_ms);
     BSON_APPEND_INT32(doc, CV_RUN_F_ATTEMPT, 1);
     BSON_APPEND_UTF8(doc, CV_RUN_F_STATUS, cv_run_status_name(status));
     if (status == CV_RUN_QUEUED) {

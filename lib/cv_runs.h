@@ -44,6 +44,15 @@
  * acknowledge the writes: the caller must retry before moving on. */
 cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen);
 
+/* Applies n events as cv_runs_apply() would one by one, in fewer writes:
+ * every event in one unordered insert, then per run its events in their
+ * order, each chain of a queued record, a start, progress and the end of one
+ * attempt merged into one update. Events of one run must come in the order
+ * they were published (one partition's order). The same guarantees hold: a
+ * replayed batch changes nothing, a late event never moves a finished run.
+ * CV_ERR_MONGO when the store did not acknowledge: retry the whole batch. */
+cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf, size_t errlen);
+
 /* Records that a run failed for good, once per run (_id = run id): the
  * project's notification. */
 cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const char *project_id,

@@ -31,6 +31,12 @@ static const cv_store_index indexes[] = {
     {CV_COLL_JOBS, "next_run", "schedule.next_run_at:1"},
     /* A project's jobs. */
     {CV_COLL_JOBS, "project", "project_id:1"},
+    /* The pruner (cv_retain) walks each of these by day. */
+    {CV_COLL_EVENTS, "day", "day:1"},
+    {CV_COLL_RUNS, "day", "day:1"},
+    {CV_COLL_NOTIFICATIONS, "day", "day:1"},
+    {CV_COLL_TICKS, "day", "day:1"},
+    {CV_COLL_LEASES, "day", "day:1"},
     {NULL, NULL, NULL},
 };
 

@@ -26,6 +26,7 @@
 #define CV_COLL_LEASES "leases"
 #define CV_COLL_TICKS "ticks"           /* one document per claimed tick */
 #define CV_COLL_SCHEDULERS "schedulers" /* one heartbeat document per scheduler process */
+#define CV_COLL_RETENTION "retention"   /* how far the pruner got, per collection */
 
 /* One index the services need: its collection, its name and its keys as
  * "field:1,field:-1" (1 ascending, -1 descending). */

@@ -30,6 +30,8 @@
 #include "cv_launch.h"
 #include "cv_lease.h"
 #include "cv_log.h"
+#include "cv_pruner.h"
+#include "cv_retain.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
 #include "cv_runs.h"
@@ -340,6 +342,7 @@ static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const ch
     BSON_APPEND_UTF8(claim, "job_id", job_id);
     cv_mongo_append_time(claim, "tick_at", tick_ms);
     BSON_APPEND_INT64(claim, "tick_ms", tick_ms);
+    cv_retain_append_day(claim, tick_ms);
     cv_mongo_append_time(claim, "claimed_at", now);
     BSON_APPEND_UTF8(claim, "claimer", s->instance);
     BSON_APPEND_DOCUMENT(claim, "record", doc);
@@ -1141,7 +1144,10 @@ static bool may_work(const cv_scheduler *s, int64_t due, int64_t now) {
 
 cv_err cv_scheduler_run(cv_scheduler *s, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
     int64_t next_scan = 0, next_load = 0, next_maintain = 0;
+    cv_pruner *pruner = cv_pruner_new(&s->cfg, errbuf, errlen);
 
+    if (!pruner)
+        return CV_ERR_IO;
     cv_log_info("scheduler %s started: schedules from MongoDB, retries from %s as group %s",
                 s->instance, CV_TOPIC_RETRY, RETRY_GROUP);
     while (!*stop) {
@@ -1187,7 +1193,6 @@ cv_err cv_scheduler_run(cv_scheduler *s, volatile sig_atomic_t *stop, char *errb
         wake -= cv_time_now_ms();
         take_retries(s, wake <= 0 ? 0 : wake > SCAN_EVERY_MS ? SCAN_EVERY_MS : (int)wake);
     }
-    (void)errbuf;
-    (void)errlen;
+    cv_pruner_destroy(pruner);
     return CV_OK;
 }

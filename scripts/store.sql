@@ -19,11 +19,11 @@
 CREATE OR REPLACE FUNCTION convutell_store_keys(collection text) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE collection
-        WHEN 'runs' THEN ARRAY['job_id']
-        WHEN 'events' THEN ARRAY['run_id']
-        WHEN 'notifications' THEN ARRAY['project_id']
-        WHEN 'leases' THEN ARRAY['state']
-        WHEN 'ticks' THEN ARRAY['claimer']
+        WHEN 'runs' THEN ARRAY['job_id', 'day']
+        WHEN 'events' THEN ARRAY['run_id', 'day']
+        WHEN 'notifications' THEN ARRAY['project_id', 'day']
+        WHEN 'leases' THEN ARRAY['state', 'day']
+        WHEN 'ticks' THEN ARRAY['claimer', 'day']
         WHEN 'jobs' THEN ARRAY['project_id']
         ELSE ARRAY[]::text[]
     END

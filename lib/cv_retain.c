@@ -1,0 +1,216 @@
+/*
+ * cv_retain.c - the pruner: day by day, oldest first, a bounded number of
+ * deletes per sweep, each naming the condition that makes it safe (see
+ * cv_retain.h). On FerretDB a filter on `day` is pushed down to PostgreSQL and
+ * served by a GIN index, and so is a delete by _id; a range on a time field
+ * would read the whole collection there.
+ */
+#include "cv_retain.h"
+
+#include "cv_run.h"
+#include "cv_runs.h"
+#include "cv_store.h"
+#include "cv_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH 200          /* documents read (and deletes sent) at a time */
+#define FIRST_LOOKBACK 400 /* days before the cutoff a store never swept starts at */
+#define DAY_MS INT64_C(86400000)
+
+void cv_retain_day(int64_t ms, char day[CV_DAY_LEN]) {
+    char stamp[CV_TIME_RFC3339_LEN];
+    cv_time_format(ms, stamp, sizeof(stamp));
+    memcpy(day, stamp, CV_DAY_LEN - 1);
+    day[CV_DAY_LEN - 1] = '\0';
+}
+
+void cv_retain_append_day(bson_t *doc, int64_t ms) {
+    char day[CV_DAY_LEN];
+    cv_retain_day(ms, day);
+    BSON_APPEND_UTF8(doc, "day", day);
+}
+
+/* Midnight UTC of day, or -1 when it is not a day. */
+static int64_t day_ms(const char *day) {
+    char stamp[32];
+    int64_t ms;
+    snprintf(stamp, sizeof(stamp), "%.10sT00:00:00Z", day);
+    return strlen(day) == CV_DAY_LEN - 1 && cv_time_parse(stamp, &ms) == 0 ? ms : -1;
+}
+
+/* What a collection keeps and what makes one of its documents safe to delete. */
+typedef enum kind { EVENTS, RUNS, NOTIFICATIONS, TICKS, LEASES } kind;
+
+typedef struct sweep {
+    cv_mongo *m;
+    int64_t deadline_mono;
+    int max_deletes;
+    const atomic_bool *stop;
+} sweep;
+
+/* The day the last sweep of `coll` finished, or "" when none did. */
+static void marker_get(cv_mongo *m, const char *coll, char day[CV_DAY_LEN]) {
+    bson_t *doc = NULL;
+    char why[256];
+    const char *through;
+
+    day[0] = '\0';
+    if (cv_mongo_find_id(m, CV_COLL_RETENTION, coll, &doc, why, sizeof(why)) != CV_OK)
+        return;
+    through = cv_mongo_doc_str(doc, "through");
+    if (through && day_ms(through) >= 0)
+        snprintf(day, CV_DAY_LEN, "%s", through);
+    bson_destroy(doc);
+}
+
+static cv_err marker_set(cv_mongo *m, const char *coll, const char *day, char *errbuf,
+                         size_t errlen) {
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(coll));
+    bson_t *update = BCON_NEW("$set", "{", "through", BCON_UTF8(day), "}");
+    cv_err err = cv_mongo_update(m, CV_COLL_RETENTION, filter, update, true, NULL, errbuf, errlen);
+    bson_destroy(filter);
+    bson_destroy(update);
+    return err;
+}
+
+/* True when the event's run has ended or it has none; `ended` caches the
+ * answers of this batch (run id -> final) as a document. */
+static bool event_prunable(cv_mongo *m, const bson_t *event, bson_t *ended) {
+    const char *run_id = cv_mongo_doc_str(event, "run_id");
+    cv_run_status status = CV_RUN_NONE;
+    bson_iter_t it;
+    char why[256];
+    bool final;
+
+    if (!run_id)
+        return true;
+    if (bson_iter_init_find(&it, ended, run_id))
+        return bson_iter_bool(&it);
+    /* A run without a record (a rejected or forged message) counts as ended. */
+    cv_err err = cv_runs_status(m, run_id, &status, why, sizeof(why));
+    final = err == CV_ERR_NOT_FOUND || (!err && cv_run_is_final(status));
+    BSON_APPEND_BOOL(ended, run_id, final);
+    return final;
+}
+
+/* The delete of one document: its _id and what must still hold. */
+static bson_t *delete_filter(kind k, const char *id) {
+    bson_t *f = bson_new();
+    BSON_APPEND_UTF8(f, "_id", id);
+    if (k == RUNS) {
+        cv_run_status finals[CV_RUN_STATUS_COUNT];
+        bson_t sub, list;
+        size_t n = 0;
+        char index[16];
+        for (int s = 1; s < CV_RUN_STATUS_COUNT; s++)
+            if (cv_run_is_final((cv_run_status)s))
+                finals[n++] = (cv_run_status)s;
+        BSON_APPEND_DOCUMENT_BEGIN(f, CV_RUN_F_STATUS, &sub);
+        BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &list);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(index, sizeof(index), "%zu", i);
+            BSON_APPEND_UTF8(&list, index, cv_run_status_name(finals[i]));
+        }
+        bson_append_array_end(&sub, &list);
+        bson_append_document_end(f, &sub);
+    } else if (k == LEASES) {
+        BSON_APPEND_UTF8(f, "state", "done"); /* never a held or retrying lease */
+    }
+    return f;
+}
+
+/* Deletes what it may of one batch of day `day`; *found and *deleted count. */
+static cv_err prune_batch(sweep *s, kind k, const char *coll, const char *day, int64_t *found,
+                          int64_t *deleted, char *errbuf, size_t errlen) {
+    bson_t *filter = BCON_NEW("day", BCON_UTF8(day)), *list = NULL, ended = BSON_INITIALIZER;
+    bson_t *filters[BATCH];
+    bson_iter_t it;
+    size_t n = 0;
+    cv_err err;
+
+    *found = *deleted = 0;
+    err = cv_mongo_find(s->m, coll, filter, NULL, BATCH, &list, errbuf, errlen);
+    bson_destroy(filter);
+    if (err)
+        return err;
+    for (bool more = bson_iter_init(&it, list); more && bson_iter_next(&it);) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t doc;
+        const char *id;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+            continue;
+        bson_iter_document(&it, &len, &data);
+        if (!bson_init_static(&doc, data, len) || !(id = cv_mongo_doc_str(&doc, "_id")))
+            continue;
+        (*found)++;
+        if (k == EVENTS && !event_prunable(s->m, &doc, &ended))
+            continue;
+        filters[n++] = delete_filter(k, id);
+    }
+    if (n)
+        err =
+            cv_mongo_delete_each(s->m, coll, (const bson_t **)filters, n, deleted, errbuf, errlen);
+    for (size_t i = 0; i < n; i++)
+        bson_destroy(filters[i]);
+    bson_destroy(&ended);
+    bson_destroy(list);
+    return err;
+}
+
+/* Prunes the expired days of one collection, oldest first. */
+static cv_err prune(sweep *s, kind k, const char *coll, int keep_days, int64_t now_ms,
+                    int64_t *removed, char *errbuf, size_t errlen) {
+    char cutoff[CV_DAY_LEN], day[CV_DAY_LEN];
+    int64_t t;
+    cv_err err = CV_OK;
+
+    *removed = 0;
+    /* Documents of days before the cutoff day are older than keep_days whole days. */
+    cv_retain_day(now_ms - (int64_t)keep_days * DAY_MS, cutoff);
+    marker_get(s->m, coll, day);
+    t = day[0] ? day_ms(day) + DAY_MS : day_ms(cutoff) - FIRST_LOOKBACK * DAY_MS;
+    for (cv_retain_day(t, day); strcmp(day, cutoff) < 0; cv_retain_day(t += DAY_MS, day)) {
+        int64_t found, deleted;
+        do {
+            if (*removed >= s->max_deletes || cv_time_mono_ms() > s->deadline_mono ||
+                (s->stop && atomic_load(s->stop)))
+                return CV_OK; /* the next sweep goes on from here */
+            if ((err = prune_batch(s, k, coll, day, &found, &deleted, errbuf, errlen)))
+                return err;
+            *removed += deleted;
+        } while (found == BATCH && deleted > 0);
+        /* The day is done: what is left of it (events of a run still going) stays. */
+        if ((err = marker_set(s->m, coll, day, errbuf, errlen)))
+            return err;
+    }
+    return CV_OK;
+}
+
+cv_err cv_retain_sweep(cv_mongo *m, const cv_retain_policy *policy, int64_t now_ms, int max_deletes,
+                       int64_t budget_ms, const atomic_bool *stop, cv_retain_counts *counts,
+                       char *errbuf, size_t errlen) {
+    sweep s = {.m = m,
+               .deadline_mono = cv_time_mono_ms() + budget_ms,
+               .max_deletes = max_deletes,
+               .stop = stop};
+    cv_retain_counts c = {0};
+    cv_err err;
+
+    if (!(err = prune(&s, EVENTS, CV_COLL_EVENTS, policy->events_days, now_ms, &c.events, errbuf,
+                      errlen)) &&
+        !(err =
+              prune(&s, RUNS, CV_COLL_RUNS, policy->runs_days, now_ms, &c.runs, errbuf, errlen)) &&
+        !(err = prune(&s, NOTIFICATIONS, CV_COLL_NOTIFICATIONS, policy->notifications_days, now_ms,
+                      &c.notifications, errbuf, errlen)) &&
+        !(err = prune(&s, TICKS, CV_COLL_TICKS, policy->ticks_days, now_ms, &c.ticks, errbuf,
+                      errlen)))
+        err = prune(&s, LEASES, CV_COLL_LEASES, policy->leases_days, now_ms, &c.leases, errbuf,
+                    errlen);
+    if (counts)
+        *counts = c;
+    return err;
+}
