@@ -1,0 +1,85 @@
+"""The collector's batches: every event of 100 finished runs (succeeded and
+failed) replayed twice changes no document, and a late start does not move a
+finished run back."""
+import json
+import time
+import uuid
+
+from conftest import kcat
+
+RUNS_OK, RUNS_FAILED = 90, 10
+PARTITIONS = 3  # convutell.events
+
+
+def make_sql_job(api, tmp_path, statements):
+    db = tmp_path / f"noop-{uuid.uuid4().hex[:6]}.db"
+    conn = api.create("/api/v1/connections", {"name": "noop", "odbc": f"Driver=SQLite3;Database={db}"})
+    project = api.create("/api/v1/projects", {
+        "name": "batches", "origin_connection_id": conn["id"],
+        "destination_connection_id": conn["id"], "active": True})
+    return api.create(f"/api/v1/projects/{project['id']}/jobs",
+                      {"name": "noop", "kind": "sql", "statements": statements})
+
+
+def wait_for(predicate, timeout=120):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.25)
+
+
+def sentinels(mongo_db):
+    """One event on each partition of convutell.events, waited for: once all
+    are stored, so is everything produced before them."""
+    ids = []
+    for p in range(PARTITIONS):
+        ev = {"schema": "convutell.event.v1", "event_id": str(uuid.uuid4()), "type": "run.log",
+              "time": "2026-12-01T00:00:00.000Z", "run_id": str(uuid.uuid4()),
+              "stream": "stdout", "line": "sentinel"}
+        kcat("-P", "-t", "convutell.events", "-p", str(p), data=json.dumps(ev).encode())
+        ids.append(ev["event_id"])
+    wait_for(lambda: mongo_db.events.count_documents({"_id": {"$in": ids}}) == PARTITIONS)
+
+
+def test_replayed_batches_change_nothing(api, mongo_db, tmp_path):
+    ok = make_sql_job(api, tmp_path, "SELECT 1")
+    bad = make_sql_job(api, tmp_path, "SELECT * FROM no_such_table")
+    run_ids = [api.post(f"/api/v1/jobs/{ok['id']}/runs")[1]["run_id"] for _ in range(RUNS_OK)]
+    run_ids += [api.post(f"/api/v1/jobs/{bad['id']}/runs")[1]["run_id"]
+                for _ in range(RUNS_FAILED)]
+    final = {"run_id": {"$in": run_ids}}
+    wait_for(lambda: mongo_db.runs.count_documents(
+        {"_id": {"$in": run_ids}, "status": {"$in": ["succeeded", "failed"]}}) == len(run_ids))
+    sentinels(mongo_db)
+    runs = {r["_id"]: r for r in mongo_db.runs.find({"_id": {"$in": run_ids}})}
+    assert sorted(r["status"] for r in runs.values()) == \
+        ["failed"] * RUNS_FAILED + ["succeeded"] * RUNS_OK
+    events = mongo_db.events.count_documents(final)
+    notes = mongo_db.notifications.count_documents(final)
+    assert notes == RUNS_FAILED
+    # queued, started and the end, at least, for every run
+    assert events >= 3 * len(run_ids)
+
+    # Every event these runs produced, exactly as the topic holds it, twice more.
+    wanted = set(run_ids)
+    lines = kcat("-C", "-t", "convutell.events", "-o", "beginning", "-e", "-q",
+                 "-f", "%k\t%s\n").decode().splitlines()
+    replay = [line for line in lines if line.split("\t", 1)[0] in wanted]
+    assert len(replay) == events
+    data = ("\n".join(replay) + "\n").encode()
+    kcat("-P", "-t", "convutell.events", "-K", "\t", data=data + data)
+    sentinels(mongo_db)
+    assert mongo_db.events.count_documents(final) == events
+    assert mongo_db.notifications.count_documents(final) == notes
+    assert {r["_id"]: r for r in mongo_db.runs.find({"_id": {"$in": run_ids}})} == runs
+
+    # A late start of a finished run, with an event id of its own: kept as an
+    # event, and the run stays as it is.
+    late_run = run_ids[0]
+    late = {"schema": "convutell.event.v1", "event_id": str(uuid.uuid4()), "type": "run.started",
+            "time": "2026-12-01T00:00:00.000Z", "run_id": late_run, "attempt": 1,
+            "worker": "late"}
+    kcat("-P", "-t", "convutell.events", "-k", late_run, data=json.dumps(late).encode())
+    sentinels(mongo_db)
+    assert mongo_db.events.count_documents(final) == events + 1
+    assert mongo_db.runs.find_one({"_id": late_run}) == runs[late_run]
