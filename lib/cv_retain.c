@@ -100,25 +100,10 @@ static bool event_prunable(cv_mongo *m, const bson_t *event, bson_t *ended) {
 static bson_t *delete_filter(kind k, const char *id) {
     bson_t *f = bson_new();
     BSON_APPEND_UTF8(f, "_id", id);
-    if (k == RUNS) {
-        cv_run_status finals[CV_RUN_STATUS_COUNT];
-        bson_t sub, list;
-        size_t n = 0;
-        char index[16];
-        for (int s = 1; s < CV_RUN_STATUS_COUNT; s++)
-            if (cv_run_is_final((cv_run_status)s))
-                finals[n++] = (cv_run_status)s;
-        BSON_APPEND_DOCUMENT_BEGIN(f, CV_RUN_F_STATUS, &sub);
-        BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &list);
-        for (size_t i = 0; i < n; i++) {
-            snprintf(index, sizeof(index), "%zu", i);
-            BSON_APPEND_UTF8(&list, index, cv_run_status_name(finals[i]));
-        }
-        bson_append_array_end(&sub, &list);
-        bson_append_document_end(f, &sub);
-    } else if (k == LEASES) {
+    if (k == RUNS)
+        cv_runs_append_ended(f); /* never a run still going */
+    else if (k == LEASES)
         BSON_APPEND_UTF8(f, "state", "done"); /* never a held or retrying lease */
-    }
     return f;
 }
 

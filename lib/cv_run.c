@@ -79,6 +79,14 @@ size_t cv_run_active(cv_run_status *out, size_t cap) {
     return n;
 }
 
+size_t cv_run_finals(cv_run_status *out, size_t cap) {
+    size_t n = 0;
+    for (int s = 1; s < CV_RUN_STATUS_COUNT; s++)
+        if (cv_run_is_final((cv_run_status)s) && n < cap)
+            out[n++] = (cv_run_status)s;
+    return n;
+}
+
 cv_run_status cv_run_event_target(const char *type) {
     if (!type)
         return CV_RUN_NONE;

@@ -65,6 +65,9 @@ size_t cv_run_sources(cv_run_status to, cv_run_status *out, size_t cap);
  * retrying), in enum order; returns how many. */
 size_t cv_run_active(cv_run_status *out, size_t cap);
 
+/* Fills out[] with the final statuses, in enum order; returns how many. */
+size_t cv_run_finals(cv_run_status *out, size_t cap);
+
 /* The status an event type moves a run to: run.started -> running,
  * run.retrying -> retrying, the final types to their status, run.queued ->
  * queued. CV_RUN_NONE for types that move no run (run.progress, run.log,

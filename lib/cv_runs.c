@@ -10,6 +10,8 @@
 #include "cv_retain.h"
 #include "cv_time.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +461,79 @@ static cv_err apply_chain(cv_mongo *m, const cv_event *const *evs, size_t n, cha
     return err;
 }
 
+/* The runs of a batch, applied by APPLY_THREADS threads at once: runs are
+ * independent records, and one run's events stay on one thread, in order.
+ * Each update costs the store several round trips (four PostgreSQL
+ * statements under FerretDB), so one thread would leave the store idle. */
+#define APPLY_THREADS 4
+
+typedef struct apply_work {
+    cv_mongo *m;
+    const cv_event **order; /* events grouped by run */
+    size_t *starts;         /* nruns + 1 offsets into order */
+    size_t nruns;
+    atomic_size_t next;
+    pthread_mutex_t lock;
+    cv_err err; /* the first failure, under lock */
+    char why[512];
+} apply_work;
+
+static void *apply_some(void *arg) {
+    apply_work *w = arg;
+    char why[512];
+    size_t r;
+
+    while ((r = atomic_fetch_add(&w->next, 1)) < w->nruns) {
+        size_t at = w->starts[r], end = w->starts[r + 1], len;
+        cv_err err = CV_OK;
+        for (size_t k = at; !err && k < end; k += len) {
+            len = chain_len(w->order + at, end - at, k - at);
+            err = apply_chain(w->m, w->order + k, len, why, sizeof(why));
+        }
+        if (err) {
+            pthread_mutex_lock(&w->lock);
+            if (!w->err) {
+                w->err = err;
+                snprintf(w->why, sizeof(w->why), "%s", why);
+            }
+            pthread_mutex_unlock(&w->lock);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static cv_err apply_runs(cv_mongo *m, const cv_event **order, size_t n, char *errbuf,
+                         size_t errlen) {
+    apply_work w = {.m = m, .order = order};
+    pthread_t threads[APPLY_THREADS - 1];
+    int started = 0;
+
+    if (n == 0)
+        return CV_OK;
+    if (!(w.starts = malloc((n + 1) * sizeof(*w.starts))))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    for (size_t at = 0; at < n;) {
+        w.starts[w.nruns++] = at;
+        while (++at < n && strcmp(order[at]->run_id, order[at - 1]->run_id) == 0)
+            ;
+    }
+    w.starts[w.nruns] = n;
+    atomic_init(&w.next, 0);
+    pthread_mutex_init(&w.lock, NULL);
+    for (size_t i = 1; i < APPLY_THREADS && i < w.nruns; i++)
+        if (pthread_create(&threads[started], NULL, apply_some, &w) == 0)
+            started++;
+    apply_some(&w);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&w.lock);
+    free(w.starts);
+    if (w.err)
+        return cv_err_set(errbuf, errlen, w.err, "%s", w.why);
+    return CV_OK;
+}
+
 cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
                            size_t errlen) {
     bson_t *docs = calloc(n ? n : 1, sizeof(*docs));
@@ -498,16 +573,7 @@ cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *err
             if (moves_run(&evs[j]) && strcmp(evs[j].run_id, evs[i].run_id) == 0)
                 order[norder++] = &evs[j];
     }
-    for (size_t at = 0; !err && at < norder;) {
-        size_t end = at + 1, len;
-        while (end < norder && strcmp(order[end]->run_id, order[at]->run_id) == 0)
-            end++;
-        for (size_t k = at; !err && k < end; k += len) {
-            len = chain_len(order + at, end - at, k - at);
-            err = apply_chain(m, order + k, len, errbuf, errlen);
-        }
-        at = end;
-    }
+    err = apply_runs(m, order, norder, errbuf, errlen);
 out:
     for (size_t i = 0; docs && i < n; i++)
         bson_destroy(&docs[i]);
@@ -516,6 +582,11 @@ out:
     free(order);
     free(dup);
     return err;
+}
+
+void cv_runs_append_ended(bson_t *filter) {
+    cv_run_status finals[CV_RUN_STATUS_COUNT];
+    append_in(filter, CV_RUN_F_STATUS, finals, cv_run_finals(finals, CV_RUN_STATUS_COUNT));
 }
 
 bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *project_id,

@@ -47,8 +47,9 @@ cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errle
 /* Applies n events as cv_runs_apply() would one by one, in fewer writes:
  * every event in one unordered insert, then per run its events in their
  * order, each chain of a queued record, a start, progress and the end of one
- * attempt merged into one update. Events of one run must come in the order
- * they were published (one partition's order). The same guarantees hold: a
+ * attempt merged into one update; different runs are written by up to four
+ * threads at once. Events of one run must come in the order they were
+ * published (one partition's order). The same guarantees hold: a
  * replayed batch changes nothing, a late event never moves a finished run.
  * CV_ERR_MONGO when the store did not acknowledge: retry the whole batch. */
 cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf, size_t errlen);
@@ -58,6 +59,9 @@ cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *err
 cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const char *project_id,
                       const char *status, int attempts, const char *code, const char *message,
                       char *errbuf, size_t errlen);
+
+/* Appends {status: {$in: [the final statuses]}} to a filter on runs. */
+void cv_runs_append_ended(bson_t *filter);
 
 /* The record of a scheduled tick: `status` CV_RUN_QUEUED (the run of a tick
  * that runs, queued at queued_ms, with max_attempts), or CV_RUN_MISSED or

@@ -119,6 +119,11 @@ static void test_sources_and_active(void **state) {
     assert_int_equal(out[0], CV_RUN_QUEUED);
     assert_int_equal(out[1], CV_RUN_RUNNING);
     assert_int_equal(out[2], CV_RUN_RETRYING);
+
+    n = cv_run_finals(out, CV_RUN_STATUS_COUNT);
+    assert_int_equal(n, 6);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(out[i], CV_RUN_SUCCEEDED + (int)i);
 }
 
 static void test_event_targets(void **state) {
