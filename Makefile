@@ -82,6 +82,8 @@ stack-down:
 bench: deps all
 	@bench/run
 	@bench/run --scheduler
+	@bench/run --history
+	@bench/run --throughput
 
 style:
 	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)

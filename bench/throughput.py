@@ -1,0 +1,357 @@
+"""Throughput of small jobs: N no-op jobs (a `sql` job running `SELECT 1` on
+SQLite) submitted through the API by concurrent clients, jobs per second until
+every run is final, against the same jobs on Celery + Redis with the same
+number of worker processes, both measured here and now. Prints Markdown tables.
+
+    bench/run --throughput [--jobs N] [--workers 1,2] [--clients 32]
+
+Latency is from the submission (the POST, or Celery's apply_async) to the final
+status read back the way a user reads it (GET /runs/{id}, or the task's state in
+the result backend), on a sample of the runs polled by a few threads; its
+resolution is a poll round. Throughput counts every run: the clock stops when
+the last one is final in the store. Each process's CPU is read from /proc.
+"""
+import argparse
+import http.client
+import json
+import os
+import queue
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import pymongo
+
+BIN = os.environ["CONVUTELL_BIN"]
+HTTP_HOST, HTTP_PORT = "127.0.0.1", 28080
+MONGO_URI = os.environ["CONVUTELL_MONGODB_URI"]
+REDIS_PORT = 26379
+FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """User + system CPU of the processes and their reaped children."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / CLK
+        except OSError:
+            pass
+    return total
+
+
+def pids_named(name):
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+class Client:
+    """One keep-alive HTTP connection to the API."""
+
+    def __init__(self):
+        self.conn = http.client.HTTPConnection(HTTP_HOST, HTTP_PORT, timeout=60)
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body)
+        for attempt in range(3):
+            try:
+                self.conn.request(method, "/api/v1" + path, body=data,
+                                  headers={"Content-Type": "application/json"})
+                resp = self.conn.getresponse()
+                return resp.status, json.loads(resp.read() or b"null")
+            except (http.client.HTTPException, OSError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(HTTP_HOST, HTTP_PORT, timeout=60)
+                if attempt == 2:
+                    raise
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def submit_all(n, clients, submit_one):
+    """Submits n jobs from `clients` threads; returns [(key, submit_time)]."""
+    todo = queue.Queue()
+    for i in range(n):
+        todo.put(i)
+    done, lock = [], threading.Lock()
+
+    def loop():
+        state = {}
+        while True:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            t = time.perf_counter()
+            key = submit_one(state)
+            with lock:
+                done.append((key, t))
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done
+
+
+def poll_latencies(samples, is_final, threads=4, timeout=1800):
+    """Polls the sampled (key, submitted) pairs until each is final; returns
+    their latencies in seconds."""
+    lat, lock = [], threading.Lock()
+    deadline = time.time() + timeout
+
+    def loop(part):
+        state, pending = {}, list(part)
+        while pending and time.time() < deadline:
+            still = []
+            for key, t0 in pending:
+                if is_final(state, key):
+                    with lock:
+                        lat.append(time.perf_counter() - t0)
+                else:
+                    still.append((key, t0))
+            pending = still
+            time.sleep(0.02)
+    parts = [samples[i::threads] for i in range(threads)]
+    ts = [threading.Thread(target=loop, args=(p,)) for p in parts]
+    for t in ts:
+        t.start()
+    return ts, lat
+
+
+# ---- Convutell --------------------------------------------------------------------
+
+
+def convutell_case(n, workers, clients, sample_every, tmp, timeout):
+    db = "tput_" + uuid.uuid4().hex[:8]
+    env = dict(os.environ, CONVUTELL_HTTP_ADDR=f"{HTTP_HOST}:{HTTP_PORT}",
+               CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_MONGODB_DB=db,
+               CONVUTELL_SECRET_KEY=os.urandom(32).hex(), CONVUTELL_LOG_LEVEL="warn")
+    procs = {}
+
+    def spawn(name, cmd):
+        procs[name] = subprocess.Popen([BIN, cmd], env=env,
+                                       stderr=open(f"{tmp}/{name}.log", "a"))
+    spawn("collector", "collector")
+    spawn("api", "api")
+    for i in range(workers):
+        spawn(f"worker{i}", "worker")
+    mongo = pymongo.MongoClient(MONGO_URI)[db]
+    try:
+        c = Client()
+        for _ in range(200):
+            try:
+                if c.call("GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        sqlite_db = f"{tmp}/noop.db"
+        sqlite3.connect(sqlite_db).close()
+        conn = c.call("POST", "/connections", {"name": "noop",
+                                               "odbc": f"Driver=SQLite3;Database={sqlite_db}"})[1]
+        project = c.call("POST", "/projects", {"name": "noop", "origin_connection_id": conn["id"],
+                                               "destination_connection_id": conn["id"]})[1]
+        # One job per client: runs of one job share a partition (they stay in
+        # order), so the work spreads over the workers only across jobs.
+        jobs = [c.call("POST", f"/projects/{project['id']}/jobs",
+                       {"name": f"noop{i}", "kind": "sql", "statements": "SELECT 1"})[1]["id"]
+                for i in range(clients)]
+        job_filter = {"job_id": {"$in": jobs}}
+        # Warm-up: every worker has joined the group and run jobs.
+        warm = [c.call("POST", f"/jobs/{j}/runs")[1]["run_id"] for j in jobs]
+        for rid in warm:
+            while c.call("GET", f"/runs/{rid}")[1]["status"] not in FINAL:
+                time.sleep(0.05)
+        base_final = mongo.runs.count_documents(job_filter)
+        next_job = iter(range(10**9))
+        last = {}
+
+        def submit(state):
+            cl = state.setdefault("c", Client())
+            if "path" not in state:
+                state["path"] = f"/jobs/{jobs[next(next_job) % len(jobs)]}/runs"
+            status, body = cl.call("POST", state["path"])
+            assert status == 202, body
+            last[state["path"]] = body["run_id"]  # this client's newest run of its job
+            return body["run_id"]
+
+        def is_final(state, rid):
+            cl = state.setdefault("c", Client())
+            return cl.call("GET", f"/runs/{rid}")[1]["status"] in FINAL
+        cpu_pids = {name: [p.pid] for name, p in procs.items()}
+        cpu_pids["ferretdb"] = pids_named("ferretdb")
+        cpu_pids["postgres (store and all)"] = pids_named("postgres")
+        cpu0 = {name: cpu_seconds(p) for name, p in cpu_pids.items()}
+        t0 = time.perf_counter()
+        submitted = submit_all(n, clients, submit)
+        t_submit = time.perf_counter() - t0
+        sampled = submitted[::sample_every]
+        pollers, lat = poll_latencies(sampled, is_final)
+        deadline = time.time() + timeout
+        # A job's runs share a partition and run in order, so the newest run
+        # of each job ends last; polled by id, which costs the store little
+        # (a count over the runs would read them all on FerretDB).
+        pending = set(last.values())
+        while pending:
+            if time.time() > deadline:
+                raise SystemExit(f"convutell: runs not final after {timeout} s: {pending}")
+            pending = {rid for rid in pending if not is_final({"c": c}, rid)}
+            if pending:
+                time.sleep(0.05)
+        # The runs of a batch are written by several collector threads, so a
+        # job's newest run may be stored a moment before an older one: count
+        # them all (a few times at most) before stopping the clock.
+        while mongo.runs.count_documents(dict(job_filter, status={"$in": list(FINAL)})) \
+                < base_final + n:
+            if time.time() > deadline:
+                raise SystemExit(f"convutell: not all {n} runs final after {timeout} s")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+        for t in pollers:
+            t.join()
+        cpu = {name: cpu_seconds(p) - cpu0[name] for name, p in cpu_pids.items()}
+        bad = mongo.runs.count_documents(dict(job_filter, status={"$ne": "succeeded"}))
+        assert bad == 0, f"{bad} runs did not succeed"
+        return dict(n=n, elapsed=elapsed, submit=t_submit, lat=lat, cpu=cpu)
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.wait(timeout=60)
+        pymongo.MongoClient(MONGO_URI).drop_database(db)
+
+
+# ---- Celery -------------------------------------------------------------------------
+
+CELERY_APP = '''
+import sqlite3, os
+from celery import Celery
+app = Celery("noop", broker="redis://127.0.0.1:{port}/0", backend="redis://127.0.0.1:{port}/1")
+app.conf.update(worker_prefetch_multiplier=4, task_acks_late=False, result_expires=3600)
+
+@app.task
+def noop(db):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT 1").fetchone()[0]
+    finally:
+        conn.close()
+'''
+
+
+def celery_case(n, workers, clients, sample_every, tmp, venv, timeout):
+    appdir = f"{tmp}/celery"
+    os.makedirs(appdir, exist_ok=True)
+    with open(f"{appdir}/noop_app.py", "w") as f:
+        f.write(CELERY_APP.format(port=REDIS_PORT))
+    sqlite_db = f"{tmp}/noop.db"
+    sqlite3.connect(sqlite_db).close()
+    subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "flushall"], check=True,
+                   capture_output=True)
+    env = dict(os.environ, PYTHONPATH=appdir)
+    worker = subprocess.Popen([f"{venv}/bin/celery", "-A", "noop_app", "worker", "-P", "prefork",
+                               f"--concurrency={workers}", "--loglevel=WARNING",
+                               "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                              env=env, cwd=appdir, stderr=open(f"{tmp}/celery.log", "a"))
+    sys.path.insert(0, appdir)
+    import noop_app  # noqa: E402 (written above)
+    from celery.result import AsyncResult
+    try:
+        warm = [noop_app.noop.delay(sqlite_db) for _ in range(4 * workers)]
+        for r in warm:
+            assert r.get(timeout=60) == 1
+
+        def submit(state):
+            return noop_app.noop.apply_async((sqlite_db,)).id
+
+        def is_final(state, tid):
+            return AsyncResult(tid, app=noop_app.app).state in ("SUCCESS", "FAILURE")
+        cpu_pids = {"celery worker (all processes)": [worker.pid] + [
+            int(p) for p in subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
+                                           text=True).stdout.split()],
+                    "redis-server": pids_named("redis-server")}
+        cpu0 = {name: cpu_seconds(p) for name, p in cpu_pids.items()}
+        t0 = time.perf_counter()
+        submitted = submit_all(n, clients, submit)
+        t_submit = time.perf_counter() - t0
+        pollers, lat = poll_latencies(submitted[::sample_every], is_final)
+        deadline = time.time() + timeout
+        pending = [tid for tid, _ in submitted]
+        while pending:
+            if time.time() > deadline:
+                raise SystemExit(f"celery: {len(pending)} tasks not done after {timeout} s")
+            pending = [t for t in pending
+                       if AsyncResult(t, app=noop_app.app).state not in ("SUCCESS", "FAILURE")]
+            if pending:
+                time.sleep(0.1)
+        elapsed = time.perf_counter() - t0
+        for t in pollers:
+            t.join()
+        cpu = {name: cpu_seconds(p) - cpu0[name] for name, p in cpu_pids.items()}
+        failed = sum(AsyncResult(t, app=noop_app.app).state != "SUCCESS" for t, _ in submitted)
+        assert failed == 0, f"{failed} celery tasks failed"
+        return dict(n=n, elapsed=elapsed, submit=t_submit, lat=lat, cpu=cpu)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=20_000)
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--sample-every", type=int, default=50)
+    ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--venv", required=True, help="virtual environment with celery and redis")
+    ap.add_argument("--only", default="", help="convutell or celery")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="convutell-tput-")
+    rows = []
+    try:
+        for workers in [int(w) for w in args.workers.split(",")]:
+            for name in ("celery", "convutell"):
+                if args.only and args.only != name:
+                    continue
+                print(f"bench: {name}, {workers} worker process(es), {args.jobs} jobs",
+                      file=sys.stderr)
+                if name == "convutell":
+                    r = convutell_case(args.jobs, workers, args.clients, args.sample_every, tmp,
+                                       args.timeout)
+                else:
+                    r = celery_case(args.jobs, workers, args.clients, args.sample_every, tmp,
+                                    args.venv, args.timeout)
+                r.update(name=name, workers=workers)
+                print(f"bench: {name} x{workers}: {r['n'] / r['elapsed']:.1f} jobs/s", file=sys.stderr)
+                rows.append(r)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\n| system | worker processes | jobs | jobs/s | ratio to Celery | submit/s "
+          "| latency p50 | p99 | CPU s by process |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    celery = {r["workers"]: r["n"] / r["elapsed"] for r in rows if r["name"] == "celery"}
+    for r in rows:
+        rate = r["n"] / r["elapsed"]
+        ratio = f"{rate / celery[r['workers']]:.2f}" if r["workers"] in celery else "-"
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in r["cpu"].items())
+        print(f"| {r['name']} | {r['workers']} | {r['n']:,} | {rate:,.1f} | {ratio} "
+              f"| {r['n'] / r['submit']:,.0f} | {percentile(r['lat'], 50):.2f} s "
+              f"| {percentile(r['lat'], 99):.2f} s | {cpu} |")
+
+
+if __name__ == "__main__":
+    main()
