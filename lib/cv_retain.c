@@ -149,7 +149,7 @@ static cv_err prune_batch(sweep *s, kind k, const char *coll, const char *day, i
 /* Prunes the expired days of one collection, oldest first. */
 static cv_err prune(sweep *s, kind k, const char *coll, int keep_days, int64_t now_ms,
                     int64_t *removed, char *errbuf, size_t errlen) {
-    char cutoff[CV_DAY_LEN], day[CV_DAY_LEN];
+    char cutoff[CV_DAY_LEN], day[CV_DAY_LEN], done[CV_DAY_LEN] = "";
     int64_t t;
     cv_err err = CV_OK;
 
@@ -158,21 +158,29 @@ static cv_err prune(sweep *s, kind k, const char *coll, int keep_days, int64_t n
     cv_retain_day(now_ms - (int64_t)keep_days * DAY_MS, cutoff);
     marker_get(s->m, coll, day);
     t = day[0] ? day_ms(day) + DAY_MS : day_ms(cutoff) - FIRST_LOOKBACK * DAY_MS;
-    for (cv_retain_day(t, day); strcmp(day, cutoff) < 0; cv_retain_day(t += DAY_MS, day)) {
-        int64_t found, deleted;
+    for (cv_retain_day(t, day); !err && strcmp(day, cutoff) < 0; cv_retain_day(t += DAY_MS, day)) {
+        int64_t found = 0, deleted = 0;
         do {
             if (*removed >= s->max_deletes || cv_time_mono_ms() > s->deadline_mono ||
                 (s->stop && atomic_load(s->stop)))
-                return CV_OK; /* the next sweep goes on from here */
+                goto out; /* the next sweep goes on from here */
             if ((err = prune_batch(s, k, coll, day, &found, &deleted, errbuf, errlen)))
-                return err;
+                goto out;
             *removed += deleted;
         } while (found == BATCH && deleted > 0);
         /* The day is done: what is left of it (events of a run still going) stays. */
-        if ((err = marker_set(s->m, coll, day, errbuf, errlen)))
-            return err;
+        snprintf(done, sizeof(done), "%s", day);
     }
-    return CV_OK;
+out:
+    /* One write of how far the sweep got, not one per day: a first sweep walks
+     * hundreds of empty days, and an upsert costs FerretDB several statements. */
+    if (done[0]) {
+        char why[256];
+        cv_err merr = marker_set(s->m, coll, done, why, sizeof(why));
+        if (!err && merr)
+            err = cv_err_set(errbuf, errlen, merr, "%s", why);
+    }
+    return err;
 }
 
 cv_err cv_retain_sweep(cv_mongo *m, const cv_retain_policy *policy, int64_t now_ms, int max_deletes,
