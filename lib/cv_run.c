@@ -71,38 +71,37 @@ size_t cv_run_sources(cv_run_status to, cv_run_status *out, size_t cap) {
     return n;
 }
 
-size_t cv_run_active(cv_run_status *out, size_t cap) {
+/* The stored statuses that are final (or not), in enum order. */
+static size_t by_finality(bool final, cv_run_status *out, size_t cap) {
     size_t n = 0;
     for (int s = 1; s < CV_RUN_STATUS_COUNT; s++)
-        if (!cv_run_is_final((cv_run_status)s) && n < cap)
+        if (cv_run_is_final((cv_run_status)s) == final && n < cap)
             out[n++] = (cv_run_status)s;
     return n;
+}
+
+size_t cv_run_active(cv_run_status *out, size_t cap) {
+    return by_finality(false, out, cap);
 }
 
 size_t cv_run_finals(cv_run_status *out, size_t cap) {
-    size_t n = 0;
-    for (int s = 1; s < CV_RUN_STATUS_COUNT; s++)
-        if (cv_run_is_final((cv_run_status)s) && n < cap)
-            out[n++] = (cv_run_status)s;
-    return n;
+    return by_finality(true, out, cap);
 }
 
+/* The event types that move a run, and where to. */
+static const struct {
+    const char *type;
+    cv_run_status to;
+} targets[] = {
+    {CV_EVENT_RUN_QUEUED, CV_RUN_QUEUED},       {CV_EVENT_RUN_STARTED, CV_RUN_RUNNING},
+    {CV_EVENT_RUN_RETRYING, CV_RUN_RETRYING},   {CV_EVENT_RUN_SUCCEEDED, CV_RUN_SUCCEEDED},
+    {CV_EVENT_RUN_FAILED, CV_RUN_FAILED},       {CV_EVENT_RUN_CANCELLED, CV_RUN_CANCELLED},
+    {CV_EVENT_RUN_TIMED_OUT, CV_RUN_TIMED_OUT},
+};
+
 cv_run_status cv_run_event_target(const char *type) {
-    if (!type)
-        return CV_RUN_NONE;
-    if (strcmp(type, CV_EVENT_RUN_QUEUED) == 0)
-        return CV_RUN_QUEUED;
-    if (strcmp(type, CV_EVENT_RUN_STARTED) == 0)
-        return CV_RUN_RUNNING;
-    if (strcmp(type, CV_EVENT_RUN_RETRYING) == 0)
-        return CV_RUN_RETRYING;
-    if (strcmp(type, CV_EVENT_RUN_SUCCEEDED) == 0)
-        return CV_RUN_SUCCEEDED;
-    if (strcmp(type, CV_EVENT_RUN_FAILED) == 0)
-        return CV_RUN_FAILED;
-    if (strcmp(type, CV_EVENT_RUN_CANCELLED) == 0)
-        return CV_RUN_CANCELLED;
-    if (strcmp(type, CV_EVENT_RUN_TIMED_OUT) == 0)
-        return CV_RUN_TIMED_OUT;
+    for (size_t i = 0; type && i < sizeof(targets) / sizeof(targets[0]); i++)
+        if (strcmp(type, targets[i].type) == 0)
+            return targets[i].to;
     return CV_RUN_NONE;
 }
