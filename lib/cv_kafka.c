@@ -8,12 +8,21 @@
 #include "cv_time.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A producer's delivery reports are served by its own thread, which wakes
+ * the senders waiting on `delivered`: a sender that polled itself slept up to
+ * a poll's timeout after another thread had served its report. */
 struct cv_kafka_producer {
     rd_kafka_t *rk;
+    pthread_t poller;
+    bool polling;
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t delivered; /* broadcast after every report (monotonic clock) */
 };
 
 struct cv_kafka_consumer {
@@ -37,13 +46,41 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    cv_kafka_producer *p = opaque;
     delivery *d = m->_private;
     (void)rk;
-    (void)opaque;
-    if (d) {
-        d->err = m->err;
-        atomic_store(&d->done, 1);
+    if (!d)
+        return;
+    pthread_mutex_lock(&p->lock);
+    d->err = m->err;
+    atomic_store(&d->done, 1);
+    pthread_cond_broadcast(&p->delivered);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *poll_main(void *arg) {
+    cv_kafka_producer *p = arg;
+    while (!atomic_load(&p->stop))
+        rd_kafka_poll(p->rk, 100);
+    return NULL;
+}
+
+/* Waits until d is delivered or the monotonic deadline passes (-1: no
+ * deadline); true if delivered. */
+static bool wait_delivery(cv_kafka_producer *p, delivery *d, int64_t deadline) {
+    bool done;
+
+    pthread_mutex_lock(&p->lock);
+    while (!atomic_load(&d->done)) {
+        int64_t until = deadline < 0 ? cv_time_mono_ms() + 1000 : deadline;
+        struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+        if (pthread_cond_timedwait(&p->delivered, &p->lock, &ts) != 0 && deadline >= 0 &&
+            cv_time_mono_ms() >= deadline)
+            break;
     }
+    done = atomic_load(&d->done);
+    pthread_mutex_unlock(&p->lock);
+    return done;
 }
 
 static rd_kafka_conf_t *base_conf(const char *bootstrap, char *errbuf, size_t errlen) {
@@ -80,6 +117,7 @@ cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, si
                                            NULL};
     cv_kafka_producer *p = NULL;
     rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);
+    pthread_condattr_t attr;
 
     if (!conf || conf_set_all(conf, settings, errbuf, errlen) != 0)
         goto out;
@@ -89,13 +127,25 @@ cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, si
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* matches cv_time_mono_ms() */
+    pthread_cond_init(&p->delivered, &attr);
+    pthread_condattr_destroy(&attr);
+    rd_kafka_conf_set_opaque(conf, p);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errlen);
-    if (!p->rk) {
-        free(p);
-        p = NULL;
-        goto out;
-    }
+    if (!p->rk)
+        goto fail;
     conf = NULL; /* owned by rk now */
+    if (pthread_create(&p->poller, NULL, poll_main, p) != 0) {
+        cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start the producer's thread");
+        goto fail;
+    }
+    p->polling = true;
+    goto out;
+fail:
+    cv_kafka_producer_destroy(p);
+    p = NULL;
 out:
     if (conf)
         rd_kafka_conf_destroy(conf);
@@ -152,19 +202,14 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
         rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
         return CV_ERR_KAFKA;
     }
-    /* Any thread's poll may serve our delivery report; we only watch our flag. */
-    while (!atomic_load(&d.done)) {
-        if (cv_time_mono_ms() > deadline) {
-            /* The report will still arrive and write into d: wait for it (bounded by
-             * message.timeout.ms) rather than let it write into a dead frame. */
-            while (!atomic_load(&d.done))
-                rd_kafka_poll(p->rk, 100);
-            if (!d.err)
-                return CV_OK;
-            return cv_err_set(errbuf, errlen, CV_ERR_TIMEOUT, "sending to %s timed out: %s", topic,
-                              rd_kafka_err2str(d.err));
-        }
-        rd_kafka_poll(p->rk, 20);
+    if (!wait_delivery(p, &d, deadline)) {
+        /* The report will still arrive and write into d: wait for it (bounded by
+         * message.timeout.ms) rather than let it write into a dead frame. */
+        wait_delivery(p, &d, -1);
+        if (!d.err)
+            return CV_OK;
+        return cv_err_set(errbuf, errlen, CV_ERR_TIMEOUT, "sending to %s timed out: %s", topic,
+                          rd_kafka_err2str(d.err));
     }
     if (d.err)
         return cv_err_set(errbuf, errlen,
@@ -177,8 +222,16 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
 void cv_kafka_producer_destroy(cv_kafka_producer *p) {
     if (!p)
         return;
-    rd_kafka_flush(p->rk, 10000);
-    rd_kafka_destroy(p->rk);
+    if (p->polling) {
+        atomic_store(&p->stop, true);
+        pthread_join(p->poller, NULL);
+    }
+    if (p->rk) {
+        rd_kafka_flush(p->rk, 10000); /* serves the last reports on this thread */
+        rd_kafka_destroy(p->rk);
+    }
+    pthread_cond_destroy(&p->delivered);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }
 
@@ -214,8 +267,7 @@ cv_err cv_kafka_produce_batch(cv_kafka_producer *p, const char *topic, cv_kafka_
     /* Every report writes into d: wait for all of them (message.timeout.ms
      * bounds this) before freeing it. */
     for (size_t i = 0; i < n; i++) {
-        while (!atomic_load(&d[i].done))
-            rd_kafka_poll(p->rk, 5);
+        wait_delivery(p, &d[i], -1);
         if (d[i].err && msgs[i].err == CV_OK) {
             msgs[i].err =
                 d[i].err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? CV_ERR_TIMEOUT : CV_ERR_KAFKA;
