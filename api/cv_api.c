@@ -6,12 +6,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cv_api.h"
 
+#include "cv_cache.h"
 #include "cv_http.h"
 #include "cv_page.h"
 #include "cv_id.h"
 #include "cv_json.h"
 #include "cv_kafka.h"
 #include "cv_launch.h"
+#include "cv_lease.h"
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
@@ -32,10 +34,14 @@
 #define PUBLISH_TIMEOUT_MS 10000
 #define RUN_HISTORY_MAX 500 /* runs (and notifications) on one page, newest first */
 #define EVENTS_MAX 1000     /* events of a run on one page, oldest first */
+/* Requests served at once. A POST of a run mostly waits (the store, then the
+ * broker's acknowledgement), so more threads than cores keep both busy. */
+#define HTTP_THREADS 16
 
 struct cv_api {
     cv_config cfg;
     cv_mongo *mongo;
+    cv_cache *cache; /* jobs and projects as POST a run reads them */
     cv_kafka_producer *producer;
     cv_http_server *http;
 };
@@ -159,9 +165,10 @@ static cJSON *doc_to_json(const bson_t *doc) {
     return root;
 }
 
-/* Loads a document by id for a handler: answers 404 or 503 itself on failure. */
-static bson_t *load_doc(cv_api *api, const char *collection, const char *what, const char *id,
-                        cv_http_response *res) {
+/* Loads a document by id for a handler, through the cache when `cache` is
+ * given: answers 404 or 503 itself on failure. */
+static bson_t *load_from(cv_api *api, cv_cache *cache, const char *collection, const char *what,
+                         const char *id, cv_http_response *res) {
     char why[512];
     bson_t *doc = NULL;
     cv_err err;
@@ -170,12 +177,19 @@ static bson_t *load_doc(cv_api *api, const char *collection, const char *what, c
         cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", what, id);
         return NULL;
     }
-    err = cv_mongo_find_id(api->mongo, collection, id, &doc, why, sizeof(why));
+    err = cache ? cv_cache_find_id(cache, api->mongo, collection, id, &doc, why, sizeof(why))
+                : cv_mongo_find_id(api->mongo, collection, id, &doc, why, sizeof(why));
     if (err == CV_ERR_NOT_FOUND)
         cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", what, id);
     else if (err)
         internal_error(res, err, why);
     return err ? NULL : doc;
+}
+
+/* Loads a document by id, always from the store. */
+static bson_t *load_doc(cv_api *api, const char *collection, const char *what, const char *id,
+                        cv_http_response *res) {
+    return load_from(api, NULL, collection, what, id, res);
 }
 
 static bool doc_bool(const bson_t *doc, const char *key, bool def) {
@@ -544,6 +558,23 @@ out:
 
 /* ---- runs --------------------------------------------------------------- */
 
+/* Publishes a run's run.queued event, for the record of events: its run
+ * record is written already, so a lost event loses no state. */
+static void publish_queued(cv_api *api, const cv_event *ev) {
+    char why[256], *json = cv_event_encode(ev);
+    cv_err err;
+
+    if (!json) {
+        cv_log_warn("run %s: run.queued event not encoded", ev->run_id);
+        return;
+    }
+    err = cv_kafka_produce(api->producer, CV_TOPIC_EVENTS, ev->run_id, json, strlen(json), NULL,
+                           PUBLISH_TIMEOUT_MS, why, sizeof(why));
+    if (err)
+        cv_log_warn("run %s: run.queued event not published: %s", ev->run_id, why);
+    free(json);
+}
+
 static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
                         cv_http_response *res) {
     static const char *const fields[] = {"max_attempts", "backoff_seconds", NULL};
@@ -558,7 +589,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     cv_err err;
 
     memset(&job, 0, sizeof(job));
-    job_doc = load_doc(api, CV_COLL_JOBS, "job", job_id, res);
+    job_doc = load_from(api, api->cache, CV_COLL_JOBS, "job", job_id, res);
     if (!job_doc)
         goto out;
     if (req->body_len > 0) { /* optional: this run's retry policy */
@@ -573,8 +604,8 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
             goto out;
         }
     }
-    project =
-        load_doc(api, CV_COLL_PROJECTS, "project", cv_mongo_doc_str(job_doc, "project_id"), res);
+    project = load_from(api, api->cache, CV_COLL_PROJECTS, "project",
+                        cv_mongo_doc_str(job_doc, "project_id"), res);
     if (!project) {
         if (res->status == 404)
             cv_http_error(res, 409, "conflict", NULL, "the job's project no longer exists");
@@ -600,33 +631,30 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     if (backoff)
         job.backoff_seconds = (int)backoff;
     msg = cv_job_encode(&job);
-    if (!msg) {
+    if (!msg || cv_event_init(&ev, CV_EVENT_RUN_QUEUED) != CV_OK) {
         internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
+        goto out;
+    }
+    cv_event_from_job(&ev, &job);
+    ev.time_ms = job.queued_at_ms;
+    /* The record first, so that GET /runs/{id} answers as soon as the client
+     * has its 202 and the worker's events find it; a run that cannot be
+     * recorded is not queued. */
+    if ((err = cv_runs_insert_queued(api->mongo, &ev, why, sizeof(why)))) {
+        internal_error(res, err, why);
         goto out;
     }
     /* Keyed by job id: runs of one job stay in order on one partition. */
     err = cv_kafka_produce(api->producer, CV_TOPIC_JOBS, job.job_id, msg, strlen(msg), NULL,
                            PUBLISH_TIMEOUT_MS, why, sizeof(why));
     if (err) {
+        char forget[256];
+        if (cv_runs_forget_queued(api->mongo, job.run_id, forget, sizeof(forget)) != CV_OK)
+            cv_log_warn("run %s: not queued, and its record stays: %s", job.run_id, forget);
         internal_error(res, err, why);
         goto out;
     }
-    if (cv_event_init(&ev, CV_EVENT_RUN_QUEUED) == CV_OK) {
-        char *evjson;
-        cv_event_from_job(&ev, &job);
-        ev.time_ms = job.queued_at_ms;
-        evjson = cv_event_encode(&ev);
-        if (evjson)
-            err = cv_kafka_produce(api->producer, CV_TOPIC_EVENTS, job.run_id, evjson,
-                                   strlen(evjson), NULL, PUBLISH_TIMEOUT_MS, why, sizeof(why));
-        free(evjson);
-        if (err)
-            cv_log_warn("run %s: run.queued event not published: %s", job.run_id, why);
-        /* The job is on its way whatever happens here; the record is a courtesy
-         * so that GET /runs/{id} answers at once. */
-        if (cv_runs_apply(api->mongo, &ev, why, sizeof(why)) != CV_OK)
-            cv_log_warn("run %s: queued record not written: %s", job.run_id, why);
-    }
+    publish_queued(api, &ev);
     cv_log_info("run %s of job %s queued", job.run_id, job.job_id);
     cv_time_format(job.queued_at_ms, queued, sizeof(queued));
     res->status = 202;
@@ -669,6 +697,15 @@ static void cancel_run(cv_api *api, const char *run_id, cv_http_response *res) {
     if (err) {
         internal_error(res, err, why);
         goto out;
+    }
+    /* A run no worker has claimed yet is kept from being claimed at all: the
+     * worker that gets it ends it as cancelled without a look at the run. */
+    if (status && strcmp(status, cv_run_status_name(CV_RUN_QUEUED)) == 0) {
+        err = cv_lease_block(api->mongo, run_id, (int)cv_mongo_doc_int(run, CV_RUN_F_ATTEMPT, 1),
+                             why, sizeof(why));
+        /* CONFLICT: claimed meanwhile; a run longer than a second sees the flag */
+        if (err && err != CV_ERR_CONFLICT)
+            cv_log_warn("run %s: claims not blocked: %s", run_id, why);
     }
     cv_log_info("run %s: cancel requested", run_id);
     res->status = 202;
@@ -819,6 +856,7 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
     int64_t now = cv_time_now_ms(), first, anchor_ms;
     char tzwhy[128];
     cv_tz *tz = NULL;
+    cv_err changed;
 
     if (!job || !(body = parse_body(req, res)))
         goto out;
@@ -879,8 +917,11 @@ static void put_schedule(cv_api *api, const char *job_id, const cv_http_request 
         BSON_APPEND_DOCUMENT(&update, "$set", &set);
         bson_destroy(&set);
     }
-    if (cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why,
-                        sizeof(why))) {
+    changed =
+        cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why, sizeof(why));
+    /* After the write (whatever it did): a read that began before it is not kept. */
+    cv_cache_drop(api->cache, CV_COLL_JOBS, job_id);
+    if (changed) {
         internal_error(res, CV_ERR_MONGO, why);
         goto out;
     }
@@ -927,6 +968,7 @@ static void delete_schedule(cv_api *api, const char *job_id, cv_http_response *r
     cv_schedule sched;
     int64_t anchor_ms;
     char why[512];
+    cv_err changed;
 
     if (!job || !stored_schedule(job, job_id, &sched, &anchor_ms, res))
         goto out;
@@ -934,8 +976,11 @@ static void delete_schedule(cv_api *api, const char *job_id, cv_http_response *r
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
     BSON_APPEND_UTF8(&unset, "schedule", "");
     bson_append_document_end(&update, &unset);
-    if (cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why,
-                        sizeof(why))) {
+    changed =
+        cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why, sizeof(why));
+    /* After the write (whatever it did): a read that began before it is not kept. */
+    cv_cache_drop(api->cache, CV_COLL_JOBS, job_id);
+    if (changed) {
         internal_error(res, CV_ERR_MONGO, why);
         goto out;
     }
@@ -1102,8 +1147,12 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     api->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
     if (!api->producer)
         goto fail;
-    api->http = cv_http_server_new(cfg->http_host, cfg->http_port, 4, CV_API_MAX_BODY, handle, api,
-                                   errbuf, errlen);
+    if (!(api->cache = cv_cache_new(4096, cfg->cache_ms))) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    api->http = cv_http_server_new(cfg->http_host, cfg->http_port, HTTP_THREADS, CV_API_MAX_BODY,
+                                   handle, api, errbuf, errlen);
     if (!api->http)
         goto fail;
     return api;
@@ -1127,5 +1176,6 @@ void cv_api_destroy(cv_api *api) {
     cv_http_server_destroy(api->http);
     cv_kafka_producer_destroy(api->producer);
     cv_mongo_destroy(api->mongo);
+    cv_cache_destroy(api->cache);
     free(api);
 }

@@ -1,55 +1,98 @@
 /*
- * cv_worker.c - the job loop: poll, decode, look up connections, transfer,
- * report, store the offset. Invalid messages are copied to the dead-letter
- * topic with the reason, so nothing that reached convutell.jobs is dropped
- * silently.
+ * cv_worker.c - the job loop: poll, decode, claim in batches, run up to
+ * CONVUTELL_WORKER_CONCURRENCY attempts at once, each on a thread of its own
+ * (cv_attempt), and store a partition's offset only once every message before
+ * it is done. Invalid messages are copied to the dead-letter topic with the
+ * reason, so nothing that reached convutell.jobs is dropped silently.
  */
 #include "cv_worker.h"
 
-#include "cv_dialect.h"
+#include "cv_attempt.h"
+#include "cv_cache.h"
 #include "cv_kafka.h"
 #include "cv_lease.h"
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
-#include "cv_runs.h"
-#include "cv_script.h"
-#include "cv_secret.h"
-#include "cv_sqlsplit.h"
 #include "cv_time.h"
-#include "cv_transfer.h"
 
-#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PUBLISH_TIMEOUT_MS 30000
 #define WORKER_GROUP "convutell-workers"
+/* Messages in hand per attempt the worker may run at once: the ones waiting
+ * are claimed as soon as a thread is free, without a fetch round between. */
+#define PREFETCH 4
+/* How long every thread may stay busy before the consumer is paused and
+ * polled every 100 ms (well below the smallest max.poll.interval.ms
+ * accepted, 6 s). Short jobs never pause it: resuming costs a fetch round (up
+ * to fetch.wait.max.ms, 500 ms) before the next message arrives. */
+#define PAUSE_AFTER_MS 1000
+/* How often a claim held by another worker is tried again. */
+#define HELD_RETRY_MS 1000
+
+typedef enum slot_state {
+    SLOT_WAITING, /* to be claimed */
+    SLOT_HELD,    /* another worker holds the attempt: claim again at retry_at */
+    SLOT_RUNNING, /* on its thread */
+    SLOT_DONE,    /* handled: its offset may be stored */
+    SLOT_FAILED   /* its final event was not published: never stored */
+} slot_state;
+
+/* One message in hand, from its poll until its offset is stored. */
+typedef struct slot {
+    cv_kafka_msg msg;
+    char *text; /* the message as text, kept in the lease for retries */
+    cv_attempt a;
+    slot_state state;
+    int64_t retry_at;
+    bool held_logged;
+    pthread_t thread;
+    atomic_bool finished; /* the thread has returned */
+    cv_err err;
+    char errbuf[1024];
+} slot;
 
 struct cv_worker {
-    cv_config cfg;
+    cv_runner r;
     cv_kafka_consumer *consumer;
-    cv_kafka_producer *producer;
-    cv_mongo *mongo;
-    atomic_bool lease_lost; /* the running attempt was taken away: stop, report nothing */
+    slot **slots; /* in the order they were polled */
+    size_t n, cap;
+    int running, concurrency;
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* an attempt's thread returned (monotonic clock) */
 };
 
 cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     cv_worker *w = calloc(1, sizeof(*w));
+    pthread_condattr_t attr;
 
     if (!w) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    w->cfg = *cfg;
-    w->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-worker", errbuf, errlen);
-    if (!w->mongo)
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->changed, &attr);
+    pthread_condattr_destroy(&attr);
+    w->r.cfg = *cfg;
+    w->concurrency = cfg->worker_concurrency > 0 ? cfg->worker_concurrency : 1;
+    w->cap = (size_t)w->concurrency * PREFETCH;
+    w->slots = calloc(w->cap, sizeof(*w->slots));
+    w->r.connections = cv_cache_new(1024, cfg->cache_ms);
+    if (!w->slots || !w->r.connections) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
-    w->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
-    if (!w->producer)
+    }
+    w->r.mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-worker", errbuf, errlen);
+    if (!w->r.mongo)
+        goto fail;
+    w->r.producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
+    if (!w->r.producer)
         goto fail;
     w->consumer = cv_kafka_consumer_new(cfg->kafka_bootstrap, WORKER_GROUP, CV_TOPIC_JOBS,
                                         cfg->max_poll_interval_ms, errbuf, errlen);
@@ -61,828 +104,332 @@ fail:
     return NULL;
 }
 
+static void slot_free(slot *s) {
+    if (!s)
+        return;
+    cv_kafka_msg_release(&s->msg);
+    cv_job_release(&s->a.job);
+    free(s->text);
+    free(s);
+}
+
 void cv_worker_destroy(cv_worker *w) {
     if (!w)
         return;
+    for (size_t i = 0; i < w->n; i++)
+        slot_free(w->slots[i]); /* none is running: cv_worker_run() waited for them */
+    free(w->slots);
     cv_kafka_consumer_destroy(w->consumer);
-    cv_kafka_producer_destroy(w->producer);
-    cv_mongo_destroy(w->mongo);
+    cv_kafka_producer_destroy(w->r.producer);
+    cv_mongo_destroy(w->r.mongo);
+    cv_cache_destroy(w->r.connections);
+    pthread_cond_destroy(&w->changed);
+    pthread_mutex_destroy(&w->lock);
     free(w);
 }
 
-static cv_err publish_event(cv_worker *w, cv_event *ev, char *errbuf, size_t errlen) {
-    char *json;
+/* ---- taking messages in ------------------------------------------------------ */
+
+/* Takes one polled message in: a valid job waits for its claim; an invalid
+ * one is dead-lettered at once and done. An error stops the worker. */
+static cv_err take(cv_worker *w, cv_kafka_msg *msg, char *errbuf, size_t errlen) {
+    slot *s = calloc(1, sizeof(*s));
+    cv_verr verr;
     cv_err err;
 
-    snprintf(ev->worker, sizeof(ev->worker), "%s", w->cfg.worker_id);
-    json = cv_event_encode(ev);
-    if (!json)
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding an event");
-    err = cv_kafka_produce(w->producer, CV_TOPIC_EVENTS, ev->run_id[0] ? ev->run_id : NULL, json,
-                           strlen(json), NULL, PUBLISH_TIMEOUT_MS, errbuf, errlen);
-    free(json);
-    return err;
-}
-
-/* Publishes run.started for a job about to run and logs it. */
-static cv_err publish_started(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
-    cv_event ev;
-    cv_err err;
-
-    if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    if ((err = publish_event(w, &ev, errbuf, errlen)))
-        return err;
-    cv_log_info("run %s (%s job %s, attempt %d) started", job->run_id, job->kind, job->job_id,
-                job->attempt);
-    return CV_OK;
-}
-
-/* Publishes the end of an attempt. A failed or timed-out attempt before the
- * last goes to the retry topic as the next attempt, due after its backoff,
- * and the run becomes "retrying"; the last one fails the run for good. The
- * lease is stretched first so that the scheduler leaves the attempt alone
- * while the collector records its end; an attempt whose lease was lost
- * reports nothing (another attempt has taken over). */
-static cv_err finish(cv_worker *w, const cv_job *job, cv_event *ev, char *errbuf, size_t errlen) {
-    bool retry = (strcmp(ev->type, CV_EVENT_RUN_FAILED) == 0 ||
-                  strcmp(ev->type, CV_EVENT_RUN_TIMED_OUT) == 0) &&
-                 job->attempt < job->max_attempts;
-    bool held = true;
-    char why[256];
-    cv_err err;
-
-    if (!atomic_load(&w->lease_lost) &&
-        cv_lease_renew(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, 600000, &held, why,
-                       sizeof(why)) != CV_OK)
-        cv_log_warn("run %s: lease not extended for reporting: %s", job->run_id, why);
-    if (atomic_load(&w->lease_lost) || !held) {
-        cv_log_warn("run %s attempt %d: the lease ran out and the run was taken over; "
-                    "this attempt's end (%s) is not reported",
-                    job->run_id, job->attempt, ev->type + 4);
-        return CV_OK;
-    }
-    if (retry) {
-        cv_job next = *job;
-        char *msg;
-        next.attempt = job->attempt + 1;
-        /* Counted from the failure (the event's time), not from after the
-         * lease was stretched: the delay users set is the delay they get. */
-        next.not_before_ms = (ev->time_ms > 0 ? ev->time_ms : cv_time_now_ms()) +
-                             cv_job_retry_delay_ms(job->backoff_seconds, next.attempt);
-        if (!(msg = cv_job_encode(&next)))
-            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding a retry");
-        err = cv_kafka_produce(w->producer, CV_TOPIC_RETRY, job->job_id, msg, strlen(msg), NULL,
-                               PUBLISH_TIMEOUT_MS, errbuf, errlen);
-        free(msg);
-        if (err)
-            return err;
-        snprintf(ev->type, sizeof(ev->type), "%s", CV_EVENT_RUN_RETRYING);
-        ev->next_attempt_ms = next.not_before_ms;
-        cv_log_info("run %s: attempt %d of %d failed; attempt %d in %lld ms", job->run_id,
-                    job->attempt, job->max_attempts, next.attempt,
-                    (long long)(next.not_before_ms - cv_time_now_ms()));
-    }
-    if ((err = publish_event(w, ev, errbuf, errlen)))
-        return err;
-    /* A lease left held (the worker died here) runs out in ten minutes; the
-     * scheduler then finds the run ended and only closes the lease. */
-    if (cv_lease_release(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, ev->next_attempt_ms,
-                         why, sizeof(why)) != CV_OK)
-        cv_log_warn("run %s: lease not released: %s", job->run_id, why);
-    return CV_OK;
-}
-
-/* Puts a failed run's code and reason into its final event and logs them. */
-static void set_failure(cv_event *ev, const cv_job *job, const char *code, const char *why) {
-    snprintf(ev->error_code, sizeof(ev->error_code), "%s", code);
-    snprintf(ev->error_message, sizeof(ev->error_message), "%s", why);
-    cv_log_warn("run %s ended (%s): %s: %s", job->run_id, ev->type + 4, code, why);
-}
-
-/* Reads the run id out of a message that failed validation, if it has a
- * well-formed one, so the rejection can be tied to the run. */
-static void salvage_run_id(const cv_kafka_msg *msg, cv_event *ev) {
-    cJSON *root = msg->len <= CV_JOB_MAX_BYTES
-                      ? cJSON_ParseWithLength(msg->payload ? msg->payload : "", msg->len)
-                      : NULL;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "run_id");
-    if (cJSON_IsString(id) && cv_id_valid(id->valuestring))
-        snprintf(ev->run_id, sizeof(ev->run_id), "%s", id->valuestring);
-    id = cJSON_GetObjectItemCaseSensitive(root, "job_id");
-    if (cJSON_IsString(id) && cv_id_valid(id->valuestring))
-        snprintf(ev->job_id, sizeof(ev->job_id), "%s", id->valuestring);
-    cJSON_Delete(root);
-}
-
-/* Copies a rejected message to the dead-letter topic, keeping key and value as
- * they came and adding the reason and origin as headers, then reports it. */
-static cv_err reject(cv_worker *w, const cv_kafka_msg *msg, const cv_verr *verr, char *errbuf,
-                     size_t errlen) {
-    char reason[512], partition[16], offset[24], key[256];
-    cv_event ev;
-    cv_err err;
-    size_t klen = msg->key_len < sizeof(key) - 1 ? msg->key_len : sizeof(key) - 1;
-
-    snprintf(reason, sizeof(reason), "%s: %s", verr->field, verr->reason);
-    snprintf(partition, sizeof(partition), "%d", (int)msg->partition);
-    snprintf(offset, sizeof(offset), "%lld", (long long)msg->offset);
-    if (msg->key)
-        memcpy(key, msg->key, klen);
-    key[msg->key ? klen : 0] = '\0';
-    const cv_kafka_header headers[] = {{"convutell.reason", reason},
-                                       {"convutell.source.topic", msg->topic},
-                                       {"convutell.source.partition", partition},
-                                       {"convutell.source.offset", offset},
-                                       {"convutell.worker", w->cfg.worker_id},
-                                       {NULL, NULL}};
-    cv_log_warn("rejected %s[%s]@%s: %s", msg->topic, partition, offset, reason);
-    err = cv_kafka_produce(w->producer, CV_TOPIC_DLQ, msg->key ? key : NULL,
-                           msg->payload ? msg->payload : "", msg->len, headers, PUBLISH_TIMEOUT_MS,
-                           errbuf, errlen);
-    if (err)
-        return err;
-    if ((err = cv_event_init(&ev, CV_EVENT_JOB_REJECTED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    salvage_run_id(msg, &ev);
-    snprintf(ev.error_code, sizeof(ev.error_code), "invalid_message");
-    snprintf(ev.error_message, sizeof(ev.error_message), "%s (dead-lettered from %s[%s]@%s)",
-             reason, msg->topic, partition, offset);
-    return publish_event(w, &ev, errbuf, errlen);
-}
-
-/* Looks up and unseals the ODBC connection string of a connection id. *out is
- * a string the caller frees with free(). */
-static cv_err lookup_odbc(cv_worker *w, const char *id, char **out, char *errbuf, size_t errlen) {
-    bson_t *doc = NULL;
-    bson_iter_t it;
-    cv_err err = cv_mongo_find_id(w->mongo, CV_COLL_CONNECTIONS, id, &doc, errbuf, errlen);
-
-    *out = NULL;
-    if (err == CV_ERR_NOT_FOUND)
-        return cv_err_set(errbuf, errlen, err, "connection %s does not exist", id);
-    if (err)
-        return err;
-    if (bson_iter_init_find(&it, doc, "odbc_sealed") && BSON_ITER_HOLDS_UTF8(&it)) {
-        char why[256];
-        err =
-            cv_secret_open(w->cfg.secret_key, id, bson_iter_utf8(&it, NULL), out, why, sizeof(why));
-        if (err)
-            cv_err_set(errbuf, errlen, err, "connection %s: %s", id, why);
-    } else {
-        err = cv_err_set(errbuf, errlen, CV_ERR_INVALID, "connection %s has no ODBC string", id);
-    }
-    bson_destroy(doc);
-    return err;
-}
-
-/* State of the progress hook for one running attempt. */
-typedef struct progress_state {
-    cv_worker *w;
-    const cv_job *job;
-    int64_t started_ms, deadline_ms, last_report_ms, last_cancel_check_ms;
-} progress_state;
-
-/* Called by the transfer after every block: enforces the time limit, notices
- * a cancel request (at most once a second) and reports progress. */
-static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t errlen) {
-    progress_state *p = ctx;
-    int64_t now = cv_time_mono_ms();
-
-    if (atomic_load(&p->w->lease_lost))
-        return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED,
-                          "stopped after %lld rows: the lease on this attempt was lost",
-                          (long long)rows_read);
-    if (p->deadline_ms && now > p->deadline_ms)
-        return cv_err_set(errbuf, errlen, CV_ERR_TIMEOUT,
-                          "stopped after %lld rows: over the job's limit of %d s",
-                          (long long)rows_read, p->job->load.timeout_seconds);
-    if (now - p->last_cancel_check_ms >= 1000) {
-        p->last_cancel_check_ms = now;
-        if (cv_runs_cancel_requested(p->w->mongo, p->job->run_id))
-            return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED,
-                              "stopped after %lld rows: cancelled on request",
-                              (long long)rows_read);
-    }
-    if (now - p->last_report_ms >= p->w->cfg.progress_interval_ms) {
-        cv_event ev;
-        char why[256];
-        p->last_report_ms = now;
-        if (cv_event_init(&ev, CV_EVENT_RUN_PROGRESS) == CV_OK) {
-            cv_event_from_job(&ev, p->job);
-            ev.rows_read = rows_read;
-            ev.duration_ms = now - p->started_ms;
-            ev.rows_per_second = ev.duration_ms > 0 ? rows_read * 1000 / ev.duration_ms : 0;
-            /* Progress is a courtesy: a lost report is not worth failing the run. */
-            if (publish_event(p->w, &ev, why, sizeof(why)) != CV_OK)
-                cv_log_warn("run %s: progress not published: %s", p->job->run_id, why);
-        }
-    }
-    return CV_OK;
-}
-
-/* Runs one valid job and publishes its events. Returns an error only when the
- * final event could not be published (the job must then be redelivered). */
-static cv_err run_job(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
-    char why[1024] = "";
-    char *origin = NULL, *dest = NULL;
-    cv_transfer_result res = {0};
-    cv_event ev;
-    cv_err err, run_err;
-    int64_t started = cv_time_mono_ms();
-
-    if ((err = publish_started(w, job, errbuf, errlen)))
-        return err;
-
-    progress_state prog = {.w = w,
-                           .job = job,
-                           .started_ms = started,
-                           .last_report_ms = started,
-                           .last_cancel_check_ms = started};
-    if (job->load.timeout_seconds > 0)
-        prog.deadline_ms = started + (int64_t)job->load.timeout_seconds * 1000;
-
-    if (cv_runs_cancel_requested(w->mongo, job->run_id)) {
-        run_err = cv_err_set(why, sizeof(why), CV_ERR_CANCELLED, "cancelled before it started");
-        res.error_code = "cancelled";
-    } else if ((run_err = lookup_odbc(w, job->origin_connection_id, &origin, why, sizeof(why)))) {
-        res.error_code = "origin_lookup";
-    } else if ((run_err =
-                    lookup_odbc(w, job->destination_connection_id, &dest, why, sizeof(why)))) {
-        res.error_code = "destination_lookup";
-    } else {
-        cv_transfer_spec spec = {.origin_odbc = origin,
-                                 .destination_odbc = dest,
-                                 .query = job->query,
-                                 .destination_table = job->destination_table,
-                                 .run_id = job->run_id,
-                                 .job_id = job->job_id,
-                                 .load = job->load,
-                                 .transform = job->transform,
-                                 .progress = on_progress,
-                                 .progress_ctx = &prog};
-        run_err = cv_transfer_run(&spec, &res, why, sizeof(why));
-    }
-    free(origin);
-    free(dest);
-
-    if (res.superseded) {
-        /* Another delivery of this run committed a batch this one was loading:
-         * that delivery is the one running, and it reports the outcome. */
-        cv_log_warn("run %s: %s; leaving it to that delivery", job->run_id, why);
-        return CV_OK;
-    }
-    if (res.resumed_rows > 0)
-        cv_log_info("run %s resumed after %lld rows committed by earlier attempts", job->run_id,
-                    (long long)res.resumed_rows);
-    if ((err = cv_event_init(&ev, !run_err ? CV_EVENT_RUN_SUCCEEDED
-                                  : res.error_code && strcmp(res.error_code, "cancelled") == 0
-                                      ? CV_EVENT_RUN_CANCELLED
-                                  : res.error_code && strcmp(res.error_code, "timed_out") == 0
-                                      ? CV_EVENT_RUN_TIMED_OUT
-                                      : CV_EVENT_RUN_FAILED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    ev.rows_read = res.rows_read;
-    ev.rows_written = res.rows_written;
-    ev.duration_ms = cv_time_mono_ms() - started;
-    if (!run_err)
-        snprintf(ev.watermark, sizeof(ev.watermark), "%s", res.watermark);
-    if (run_err) {
-        snprintf(ev.error_code, sizeof(ev.error_code), "%s",
-                 res.error_code ? res.error_code : cv_err_str(run_err));
-        snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
-        cv_log_warn("run %s ended (%s) after %lld rows: %s: %s", job->run_id, ev.type + 4,
-                    (long long)res.rows_read, ev.error_code, why);
-    } else if (res.already_loaded) {
-        cv_log_info("run %s was loaded by an earlier delivery (%lld rows in the ledger); "
-                    "not loading again",
-                    job->run_id, (long long)res.rows_written);
-    } else {
-        cv_log_info("run %s succeeded: %lld rows in %lld ms", job->run_id,
-                    (long long)res.rows_written, (long long)ev.duration_ms);
-    }
-    return finish(w, job, &ev, errbuf, errlen);
-}
-
-/* ---- kind "python" ---------------------------------------------------------- */
-
-/* Copies up to len bytes of a script's output line as valid UTF-8 (what JSON
- * and MongoDB require): invalid bytes and NUL become U+FFFD, and the copy
- * stops before a character that would not fit. */
-static void utf8_clean(char *dst, size_t dstlen, const char *src, size_t len) {
-    static const char replacement[] = "\xEF\xBF\xBD";
-    const unsigned char *p = (const unsigned char *)src, *end = p + len;
-    size_t o = 0;
-
-    while (p < end) {
-        size_t n = *p < 0x80         ? 1
-                   : (*p >> 5) == 6  ? 2
-                   : (*p >> 4) == 14 ? 3
-                   : (*p >> 3) == 30 ? 4
-                                     : 0;
-        bool valid = n > 0 && *p != 0 && (size_t)(end - p) >= n;
-        for (size_t i = 1; valid && i < n; i++)
-            valid = (p[i] & 0xC0) == 0x80;
-        if (valid && n == 2)
-            valid = *p >= 0xC2; /* no overlong forms */
-        if (valid && n == 3)
-            valid = !(*p == 0xE0 && p[1] < 0xA0) && !(*p == 0xED && p[1] >= 0xA0);
-        if (valid && n == 4)
-            valid = *p <= 0xF4 && !(*p == 0xF0 && p[1] < 0x90) && !(*p == 0xF4 && p[1] >= 0x90);
-        if (!valid) {
-            if (o + 3 >= dstlen)
-                break;
-            memcpy(dst + o, replacement, 3);
-            o += 3;
-            p++;
-            continue;
-        }
-        if (o + n >= dstlen)
-            break;
-        memcpy(dst + o, p, n);
-        o += n;
-        p += n;
-    }
-    dst[o] = '\0';
-}
-
-/* State of one Python run's hooks. */
-typedef struct python_state {
-    cv_worker *w;
-    const cv_job *job;
-    int64_t last_cancel_check_ms;
-    bool publish_failed;
-} python_state;
-
-/* Publishes one line of a run's output as a run.log event. A lost log line is
- * not worth failing the run: the first loss is logged, *failed remembers it. */
-static void publish_log(cv_worker *w, const cv_job *job, const char *stream, const char *line,
-                        size_t len, bool cut, bool *failed) {
-    char why[256];
-    cv_event ev;
-
-    if (cv_event_init(&ev, CV_EVENT_RUN_LOG) != CV_OK)
-        return;
-    cv_event_from_job(&ev, job);
-    snprintf(ev.stream, sizeof(ev.stream), "%s", stream);
-    utf8_clean(ev.line, sizeof(ev.line), line, len);
-    ev.line_cut = cut;
-    if (publish_event(w, &ev, why, sizeof(why)) != CV_OK && !*failed) {
-        *failed = true;
-        cv_log_warn("run %s: output lines not published: %s", job->run_id, why);
-    }
-}
-
-static void on_script_line(void *ctx, cv_script_stream stream, const char *line, size_t len,
-                           bool cut) {
-    python_state *p = ctx;
-    publish_log(p->w, p->job, stream == CV_SCRIPT_STDOUT ? "stdout" : "stderr", line, len, cut,
-                &p->publish_failed);
-}
-
-/* Stops the script when someone asked for the run to be cancelled (checked
- * at most once a second). */
-static cv_err on_script_check(void *ctx, char *errbuf, size_t errlen) {
-    python_state *p = ctx;
-    int64_t now = cv_time_mono_ms();
-
-    if (atomic_load(&p->w->lease_lost))
-        return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "the lease on this attempt was lost");
-    if (now - p->last_cancel_check_ms < 1000)
-        return CV_OK;
-    p->last_cancel_check_ms = now;
-    if (cv_runs_cancel_requested(p->w->mongo, p->job->run_id))
-        return cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "cancelled on request");
-    return CV_OK;
-}
-
-/* What a Python job takes from its project: the interpreter (NULL for the
- * default) and, only when the project exposes them, the origin's and the
- * destination's connection strings as environment entries. The caller frees
- * the three strings with free(). */
-static cv_err python_project(cv_worker *w, const cv_job *job, char **interpreter, char **origin,
-                             char **destination, char *errbuf, size_t errlen) {
-    static const char *const names[2][2] = {
-        {"origin_connection_id", "CONVUTELL_ORIGIN_ODBC"},
-        {"destination_connection_id", "CONVUTELL_DESTINATION_ODBC"}};
-    char **out[2] = {origin, destination};
-    bson_t *doc = NULL;
-    bson_iter_t it;
-    cv_err err;
-
-    *interpreter = *origin = *destination = NULL;
-    err = cv_mongo_find_id(w->mongo, CV_COLL_PROJECTS, job->project_id, &doc, errbuf, errlen);
-    if (err == CV_ERR_NOT_FOUND)
-        return cv_err_set(errbuf, errlen, err, "project %s does not exist", job->project_id);
-    if (err)
-        return err;
-    if (bson_iter_init_find(&it, doc, "python_interpreter") && BSON_ITER_HOLDS_UTF8(&it) &&
-        !(*interpreter = strdup(bson_iter_utf8(&it, NULL))))
-        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    if (!err && bson_iter_init_find(&it, doc, "expose_connections") && BSON_ITER_HOLDS_BOOL(&it) &&
-        bson_iter_bool(&it)) {
-        for (int i = 0; i < 2 && !err; i++) {
-            char *odbc = NULL;
-            size_t len;
-            if (!bson_iter_init_find(&it, doc, names[i][0]) || !BSON_ITER_HOLDS_UTF8(&it)) {
-                err = cv_err_set(errbuf, errlen, CV_ERR_INVALID, "project %s has no %s",
-                                 job->project_id, names[i][0]);
-                break;
-            }
-            if ((err = lookup_odbc(w, bson_iter_utf8(&it, NULL), &odbc, errbuf, errlen)))
-                break;
-            len = strlen(names[i][1]) + strlen(odbc) + 2;
-            if ((*out[i] = malloc(len)))
-                snprintf(*out[i], len, "%s=%s", names[i][1], odbc);
-            else
-                err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-            free(odbc);
-        }
-    }
-    bson_destroy(doc);
-    return err;
-}
-
-/* Runs one valid Python job in the sandbox and publishes its events. Returns
- * an error only when an event could not be published. */
-static cv_err run_python(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
-    const cv_python_spec *py = &job->python;
-    char run_env[64], job_env[64], project_env[64], attempt_env[48], why[1024] = "";
-    char *parameters_env = NULL, *interpreter = NULL, *origin_env = NULL, *dest_env = NULL;
-    const char *env[8];
-    python_state state = {.w = w, .job = job, .last_cancel_check_ms = cv_time_mono_ms()};
-    cv_script_spec spec;
-    cv_script_result res;
-    const char *type = CV_EVENT_RUN_SUCCEEDED, *code = NULL;
-    bool ran = false;
-    cv_event ev;
-    cv_err err;
-    size_t plen;
-
-    if ((err = publish_started(w, job, errbuf, errlen)))
-        return err;
-
-    /* What the script gets to know: its run and its parameters, nothing else. */
-    snprintf(run_env, sizeof(run_env), "CONVUTELL_RUN_ID=%s", job->run_id);
-    snprintf(job_env, sizeof(job_env), "CONVUTELL_JOB_ID=%s", job->job_id);
-    snprintf(project_env, sizeof(project_env), "CONVUTELL_PROJECT_ID=%s", job->project_id);
-    snprintf(attempt_env, sizeof(attempt_env), "CONVUTELL_ATTEMPT=%d", job->attempt);
-    plen = strlen(py->parameters ? py->parameters : "{}") + 32;
-    if (!(parameters_env = malloc(plen)))
+    if (!s) {
+        cv_kafka_msg_release(msg);
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    snprintf(parameters_env, plen, "CONVUTELL_PARAMETERS=%s",
-             py->parameters ? py->parameters : "{}");
-    env[0] = run_env;
-    env[1] = job_env;
-    env[2] = project_env;
-    env[3] = attempt_env;
-    env[4] = parameters_env;
-    env[5] = NULL;
-
-    memset(&spec, 0, sizeof(spec));
-    memset(&res, 0, sizeof(res));
-    spec.script = py->script;
-    spec.env = env;
-    spec.limits.timeout_seconds = py->timeout_seconds;
-    spec.limits.cpu_seconds = py->limits.cpu_seconds;
-    spec.limits.memory_mb = py->limits.memory_mb;
-    spec.limits.open_files = py->limits.open_files;
-    spec.limits.file_size_mb = py->limits.file_size_mb;
-    spec.limits.processes = py->limits.processes;
-    spec.on_line = on_script_line;
-    spec.check = on_script_check;
-    spec.ctx = &state;
-    spec.max_line = CV_LOG_LINE_MAX;
-
-    if (cv_runs_cancel_requested(w->mongo, job->run_id)) {
-        type = CV_EVENT_RUN_CANCELLED;
-        code = "cancelled";
-        snprintf(why, sizeof(why), "cancelled before it started");
-    } else if (python_project(w, job, &interpreter, &origin_env, &dest_env, why, sizeof(why)) !=
-               CV_OK) {
-        type = CV_EVENT_RUN_FAILED;
-        code = "project_lookup";
-    } else {
-        int n = 5;
-        spec.interpreter = interpreter;
-        if (origin_env)
-            env[n++] = origin_env;
-        if (dest_env)
-            env[n++] = dest_env;
-        env[n] = NULL;
-        if (cv_script_run(&spec, &res, why, sizeof(why)) != CV_OK) {
-            type = CV_EVENT_RUN_FAILED;
-            code = "script_start";
-        } else if (res.stopped) {
-            ran = true;
-            type = CV_EVENT_RUN_CANCELLED;
-            code = "cancelled";
-            snprintf(why, sizeof(why), "stopped after %lld ms: cancelled on request",
-                     (long long)res.duration_ms);
-        } else {
-            ran = true;
-            if (res.limit || res.exit_code != 0 || res.signal) {
-                bool timed_out = res.limit && strcmp(res.limit, "timeout_seconds") == 0;
-                type = timed_out ? CV_EVENT_RUN_TIMED_OUT : CV_EVENT_RUN_FAILED;
-                code = timed_out ? "timed_out" : res.limit ? "limit_exceeded" : "script_failed";
-                cv_script_describe(&spec, &res, why, sizeof(why));
-            }
-        }
     }
-    free(parameters_env);
-    free(interpreter);
-    free(origin_env); /* connection strings hold passwords: not kept longer than needed */
-    free(dest_env);
-
-    if ((err = cv_event_init(&ev, type)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    ev.duration_ms = res.duration_ms;
-    ev.exit_code = ran && !res.signal ? res.exit_code : -1;
-    ev.lines_dropped = ran ? res.lines_dropped : -1;
-    if (code) {
-        set_failure(&ev, job, code, why);
-    } else {
-        cv_log_info("run %s succeeded in %lld ms (%lld lines, %lld dropped)", job->run_id,
-                    (long long)res.duration_ms, (long long)res.lines, (long long)res.lines_dropped);
-    }
-    return finish(w, job, &ev, errbuf, errlen);
-}
-
-/* ---- kind "sql" ------------------------------------------------------------- */
-
-/* Runs the statements of one sql job in one transaction, each on its own
- * (split at semicolons outside quotes and comments); every statement's row
- * count becomes a run.log line and their sum the run's rows_written. */
-static cv_err run_sql(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
-    char why[1024] = "", line[128];
-    char *odbc = NULL;
-    cv_odbc_conn *conn = NULL;
-    const char *code = NULL, *type = CV_EVENT_RUN_SUCCEEDED;
-    long long total = 0;
-    int64_t started = cv_time_mono_ms();
-    bool log_failed = false;
-    cv_event ev;
-    cv_err err;
-
-    if ((err = publish_started(w, job, errbuf, errlen)))
+    s->msg = *msg;
+    s->a.r = &w->r;
+    w->slots[w->n++] = s;
+    err = cv_job_decode(msg->payload ? msg->payload : "", msg->len, &s->a.job, &verr);
+    if (err == CV_ERR_INVALID) {
+        s->state = SLOT_DONE;
+        err = cv_attempt_reject(&w->r, msg, &verr, errbuf, errlen);
+        if (err)
+            s->state = SLOT_FAILED;
         return err;
-
-    if (cv_runs_cancel_requested(w->mongo, job->run_id)) {
-        type = CV_EVENT_RUN_CANCELLED;
-        code = "cancelled";
-        snprintf(why, sizeof(why), "cancelled before it started");
-    } else if (lookup_odbc(w, job->sql_connection_id, &odbc, why, sizeof(why)) != CV_OK) {
-        code = "connection_lookup";
-    } else if (!(conn = cv_odbc_connect(odbc, why, sizeof(why)))) {
-        code = "connect";
-    } else if (cv_odbc_begin(conn, why, sizeof(why)) != CV_OK) {
-        code = "statement_failed";
-    } else {
-        bool mariadb = cv_dialect_from_dbms(cv_odbc_dbms(conn)) == CV_DIALECT_MARIADB;
-        size_t pos = 0, start, end;
-        int n = 0;
-
-        while (!code && cv_sqlsplit_next(job->statements, &pos, &start, &end, mariadb)) {
-            char *statement = strndup(job->statements + start, end - start), reason[900];
-            long long rows = 0;
-            n++;
-            if (!statement) {
-                code = "statement_failed";
-                snprintf(why, sizeof(why), "out of memory");
-                break;
-            }
-            err = cv_odbc_exec_count(conn, statement, &rows, reason, sizeof(reason));
-            free(statement);
-            if (err) {
-                code = "statement_failed";
-                snprintf(why, sizeof(why), "statement %d %s", n, reason);
-                break;
-            }
-            total += rows;
-            snprintf(line, sizeof(line), "statement %d: %lld rows", n, rows);
-            publish_log(w, job, "stdout", line, strlen(line), false, &log_failed);
-        }
-        if (!code && n == 0) {
-            code = "statement_failed";
-            snprintf(why, sizeof(why), "no statement to run (only comments and semicolons)");
-        }
-        if (!code && cv_odbc_commit(conn, why, sizeof(why)) != CV_OK)
-            code = "commit_failed";
     }
-    cv_odbc_disconnect(conn); /* rolls back what was not committed */
-    free(odbc);
-
-    if (code && strcmp(code, "cancelled") != 0)
-        type = CV_EVENT_RUN_FAILED;
-    if ((err = cv_event_init(&ev, type)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    ev.duration_ms = cv_time_mono_ms() - started;
-    if (code) {
-        set_failure(&ev, job, code, why);
-    } else {
-        ev.rows_written = total;
-        cv_log_info("run %s succeeded: %lld rows changed", job->run_id, total);
+    if (err) {
+        s->state = SLOT_FAILED;
+        return cv_err_set(errbuf, errlen, err, "cannot decode a job message: %s", cv_err_str(err));
     }
-    return finish(w, job, &ev, errbuf, errlen);
+    if (!(s->text = strndup(msg->payload ? msg->payload : "", msg->len))) {
+        s->state = SLOT_FAILED;
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    }
+    s->state = SLOT_WAITING;
+    return CV_OK;
 }
 
-/* Polls the paused consumer for up to timeout_ms, which keeps the worker in
- * its group (partitions assigned meanwhile come paused too). A message fetched
- * before the pause is put back for later. */
-static void poll_paused(cv_worker *w, int timeout_ms) {
+/* Polls while there is room: waits up to timeout_ms for the first message,
+ * then takes what has been fetched already. */
+static cv_err fill(cv_worker *w, int timeout_ms, char *errbuf, size_t errlen) {
+    cv_kafka_msg msg;
+    cv_err err = CV_OK;
+
+    while (!err && w->n < w->cap &&
+           cv_kafka_consumer_poll(w->consumer, timeout_ms, &msg) == CV_OK) {
+        err = take(w, &msg, errbuf, errlen);
+        timeout_ms = 0;
+    }
+    return err;
+}
+
+/* ---- claiming and running ------------------------------------------------------ */
+
+static void *attempt_main(void *arg) {
+    slot *s = arg;
+    cv_worker *w = (cv_worker *)s->a.r; /* r is the worker's first member */
+
+    s->err = cv_attempt_run(&s->a, s->errbuf, sizeof(s->errbuf));
+    pthread_mutex_lock(&w->lock);
+    atomic_store(&s->finished, true);
+    pthread_cond_broadcast(&w->changed);
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static cv_err start(cv_worker *w, slot *s, char *errbuf, size_t errlen) {
+    int rc;
+
+    atomic_store(&s->a.renewed_ms, cv_time_mono_ms());
+    atomic_store(&s->finished, false);
+    if ((rc = pthread_create(&s->thread, NULL, attempt_main, s)) != 0) {
+        s->state = SLOT_FAILED;
+        return cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start a job thread: %s", strerror(rc));
+    }
+    s->state = SLOT_RUNNING;
+    w->running++;
+    return CV_OK;
+}
+
+/* True when an earlier message of the same job is still in hand: runs of one
+ * job run one at a time, in the order they were queued. */
+static bool job_busy_before(const cv_worker *w, size_t i) {
+    for (size_t j = 0; j < i; j++) {
+        const slot *s = w->slots[j];
+        if (s->state != SLOT_DONE && s->state != SLOT_FAILED &&
+            strcmp(s->a.job.job_id, w->slots[i]->a.job.job_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* What a claim found, acted on: run it, wait for its holder, or skip it. */
+static cv_err claimed(cv_worker *w, slot *s, cv_claim claim, const char *holder, int64_t now,
+                      char *errbuf, size_t errlen) {
+    const cv_job *job = &s->a.job;
+
+    s->a.claim = claim;
+    if (claim == CV_CLAIM_HELD) {
+        if (!s->held_logged)
+            cv_log_info("run %s attempt %d is held by worker %s; waiting for it to end or "
+                        "for its lease to run out",
+                        job->run_id, job->attempt, holder);
+        s->held_logged = true;
+        s->state = SLOT_HELD;
+        s->retry_at = now + HELD_RETRY_MS;
+        return CV_OK;
+    }
+    if (claim == CV_CLAIM_OVER) {
+        cv_log_info("run %s attempt %d: already ended or moved past; this delivery is a "
+                    "duplicate and is skipped",
+                    job->run_id, job->attempt);
+        s->state = SLOT_DONE;
+        return CV_OK;
+    }
+    return start(w, s, errbuf, errlen);
+}
+
+/* Claims, in one batch, every message that may start now (a free thread,
+ * no earlier run of its job in hand, not waiting for another worker), and
+ * starts those it gets. */
+static cv_err claim_ready(cv_worker *w, char *errbuf, size_t errlen) {
+    const cv_job *jobs[256];
+    const char *texts[256];
+    slot *picked[256];
+    cv_claim claims[256];
+    char holders[256][256];
+    size_t n = 0;
+    int64_t now = cv_time_mono_ms();
+    cv_err err = CV_OK;
+
+    for (size_t i = 0; i < w->n && w->running + (int)n < w->concurrency && n < 256; i++) {
+        slot *s = w->slots[i];
+        if ((s->state == SLOT_WAITING || (s->state == SLOT_HELD && now >= s->retry_at)) &&
+            !job_busy_before(w, i)) {
+            jobs[n] = &s->a.job;
+            texts[n] = s->text;
+            picked[n++] = s;
+        }
+    }
+    if (n == 0)
+        return CV_OK;
+    err = cv_lease_claim_many(w->r.mongo, jobs, texts, n, w->r.cfg.worker_id,
+                              w->r.cfg.lease_seconds, claims, holders, errbuf, errlen);
+    if (err) {
+        /* The store did not answer: these wait and are claimed again. */
+        cv_log_warn("claims not made, trying again: %s", errbuf);
+        for (size_t k = 0; k < n; k++) {
+            picked[k]->state = SLOT_HELD;
+            picked[k]->retry_at = now + HELD_RETRY_MS;
+        }
+        return CV_OK;
+    }
+    for (size_t k = 0; k < n && !err; k++)
+        err = claimed(w, picked[k], claims[k], holders[k], now, errbuf, errlen);
+    return err;
+}
+
+/* Joins the attempts whose threads returned. The first that could not
+ * publish its end is returned: the worker stops, its offset unstored. */
+static cv_err reap(cv_worker *w, char *errbuf, size_t errlen) {
+    cv_err first = CV_OK;
+
+    for (size_t i = 0; i < w->n; i++) {
+        slot *s = w->slots[i];
+        if (s->state != SLOT_RUNNING || !atomic_load(&s->finished))
+            continue;
+        pthread_join(s->thread, NULL);
+        w->running--;
+        s->state = s->err ? SLOT_FAILED : SLOT_DONE;
+        if (s->err && !first)
+            first = cv_err_set(errbuf, errlen, s->err, "%s", s->errbuf);
+    }
+    return first;
+}
+
+/* Renews the leases of attempts that have run for a quarter of one. */
+static void renew_due(cv_worker *w) {
+    int64_t now = cv_time_mono_ms(), quarter = (int64_t)w->r.cfg.lease_seconds * 250;
+
+    for (size_t i = 0; i < w->n; i++) {
+        slot *s = w->slots[i];
+        if (s->state == SLOT_RUNNING && now - atomic_load(&s->a.renewed_ms) >= quarter)
+            cv_attempt_renew(&s->a);
+    }
+}
+
+/* Stores the offset of every done message that no earlier message of its
+ * partition is still ahead of, and lets it go. */
+static cv_err commit(cv_worker *w, char *errbuf, size_t errlen) {
+    size_t kept = 0;
+    cv_err err = CV_OK;
+
+    for (size_t i = 0; i < w->n; i++) {
+        slot *s = w->slots[i];
+        bool ahead = false;
+        for (size_t j = 0; j < kept && !ahead; j++)
+            ahead = w->slots[j]->msg.partition == s->msg.partition &&
+                    strcmp(w->slots[j]->msg.topic, s->msg.topic) == 0;
+        if (s->state == SLOT_DONE && !ahead && !err) {
+            err = cv_kafka_consumer_store(w->consumer, &s->msg, errbuf, errlen);
+            if (!err) {
+                slot_free(s);
+                continue;
+            }
+        }
+        w->slots[kept++] = s;
+    }
+    w->n = kept;
+    return err;
+}
+
+/* Waits up to timeout_ms for an attempt's thread to return. */
+static void wait_change(cv_worker *w, int timeout_ms) {
+    int64_t until = cv_time_mono_ms() + timeout_ms;
+    struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+    bool any = false;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        for (size_t i = 0; i < w->n && !any; i++)
+            any = w->slots[i]->state == SLOT_RUNNING && atomic_load(&w->slots[i]->finished);
+        if (any || pthread_cond_timedwait(&w->changed, &w->lock, &ts) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Polls the paused consumer, which keeps the worker in its group (partitions
+ * assigned meanwhile come paused too). A message fetched before the pause is
+ * put back for later. */
+static void poll_paused(cv_worker *w) {
     cv_kafka_msg extra;
     char why[256];
 
-    if (cv_kafka_consumer_poll(w->consumer, timeout_ms, &extra) != CV_OK)
+    if (cv_kafka_consumer_poll(w->consumer, 0, &extra) != CV_OK)
         return;
     if (cv_kafka_consumer_rewind(w->consumer, &extra, why, sizeof(why)) != CV_OK)
         cv_log_warn("%s", why);
     cv_kafka_msg_release(&extra);
 }
 
-/* How long a job runs before its consumer is paused and polled (well below the
- * smallest max.poll.interval.ms accepted, 6 s). */
-#define PAUSE_AFTER_MS 1000
-
-/* One attempt running on its own thread while the consumer keeps polling. */
-typedef struct attempt_task {
-    cv_worker *w;
-    const cv_job *job;
-    cv_err err;
-    char errbuf[1024];
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* signalled once, when done turns true */
-    bool done;
-} attempt_task;
-
-static void *attempt_main(void *arg) {
-    attempt_task *t = arg;
-    const cv_job *job = t->job;
-
-    t->err = strcmp(job->kind, "python") == 0 ? run_python(t->w, job, t->errbuf, sizeof(t->errbuf))
-             : strcmp(job->kind, "sql") == 0  ? run_sql(t->w, job, t->errbuf, sizeof(t->errbuf))
-                                              : run_job(t->w, job, t->errbuf, sizeof(t->errbuf));
-    pthread_mutex_lock(&t->lock);
-    t->done = true;
-    pthread_cond_signal(&t->cond);
-    pthread_mutex_unlock(&t->lock);
-    return NULL;
-}
-
-/* Waits until the attempt is done or until the monotonic deadline; true if done. */
-static bool attempt_wait(attempt_task *t, int64_t until_ms) {
-    struct timespec ts = {until_ms / 1000, (until_ms % 1000) * 1000000L};
-    bool done;
-
-    pthread_mutex_lock(&t->lock);
-    while (!t->done && pthread_cond_timedwait(&t->cond, &t->lock, &ts) == 0)
-        ;
-    done = t->done;
-    pthread_mutex_unlock(&t->lock);
-    return done;
-}
-
-/* Renews the attempt's lease; flags the job to stop if the attempt was taken away. */
-static void renew_lease(cv_worker *w, const cv_job *job, int64_t lease_ms) {
-    char why[256];
-    bool held = true;
-
-    if (cv_lease_renew(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, lease_ms, &held, why,
-                       sizeof(why)) != CV_OK) {
-        cv_log_warn("run %s: heartbeat not recorded: %s", job->run_id, why);
-    } else if (!held && !atomic_load(&w->lease_lost)) {
-        cv_log_warn("run %s attempt %d: the lease was lost; stopping", job->run_id, job->attempt);
-        atomic_store(&w->lease_lost, true);
-    }
-}
-
-/* Runs one claimed attempt and renews its lease every quarter lease; if a
- * renewal finds the attempt taken away, the job is told to stop. A job still
- * running after PAUSE_AFTER_MS gets the consumer's partitions paused and the
- * consumer polled every 100 ms from then on, so Kafka never drops this worker
- * however long the job takes and rebalances are served. Shorter jobs are not
- * paused at all: resuming costs a fetch round (up to fetch.wait.max.ms, 500 ms)
- * before the next message arrives, which halved throughput on short jobs. */
-static cv_err run_attempt(cv_worker *w, const cv_job *job, char *errbuf, size_t errlen) {
-    attempt_task task = {.w = w, .job = job, .err = CV_OK, .errbuf = "", .done = false};
-    int64_t lease_ms = (int64_t)w->cfg.lease_seconds * 1000, now = cv_time_mono_ms();
-    int64_t renew_at = now + lease_ms / 4, poll_at = now + PAUSE_AFTER_MS;
-    pthread_condattr_t attr;
-    pthread_t thread;
-    bool paused = false;
-    int rc;
-
-    atomic_store(&w->lease_lost, false);
-    pthread_mutex_init(&task.lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* matches cv_time_mono_ms() */
-    pthread_cond_init(&task.cond, &attr);
-    pthread_condattr_destroy(&attr);
-    if ((rc = pthread_create(&thread, NULL, attempt_main, &task)) != 0) {
-        cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start a job thread: %s", strerror(rc));
-        goto out;
-    }
-    while (!attempt_wait(&task, renew_at < poll_at ? renew_at : poll_at)) {
-        now = cv_time_mono_ms();
-        if (now >= poll_at) {
-            if (!paused)
-                cv_kafka_consumer_pause(w->consumer, true);
-            paused = true;
-            poll_paused(w, 0);
-            poll_at = now + 100;
-        }
-        if (now >= renew_at) {
-            renew_lease(w, job, lease_ms);
-            renew_at = now + lease_ms / 4;
-        }
-    }
-    pthread_join(thread, NULL);
-    if (paused)
-        cv_kafka_consumer_pause(w->consumer, false);
-    if (task.err)
-        cv_err_set(errbuf, errlen, task.err, "%s", task.errbuf);
-out:
-    pthread_cond_destroy(&task.cond);
-    pthread_mutex_destroy(&task.lock);
-    return rc ? CV_ERR_IO : task.err;
-}
-
-/* Claims the message's attempt and runs it, or skips a duplicate. While
- * another worker holds the attempt with a live lease (this message came back
- * after a rebalance, or its first worker died a moment ago) the claim is
- * tried again every second, partitions paused and the consumer polled, until
- * that worker finishes (a duplicate) or its lease runs out (taken over). */
-static cv_err claim_and_run(cv_worker *w, const cv_kafka_msg *msg, const cv_job *job,
-                            volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
-    char *text = strndup(msg->payload ? msg->payload : "", msg->len), holder[256];
-    cv_claim claim = CV_CLAIM_OVER;
-    bool waited = false;
-    cv_err err;
-
-    if (!text)
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    while ((err = cv_lease_claim(w->mongo, job, text, w->cfg.worker_id, w->cfg.lease_seconds,
-                                 &claim, holder, sizeof(holder), errbuf, errlen)) == CV_OK &&
-           claim == CV_CLAIM_HELD) {
-        int64_t until = cv_time_mono_ms() + 1000;
-        if (!waited)
-            cv_log_info("run %s attempt %d is held by worker %s; waiting for it to end or "
-                        "for its lease to run out",
-                        job->run_id, job->attempt, holder);
-        waited = true;
-        cv_kafka_consumer_pause(w->consumer, true);
-        while (!*stop && cv_time_mono_ms() < until)
-            poll_paused(w, 100);
-        if (*stop) {
-            err = cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "stopping while waiting for %s",
-                             job->run_id);
-            break;
-        }
-    }
-    if (waited)
-        cv_kafka_consumer_pause(w->consumer, false);
-    if (!err && claim == CV_CLAIM_TAKEN)
-        err = run_attempt(w, job, errbuf, errlen);
-    else if (!err)
-        cv_log_info("run %s attempt %d: already ended or moved past; this delivery is a "
-                    "duplicate and is skipped",
-                    job->run_id, job->attempt);
-    free(text);
-    return err;
+/* Whether anything in hand could start if a thread were free. */
+static bool any_waiting(const cv_worker *w) {
+    for (size_t i = 0; i < w->n; i++)
+        if (w->slots[i]->state == SLOT_WAITING || w->slots[i]->state == SLOT_HELD)
+            return true;
+    return false;
 }
 
 cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, size_t errlen) {
+    int64_t full_since = 0;
+    bool paused = false;
     cv_err err = CV_OK;
+    char why[1024];
 
-    cv_log_info("worker %s consuming %s as group %s", w->cfg.worker_id, CV_TOPIC_JOBS,
-                WORKER_GROUP);
-    while (!*stop) {
-        cv_kafka_msg msg;
-        cv_job job;
-        cv_verr verr;
-
-        if (cv_kafka_consumer_poll(w->consumer, 500, &msg) != CV_OK)
+    cv_log_info("worker %s consuming %s as group %s, %d job(s) at once", w->r.cfg.worker_id,
+                CV_TOPIC_JOBS, WORKER_GROUP, w->concurrency);
+    for (;;) {
+        cv_err e = reap(w, why, sizeof(why));
+        if (e && !err)
+            err = cv_err_set(errbuf, errlen, e, "%s", why);
+        if (*stop || err) {
+            if (w->running == 0)
+                break;
+            wait_change(w, 100);
             continue;
-        err = cv_job_decode(msg.payload ? msg.payload : "", msg.len, &job, &verr);
-        if (err == CV_ERR_INVALID) {
-            err = reject(w, &msg, &verr, errbuf, errlen);
-        } else if (err == CV_OK) {
-            err = claim_and_run(w, &msg, &job, stop, errbuf, errlen);
-            cv_job_release(&job);
-        } else {
-            cv_err_set(errbuf, errlen, err, "cannot decode a job message: %s", cv_err_str(err));
         }
-        if (!err)
-            err = cv_kafka_consumer_store(w->consumer, &msg, errbuf, errlen);
-        cv_kafka_msg_release(&msg);
-        if (err)
-            break; /* offset not stored: the message will be delivered again */
+        if (!paused && w->n < w->cap &&
+            (e = fill(w, w->running > 0 || any_waiting(w) ? 2 : 500, why, sizeof(why))))
+            err = cv_err_set(errbuf, errlen, e, "%s", why);
+        if (!err && (e = claim_ready(w, why, sizeof(why))))
+            err = cv_err_set(errbuf, errlen, e, "%s", why);
+        renew_due(w);
+        if (!err && (e = commit(w, why, sizeof(why))))
+            err = cv_err_set(errbuf, errlen, e, "%s", why);
+
+        /* Every thread busy and nothing polled for a while: pause, so that
+         * the consumer can be polled (and stay in its group) without taking
+         * more messages in. */
+        bool full = w->running >= w->concurrency || w->n >= w->cap;
+        if (!full) {
+            full_since = 0;
+            if (paused)
+                cv_kafka_consumer_pause(w->consumer, false);
+            paused = false;
+            if (w->n >= w->cap || (w->running > 0 && !any_waiting(w)))
+                wait_change(w, 2);
+            continue;
+        }
+        if (!full_since)
+            full_since = cv_time_mono_ms();
+        if (!paused && cv_time_mono_ms() - full_since >= PAUSE_AFTER_MS) {
+            cv_kafka_consumer_pause(w->consumer, true);
+            paused = true;
+        }
+        if (paused)
+            poll_paused(w);
+        wait_change(w, paused ? 100 : 10);
     }
-    if (err == CV_ERR_CANCELLED && *stop)
-        err = CV_OK; /* stopped while waiting for another worker: a clean stop */
+    if (paused)
+        cv_kafka_consumer_pause(w->consumer, false);
+    if (!err && (err = commit(w, why, sizeof(why))))
+        cv_err_set(errbuf, errlen, err, "%s", why);
+    /* What was not claimed yet stays unstored: the group delivers it again. */
     return err;
 }

@@ -9,6 +9,7 @@
 #include "cv_time.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Appends {key: {op: value}} for a string value. */
@@ -31,9 +32,15 @@ static cv_claim claim_refused(cv_mongo *m, const cv_job *job, char *holder, size
     const char *state, *expires, *worker;
     int64_t attempt;
     cv_claim out = CV_CLAIM_OVER;
+    bson_iter_t it;
 
     if (cv_mongo_find_id(m, CV_COLL_LEASES, job->run_id, &doc, why, sizeof(why)) != CV_OK)
         return CV_CLAIM_OVER;
+    if (bson_iter_init_find(&it, doc, "cancelled") && BSON_ITER_HOLDS_BOOL(&it) &&
+        bson_iter_bool(&it)) {
+        bson_destroy(doc);
+        return CV_CLAIM_CANCELLED;
+    }
     state = cv_mongo_doc_str(doc, "state");
     expires = cv_mongo_doc_str(doc, "expires_at");
     worker = cv_mongo_doc_str(doc, "worker");
@@ -48,16 +55,44 @@ static cv_claim claim_refused(cv_mongo *m, const cv_job *job, char *holder, size
     return out;
 }
 
-cv_err cv_lease_claim(cv_mongo *m, const cv_job *job, const char *message, const char *worker,
-                      int lease_seconds, cv_claim *claim, char *holder, size_t holder_len,
-                      char *errbuf, size_t errlen) {
+/* Appends what a claim sets: the attempt held by `worker` from now_ms. */
+static void append_held(bson_t *doc, const cv_job *job, const char *message, const char *worker,
+                        int lease_seconds, int64_t now_ms) {
+    BSON_APPEND_UTF8(doc, "state", "held");
+    BSON_APPEND_INT32(doc, "attempt", job->attempt);
+    BSON_APPEND_UTF8(doc, "worker", worker);
+    cv_mongo_append_time(doc, "claimed_at", now_ms);
+    cv_mongo_append_time(doc, "heartbeat_at", now_ms);
+    cv_mongo_append_time(doc, "expires_at", now_ms + (int64_t)lease_seconds * 1000);
+    BSON_APPEND_UTF8(doc, "message", message); /* what an expired lease is retried with */
+}
+
+/* Appends what a lease keeps from its first claim. */
+static void append_run(bson_t *doc, const cv_job *job) {
+    BSON_APPEND_UTF8(doc, "job_id", job->job_id);
+    BSON_APPEND_UTF8(doc, "project_id", job->project_id);
+    BSON_APPEND_INT32(doc, "max_attempts", job->max_attempts > 0 ? job->max_attempts : 1);
+    BSON_APPEND_INT32(doc, "backoff_seconds", job->backoff_seconds > 0 ? job->backoff_seconds : 60);
+}
+
+/* The lease document of a first claim. */
+static void first_lease(bson_t *doc, const cv_job *job, const char *message, const char *worker,
+                        int lease_seconds, int64_t now_ms) {
+    BSON_APPEND_UTF8(doc, "_id", job->run_id);
+    append_held(doc, job, message, worker, lease_seconds, now_ms);
+    append_run(doc, job);
+}
+
+/* A claim of a run that has a lease already: an earlier attempt that did not
+ * end well, or this attempt held by a worker whose lease ran out. */
+static cv_err claim_existing(cv_mongo *m, const cv_job *job, const char *message,
+                             const char *worker, int lease_seconds, cv_claim *claim, char *holder,
+                             size_t holder_len, char *errbuf, size_t errlen) {
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, or, clause, sub, set, on_insert;
     char now[CV_TIME_RFC3339_LEN];
-    int64_t now_ms = cv_time_now_ms();
+    int64_t now_ms = cv_time_now_ms(), matched = 0;
     cv_err err;
 
-    *claim = CV_CLAIM_OVER;
-    holder[0] = '\0';
     cv_time_format(now_ms, now, sizeof(now));
     BSON_APPEND_UTF8(&filter, "_id", job->run_id);
     /* An earlier attempt of a run that did not end (it ended in a retry, or
@@ -78,33 +113,94 @@ cv_err cv_lease_claim(cv_mongo *m, const cv_job *job, const char *message, const
     bson_append_array_end(&filter, & or);
 
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-    BSON_APPEND_UTF8(&set, "state", "held");
-    BSON_APPEND_INT32(&set, "attempt", job->attempt);
-    BSON_APPEND_UTF8(&set, "worker", worker);
-    cv_mongo_append_time(&set, "claimed_at", now_ms);
-    cv_mongo_append_time(&set, "heartbeat_at", now_ms);
-    cv_mongo_append_time(&set, "expires_at", now_ms + (int64_t)lease_seconds * 1000);
-    BSON_APPEND_UTF8(&set, "message", message); /* what an expired lease is retried with */
+    append_held(&set, job, message, worker, lease_seconds, now_ms);
     bson_append_document_end(&update, &set);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &on_insert);
-    BSON_APPEND_UTF8(&on_insert, "job_id", job->job_id);
-    BSON_APPEND_UTF8(&on_insert, "project_id", job->project_id);
-    BSON_APPEND_INT32(&on_insert, "max_attempts", job->max_attempts > 0 ? job->max_attempts : 1);
-    BSON_APPEND_INT32(&on_insert, "backoff_seconds",
-                      job->backoff_seconds > 0 ? job->backoff_seconds : 60);
+    append_run(&on_insert, job);
     bson_append_document_end(&update, &on_insert);
 
-    /* The first attempt inserts the lease; a lease the filter excluded (the
-     * run ended, or its attempt is held or later) makes that insert collide. */
-    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, true, NULL, errbuf, errlen);
+    /* A retry whose lease is gone (pruned) inserts it again; a lease the
+     * filter excluded (the run ended, or its attempt is held or later) makes
+     * that insert collide. */
+    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, true, &matched, errbuf, errlen);
     if (err == CV_ERR_CONFLICT) {
         err = CV_OK;
         *claim = claim_refused(m, job, holder, holder_len);
     } else if (!err) {
-        *claim = CV_CLAIM_TAKEN;
+        *claim = CV_CLAIM_RESUMED;
     }
     bson_destroy(&filter);
     bson_destroy(&update);
+    return err;
+}
+
+cv_err cv_lease_claim(cv_mongo *m, const cv_job *job, const char *message, const char *worker,
+                      int lease_seconds, cv_claim *claim, char *holder, size_t holder_len,
+                      char *errbuf, size_t errlen) {
+    char one[1][256];
+    cv_err err = cv_lease_claim_many(m, &job, &message, 1, worker, lease_seconds, claim, one,
+                                     errbuf, errlen);
+    snprintf(holder, holder_len, "%s", one[0]);
+    return err;
+}
+
+cv_err cv_lease_claim_many(cv_mongo *m, const cv_job *const *jobs, const char *const *messages,
+                           size_t n, const char *worker, int lease_seconds, cv_claim *claims,
+                           char (*holders)[256], char *errbuf, size_t errlen) {
+    bson_t *docs = calloc(n ? n : 1, sizeof(*docs));
+    const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    size_t *of = calloc(n ? n : 1, sizeof(*of)), nfirst = 0;
+    bool *dup = calloc(n ? n : 1, sizeof(*dup));
+    int64_t now_ms = cv_time_now_ms();
+    cv_err err = CV_OK;
+
+    if (!docs || !ptrs || !of || !dup) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        claims[i] = CV_CLAIM_OVER;
+        holders[i][0] = '\0';
+        if (jobs[i]->attempt > 1)
+            continue; /* its lease exists from the first attempt */
+        bson_init(&docs[nfirst]);
+        first_lease(&docs[nfirst], jobs[i], messages[i], worker, lease_seconds, now_ms);
+        ptrs[nfirst] = &docs[nfirst];
+        of[nfirst++] = i;
+    }
+    /* First claims in one insert: the common case, one write for them all. */
+    if (nfirst &&
+        (err = cv_mongo_insert_many(m, CV_COLL_LEASES, ptrs, nfirst, dup, errbuf, errlen)))
+        goto out;
+    for (size_t k = 0; k < nfirst; k++)
+        claims[of[k]] = dup[k] ? CV_CLAIM_HELD : CV_CLAIM_TAKEN; /* HELD: look closer below */
+    for (size_t i = 0; i < n && !err; i++)
+        if (jobs[i]->attempt > 1 || claims[i] == CV_CLAIM_HELD)
+            err = claim_existing(m, jobs[i], messages[i], worker, lease_seconds, &claims[i],
+                                 holders[i], sizeof(holders[i]), errbuf, errlen);
+out:
+    for (size_t k = 0; k < nfirst; k++)
+        bson_destroy(&docs[k]);
+    free(docs);
+    free(ptrs);
+    free(of);
+    free(dup);
+    return err;
+}
+
+cv_err cv_lease_block(cv_mongo *m, const char *run_id, int attempt, char *errbuf, size_t errlen) {
+    int64_t now_ms = cv_time_now_ms();
+    bson_t doc = BSON_INITIALIZER;
+    cv_err err;
+
+    BSON_APPEND_UTF8(&doc, "_id", run_id);
+    BSON_APPEND_UTF8(&doc, "state", "done");
+    BSON_APPEND_BOOL(&doc, "cancelled", true);
+    BSON_APPEND_INT32(&doc, "attempt", attempt);
+    cv_mongo_append_time(&doc, "released_at", now_ms);
+    cv_retain_append_day(&doc, now_ms);
+    err = cv_mongo_insert(m, CV_COLL_LEASES, &doc, errbuf, errlen);
+    bson_destroy(&doc);
     return err;
 }
 

@@ -14,7 +14,11 @@
  *
  * States: "held" (a worker runs the attempt until expires_at), "retrying" (the
  * attempt ended and the next one is due at next_attempt_at; retry_sent says
- * whether it is on the retry topic yet) and "done".
+ * whether it is on the retry topic yet) and "done" (with cancelled: true when
+ * cv_lease_block() wrote it before any claim).
+ *
+ * The first claim of a run inserts its lease, a single cheap write that
+ * batches; only later attempts and take-overs update one.
  *
  * Times are RFC 3339 text (cv_mongo_append_time()). Every function may be
  * called from any thread.
@@ -32,9 +36,12 @@
 
 /* What a claim found. */
 typedef enum cv_claim {
-    CV_CLAIM_TAKEN, /* the attempt is the caller's: run it */
-    CV_CLAIM_HELD,  /* another worker holds it with a live lease: wait and claim again */
-    CV_CLAIM_OVER   /* the run ended or moved past this attempt: a duplicate, skip it */
+    CV_CLAIM_TAKEN,    /* the first claim of the run: the caller's, run it */
+    CV_CLAIM_RESUMED,  /* a later attempt, or one taken over: the caller's, run it (a cancel
+                          may have been asked for meanwhile: cv_runs_cancel_requested()) */
+    CV_CLAIM_HELD,     /* another worker holds it with a live lease: wait and claim again */
+    CV_CLAIM_OVER,     /* the run ended or moved past this attempt: a duplicate, skip it */
+    CV_CLAIM_CANCELLED /* cancelled before any worker claimed it (cv_lease_block()) */
 } cv_claim;
 
 /* Claims attempt job->attempt of its run for `worker` with a lease of
@@ -45,6 +52,18 @@ typedef enum cv_claim {
 cv_err cv_lease_claim(cv_mongo *m, const cv_job *job, const char *message, const char *worker,
                       int lease_seconds, cv_claim *claim, char *holder, size_t holder_len,
                       char *errbuf, size_t errlen);
+
+/* Claims n first attempts at once (one insert of their leases), as
+ * cv_lease_claim() would one by one: jobs[i] with messages[i]; claims[i] and
+ * holders[i] (holder_len each) get each result. */
+cv_err cv_lease_claim_many(cv_mongo *m, const cv_job *const *jobs, const char *const *messages,
+                           size_t n, const char *worker, int lease_seconds, cv_claim *claims,
+                           char (*holders)[256], char *errbuf, size_t errlen);
+
+/* Keeps a run that no worker has claimed yet from ever being claimed: its
+ * claims find CV_CLAIM_CANCELLED. CV_ERR_CONFLICT when a worker claimed it
+ * first (it runs, or ran). */
+cv_err cv_lease_block(cv_mongo *m, const char *run_id, int attempt, char *errbuf, size_t errlen);
 
 /* Extends the lease of the attempt `worker` holds to now + lease_ms. *held is
  * false when the attempt was taken away (the lease had run out): the worker

@@ -136,6 +136,50 @@ static void append_origin(bson_t *doc, const char *trigger, int64_t tick_ms, int
         BSON_APPEND_INT32(doc, "max_attempts", max_attempts);
 }
 
+/* What every run record starts with: where it came from, the run history's
+ * order and where its retention starts. */
+static void append_created(bson_t *doc, const cv_event *ev) {
+    cv_mongo_append_time(doc, CV_RUN_F_CREATED, ev->time_ms);
+    cv_retain_append_day(doc, ev->time_ms);
+    append_opt_utf8(doc, CV_RUN_F_JOB, ev->job_id);
+    append_opt_utf8(doc, CV_RUN_F_PROJECT, ev->project_id);
+    /* A message that does not say where it came from came from another system. */
+    append_origin(doc, ev->trigger[0] ? ev->trigger : "external", ev->tick_ms, ev->max_attempts);
+}
+
+bson_t *cv_runs_queued_record(const cv_event *ev) {
+    bson_t *doc = bson_new();
+
+    if (!doc)
+        return NULL;
+    BSON_APPEND_UTF8(doc, "_id", ev->run_id);
+    append_created(doc, ev);
+    BSON_APPEND_INT32(doc, CV_RUN_F_ATTEMPT, ev->attempt > 0 ? ev->attempt : 1);
+    BSON_APPEND_UTF8(doc, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_QUEUED));
+    cv_mongo_append_time(doc, "queued_at", ev->time_ms);
+    return doc;
+}
+
+cv_err cv_runs_insert_queued(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
+    bson_t *doc = cv_runs_queued_record(ev);
+    cv_err err;
+
+    if (!doc)
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    err = cv_mongo_insert(m, CV_COLL_RUNS, doc, errbuf, errlen);
+    bson_destroy(doc);
+    return err;
+}
+
+cv_err cv_runs_forget_queued(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen) {
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(run_id), CV_RUN_F_STATUS,
+                              BCON_UTF8(cv_run_status_name(CV_RUN_QUEUED)));
+    const bson_t *filters[] = {filter};
+    cv_err err = cv_mongo_delete_each(m, CV_COLL_RUNS, filters, 1, NULL, errbuf, errlen);
+    bson_destroy(filter);
+    return err;
+}
+
 /* What one event (or a merged run of them, see apply_chain()) does to a run
  * record: the filter that says when it applies, and the parts of its update. */
 typedef struct run_change {
@@ -161,16 +205,15 @@ static void change_release(run_change *c) {
     bson_destroy(&c->on_insert);
 }
 
-/* The change of one event that moves a run (queued, started, progress,
- * retrying or a final type). */
+/* The change of one event that moves a run (started, progress, retrying or a
+ * final type; the queued record is written whole before its event, see
+ * cv_runs_queued_record()). */
 static void change_of(const cv_event *ev, run_change *c) {
     cv_run_status to = cv_run_event_target(ev->type);
-    bool queued = to == CV_RUN_QUEUED, started = to == CV_RUN_RUNNING;
+    bool started = to == CV_RUN_RUNNING;
 
     change_init(c);
-    if (queued) {
-        BSON_APPEND_UTF8(&c->filter, "_id", ev->run_id);
-    } else if (started) {
+    if (started) {
         /* A start moves the run to its attempt, never back to an earlier one
          * and never out of a final state. */
         bson_t or, clause, sub;
@@ -192,9 +235,7 @@ static void change_of(const cv_event *ev, run_change *c) {
         held_filter(&c->filter, ev->run_id, ev->attempt, to); /* progress, or the attempt's end */
     }
 
-    if (queued) {
-        cv_mongo_append_time(&c->set, "queued_at", ev->time_ms);
-    } else if (started) {
+    if (started) {
         BSON_APPEND_UTF8(&c->set, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_RUNNING));
         cv_mongo_append_time(&c->set, "started_at", ev->time_ms);
         append_opt_utf8(&c->set, "worker", ev->worker);
@@ -226,22 +267,10 @@ static void change_of(const cv_event *ev, run_change *c) {
         cv_mongo_append_time(&c->add, "started_at", ev->time_ms);
     }
 
-    if (queued || started) {
-        /* A run is created by its first record (a message from another
-         * system has none before its start). */
+    if (started) {
+        /* A message from another system has no record before its start. */
         c->upsert = true;
-        if (queued) {
-            BSON_APPEND_UTF8(&c->on_insert, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_QUEUED));
-            BSON_APPEND_INT32(&c->on_insert, CV_RUN_F_ATTEMPT, ev->attempt > 0 ? ev->attempt : 1);
-        }
-        /* The run history's order, and where the run's retention starts. */
-        cv_mongo_append_time(&c->on_insert, CV_RUN_F_CREATED, ev->time_ms);
-        cv_retain_append_day(&c->on_insert, ev->time_ms);
-        append_opt_utf8(&c->on_insert, CV_RUN_F_JOB, ev->job_id);
-        append_opt_utf8(&c->on_insert, CV_RUN_F_PROJECT, ev->project_id);
-        /* A message that does not say where it came from came from another system. */
-        append_origin(&c->on_insert, ev->trigger[0] ? ev->trigger : "external", ev->tick_ms,
-                      ev->max_attempts);
+        append_created(&c->on_insert, ev);
     }
 }
 
@@ -342,10 +371,12 @@ static cv_err update_job_watermark(cv_mongo *m, const cv_event *ev, char *errbuf
 
 /* True for the events that change a run record. A rejected message may
  * carry the id of a real run (a garbled or forged copy): it is on record as
- * an event but changes no run; a log line is on record, nothing more. */
+ * an event but changes no run; a log line is on record, nothing more. A
+ * run.queued follows the record its publisher wrote whole before it (the API,
+ * the scheduler), so a late or replayed one has nothing to add. */
 static bool moves_run(const cv_event *ev) {
     return ev->run_id[0] && strcmp(ev->type, CV_EVENT_JOB_REJECTED) != 0 &&
-           strcmp(ev->type, CV_EVENT_RUN_LOG) != 0;
+           strcmp(ev->type, CV_EVENT_RUN_LOG) != 0 && strcmp(ev->type, CV_EVENT_RUN_QUEUED) != 0;
 }
 
 /* What follows a run's change: the project's notification after a failure,
@@ -388,32 +419,22 @@ static void merge_missing(bson_t *dst, const bson_t *src) {
 }
 
 /* How many events from evs[at] on (all of one run, in order) make one chain
- * that a single change can apply: a queued record and the start right after
- * it, or a start, then progress, then the end of that attempt (retrying or
- * final), all of one attempt. Applying the chain's merged change leaves the
- * record as applying them one by one would: with a start, its filter holds
- * exactly when the start applies, and then every later event of its attempt
- * applies too; without one, the events share the first one's filter (the
- * attempt still running). */
+ * that a single change can apply: a start, then progress, then the end of
+ * that attempt (retrying or final), all of one attempt. Applying the chain's
+ * merged change leaves the record as applying them one by one would: with a
+ * start, its filter holds exactly when the start applies, and then every
+ * later event of its attempt applies too; without one, the events share the
+ * first one's filter (the attempt still running). */
 static size_t chain_len(const cv_event *const *evs, size_t n, size_t at) {
     cv_run_status first = cv_run_event_target(evs[at]->type);
-    bool started = first == CV_RUN_RUNNING;
     size_t i;
 
-    if (first != CV_RUN_QUEUED && first != CV_RUN_RUNNING && first != CV_RUN_NONE)
+    if (first != CV_RUN_RUNNING && first != CV_RUN_NONE)
         return 1; /* an end stands alone: nothing after it changes the run */
     for (i = at + 1; i < n; i++) {
         cv_run_status to = cv_run_event_target(evs[i]->type);
-        if (evs[i]->attempt != evs[at]->attempt || to == CV_RUN_QUEUED)
-            break;
-        if (to == CV_RUN_RUNNING) {
-            if (started || first != CV_RUN_QUEUED)
-                break; /* a second start begins its own chain */
-            started = true;
-            continue;
-        }
-        if (first == CV_RUN_QUEUED && !started)
-            break; /* progress or an end right after a bare queued record */
+        if (evs[i]->attempt != evs[at]->attempt || to == CV_RUN_RUNNING)
+            break; /* a second start begins its own chain */
         if (to != CV_RUN_NONE)
             return i - at + 1; /* the attempt's end closes the chain */
     }

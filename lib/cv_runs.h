@@ -7,10 +7,12 @@
  * only along that table.
  *
  * Applying an event is idempotent and insensitive to order: a replayed event
- * changes nothing, and a late run.queued or run.started never moves a run back
- * from a final state. The collector applies every event; the API applies only
- * the run.queued it publishes, so a client can read a run right after 202, and
- * the scheduler inserts the records of its ticks (cv_runs_tick_record()).
+ * changes nothing, and a late run.started never moves a run back from a final
+ * state. Whoever queues a run writes its record whole first
+ * (cv_runs_insert_queued() from the API, cv_runs_tick_record() from the
+ * scheduler), so a client can read it right after 202; its run.queued event
+ * is kept as an event and changes nothing. The collector applies every other
+ * event.
  * Each run.started adds an entry to the run's `attempts` array (event id,
  * worker, start time), so a run that was retried shows every attempt.
  *
@@ -46,13 +48,24 @@ cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errle
 
 /* Applies n events as cv_runs_apply() would one by one, in fewer writes:
  * every event in one unordered insert, then per run its events in their
- * order, each chain of a queued record, a start, progress and the end of one
- * attempt merged into one update; different runs are written by up to four
+ * order, each chain of a start, progress and the end of one attempt merged
+ * into one update; different runs are written by up to four
  * threads at once. Events of one run must come in the order they were
  * published (one partition's order). The same guarantees hold: a
  * replayed batch changes nothing, a late event never moves a finished run.
  * CV_ERR_MONGO when the store did not acknowledge: retry the whole batch. */
 cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf, size_t errlen);
+
+/* The record of a run about to be queued, from its run.queued event: new,
+ * the caller frees it with bson_destroy(); NULL on NOMEM. */
+bson_t *cv_runs_queued_record(const cv_event *ev);
+
+/* Inserts cv_runs_queued_record(ev). CV_ERR_CONFLICT if the run exists. */
+cv_err cv_runs_insert_queued(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen);
+
+/* Deletes the record of a run that is still queued: the caller wrote it with
+ * cv_runs_insert_queued() but could not queue the job after all. */
+cv_err cv_runs_forget_queued(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen);
 
 /* Records that a run failed for good, once per run (_id = run id): the
  * project's notification. */
