@@ -558,8 +558,9 @@ out:
 
 /* ---- runs --------------------------------------------------------------- */
 
-/* Publishes a run's run.queued event, for the record of events: its run
- * record is written already, so a lost event loses no state. */
+/* Publishes a run's run.queued event, for the record of events, without
+ * waiting for the broker: its run record is written already, so a lost event
+ * loses no state. */
 static void publish_queued(cv_api *api, const cv_event *ev) {
     char why[256], *json = cv_event_encode(ev);
     cv_err err;
@@ -568,8 +569,8 @@ static void publish_queued(cv_api *api, const cv_event *ev) {
         cv_log_warn("run %s: run.queued event not encoded", ev->run_id);
         return;
     }
-    err = cv_kafka_produce(api->producer, CV_TOPIC_EVENTS, ev->run_id, json, strlen(json), NULL,
-                           PUBLISH_TIMEOUT_MS, why, sizeof(why));
+    err = cv_kafka_produce_nowait(api->producer, CV_TOPIC_EVENTS, ev->run_id, json, strlen(json),
+                                  why, sizeof(why));
     if (err)
         cv_log_warn("run %s: run.queued event not published: %s", ev->run_id, why);
     free(json);

@@ -21,7 +21,12 @@
 
 #define PUBLISH_TIMEOUT_MS 30000
 
-static cv_err publish_event(cv_runner *w, cv_event *ev, char *errbuf, size_t errlen) {
+/* Publishes an event of the attempt. Only an attempt's end waits for the
+ * broker: its start, progress and log lines go to the same partition (keyed by
+ * run id) through an idempotent producer, so once the end is acknowledged they
+ * are stored before it. */
+static cv_err send_event(cv_runner *w, cv_event *ev, bool wait, char *errbuf, size_t errlen) {
+    const char *key;
     char *json;
     cv_err err;
 
@@ -29,10 +34,17 @@ static cv_err publish_event(cv_runner *w, cv_event *ev, char *errbuf, size_t err
     json = cv_event_encode(ev);
     if (!json)
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding an event");
-    err = cv_kafka_produce(w->producer, CV_TOPIC_EVENTS, ev->run_id[0] ? ev->run_id : NULL, json,
-                           strlen(json), NULL, PUBLISH_TIMEOUT_MS, errbuf, errlen);
+    key = ev->run_id[0] ? ev->run_id : NULL;
+    err = wait ? cv_kafka_produce(w->producer, CV_TOPIC_EVENTS, key, json, strlen(json), NULL,
+                                  PUBLISH_TIMEOUT_MS, errbuf, errlen)
+               : cv_kafka_produce_nowait(w->producer, CV_TOPIC_EVENTS, key, json, strlen(json),
+                                         errbuf, errlen);
     free(json);
     return err;
+}
+
+static cv_err publish_event(cv_runner *w, cv_event *ev, char *errbuf, size_t errlen) {
+    return send_event(w, ev, true, errbuf, errlen);
 }
 
 /* Publishes run.started for a job about to run and logs it. */
@@ -43,7 +55,7 @@ static cv_err publish_started(cv_runner *w, const cv_job *job, char *errbuf, siz
     if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
         return cv_err_set(errbuf, errlen, err, "cannot make an event id");
     cv_event_from_job(&ev, job);
-    if ((err = publish_event(w, &ev, errbuf, errlen)))
+    if ((err = send_event(w, &ev, false, errbuf, errlen)))
         return err;
     cv_log_info("run %s (%s job %s, attempt %d) started", job->run_id, job->kind, job->job_id,
                 job->attempt);
@@ -243,7 +255,7 @@ static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t err
             ev.duration_ms = now - p->started_ms;
             ev.rows_per_second = ev.duration_ms > 0 ? rows_read * 1000 / ev.duration_ms : 0;
             /* Progress is a courtesy: a lost report is not worth failing the run. */
-            if (publish_event(p->w, &ev, why, sizeof(why)) != CV_OK)
+            if (send_event(p->w, &ev, false, why, sizeof(why)) != CV_OK)
                 cv_log_warn("run %s: progress not published: %s", p->job->run_id, why);
         }
     }
@@ -401,7 +413,7 @@ static void publish_log(cv_runner *w, const cv_job *job, const char *stream, con
     snprintf(ev.stream, sizeof(ev.stream), "%s", stream);
     utf8_clean(ev.line, sizeof(ev.line), line, len);
     ev.line_cut = cut;
-    if (publish_event(w, &ev, why, sizeof(why)) != CV_OK && !*failed) {
+    if (send_event(w, &ev, false, why, sizeof(why)) != CV_OK && !*failed) {
         *failed = true;
         cv_log_warn("run %s: output lines not published: %s", job->run_id, why);
     }

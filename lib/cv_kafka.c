@@ -49,8 +49,12 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     cv_kafka_producer *p = opaque;
     delivery *d = m->_private;
     (void)rk;
-    if (!d)
+    if (!d) { /* sent by cv_kafka_produce_nowait() */
+        if (m->err)
+            cv_log_warn("a message for %s was not delivered: %s", rd_kafka_topic_name(m->rkt),
+                        rd_kafka_err2str(m->err));
         return;
+    }
     pthread_mutex_lock(&p->lock);
     d->err = m->err;
     atomic_store(&d->done, 1);
@@ -217,6 +221,20 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
                           "broker did not take the message for %s: %s", topic,
                           rd_kafka_err2str(d.err));
     return CV_OK;
+}
+
+cv_err cv_kafka_produce_nowait(cv_kafka_producer *p, const char *topic, const char *key,
+                               const void *value, size_t len, char *errbuf, size_t errlen) {
+    rd_kafka_vu_t vus[MESSAGE_VUS];
+    size_t n = message_vus(vus, topic, key, value, len, NULL);
+    rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, n);
+
+    if (!error)
+        return CV_OK;
+    cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot send to %s: %s", topic,
+               rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return CV_ERR_KAFKA;
 }
 
 void cv_kafka_producer_destroy(cv_kafka_producer *p) {

@@ -58,6 +58,14 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
                         size_t len, const cv_kafka_header *headers, int timeout_ms, char *errbuf,
                         size_t errlen);
 
+/* Sends one message without waiting for the broker: for messages whose loss
+ * costs nothing a later, acknowledged message to the same partition does not
+ * also carry (the producer is idempotent, so that later message is stored
+ * after this one or not at all). A failed delivery is logged. CV_ERR_KAFKA
+ * when the message could not even be queued. */
+cv_err cv_kafka_produce_nowait(cv_kafka_producer *p, const char *topic, const char *key,
+                               const void *value, size_t len, char *errbuf, size_t errlen);
+
 /* One message of a batch: key (may be NULL) and value in; err out. */
 typedef struct cv_kafka_out {
     const char *key;
