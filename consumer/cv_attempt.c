@@ -21,10 +21,10 @@
 
 #define PUBLISH_TIMEOUT_MS 30000
 
-/* Publishes an event of the attempt. Only an attempt's end waits for the
- * broker: its start, progress and log lines go to the same partition (keyed by
- * run id) through an idempotent producer, so once the end is acknowledged they
- * are stored before it. */
+/* Publishes an event of the attempt, waiting for the broker or not. Progress
+ * and log lines do not wait: they go to the same partition (keyed by run id)
+ * as the attempt's end, through an idempotent producer, so once the end is
+ * acknowledged they are stored before it. */
 static cv_err send_event(cv_runner *w, cv_event *ev, bool wait, char *errbuf, size_t errlen) {
     const char *key;
     char *json;
@@ -55,7 +55,10 @@ static cv_err publish_started(cv_runner *w, const cv_job *job, char *errbuf, siz
     if ((err = cv_event_init(&ev, CV_EVENT_RUN_STARTED)))
         return cv_err_set(errbuf, errlen, err, "cannot make an event id");
     cv_event_from_job(&ev, job);
-    if ((err = send_event(w, &ev, false, errbuf, errlen)))
+    /* Acknowledged before anything runs: a worker killed mid-run leaves its
+     * attempt on record (a fresh producer's first send can take longer than
+     * a short job). */
+    if ((err = publish_event(w, &ev, errbuf, errlen)))
         return err;
     cv_log_info("run %s (%s job %s, attempt %d) started", job->run_id, job->kind, job->job_id,
                 job->attempt);
