@@ -24,8 +24,12 @@
 
 #define WORKER_GROUP "convutell-workers"
 /* Messages in hand per attempt the worker may run at once: the ones waiting
- * are claimed as soon as a thread is free, without a fetch round between. */
-#define PREFETCH 4
+ * are claimed as soon as a thread is free, without a fetch round between. A
+ * fetch brings runs of the few jobs of one partition, and runs of one job run
+ * one at a time, so the window must be wide enough to hold runs of as many
+ * jobs as there are threads (4 per thread kept 8 threads to 5 jobs at once
+ * on the throughput bench). */
+#define PREFETCH 32
 /* How long every thread may stay busy before the consumer is paused and
  * polled every 100 ms (well below the smallest max.poll.interval.ms
  * accepted, 6 s). Short jobs never pause it: resuming costs a fetch round (up
@@ -56,14 +60,23 @@ typedef struct slot {
     char errbuf[1024];
 } slot;
 
+/* The jobs of the messages in hand, as claim_ready() walks them in order:
+ * runs of one job run one at a time, in the order they were queued, so a
+ * message may start only if no earlier one of its job is still in hand. */
+typedef struct job_set {
+    const char *ids[1024]; /* open addressing; NULL is empty */
+} job_set;
+
 struct cv_worker {
-    cv_runner r;
+    cv_runner r; /* first: an attempt's r leads back to its worker */
     cv_kafka_consumer *consumer;
     slot **slots; /* in the order they were polled */
     size_t n, cap;
     int running, concurrency;
     pthread_mutex_t lock;
     pthread_cond_t changed; /* an attempt's thread returned (monotonic clock) */
+    job_set busy;           /* claim_ready()'s, main thread only */
+    char holders[256][256]; /* likewise */
 };
 
 cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
@@ -206,16 +219,19 @@ static cv_err start(cv_worker *w, slot *s, char *errbuf, size_t errlen) {
     return CV_OK;
 }
 
-/* True when an earlier message of the same job is still in hand: runs of one
- * job run one at a time, in the order they were queued. */
-static bool job_busy_before(const cv_worker *w, size_t i) {
-    for (size_t j = 0; j < i; j++) {
-        const slot *s = w->slots[j];
-        if (s->state != SLOT_DONE && s->state != SLOT_FAILED &&
-            strcmp(s->a.job.job_id, w->slots[i]->a.job.job_id) == 0)
+/* Adds id; true if it was there already. */
+static bool job_set_add(job_set *set, const char *id) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    for (size_t i = h % 1024;; i = (i + 1) % 1024) {
+        if (!set->ids[i]) {
+            set->ids[i] = id;
+            return false;
+        }
+        if (strcmp(set->ids[i], id) == 0)
             return true;
     }
-    return false;
 }
 
 /* What a claim found, acted on: run it, wait for its holder, or skip it. */
@@ -252,15 +268,19 @@ static cv_err claim_ready(cv_worker *w, char *errbuf, size_t errlen) {
     const char *texts[256];
     slot *picked[256];
     cv_claim claims[256];
-    char holders[256][256];
+    job_set *busy = &w->busy;
     size_t n = 0;
     int64_t now = cv_time_mono_ms();
     cv_err err = CV_OK;
 
+    memset(busy, 0, sizeof(*busy));
     for (size_t i = 0; i < w->n && w->running + (int)n < w->concurrency && n < 256; i++) {
         slot *s = w->slots[i];
-        if ((s->state == SLOT_WAITING || (s->state == SLOT_HELD && now >= s->retry_at)) &&
-            !job_busy_before(w, i)) {
+        if (s->state == SLOT_DONE || s->state == SLOT_FAILED)
+            continue;
+        if (job_set_add(busy, s->a.job.job_id))
+            continue; /* an earlier run of its job is in hand */
+        if (s->state == SLOT_WAITING || (s->state == SLOT_HELD && now >= s->retry_at)) {
             jobs[n] = &s->a.job;
             texts[n] = s->text;
             picked[n++] = s;
@@ -269,7 +289,7 @@ static cv_err claim_ready(cv_worker *w, char *errbuf, size_t errlen) {
     if (n == 0)
         return CV_OK;
     err = cv_lease_claim_many(w->r.mongo, jobs, texts, n, w->r.cfg.worker_id,
-                              w->r.cfg.lease_seconds, claims, holders, errbuf, errlen);
+                              w->r.cfg.lease_seconds, claims, w->holders, errbuf, errlen);
     if (err) {
         /* The store did not answer: these wait and are claimed again. */
         cv_log_warn("claims not made, trying again: %s", errbuf);
@@ -280,7 +300,7 @@ static cv_err claim_ready(cv_worker *w, char *errbuf, size_t errlen) {
         return CV_OK;
     }
     for (size_t k = 0; k < n && !err; k++)
-        err = claimed(w, picked[k], claims[k], holders[k], now, errbuf, errlen);
+        err = claimed(w, picked[k], claims[k], w->holders[k], now, errbuf, errlen);
     return err;
 }
 
@@ -316,22 +336,28 @@ static void renew_due(cv_worker *w) {
 /* Stores the offset of every done message that no earlier message of its
  * partition is still ahead of, and lets it go. */
 static cv_err commit(cv_worker *w, char *errbuf, size_t errlen) {
-    size_t kept = 0;
+    const cv_kafka_msg *ahead[64]; /* a message kept, of each partition seen */
+    size_t kept = 0, nahead = 0;
+    bool overflow = false; /* more partitions kept than tracked: store no more now */
     cv_err err = CV_OK;
 
     for (size_t i = 0; i < w->n; i++) {
         slot *s = w->slots[i];
-        bool ahead = false;
-        for (size_t j = 0; j < kept && !ahead; j++)
-            ahead = w->slots[j]->msg.partition == s->msg.partition &&
-                    strcmp(w->slots[j]->msg.topic, s->msg.topic) == 0;
-        if (s->state == SLOT_DONE && !ahead && !err) {
+        bool blocked = overflow;
+        for (size_t j = 0; j < nahead && !blocked; j++)
+            blocked = ahead[j]->partition == s->msg.partition &&
+                      strcmp(ahead[j]->topic, s->msg.topic) == 0;
+        if (s->state == SLOT_DONE && !blocked && !err) {
             err = cv_kafka_consumer_store(w->consumer, &s->msg, errbuf, errlen);
             if (!err) {
                 slot_free(s);
                 continue;
             }
         }
+        if (!blocked && nahead < 64)
+            ahead[nahead++] = &s->msg;
+        else if (!blocked)
+            overflow = true;
         w->slots[kept++] = s;
     }
     w->n = kept;
