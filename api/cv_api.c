@@ -7,6 +7,7 @@
 #include "cv_api.h"
 
 #include "cv_cache.h"
+#include "cv_group.h"
 #include "cv_http.h"
 #include "cv_page.h"
 #include "cv_id.h"
@@ -42,6 +43,7 @@ struct cv_api {
     cv_config cfg;
     cv_mongo *mongo;
     cv_cache *cache; /* jobs and projects as POST a run reads them */
+    cv_group *runs;  /* the run records POSTs of runs insert */
     cv_kafka_producer *producer;
     cv_http_server *http;
 };
@@ -581,7 +583,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     static const char *const fields[] = {"max_attempts", "backoff_seconds", NULL};
     int64_t max_attempts = 0, backoff = 0;
     char why[512], queued[CV_TIME_RFC3339_LEN];
-    bson_t *job_doc = NULL, *project = NULL;
+    bson_t *job_doc = NULL, *project = NULL, *record = NULL;
     cJSON *body = NULL;
     cv_job job;
     cv_event ev;
@@ -641,7 +643,11 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     /* The record first, so that GET /runs/{id} answers as soon as the client
      * has its 202 and the worker's events find it; a run that cannot be
      * recorded is not queued. */
-    if ((err = cv_runs_insert_queued(api->mongo, &ev, why, sizeof(why)))) {
+    if (!(record = cv_runs_queued_record(&ev))) {
+        internal_error(res, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((err = cv_group_insert(api->runs, record, why, sizeof(why)))) {
         internal_error(res, err, why);
         goto out;
     }
@@ -669,6 +675,7 @@ out:
     cv_launch_release(&job);
     free(msg);
     cJSON_Delete(body);
+    bson_destroy(record);
     bson_destroy(project);
     bson_destroy(job_doc);
 }
@@ -1148,7 +1155,8 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     api->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
     if (!api->producer)
         goto fail;
-    if (!(api->cache = cv_cache_new(4096, cfg->cache_ms))) {
+    if (!(api->cache = cv_cache_new(4096, cfg->cache_ms)) ||
+        !(api->runs = cv_group_new(api->mongo, CV_COLL_RUNS, 100))) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -1178,5 +1186,6 @@ void cv_api_destroy(cv_api *api) {
     cv_kafka_producer_destroy(api->producer);
     cv_mongo_destroy(api->mongo);
     cv_cache_destroy(api->cache);
+    cv_group_destroy(api->runs); /* after the server: no request runs any more */
     free(api);
 }

@@ -160,17 +160,6 @@ bson_t *cv_runs_queued_record(const cv_event *ev) {
     return doc;
 }
 
-cv_err cv_runs_insert_queued(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
-    bson_t *doc = cv_runs_queued_record(ev);
-    cv_err err;
-
-    if (!doc)
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    err = cv_mongo_insert(m, CV_COLL_RUNS, doc, errbuf, errlen);
-    bson_destroy(doc);
-    return err;
-}
-
 cv_err cv_runs_forget_queued(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen) {
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(run_id), CV_RUN_F_STATUS,
                               BCON_UTF8(cv_run_status_name(CV_RUN_QUEUED)));

@@ -9,7 +9,7 @@
  * Applying an event is idempotent and insensitive to order: a replayed event
  * changes nothing, and a late run.started never moves a run back from a final
  * state. Whoever queues a run writes its record whole first
- * (cv_runs_insert_queued() from the API, cv_runs_tick_record() from the
+ * (cv_runs_queued_record() from the API, cv_runs_tick_record() from the
  * scheduler), so a client can read it right after 202; its run.queued event
  * is kept as an event and changes nothing. The collector applies every other
  * event.
@@ -60,11 +60,8 @@ cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *err
  * the caller frees it with bson_destroy(); NULL on NOMEM. */
 bson_t *cv_runs_queued_record(const cv_event *ev);
 
-/* Inserts cv_runs_queued_record(ev). CV_ERR_CONFLICT if the run exists. */
-cv_err cv_runs_insert_queued(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen);
-
-/* Deletes the record of a run that is still queued: the caller wrote it with
- * cv_runs_insert_queued() but could not queue the job after all. */
+/* Deletes the record of a run that is still queued: the caller wrote it
+ * (cv_runs_queued_record()) but could not queue the job after all. */
 cv_err cv_runs_forget_queued(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen);
 
 /* Records that a run failed for good, once per run (_id = run id): the

@@ -1,6 +1,7 @@
 """The run store: every service creates the indexes its queries need at
 start-up, and one table of final statuses decides what may still change."""
 import os
+import threading
 import time
 import uuid
 
@@ -166,3 +167,42 @@ def test_bad_page_arguments_are_422(api):
                                                 "message": message}}), query
     code, body, _ = api.get(f"/api/v1/runs/{uuid.uuid4()}/events?limit=1001")
     assert (code, body["error"]["message"]) == (422, "limit: must be a whole number from 1 to 1000")
+
+
+def test_concurrent_runs_each_recorded_once_and_one_at_a_time_per_job(api, mongo_db):
+    """80 runs of 4 jobs POSTed by 16 threads at once: the API groups their
+    records into shared inserts and the worker runs several at once. Every
+    run is recorded once, succeeds once, and runs of one job never overlap."""
+    conn = api.create("/api/v1/connections",
+                      {"name": "mem", "odbc": "Driver=SQLite3;Database=:memory:"})
+    project = api.create("/api/v1/projects", {
+        "name": "many", "origin_connection_id": conn["id"],
+        "destination_connection_id": conn["id"]})
+    jobs = [api.create(f"/api/v1/projects/{project['id']}/jobs",
+                       {"name": f"j{i}", "kind": "sql", "statements": "SELECT 1"})["id"]
+            for i in range(4)]
+    answers, lock = [], threading.Lock()
+
+    def post(k):
+        for i in range(5):
+            status, body, _ = api.post(f"/api/v1/jobs/{jobs[(k + i) % 4]}/runs")
+            with lock:
+                answers.append((status, body))
+    threads = [threading.Thread(target=post, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [s for s, _ in answers] == [202] * 80, answers
+    run_ids = {b["run_id"] for _, b in answers}
+    assert len(run_ids) == 80
+    done = [api.wait_run(r) for r in sorted(run_ids)]
+    assert [d["status"] for d in done] == ["succeeded"] * 80
+    assert mongo_db.runs.count_documents({"job_id": {"$in": jobs}}) == 80
+    for kind in ("run.queued", "run.started", "run.succeeded"):
+        assert mongo_db.events.count_documents({"job_id": {"$in": jobs}, "type": kind}) == 80
+    for job in jobs:
+        runs = sorted(mongo_db.runs.find({"job_id": job}), key=lambda r: r["started_at"])
+        assert len(runs) == 20
+        for before, after in zip(runs, runs[1:]):
+            assert after["started_at"] >= before["finished_at"], (before, after)
