@@ -12,6 +12,7 @@
 #include "cv_odbc.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <sql.h>
 #include <sqlext.h>
 #include <stdint.h>
@@ -114,6 +115,12 @@ static cv_err diag(SQLSMALLINT type, SQLHANDLE handle, const char *what, char *e
     return CV_ERR_ODBC;
 }
 
+/* Connecting and disconnecting, one thread at a time: psqlodbc changes the
+ * process's locale while it connects (setlocale() and back), which is not
+ * safe beside another thread doing the same (a worker running several jobs
+ * at once: AddressSanitizer caught a use after free in setlocale()). */
+static pthread_mutex_t connect_lock = PTHREAD_MUTEX_INITIALIZER;
+
 cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) {
     cv_odbc_conn *conn = calloc(1, sizeof(*conn));
     SQLCHAR quote[8] = {0};
@@ -132,8 +139,10 @@ cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) 
         goto fail;
     }
     SQLSetConnectAttr(conn->dbc, SQL_ATTR_LOGIN_TIMEOUT, (SQLPOINTER)15, 0);
+    pthread_mutex_lock(&connect_lock);
     rc = SQLDriverConnect(conn->dbc, NULL, (SQLCHAR *)connstr, SQL_NTS, NULL, 0, NULL,
                           SQL_DRIVER_NOPROMPT);
+    pthread_mutex_unlock(&connect_lock);
     if (!SQL_SUCCEEDED(rc)) {
         diag(SQL_HANDLE_DBC, conn->dbc, "cannot connect", errbuf, errlen);
         goto fail;
@@ -158,12 +167,15 @@ void cv_odbc_disconnect(cv_odbc_conn *conn) {
     if (conn->connected) {
         if (conn->in_txn)
             SQLEndTran(SQL_HANDLE_DBC, conn->dbc, SQL_ROLLBACK);
-        SQLDisconnect(conn->dbc);
     }
+    pthread_mutex_lock(&connect_lock);
+    if (conn->connected)
+        SQLDisconnect(conn->dbc);
     if (conn->dbc)
         SQLFreeHandle(SQL_HANDLE_DBC, conn->dbc);
     if (conn->env)
         SQLFreeHandle(SQL_HANDLE_ENV, conn->env);
+    pthread_mutex_unlock(&connect_lock);
     free(conn);
 }
 
