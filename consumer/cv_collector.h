@@ -2,8 +2,8 @@
  * cv_collector.h - the collector service (`convutell collector`).
  *
  * Consumes convutell.events in the consumer group "convutell-collector" and is
- * where an event is stored: each event goes to MongoDB through cv_runs_apply()
- * (idempotent, event id as _id) and the offset is stored only after MongoDB
+ * where an event is stored: the events a poll fetched go to MongoDB through
+ * cv_runs_apply_batch() (idempotent, event id as _id) and the offset is stored only after MongoDB
  * acknowledged the writes. While MongoDB is unreachable it retries the same
  * event with backoff instead of moving on.
  */

@@ -90,7 +90,7 @@ static cv_err claim_existing(cv_mongo *m, const cv_job *job, const char *message
                              size_t holder_len, char *errbuf, size_t errlen) {
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, or, clause, sub, set, on_insert;
     char now[CV_TIME_RFC3339_LEN];
-    int64_t now_ms = cv_time_now_ms(), matched = 0;
+    int64_t now_ms = cv_time_now_ms();
     cv_err err;
 
     cv_time_format(now_ms, now, sizeof(now));
@@ -122,7 +122,7 @@ static cv_err claim_existing(cv_mongo *m, const cv_job *job, const char *message
     /* A retry whose lease is gone (pruned) inserts it again; a lease the
      * filter excluded (the run ended, or its attempt is held or later) makes
      * that insert collide. */
-    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, true, &matched, errbuf, errlen);
+    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, true, NULL, errbuf, errlen);
     if (err == CV_ERR_CONFLICT) {
         err = CV_OK;
         *claim = claim_refused(m, job, holder, holder_len);
@@ -131,16 +131,6 @@ static cv_err claim_existing(cv_mongo *m, const cv_job *job, const char *message
     }
     bson_destroy(&filter);
     bson_destroy(&update);
-    return err;
-}
-
-cv_err cv_lease_claim(cv_mongo *m, const cv_job *job, const char *message, const char *worker,
-                      int lease_seconds, cv_claim *claim, char *holder, size_t holder_len,
-                      char *errbuf, size_t errlen) {
-    char one[1][256];
-    cv_err err = cv_lease_claim_many(m, &job, &message, 1, worker, lease_seconds, claim, one,
-                                     errbuf, errlen);
-    snprintf(holder, holder_len, "%s", one[0]);
     return err;
 }
 

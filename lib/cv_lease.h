@@ -2,7 +2,7 @@
  * cv_lease.h - who holds which attempt of a run: the `leases` collection, one
  * document per run (_id = run id).
  *
- * Before it runs anything a worker claims the attempt (cv_lease_claim(): the
+ * Before it runs anything a worker claims the attempt (cv_lease_claim_many(): the
  * document holds the attempt, the worker, an expiry time and the job message),
  * renews the lease while it works (cv_lease_renew()) and releases it at the
  * end (cv_lease_release()). The scheduler finds leases that ran out
@@ -44,18 +44,12 @@ typedef enum cv_claim {
     CV_CLAIM_CANCELLED /* cancelled before any worker claimed it (cv_lease_block()) */
 } cv_claim;
 
-/* Claims attempt job->attempt of its run for `worker` with a lease of
- * lease_seconds, storing `message` (the job message) for retries. An attempt
- * held by a worker whose lease ran out is taken over (a redelivery after that
- * worker died resumes the same attempt). On CV_CLAIM_HELD, holder names the
- * worker and its lease. */
-cv_err cv_lease_claim(cv_mongo *m, const cv_job *job, const char *message, const char *worker,
-                      int lease_seconds, cv_claim *claim, char *holder, size_t holder_len,
-                      char *errbuf, size_t errlen);
-
-/* Claims n first attempts at once (one insert of their leases), as
- * cv_lease_claim() would one by one: jobs[i] with messages[i]; claims[i] and
- * holders[i] (holder_len each) get each result. */
+/* Claims attempt jobs[i]->attempt of each run for `worker` with a lease of
+ * lease_seconds, storing messages[i] (the job message) for retries; claims[i]
+ * gets what each claim found and, on CV_CLAIM_HELD, holders[i] names the
+ * worker and its lease. First attempts go in one insert; a later attempt, or
+ * one held by a worker whose lease ran out (a redelivery after that worker
+ * died resumes the same attempt), is an update of its own. */
 cv_err cv_lease_claim_many(cv_mongo *m, const cv_job *const *jobs, const char *const *messages,
                            size_t n, const char *worker, int lease_seconds, cv_claim *claims,
                            char (*holders)[256], char *errbuf, size_t errlen);

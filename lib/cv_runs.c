@@ -84,16 +84,6 @@ static void event_doc(const cv_event *ev, bson_t *doc_out) {
         cv_mongo_append_time(doc, "next_attempt_at", ev->next_attempt_ms);
 }
 
-static cv_err store_event(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
-    bson_t doc = BSON_INITIALIZER;
-    cv_err err;
-
-    event_doc(ev, &doc);
-    err = cv_mongo_insert(m, CV_COLL_EVENTS, &doc, errbuf, errlen);
-    bson_destroy(&doc);
-    return err == CV_ERR_CONFLICT ? CV_OK : err;
-}
-
 /* Appends {key: {"$in": [names of `statuses`]}}. */
 static void append_in(bson_t *doc, const char *key, const cv_run_status *statuses, size_t n) {
     bson_t sub, list;
@@ -380,19 +370,6 @@ static cv_err after_change(cv_mongo *m, const cv_event *ev, int64_t matched, cha
     if (!err && ev->watermark[0] && ev->job_id[0] && to == CV_RUN_SUCCEEDED)
         err = update_job_watermark(m, ev, errbuf, errlen);
     return err;
-}
-
-cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
-    int64_t matched = 0;
-    run_change c;
-    cv_err err = store_event(m, ev, errbuf, errlen);
-
-    if (err || !moves_run(ev))
-        return err;
-    change_of(ev, &c);
-    err = change_write(m, &c, &matched, errbuf, errlen);
-    change_release(&c);
-    return err ? err : after_change(m, ev, matched, errbuf, errlen);
 }
 
 /* ---- batches ---------------------------------------------------------------- */

@@ -41,19 +41,13 @@
 #define CV_RUN_F_CREATED "created_at" /* the order of a job's run history */
 #define CV_RUN_F_CANCEL "cancel_requested"
 
-/* Stores the event (a duplicate event id is success) and brings the run
- * document up to date. Any thread. CV_ERR_MONGO when the database did not
- * acknowledge the writes: the caller must retry before moving on. */
-cv_err cv_runs_apply(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen);
-
-/* Applies n events as cv_runs_apply() would one by one, in fewer writes:
- * every event in one unordered insert, then per run its events in their
- * order, each chain of a start, progress and the end of one attempt merged
- * into one update; different runs are written by up to four
- * threads at once. Events of one run must come in the order they were
- * published (one partition's order). The same guarantees hold: a
- * replayed batch changes nothing, a late event never moves a finished run.
- * CV_ERR_MONGO when the store did not acknowledge: retry the whole batch. */
+/* Stores n events (a duplicate event id is success) and brings their runs'
+ * documents up to date, in few writes: every event in one unordered insert, then per run its events
+ * in their order, each chain of a start, progress and the end of one attempt merged into one
+ * update; different runs are written by up to four threads at once. Events of one run must come in
+ * the order they were published (one partition's order). The same guarantees hold: a replayed batch
+ * changes nothing, a late event never moves a finished run. CV_ERR_MONGO when the store did not
+ * acknowledge: retry the whole batch. */
 cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf, size_t errlen);
 
 /* The record of a run about to be queued, from its run.queued event: new,
