@@ -48,6 +48,7 @@ typedef enum slot_state {
 
 /* One message in hand, from its poll until its offset is stored. */
 typedef struct slot {
+    struct cv_worker *w;
     cv_kafka_msg msg;
     char *text; /* the message as text, kept in the lease for retries */
     cv_attempt a;
@@ -68,7 +69,7 @@ typedef struct job_set {
 } job_set;
 
 struct cv_worker {
-    cv_runner r; /* first: an attempt's r leads back to its worker */
+    cv_runner r;
     cv_kafka_consumer *consumer;
     slot **slots; /* in the order they were polled */
     size_t n, cap;
@@ -81,17 +82,13 @@ struct cv_worker {
 
 cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     cv_worker *w = calloc(1, sizeof(*w));
-    pthread_condattr_t attr;
 
     if (!w) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->changed, &attr);
-    pthread_condattr_destroy(&attr);
+    cv_time_cond_init(&w->changed);
     w->r.cfg = *cfg;
     w->concurrency = cfg->worker_concurrency > 0 ? cfg->worker_concurrency : 1;
     w->cap = (size_t)w->concurrency * PREFETCH;
@@ -154,6 +151,7 @@ static cv_err take(cv_worker *w, cv_kafka_msg *msg, char *errbuf, size_t errlen)
         cv_kafka_msg_release(msg);
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     }
+    s->w = w;
     s->msg = *msg;
     s->a.r = &w->r;
     w->slots[w->n++] = s;
@@ -195,7 +193,7 @@ static cv_err fill(cv_worker *w, int timeout_ms, char *errbuf, size_t errlen) {
 
 static void *attempt_main(void *arg) {
     slot *s = arg;
-    cv_worker *w = (cv_worker *)s->a.r; /* r is the worker's first member */
+    cv_worker *w = s->w;
 
     s->err = cv_attempt_run(&s->a, s->errbuf, sizeof(s->errbuf));
     pthread_mutex_lock(&w->lock);
@@ -366,8 +364,7 @@ static cv_err commit(cv_worker *w, char *errbuf, size_t errlen) {
 
 /* Waits up to timeout_ms for an attempt's thread to return. */
 static void wait_change(cv_worker *w, int timeout_ms) {
-    int64_t until = cv_time_mono_ms() + timeout_ms;
-    struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+    struct timespec ts = cv_time_mono_deadline(timeout_ms);
     bool any = false;
 
     pthread_mutex_lock(&w->lock);

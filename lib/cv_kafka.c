@@ -76,8 +76,8 @@ static bool wait_delivery(cv_kafka_producer *p, delivery *d, int64_t deadline) {
 
     pthread_mutex_lock(&p->lock);
     while (!atomic_load(&d->done)) {
-        int64_t until = deadline < 0 ? cv_time_mono_ms() + 1000 : deadline;
-        struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+        struct timespec ts =
+            cv_time_mono_deadline(deadline < 0 ? 1000 : deadline - cv_time_mono_ms());
         if (pthread_cond_timedwait(&p->delivered, &p->lock, &ts) != 0 && deadline >= 0 &&
             cv_time_mono_ms() >= deadline)
             break;
@@ -121,7 +121,6 @@ cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, si
                                            NULL};
     cv_kafka_producer *p = NULL;
     rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);
-    pthread_condattr_t attr;
 
     if (!conf || conf_set_all(conf, settings, errbuf, errlen) != 0)
         goto out;
@@ -132,10 +131,7 @@ cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, si
         goto out;
     }
     pthread_mutex_init(&p->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* matches cv_time_mono_ms() */
-    pthread_cond_init(&p->delivered, &attr);
-    pthread_condattr_destroy(&attr);
+    cv_time_cond_init(&p->delivered);
     rd_kafka_conf_set_opaque(conf, p);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errlen);
     if (!p->rk)

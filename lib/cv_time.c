@@ -21,6 +21,20 @@ int64_t cv_time_mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void cv_time_cond_init(pthread_cond_t *cond) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+struct timespec cv_time_mono_deadline(int64_t ms) {
+    int64_t until = cv_time_mono_ms() + ms;
+    struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
+    return ts;
+}
+
 void cv_time_format(int64_t ms, char *buf, size_t len) {
     time_t secs = (time_t)(ms / 1000);
     int millis = (int)(ms % 1000);

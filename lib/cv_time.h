@@ -6,6 +6,7 @@
 #ifndef CV_TIME_H
 #define CV_TIME_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,12 @@ int64_t cv_time_now_ms(void);
 
 /* Monotonic clock in ms, for durations and timeouts. Any thread. */
 int64_t cv_time_mono_ms(void);
+
+/* Initialises a condition variable whose timed waits count on the monotonic
+ * clock, and the deadline cv_time_mono_ms() + ms in the form such a wait
+ * takes (pthread_cond_timedwait() on it waits until then). */
+void cv_time_cond_init(pthread_cond_t *cond);
+struct timespec cv_time_mono_deadline(int64_t ms);
 
 /* Writes the RFC 3339 UTC form of `ms` into buf (needs CV_TIME_RFC3339_LEN). */
 void cv_time_format(int64_t ms, char *buf, size_t len);
