@@ -5,6 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cv_api.h"
+#include "cv_api_int.h"
 
 #include "cv_cache.h"
 #include "cv_group.h"
@@ -40,15 +41,6 @@
  * time: 16 threads took 800 POSTs a second from 32 keep-alive clients, 64
  * took 1,250 to 1,400. */
 #define HTTP_THREADS 64
-
-struct cv_api {
-    cv_config cfg;
-    cv_mongo *mongo;
-    cv_cache *cache; /* jobs and projects as POST a run reads them */
-    cv_group *runs;  /* the run records POSTs of runs insert */
-    cv_kafka_producer *producer;
-    cv_http_server *http;
-};
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -105,19 +97,19 @@ char *cv_api_mask_odbc(const char *odbc) {
     return out;
 }
 
-static void internal_error(cv_http_response *res, cv_err err, const char *why) {
+void cv_api_internal_error(cv_http_response *res, cv_err err, const char *why) {
     int status = err == CV_ERR_MONGO || err == CV_ERR_KAFKA || err == CV_ERR_TIMEOUT ? 503 : 500;
     cv_log_error("request failed: %s: %s", cv_err_str(err), why);
     cv_http_error(res, status, status == 503 ? "unavailable" : "internal", NULL, "%s: %s",
                   cv_err_str(err), why);
 }
 
-static void field_error(cv_http_response *res, const cv_verr *verr) {
+void cv_api_field_error(cv_http_response *res, const cv_verr *verr) {
     cv_http_error(res, 422, "invalid_field", verr->field, "%s: %s", verr->field, verr->reason);
 }
 
 /* Parses the body as a JSON object; answers 400 and returns NULL otherwise. */
-static cJSON *parse_body(const cv_http_request *req, cv_http_response *res) {
+cJSON *cv_api_parse_body(const cv_http_request *req, cv_http_response *res) {
     size_t at = 0;
     cJSON *root;
 
@@ -143,7 +135,7 @@ static cJSON *parse_body(const cv_http_request *req, cv_http_response *res) {
 
 /* Turns a stored document into an API object: `_id` becomes `id`, first, and
  * sealed secrets are left out. */
-static cJSON *doc_to_json(const bson_t *doc) {
+cJSON *cv_api_doc_to_json(const bson_t *doc) {
     cJSON *root = cv_launch_doc_json(doc);
     cJSON *id;
 
@@ -186,12 +178,12 @@ static bson_t *load_from(cv_api *api, cv_cache *cache, const char *collection, c
     if (err == CV_ERR_NOT_FOUND)
         cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", what, id);
     else if (err)
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
     return err ? NULL : doc;
 }
 
 /* Loads a document by id, always from the store. */
-static bson_t *load_doc(cv_api *api, const char *collection, const char *what, const char *id,
+bson_t *cv_api_load_doc(cv_api *api, const char *collection, const char *what, const char *id,
                         cv_http_response *res) {
     return load_from(api, NULL, collection, what, id, res);
 }
@@ -211,12 +203,12 @@ static void insert_and_answer(cv_api *api, const char *collection, const char *b
     cJSON *body;
 
     if (err) {
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
         return;
     }
-    body = doc_to_json(doc);
+    body = cv_api_doc_to_json(doc);
     if (!body) {
-        internal_error(res, CV_ERR_NOMEM, "cannot encode the answer");
+        cv_api_internal_error(res, CV_ERR_NOMEM, "cannot encode the answer");
         return;
     }
     res->status = 201;
@@ -246,7 +238,7 @@ static bool new_job_doc(bson_t *doc, char *id, size_t idlen, const char *project
 static bool new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res) {
     char now[CV_TIME_RFC3339_LEN];
     if (cv_id_new(id, idlen) != 0) {
-        internal_error(res, CV_ERR_IO, "cannot make an id");
+        cv_api_internal_error(res, CV_ERR_IO, "cannot make an id");
         return false;
     }
     now_text(now, sizeof(now));
@@ -262,7 +254,7 @@ static void create_connection(cv_api *api, const cv_http_request *req, cv_http_r
     char id[CV_ID_LEN];
     const char *name, *odbc;
     char *masked = NULL, *sealed = NULL, why[256];
-    cJSON *body = parse_body(req, res);
+    cJSON *body = cv_api_parse_body(req, res);
     bson_t doc = BSON_INITIALIZER;
     cv_verr verr;
     cv_err err;
@@ -272,14 +264,14 @@ static void create_connection(cv_api *api, const cv_http_request *req, cv_http_r
     if (cv_json_only(body, NULL, fields, "a connection", &verr) ||
         cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
         cv_json_get_str(body, NULL, "odbc", true, 4096, &odbc, &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (!strchr(odbc, '=')) {
         cv_verr_set(&verr, NULL, "odbc",
                     "must be an ODBC connection string such as \"Driver=SQLite3;Database=/data/"
                     "app.db\"");
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (!new_doc(&doc, id, sizeof(id), res))
@@ -287,11 +279,11 @@ static void create_connection(cv_api *api, const cv_http_request *req, cv_http_r
     /* The full string is stored sealed; clients only ever see the masked copy. */
     masked = cv_api_mask_odbc(odbc);
     if (!masked) {
-        internal_error(res, CV_ERR_NOMEM, "out of memory");
+        cv_api_internal_error(res, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
     if ((err = cv_secret_seal(api->cfg.secret_key, id, odbc, &sealed, why, sizeof(why)))) {
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
         goto out;
     }
     BSON_APPEND_UTF8(&doc, "name", name);
@@ -318,11 +310,11 @@ static bool connection_exists(cv_api *api, const char *field, const char *id,
     bson_destroy(doc);
     if (err == CV_ERR_NOT_FOUND) {
         cv_verr_set(&verr, NULL, field, "no connection with id '%s'", id);
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         return false;
     }
     if (err) {
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
         return false;
     }
     return true;
@@ -336,7 +328,7 @@ static void create_project(cv_api *api, const cv_http_request *req, cv_http_resp
     char id[CV_ID_LEN];
     const char *name, *origin, *dest, *interpreter = NULL;
     bool active = true, expose = false;
-    cJSON *body = parse_body(req, res);
+    cJSON *body = cv_api_parse_body(req, res);
     bson_t doc = BSON_INITIALIZER;
     cv_verr verr;
 
@@ -349,14 +341,14 @@ static void create_project(cv_api *api, const cv_http_request *req, cv_http_resp
         cv_json_get_bool(body, NULL, "active", false, &active, &verr) ||
         cv_json_get_str(body, NULL, "python_interpreter", false, 255, &interpreter, &verr) ||
         cv_json_get_bool(body, NULL, "expose_connections", false, &expose, &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (interpreter &&
         (interpreter[0] != '/' || strstr(interpreter, "/../") || strchr(interpreter, '\n'))) {
         cv_verr_set(&verr, NULL, "python_interpreter",
                     "must be an absolute path such as \"/opt/venvs/etl/bin/python\"");
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (!connection_exists(api, "origin_connection_id", origin, res) ||
@@ -395,14 +387,14 @@ static void create_python_job(cv_api *api, const char *project_id, const cJSON *
     memset(&python, 0, sizeof(python));
     if (cv_json_only(body, NULL, fields, "a python job", &verr) ||
         cv_python_spec_decode(body, NULL, &python, &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     /* Stored as the message carries it: script, parameters, timeout, limits. */
     if (!(spec = cJSON_CreateObject()) || cv_python_spec_encode(&python, spec) != 0 ||
         !(spec_json = cJSON_PrintUnformatted(spec)) ||
         !(spec_bson = bson_new_from_json((const uint8_t *)spec_json, -1, &error))) {
-        internal_error(res, CV_ERR_NOMEM, "cannot store the script");
+        cv_api_internal_error(res, CV_ERR_NOMEM, "cannot store the script");
         goto out;
     }
     if (!new_job_doc(&doc, id, sizeof(id), project_id, name, "python", res))
@@ -430,7 +422,7 @@ static void create_sql_job(cv_api *api, const char *project_id, const cJSON *bod
     if (cv_json_only(body, NULL, fields, "a sql job", &verr) ||
         cv_json_get_str(body, NULL, "statements", true, CV_QUERY_MAX_BYTES, &statements, &verr) ||
         cv_json_get_str(body, NULL, "connection", false, 16, &connection, &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (!statements[0] || (connection && strcmp(connection, "origin") != 0 &&
@@ -440,7 +432,7 @@ static void create_sql_job(cv_api *api, const char *project_id, const cJSON *bod
         else
             cv_verr_set(&verr, NULL, "connection",
                         "must be \"origin\" or \"destination\", not \"%s\"", connection);
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (!new_job_doc(&doc, id, sizeof(id), project_id, name, "sql", res))
@@ -470,19 +462,19 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     char id[CV_ID_LEN];
     const char *name, *kind, *query, *table, *transform = NULL;
     cv_load_spec load;
-    bson_t *project = load_doc(api, CV_COLL_PROJECTS, "project", project_id, res);
+    bson_t *project = cv_api_load_doc(api, CV_COLL_PROJECTS, "project", project_id, res);
     cJSON *body = NULL;
     bson_t doc = BSON_INITIALIZER;
     cv_verr verr;
 
     if (!project)
         goto out;
-    body = parse_body(req, res);
+    body = cv_api_parse_body(req, res);
     if (!body)
         goto out;
     if (cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
         cv_json_get_str(body, NULL, "kind", true, 31, &kind, &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (strcmp(kind, "python") == 0) {
@@ -496,33 +488,33 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     if (strcmp(kind, "sql_transfer") != 0) {
         cv_verr_set(&verr, NULL, "kind",
                     "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (cv_json_only(body, NULL, fields, "a job", &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (cv_json_get_str(body, NULL, "query", true, CV_QUERY_MAX_BYTES, &query, &verr) ||
         cv_json_get_str(body, NULL, "destination_table", true, 127, &table, &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (!cv_json_is_table_name(table)) {
         cv_verr_set(&verr, NULL, "destination_table",
                     "must be a table name (letters, digits, underscores, optionally "
                     "schema.table)");
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (cv_load_spec_decode(body, NULL, &load, &verr) ||
         cv_json_get_str(body, NULL, "transform", false, CV_SCRIPT_MAX_BYTES, &transform, &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (transform && !transform[0]) {
         cv_verr_set(&verr, NULL, "transform", "must not be empty");
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if (!new_job_doc(&doc, id, sizeof(id), project_id, name, kind, res))
@@ -598,14 +590,14 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     if (!job_doc)
         goto out;
     if (req->body_len > 0) { /* optional: this run's retry policy */
-        body = parse_body(req, res);
+        body = cv_api_parse_body(req, res);
         if (!body)
             goto out;
         if (cv_json_only(body, NULL, fields, "a run request", &verr) ||
             cv_json_get_int(body, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &max_attempts,
                             &verr) ||
             cv_json_get_int(body, NULL, "backoff_seconds", false, 1, 86400, &backoff, &verr)) {
-            field_error(res, &verr);
+            cv_api_field_error(res, &verr);
             goto out;
         }
     }
@@ -623,11 +615,11 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         goto out;
     }
     if ((err = cv_launch_build(job_doc, project, &job, why, sizeof(why)))) {
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
         goto out;
     }
     if (cv_id_new(job.run_id, sizeof(job.run_id)) != 0) {
-        internal_error(res, CV_ERR_IO, "cannot make an id");
+        cv_api_internal_error(res, CV_ERR_IO, "cannot make an id");
         goto out;
     }
     snprintf(job.trigger, sizeof(job.trigger), "manual");
@@ -637,7 +629,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         job.backoff_seconds = (int)backoff;
     msg = cv_job_encode(&job);
     if (!msg || cv_event_init(&ev, CV_EVENT_RUN_QUEUED) != CV_OK) {
-        internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
+        cv_api_internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
         goto out;
     }
     cv_event_from_job(&ev, &job);
@@ -646,11 +638,11 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
      * has its 202 and the worker's events find it; a run that cannot be
      * recorded is not queued. */
     if (!(record = cv_runs_queued_record(&ev))) {
-        internal_error(res, CV_ERR_NOMEM, "out of memory");
+        cv_api_internal_error(res, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
     if ((err = cv_group_insert(api->runs, record, why, sizeof(why)))) {
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
         goto out;
     }
     /* Keyed by job id: runs of one job stay in order on one partition. */
@@ -660,7 +652,7 @@ static void trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         char forget[256];
         if (cv_runs_forget_queued(api->mongo, job.run_id, forget, sizeof(forget)) != CV_OK)
             cv_log_warn("run %s: not queued, and its record stays: %s", job.run_id, forget);
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
         goto out;
     }
     publish_queued(api, &ev);
@@ -687,7 +679,7 @@ out:
  * run as cancelled; a run still queued is cancelled when a worker picks it up. */
 static void cancel_run(cv_api *api, const char *run_id, cv_http_response *res) {
     char why[512];
-    bson_t *run = load_doc(api, CV_COLL_RUNS, "run", run_id, res);
+    bson_t *run = cv_api_load_doc(api, CV_COLL_RUNS, "run", run_id, res);
     const char *status;
     cv_err err;
 
@@ -705,7 +697,7 @@ static void cancel_run(cv_api *api, const char *run_id, cv_http_response *res) {
         goto out;
     }
     if (err) {
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
         goto out;
     }
     /* A run no worker has claimed yet is kept from being claimed at all: the
@@ -744,15 +736,15 @@ static void list_children(cv_api *api, const cv_http_request *req, const char *p
     cv_err err;
 
     if (cv_page_read(req, max, &page, &verr)) {
-        field_error(res, &verr);
+        cv_api_field_error(res, &verr);
         return;
     }
-    if (!(doc = load_doc(api, parent_coll, parent, id, res)))
+    if (!(doc = cv_api_load_doc(api, parent_coll, parent, id, res)))
         return;
     err = cv_page_find(api->mongo, collection, field, id, order, dir, &page, &docs, next,
                        sizeof(next), why, sizeof(why));
     if (err) {
-        internal_error(res, err, why);
+        cv_api_internal_error(res, err, why);
         goto out;
     }
     res->status = 200;
@@ -765,7 +757,7 @@ static void list_children(cv_api *api, const cv_http_request *req, const char *p
             bson_t item;
             bson_iter_document(&it, &len, &data);
             if (bson_init_static(&item, data, len))
-                cJSON_AddItemToArray(list, doc_to_json(&item));
+                cJSON_AddItemToArray(list, cv_api_doc_to_json(&item));
         }
     }
     if (next[0])
@@ -781,10 +773,10 @@ out:
 
 static void get_one(cv_api *api, const char *collection, const char *what, const char *id,
                     cv_http_response *res) {
-    bson_t *doc = load_doc(api, collection, what, id, res);
+    bson_t *doc = cv_api_load_doc(api, collection, what, id, res);
     if (!doc)
         return;
-    res->body = doc_to_json(doc);
+    res->body = cv_api_doc_to_json(doc);
     res->status = res->body ? 200 : 500;
     bson_destroy(doc);
 }
@@ -796,212 +788,6 @@ static void health(cv_api *api, cv_http_response *res) {
     res->body = cJSON_CreateObject();
     cJSON_AddStringToObject(res->body, "status", err ? "degraded" : "ok");
     cJSON_AddStringToObject(res->body, "mongodb", err ? why : "ok");
-}
-
-/* ---- schedules ------------------------------------------------------------ */
-
-/* The next `count` fire times after now as RFC 3339 strings in an array. */
-static cJSON *next_fire_times(const cv_schedule *sched, int64_t anchor_ms, int count) {
-    char why[128], text[CV_TIME_RFC3339_LEN];
-    cv_tz *tz = cv_tz_load(sched->timezone, why, sizeof(why));
-    cJSON *list = cJSON_CreateArray();
-    int64_t t = cv_time_now_ms();
-
-    for (int i = 0; tz && list && i < count; i++) {
-        if ((t = cv_schedule_next(sched, tz, anchor_ms, t)) < 0)
-            break;
-        cv_time_format(t, text, sizeof(text));
-        cJSON_AddItemToArray(list, cJSON_CreateString(text));
-    }
-    cv_tz_destroy(tz);
-    return list;
-}
-
-/* The job's stored schedule as JSON (the caller deletes it), or NULL when it
- * has none. */
-static cJSON *schedule_json(const bson_t *job) {
-    bson_iter_t it;
-    const uint8_t *data;
-    uint32_t len;
-    bson_t sub;
-
-    if (!bson_iter_init_find(&it, job, "schedule") || !BSON_ITER_HOLDS_DOCUMENT(&it))
-        return NULL;
-    bson_iter_document(&it, &len, &data);
-    return bson_init_static(&sub, data, len) ? doc_to_json(&sub) : NULL;
-}
-
-/* Reads a job's stored schedule: true with *sched and *anchor_ms, or a 404
- * answer when the job has none. */
-static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *sched,
-                            int64_t *anchor_ms, cv_http_response *res) {
-    cJSON *json = schedule_json(job);
-    cv_verr verr;
-    int64_t next_ms;
-    bool ok;
-
-    if (!json) {
-        cv_http_error(res, 404, "not_found", NULL, "job %s has no schedule", job_id);
-        return false;
-    }
-    ok = cv_schedule_from_stored(json, sched, anchor_ms, &next_ms, &verr) == CV_OK;
-    cJSON_Delete(json);
-    if (!ok)
-        internal_error(res, CV_ERR_INVALID, "the stored schedule cannot be read");
-    return ok;
-}
-
-/* PUT /jobs/{id}/schedule: checks the schedule, stores it with the job and
- * answers with it and its next five fire times. */
-static void put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
-                         cv_http_response *res) {
-    char why[512], anchor[CV_TIME_RFC3339_LEN], next[CV_TIME_RFC3339_LEN], version[CV_ID_LEN] = "";
-    bson_t *job = load_doc(api, CV_COLL_JOBS, "job", job_id, res), *stored = NULL;
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
-    cJSON *body = NULL, *answer = NULL;
-    char *text = NULL;
-    cv_schedule sched;
-    cv_verr verr;
-    bson_error_t error;
-    int64_t now = cv_time_now_ms(), first, anchor_ms;
-    char tzwhy[128];
-    cv_tz *tz = NULL;
-    cv_err changed;
-
-    if (!job || !(body = parse_body(req, res)))
-        goto out;
-    if (cv_schedule_decode(body, &sched, &verr)) {
-        field_error(res, &verr);
-        goto out;
-    }
-    tz = cv_tz_load(sched.timezone, tzwhy, sizeof(tzwhy));
-    first = tz ? cv_schedule_next(&sched, tz, now, now) : -1;
-    anchor_ms = now;
-    {
-        /* Pausing, resuming or changing policies keeps the ticks not yet
-         * handled: the scheduler then applies the misfire policy to the ticks
-         * that passed while the schedule was paused. */
-        cJSON *json = schedule_json(job);
-        cv_schedule old;
-        int64_t old_anchor, old_next;
-        if (json && cv_schedule_from_stored(json, &old, &old_anchor, &old_next, &verr) == CV_OK &&
-            cv_schedule_same_timing(&old, &sched) && old_next >= 0) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, "version");
-            anchor_ms = old_anchor;
-            first = old_next;
-            if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof(version))
-                snprintf(version, sizeof(version), "%s", v->valuestring);
-        }
-        cJSON_Delete(json);
-    }
-    answer = cJSON_CreateObject();
-    cv_time_format(anchor_ms, anchor, sizeof(anchor));
-    if (!answer || cv_schedule_encode(&sched, answer) != 0 ||
-        !cJSON_AddStringToObject(answer, "anchor_at", anchor)) {
-        internal_error(res, CV_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (first >= 0) {
-        cv_time_format(first, next, sizeof(next));
-        cJSON_AddStringToObject(answer, "next_run_at", next);
-    } else {
-        cJSON_AddNullToObject(answer, "next_run_at");
-    }
-    if (!(text = cJSON_PrintUnformatted(answer)) ||
-        !(stored = bson_new_from_json((const uint8_t *)text, -1, &error))) {
-        internal_error(res, CV_ERR_NOMEM, "cannot store the schedule");
-        goto out;
-    }
-    /* A new version when the timing changes tells schedulers to take the
-     * stored cursor instead of their own; pausing, resuming or changing a
-     * policy keeps it, and the ticks not yet handled. */
-    if (!version[0] && cv_id_new(version, sizeof(version)) != 0) {
-        internal_error(res, CV_ERR_IO, "no random source");
-        goto out;
-    }
-    BSON_APPEND_UTF8(stored, "version", version);
-    BSON_APPEND_UTF8(&filter, "_id", job_id);
-    {
-        bson_t set = BSON_INITIALIZER;
-        BSON_APPEND_DOCUMENT(&set, "schedule", stored);
-        BSON_APPEND_DOCUMENT(&update, "$set", &set);
-        bson_destroy(&set);
-    }
-    changed =
-        cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why, sizeof(why));
-    /* After the write (whatever it did): a read that began before it is not kept. */
-    cv_cache_drop(api->cache, CV_COLL_JOBS, job_id);
-    if (changed) {
-        internal_error(res, CV_ERR_MONGO, why);
-        goto out;
-    }
-    cJSON_AddStringToObject(answer, "job_id", job_id);
-    cJSON_AddItemToObject(answer, "next_fire_times", next_fire_times(&sched, anchor_ms, 5));
-    res->status = 200;
-    res->body = answer;
-    answer = NULL;
-out:
-    cv_tz_destroy(tz);
-    cJSON_free(text);
-    cJSON_Delete(answer);
-    cJSON_Delete(body);
-    bson_destroy(stored);
-    bson_destroy(&filter);
-    bson_destroy(&update);
-    bson_destroy(job);
-}
-
-/* GET /jobs/{id}/schedule: the stored schedule and its next five fire times. */
-static void get_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
-    bson_t *job = load_doc(api, CV_COLL_JOBS, "job", job_id, res);
-    cv_schedule sched;
-    int64_t anchor_ms = 0;
-    char anchor[CV_TIME_RFC3339_LEN];
-
-    if (!job || !stored_schedule(job, job_id, &sched, &anchor_ms, res))
-        goto out;
-    res->body = cJSON_CreateObject();
-    cv_schedule_encode(&sched, res->body);
-    cv_time_format(anchor_ms, anchor, sizeof(anchor));
-    cJSON_AddStringToObject(res->body, "anchor_at", anchor);
-    cJSON_AddStringToObject(res->body, "job_id", job_id);
-    cJSON_AddItemToObject(res->body, "next_fire_times", next_fire_times(&sched, anchor_ms, 5));
-    res->status = 200;
-out:
-    bson_destroy(job);
-}
-
-/* DELETE /jobs/{id}/schedule */
-static void delete_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
-    bson_t *job = load_doc(api, CV_COLL_JOBS, "job", job_id, res);
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, unset;
-    cv_schedule sched;
-    int64_t anchor_ms;
-    char why[512];
-    cv_err changed;
-
-    if (!job || !stored_schedule(job, job_id, &sched, &anchor_ms, res))
-        goto out;
-    BSON_APPEND_UTF8(&filter, "_id", job_id);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
-    BSON_APPEND_UTF8(&unset, "schedule", "");
-    bson_append_document_end(&update, &unset);
-    changed =
-        cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why, sizeof(why));
-    /* After the write (whatever it did): a read that began before it is not kept. */
-    cv_cache_drop(api->cache, CV_COLL_JOBS, job_id);
-    if (changed) {
-        internal_error(res, CV_ERR_MONGO, why);
-        goto out;
-    }
-    res->status = 200;
-    res->body = cJSON_CreateObject();
-    cJSON_AddStringToObject(res->body, "job_id", job_id);
-    cJSON_AddNullToObject(res->body, "schedule");
-out:
-    bson_destroy(&filter);
-    bson_destroy(&update);
-    bson_destroy(job);
 }
 
 /* Splits "/api/v1/a/b/c" into at most 6 segments; returns the count or -1. */
@@ -1112,15 +898,15 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         allowed = "POST";
     } else if (n == 5 && strcmp(s[2], "jobs") == 0 && strcmp(s[4], "schedule") == 0) {
         if (strcmp(req->method, "PUT") == 0) {
-            put_schedule(api, s[3], req, res);
+            cv_api_put_schedule(api, s[3], req, res);
             return;
         }
         if (get) {
-            get_schedule(api, s[3], res);
+            cv_api_get_schedule(api, s[3], res);
             return;
         }
         if (strcmp(req->method, "DELETE") == 0) {
-            delete_schedule(api, s[3], res);
+            cv_api_delete_schedule(api, s[3], res);
             return;
         }
         allowed = "GET, PUT, DELETE";

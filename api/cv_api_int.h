@@ -1,0 +1,52 @@
+/*
+ * cv_api_int.h - what the API's handler files share (cv_api.c and
+ * cv_api_schedule.c): the service's state, the helpers that read a request
+ * and answer errors, and the schedule handlers. Not for other modules.
+ */
+#ifndef CV_API_INT_H
+#define CV_API_INT_H
+
+#include "cv_api.h"
+#include "cv_cache.h"
+#include "cv_group.h"
+#include "cv_http.h"
+#include "cv_json.h"
+#include "cv_kafka.h"
+#include "cv_mongo.h"
+
+#include <cjson/cJSON.h>
+
+struct cv_api {
+    cv_config cfg;
+    cv_mongo *mongo;
+    cv_cache *cache; /* jobs and projects as POST a run reads them */
+    cv_group *runs;  /* the run records POSTs of runs insert */
+    cv_kafka_producer *producer;
+    cv_http_server *http;
+};
+
+/* Answers 503 for an unavailable store or broker, 500 otherwise, with why. */
+void cv_api_internal_error(cv_http_response *res, cv_err err, const char *why);
+
+/* Answers 422 naming the field and the reason. */
+void cv_api_field_error(cv_http_response *res, const cv_verr *verr);
+
+/* The request body as a JSON object, or NULL having answered 400 itself. The
+ * caller frees it with cJSON_Delete(). */
+cJSON *cv_api_parse_body(const cv_http_request *req, cv_http_response *res);
+
+/* A stored document as the API shows it (new; NULL on NOMEM). */
+cJSON *cv_api_doc_to_json(const bson_t *doc);
+
+/* Loads a document by id from the store: answers 404 or 503 itself on
+ * failure. The caller frees it with bson_destroy(). */
+bson_t *cv_api_load_doc(cv_api *api, const char *collection, const char *what, const char *id,
+                        cv_http_response *res);
+
+/* PUT, GET and DELETE /api/v1/jobs/{id}/schedule (cv_api_schedule.c). */
+void cv_api_put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
+                         cv_http_response *res);
+void cv_api_get_schedule(cv_api *api, const char *job_id, cv_http_response *res);
+void cv_api_delete_schedule(cv_api *api, const char *job_id, cv_http_response *res);
+
+#endif
