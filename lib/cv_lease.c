@@ -196,10 +196,12 @@ cv_err cv_lease_block(cv_mongo *m, const char *run_id, int attempt, char *errbuf
 
 /* Filter of the lease `worker` holds on attempt `attempt` of the run. */
 static void held_by(bson_t *filter, const char *run_id, int attempt, const char *worker) {
-    BSON_APPEND_UTF8(filter, "_id", run_id);
-    BSON_APPEND_INT32(filter, "attempt", attempt);
-    BSON_APPEND_UTF8(filter, "state", "held");
-    BSON_APPEND_UTF8(filter, "worker", worker);
+    bson_t also = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&also, "attempt", attempt);
+    BSON_APPEND_UTF8(&also, "state", "held");
+    BSON_APPEND_UTF8(&also, "worker", worker);
+    cv_mongo_filter_id(filter, run_id, &also);
+    bson_destroy(&also);
 }
 
 cv_err cv_lease_renew(cv_mongo *m, const char *run_id, int attempt, const char *worker,
@@ -279,7 +281,7 @@ cv_err cv_lease_take_back(cv_mongo *m, const bson_t *lease, int64_t retry_at_ms,
                           bool *taken, char *errbuf, size_t errlen) {
     const char *id = cv_mongo_doc_str(lease, "_id");
     const char *expired = cv_mongo_doc_str(lease, "expires_at");
-    bson_t *filter, update = BSON_INITIALIZER;
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, *also;
     int64_t matched = 0;
     cv_err err;
 
@@ -287,24 +289,29 @@ cv_err cv_lease_take_back(cv_mongo *m, const bson_t *lease, int64_t retry_at_ms,
     if (!id || !expired)
         return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "lease without _id or expires_at");
     /* Only while the lease is still the one that ran out. */
-    filter = BCON_NEW("_id", BCON_UTF8(id), "attempt",
-                      BCON_INT32((int32_t)cv_mongo_doc_int(lease, "attempt", 1)), "state",
-                      BCON_UTF8("held"), "expires_at", BCON_UTF8(expired));
+    also = BCON_NEW("attempt", BCON_INT32((int32_t)cv_mongo_doc_int(lease, "attempt", 1)), "state",
+                    BCON_UTF8("held"), "expires_at", BCON_UTF8(expired));
+    cv_mongo_filter_id(&filter, id, also);
+    bson_destroy(also);
     append_end(&update, retry_at_ms, false, now_ms);
-    err = cv_mongo_update(m, CV_COLL_LEASES, filter, &update, false, &matched, errbuf, errlen);
+    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, false, &matched, errbuf, errlen);
     *taken = !err && matched > 0;
-    bson_destroy(filter);
+    bson_destroy(&filter);
     bson_destroy(&update);
     return err;
 }
 
 cv_err cv_lease_retry_sent(cv_mongo *m, const char *run_id, int attempt, char *errbuf,
                            size_t errlen) {
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(run_id), "attempt", BCON_INT32(attempt - 1), "state",
-                              BCON_UTF8("retrying"));
+    bson_t filter = BSON_INITIALIZER;
+    bson_t *also = BCON_NEW("attempt", BCON_INT32(attempt - 1), "state", BCON_UTF8("retrying"));
     bson_t *update = BCON_NEW("$set", "{", "retry_sent", BCON_BOOL(true), "}");
-    cv_err err = cv_mongo_update(m, CV_COLL_LEASES, filter, update, false, NULL, errbuf, errlen);
-    bson_destroy(filter);
+    cv_err err;
+
+    cv_mongo_filter_id(&filter, run_id, also);
+    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, update, false, NULL, errbuf, errlen);
+    bson_destroy(&filter);
+    bson_destroy(also);
     bson_destroy(update);
     return err;
 }

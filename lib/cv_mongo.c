@@ -256,6 +256,16 @@ void cv_mongo_append_time(bson_t *doc, const char *key, int64_t ms) {
     BSON_APPEND_UTF8(doc, key, text);
 }
 
+void cv_mongo_filter_id(bson_t *filter, const char *id, const bson_t *also) {
+    bson_t and;
+    BSON_APPEND_UTF8(filter, "_id", id);
+    if (!also || bson_empty(also))
+        return;
+    BSON_APPEND_ARRAY_BEGIN(filter, "$and", &and);
+    BSON_APPEND_DOCUMENT(&and, "0", also);
+    bson_append_array_end(filter, &and);
+}
+
 char *cv_mongo_to_json(const bson_t *doc) {
     size_t len;
     char *json = bson_as_relaxed_extended_json(doc, &len);

@@ -9,7 +9,8 @@
  *
  * FerretDB 1.24 on PostgreSQL (the test and dev stack, see scripts/store.sql):
  * top-level equalities are pushed down to PostgreSQL and served by GIN indexes
- * (about 1 ms for a find by _id, 2 ms for an update, flat with size); sort and
+ * (flat with size: a find by _id is a statement of about 0.1 ms in PostgreSQL;
+ * an update costs about 1 ms of FerretDB and PostgreSQL CPU together); sort and
  * limit are applied by FerretDB after reading every match, and $or, $in and
  * ranges read the whole collection. An update costs four PostgreSQL round
  * trips (select, begin, update, commit). Hot paths filter on _id or on one
@@ -86,6 +87,13 @@ int64_t cv_mongo_doc_int(const bson_t *doc, const char *key, int64_t def);
 /* Appends key: the time ms as RFC 3339 text in UTC with milliseconds, the
  * form every stored time takes (it sorts in time order). */
 void cv_mongo_append_time(bson_t *doc, const char *key, int64_t ms);
+
+/* Appends the filter of the one document whose _id is `id`, as long as it also
+ * matches `also` (may be NULL or empty): {_id: id, $and: [also]}. Only the _id
+ * reaches an index. FerretDB pushes every top-level equality down, and
+ * PostgreSQL then ANDs in the index of a field that many documents share (a
+ * lease's state): 1.1 ms a look-up instead of 0.03 ms. */
+void cv_mongo_filter_id(bson_t *filter, const char *id, const bson_t *also);
 
 /* Converts a document to relaxed extended JSON. Returns a string the caller
  * frees with free(), or NULL on allocation failure. */
