@@ -300,7 +300,7 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
         {"CONVUTELL_KAFKA_MAX_POLL_INTERVAL_MS", "300000", "milliseconds", 6000, 86400000,
          &cfg->max_poll_interval_ms},
         {"CONVUTELL_CACHE_MS", "2000", "milliseconds", 0, 3600000, &cfg->cache_ms},
-        {"CONVUTELL_WORKER_CONCURRENCY", "8", "jobs", 1, 256, &cfg->worker_concurrency},
+        {"CONVUTELL_WORKER_CONCURRENCY", "32", "jobs", 1, 256, &cfg->worker_concurrency},
         {"CONVUTELL_RETAIN_EVENTS_DAYS", "30", "days", 1, 36500, &cfg->retain_events_days},
         {"CONVUTELL_RETAIN_RUNS_DAYS", "365", "days", 1, 36500, &cfg->retain_runs_days},
         {"CONVUTELL_RETAIN_NOTIFICATIONS_DAYS", "90", "days", 1, 36500,

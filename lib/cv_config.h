@@ -31,7 +31,7 @@ typedef struct cv_config {
     int max_poll_interval_ms;  /* CONVUTELL_KAFKA_MAX_POLL_INTERVAL_MS [300000] */
     int cache_ms;              /* CONVUTELL_CACHE_MS: how long a job, project or connection
                                   read from the store is reused (cv_cache.h) [2000] */
-    int worker_concurrency;    /* CONVUTELL_WORKER_CONCURRENCY: jobs a worker runs at once [8] */
+    int worker_concurrency;    /* CONVUTELL_WORKER_CONCURRENCY: jobs a worker runs at once [32] */
     /* Retention in days (CONVUTELL_RETAIN_*_DAYS) and how often the scheduler
      * prunes (CONVUTELL_PRUNE_INTERVAL_SECONDS [600]); see cv_retain.h. */
     int retain_events_days;        /* events of finished runs [30] */
