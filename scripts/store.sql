@@ -79,6 +79,61 @@ BEGIN
 END
 $$;
 
+-- FerretDB answers createIndexes with a btree on (_jsonb->'field'), which no
+-- statement it sends can use: it looks fields up with @> and only _id with =.
+-- PostgreSQL would still write every one of them on every insert and update
+-- (an update of a run or lease wrote seven indexes, three of them these), so a
+-- btree that is not unique is replaced by an empty one of the same name (WHERE
+-- false: never written, still there for FerretDB to drop). Unique ones (_id,
+-- FerretDB's own metadata) keep their work. The services' index list stays
+-- what MongoDB, which uses them, gets.
+CREATE OR REPLACE FUNCTION convutell_store_idle_index(idx regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT ic.relname AS name, n.nspname AS nsp, tc.relname AS tbl INTO r
+      FROM pg_index i
+      JOIN pg_class ic ON ic.oid = i.indexrelid
+      JOIN pg_class tc ON tc.oid = i.indrelid
+      JOIN pg_namespace n ON n.oid = tc.relnamespace
+      JOIN pg_am am ON am.oid = ic.relam
+     WHERE i.indexrelid = idx AND am.amname = 'btree' AND NOT i.indisunique
+       AND i.indpred IS NULL AND ic.relname NOT LIKE 'cv\_%'
+       AND EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = tc.oid AND a.attname = '_jsonb' AND NOT a.attisdropped);
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    EXECUTE format('DROP INDEX %I.%I', r.nsp, r.name);
+    EXECUTE format('CREATE INDEX %I ON %I.%I ((1)) WHERE false', r.name, r.nsp, r.tbl);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION convutell_store_on_index() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    obj record;
+BEGIN
+    FOR obj IN SELECT objid FROM pg_event_trigger_ddl_commands()
+                WHERE command_tag = 'CREATE INDEX' AND object_type = 'index' LOOP
+        PERFORM convutell_store_idle_index(obj.objid::regclass);
+    END LOOP;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'convutell_store_idle') THEN
+        CREATE EVENT TRIGGER convutell_store_idle ON ddl_command_end
+            WHEN TAG IN ('CREATE INDEX') EXECUTE FUNCTION convutell_store_on_index();
+    END IF;
+END
+$$;
+
+-- Indexes made before the trigger existed.
+SELECT convutell_store_idle_index(c.oid) FROM pg_class c WHERE c.relkind = 'i';
+
 -- Tables made before the trigger existed (a store from an older stack).
 SELECT convutell_store_index_table(c.oid)
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = '_jsonb'
