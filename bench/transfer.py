@@ -5,6 +5,7 @@ same copy, both measured here and now. Prints a Markdown table.
     bench/run [--rows N] [--repeat K]
 """
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -45,16 +46,27 @@ def count(pg, table):
     return pg.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+def stamp(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def convutell_run(job_id, timeout):
-    start = time.perf_counter()
+    """Seconds from the POST to reading the final status (polled every 10 ms,
+    a GET by id being one indexed look-up); prints where they went."""
+    start, wall = time.perf_counter(), time.time()
     run = call("POST", f"/jobs/{job_id}/runs")
     deadline = time.time() + timeout
     while time.time() < deadline:
         doc = call("GET", f"/runs/{run['run_id']}")
         if doc["status"] in ("succeeded", "failed"):
+            took, read = time.perf_counter() - start, time.time()
             assert doc["status"] == "succeeded", doc
-            return time.perf_counter() - start
-        time.sleep(0.05)
+            began, ended = stamp(doc["started_at"]), stamp(doc["finished_at"])
+            print(f"bench:   POST to started {1000 * (began - wall):.0f} ms, started to "
+                  f"finished {1000 * (ended - began):.0f} ms, finished to read "
+                  f"{1000 * (read - ended):.0f} ms", file=sys.stderr)
+            return took
+        time.sleep(0.01)
     raise SystemExit(f"run {run['run_id']} did not finish in {timeout}s")
 
 
