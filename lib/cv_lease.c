@@ -6,6 +6,7 @@
 #include "cv_lease.h"
 
 #include "cv_retain.h"
+#include "cv_runs.h"
 #include "cv_time.h"
 
 #include <stdio.h>
@@ -65,6 +66,7 @@ static void append_held(bson_t *doc, const cv_job *job, const char *message, con
     cv_mongo_append_time(doc, "heartbeat_at", now_ms);
     cv_mongo_append_time(doc, "expires_at", now_ms + (int64_t)lease_seconds * 1000);
     BSON_APPEND_UTF8(doc, "message", message); /* what an expired lease is retried with */
+    cv_retain_append_day(doc, now_ms);         /* pruned leases_days after, once its run ended */
 }
 
 /* Appends what a lease keeps from its first claim. */
@@ -84,14 +86,24 @@ static void first_lease(bson_t *doc, const cv_job *job, const char *message, con
 }
 
 /* A claim of a run that has a lease already: an earlier attempt that did not
- * end well, or this attempt held by a worker whose lease ran out. */
+ * end well, or this attempt held by a worker whose lease ran out. An attempt
+ * that ended for good keeps its lease "held" (cv_lease.h), so the run's record
+ * is asked first: a delivery of an attempt that is over is a duplicate. */
 static cv_err claim_existing(cv_mongo *m, const cv_job *job, const char *message,
                              const char *worker, int lease_seconds, cv_claim *claim, char *holder,
                              size_t holder_len, char *errbuf, size_t errlen) {
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, or, clause, sub, set, on_insert;
     char now[CV_TIME_RFC3339_LEN];
     int64_t now_ms = cv_time_now_ms();
+    bool over = false;
     cv_err err;
+
+    if ((err = cv_runs_attempt_over(m, job->run_id, job->attempt, &over, errbuf, errlen)))
+        return err;
+    if (over) {
+        *claim = CV_CLAIM_OVER;
+        return CV_OK;
+    }
 
     cv_time_format(now_ms, now, sizeof(now));
     BSON_APPEND_UTF8(&filter, "_id", job->run_id);
@@ -250,16 +262,52 @@ cv_err cv_lease_release(cv_mongo *m, const char *run_id, int attempt, const char
     return err;
 }
 
-cv_err cv_lease_find_expired(cv_mongo *m, int64_t before_ms, int64_t limit, bson_t **out,
-                             char *errbuf, size_t errlen) {
+cv_err cv_lease_find_expired(cv_mongo *m, int64_t before_ms, int64_t limit,
+                             char after[CV_LEASE_CURSOR_LEN], bson_t **out, char *errbuf,
+                             size_t errlen) {
     char before[CV_TIME_RFC3339_LEN];
-    bson_t *filter;
+    bson_t *runs = NULL, *found = bson_new();
+    bson_iter_t it;
+    int64_t n = 0, seen = 0;
     cv_err err;
 
     cv_time_format(before_ms, before, sizeof(before));
-    filter = BCON_NEW("state", BCON_UTF8("held"), "expires_at", "{", "$lt", BCON_UTF8(before), "}");
-    err = cv_mongo_find(m, CV_COLL_LEASES, filter, NULL, limit, out, errbuf, errlen);
-    bson_destroy(filter);
+    if ((err = cv_runs_find_running(m, after, limit, &runs, errbuf, errlen)))
+        goto out;
+    for (bool more = bson_iter_init(&it, runs); more && bson_iter_next(&it);) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t run, *lease = NULL;
+        const char *id, *state, *expires;
+        char key[24], why[256];
+
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+            continue;
+        bson_iter_document(&it, &len, &data);
+        if (!bson_init_static(&run, data, len) || !(id = cv_mongo_doc_str(&run, "_id")))
+            continue;
+        seen++;
+        snprintf(after, CV_LEASE_CURSOR_LEN, "%s", id);
+        if (cv_mongo_find_id(m, CV_COLL_LEASES, id, &lease, why, sizeof(why)) != CV_OK)
+            continue; /* no lease (or no answer): nothing to take back now */
+        state = cv_mongo_doc_str(lease, "state");
+        expires = cv_mongo_doc_str(lease, "expires_at");
+        if (state && strcmp(state, "held") == 0 && expires && strcmp(expires, before) < 0 &&
+            cv_mongo_doc_int(lease, "attempt", 0) == cv_mongo_doc_int(&run, "attempt", 0)) {
+            snprintf(key, sizeof(key), "%lld", (long long)n++);
+            BSON_APPEND_DOCUMENT(found, key, lease);
+        }
+        bson_destroy(lease);
+    }
+    if (seen < limit)
+        after[0] = '\0'; /* the end of the running runs: the next call starts over */
+out:
+    bson_destroy(runs);
+    if (err) {
+        bson_destroy(found);
+        found = NULL;
+    }
+    *out = found;
     return err;
 }
 

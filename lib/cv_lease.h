@@ -3,22 +3,29 @@
  * document per run (_id = run id).
  *
  * Before it runs anything a worker claims the attempt (cv_lease_claim_many(): the
- * document holds the attempt, the worker, an expiry time and the job message),
- * renews the lease while it works (cv_lease_renew()) and releases it at the
- * end (cv_lease_release()). The scheduler finds leases that ran out
- * (cv_lease_find_expired()) and takes them back (cv_lease_take_back()), then
- * retries or fails the run by publishing an event. Only this module writes the
- * collection, and each write names the state it expects, so a worker and a
- * scheduler never both win: a worker whose lease was taken back learns it at
- * its next renewal and stops without reporting.
+ * document holds the attempt, the worker, an expiry time and the job message)
+ * and renews the lease while it works (cv_lease_renew()). An attempt that ends
+ * in a retry releases its lease (cv_lease_release()); one that ends for good
+ * leaves it "held": its final event, acknowledged by Kafka before the worker
+ * moves on, makes the run's record final (cv_runs), and that record is what
+ * a later claim (a redelivery), the scheduler's sweep and the pruner ask. That
+ * is one update fewer per small job (throughput bench: about 390 jobs a
+ * second with the release, 495 without). The scheduler finds the leases of
+ * running runs that ran out (cv_lease_find_expired()) and takes them back
+ * (cv_lease_take_back()), then retries or fails the run by publishing an
+ * event. Only this module writes the collection, and each write names the
+ * state it expects, so a worker and a scheduler never both win: a worker whose
+ * lease was taken back learns it at its next renewal and stops without
+ * reporting.
  *
- * States: "held" (a worker runs the attempt until expires_at), "retrying" (the
- * attempt ended and the next one is due at next_attempt_at; retry_sent says
- * whether it is on the retry topic yet) and "done" (with cancelled: true when
- * cv_lease_block() wrote it before any claim).
+ * States: "held" (a worker runs the attempt until expires_at, or ran it to its
+ * end), "retrying" (the attempt ended and the next one is due at
+ * next_attempt_at; retry_sent says whether it is on the retry topic yet) and
+ * "done" (taken back for good, or with cancelled: true when cv_lease_block()
+ * wrote it before any claim).
  *
  * The first claim of a run inserts its lease, a single cheap write that
- * batches; only later attempts and take-overs update one.
+ * batches; only retries and take-overs update one.
  *
  * Times are RFC 3339 text (cv_mongo_append_time()). Every function may be
  * called from any thread.
@@ -66,15 +73,24 @@ cv_err cv_lease_renew(cv_mongo *m, const char *run_id, int attempt, const char *
                       int64_t lease_ms, bool *held, char *errbuf, size_t errlen);
 
 /* Ends the lease `worker` holds: "retrying" with the next attempt due at
- * retry_at_ms (already on the retry topic), or "done" when retry_at_ms is 0. */
+ * retry_at_ms (already on the retry topic), or "done" when retry_at_ms is 0
+ * (workers leave an attempt that ended for good held instead, see above). */
 cv_err cv_lease_release(cv_mongo *m, const char *run_id, int attempt, const char *worker,
                         int64_t retry_at_ms, char *errbuf, size_t errlen);
 
-/* Up to `limit` held leases that expired before `before_ms`. On CV_OK *out is
- * an array document (as cv_mongo_find() returns) the caller frees with
- * bson_destroy(). */
-cv_err cv_lease_find_expired(cv_mongo *m, int64_t before_ms, int64_t limit, bson_t **out,
-                             char *errbuf, size_t errlen);
+/* Room for the cursor of cv_lease_find_expired(): a run id. */
+#define CV_LEASE_CURSOR_LEN 64
+
+/* The held leases that expired before `before_ms` of up to `limit` runs whose
+ * record says they are running, taken in _id order after `after` (a run id,
+ * "" for the first); `after` is left at the last run looked at, or "" once
+ * the last running run was, so that calls in turn look at every running run.
+ * (The leases of attempts that ended are held too; their runs are not
+ * running.) On CV_OK *out is an array document (as cv_mongo_find() returns)
+ * the caller frees with bson_destroy(). */
+cv_err cv_lease_find_expired(cv_mongo *m, int64_t before_ms, int64_t limit,
+                             char after[CV_LEASE_CURSOR_LEN], bson_t **out, char *errbuf,
+                             size_t errlen);
 
 /* Up to `limit` leases whose retry was decided before `before_ms` and is not
  * on the retry topic yet; *out as for cv_lease_find_expired(). */

@@ -76,10 +76,9 @@ static cv_err marker_set(cv_mongo *m, const char *coll, const char *day, char *e
     return err;
 }
 
-/* True when the event's run has ended or it has none; `ended` caches the
- * answers of this batch (run id -> final) as a document. */
-static bool event_prunable(cv_mongo *m, const bson_t *event, bson_t *ended) {
-    const char *run_id = cv_mongo_doc_str(event, "run_id");
+/* True when the run has ended or has no record (run_id NULL: none at all);
+ * `ended` caches the answers of this batch (run id -> final) as a document. */
+static bool run_ended(cv_mongo *m, const char *run_id, bson_t *ended) {
     cv_run_status status = CV_RUN_NONE;
     bson_iter_t it;
     char why[256];
@@ -102,8 +101,6 @@ static bson_t *delete_filter(kind k, const char *id) {
     BSON_APPEND_UTF8(f, "_id", id);
     if (k == RUNS)
         cv_runs_append_ended(f); /* never a run still going */
-    else if (k == LEASES)
-        BSON_APPEND_UTF8(f, "state", "done"); /* never a held or retrying lease */
     return f;
 }
 
@@ -132,7 +129,10 @@ static cv_err prune_batch(sweep *s, kind k, const char *coll, const char *day, i
         if (!bson_init_static(&doc, data, len) || !(id = cv_mongo_doc_str(&doc, "_id")))
             continue;
         (*found)++;
-        if (k == EVENTS && !event_prunable(s->m, &doc, &ended))
+        /* An event or a lease (_id = run id) only once its run has ended: the
+         * lease of an attempt that ended for good stays held (cv_lease.h). */
+        if ((k == EVENTS && !run_ended(s->m, cv_mongo_doc_str(&doc, "run_id"), &ended)) ||
+            (k == LEASES && !run_ended(s->m, id, &ended)))
             continue;
         filters[n++] = delete_filter(k, id);
     }

@@ -4,17 +4,16 @@
  *
  * Every document that is ever pruned carries `day`, the UTC date ("2026-12-03")
  * of the time that starts its retention: an event's time, a run's creation, a
- * notification's creation, a tick's time, a lease's release. The pruner walks
- * the days that have left their retention, oldest first, and deletes their
- * documents by _id in small batches, each delete naming the condition that
- * makes it safe: a run only while its status is final, a lease only while it
- * is done (a held lease is never pruned, however old its day), an event only
- * when its run has ended (or it belongs to none). A day is an equality look-up
- * the {day} index answers on MongoDB and on FerretDB alike; TTL indexes are not
- * used, since FerretDB does not implement them and they cannot say "the events
- * of finished runs" or "never while held". Where it got to is kept per
- * collection in the `retention` collection, so a sweep starts where the last
- * one stopped.
+ * notification's creation, a tick's time, a lease's claim (or its release for
+ * a retry). The pruner walks the days that have left their retention, oldest
+ * first, and deletes their documents by _id in small batches, each delete
+ * naming the condition that makes it safe: a run only while its status is
+ * final; a lease, or an event, only when its run has ended (or has no record;
+ * the lease of a run still going is never pruned, however old its day). A day is an equality
+ * look-up the {day} index answers on MongoDB and on FerretDB alike; TTL indexes are not used, since
+ * FerretDB does not implement them and they cannot say "the events of finished runs" or "never
+ * while the run goes on". Where it got to is kept per collection in the `retention` collection, so
+ * a sweep starts where the last one stopped.
  *
  * The scheduler runs cv_retain_sweep() on a thread of its own, so pruning
  * never delays a tick; the collector's event writes only share the store.
@@ -36,7 +35,7 @@ typedef struct cv_retain_policy {
     int runs_days;          /* run records [365] */
     int notifications_days; /* [90] */
     int ticks_days;         /* claimed ticks [1] */
-    int leases_days;        /* leases, from their release [1] */
+    int leases_days;        /* leases, from their claim, once their run ended [1] */
 } cv_retain_policy;
 
 /* What one sweep removed. */

@@ -627,6 +627,44 @@ cv_err cv_runs_status(cv_mongo *m, const char *run_id, cv_run_status *status, ch
     return CV_OK;
 }
 
+cv_err cv_runs_attempt_over(cv_mongo *m, const char *run_id, int attempt, bool *over, char *errbuf,
+                            size_t errlen) {
+    bson_t *doc = NULL;
+    cv_run_status status;
+    int64_t current;
+    cv_err err = cv_mongo_find_id(m, CV_COLL_RUNS, run_id, &doc, errbuf, errlen);
+
+    *over = false;
+    if (err == CV_ERR_NOT_FOUND)
+        return CV_OK;
+    if (err)
+        return err;
+    status = cv_run_status_parse(cv_mongo_doc_str(doc, CV_RUN_F_STATUS));
+    current = cv_mongo_doc_int(doc, CV_RUN_F_ATTEMPT, 0);
+    *over = cv_run_is_final(status) || current > attempt ||
+            (current == attempt && status == CV_RUN_RETRYING);
+    bson_destroy(doc);
+    return CV_OK;
+}
+
+cv_err cv_runs_find_running(cv_mongo *m, const char *after, int64_t limit, bson_t **out,
+                            char *errbuf, size_t errlen) {
+    bson_t *filter = BCON_NEW(CV_RUN_F_STATUS, BCON_UTF8(cv_run_status_name(CV_RUN_RUNNING)));
+    bson_t *sort = BCON_NEW("_id", BCON_INT32(1));
+    bson_t gt;
+    cv_err err;
+
+    if (after && after[0]) {
+        BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &gt);
+        BSON_APPEND_UTF8(&gt, "$gt", after);
+        bson_append_document_end(filter, &gt);
+    }
+    err = cv_mongo_find(m, CV_COLL_RUNS, filter, sort, limit, out, errbuf, errlen);
+    bson_destroy(filter);
+    bson_destroy(sort);
+    return err;
+}
+
 cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size_t len,
                              char *errbuf, size_t errlen) {
     cv_run_status active[CV_RUN_STATUS_COUNT];

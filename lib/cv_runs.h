@@ -85,6 +85,20 @@ cv_err cv_runs_insert_records(cv_mongo *m, const bson_t **records, size_t n, cha
 cv_err cv_runs_status(cv_mongo *m, const char *run_id, cv_run_status *status, char *errbuf,
                       size_t errlen);
 
+/* Whether attempt `attempt` of the run is over as its record shows it: the
+ * run ended, moved on to a later attempt, or this attempt ended in a retry.
+ * *over is false when the run has no record (yet). A worker does not release
+ * the lease of an attempt that ended for good (cv_lease.h): this is what a
+ * later claim of it asks instead. */
+cv_err cv_runs_attempt_over(cv_mongo *m, const char *run_id, int attempt, bool *over, char *errbuf,
+                            size_t errlen);
+
+/* Up to `limit` runs with status running and an _id after `after` ("" for
+ * the first), in _id order, as an array document (as cv_mongo_find() returns)
+ * the caller frees with bson_destroy(). */
+cv_err cv_runs_find_running(cv_mongo *m, const char *after, int64_t limit, bson_t **out,
+                            char *errbuf, size_t errlen);
+
 /* The id of a run of the job that has not ended (queued, running, retrying)
  * into run_id, or "" when there is none. */
 cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size_t len,

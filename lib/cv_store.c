@@ -20,8 +20,9 @@ static const cv_store_index indexes[] = {
     {CV_COLL_EVENTS, "run_time", "run_id:1,time:1,_id:1"},
     /* GET /projects/{id}/notifications, newest first. */
     {CV_COLL_NOTIFICATIONS, "project_created", "project_id:1,created_at:-1,_id:-1"},
-    /* The scheduler's sweeps: held leases that ran out, retries not sent. */
-    {CV_COLL_LEASES, "state_expires", "state:1,expires_at:1"},
+    /* The scheduler's lease sweep: runs still running, whose leases it reads. */
+    {CV_COLL_RUNS, "status", "status:1,_id:1"},
+    /* The scheduler's sweep of retries decided and not sent. */
     {CV_COLL_LEASES, "state_released", "state:1,released_at:1"},
     /* Recovery of a dead scheduler's recent claims. */
     {CV_COLL_TICKS, "claimer_tick", "claimer:1,tick_ms:1"},

@@ -121,7 +121,8 @@ typedef struct scan_batch {
 
 struct cv_scheduler {
     cv_config cfg;
-    char instance[CV_ID_LEN]; /* this process, in claims and heartbeats */
+    char instance[CV_ID_LEN];               /* this process, in claims and heartbeats */
+    char lease_cursor[CV_LEASE_CURSOR_LEN]; /* the lease sweep's place among running runs */
     sched_entry *entries;
     size_t nentries, capentries;
     int64_t cursors_saved_at; /* when the cursors last went into the heartbeat */
@@ -993,7 +994,8 @@ static void expire_lease(cv_scheduler *s, const bson_t *lease, int64_t now) {
 static cv_err sweep_leases(cv_scheduler *s, int64_t now, char *errbuf, size_t errlen) {
     bson_t *list = NULL, doc;
     bson_iter_t it;
-    cv_err err = cv_lease_find_expired(s->mongo, now - LEASE_GRACE_MS, 100, &list, errbuf, errlen);
+    cv_err err = cv_lease_find_expired(s->mongo, now - LEASE_GRACE_MS, 100, s->lease_cursor, &list,
+                                       errbuf, errlen);
 
     if (err)
         return err;

@@ -24,7 +24,7 @@
 CREATE OR REPLACE FUNCTION convutell_store_keys(collection text) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE collection
-        WHEN 'runs' THEN ARRAY['job_id', 'day']
+        WHEN 'runs' THEN ARRAY['job_id', 'day', 'status']
         WHEN 'events' THEN ARRAY['run_id', 'day']
         WHEN 'notifications' THEN ARRAY['project_id', 'day']
         WHEN 'leases' THEN ARRAY['state', 'day']

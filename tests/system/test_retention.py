@@ -1,6 +1,7 @@
 """Retention: the scheduler's pruner removes what has outlived its retention,
-day by day, and never a run that has not finished, its events, or a lease that
-is held or waiting for its retry."""
+day by day, and never a run that has not finished, its events, or its lease
+(which a finished attempt leaves held, so a lease goes only once its run has
+ended)."""
 import datetime
 import time
 import uuid
@@ -36,6 +37,7 @@ def test_pruner_keeps_what_is_young_or_still_going(tmp_path):
     add("runs", "run-old-queued", {"status": "queued", "day": day(500)}, True)
     add("runs", "run-364-days", {"status": "failed", "day": day(364)}, True)
     add("runs", "run-today", {"status": "succeeded", "day": day(0)}, True)
+    add("runs", "run-retrying", {"status": "retrying", "day": day(0)}, True)
     # Events: 30 days for those of finished runs (or of no run).
     for i in range(4):
         add("events", f"ev-finished-{i}", {"run_id": "run-old-0", "type": "run.log",
@@ -55,12 +57,14 @@ def test_pruner_keeps_what_is_young_or_still_going(tmp_path):
     for i in range(3):
         add("ticks", f"tick-old-{i}", {"claimer": "s", "day": day(2 + i)}, False)
     add("ticks", "tick-today", {"claimer": "s", "day": day(0)}, True)
-    # Leases: a day after their release, and only once done.
-    add("leases", "lease-done-old", {"state": "done", "day": day(3)}, False)
-    add("leases", "lease-held-old-day", {"state": "held", "day": day(3)}, True)
-    add("leases", "lease-retrying-old", {"state": "retrying", "day": day(3)}, True)
-    add("leases", "lease-done-today", {"state": "done", "day": day(0)}, True)
-    add("leases", "lease-held-never-released", {"state": "held"}, True)
+    # Leases (_id = run id): a day after their claim, and only once the run ended.
+    add("leases", "run-364-days", {"state": "held", "day": day(3)}, False)  # ended for good
+    add("leases", "lease-done-old", {"state": "done", "day": day(3)}, False)  # no run record
+    add("leases", "run-old-running", {"state": "held", "day": day(3)}, True)
+    add("leases", "run-old-queued", {"state": "held", "day": day(5)}, True)
+    add("leases", "run-retrying", {"state": "retrying", "day": day(3)}, True)
+    add("leases", "run-today", {"state": "held", "day": day(0)}, True)
+    add("leases", "lease-without-day", {"state": "held"}, True)
 
     svc = Services(str(tmp_path), db.name)
     svc.start("scheduler", CONVUTELL_PRUNE_INTERVAL_SECONDS="1")
@@ -73,7 +77,7 @@ def test_pruner_keeps_what_is_young_or_still_going(tmp_path):
         assert {c: ids(db[c]) for c in colls} == want, svc.log("scheduler")
         time.sleep(2.5)  # more sweeps change nothing
         assert {c: ids(db[c]) for c in colls} == want
-        assert "pruned 6 events, 4 runs, 1 notifications, 3 ticks, 1 leases" in svc.log("scheduler")
+        assert "pruned 6 events, 4 runs, 1 notifications, 3 ticks, 2 leases" in svc.log("scheduler")
         # Each collection's sweep got as far as the day before its cutoff.
         markers = {m["_id"]: m["through"] for m in db.retention.find()}
         assert markers == {"events": day(31), "runs": day(366), "notifications": day(91),

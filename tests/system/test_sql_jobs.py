@@ -3,7 +3,7 @@ or destination connection, each statement's row count in the run's log, their
 sum in rows_written, and nothing left behind when one of them fails."""
 import time
 
-from conftest import MARIADB_ODBC, PG_ODBC
+from conftest import MARIADB_ODBC, PG_ODBC, kcat, milestones
 from test_load_modes import run
 from test_matrix import Side
 
@@ -74,3 +74,33 @@ def test_sql_job_fields_are_checked(api):
         status, answer, _ = api.post(path, body)
         assert (status, answer) == (422, {"error": {"code": "invalid_field", "field": field,
                                                     "message": message}}), body
+
+
+def test_finished_attempt_keeps_its_lease_and_a_second_delivery_runs_nothing(
+        api, pg, mongo_db, services):
+    """An attempt that ended for good leaves its lease held (no release write);
+    the run's final record is what a later delivery of the same message is
+    checked against, so the statements do not run twice."""
+    pg.execute("DROP TABLE IF EXISTS sj_once")
+    pg.execute("CREATE TABLE sj_once (at timestamptz)")
+    job = sql_job(api, "INSERT INTO sj_once VALUES (clock_timestamp())")
+    done = run(api, job)
+    assert done["status"] == "succeeded", done
+    run_id = done["id"]
+    lease = list(mongo_db.leases.find({"_id": run_id}).limit(1))
+    assert [(x["state"], x["attempt"]) for x in lease] == [("held", 1)]
+
+    messages = kcat("-C", "-t", "convutell.jobs", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
+    mine = [line.split("\t", 1) for line in messages.decode().splitlines() if run_id in line]
+    assert len(mine) == 1
+    kcat("-P", "-t", "convutell.jobs", "-k", mine[0][0], data=mine[0][1].encode())
+    skipped = (f"run {run_id} attempt 1: already ended or moved past; this delivery is a "
+               "duplicate and is skipped")
+    deadline = time.time() + 60
+    while skipped not in services.log("worker"):
+        assert time.time() < deadline, services.log("worker")
+        time.sleep(0.25)
+    assert pg.execute("SELECT count(*) FROM sj_once").fetchone() == (1,)
+    types = sorted(e["type"] for e in mongo_db.events.find(milestones(run_id)))
+    assert types == ["run.log", "run.queued", "run.started", "run.succeeded"]
+    assert api.get(f"/api/v1/runs/{run_id}")[1]["status"] == "succeeded"
