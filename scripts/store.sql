@@ -15,10 +15,12 @@
 -- sends one prepared text for all fields, so a generic plan matches no index):
 -- plan_cache_mode = force_custom_plan is set on the database by scripts/stack.
 --
--- The GIN indexes are built without the pending list (fastupdate = off): with
--- it, every look-up also reads the list of recent entries linearly, and under a
--- stream of small jobs that list stays long. Measured in the throughput bench
--- (20,000 jobs): a find of a run by _id 1.15 ms with the list, 0.03 ms without.
+-- The GIN indexes on fields of one document or a few (_id, a job, a run) are
+-- built without the pending list (fastupdate = off): with it, every look-up
+-- also reads the list of recent entries linearly, and under a stream of small
+-- jobs that list stays long. Measured in the throughput bench (20,000 jobs): a
+-- find of a run by _id 1.15 ms with the list, 0.03 ms without. Those on values
+-- many documents share keep it (convutell_store_shared_key() below).
 
 -- The fields each collection is looked up by, besides _id.
 CREATE OR REPLACE FUNCTION convutell_store_keys(collection text) RETURNS text[]
