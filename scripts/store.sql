@@ -71,27 +71,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION convutell_store_on_create() RETURNS event_trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    obj record;
-BEGIN
-    FOR obj IN SELECT objid FROM pg_event_trigger_ddl_commands()
-                WHERE command_tag = 'CREATE TABLE' AND object_type = 'table' LOOP
-        PERFORM convutell_store_index_table(obj.objid::regclass);
-    END LOOP;
-END
-$$;
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'convutell_store_index') THEN
-        CREATE EVENT TRIGGER convutell_store_index ON ddl_command_end
-            WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION convutell_store_on_create();
-    END IF;
-END
-$$;
-
 -- FerretDB answers createIndexes with a btree on (_jsonb->'field'), which no
 -- statement it sends can use: it looks fields up with @> and only _id with =.
 -- PostgreSQL would still write every one of them on every insert and update
@@ -123,26 +102,33 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION convutell_store_on_index() RETURNS event_trigger
+-- One event trigger for both: a table FerretDB creates gets its GIN indexes, an
+-- index it creates is left empty when no statement of its can use it.
+CREATE OR REPLACE FUNCTION convutell_store_on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     obj record;
 BEGIN
-    FOR obj IN SELECT objid FROM pg_event_trigger_ddl_commands()
-                WHERE command_tag = 'CREATE INDEX' AND object_type = 'index' LOOP
-        PERFORM convutell_store_idle_index(obj.objid::regclass);
+    FOR obj IN SELECT command_tag, objid FROM pg_event_trigger_ddl_commands()
+                WHERE object_type IN ('table', 'index') LOOP
+        IF obj.command_tag = 'CREATE TABLE' THEN
+            PERFORM convutell_store_index_table(obj.objid::regclass);
+        ELSIF obj.command_tag = 'CREATE INDEX' THEN
+            PERFORM convutell_store_idle_index(obj.objid::regclass);
+        END IF;
     END LOOP;
 END
 $$;
 
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'convutell_store_idle') THEN
-        CREATE EVENT TRIGGER convutell_store_idle ON ddl_command_end
-            WHEN TAG IN ('CREATE INDEX') EXECUTE FUNCTION convutell_store_on_index();
-    END IF;
-END
-$$;
+-- Made again on every run, so a store from before (one trigger per tag) ends
+-- with this one.
+DROP EVENT TRIGGER IF EXISTS convutell_store_index;
+DROP EVENT TRIGGER IF EXISTS convutell_store_idle;
+DROP EVENT TRIGGER IF EXISTS convutell_store_ddl;
+DROP FUNCTION IF EXISTS convutell_store_on_create();
+DROP FUNCTION IF EXISTS convutell_store_on_index();
+CREATE EVENT TRIGGER convutell_store_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE INDEX') EXECUTE FUNCTION convutell_store_on_ddl();
 
 -- Indexes made before the trigger existed.
 SELECT convutell_store_idle_index(c.oid) FROM pg_class c WHERE c.relkind = 'i';
