@@ -66,13 +66,31 @@ static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *
     return ok;
 }
 
+/* Applies `update` to the job and forgets the job's cached copy; false (with a
+ * 500 in res) when the store did not take it. */
+static bool update_job(cv_api *api, const char *job_id, const bson_t *update,
+                       cv_http_response *res) {
+    bson_t filter = BSON_INITIALIZER;
+    char why[512];
+    cv_err err;
+
+    BSON_APPEND_UTF8(&filter, "_id", job_id);
+    err = cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, update, false, NULL, why, sizeof(why));
+    bson_destroy(&filter);
+    /* After the write (whatever it did): a read that began before it is not kept. */
+    cv_cache_drop(api->cache, CV_COLL_JOBS, job_id);
+    if (err)
+        cv_api_internal_error(res, CV_ERR_MONGO, why);
+    return !err;
+}
+
 /* PUT /jobs/{id}/schedule: checks the schedule, stores it with the job and
  * answers with it and its next five fire times. */
 void cv_api_put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
                          cv_http_response *res) {
-    char why[512], anchor[CV_TIME_RFC3339_LEN], next[CV_TIME_RFC3339_LEN], version[CV_ID_LEN] = "";
+    char anchor[CV_TIME_RFC3339_LEN], next[CV_TIME_RFC3339_LEN], version[CV_ID_LEN] = "";
     bson_t *job = cv_api_load_doc(api, CV_COLL_JOBS, "job", job_id, res), *stored = NULL;
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
+    bson_t update = BSON_INITIALIZER;
     cJSON *body = NULL, *answer = NULL;
     char *text = NULL;
     cv_schedule sched;
@@ -81,7 +99,6 @@ void cv_api_put_schedule(cv_api *api, const char *job_id, const cv_http_request 
     int64_t now = cv_time_now_ms(), first, anchor_ms;
     char tzwhy[128];
     cv_tz *tz = NULL;
-    cv_err changed;
 
     if (!job || !(body = cv_api_parse_body(req, res)))
         goto out;
@@ -135,21 +152,14 @@ void cv_api_put_schedule(cv_api *api, const char *job_id, const cv_http_request 
         goto out;
     }
     BSON_APPEND_UTF8(stored, "version", version);
-    BSON_APPEND_UTF8(&filter, "_id", job_id);
     {
         bson_t set = BSON_INITIALIZER;
         BSON_APPEND_DOCUMENT(&set, "schedule", stored);
         BSON_APPEND_DOCUMENT(&update, "$set", &set);
         bson_destroy(&set);
     }
-    changed =
-        cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why, sizeof(why));
-    /* After the write (whatever it did): a read that began before it is not kept. */
-    cv_cache_drop(api->cache, CV_COLL_JOBS, job_id);
-    if (changed) {
-        cv_api_internal_error(res, CV_ERR_MONGO, why);
+    if (!update_job(api, job_id, &update, res))
         goto out;
-    }
     cJSON_AddStringToObject(answer, "job_id", job_id);
     cJSON_AddItemToObject(answer, "next_fire_times", next_fire_times(&sched, anchor_ms, 5));
     res->status = 200;
@@ -161,7 +171,6 @@ out:
     cJSON_Delete(answer);
     cJSON_Delete(body);
     bson_destroy(stored);
-    bson_destroy(&filter);
     bson_destroy(&update);
     bson_destroy(job);
 }
@@ -189,32 +198,22 @@ out:
 /* DELETE /jobs/{id}/schedule */
 void cv_api_delete_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
     bson_t *job = cv_api_load_doc(api, CV_COLL_JOBS, "job", job_id, res);
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, unset;
+    bson_t update = BSON_INITIALIZER, unset;
     cv_schedule sched;
     int64_t anchor_ms;
-    char why[512];
-    cv_err changed;
 
     if (!job || !stored_schedule(job, job_id, &sched, &anchor_ms, res))
         goto out;
-    BSON_APPEND_UTF8(&filter, "_id", job_id);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
     BSON_APPEND_UTF8(&unset, "schedule", "");
     bson_append_document_end(&update, &unset);
-    changed =
-        cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why, sizeof(why));
-    /* After the write (whatever it did): a read that began before it is not kept. */
-    cv_cache_drop(api->cache, CV_COLL_JOBS, job_id);
-    if (changed) {
-        cv_api_internal_error(res, CV_ERR_MONGO, why);
+    if (!update_job(api, job_id, &update, res))
         goto out;
-    }
     res->status = 200;
     res->body = cJSON_CreateObject();
     cJSON_AddStringToObject(res->body, "job_id", job_id);
     cJSON_AddNullToObject(res->body, "schedule");
 out:
-    bson_destroy(&filter);
     bson_destroy(&update);
     bson_destroy(job);
 }
