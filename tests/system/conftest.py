@@ -156,3 +156,18 @@ def kcat(*args, data=None, timeout=60):
     out = subprocess.run(["kcat", "-b", KAFKA, *args], input=data, capture_output=True,
                          timeout=timeout, check=True)
     return out.stdout
+
+
+def deliver_again(services, run_id, timeout=60):
+    """Publishes the job message of run_id (there must be exactly one) once
+    more and waits until the worker skips it as a duplicate."""
+    messages = kcat("-C", "-t", "convutell.jobs", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
+    mine = [line.split("\t", 1) for line in messages.decode().splitlines() if run_id in line]
+    assert len(mine) == 1
+    kcat("-P", "-t", "convutell.jobs", "-k", mine[0][0], data=mine[0][1].encode())
+    skipped = (f"run {run_id} attempt 1: already ended or moved past; this delivery is a "
+               "duplicate and is skipped")
+    deadline = time.time() + timeout
+    while skipped not in services.log("worker"):
+        assert time.time() < deadline, services.log("worker")
+        time.sleep(0.25)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import MARIADB_ODBC, PG_ODBC, kcat, milestones
+from conftest import MARIADB_ODBC, PG_ODBC, deliver_again, milestones
 from test_load_modes import make_job, run
 from test_matrix import Side
 
@@ -71,16 +71,7 @@ def test_job_delivered_twice_into_mariadb_loads_once(api, mongo_db, services, tm
     run_id = queued["run_id"]
     assert api.wait_run(run_id)["rows_written"] == 5000
 
-    messages = kcat("-C", "-t", "convutell.jobs", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
-    mine = [line.split("\t", 1) for line in messages.decode().splitlines() if run_id in line]
-    assert len(mine) == 1
-    kcat("-P", "-t", "convutell.jobs", "-k", mine[0][0], data=mine[0][1].encode())
-    skipped = (f"run {run_id} attempt 1: already ended or moved past; this delivery is a "
-               "duplicate and is skipped")
-    deadline = time.time() + 60
-    while skipped not in services.log("worker"):
-        assert time.time() < deadline, services.log("worker")
-        time.sleep(0.25)
+    deliver_again(services, run_id)
     types = sorted(e["type"] for e in mongo_db.events.find(milestones(run_id)))
     assert types == ["run.queued", "run.started", "run.succeeded"]
     got = dst.execute("SELECT id, label FROM twice_out ORDER BY id")

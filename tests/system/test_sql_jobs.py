@@ -3,7 +3,7 @@ or destination connection, each statement's row count in the run's log, their
 sum in rows_written, and nothing left behind when one of them fails."""
 import time
 
-from conftest import MARIADB_ODBC, PG_ODBC, kcat, milestones
+from conftest import MARIADB_ODBC, PG_ODBC, deliver_again, milestones
 from test_load_modes import run
 from test_matrix import Side
 
@@ -90,16 +90,7 @@ def test_finished_attempt_keeps_its_lease_and_a_second_delivery_runs_nothing(
     lease = list(mongo_db.leases.find({"_id": run_id}).limit(1))
     assert [(x["state"], x["attempt"]) for x in lease] == [("held", 1)]
 
-    messages = kcat("-C", "-t", "convutell.jobs", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
-    mine = [line.split("\t", 1) for line in messages.decode().splitlines() if run_id in line]
-    assert len(mine) == 1
-    kcat("-P", "-t", "convutell.jobs", "-k", mine[0][0], data=mine[0][1].encode())
-    skipped = (f"run {run_id} attempt 1: already ended or moved past; this delivery is a "
-               "duplicate and is skipped")
-    deadline = time.time() + 60
-    while skipped not in services.log("worker"):
-        assert time.time() < deadline, services.log("worker")
-        time.sleep(0.25)
+    deliver_again(services, run_id)
     assert pg.execute("SELECT count(*) FROM sj_once").fetchone() == (1,)
     types = sorted(e["type"] for e in mongo_db.events.find(milestones(run_id)))
     assert types == ["run.log", "run.queued", "run.started", "run.succeeded"]
