@@ -43,6 +43,16 @@ cJSON *cv_api_doc_to_json(const bson_t *doc);
 bson_t *cv_api_load_doc(cv_api *api, const char *collection, const char *what, const char *id,
                         cv_http_response *res);
 
+/* As cv_api_load_doc(), through the API's cache (cv_cache.h): for documents a
+ * hot path reads and a change drops from the cache. */
+bson_t *cv_api_load_cached(cv_api *api, const char *collection, const char *what, const char *id,
+                           cv_http_response *res);
+
+/* POST /api/v1/jobs/{id}/runs and POST /api/v1/runs/{id}/cancel (cv_api_runs.c). */
+void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
+                        cv_http_response *res);
+void cv_api_cancel_run(cv_api *api, const char *run_id, cv_http_response *res);
+
 /* PUT, GET and DELETE /api/v1/jobs/{id}/schedule (cv_api_schedule.c). */
 void cv_api_put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
                          cv_http_response *res);

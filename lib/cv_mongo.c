@@ -250,6 +250,13 @@ int64_t cv_mongo_doc_int(const bson_t *doc, const char *key, int64_t def) {
     return def;
 }
 
+bool cv_mongo_doc_bool(const bson_t *doc, const char *key, bool def) {
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BOOL(&it))
+        return bson_iter_bool(&it);
+    return def;
+}
+
 void cv_mongo_append_time(bson_t *doc, const char *key, int64_t ms) {
     char text[CV_TIME_RFC3339_LEN];
     cv_time_format(ms, text, sizeof(text));

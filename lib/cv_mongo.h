@@ -84,6 +84,9 @@ const char *cv_mongo_doc_str(const bson_t *doc, const char *key);
 /* An integer member of doc (int32, int64 or double), or def. */
 int64_t cv_mongo_doc_int(const bson_t *doc, const char *key, int64_t def);
 
+/* A boolean member of doc, or def. */
+bool cv_mongo_doc_bool(const bson_t *doc, const char *key, bool def);
+
 /* Appends key: the time ms as RFC 3339 text in UTC with milliseconds, the
  * form every stored time takes (it sorts in time order). */
 void cv_mongo_append_time(bson_t *doc, const char *key, int64_t ms);
