@@ -15,12 +15,10 @@
 -- sends one prepared text for all fields, so a generic plan matches no index):
 -- plan_cache_mode = force_custom_plan is set on the database by scripts/stack.
 --
--- The GIN indexes on fields of one document or a few (_id, a job, a run) are
--- built without the pending list (fastupdate = off): with it, every look-up
--- also reads the list of recent entries linearly, and under a stream of small
--- jobs that list stays long. Measured in the throughput bench (20,000 jobs): a
--- find of a run by _id 1.15 ms with the list, 0.03 ms without. Those on values
--- many documents share keep it (convutell_store_shared_key() below).
+-- The GIN indexes are built without the pending list (fastupdate = off): with
+-- it, every look-up also reads the list of recent entries linearly, and under a
+-- stream of small jobs that list stays long. Measured in the throughput bench
+-- (20,000 jobs): a find of a run by _id 1.15 ms with the list, 0.03 ms without.
 
 -- The fields each collection is looked up by, besides _id.
 CREATE OR REPLACE FUNCTION convutell_store_keys(collection text) RETURNS text[]
@@ -34,16 +32,6 @@ LANGUAGE sql IMMUTABLE AS $$
         WHEN 'jobs' THEN ARRAY['project_id']
         ELSE ARRAY[]::text[]
     END
-$$;
-
--- The looked-up fields that many documents share (a day, a status, a state, a
--- scheduler): only background sweeps read them, and every insert adds to the
--- one long list of its value. Their indexes keep GIN's pending list, which
--- takes inserts in bulk; with it off, a second's 1,000 tick records took up to
--- 300 ms to insert (scheduler bench, p99 lateness 15 ms -> 94 to 298 ms).
-CREATE OR REPLACE FUNCTION convutell_store_shared_key(k text) RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT k IN ('day', 'status', 'state', 'claimer')
 $$;
 
 -- Gives one FerretDB table its GIN indexes (a table without _jsonb is left alone).
@@ -64,9 +52,8 @@ BEGIN
     collection := substring(rel FROM '^(.*)_[0-9a-f]{8}$');
     FOREACH k IN ARRAY ARRAY['_id'] || convutell_store_keys(coalesce(collection, '')) LOOP
         EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin ((_jsonb->%L) jsonb_path_ops)'
-                       ' WITH (fastupdate = %s)',
-                       'cv_gin_' || left(md5(rel || '/' || k), 24), nsp, rel, k,
-                       CASE WHEN convutell_store_shared_key(k) THEN 'on' ELSE 'off' END);
+                       ' WITH (fastupdate = off)',
+                       'cv_gin_' || left(md5(rel || '/' || k), 24), nsp, rel, k);
     END LOOP;
 END
 $$;
@@ -127,6 +114,7 @@ DROP EVENT TRIGGER IF EXISTS convutell_store_idle;
 DROP EVENT TRIGGER IF EXISTS convutell_store_ddl;
 DROP FUNCTION IF EXISTS convutell_store_on_create();
 DROP FUNCTION IF EXISTS convutell_store_on_index();
+DROP FUNCTION IF EXISTS convutell_store_shared_key(text);
 CREATE EVENT TRIGGER convutell_store_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'CREATE INDEX') EXECUTE FUNCTION convutell_store_on_ddl();
 
@@ -138,24 +126,17 @@ SELECT convutell_store_index_table(c.oid)
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = '_jsonb'
  WHERE c.relkind = 'r';
 
--- Indexes made before: the pending list set as above (the key is read back
--- from the index's definition), and a list turned off merged into the index.
+-- Indexes made before they were built without a pending list: turned off, and
+-- the list they hold merged into the index.
 DO $$
 DECLARE
-    r record;
-    want text;
+    idx regclass;
 BEGIN
-    FOR r IN SELECT c.oid::regclass AS idx, c.reloptions AS opts,
-                    substring(pg_get_indexdef(c.oid) FROM '->\s*''([^'']+)''') AS k
-               FROM pg_class c
-              WHERE c.relkind = 'i' AND c.relname LIKE 'cv\_gin\_%' LOOP
-        want := CASE WHEN convutell_store_shared_key(r.k) THEN 'on' ELSE 'off' END;
-        IF NOT coalesce(r.opts @> ARRAY['fastupdate=' || want], false) THEN
-            EXECUTE format('ALTER INDEX %s SET (fastupdate = %s)', r.idx, want);
-            IF want = 'off' THEN
-                PERFORM gin_clean_pending_list(r.idx);
-            END IF;
-        END IF;
+    FOR idx IN SELECT c.oid::regclass FROM pg_class c
+                WHERE c.relkind = 'i' AND c.relname LIKE 'cv\_gin\_%'
+                  AND NOT coalesce(c.reloptions @> ARRAY['fastupdate=off'], false) LOOP
+        EXECUTE format('ALTER INDEX %s SET (fastupdate = off)', idx);
+        PERFORM gin_clean_pending_list(idx);
     END LOOP;
 END
 $$;
