@@ -7,6 +7,7 @@
  */
 #include "cv_runs.h"
 
+#include "cv_bucket.h"
 #include "cv_retain.h"
 #include "cv_time.h"
 
@@ -133,6 +134,8 @@ static void append_created(bson_t *doc, const cv_event *ev) {
     cv_retain_append_day(doc, ev->time_ms);
     append_opt_utf8(doc, CV_RUN_F_JOB, ev->job_id);
     append_opt_utf8(doc, CV_RUN_F_PROJECT, ev->project_id);
+    if (ev->job_id[0]) /* the buckets of the job's run history (cv_bucket.h) */
+        cv_bucket_append(doc, ev->job_id, ev->time_ms);
     /* A message that does not say where it came from came from another system. */
     append_origin(doc, ev->trigger[0] ? ev->trigger : "external", ev->tick_ms, ev->max_attempts);
 }
@@ -299,6 +302,8 @@ cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const
     BSON_APPEND_UTF8(&error, "message", message);
     bson_append_document_end(&doc, &error);
     cv_mongo_append_time(&doc, "created_at", now_ms);
+    if (project_id && project_id[0]) /* the buckets of the project's list (cv_bucket.h) */
+        cv_bucket_append(&doc, project_id, now_ms);
     cv_retain_append_day(&doc, now_ms);
     BSON_APPEND_BOOL(&doc, "read", false);
     err = cv_mongo_insert(m, CV_COLL_NOTIFICATIONS, &doc, errbuf, errlen);
@@ -589,6 +594,7 @@ bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *
     BSON_APPEND_UTF8(doc, "trigger", "schedule");
     cv_mongo_append_time(doc, "tick_at", tick_ms);
     cv_mongo_append_time(doc, CV_RUN_F_CREATED, tick_ms); /* the run history follows the ticks */
+    cv_bucket_append(doc, job_id, tick_ms);
     cv_retain_append_day(doc, tick_ms);
     BSON_APPEND_INT32(doc, CV_RUN_F_ATTEMPT, 1);
     BSON_APPEND_UTF8(doc, CV_RUN_F_STATUS, cv_run_status_name(status));

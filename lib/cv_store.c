@@ -16,10 +16,14 @@ static const cv_store_index indexes[] = {
      * this job still active" for forbid and queue schedules. */
     {CV_COLL_RUNS, "job_created", "job_id:1,created_at:-1,_id:-1"},
     {CV_COLL_RUNS, "job_status", "job_id:1,status:1"},
+    /* The same history on FerretDB, which sorts in memory: a job's runs by the
+     * time buckets they fall in (cv_bucket), one bucket at a time. */
+    {CV_COLL_RUNS, "buckets", "buckets:1"},
     /* GET /runs/{id}/events, in time order. */
     {CV_COLL_EVENTS, "run_time", "run_id:1,time:1,_id:1"},
     /* GET /projects/{id}/notifications, newest first. */
     {CV_COLL_NOTIFICATIONS, "project_created", "project_id:1,created_at:-1,_id:-1"},
+    {CV_COLL_NOTIFICATIONS, "buckets", "buckets:1"}, /* the same on FerretDB, as for runs */
     /* The scheduler's lease sweep: runs still running, whose leases it reads. */
     {CV_COLL_RUNS, "status", "status:1,_id:1"},
     /* The scheduler's sweep of retries decided and not sent. */

@@ -24,9 +24,9 @@
 CREATE OR REPLACE FUNCTION convutell_store_keys(collection text) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE collection
-        WHEN 'runs' THEN ARRAY['job_id', 'day', 'status']
+        WHEN 'runs' THEN ARRAY['job_id', 'day', 'status', 'buckets']
         WHEN 'events' THEN ARRAY['run_id', 'day']
-        WHEN 'notifications' THEN ARRAY['project_id', 'day']
+        WHEN 'notifications' THEN ARRAY['project_id', 'day', 'buckets']
         WHEN 'leases' THEN ARRAY['state', 'day']
         WHEN 'ticks' THEN ARRAY['claimer', 'day']
         WHEN 'jobs' THEN ARRAY['project_id']

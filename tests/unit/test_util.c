@@ -1,7 +1,8 @@
 /*
  * test_util.c - the small shared modules in lib/: cv_time (RFC 3339 text and
  * clocks), cv_id (UUID version 4), cv_json (typed field checks for untrusted
- * JSON), cv_err (error names and messages) and cv_secret (sealing at rest).
+ * JSON), cv_err (error names and messages), cv_secret (sealing at rest) and
+ * cv_bucket (the time buckets of long lists).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "cv_bucket.h"
 #include "cv_err.h"
 #include "cv_id.h"
 #include "cv_json.h"
@@ -478,6 +480,67 @@ static void test_secret_seal_and_open(void **state) {
     free(again);
 }
 
+/* ---- cv_bucket -------------------------------------------------------------- */
+
+static void test_bucket_keys(void **state) {
+    static const char *want[CV_BUCKET_LEVELS] = {"job-1@2026-11-28T04:57", "job-1@2026-11-28T04:5",
+                                                 "job-1@2026-11-28T04", "job-1@2026-11-28",
+                                                 "job-1@2026-11"};
+    int64_t ms;
+    char key[CV_BUCKET_KEY_MAX];
+    bson_t *doc = bson_new();
+    bson_iter_t it, keys;
+    int n = 0;
+
+    (void)state;
+    assert_int_equal(cv_time_parse("2026-11-28T04:57:09.123Z", &ms), 0);
+    for (int level = 0; level < CV_BUCKET_LEVELS; level++) {
+        cv_bucket_key("job-1", (cv_bucket_level)level, ms, key);
+        assert_string_equal(key, want[level]);
+    }
+    /* The document carries every level, finest first. */
+    cv_bucket_append(doc, "job-1", ms);
+    assert_true(bson_iter_init_find(&it, doc, CV_BUCKET_FIELD));
+    assert_true(BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &keys));
+    while (bson_iter_next(&keys)) {
+        assert_true(n < CV_BUCKET_LEVELS);
+        assert_string_equal(bson_iter_utf8(&keys, NULL), want[n++]);
+    }
+    assert_int_equal(n, CV_BUCKET_LEVELS);
+    bson_destroy(doc);
+}
+
+static void expect_start(cv_bucket_level level, const char *at, const char *start) {
+    int64_t ms, want;
+    assert_int_equal(cv_time_parse(at, &ms), 0);
+    assert_int_equal(cv_time_parse(start, &want), 0);
+    assert_int_equal(cv_bucket_start(level, ms), want);
+    /* The start is in the bucket, the millisecond before it is not. */
+    char a[CV_BUCKET_KEY_MAX], b[CV_BUCKET_KEY_MAX];
+    cv_bucket_key("j", level, ms, a);
+    cv_bucket_key("j", level, want, b);
+    assert_string_equal(a, b);
+    cv_bucket_key("j", level, want - 1, b);
+    assert_string_not_equal(a, b);
+}
+
+static void test_bucket_start(void **state) {
+    (void)state;
+    expect_start(CV_BUCKET_MINUTE, "2026-11-28T04:57:09.123Z", "2026-11-28T04:57:00.000Z");
+    expect_start(CV_BUCKET_TEN_MINUTES, "2026-11-28T04:57:09.123Z", "2026-11-28T04:50:00.000Z");
+    expect_start(CV_BUCKET_HOUR, "2026-11-28T04:57:09.123Z", "2026-11-28T04:00:00.000Z");
+    expect_start(CV_BUCKET_DAY, "2026-11-28T04:57:09.123Z", "2026-11-28T00:00:00.000Z");
+    expect_start(CV_BUCKET_MONTH, "2026-11-28T04:57:09.123Z", "2026-11-01T00:00:00.000Z");
+    expect_start(CV_BUCKET_MONTH, "2024-02-29T23:59:59.999Z", "2024-02-01T00:00:00.000Z");
+    expect_start(CV_BUCKET_MONTH, "2027-01-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z");
+    expect_start(CV_BUCKET_MINUTE, "2026-11-28T04:57:00.000Z", "2026-11-28T04:57:00.000Z");
+    /* Before the epoch, a bucket still starts at or before its times. */
+    expect_start(CV_BUCKET_HOUR, "1969-12-31T23:30:00.000Z", "1969-12-31T23:00:00.000Z");
+    expect_start(CV_BUCKET_MONTH, "1969-12-31T23:30:00.000Z", "1969-12-01T00:00:00.000Z");
+    assert_true(cv_bucket_span(CV_BUCKET_MINUTE) == 60000);
+    assert_true(cv_bucket_span(CV_BUCKET_DAY) == 86400000);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_format),
@@ -496,6 +559,8 @@ int main(void) {
         cmocka_unit_test(test_err_names),
         cmocka_unit_test(test_err_set),
         cmocka_unit_test(test_secret_seal_and_open),
+        cmocka_unit_test(test_bucket_keys),
+        cmocka_unit_test(test_bucket_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
