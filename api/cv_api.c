@@ -7,6 +7,7 @@
 #include "cv_api.h"
 #include "cv_api_int.h"
 
+#include "cv_bucket.h"
 #include "cv_cache.h"
 #include "cv_group.h"
 #include "cv_http.h"
@@ -139,6 +140,8 @@ cJSON *cv_api_doc_to_json(const bson_t *doc) {
     if (!root)
         return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(root, "odbc_sealed");
+    /* The time buckets of a run or a notification are the store's, not the user's. */
+    cJSON_DeleteItemFromObjectCaseSensitive(root, CV_BUCKET_FIELD);
     id = cJSON_DetachItemFromObjectCaseSensitive(root, "_id");
     if (id) {
         cJSON *out = cJSON_CreateObject();
@@ -553,7 +556,7 @@ out:
  * `max` a page; `next` is the cursor of the following page or null. */
 static void list_children(cv_api *api, const cv_http_request *req, const char *parent_coll,
                           const char *parent, const char *id, const char *collection,
-                          const char *field, const char *order, int dir, int64_t max,
+                          const char *field, const char *order, int dir, int64_t max, bool bucketed,
                           const char *key, cv_http_response *res) {
     char why[512], next[CV_PAGE_CURSOR_MAX];
     bson_t *doc = NULL, *docs = NULL;
@@ -569,8 +572,17 @@ static void list_children(cv_api *api, const cv_http_request *req, const char *p
     }
     if (!(doc = cv_api_load_doc(api, parent_coll, parent, id, res)))
         return;
-    err = cv_page_find(api->mongo, collection, field, id, order, dir, &page, &docs, next,
-                       sizeof(next), why, sizeof(why));
+    if (bucketed) { /* newest first, by time bucket (cv_bucket.h) since the parent's creation */
+        const char *created = cv_mongo_doc_str(doc, "created_at");
+        int64_t since = 0;
+        if (created && cv_time_parse(created, &since) != 0)
+            since = 0;
+        err = cv_page_find_recent(api->mongo, collection, field, id, order, &page, cv_time_now_ms(),
+                                  since, &docs, next, sizeof(next), why, sizeof(why));
+    } else {
+        err = cv_page_find(api->mongo, collection, field, id, order, dir, &page, &docs, next,
+                           sizeof(next), why, sizeof(why));
+    }
     if (err) {
         cv_api_internal_error(res, err, why);
         goto out;
@@ -707,14 +719,15 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         }
         if (get) { /* the run history: every run and every tick that did not run */
             list_children(api, req, CV_COLL_JOBS, "job", s[3], CV_COLL_RUNS, CV_RUN_F_JOB,
-                          CV_RUN_F_CREATED, -1, RUN_HISTORY_MAX, "runs", res);
+                          CV_RUN_F_CREATED, -1, RUN_HISTORY_MAX, true, "runs", res);
             return;
         }
         allowed = "GET, POST";
     } else if (n == 5 && strcmp(s[2], "projects") == 0 && strcmp(s[4], "notifications") == 0) {
         if (get) {
             list_children(api, req, CV_COLL_PROJECTS, "project", s[3], CV_COLL_NOTIFICATIONS,
-                          "project_id", "created_at", -1, RUN_HISTORY_MAX, "notifications", res);
+                          "project_id", "created_at", -1, RUN_HISTORY_MAX, true, "notifications",
+                          res);
             return;
         }
         allowed = "GET";
@@ -741,7 +754,7 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
     } else if (n == 5 && strcmp(s[2], "runs") == 0 && strcmp(s[4], "events") == 0) {
         if (get) {
             list_children(api, req, CV_COLL_RUNS, "run", s[3], CV_COLL_EVENTS, "run_id", "time", 1,
-                          EVENTS_MAX, "events", res);
+                          EVENTS_MAX, false, "events", res);
             return;
         }
         allowed = "GET";

@@ -254,6 +254,15 @@ def test_fails_twice_then_succeeds(api, mongo_db, services, schedulers):
     notes = list(mongo_db.notifications.find({"project_id": project["id"]}))
     assert [(n["run_id"], n["attempts"], n["error"]["code"]) for n in notes] == [
         (done["id"], 3, "script_failed")]
+    # The project's list finds it by its time buckets, which the answer leaves out.
+    note = notes[0]
+    assert note["buckets"] == [f"{project['id']}@{note['created_at'][:n]}"
+                               for n in (16, 15, 13, 10, 7)]
+    code, page, _ = api.get(f"/api/v1/projects/{project['id']}/notifications")
+    assert code == 200 and page["next"] is None, page
+    assert [(n["id"], n["run_id"], n["status"]) for n in page["notifications"]] == [
+        (done["id"], done["id"], "failed")]
+    assert "buckets" not in page["notifications"][0]
 
 
 def test_worker_killed_run_resumed_after_lease(api, pg, mongo_db, services):

@@ -131,6 +131,63 @@ def test_run_history_pages_by_cursor(api, mongo_db):
         [r["_id"] for r in newest_first[:8]]
 
 
+def stamp(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1000)) + ".%03dZ" % (t % 1000)
+
+
+def buckets(job_id, created):
+    """The time buckets of a run, as cv_bucket.h defines them: the job and a
+    prefix of the creation time, from the minute to the month."""
+    return [f"{job_id}@{created[:n]}" for n in (16, 15, 13, 10, 7)]
+
+
+def test_run_history_walks_time_buckets(api, mongo_db):
+    # A job's runs as a long-lived, irregular job leaves them: a burst in the
+    # last two minutes, a steady stretch, daily runs, monthly ones after a
+    # gap, one time shared by four runs, and three older runs from before
+    # runs carried buckets. Every page size reads the same list, in order,
+    # whether the page fills from one minute or from months back.
+    job = make_job(api)
+    now = int(time.time() * 1000)
+    day = 86_400_000
+    mongo_db.jobs.update_one({"_id": job["id"]}, {"$set": {"created_at": stamp(now - 500 * day)}})
+    times = [now - 1000 * i for i in range(120)]                    # a burst, 60 a minute
+    times += [now - 200_000 - 420_000 * i for i in range(40)]       # every 7 minutes
+    times += [now - 2 * day - day * i for i in range(10)]           # daily
+    times += [now - 95 * day - 30 * day * i for i in range(5)]      # monthly, after a gap
+    times += [now - 50 * day] * 4                                   # a tie
+    runs = []
+    for t in times:
+        created = stamp(t)
+        runs.append({"_id": str(uuid.uuid4()), "job_id": job["id"], "status": "succeeded",
+                     "attempt": 1, "created_at": created, "buckets": buckets(job["id"], created)})
+    for t in (now - 300 * day, now - 301 * day, now - 302 * day):
+        runs.append({"_id": str(uuid.uuid4()), "job_id": job["id"], "status": "succeeded",
+                     "attempt": 1, "created_at": stamp(t)})
+    # Another job's runs in the same minutes are not this job's.
+    other = str(uuid.uuid4())
+    mongo_db.runs.insert_many(runs + [
+        {"_id": str(uuid.uuid4()), "job_id": other, "status": "succeeded", "attempt": 1,
+         "created_at": stamp(now - 1000 * i), "buckets": buckets(other, stamp(now - 1000 * i))}
+        for i in range(30)])
+    want = [r["_id"] for r in sorted(runs, key=lambda r: (r["created_at"], r["_id"]),
+                                     reverse=True)]
+    path = f"/api/v1/jobs/{job['id']}/runs"
+    for limit in (500, 50, 61, 7, 1):
+        items, pages = read_pages(api, path, limit)
+        assert [r["id"] for r in items] == want, limit
+        assert pages == (len(want) + limit - 1) // limit
+
+    # A run queued through the API carries its buckets and heads the list.
+    code, body, _ = api.post(path)
+    assert code == 202, body
+    stored = list(mongo_db.runs.find({"_id": body["run_id"]}).limit(1))[0]
+    assert stored["buckets"] == buckets(job["id"], stored["created_at"])
+    code, page, _ = api.get(path + "?limit=2")
+    assert [r["id"] for r in page["runs"]] == [body["run_id"], want[0]]
+    assert "buckets" not in page["runs"][0] and "buckets" not in page["runs"][1]
+
+
 def test_event_pages_oldest_first(api, mongo_db):
     job = make_job(api)
     run_id = str(uuid.uuid4())
