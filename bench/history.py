@@ -6,7 +6,9 @@ a log line, the end) across 1,000 jobs, then the API is asked, at each size:
   GET /runs/{id}, GET /jobs/{id}/runs?limit=50 (a job's newest 50),
   GET /runs/{id}/events
 
-200 times each (random ids, one keep-alive client), p50 and p99. The
+200 times each (random ids, one keep-alive client), p50 and p99, and the
+scheduler's tick lateness with 1,000 schedules firing every second for 20 s
+in the same store (as bench/scheduler.py measures it). The
 collector's rate is measured at each size too: events of 2,000 fresh runs
 produced to Kafka, timed until the last is stored, against an unordered
 insert_many of the same event documents into a scratch collection of the same
@@ -28,11 +30,13 @@ import uuid
 
 import pymongo
 
+import scheduler
+
 BIN = os.environ["CONVUTELL_BIN"]
 KAFKA = os.environ["CONVUTELL_KAFKA_BOOTSTRAP"]
 MONGO_URI = os.environ["CONVUTELL_MONGODB_URI"]
 HTTP_HOST, HTTP_PORT = "127.0.0.1", 28080
-T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+T0 = None  # the time of each job's first run: set by main() so that the newest runs are recent
 
 
 def stamp(ms):
@@ -50,6 +54,7 @@ def run_docs(job_id, project_id, n_before, n):
         started = str(uuid.uuid4())
         runs.append({"_id": rid, "queued_at": stamp(base), "status": "succeeded", "attempt": 1,
                      "created_at": stamp(base), "day": day, "job_id": job_id,
+                     "buckets": [f"{job_id}@{stamp(base)[:n]}" for n in (16, 15, 13, 10, 7)],
                      "project_id": project_id, "trigger": "manual", "max_attempts": 1,
                      "started_at": stamp(base + 5), "worker": "bench-1",
                      "rows_read": 0, "rows_written": 1, "duration_ms": 20,
@@ -107,12 +112,14 @@ def timed(fn, n=200):
     return out[len(out) // 2], out[min(len(out) - 1, int(0.99 * len(out)))]
 
 
-def collector_rate(db, job_ids, project_id, tmp):
+def collector_rate(db, job_ids, per_job, project_id, tmp):
     """Events of 2,000 fresh runs through Kafka and the collector, against
     insert_many of the same documents."""
     runs, events = [], []
     for k in range(2000):
-        r, e = run_docs(random.choice(job_ids), project_id, 10_000_000 + k, 1)
+        j = job_ids[k % len(job_ids)]
+        r, e = run_docs(j, project_id, per_job[j], 1)
+        per_job[j] += 1
         runs += r
         events += e
     lines = []
@@ -132,16 +139,18 @@ def collector_rate(db, job_ids, project_id, tmp):
     t = time.perf_counter()
     subprocess.run(["kcat", "-b", KAFKA, "-P", "-t", "convutell.events", "-K", "\t", "-l", path],
                    check=True)
-    # Polled by _id, one document at a time: FerretDB reads a whole collection
-    # for an $in, which would load the store being measured.
-    last_events, last_runs = ids[-50:], [r["_id"] for r in runs[-20:]]
-    while True:
-        last_events = [i for i in last_events if db.events.find_one({"_id": i}) is None]
-        last_runs = [i for i in last_runs
-                     if (db.runs.find_one({"_id": i}) or {}).get("status") != "succeeded"]
-        if not last_events and not last_runs:
-            break
-        time.sleep(0.05)
+    # Polled by _id, one document at a time (FerretDB reads a whole collection
+    # for an $in), and one look-up per poll: the last events and runs come at
+    # the end, and 70 look-ups every 50 ms would load the store being measured.
+    pending = [("events", i, None) for i in ids[-50:]] + \
+        [("runs", r["_id"], "succeeded") for r in runs[-20:]]
+    while pending:
+        coll, i, status = pending[0]
+        doc = next(iter(db[coll].find({"_id": i}).limit(1)), None)
+        if doc is not None and (status is None or doc.get("status") == status):
+            pending.pop(0)
+        else:
+            time.sleep(0.05)
     collector = len(events) / (time.perf_counter() - t)
     scratch = db["events_raw_" + uuid.uuid4().hex[:6]]
     t = time.perf_counter()
@@ -156,8 +165,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,1000000")
     ap.add_argument("--jobs", type=int, default=1000)
+    ap.add_argument("--schedules", type=int, default=1000)
+    ap.add_argument("--seconds", type=int, default=20)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    # One run a minute per job, the last of them (after the collector's runs
+    # at each size) about now: a page of a job's newest runs is a page of
+    # recent ones, as in a store in use.
+    global T0
+    minutes = (max(sizes) + 2000 * len(sizes)) // args.jobs + 1
+    T0 = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
     tmp = tempfile.mkdtemp(prefix="convutell-history-")
     dbname = "hist_" + uuid.uuid4().hex[:8]
     env = dict(os.environ, CONVUTELL_HTTP_ADDR=f"{HTTP_HOST}:{HTTP_PORT}",
@@ -183,6 +200,8 @@ def main():
         job_ids = [c.post(f"/projects/{project}/jobs",
                           {"name": f"j{i}", "kind": "sql", "statements": "SELECT 1"})["id"]
                    for i in range(args.jobs)]
+        # The jobs were there before their runs.
+        db.jobs.update_many({"project_id": project}, {"$set": {"created_at": stamp(-60_000)}})
         per_job = {j: 0 for j in job_ids}
         have = 0
         for size in sizes:
@@ -209,8 +228,11 @@ def main():
             row["run"] = timed(lambda: c.get(f"/runs/{random.choice(run_ids)}"))
             row["history"] = timed(lambda: c.get(f"/jobs/{random.choice(job_ids)}/runs?limit=50"))
             row["events_page"] = timed(lambda: c.get(f"/runs/{random.choice(run_ids)}/events"))
-            row["collector"], row["raw"] = collector_rate(db, job_ids, project, tmp)
+            row["collector"], row["raw"] = collector_rate(db, job_ids, per_job, project, tmp)
             have += 2000
+            sched = scheduler.measure(args.schedules, args.seconds, tmp, db_name=dbname)
+            row["ticks"] = (sched["p50"], sched["p99"], sched["missed"])
+            have += args.schedules * args.seconds
             print(f"bench: at {size:,} runs: {row}", file=sys.stderr)
             rows.append(row)
     finally:
@@ -220,22 +242,27 @@ def main():
             p.wait(timeout=60)
         mongo.drop_database(dbname)
 
+    def missed(r):
+        return f" ({r['ticks'][2]:,} missed)" if r["ticks"][2] else ""
+
     print(f"\n| runs in the store | events | GET a run p50 / p99 | a job's newest 50 p50 / p99 "
           "| a run's events p50 / p99 | collector events/s | raw insert_many events/s "
-          "| collector / raw |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          f"| collector / raw | tick lateness p50 / p99 ({args.schedules:,} schedules) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['size']:,} | {r['events']:,} | {r['run'][0]:.1f} / {r['run'][1]:.1f} ms "
               f"| {r['history'][0]:.1f} / {r['history'][1]:.1f} ms "
               f"| {r['events_page'][0]:.1f} / {r['events_page'][1]:.1f} ms "
-              f"| {r['collector']:,.0f} | {r['raw']:,.0f} | {r['collector'] / r['raw']:.2f} |")
+              f"| {r['collector']:,.0f} | {r['raw']:,.0f} | {r['collector'] / r['raw']:.2f} "
+              f"| {r['ticks'][0]:.0f} / {r['ticks'][1]:.0f} ms{missed(r)} |")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         print(f"\nGrowth from {a['size']:,} to {b['size']:,} runs (p99): GET a run "
               f"{b['run'][1] / a['run'][1]:.2f}x, a job's newest 50 "
               f"{b['history'][1] / a['history'][1]:.2f}x, a run's events "
               f"{b['events_page'][1] / a['events_page'][1]:.2f}x, collector rate "
-              f"{b['collector'] / a['collector']:.2f}x")
+              f"{b['collector'] / a['collector']:.2f}x, tick lateness "
+              f"{b['ticks'][1] / max(a['ticks'][1], 1):.2f}x")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,22 @@ def end_offsets():
     return offsets
 
 
-def measure(n, seconds, tmp):
-    db_name = "bench_sched_" + uuid.uuid4().hex[:8]
+def statuses(db, job_ids):
+    """Run records of the jobs by status, read job by job: an equality the
+    store's indexes answer however many other runs it holds."""
+    status = {}
+    for job in job_ids:
+        for r in db.runs.find({"job_id": job}, {"status": 1}):
+            status[r["status"]] = status.get(r["status"], 0) + 1
+    return status
+
+
+def measure(n, seconds, tmp, db_name=None):
+    """One measurement; in a fresh database that is dropped afterwards, or in
+    db_name (the history bench's store, left as it is apart from the ticks'
+    runs and the jobs added here)."""
+    keep = db_name is not None or os.environ.get("BENCH_KEEP")
+    db_name = db_name or "bench_sched_" + uuid.uuid4().hex[:8]
     client = pymongo.MongoClient(MONGO_URI)
     db = client[db_name]
     env = dict(os.environ, CONVUTELL_MONGODB_DB=db_name, CONVUTELL_ENV_FILE="/dev/null",
@@ -93,8 +107,9 @@ def measure(n, seconds, tmp):
                          "misfire_max": 1, "concurrency": "allow", "max_attempts": 1,
                          "backoff_seconds": 60, "anchor_at": rfc(start - 2000),
                          "next_run_at": rfc(start - 2000)}})
+        job_ids = [str(uuid.uuid4()) for _ in range(n)]
         db.jobs.insert_many([{
-            "_id": str(uuid.uuid4()), "project_id": project, "name": f"j{i}", "kind": "sql",
+            "_id": job_ids[i], "project_id": project, "name": f"j{i}", "kind": "sql",
             "statements": "SELECT 1", "connection": "destination",
             "schedule": {"interval_seconds": 1, "start_at": rfc(start),
                          "end_at": rfc(start + (seconds - 1) * 1000), "paused": False,
@@ -111,8 +126,7 @@ def measure(n, seconds, tmp):
         # A scheduler that fell behind still records every tick (queued or
         # missed); wait a bounded time for the last ones.
         deadline = time.time() + 120
-        while db.runs.count_documents({"project_id": project}) < n * seconds and \
-                time.time() < deadline:
+        while sum(statuses(db, job_ids).values()) < n * seconds and time.time() < deadline:
             time.sleep(0.5)
     finally:
         proc.terminate()
@@ -131,13 +145,11 @@ def measure(n, seconds, tmp):
                 seen.add(message["run_id"])
                 k = (parse_ms(message["tick_at"]) - start) // 1000
                 worst[k] = max(worst.get(k, 0), late)
-    status = {}
-    for r in db.runs.find({"project_id": project}, {"status": 1}):
-        status[r["status"]] = status.get(r["status"], 0) + 1
+    status = statuses(db, job_ids)
     records = sum(status.values())
-    if not os.environ.get("BENCH_KEEP"):
+    if not keep:
         client.drop_database(db_name)
-    else:
+    elif os.environ.get("BENCH_KEEP"):
         print(db_name, file=sys.stderr)
     # Every tick accounted for exactly once: published (one message per run,
     # no copies) or recorded as missed.
