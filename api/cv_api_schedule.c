@@ -155,6 +155,7 @@ void cv_api_put_schedule(cv_api *api, const char *job_id, const cv_http_request 
     {
         bson_t set = BSON_INITIALIZER;
         BSON_APPEND_DOCUMENT(&set, "schedule", stored);
+        BSON_APPEND_BOOL(&set, CV_SCHEDULE_F_LIVE, first >= 0);
         BSON_APPEND_DOCUMENT(&update, "$set", &set);
         bson_destroy(&set);
     }
@@ -206,6 +207,7 @@ void cv_api_delete_schedule(cv_api *api, const char *job_id, cv_http_response *r
         goto out;
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
     BSON_APPEND_UTF8(&unset, "schedule", "");
+    BSON_APPEND_UTF8(&unset, CV_SCHEDULE_F_LIVE, "");
     bson_append_document_end(&update, &unset);
     if (!update_job(api, job_id, &update, res))
         goto out;

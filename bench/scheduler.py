@@ -102,6 +102,7 @@ def measure(n, seconds, tmp, db_name=None):
         db.jobs.insert_one({
             "_id": str(uuid.uuid4()), "project_id": warm, "name": "warm-up",
             "kind": "sql", "statements": "SELECT 1", "connection": "destination",
+            "scheduled": True,
             "schedule": {"interval_seconds": 1, "start_at": rfc(start - 2000),
                          "end_at": rfc(start - 1500), "paused": False, "misfire": "run_once",
                          "misfire_max": 1, "concurrency": "allow", "max_attempts": 1,
@@ -110,7 +111,7 @@ def measure(n, seconds, tmp, db_name=None):
         job_ids = [str(uuid.uuid4()) for _ in range(n)]
         db.jobs.insert_many([{
             "_id": job_ids[i], "project_id": project, "name": f"j{i}", "kind": "sql",
-            "statements": "SELECT 1", "connection": "destination",
+            "statements": "SELECT 1", "connection": "destination", "scheduled": True,
             "schedule": {"interval_seconds": 1, "start_at": rfc(start),
                          "end_at": rfc(start + (seconds - 1) * 1000), "paused": False,
                          "misfire": "run_once", "misfire_max": 100, "concurrency": "allow",

@@ -33,7 +33,7 @@ static const cv_store_index indexes[] = {
     /* Schedulers whose heartbeat stopped. */
     {CV_COLL_SCHEDULERS, "beat", "beat_ms:1"},
     /* The scheduler's load of the jobs that have a schedule. */
-    {CV_COLL_JOBS, "next_run", "schedule.next_run_at:1"},
+    {CV_COLL_JOBS, "scheduled", "scheduled:1"},
     /* A project's jobs. */
     {CV_COLL_JOBS, "project", "project_id:1"},
     /* The pruner (cv_retain) walks each of these by day. */

@@ -16,6 +16,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A job's top-level flag that its schedule has a tick left (schedule.next_run_at
+ * is not null). The scheduler loads the jobs it fires by it, an equality that
+ * every store answers from an index (FerretDB hands no condition on a nested
+ * field to PostgreSQL: a filter on schedule.next_run_at read every job, every
+ * second). The API sets it with the schedule; the scheduler clears it when it
+ * ends or stops one. */
+#define CV_SCHEDULE_F_LIVE "scheduled"
+
 typedef struct cv_schedule {
     int64_t interval_seconds; /* > 0 for an interval schedule */
     cv_cron cron;             /* otherwise */

@@ -126,6 +126,7 @@ struct cv_scheduler {
     sched_entry *entries;
     size_t nentries, capentries;
     int64_t cursors_saved_at; /* when the cursors last went into the heartbeat */
+    bool legacy_flagged;      /* flag_legacy_schedules() has run */
     cv_mongo *mongo;
     cv_kafka_producer *producer;
     cv_kafka_consumer *retry;
@@ -368,7 +369,7 @@ static int add_move(scan_batch *b, size_t ei, int64_t to, int64_t last_tick) {
 static void stop_schedule(cv_scheduler *s, sched_entry *e, const char *reason) {
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(e->job_id));
     bson_t *update = BCON_NEW("$set", "{", "schedule.next_run_at", BCON_NULL, "schedule.error",
-                              BCON_UTF8(reason), "}");
+                              BCON_UTF8(reason), CV_SCHEDULE_F_LIVE, BCON_BOOL(false), "}");
     char why[256];
 
     cv_log_warn("job %s: %s; the schedule is stopped until it is set again", e->job_id, reason);
@@ -566,6 +567,40 @@ static cv_err apply_saved_cursors(cv_scheduler *s, char *errbuf, size_t errlen) 
     return CV_OK;
 }
 
+/* The jobs whose schedule an earlier version stored without CV_SCHEDULE_F_LIVE. */
+static bson_t *legacy_filter(void) {
+    return BCON_NEW("schedule.next_run_at", "{", "$ne", BCON_NULL, "}", CV_SCHEDULE_F_LIVE, "{",
+                    "$exists", BCON_BOOL(false), "}");
+}
+
+/* Flags the schedules an earlier version stored. Once per process, before its first load: the
+ * look-up reads every job. */
+static cv_err flag_legacy_schedules(cv_scheduler *s, char *errbuf, size_t errlen) {
+    bson_t *filter = legacy_filter(), *also = legacy_filter(), *list = NULL, doc;
+    bson_t *update = BCON_NEW("$set", "{", CV_SCHEDULE_F_LIVE, BCON_BOOL(true), "}");
+    bson_iter_t it;
+    cv_err err = cv_mongo_find(s->mongo, CV_COLL_JOBS, filter, NULL, 0, &list, errbuf, errlen);
+
+    if (!err)
+        FOR_EACH_DOC(list, it, doc) {
+            const char *id = cv_mongo_doc_str(&doc, "_id");
+            bson_t by_id = BSON_INITIALIZER;
+            if (err || !id)
+                continue;
+            cv_mongo_filter_id(&by_id, id, also); /* unless the API set it meanwhile */
+            err = cv_mongo_update(s->mongo, CV_COLL_JOBS, &by_id, update, false, NULL, errbuf,
+                                  errlen);
+            bson_destroy(&by_id);
+            if (!err)
+                cv_log_info("job %s: a schedule stored by an earlier version, now flagged", id);
+        }
+    bson_destroy(list);
+    bson_destroy(also);
+    bson_destroy(update);
+    bson_destroy(filter);
+    return err;
+}
+
 /* Takes the scheduled jobs from MongoDB into memory. A job seen before keeps
  * its cursor where this process has got to, unless its timing was changed (a
  * new version): then the stored cursor counts. A job new to this process
@@ -577,7 +612,12 @@ static cv_err load_schedules(cv_scheduler *s, char *errbuf, size_t errlen) {
     size_t kept = 0, fresh = 0;
     cv_err err;
 
-    filter = BCON_NEW("schedule.next_run_at", "{", "$ne", BCON_NULL, "}");
+    if (!s->legacy_flagged) {
+        if ((err = flag_legacy_schedules(s, errbuf, errlen)))
+            return err;
+        s->legacy_flagged = true;
+    }
+    filter = BCON_NEW(CV_SCHEDULE_F_LIVE, BCON_BOOL(true));
     err = cv_mongo_find(s->mongo, CV_COLL_JOBS, filter, NULL, 0, &list, errbuf, errlen);
     bson_destroy(filter);
     if (err)
@@ -711,6 +751,7 @@ static cv_err write_ends(cv_scheduler *s, char *errbuf, size_t errlen) {
     update = bson_new();
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_NULL(&set, "schedule.next_run_at");
+    BSON_APPEND_BOOL(&set, CV_SCHEDULE_F_LIVE, false);
     if (e->last_tick_ms >= 0)
         cv_mongo_append_time(&set, "schedule.last_tick_at", e->last_tick_ms);
     bson_append_document_end(update, &set);

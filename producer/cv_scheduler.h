@@ -1,9 +1,10 @@
 /*
  * cv_scheduler.h - the scheduler service (`convutell scheduler`).
  *
- * Ticks. The scheduler keeps the scheduled jobs in memory (read again every
- * second) with a cursor each: the next tick not yet handled, written back to
- * the job (schedule.next_run_at) every 30 s and when the schedule ends. A tick
+ * Ticks. The scheduler keeps the scheduled jobs (those flagged
+ * CV_SCHEDULE_F_LIVE) in memory, read again every second, with a cursor each:
+ * the next tick not yet handled, saved in the scheduler's heartbeat every 5 s
+ * and written to the job (schedule.next_run_at) when the schedule ends. A tick
  * becomes a run whose id is derived from the job id and the tick time
  * (cv_scheduler_run_id()), and it is claimed by inserting a document with that
  * id into `ticks`: MongoDB's unique _id makes the insert succeed for exactly one

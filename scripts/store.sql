@@ -29,7 +29,7 @@ LANGUAGE sql IMMUTABLE AS $$
         WHEN 'notifications' THEN ARRAY['project_id', 'day', 'buckets']
         WHEN 'leases' THEN ARRAY['state', 'day']
         WHEN 'ticks' THEN ARRAY['claimer', 'day']
-        WHEN 'jobs' THEN ARRAY['project_id']
+        WHEN 'jobs' THEN ARRAY['project_id', 'scheduled']
         ELSE ARRAY[]::text[]
     END
 $$;

@@ -36,8 +36,11 @@ def test_cron_schedule_across_a_dst_change(api):
     assert (status, again["next_fire_times"], again["cron"]) == (200, want, "30 2 * * *")
     status, stored, _ = api.get(f"/api/v1/jobs/{job['id']}")
     assert stored["schedule"]["next_run_at"] == want[0]
+    assert stored["scheduled"] is True  # what the scheduler loads jobs by
     status, gone, _ = api.call("DELETE", path)
     assert (status, gone) == (200, {"job_id": job["id"], "schedule": None})
+    status, stored, _ = api.get(f"/api/v1/jobs/{job['id']}")
+    assert "schedule" not in stored and "scheduled" not in stored
     status, body, _ = api.get(path)
     assert (status, body["error"]["message"]) == (404, f"job {job['id']} has no schedule")
 

@@ -123,7 +123,27 @@ def test_two_schedulers_sixty_ticks_sixty_runs(api, pg, mongo_db, services, sche
     # Nothing more after end_at; the cursor says so.
     time.sleep(1.5)
     assert mongo_db.runs.count_documents({"job_id": job["id"]}) == 60
-    assert mongo_db.jobs.find_one({"_id": job["id"]})["schedule"]["next_run_at"] is None
+    ended = mongo_db.jobs.find_one({"_id": job["id"]})
+    assert (ended["schedule"]["next_run_at"], ended["scheduled"]) == (None, False)
+
+
+def test_schedule_stored_by_an_earlier_version_still_fires(api, mongo_db, services,
+                                                           schedulers):
+    """Jobs are loaded by their top-level 'scheduled' flag; a schedule stored before
+    the flag existed is flagged by the next scheduler that starts, and fires."""
+    job = sql_job(api, "SELECT 1")
+    start = (int(time.time()) + 6) * 1000
+    status, body, _ = api.call("PUT", f"/api/v1/jobs/{job['id']}/schedule", {
+        "interval_seconds": 1, "start_at": rfc(start), "end_at": rfc(start + 2000)})
+    assert status == 200, body
+    mongo_db.jobs.update_one({"_id": job["id"]}, {"$unset": {"scheduled": ""}})
+    other = sql_job(api, "SELECT 1")  # no schedule: not flagged
+    schedulers("scheduler-new")
+    runs = wait_for(lambda: (lambda rs: rs if len(rs) == 3 else None)(
+        list(mongo_db.runs.find({"job_id": job["id"]}))), 30, "three ticks")
+    assert sorted(r["tick_at"] for r in runs) == [rfc(start + i * 1000) for i in range(3)]
+    assert "flagged" in services.log("scheduler-new")
+    assert "scheduled" not in mongo_db.jobs.find_one({"_id": other["id"]})
 
 
 def test_many_schedules_due_at_once(api, pg, mongo_db, services, schedulers):

@@ -26,7 +26,7 @@ EXPECTED = {
     "ticks": {"_id_": [("_id", 1)], "claimer_tick": [("claimer", 1), ("tick_ms", 1)],
               "day": [("day", 1)]},
     "schedulers": {"_id_": [("_id", 1)], "beat": [("beat_ms", 1)]},
-    "jobs": {"_id_": [("_id", 1)], "next_run": [("schedule.next_run_at", 1)],
+    "jobs": {"_id_": [("_id", 1)], "scheduled": [("scheduled", 1)],
              "project": [("project_id", 1)]},
 }
 
