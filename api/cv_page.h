@@ -9,10 +9,11 @@
  * the filter (order, _id) beyond the cursor, which the index (field, order,
  * _id) in cv_store answers without reading the pages before it: page 1,000
  * costs what page 1 does, and a run recorded meanwhile neither repeats nor
- * skips an item. On FerretDB, which sorts in memory, the long lists (a job's
- * runs, a project's notifications) are walked by time bucket instead
- * (cv_page_find_recent()). The cursor is opaque to clients: they pass back
- * `next`.
+ * skips an item. The long lists (a job's runs, a project's notifications) are
+ * walked by time bucket instead (cv_page_find_recent()): FerretDB sorts in
+ * memory after reading every match, and MongoDB answers the walk's look-ups
+ * from the index on the buckets. The cursor is opaque to clients: they pass
+ * back `next`.
  *
  * Query arguments: ?limit= (1 to the list's maximum, which is also the
  * default) and ?after= (a `next` from an earlier page).
@@ -50,8 +51,9 @@ cv_err cv_page_find(cv_mongo *m, const char *collection, const char *field, cons
 
 /* The same page of a list whose documents carry the time buckets of (value, order) (cv_bucket.h),
  * newest first, for a store that sorts in memory: walks the parent's buckets back from now_ms (or
- * from the cursor), one level coarser whenever the list is sparse there, until the page is full,
- * so a page reads about its own documents however long the list is. Where the walk ends short
+ * from the cursor), fine where the list is dense and coarse where it is sparse, never further
+ * back at once than a few times what it has crossed, until the page is full, so a page reads
+ * about its own documents however long the list is. Where the walk ends short
  * (the parent, created at since_ms, is reached; the list is sparse; its rest is older than the
  * walk's 40 queries reach, over a year; or it was written before documents had buckets) the
  * query of cv_page_find() answers. */

@@ -15,10 +15,10 @@
  *
  * where the owner is the list's parent (a run's job). An equality on one key is
  * answered by the index on `buckets` on MongoDB and on FerretDB alike, and reads
- * only that bucket's documents; cv_page walks the buckets back in time, one
- * level coarser whenever the list turns out to be sparse there. Buckets of
- * every level are aligned in UTC, so each one lies within one of the next
- * level.
+ * only that bucket's documents; cv_page walks the buckets back in time, at a
+ * fine level where the list is dense and a coarse one where it is sparse.
+ * Buckets of every level are aligned in UTC, so each one lies within one of
+ * the next level.
  *
  * Pure functions; any thread.
  */
