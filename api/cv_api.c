@@ -11,7 +11,6 @@
 #include "cv_cache.h"
 #include "cv_group.h"
 #include "cv_http.h"
-#include "cv_page.h"
 #include "cv_id.h"
 #include "cv_json.h"
 #include "cv_kafka.h"
@@ -32,8 +31,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define RUN_HISTORY_MAX 500 /* runs (and notifications) on one page, newest first */
-#define EVENTS_MAX 1000     /* events of a run on one page, oldest first */
 /* Request threads. A POST of a run mostly waits (the store, then the broker's
  * acknowledgement), and each thread serves its connections one request at a
  * time: 16 threads took 800 POSTs a second from 32 keep-alive clients, 64
@@ -550,65 +547,6 @@ out:
     cJSON_Delete(body);
 }
 
-/* Answers {key: [...], next} with one page (cv_page) of the documents of
- * `collection` whose `field` is the id of the existing `parent` document,
- * ordered by `order` (ascending when dir is 1, newest first when -1), at most
- * `max` a page; `next` is the cursor of the following page or null. */
-static void list_children(cv_api *api, const cv_http_request *req, const char *parent_coll,
-                          const char *parent, const char *id, const char *collection,
-                          const char *field, const char *order, int dir, int64_t max, bool bucketed,
-                          const char *key, cv_http_response *res) {
-    char why[512], next[CV_PAGE_CURSOR_MAX];
-    bson_t *doc = NULL, *docs = NULL;
-    bson_iter_t it;
-    cv_page page;
-    cv_verr verr;
-    cJSON *list;
-    cv_err err;
-
-    if (cv_page_read(req, max, &page, &verr)) {
-        cv_api_field_error(res, &verr);
-        return;
-    }
-    if (!(doc = cv_api_load_doc(api, parent_coll, parent, id, res)))
-        return;
-    if (bucketed) { /* newest first, by time bucket (cv_bucket.h) since the parent's creation */
-        const char *created = cv_mongo_doc_str(doc, "created_at");
-        int64_t since = 0;
-        if (created && cv_time_parse(created, &since) != 0)
-            since = 0;
-        err = cv_page_find_recent(api->mongo, collection, field, id, order, &page, cv_time_now_ms(),
-                                  since, &docs, next, sizeof(next), why, sizeof(why));
-    } else {
-        err = cv_page_find(api->mongo, collection, field, id, order, dir, &page, &docs, next,
-                           sizeof(next), why, sizeof(why));
-    }
-    if (err) {
-        cv_api_internal_error(res, err, why);
-        goto out;
-    }
-    res->status = 200;
-    res->body = cJSON_CreateObject();
-    list = cJSON_AddArrayToObject(res->body, key);
-    if (bson_iter_init(&it, docs)) {
-        while (bson_iter_next(&it)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_t item;
-            bson_iter_document(&it, &len, &data);
-            if (bson_init_static(&item, data, len))
-                cJSON_AddItemToArray(list, cv_api_doc_to_json(&item));
-        }
-    }
-    if (next[0])
-        cJSON_AddStringToObject(res->body, "next", next);
-    else
-        cJSON_AddNullToObject(res->body, "next");
-out:
-    bson_destroy(docs);
-    bson_destroy(doc);
-}
-
 /* ---- routing ------------------------------------------------------------ */
 
 static void get_one(cv_api *api, const char *collection, const char *what, const char *id,
@@ -718,16 +656,13 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
             return;
         }
         if (get) { /* the run history: every run and every tick that did not run */
-            list_children(api, req, CV_COLL_JOBS, "job", s[3], CV_COLL_RUNS, CV_RUN_F_JOB,
-                          CV_RUN_F_CREATED, -1, RUN_HISTORY_MAX, true, "runs", res);
+            cv_api_list_runs(api, s[3], req, res);
             return;
         }
         allowed = "GET, POST";
     } else if (n == 5 && strcmp(s[2], "projects") == 0 && strcmp(s[4], "notifications") == 0) {
         if (get) {
-            list_children(api, req, CV_COLL_PROJECTS, "project", s[3], CV_COLL_NOTIFICATIONS,
-                          "project_id", "created_at", -1, RUN_HISTORY_MAX, true, "notifications",
-                          res);
+            cv_api_list_notifications(api, s[3], req, res);
             return;
         }
         allowed = "GET";
@@ -753,8 +688,7 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         allowed = "GET, PUT, DELETE";
     } else if (n == 5 && strcmp(s[2], "runs") == 0 && strcmp(s[4], "events") == 0) {
         if (get) {
-            list_children(api, req, CV_COLL_RUNS, "run", s[3], CV_COLL_EVENTS, "run_id", "time", 1,
-                          EVENTS_MAX, false, "events", res);
+            cv_api_list_events(api, s[3], req, res);
             return;
         }
         allowed = "GET";

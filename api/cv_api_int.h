@@ -1,7 +1,8 @@
 /*
- * cv_api_int.h - what the API's handler files share (cv_api.c and
- * cv_api_schedule.c): the service's state, the helpers that read a request
- * and answer errors, and the schedule handlers. Not for other modules.
+ * cv_api_int.h - what the API's handler files share (cv_api.c and the
+ * cv_api_*.c beside it): the service's state, the helpers that read a request
+ * and answer errors, and the handlers of runs, lists and schedules. Not for
+ * other modules.
  */
 #ifndef CV_API_INT_H
 #define CV_API_INT_H
@@ -52,6 +53,15 @@ bson_t *cv_api_load_cached(cv_api *api, const char *collection, const char *what
 void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
                         cv_http_response *res);
 void cv_api_cancel_run(cv_api *api, const char *run_id, cv_http_response *res);
+
+/* GET /api/v1/jobs/{id}/runs, /api/v1/projects/{id}/notifications and
+ * /api/v1/runs/{id}/events, a page each (cv_api_lists.c). */
+void cv_api_list_runs(cv_api *api, const char *job_id, const cv_http_request *req,
+                      cv_http_response *res);
+void cv_api_list_notifications(cv_api *api, const char *project_id, const cv_http_request *req,
+                               cv_http_response *res);
+void cv_api_list_events(cv_api *api, const char *run_id, const cv_http_request *req,
+                        cv_http_response *res);
 
 /* PUT, GET and DELETE /api/v1/jobs/{id}/schedule (cv_api_schedule.c). */
 void cv_api_put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
