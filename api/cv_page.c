@@ -160,9 +160,10 @@ typedef struct walk {
     cv_bucket_level level; /* of the next probe */
 } walk;
 
-/* Reads the bucket of `level` just before the edge: its documents the walk has not read yet, in
+/* Reads the bucket of w->level just before the edge: its documents the walk has not read yet, in
  * order, at most as many as the page still needs. */
-static cv_err walk_probe(cv_mongo *m, walk *w, cv_bucket_level level, char *errbuf, size_t errlen) {
+static cv_err walk_probe(cv_mongo *m, walk *w, char *errbuf, size_t errlen) {
+    cv_bucket_level level = w->level;
     char key[CV_BUCKET_KEY_MAX], edge[CV_TIME_RFC3339_LEN], idx[24];
     bson_t filter = BSON_INITIALIZER, *found = NULL;
     int64_t at = w->probes ? w->edge - 1 : w->top;
@@ -240,7 +241,7 @@ cv_err cv_page_find_recent(cv_mongo *m, const char *collection, const char *fiel
     if (!(w.acc = bson_new()))
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     while (w.have <= page->limit && !plain && w.probes < WALK_PROBES_MAX && w.edge > since_ms) {
-        if ((err = walk_probe(m, &w, w.level, errbuf, errlen)))
+        if ((err = walk_probe(m, &w, errbuf, errlen)))
             goto out;
         w.level = walk_next_level(&w, &plain);
     }

@@ -567,16 +567,12 @@ static cv_err apply_saved_cursors(cv_scheduler *s, char *errbuf, size_t errlen) 
     return CV_OK;
 }
 
-/* The jobs whose schedule an earlier version stored without CV_SCHEDULE_F_LIVE. */
-static bson_t *legacy_filter(void) {
-    return BCON_NEW("schedule.next_run_at", "{", "$ne", BCON_NULL, "}", CV_SCHEDULE_F_LIVE, "{",
-                    "$exists", BCON_BOOL(false), "}");
-}
-
-/* Flags the schedules an earlier version stored. Once per process, before its first load: the
- * look-up reads every job. */
+/* Flags the schedules an earlier version stored (without CV_SCHEDULE_F_LIVE). Once per process,
+ * before its first load: the look-up reads every job. */
 static cv_err flag_legacy_schedules(cv_scheduler *s, char *errbuf, size_t errlen) {
-    bson_t *filter = legacy_filter(), *also = legacy_filter(), *list = NULL, doc;
+    bson_t *filter = BCON_NEW("schedule.next_run_at", "{", "$ne", BCON_NULL, "}",
+                              CV_SCHEDULE_F_LIVE, "{", "$exists", BCON_BOOL(false), "}");
+    bson_t *list = NULL, doc;
     bson_t *update = BCON_NEW("$set", "{", CV_SCHEDULE_F_LIVE, BCON_BOOL(true), "}");
     bson_iter_t it;
     cv_err err = cv_mongo_find(s->mongo, CV_COLL_JOBS, filter, NULL, 0, &list, errbuf, errlen);
@@ -587,7 +583,7 @@ static cv_err flag_legacy_schedules(cv_scheduler *s, char *errbuf, size_t errlen
             bson_t by_id = BSON_INITIALIZER;
             if (err || !id)
                 continue;
-            cv_mongo_filter_id(&by_id, id, also); /* unless the API set it meanwhile */
+            cv_mongo_filter_id(&by_id, id, filter); /* unless the API set it meanwhile */
             err = cv_mongo_update(s->mongo, CV_COLL_JOBS, &by_id, update, false, NULL, errbuf,
                                   errlen);
             bson_destroy(&by_id);
@@ -595,7 +591,6 @@ static cv_err flag_legacy_schedules(cv_scheduler *s, char *errbuf, size_t errlen
                 cv_log_info("job %s: a schedule stored by an earlier version, now flagged", id);
         }
     bson_destroy(list);
-    bson_destroy(also);
     bson_destroy(update);
     bson_destroy(filter);
     return err;
