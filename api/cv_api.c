@@ -170,8 +170,12 @@ static bson_t *load_from(cv_api *api, cv_cache *cache, const char *collection, c
         cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", what, id);
         return NULL;
     }
-    err = cache ? cv_cache_find_id(cache, api->mongo, collection, id, &doc, why, sizeof(why))
-                : cv_mongo_find_id(api->mongo, collection, id, &doc, why, sizeof(why));
+    if (!strcmp(collection, CV_COLL_RUNS)) /* a run is folded from its pieces (cv_runfold.h) */
+        err = cv_runs_get(api->mongo, id, &doc, why, sizeof(why));
+    else if (cache)
+        err = cv_cache_find_id(cache, api->mongo, collection, id, &doc, why, sizeof(why));
+    else
+        err = cv_mongo_find_id(api->mongo, collection, id, &doc, why, sizeof(why));
     if (err == CV_ERR_NOT_FOUND)
         cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", what, id);
     else if (err)

@@ -11,9 +11,49 @@
 #include "cv_time.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define RUN_HISTORY_MAX 500 /* runs (and notifications) on one page, newest first */
 #define EVENTS_MAX 1000     /* events of a run on one page, oldest first */
+
+/* Adds the runs of a page to list, each folded from its consecutive documents (its
+ * record and its pieces, cv_runfold.h). */
+static void add_runs(cJSON *list, const bson_t *docs) {
+    uint32_t cap = bson_count_keys(docs);
+    bson_t *views = calloc(cap ? cap : 1, sizeof(*views));
+    const bson_t **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
+    bson_iter_t it;
+    size_t n = 0, from = 0;
+
+    if (!views || !ptrs)
+        goto out;
+    if (bson_iter_init(&it, docs))
+        while (n < cap && bson_iter_next(&it)) {
+            const uint8_t *data;
+            uint32_t len;
+            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+                continue;
+            bson_iter_document(&it, &len, &data);
+            if (bson_init_static(&views[n], data, len) && cv_runfold_run_of(&views[n])) {
+                ptrs[n] = &views[n];
+                n++;
+            }
+        }
+    for (size_t i = 1; i <= n; i++) {
+        const char *run = cv_runfold_run_of(ptrs[from]);
+        if (i < n && strcmp(cv_runfold_run_of(ptrs[i]), run) == 0)
+            continue;
+        bson_t *folded = cv_runfold(run, ptrs + from, i - from);
+        if (folded)
+            cJSON_AddItemToArray(list, cv_api_doc_to_json(folded));
+        bson_destroy(folded);
+        from = i;
+    }
+out:
+    free(views);
+    free(ptrs);
+}
 
 /* Answers {key: [...], next} with one page (cv_page) of the documents of
  * `collection` whose `field` is the id of the existing `parent` document,
@@ -22,7 +62,7 @@
 static void list_children(cv_api *api, const cv_http_request *req, const char *parent_coll,
                           const char *parent, const char *id, const char *collection,
                           const char *field, const char *order, int dir, int64_t max, bool bucketed,
-                          const char *key, cv_http_response *res) {
+                          const char *group, const char *key, cv_http_response *res) {
     char why[512], next[CV_PAGE_CURSOR_MAX];
     bson_t *doc = NULL, *docs = NULL;
     bson_iter_t it;
@@ -42,10 +82,11 @@ static void list_children(cv_api *api, const cv_http_request *req, const char *p
         int64_t since = 0;
         if (created && cv_time_parse(created, &since) != 0)
             since = 0;
-        err = cv_page_find_recent(api->mongo, collection, field, id, order, &page, cv_time_now_ms(),
-                                  since, &docs, next, sizeof(next), why, sizeof(why));
+        err = cv_page_find_recent(api->mongo, collection, field, id, order, &page, group,
+                                  cv_time_now_ms(), since, &docs, next, sizeof(next), why,
+                                  sizeof(why));
     } else {
-        err = cv_page_find(api->mongo, collection, field, id, order, dir, &page, &docs, next,
+        err = cv_page_find(api->mongo, collection, field, id, order, dir, &page, group, &docs, next,
                            sizeof(next), why, sizeof(why));
     }
     if (err) {
@@ -55,7 +96,9 @@ static void list_children(cv_api *api, const cv_http_request *req, const char *p
     res->status = 200;
     res->body = cJSON_CreateObject();
     list = cJSON_AddArrayToObject(res->body, key);
-    if (bson_iter_init(&it, docs)) {
+    if (group)
+        add_runs(list, docs);
+    else if (bson_iter_init(&it, docs)) {
         while (bson_iter_next(&it)) {
             const uint8_t *data;
             uint32_t len;
@@ -78,17 +121,18 @@ void cv_api_list_runs(cv_api *api, const char *job_id, const cv_http_request *re
                       cv_http_response *res) {
     /* The run history: every run and every tick that did not run. */
     list_children(api, req, CV_COLL_JOBS, "job", job_id, CV_COLL_RUNS, CV_RUN_F_JOB,
-                  CV_RUN_F_CREATED, -1, RUN_HISTORY_MAX, true, "runs", res);
+                  CV_RUN_F_CREATED, -1, RUN_HISTORY_MAX, true, CV_RUNFOLD_RUN, "runs", res);
 }
 
 void cv_api_list_notifications(cv_api *api, const char *project_id, const cv_http_request *req,
                                cv_http_response *res) {
     list_children(api, req, CV_COLL_PROJECTS, "project", project_id, CV_COLL_NOTIFICATIONS,
-                  "project_id", "created_at", -1, RUN_HISTORY_MAX, true, "notifications", res);
+                  "project_id", "created_at", -1, RUN_HISTORY_MAX, true, NULL, "notifications",
+                  res);
 }
 
 void cv_api_list_events(cv_api *api, const char *run_id, const cv_http_request *req,
                         cv_http_response *res) {
     list_children(api, req, CV_COLL_RUNS, "run", run_id, CV_COLL_EVENTS, "run_id", "time", 1,
-                  EVENTS_MAX, false, "events", res);
+                  EVENTS_MAX, false, NULL, "events", res);
 }

@@ -79,32 +79,55 @@ static void append_beyond(bson_t *filter, const char *order, int dir, const cv_p
     bson_append_array_end(filter, & or);
 }
 
-/* Keeps the first page->limit documents of *docs (an array document) and, when there were more,
- * points next at the last one kept. */
-static cv_err finish_page(const cv_page *page, const char *order, bson_t **docs, char *next,
-                          size_t nextlen, char *errbuf, size_t errlen) {
-    bson_t *trimmed;
+/* The item a document belongs to: its `group` member (or its _id when it has none), or
+ * its _id when the list has no groups. Borrowed from doc. */
+static const char *item_of(const bson_t *doc, const char *group) {
+    const char *g = group ? cv_mongo_doc_str(doc, group) : NULL;
+    return g ? g : cv_mongo_doc_str(doc, "_id");
+}
+
+/* The document at `it` (static view) into *doc; false when it is none. */
+static bool iter_doc(const bson_iter_t *it, bson_t *doc) {
+    const uint8_t *data;
+    uint32_t len;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it))
+        return false;
+    bson_iter_document(it, &len, &data);
+    return bson_init_static(doc, data, len);
+}
+
+/* Keeps the documents of the first page->limit items of *docs (an array document) and, when
+ * there were more, points next at the last document kept. */
+static cv_err finish_page(const cv_page *page, const char *order, const char *group, bson_t **docs,
+                          char *next, size_t nextlen, char *errbuf, size_t errlen) {
+    bson_t *trimmed, doc, last;
     bson_iter_t it;
-    int64_t n = 0;
+    int64_t items = 0;
+    const char *prev = NULL;
+    bool more_items = false, have_last = false;
 
     next[0] = '\0';
-    if (bson_count_keys(*docs) <= (uint32_t)page->limit)
-        return CV_OK;
     if (!(trimmed = bson_new()))
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    for (bool more = bson_iter_init(&it, *docs); more && bson_iter_next(&it) && n < page->limit;
-         n++) {
+    for (bool more = bson_iter_init(&it, *docs); more && bson_iter_next(&it);) {
+        const char *item = iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
+        if (!prev || !item || strcmp(prev, item) != 0)
+            items++;
+        prev = item;
+        if (items > page->limit) {
+            more_items = true;
+            break;
+        }
         bson_append_iter(trimmed, bson_iter_key(&it), -1, &it);
-        if (n == page->limit - 1 && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_t doc;
-            bson_iter_document(&it, &len, &data);
-            if (bson_init_static(&doc, data, len)) {
-                const char *o = cv_mongo_doc_str(&doc, order), *id = cv_mongo_doc_str(&doc, "_id");
-                if (o && id)
-                    snprintf(next, nextlen, "%s_%s", o, id);
-            }
+    }
+    if (more_items) {
+        /* The cursor is the last document kept: the next page begins beyond it. */
+        for (bool more = bson_iter_init(&it, trimmed); more && bson_iter_next(&it);)
+            have_last = iter_doc(&it, &last);
+        if (have_last) {
+            const char *o = cv_mongo_doc_str(&last, order), *id = cv_mongo_doc_str(&last, "_id");
+            if (o && id)
+                snprintf(next, nextlen, "%s_%s", o, id);
         }
     }
     bson_destroy(*docs);
@@ -126,19 +149,80 @@ static cv_err find_sorted(cv_mongo *m, const char *collection, const bson_t *fil
     return err;
 }
 
+/* Up to `items` items that match filter, in (order, _id) order, whole: with groups, the
+ * documents of one item are consecutive (they share the order value and their _ids a
+ * prefix), and a read cut short by its limit drops its last, maybe partial, item and
+ * reads again with a larger limit when what is left is not enough. *nitems counts them. */
+static cv_err find_items(cv_mongo *m, const char *collection, const bson_t *filter,
+                         const char *order, int dir, int64_t items, const char *group,
+                         bson_t **docs, int64_t *nitems, char *errbuf, size_t errlen) {
+    int64_t limit = group ? items * 4 + 8 : items;
+    cv_err err;
+
+    for (;;) {
+        bson_t *found = NULL, *kept, doc;
+        bson_iter_t it;
+        int64_t n = 0, count, whole = 0, last_start = 0;
+        const char *prev = NULL;
+
+        if ((err = find_sorted(m, collection, filter, order, dir, limit, &found, errbuf, errlen)))
+            return err;
+        count = (int64_t)bson_count_keys(found);
+        if (!group || count < limit) {
+            *docs = found;
+            for (bool more = bson_iter_init(&it, found); group && more && bson_iter_next(&it);) {
+                const char *item = iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
+                if (!prev || !item || strcmp(prev, item) != 0)
+                    whole++;
+                prev = item;
+            }
+            *nitems = group ? whole : count;
+            return CV_OK;
+        }
+        /* Cut short: the items before the last one are whole. */
+        for (bool more = bson_iter_init(&it, found); more && bson_iter_next(&it); n++) {
+            const char *item = iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
+            if (!prev || !item || strcmp(prev, item) != 0) {
+                whole++;
+                last_start = n;
+            }
+            prev = item;
+        }
+        if (whole - 1 < items && limit < INT64_C(1) << 40) {
+            bson_destroy(found);
+            limit *= 4;
+            continue;
+        }
+        if (!(kept = bson_new())) {
+            bson_destroy(found);
+            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        }
+        n = 0;
+        for (bool more = bson_iter_init(&it, found); more && bson_iter_next(&it) && n < last_start;
+             n++)
+            bson_append_iter(kept, bson_iter_key(&it), -1, &it);
+        bson_destroy(found);
+        *docs = kept;
+        *nitems = whole - 1;
+        return CV_OK;
+    }
+}
+
 cv_err cv_page_find(cv_mongo *m, const char *collection, const char *field, const char *value,
-                    const char *order, int dir, const cv_page *page, bson_t **docs, char *next,
-                    size_t nextlen, char *errbuf, size_t errlen) {
+                    const char *order, int dir, const cv_page *page, const char *group,
+                    bson_t **docs, char *next, size_t nextlen, char *errbuf, size_t errlen) {
     bson_t filter = BSON_INITIALIZER;
+    int64_t nitems = 0;
     cv_err err;
 
     next[0] = '\0';
     BSON_APPEND_UTF8(&filter, field, value);
     if (page->after_order[0])
         append_beyond(&filter, order, dir, page);
-    err = find_sorted(m, collection, &filter, order, dir, page->limit + 1, docs, errbuf, errlen);
+    err = find_items(m, collection, &filter, order, dir, page->limit + 1, group, docs, &nitems,
+                     errbuf, errlen);
     bson_destroy(&filter);
-    return err ? err : finish_page(page, order, docs, next, nextlen, errbuf, errlen);
+    return err ? err : finish_page(page, order, group, docs, next, nextlen, errbuf, errlen);
 }
 
 /* ---- newest first, one time bucket at a time ---------------------------- */
@@ -150,12 +234,13 @@ cv_err cv_page_find(cv_mongo *m, const char *collection, const char *field, cons
 
 /* The state of one walk back in time through a parent's buckets. */
 typedef struct walk {
-    const char *collection, *value, *order;
+    const char *collection, *value, *order, *group;
     const cv_page *page;
-    int64_t top;  /* the newest time of the page (the cursor's, or now) */
-    int64_t edge; /* everything at or after it has been read */
-    bson_t *acc;  /* the documents found so far, newest first, as an array document */
-    int64_t have;
+    int64_t top;   /* the newest time of the page (the cursor's, or now) */
+    int64_t edge;  /* everything at or after it has been read */
+    bson_t *acc;   /* the documents found so far, newest first, as an array document */
+    int64_t have;  /* items in acc */
+    int64_t ndocs; /* documents in acc */
     int probes;
     cv_bucket_level level; /* of the next probe */
 } walk;
@@ -166,7 +251,7 @@ static cv_err walk_probe(cv_mongo *m, walk *w, char *errbuf, size_t errlen) {
     cv_bucket_level level = w->level;
     char key[CV_BUCKET_KEY_MAX], edge[CV_TIME_RFC3339_LEN], idx[24];
     bson_t filter = BSON_INITIALIZER, *found = NULL;
-    int64_t at = w->probes ? w->edge - 1 : w->top;
+    int64_t at = w->probes ? w->edge - 1 : w->top, items = 0;
     bson_iter_t it;
     cv_err err;
 
@@ -179,13 +264,15 @@ static cv_err walk_probe(cv_mongo *m, walk *w, char *errbuf, size_t errlen) {
     } else if (w->page->after_order[0]) {
         append_beyond(&filter, w->order, -1, w->page);
     }
-    err = find_sorted(m, w->collection, &filter, w->order, -1, w->page->limit + 1 - w->have, &found,
-                      errbuf, errlen);
+    err = find_items(m, w->collection, &filter, w->order, -1, w->page->limit + 1 - w->have,
+                     w->group, &found, &items, errbuf, errlen);
     bson_destroy(&filter);
     if (err)
         return err;
+    /* An item's documents share its time, so they are in one bucket at every level. */
+    w->have += items;
     for (bool more = bson_iter_init(&it, found); more && bson_iter_next(&it);) {
-        snprintf(idx, sizeof(idx), "%lld", (long long)w->have++);
+        snprintf(idx, sizeof(idx), "%lld", (long long)w->ndocs++);
         bson_append_iter(w->acc, idx, -1, &it);
     }
     bson_destroy(found);
@@ -227,9 +314,10 @@ static cv_bucket_level walk_next_level(const walk *w, bool *plain) {
 
 cv_err cv_page_find_recent(cv_mongo *m, const char *collection, const char *field,
                            const char *value, const char *order, const cv_page *page,
-                           int64_t now_ms, int64_t since_ms, bson_t **docs, char *next,
-                           size_t nextlen, char *errbuf, size_t errlen) {
-    walk w = {collection, value, order, page, now_ms, now_ms, NULL, 0, 0, CV_BUCKET_MINUTE};
+                           const char *group, int64_t now_ms, int64_t since_ms, bson_t **docs,
+                           char *next, size_t nextlen, char *errbuf, size_t errlen) {
+    walk w = {collection, value, order, group, page, now_ms,
+              now_ms,     NULL,  0,     0,     0,    CV_BUCKET_MINUTE};
     bool plain = false;
     cv_err err = CV_OK;
 
@@ -253,13 +341,13 @@ cv_err cv_page_find_recent(cv_mongo *m, const char *collection, const char *fiel
          * buckets. */
         bson_destroy(w.acc);
         w.acc = NULL;
-        err = cv_page_find(m, collection, field, value, order, -1, page, docs, next, nextlen,
+        err = cv_page_find(m, collection, field, value, order, -1, page, group, docs, next, nextlen,
                            errbuf, errlen);
         goto out;
     }
     *docs = w.acc;
     w.acc = NULL;
-    err = finish_page(page, order, docs, next, nextlen, errbuf, errlen);
+    err = finish_page(page, order, group, docs, next, nextlen, errbuf, errlen);
 out:
     bson_destroy(w.acc);
     return err;

@@ -42,12 +42,16 @@ typedef struct cv_page {
 cv_err cv_page_read(const cv_http_request *req, int64_t max, cv_page *page, cv_verr *verr);
 
 /* Finds the page: documents of `collection` with field == value, ordered by
- * (order, _id) ascending (dir 1) or descending (dir -1). On CV_OK *docs is an
- * array document the caller frees with bson_destroy(), and next holds the
- * cursor of the following page, "" when this page is the last. */
+ * (order, _id) ascending (dir 1) or descending (dir -1). With `group` (a field
+ * name, or NULL) an item of the list is the documents that share that field
+ * (or their _id, when they lack it), which must share the order value and be
+ * consecutive in _id order (a run's record and pieces, cv_runfold.h): the page
+ * holds `limit` whole items. On CV_OK *docs is an array document the caller
+ * frees with bson_destroy(), and next holds the cursor of the following page,
+ * "" when this page is the last. */
 cv_err cv_page_find(cv_mongo *m, const char *collection, const char *field, const char *value,
-                    const char *order, int dir, const cv_page *page, bson_t **docs, char *next,
-                    size_t nextlen, char *errbuf, size_t errlen);
+                    const char *order, int dir, const cv_page *page, const char *group,
+                    bson_t **docs, char *next, size_t nextlen, char *errbuf, size_t errlen);
 
 /* The same page of a list whose documents carry the time buckets of (value, order) (cv_bucket.h),
  * newest first, for a store that sorts in memory: walks the parent's buckets back from now_ms (or
@@ -59,7 +63,7 @@ cv_err cv_page_find(cv_mongo *m, const char *collection, const char *field, cons
  * query of cv_page_find() answers. */
 cv_err cv_page_find_recent(cv_mongo *m, const char *collection, const char *field,
                            const char *value, const char *order, const cv_page *page,
-                           int64_t now_ms, int64_t since_ms, bson_t **docs, char *next,
-                           size_t nextlen, char *errbuf, size_t errlen);
+                           const char *group, int64_t now_ms, int64_t since_ms, bson_t **docs,
+                           char *next, size_t nextlen, char *errbuf, size_t errlen);
 
 #endif

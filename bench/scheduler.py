@@ -65,7 +65,7 @@ def statuses(db, job_ids):
     store's indexes answer however many other runs it holds."""
     status = {}
     for job in job_ids:
-        for r in db.runs.find({"job_id": job}, {"status": 1}):
+        for r in db.runs.find({"job_id": job, "piece": {"$exists": False}}, {"status": 1}):
             status[r["status"]] = status.get(r["status"], 0) + 1
     return status
 

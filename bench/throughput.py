@@ -201,7 +201,10 @@ def convutell_case(n, workers, clients, sample_every, tmp, timeout, warmup):
         for rid in list(last.values()):
             while not is_final({"c": c}, rid):
                 time.sleep(0.05)
-        base_final = mongo.runs.count_documents(job_filter)
+        # A run is stored as its record and pieces (lib/cv_runfold.h): one
+        # "ended" piece per finished run.
+        ended = dict(job_filter, piece="ended")
+        base_final = mongo.runs.count_documents(ended)
         cpu_pids = {name: [p.pid] for name, p in procs.items()}
         cpu_pids["ferretdb"] = pids_named("ferretdb")
         cpu_pids["postgres (store and all)"] = pids_named("postgres")
@@ -224,11 +227,8 @@ def convutell_case(n, workers, clients, sample_every, tmp, timeout, warmup):
                 pending.pop(0)
             else:
                 time.sleep(0.05)
-        # The runs of a batch are written by several collector threads, so a
-        # job's newest run may be stored a moment before an older one: count
-        # them all (a few times at most) before stopping the clock.
-        while mongo.runs.count_documents(dict(job_filter, status={"$in": list(FINAL)})) \
-                < base_final + n:
+        # Count every end (a few times at most) before stopping the clock.
+        while mongo.runs.count_documents(ended) < base_final + n:
             if time.time() > deadline:
                 raise SystemExit(f"convutell: not all {n} runs final after {timeout} s")
             time.sleep(0.05)
@@ -236,7 +236,7 @@ def convutell_case(n, workers, clients, sample_every, tmp, timeout, warmup):
         for t in pollers:
             t.join()
         cpu = {name: cpu_seconds(p) - cpu0[name] for name, p in cpu_pids.items()}
-        bad = mongo.runs.count_documents(dict(job_filter, status={"$ne": "succeeded"}))
+        bad = mongo.runs.count_documents(dict(ended, **{"set.status": {"$ne": "succeeded"}}))
         assert bad == 0, f"{bad} runs did not succeed"
         return dict(n=n, elapsed=elapsed, submit=t_submit, lat=lat, cpu=cpu)
     finally:

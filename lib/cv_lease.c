@@ -292,8 +292,7 @@ cv_err cv_lease_find_expired(cv_mongo *m, int64_t before_ms, int64_t limit,
             continue; /* no lease (or no answer): nothing to take back now */
         state = cv_mongo_doc_str(lease, "state");
         expires = cv_mongo_doc_str(lease, "expires_at");
-        if (state && strcmp(state, "held") == 0 && expires && strcmp(expires, before) < 0 &&
-            cv_mongo_doc_int(lease, "attempt", 0) == cv_mongo_doc_int(&run, "attempt", 0)) {
+        if (state && strcmp(state, "held") == 0 && expires && strcmp(expires, before) < 0) {
             snprintf(key, sizeof(key), "%lld", (long long)n++);
             BSON_APPEND_DOCUMENT(found, key, lease);
         }

@@ -7,7 +7,7 @@
  * and renews the lease while it works (cv_lease_renew()). An attempt that ends
  * in a retry releases its lease (cv_lease_release()); one that ends for good
  * leaves it "held": its final event, acknowledged by Kafka before the worker
- * moves on, makes the run's record final (cv_runs), and that record is what
+ * moves on, makes the run final (cv_runs), and that is what
  * a later claim (a redelivery), the scheduler's sweep and the pruner ask. That
  * is one update fewer per small job (throughput bench: about 390 jobs a
  * second with the release, 495 without). The scheduler finds the leases of
@@ -81,13 +81,13 @@ cv_err cv_lease_release(cv_mongo *m, const char *run_id, int attempt, const char
 /* Room for the cursor of cv_lease_find_expired(): a run id. */
 #define CV_LEASE_CURSOR_LEN 64
 
-/* The held leases that expired before `before_ms` of up to `limit` runs whose
- * record says they are running, taken in _id order after `after` (a run id,
- * "" for the first); `after` is left at the last run looked at, or "" once
- * the last running run was, so that calls in turn look at every running run.
- * (The leases of attempts that ended are held too; their runs are not
- * running.) On CV_OK *out is an array document (as cv_mongo_find() returns)
- * the caller frees with bson_destroy(). */
+/* The held leases that expired before `before_ms` of up to `limit` active runs
+ * (cv_runs_find_running(): started and not ended, or a schedule's run queued),
+ * taken in _id order after `after` (a run id, "" for the first); `after` is
+ * left at the last run looked at, or "" once the last active run was, so that
+ * calls in turn look at every active run. (The leases of attempts that ended
+ * are held too; their runs are not active.) On CV_OK *out is an array document (as cv_mongo_find()
+ * returns) the caller frees with bson_destroy(). */
 cv_err cv_lease_find_expired(cv_mongo *m, int64_t before_ms, int64_t limit,
                              char after[CV_LEASE_CURSOR_LEN], bson_t **out, char *errbuf,
                              size_t errlen);

@@ -219,6 +219,25 @@ cv_err cv_mongo_delete_each(cv_mongo *m, const char *collection, const bson_t **
     return err;
 }
 
+cv_err cv_mongo_delete_many(cv_mongo *m, const char *collection, const bson_t *filter,
+                            int64_t *deleted, char *errbuf, size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
+    bson_error_t berr;
+    bson_t reply;
+    bson_iter_t it;
+    cv_err err = CV_OK;
+
+    if (!mongoc_collection_delete_many(coll, filter, NULL, &reply, &berr))
+        err = translate(&berr, collection, errbuf, errlen);
+    else if (deleted)
+        *deleted = bson_iter_init_find(&it, &reply, "deletedCount") ? bson_iter_as_int64(&it) : 0;
+    bson_destroy(&reply);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
 cv_err cv_mongo_create_indexes(cv_mongo *m, const char *collection, const bson_t *indexes,
                                char *errbuf, size_t errlen) {
     mongoc_client_t *client = mongoc_client_pool_pop(m->pool);

@@ -71,6 +71,11 @@ cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **
 cv_err cv_mongo_delete_each(cv_mongo *m, const char *collection, const bson_t **filters, size_t n,
                             int64_t *deleted, char *errbuf, size_t errlen);
 
+/* Deletes every document matching filter, in one statement. *deleted (may be
+ * NULL) gets how many went. */
+cv_err cv_mongo_delete_many(cv_mongo *m, const char *collection, const bson_t *filter,
+                            int64_t *deleted, char *errbuf, size_t errlen);
+
 /* Runs createIndexes on `collection` with `indexes`, an array document of
  * index specifications ({"0": {key: {...}, name: "..."}, ...}). Idempotent:
  * an index that exists with the same name and keys is left as it is. */

@@ -8,6 +8,7 @@
 #include "cv_retain.h"
 
 #include "cv_run.h"
+#include "cv_runfold.h"
 #include "cv_runs.h"
 #include "cv_store.h"
 #include "cv_time.h"
@@ -88,20 +89,30 @@ static bool run_ended(cv_mongo *m, const char *run_id, bson_t *ended) {
         return true;
     if (bson_iter_init_find(&it, ended, run_id))
         return bson_iter_bool(&it);
-    /* A run without a record (a rejected or forged message) counts as ended. */
+    /* A run without a record (a rejected or forged message), or with only pieces
+     * that cannot make one (what a delete cut short left), counts as ended. */
     cv_err err = cv_runs_status(m, run_id, &status, why, sizeof(why));
-    final = err == CV_ERR_NOT_FOUND || (!err && cv_run_is_final(status));
+    final = err == CV_ERR_NOT_FOUND || (!err && (cv_run_is_final(status) || status == CV_RUN_NONE));
     BSON_APPEND_BOOL(ended, run_id, final);
     return final;
 }
 
-/* The delete of one document: its _id and what must still hold. */
-static bson_t *delete_filter(kind k, const char *id) {
-    bson_t *f = bson_new();
-    BSON_APPEND_UTF8(f, "_id", id);
-    if (k == RUNS)
-        cv_runs_append_ended(f); /* never a run still going */
-    return f;
+/* Deletes a run that has ended: its record and its pieces (cv_runfold.h) in one
+ * statement, and a record an earlier version wrote without run_id by _id. */
+static cv_err delete_run(cv_mongo *m, const char *run_id, int64_t *deleted, char *errbuf,
+                         size_t errlen) {
+    bson_t *all = BCON_NEW(CV_RUNFOLD_RUN, BCON_UTF8(run_id)),
+           *one = BCON_NEW("_id", BCON_UTF8(run_id));
+    const bson_t *filters[] = {one};
+    int64_t n = 0, m1 = 0;
+    cv_err err = cv_mongo_delete_many(m, CV_COLL_RUNS, all, &n, errbuf, errlen);
+
+    if (!err && !n)
+        err = cv_mongo_delete_each(m, CV_COLL_RUNS, filters, 1, &m1, errbuf, errlen);
+    *deleted += n + m1;
+    bson_destroy(all);
+    bson_destroy(one);
+    return err;
 }
 
 /* Deletes what it may of one batch of day `day`; *found and *deleted count. */
@@ -129,14 +140,27 @@ static cv_err prune_batch(sweep *s, kind k, const char *coll, const char *day, i
         if (!bson_init_static(&doc, data, len) || !(id = cv_mongo_doc_str(&doc, "_id")))
             continue;
         (*found)++;
+        if (k == RUNS) {
+            /* A run whole, once it has ended; its other documents go with it. */
+            const char *run = cv_runfold_run_of(&doc);
+            bson_iter_t seen;
+            if (!run || bson_iter_init_find(&seen, &ended, run))
+                continue; /* going, or deleted with an earlier document of this batch */
+            if (!run_ended(s->m, run, &ended))
+                continue;
+            if ((err = delete_run(s->m, run, deleted, errbuf, errlen)))
+                break;
+            /* Gone now: later documents of the batch that belong to it find nothing. */
+            continue;
+        }
         /* An event or a lease (_id = run id) only once its run has ended: the
          * lease of an attempt that ended for good stays held (cv_lease.h). */
         if ((k == EVENTS && !run_ended(s->m, cv_mongo_doc_str(&doc, "run_id"), &ended)) ||
             (k == LEASES && !run_ended(s->m, id, &ended)))
             continue;
-        filters[n++] = delete_filter(k, id);
+        filters[n++] = BCON_NEW("_id", BCON_UTF8(id));
     }
-    if (n)
+    if (n && !err)
         err =
             cv_mongo_delete_each(s->m, coll, (const bson_t **)filters, n, deleted, errbuf, errlen);
     for (size_t i = 0; i < n; i++)

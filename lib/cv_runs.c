@@ -8,6 +8,7 @@
 #include "cv_runs.h"
 
 #include "cv_bucket.h"
+#include "cv_runfold.h"
 #include "cv_retain.h"
 #include "cv_time.h"
 
@@ -85,38 +86,6 @@ static void event_doc(const cv_event *ev, bson_t *doc_out) {
         cv_mongo_append_time(doc, "next_attempt_at", ev->next_attempt_ms);
 }
 
-/* Appends {key: {"$in": [names of `statuses`]}}. */
-static void append_in(bson_t *doc, const char *key, const cv_run_status *statuses, size_t n) {
-    bson_t sub, list;
-    char index[24];
-    BSON_APPEND_DOCUMENT_BEGIN(doc, key, &sub);
-    BSON_APPEND_ARRAY_BEGIN(&sub, "$in", &list);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(index, sizeof(index), "%zu", i);
-        BSON_APPEND_UTF8(&list, index, cv_run_status_name(statuses[i]));
-    }
-    bson_append_array_end(&sub, &list);
-    bson_append_document_end(doc, &sub);
-}
-
-/* Appends {status: {"$in": [the statuses a run may move to `to` from]}}. */
-static void append_may_move(bson_t *doc, cv_run_status to) {
-    cv_run_status from[CV_RUN_STATUS_COUNT];
-    append_in(doc, CV_RUN_F_STATUS, from, cv_run_sources(to, from, CV_RUN_STATUS_COUNT));
-}
-
-/* Filter matching attempt `attempt` of the run while it may move to `to`
- * (CV_RUN_NONE: while it runs): events of an attempt that was taken away (its
- * lease expired) match nothing. */
-static void held_filter(bson_t *filter, const char *run_id, int attempt, cv_run_status to) {
-    BSON_APPEND_UTF8(filter, "_id", run_id);
-    BSON_APPEND_INT32(filter, CV_RUN_F_ATTEMPT, attempt);
-    if (to == CV_RUN_NONE)
-        BSON_APPEND_UTF8(filter, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_RUNNING));
-    else
-        append_may_move(filter, to);
-}
-
 /* Where a run came from, as its record shows it. */
 static void append_origin(bson_t *doc, const char *trigger, int64_t tick_ms, int max_attempts) {
     if (trigger[0])
@@ -127,15 +96,20 @@ static void append_origin(bson_t *doc, const char *trigger, int64_t tick_ms, int
         BSON_APPEND_INT32(doc, "max_attempts", max_attempts);
 }
 
-/* What every run record starts with: where it came from, the run history's
- * order and where its retention starts. */
-static void append_created(bson_t *doc, const cv_event *ev) {
-    cv_mongo_append_time(doc, CV_RUN_F_CREATED, ev->time_ms);
-    cv_retain_append_day(doc, ev->time_ms);
+/* Where a run and its pieces are filed: the run history's order (created_ms), where
+ * its retention starts, its job and project and the buckets of the job's history. */
+static void append_filed(bson_t *doc, const cv_event *ev, int64_t created_ms) {
+    cv_mongo_append_time(doc, CV_RUN_F_CREATED, created_ms);
+    cv_retain_append_day(doc, created_ms);
     append_opt_utf8(doc, CV_RUN_F_JOB, ev->job_id);
     append_opt_utf8(doc, CV_RUN_F_PROJECT, ev->project_id);
     if (ev->job_id[0]) /* the buckets of the job's run history (cv_bucket.h) */
-        cv_bucket_append(doc, ev->job_id, ev->time_ms);
+        cv_bucket_append(doc, ev->job_id, created_ms);
+}
+
+/* What every run record starts with: where it is filed and where it came from. */
+static void append_created(bson_t *doc, const cv_event *ev, int64_t created_ms) {
+    append_filed(doc, ev, created_ms);
     /* A message that does not say where it came from came from another system. */
     append_origin(doc, ev->trigger[0] ? ev->trigger : "external", ev->tick_ms, ev->max_attempts);
 }
@@ -146,7 +120,8 @@ bson_t *cv_runs_queued_record(const cv_event *ev) {
     if (!doc)
         return NULL;
     BSON_APPEND_UTF8(doc, "_id", ev->run_id);
-    append_created(doc, ev);
+    BSON_APPEND_UTF8(doc, CV_RUNFOLD_RUN, ev->run_id);
+    append_created(doc, ev, ev->time_ms);
     BSON_APPEND_INT32(doc, CV_RUN_F_ATTEMPT, ev->attempt > 0 ? ev->attempt : 1);
     BSON_APPEND_UTF8(doc, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_QUEUED));
     cv_mongo_append_time(doc, "queued_at", ev->time_ms);
@@ -159,128 +134,6 @@ cv_err cv_runs_forget_queued(cv_mongo *m, const char *run_id, char *errbuf, size
     const bson_t *filters[] = {filter};
     cv_err err = cv_mongo_delete_each(m, CV_COLL_RUNS, filters, 1, NULL, errbuf, errlen);
     bson_destroy(filter);
-    return err;
-}
-
-/* What one event (or a merged run of them, see apply_chain()) does to a run
- * record: the filter that says when it applies, and the parts of its update. */
-typedef struct run_change {
-    bson_t filter;
-    bson_t set;       /* $set */
-    bson_t add;       /* the attempts entry for $addToSet; empty when none */
-    bson_t on_insert; /* $setOnInsert; empty when the change never creates the run */
-    bool upsert;
-} run_change;
-
-static void change_init(run_change *c) {
-    bson_init(&c->filter);
-    bson_init(&c->set);
-    bson_init(&c->add);
-    bson_init(&c->on_insert);
-    c->upsert = false;
-}
-
-static void change_release(run_change *c) {
-    bson_destroy(&c->filter);
-    bson_destroy(&c->set);
-    bson_destroy(&c->add);
-    bson_destroy(&c->on_insert);
-}
-
-/* The change of one event that moves a run (started, progress, retrying or a
- * final type; the queued record is written whole before its event, see
- * cv_runs_queued_record()). */
-static void change_of(const cv_event *ev, run_change *c) {
-    cv_run_status to = cv_run_event_target(ev->type);
-    bool started = to == CV_RUN_RUNNING;
-
-    change_init(c);
-    if (started) {
-        /* A start moves the run to its attempt, never back to an earlier one
-         * and never out of a final state. */
-        bson_t or, clause, sub;
-        BSON_APPEND_UTF8(&c->filter, "_id", ev->run_id);
-        append_may_move(&c->filter, CV_RUN_RUNNING);
-        BSON_APPEND_ARRAY_BEGIN(&c->filter, "$or", & or);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &clause);
-        BSON_APPEND_DOCUMENT_BEGIN(&clause, CV_RUN_F_ATTEMPT, &sub);
-        BSON_APPEND_INT32(&sub, "$lte", ev->attempt);
-        bson_append_document_end(&clause, &sub);
-        bson_append_document_end(& or, &clause);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &clause);
-        BSON_APPEND_DOCUMENT_BEGIN(&clause, CV_RUN_F_ATTEMPT, &sub);
-        BSON_APPEND_BOOL(&sub, "$exists", false);
-        bson_append_document_end(&clause, &sub);
-        bson_append_document_end(& or, &clause);
-        bson_append_array_end(&c->filter, & or);
-    } else {
-        held_filter(&c->filter, ev->run_id, ev->attempt, to); /* progress, or the attempt's end */
-    }
-
-    if (started) {
-        BSON_APPEND_UTF8(&c->set, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_RUNNING));
-        cv_mongo_append_time(&c->set, "started_at", ev->time_ms);
-        append_opt_utf8(&c->set, "worker", ev->worker);
-        append_counts(&c->set, ev);
-    } else if (to == CV_RUN_NONE) { /* run.progress */
-        cv_mongo_append_time(&c->set, "progress_at", ev->time_ms);
-        append_counts(&c->set, ev);
-    } else if (to == CV_RUN_RETRYING) {
-        /* The worker put the next attempt on the retry topic before saying so. */
-        BSON_APPEND_UTF8(&c->set, CV_RUN_F_STATUS, cv_run_status_name(CV_RUN_RETRYING));
-        append_error(&c->set, ev);
-        append_script(&c->set, ev);
-        cv_mongo_append_time(&c->set, "next_attempt_at", ev->next_attempt_ms);
-    } else {
-        BSON_APPEND_UTF8(&c->set, CV_RUN_F_STATUS, cv_run_status_name(to));
-        cv_mongo_append_time(&c->set, "finished_at", ev->time_ms);
-        append_opt_utf8(&c->set, "worker", ev->worker);
-        append_counts(&c->set, ev);
-        append_error(&c->set, ev);
-        append_script(&c->set, ev);
-        if (ev->watermark[0])
-            BSON_APPEND_UTF8(&c->set, "watermark", ev->watermark);
-    }
-
-    if (started) {
-        /* Every start is one attempt; the event id keeps a replay from adding it twice. */
-        BSON_APPEND_UTF8(&c->add, "event_id", ev->event_id);
-        append_opt_utf8(&c->add, "worker", ev->worker);
-        cv_mongo_append_time(&c->add, "started_at", ev->time_ms);
-    }
-
-    if (started) {
-        /* A message from another system has no record before its start. */
-        c->upsert = true;
-        append_created(&c->on_insert, ev);
-    }
-}
-
-/* Writes a change: one update of the run, an upsert when it may create it. */
-static cv_err change_write(cv_mongo *m, const run_change *c, int64_t *matched, char *errbuf,
-                           size_t errlen) {
-    bson_t update = BSON_INITIALIZER, add;
-    cv_err err;
-
-    BSON_APPEND_DOCUMENT(&update, "$set", &c->set);
-    if (!bson_empty(&c->add)) {
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$addToSet", &add);
-        BSON_APPEND_DOCUMENT(&add, "attempts", &c->add);
-        bson_append_document_end(&update, &add);
-    }
-    if (!bson_empty(&c->on_insert))
-        BSON_APPEND_DOCUMENT(&update, "$setOnInsert", &c->on_insert);
-    *matched = 0;
-    err = cv_mongo_update(m, CV_COLL_RUNS, &c->filter, &update, c->upsert, matched, errbuf, errlen);
-    /* The upsert's insert collides either because another writer inserted the
-     * run a moment ago, or because the filter excluded it (a late or replayed
-     * event). Once more tells them apart: the first case now matches. */
-    if (err == CV_ERR_CONFLICT)
-        err = cv_mongo_update(m, CV_COLL_RUNS, &c->filter, &update, c->upsert, matched, errbuf,
-                              errlen);
-    if (err == CV_ERR_CONFLICT)
-        err = CV_OK;
-    bson_destroy(&update);
     return err;
 }
 
@@ -311,30 +164,6 @@ cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const
     return err == CV_ERR_CONFLICT ? CV_OK : err;
 }
 
-/* After a failed or timed-out final event: the run failed for good, which is
- * the one time the project hears of it. A replayed event finds the run failed
- * at the same attempt and writes the same notification id again. */
-static cv_err notify_failure(cv_mongo *m, const cv_event *ev, int64_t matched, char *errbuf,
-                             size_t errlen) {
-    bson_t *doc = NULL;
-    const char *status = cv_run_status_name(cv_run_event_target(ev->type));
-    bool ours = matched > 0;
-    cv_err err;
-
-    if (!ours) {
-        if ((err = cv_mongo_find_id(m, CV_COLL_RUNS, ev->run_id, &doc, errbuf, errlen)))
-            return err == CV_ERR_NOT_FOUND ? CV_OK : err;
-        const char *stored = cv_mongo_doc_str(doc, CV_RUN_F_STATUS);
-        ours = cv_mongo_doc_int(doc, CV_RUN_F_ATTEMPT, -1) == ev->attempt && stored &&
-               strcmp(stored, status) == 0;
-        bson_destroy(doc);
-    }
-    if (!ours)
-        return CV_OK;
-    return cv_runs_notify(m, ev->run_id, ev->job_id, ev->project_id, status, ev->attempt,
-                          ev->error_code, ev->error_message, errbuf, errlen);
-}
-
 /* Shows an incremental job's progress on the job itself. The destination's
  * ledger holds the watermark the worker trusts; this copy is for people. */
 static cv_err update_job_watermark(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
@@ -363,222 +192,275 @@ static bool moves_run(const cv_event *ev) {
            strcmp(ev->type, CV_EVENT_RUN_LOG) != 0 && strcmp(ev->type, CV_EVENT_RUN_QUEUED) != 0;
 }
 
-/* What follows a run's change: the project's notification after a failure,
- * the job's watermark after a success. */
-static cv_err after_change(cv_mongo *m, const cv_event *ev, int64_t matched, char *errbuf,
-                           size_t errlen) {
-    cv_run_status to = cv_run_event_target(ev->type);
-    cv_err err = CV_OK;
+/* ---- the collector's batches: insert-only (cv_runfold.h) ------------------- */
 
-    if (to == CV_RUN_FAILED || to == CV_RUN_TIMED_OUT)
-        err = notify_failure(m, ev, matched, errbuf, errlen);
-    if (!err && ev->watermark[0] && ev->job_id[0] && to == CV_RUN_SUCCEEDED)
-        err = update_job_watermark(m, ev, errbuf, errlen);
-    return err;
+/* The document that says a run is still going (cv_runs_active_of_job(), the lease
+ * sweep): the collection holds only such runs, so reading it whole stays cheap. */
+static void active_doc(bson_t *doc, const char *run_id, const char *job_id) {
+    BSON_APPEND_UTF8(doc, "_id", run_id);
+    if (job_id)
+        BSON_APPEND_UTF8(doc, CV_RUN_F_JOB, job_id);
+    cv_mongo_append_time(doc, "since", cv_time_now_ms());
 }
 
-/* ---- batches ---------------------------------------------------------------- */
-
-/* Appends to dst every member of src whose key dst lacks. */
-static void merge_missing(bson_t *dst, const bson_t *src) {
-    bson_iter_t it;
-    if (!bson_iter_init(&it, src))
-        return;
-    while (bson_iter_next(&it))
-        if (!bson_has_field(dst, bson_iter_key(&it)))
-            bson_append_iter(dst, bson_iter_key(&it), -1, &it);
+/* Where a run's pieces are filed: at its record's created_at (a schedule's run at its
+ * tick, any other at its queued_at), so a look-up by bucket finds them together. An
+ * event of an older worker, without queued_at, files its piece at its own time. */
+static int64_t run_created_ms(const cv_event *ev) {
+    if (ev->tick_ms)
+        return ev->tick_ms;
+    return ev->queued_ms ? ev->queued_ms : ev->time_ms;
 }
 
-/* How many events from evs[at] on (all of one run, in order) make one chain
- * that a single change can apply: a start, then progress, then the end of
- * that attempt (retrying or final), all of one attempt. Applying the chain's
- * merged change leaves the record as applying them one by one would: with a
- * start, its filter holds exactly when the start applies, and then every
- * later event of its attempt applies too; without one, the events share the
- * first one's filter (the attempt still running). */
-static size_t chain_len(const cv_event *const *evs, size_t n, size_t at) {
-    cv_run_status first = cv_run_event_target(evs[at]->type);
-    size_t i;
-
-    if (first != CV_RUN_RUNNING && first != CV_RUN_NONE)
-        return 1; /* an end stands alone: nothing after it changes the run */
-    for (i = at + 1; i < n; i++) {
-        cv_run_status to = cv_run_event_target(evs[i]->type);
-        if (evs[i]->attempt != evs[at]->attempt || to == CV_RUN_RUNNING)
-            break; /* a second start begins its own chain */
-        if (to != CV_RUN_NONE)
-            return i - at + 1; /* the attempt's end closes the chain */
-    }
-    return i - at;
-}
-
-/* Applies evs[0..n) (one run's chain, see chain_len()) as one change, then
- * what follows each of them. */
-static cv_err apply_chain(cv_mongo *m, const cv_event *const *evs, size_t n, char *errbuf,
-                          size_t errlen) {
-    run_change merged, one;
-    size_t filter_from = 0;
-    int64_t matched = 0;
-    bson_iter_t it;
-    cv_err err = CV_OK;
-
-    if (n == 1) {
-        change_of(evs[0], &merged);
+/* What the event `ev` (moving the run to `to`) changes in the run: its piece's `set`. */
+static void append_set(bson_t *set, const cv_event *ev, cv_run_status to) {
+    BSON_APPEND_UTF8(set, CV_RUN_F_STATUS, cv_run_status_name(to));
+    if (to == CV_RUN_RUNNING) {
+        cv_mongo_append_time(set, "started_at", ev->time_ms);
+        append_opt_utf8(set, "worker", ev->worker);
+        append_counts(set, ev);
+    } else if (to == CV_RUN_RETRYING) {
+        /* The worker put the next attempt on the retry topic before saying so. */
+        append_error(set, ev);
+        append_script(set, ev);
+        cv_mongo_append_time(set, "next_attempt_at", ev->next_attempt_ms);
     } else {
-        change_init(&merged);
-        /* The filter is the start's when the chain has one, else the first's. */
-        for (size_t i = 0; i < n; i++)
-            if (cv_run_event_target(evs[i]->type) == CV_RUN_RUNNING)
-                filter_from = i;
-        /* Later events win: their members are taken first. */
-        for (size_t i = n; i-- > 0;) {
-            change_of(evs[i], &one);
-            merge_missing(&merged.set, &one.set);
-            merge_missing(&merged.add, &one.add);
-            merged.upsert |= one.upsert;
-            if (i == filter_from)
-                bson_concat(&merged.filter, &one.filter);
-            /* What the run is created with: the first event's, less what $set says. */
-            if (i == 0 && bson_iter_init(&it, &one.on_insert))
-                while (bson_iter_next(&it))
-                    if (!bson_has_field(&merged.set, bson_iter_key(&it)))
-                        bson_append_iter(&merged.on_insert, bson_iter_key(&it), -1, &it);
-            change_release(&one);
-        }
+        cv_mongo_append_time(set, "finished_at", ev->time_ms);
+        append_opt_utf8(set, "worker", ev->worker);
+        append_counts(set, ev);
+        append_error(set, ev);
+        append_script(set, ev);
+        if (ev->watermark[0])
+            BSON_APPEND_UTF8(set, "watermark", ev->watermark);
     }
-    err = change_write(m, &merged, &matched, errbuf, errlen);
-    change_release(&merged);
-    for (size_t i = 0; !err && i < n; i++)
-        err = after_change(m, evs[i], matched, errbuf, errlen);
+}
+
+/* The piece of the run an event that moves it to `to` (a start, a retry, an end) makes. */
+static void piece_doc(const cv_event *ev, cv_run_status to, bson_t *doc) {
+    bool ended = to != CV_RUN_RUNNING;
+    char id[CV_RUNFOLD_ID_MAX];
+    int64_t created = run_created_ms(ev);
+    bson_t sub;
+
+    cv_runfold_piece_id(ev->run_id, ev->attempt, ended, id);
+    BSON_APPEND_UTF8(doc, "_id", id);
+    BSON_APPEND_UTF8(doc, CV_RUNFOLD_RUN, ev->run_id);
+    BSON_APPEND_UTF8(doc, CV_RUNFOLD_PIECE, ended ? "ended" : "started");
+    BSON_APPEND_INT32(doc, CV_RUN_F_ATTEMPT, ev->attempt);
+    BSON_APPEND_UTF8(doc, "event_id", ev->event_id);
+    append_filed(doc, ev, created);
+    BSON_APPEND_DOCUMENT_BEGIN(doc, CV_RUNFOLD_SET, &sub);
+    append_set(&sub, ev, to);
+    bson_append_document_end(doc, &sub);
+    if (ended)
+        return;
+    /* Every start is one attempt of the run's `attempts`. */
+    BSON_APPEND_DOCUMENT_BEGIN(doc, CV_RUNFOLD_ENTRY, &sub);
+    BSON_APPEND_UTF8(&sub, "event_id", ev->event_id);
+    append_opt_utf8(&sub, "worker", ev->worker);
+    cv_mongo_append_time(&sub, "started_at", ev->time_ms);
+    bson_append_document_end(doc, &sub);
+    /* A message from another system has no record: this is what it starts as. */
+    BSON_APPEND_DOCUMENT_BEGIN(doc, CV_RUNFOLD_CREATED, &sub);
+    append_created(&sub, ev, created);
+    BSON_APPEND_INT32(&sub, CV_RUN_F_ATTEMPT, ev->attempt);
+    bson_append_document_end(doc, &sub);
+}
+
+/* A run.progress: the counts so far, on its attempt's start (only long jobs report any). */
+static cv_err apply_progress(cv_mongo *m, const cv_event *ev, char *errbuf, size_t errlen) {
+    char id[CV_RUNFOLD_ID_MAX], key[64];
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, counts = BSON_INITIALIZER;
+    bson_iter_t it;
+    cv_err err;
+
+    cv_runfold_piece_id(ev->run_id, ev->attempt, false, id);
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    snprintf(key, sizeof(key), "%s.progress_at", CV_RUNFOLD_SET);
+    cv_mongo_append_time(&set, key, ev->time_ms);
+    append_counts(&counts, ev);
+    if (bson_iter_init(&it, &counts))
+        while (bson_iter_next(&it)) {
+            snprintf(key, sizeof(key), "%s.%s", CV_RUNFOLD_SET, bson_iter_key(&it));
+            bson_append_iter(&set, key, -1, &it);
+        }
+    bson_append_document_end(&update, &set);
+    err = cv_mongo_update(m, CV_COLL_RUNS, &filter, &update, false, NULL, errbuf, errlen);
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    bson_destroy(&counts);
     return err;
 }
 
-/* The runs of a batch, applied by APPLY_THREADS threads at once: runs are
- * independent records, and one run's events stay on one thread, in order.
- * Each update costs the store several round trips (four PostgreSQL
- * statements under FerretDB), so one thread would leave the store idle. */
-#define APPLY_THREADS 4
+/* After an end was stored: the project's notification of a failure, the job's watermark
+ * after a success, each only when that end is the one the run took (a replay finds the
+ * same and writes the same notification id again). */
+static cv_err after_end(cv_mongo *m, const cv_event *ev, cv_run_status to, char *errbuf,
+                        size_t errlen) {
+    bool failed = to == CV_RUN_FAILED || to == CV_RUN_TIMED_OUT;
+    bson_t *run = NULL;
+    cv_err err;
 
-typedef struct apply_work {
-    cv_mongo *m;
-    const cv_event **order; /* events grouped by run */
-    size_t *starts;         /* nruns + 1 offsets into order */
-    size_t nruns;
-    atomic_size_t next;
-    pthread_mutex_t lock;
-    cv_err err; /* the first failure, under lock */
-    char why[512];
-} apply_work;
-
-static void *apply_some(void *arg) {
-    apply_work *w = arg;
-    char why[512];
-    size_t r;
-
-    while ((r = atomic_fetch_add(&w->next, 1)) < w->nruns) {
-        size_t at = w->starts[r], end = w->starts[r + 1], len;
-        cv_err err = CV_OK;
-        for (size_t k = at; !err && k < end; k += len) {
-            len = chain_len(w->order + at, end - at, k - at);
-            err = apply_chain(w->m, w->order + k, len, why, sizeof(why));
-        }
-        if (err) {
-            pthread_mutex_lock(&w->lock);
-            if (!w->err) {
-                w->err = err;
-                snprintf(w->why, sizeof(w->why), "%s", why);
-            }
-            pthread_mutex_unlock(&w->lock);
-            break;
-        }
-    }
-    return NULL;
+    if (!failed && !(to == CV_RUN_SUCCEEDED && ev->watermark[0] && ev->job_id[0]))
+        return CV_OK;
+    if ((err = cv_runs_get(m, ev->run_id, &run, errbuf, errlen)))
+        return err == CV_ERR_NOT_FOUND ? CV_OK : err;
+    if (cv_mongo_doc_int(run, CV_RUN_F_ATTEMPT, -1) == ev->attempt &&
+        cv_run_status_parse(cv_mongo_doc_str(run, CV_RUN_F_STATUS)) == to)
+        err = failed ? cv_runs_notify(m, ev->run_id, ev->job_id, ev->project_id,
+                                      cv_run_status_name(to), ev->attempt, ev->error_code,
+                                      ev->error_message, errbuf, errlen)
+                     : update_job_watermark(m, ev, errbuf, errlen);
+    bson_destroy(run);
+    return err;
 }
 
-static cv_err apply_runs(cv_mongo *m, const cv_event **order, size_t n, char *errbuf,
-                         size_t errlen) {
-    apply_work w = {.m = m, .order = order};
-    pthread_t threads[APPLY_THREADS - 1];
-    int started = 0;
+/* Appends a string to an array document being built. */
+static void push_str(bson_t *array, size_t *n, const char *value) {
+    char idx[24];
+    snprintf(idx, sizeof(idx), "%zu", (*n)++);
+    BSON_APPEND_UTF8(array, idx, value);
+}
 
-    if (n == 0)
-        return CV_OK;
-    if (!(w.starts = malloc((n + 1) * sizeof(*w.starts))))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    for (size_t at = 0; at < n;) {
-        w.starts[w.nruns++] = at;
-        while (++at < n && strcmp(order[at]->run_id, order[at - 1]->run_id) == 0)
-            ;
+/* Which runs of the batch become or stop being active. A run whose start and end are
+ * both in the batch (most small jobs) is neither; a schedule's run was made active by
+ * the scheduler with its record, so its end always removes it. */
+static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run_status *to,
+                           size_t n, char *errbuf, size_t errlen) {
+    bson_t *docs = calloc(n ? n : 1, sizeof(*docs)), gone = BSON_INITIALIZER, list;
+    const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    bool *dup = calloc(n ? n : 1, sizeof(*dup));
+    size_t nins = 0, ngone = 0;
+    cv_err err = CV_OK;
+
+    if (!docs || !ptrs || !dup) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
     }
-    w.starts[w.nruns] = n;
-    atomic_init(&w.next, 0);
-    pthread_mutex_init(&w.lock, NULL);
-    for (size_t i = 1; i < APPLY_THREADS && i < w.nruns; i++)
-        if (pthread_create(&threads[started], NULL, apply_some, &w) == 0)
-            started++;
-    apply_some(&w);
-    for (int i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
-    pthread_mutex_destroy(&w.lock);
-    free(w.starts);
-    if (w.err)
-        return cv_err_set(errbuf, errlen, w.err, "%s", w.why);
-    return CV_OK;
+    BSON_APPEND_ARRAY_BEGIN(&gone, "$in", &list);
+    for (size_t i = 0; i < n; i++) {
+        bool start = to[i] == CV_RUN_RUNNING, final = cv_run_is_final(to[i]), other = false;
+        if (!start && !final)
+            continue;
+        for (size_t j = 0; j < n && !other; j++)
+            other = j != i && strcmp(pev[j]->run_id, pev[i]->run_id) == 0 &&
+                    (start ? cv_run_is_final(to[j]) : to[j] == CV_RUN_RUNNING);
+        if (start && !other) {
+            bson_init(&docs[nins]);
+            active_doc(&docs[nins], pev[i]->run_id, pev[i]->job_id[0] ? pev[i]->job_id : NULL);
+            ptrs[nins] = &docs[nins];
+            nins++;
+        } else if (final && (!other || strcmp(pev[i]->trigger, "schedule") == 0)) {
+            push_str(&list, &ngone, pev[i]->run_id);
+        }
+    }
+    bson_append_array_end(&gone, &list);
+    if (nins)
+        err = cv_mongo_insert_many(m, CV_COLL_ACTIVE, ptrs, nins, dup, errbuf, errlen);
+    if (!err && ngone) {
+        bson_t filter = BSON_INITIALIZER;
+        BSON_APPEND_DOCUMENT(&filter, "_id", &gone);
+        err = cv_mongo_delete_many(m, CV_COLL_ACTIVE, &filter, NULL, errbuf, errlen);
+        bson_destroy(&filter);
+    }
+out:
+    for (size_t i = 0; i < nins; i++)
+        bson_destroy(&docs[i]);
+    bson_destroy(&gone);
+    free(docs);
+    free(ptrs);
+    free(dup);
+    return err;
+}
+
+/* The batch's pieces: one per start, retry and end, the first of each _id in the batch
+ * (a piece already stored is a duplicate, which is success), into pieces[]; pev[] and
+ * to[] say which event made each and where it moves the run. */
+static size_t make_pieces(const cv_event *evs, size_t n, bson_t *pieces, const cv_event **pev,
+                          cv_run_status *to) {
+    size_t np = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        cv_run_status t = cv_run_event_target(evs[i].type);
+        bool again = false;
+        if (!moves_run(&evs[i]) || t == CV_RUN_NONE)
+            continue;
+        for (size_t j = 0; j < np && !again; j++)
+            again = pev[j]->attempt == evs[i].attempt &&
+                    (to[j] == CV_RUN_RUNNING) == (t == CV_RUN_RUNNING) &&
+                    strcmp(pev[j]->run_id, evs[i].run_id) == 0;
+        if (again)
+            continue; /* the attempt's first end wins, here as in the store */
+        bson_init(&pieces[np]);
+        piece_doc(&evs[i], t, &pieces[np]);
+        pev[np] = &evs[i];
+        to[np++] = t;
+    }
+    return np;
+}
+
+/* True when a later event of the batch reports the same attempt's progress. */
+static bool progress_superseded(const cv_event *evs, size_t n, size_t i) {
+    for (size_t j = i + 1; j < n; j++)
+        if (!strcmp(evs[j].type, CV_EVENT_RUN_PROGRESS) && evs[j].attempt == evs[i].attempt &&
+            !strcmp(evs[j].run_id, evs[i].run_id))
+            return true;
+    return false;
 }
 
 cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
                            size_t errlen) {
-    bson_t *docs = calloc(n ? n : 1, sizeof(*docs));
-    const bson_t **doc_ptrs = calloc(n ? n : 1, sizeof(*doc_ptrs));
-    const cv_event **order = calloc(n ? n : 1, sizeof(*order));
+    bson_t *docs = calloc(n ? n : 1, sizeof(*docs)), *pieces = calloc(n ? n : 1, sizeof(*pieces));
+    const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    const cv_event **pev = calloc(n ? n : 1, sizeof(*pev));
+    cv_run_status *to = calloc(n ? n : 1, sizeof(*to));
     bool *dup = calloc(n ? n : 1, sizeof(*dup));
-    size_t norder = 0;
+    size_t ndocs = 0, np = 0;
     cv_err err = CV_OK;
 
     if (n == 0)
         goto out;
-    if (!docs || !doc_ptrs || !order || !dup) {
+    if (!docs || !pieces || !ptrs || !pev || !to || !dup) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
     /* Every event is stored first, in one unordered insert (a replayed one
      * is a duplicate _id, which is success). */
-    for (size_t i = 0; i < n; i++) {
-        bson_init(&docs[i]);
-        event_doc(&evs[i], &docs[i]);
-        doc_ptrs[i] = &docs[i];
+    for (; ndocs < n; ndocs++) {
+        bson_init(&docs[ndocs]);
+        event_doc(&evs[ndocs], &docs[ndocs]);
+        ptrs[ndocs] = &docs[ndocs];
     }
-    if ((err = cv_mongo_insert_many(m, CV_COLL_EVENTS, doc_ptrs, n, dup, errbuf, errlen)))
+    if ((err = cv_mongo_insert_many(m, CV_COLL_EVENTS, ptrs, n, dup, errbuf, errlen)))
         goto out;
-    /* Then the runs: grouped by run, each run's events kept in their order
-     * (one run's events share a partition, so that is the order they were
-     * sent in), and each chain of them written as one change. */
-    for (size_t i = 0; i < n; i++) {
-        if (!moves_run(&evs[i]))
-            continue;
-        bool seen = false;
-        for (size_t j = 0; j < norder && !seen; j++)
-            seen = strcmp(order[j]->run_id, evs[i].run_id) == 0;
-        if (seen)
-            continue;
-        for (size_t j = i; j < n; j++)
-            if (moves_run(&evs[j]) && strcmp(evs[j].run_id, evs[i].run_id) == 0)
-                order[norder++] = &evs[j];
-    }
-    err = apply_runs(m, order, norder, errbuf, errlen);
+    /* Then the runs' pieces, in one more. */
+    np = make_pieces(evs, n, pieces, pev, to);
+    for (size_t i = 0; i < np; i++)
+        ptrs[i] = &pieces[i];
+    if (np && (err = cv_mongo_insert_many(m, CV_COLL_RUNS, ptrs, np, dup, errbuf, errlen)))
+        goto out;
+    for (size_t i = 0; !err && i < n; i++)
+        if (moves_run(&evs[i]) && !strcmp(evs[i].type, CV_EVENT_RUN_PROGRESS) &&
+            !progress_superseded(evs, n, i))
+            err = apply_progress(m, &evs[i], errbuf, errlen);
+    if (!err)
+        err = apply_active(m, pev, to, np, errbuf, errlen);
+    for (size_t i = 0; !err && i < np; i++)
+        if (cv_run_is_final(to[i]))
+            err = after_end(m, pev[i], to[i], errbuf, errlen);
 out:
-    for (size_t i = 0; docs && i < n; i++)
+    for (size_t i = 0; i < ndocs; i++)
         bson_destroy(&docs[i]);
+    for (size_t i = 0; i < np; i++)
+        bson_destroy(&pieces[i]);
     free(docs);
-    free(doc_ptrs);
-    free(order);
+    free(pieces);
+    free(ptrs);
+    free(pev);
+    free(to);
     free(dup);
     return err;
-}
-
-void cv_runs_append_ended(bson_t *filter) {
-    cv_run_status finals[CV_RUN_STATUS_COUNT];
-    append_in(filter, CV_RUN_F_STATUS, finals, cv_run_finals(finals, CV_RUN_STATUS_COUNT));
 }
 
 bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *project_id,
@@ -589,6 +471,7 @@ bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *
     if (!cv_run_can_move(CV_RUN_NONE, status) || status == CV_RUN_RUNNING || !(doc = bson_new()))
         return NULL;
     BSON_APPEND_UTF8(doc, "_id", run_id);
+    BSON_APPEND_UTF8(doc, CV_RUNFOLD_RUN, run_id);
     BSON_APPEND_UTF8(doc, CV_RUN_F_JOB, job_id);
     BSON_APPEND_UTF8(doc, CV_RUN_F_PROJECT, project_id);
     BSON_APPEND_UTF8(doc, "trigger", "schedule");
@@ -611,19 +494,79 @@ bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *
 cv_err cv_runs_insert_records(cv_mongo *m, const bson_t **records, size_t n, char *errbuf,
                               size_t errlen) {
     bool *dup = calloc(n ? n : 1, sizeof(*dup));
+    bson_t *active = calloc(n ? n : 1, sizeof(*active));
+    const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    size_t nactive = 0;
     cv_err err;
 
-    if (!dup)
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    err = cv_mongo_insert_many(m, CV_COLL_RUNS, records, n, dup, errbuf, errlen);
+    if (!dup || !active || !ptrs) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    /* A queued run of a schedule is active from now on (cv_runs_active_of_job()). */
+    for (size_t i = 0; i < n; i++) {
+        const char *status = cv_mongo_doc_str(records[i], CV_RUN_F_STATUS);
+        if (!status || strcmp(status, cv_run_status_name(CV_RUN_QUEUED)) != 0)
+            continue;
+        bson_init(&active[nactive]);
+        active_doc(&active[nactive], cv_mongo_doc_str(records[i], "_id"),
+                   cv_mongo_doc_str(records[i], CV_RUN_F_JOB));
+        ptrs[nactive] = &active[nactive];
+        nactive++;
+    }
+    if (!(err = cv_mongo_insert_many(m, CV_COLL_RUNS, records, n, dup, errbuf, errlen)) && nactive)
+        err = cv_mongo_insert_many(m, CV_COLL_ACTIVE, ptrs, nactive, dup, errbuf, errlen);
+out:
+    for (size_t i = 0; i < nactive; i++)
+        bson_destroy(&active[i]);
+    free(active);
+    free(ptrs);
     free(dup);
+    return err;
+}
+
+/* ---- reading a run ------------------------------------------------------- */
+
+cv_err cv_runs_get(cv_mongo *m, const char *run_id, bson_t **out, char *errbuf, size_t errlen) {
+    bson_t *filter = BCON_NEW(CV_RUNFOLD_RUN, BCON_UTF8(run_id)), *found = NULL;
+    bool record = false;
+    bson_iter_t it;
+    cv_err err;
+
+    *out = NULL;
+    if ((err = cv_mongo_find(m, CV_COLL_RUNS, filter, NULL, 0, &found, errbuf, errlen)))
+        goto out;
+    for (bool more = bson_iter_init(&it, found); more && !record && bson_iter_next(&it);) {
+        bson_iter_t id;
+        record = BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &id) &&
+                 bson_iter_find(&id, "_id") && BSON_ITER_HOLDS_UTF8(&id) &&
+                 strcmp(bson_iter_utf8(&id, NULL), run_id) == 0;
+    }
+    /* A record an earlier version wrote has no run_id: it is found by _id. */
+    if (!record) {
+        bson_t *one = NULL;
+        char key[24];
+        err = cv_mongo_find_id(m, CV_COLL_RUNS, run_id, &one, errbuf, errlen);
+        if (err && err != CV_ERR_NOT_FOUND)
+            goto out;
+        err = CV_OK;
+        snprintf(key, sizeof(key), "%u", bson_count_keys(found));
+        if (one)
+            BSON_APPEND_DOCUMENT(found, key, one);
+        bson_destroy(one);
+    }
+    if (!(*out = cv_runfold_array(run_id, found)))
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOT_FOUND, "no run %s", run_id);
+out:
+    bson_destroy(found);
+    bson_destroy(filter);
     return err;
 }
 
 cv_err cv_runs_status(cv_mongo *m, const char *run_id, cv_run_status *status, char *errbuf,
                       size_t errlen) {
     bson_t *doc = NULL;
-    cv_err err = cv_mongo_find_id(m, CV_COLL_RUNS, run_id, &doc, errbuf, errlen);
+    cv_err err = cv_runs_get(m, run_id, &doc, errbuf, errlen);
 
     *status = CV_RUN_NONE;
     if (err)
@@ -638,7 +581,7 @@ cv_err cv_runs_attempt_over(cv_mongo *m, const char *run_id, int attempt, bool *
     bson_t *doc = NULL;
     cv_run_status status;
     int64_t current;
-    cv_err err = cv_mongo_find_id(m, CV_COLL_RUNS, run_id, &doc, errbuf, errlen);
+    cv_err err = cv_runs_get(m, run_id, &doc, errbuf, errlen);
 
     *over = false;
     if (err == CV_ERR_NOT_FOUND)
@@ -655,8 +598,7 @@ cv_err cv_runs_attempt_over(cv_mongo *m, const char *run_id, int attempt, bool *
 
 cv_err cv_runs_find_running(cv_mongo *m, const char *after, int64_t limit, bson_t **out,
                             char *errbuf, size_t errlen) {
-    bson_t *filter = BCON_NEW(CV_RUN_F_STATUS, BCON_UTF8(cv_run_status_name(CV_RUN_RUNNING)));
-    bson_t *sort = BCON_NEW("_id", BCON_INT32(1));
+    bson_t *filter = bson_new(), *sort = BCON_NEW("_id", BCON_INT32(1));
     bson_t gt;
     cv_err err;
 
@@ -665,46 +607,54 @@ cv_err cv_runs_find_running(cv_mongo *m, const char *after, int64_t limit, bson_
         BSON_APPEND_UTF8(&gt, "$gt", after);
         bson_append_document_end(filter, &gt);
     }
-    err = cv_mongo_find(m, CV_COLL_RUNS, filter, sort, limit, out, errbuf, errlen);
+    err = cv_mongo_find(m, CV_COLL_ACTIVE, filter, sort, limit, out, errbuf, errlen);
     bson_destroy(filter);
     bson_destroy(sort);
     return err;
 }
 
+cv_err cv_runs_forget_active(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen) {
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(run_id));
+    const bson_t *filters[] = {filter};
+    cv_err err = cv_mongo_delete_each(m, CV_COLL_ACTIVE, filters, 1, NULL, errbuf, errlen);
+    bson_destroy(filter);
+    return err;
+}
+
 cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size_t len,
                              char *errbuf, size_t errlen) {
-    cv_run_status active[CV_RUN_STATUS_COUNT];
-    bson_t filter = BSON_INITIALIZER, *list = NULL;
+    bson_t *filter = BCON_NEW(CV_RUN_F_JOB, BCON_UTF8(job_id)), *list = NULL;
     bson_iter_t it, doc;
-    cv_err err;
+    cv_err err = cv_mongo_find(m, CV_COLL_ACTIVE, filter, NULL, 1, &list, errbuf, errlen);
 
-    BSON_APPEND_UTF8(&filter, CV_RUN_F_JOB, job_id);
-    append_in(&filter, CV_RUN_F_STATUS, active, cv_run_active(active, CV_RUN_STATUS_COUNT));
-    err = cv_mongo_find(m, CV_COLL_RUNS, &filter, NULL, 1, &list, errbuf, errlen);
     run_id[0] = '\0';
     if (!err && bson_iter_init(&it, list) && bson_iter_next(&it) && BSON_ITER_HOLDS_DOCUMENT(&it) &&
         bson_iter_recurse(&it, &doc) && bson_iter_find(&doc, "_id") && BSON_ITER_HOLDS_UTF8(&doc))
         snprintf(run_id, len, "%s", bson_iter_utf8(&doc, NULL));
     bson_destroy(list);
-    bson_destroy(&filter);
+    bson_destroy(filter);
     return err;
 }
 
 cv_err cv_runs_request_cancel(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen) {
-    cv_run_status active[CV_RUN_STATUS_COUNT];
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
-    int64_t matched = 0;
+    cv_run_status status;
     cv_err err;
 
+    if ((err = cv_runs_status(m, run_id, &status, errbuf, errlen)))
+        return err == CV_ERR_NOT_FOUND
+                   ? cv_err_set(errbuf, errlen, CV_ERR_CONFLICT, "run %s has no record", run_id)
+                   : err;
+    if (cv_run_is_final(status))
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFLICT, "run %s has finished", run_id);
+    /* On the record; a run another system queued gets one that holds only this. */
     BSON_APPEND_UTF8(&filter, "_id", run_id);
-    append_in(&filter, CV_RUN_F_STATUS, active, cv_run_active(active, CV_RUN_STATUS_COUNT));
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     BSON_APPEND_BOOL(&set, CV_RUN_F_CANCEL, true);
     cv_mongo_append_time(&set, "cancel_requested_at", cv_time_now_ms());
+    BSON_APPEND_UTF8(&set, CV_RUNFOLD_RUN, run_id);
     bson_append_document_end(&update, &set);
-    err = cv_mongo_update(m, CV_COLL_RUNS, &filter, &update, false, &matched, errbuf, errlen);
-    if (!err && matched == 0)
-        err = cv_err_set(errbuf, errlen, CV_ERR_CONFLICT, "run %s has finished", run_id);
+    err = cv_mongo_update(m, CV_COLL_RUNS, &filter, &update, true, NULL, errbuf, errlen);
     bson_destroy(&filter);
     bson_destroy(&update);
     return err;

@@ -1,26 +1,35 @@
 /*
  * cv_runs.h - the record of runs in MongoDB, and the one writer of a run's
- * status: the `events` collection (one document per event, _id = event id)
- * and the `runs` collection (one document per run, kept current from its
- * events). What the statuses are and which moves are legal is cv_run's
- * table; this module turns it into filters, so every write here moves a run
- * only along that table.
+ * status: the `events` collection (one document per event, _id = event id),
+ * the `runs` collection and `active_runs`. What the statuses are and which
+ * moves are legal is cv_run's table; how a run is folded from what is stored
+ * is cv_runfold's.
  *
- * Applying an event is idempotent and insensitive to order: a replayed event
- * changes nothing, and a late run.started never moves a run back from a final
- * state. Whoever queues a run writes its record whole first
- * (cv_runs_queued_record() from the API, cv_runs_tick_record() from the
- * scheduler), so a client can read it right after 202; its run.queued event
- * is kept as an event and changes nothing. The collector applies every other
- * event.
- * Each run.started adds an entry to the run's `attempts` array (event id,
- * worker, start time), so a run that was retried shows every attempt.
+ * A run is stored insert-only (cv_runfold.h): whoever queues it writes its
+ * record whole first (cv_runs_queued_record() from the API,
+ * cv_runs_tick_record() from the scheduler), so a client can read it right
+ * after 202; the collector stores every start, retry and end as a piece of the
+ * run beside it, in one batched insert with the events, and never updates a
+ * run in place (an update costs FerretDB four PostgreSQL statements; a piece
+ * in a batch costs a share of one). Every reader asks cv_runs_get(), which
+ * folds the run. Applying an event is idempotent and insensitive to order: a
+ * replayed event is a duplicate piece, and a late run.started never moves a
+ * run back from a final state. Each start adds an entry to the run's
+ * `attempts` (event id, worker, start time), so a retried run shows every
+ * attempt.
  *
  * A run's events change it only while their attempt is its current one and
  * still running: when a lease (cv_lease) runs out the scheduler takes the
- * attempt away (its run.retrying or run.failed event ends that attempt), and
- * whatever the late worker reports afterwards is kept as an event but changes
- * nothing. A run succeeds at most once.
+ * attempt away (its run.retrying or run.failed event ends that attempt, and
+ * the first end of an attempt stored is the one that counts), and whatever the
+ * late worker reports afterwards is kept as an event but changes nothing. A
+ * run succeeds at most once.
+ *
+ * `active_runs` holds one document per run still going, by the same writer:
+ * the scheduler's queued runs from their record, any run from its first start
+ * the collector sees in a batch without its end, until its end. It is what
+ * the scheduler asks whether a job has a run going, and what the lease sweep
+ * walks. Runs queued through the API and not started yet are not in it.
  *
  * Every function may be called from any thread.
  */
@@ -31,6 +40,7 @@
 #include "cv_message.h"
 #include "cv_mongo.h"
 #include "cv_run.h"
+#include "cv_runfold.h"
 #include "cv_store.h"
 
 /* Fields of a run record that other modules filter or sort on. */
@@ -41,13 +51,14 @@
 #define CV_RUN_F_CREATED "created_at" /* the order of a job's run history */
 #define CV_RUN_F_CANCEL "cancel_requested"
 
-/* Stores n events (a duplicate event id is success) and brings their runs'
- * documents up to date, in few writes: every event in one unordered insert, then per run its events
- * in their order, each chain of a start, progress and the end of one attempt merged into one
- * update; different runs are written by up to four threads at once. Events of one run must come in
- * the order they were published (one partition's order). The same guarantees hold: a replayed batch
- * changes nothing, a late event never moves a finished run. CV_ERR_MONGO when the store did not
- * acknowledge: retry the whole batch. */
+/* Stores n events (a duplicate event id is success) and the pieces of the runs they move, in
+ * few writes whatever n is: every event in one unordered insert, every start, retry and end in
+ * one more, the runs that became or stopped being active in one insert and one delete. Only a
+ * run.progress (long jobs) updates its attempt's start, and a failure or a success with a
+ * watermark reads its run back to notify or mark the job. Events of one run must come in the
+ * order they were published (one partition's order). A replayed batch changes nothing, a late
+ * event never moves a finished run. CV_ERR_MONGO when the store did not acknowledge: retry the
+ * whole batch. */
 cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf, size_t errlen);
 
 /* The record of a run about to be queued, from its run.queued event: new,
@@ -64,9 +75,6 @@ cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const
                       const char *status, int attempts, const char *code, const char *message,
                       char *errbuf, size_t errlen);
 
-/* Appends {status: {$in: [the final statuses]}} to a filter on runs. */
-void cv_runs_append_ended(bson_t *filter);
-
 /* The record of a scheduled tick: `status` CV_RUN_QUEUED (the run of a tick
  * that runs, queued at queued_ms, with max_attempts), or CV_RUN_MISSED or
  * CV_RUN_SKIPPED with `reason`, finished at now_ms. Returns a new document the
@@ -76,9 +84,14 @@ bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *
                             int64_t queued_ms, const char *reason, int64_t now_ms);
 
 /* Inserts n records made by cv_runs_tick_record() in one unordered batch; a
- * record already there (another scheduler, a replay) is left as it is. */
+ * record already there (another scheduler, a replay) is left as it is. The
+ * queued ones become active runs of their jobs. */
 cv_err cv_runs_insert_records(cv_mongo *m, const bson_t **records, size_t n, char *errbuf,
                               size_t errlen);
+
+/* The run as it stands (cv_runfold()): a new document the caller frees with
+ * bson_destroy(). CV_ERR_NOT_FOUND when nothing of it is stored. */
+cv_err cv_runs_get(cv_mongo *m, const char *run_id, bson_t **out, char *errbuf, size_t errlen);
 
 /* The stored status of a run into *status. CV_ERR_NOT_FOUND if it has no
  * record. */
@@ -93,19 +106,23 @@ cv_err cv_runs_status(cv_mongo *m, const char *run_id, cv_run_status *status, ch
 cv_err cv_runs_attempt_over(cv_mongo *m, const char *run_id, int attempt, bool *over, char *errbuf,
                             size_t errlen);
 
-/* Up to `limit` runs with status running and an _id after `after` ("" for
- * the first), in _id order, as an array document (as cv_mongo_find() returns)
- * the caller frees with bson_destroy(). */
+/* Up to `limit` active runs (see above: _id = run id, job_id, since) with an
+ * _id after `after` ("" for the first), in _id order, as an array document (as
+ * cv_mongo_find() returns) the caller frees with bson_destroy(). */
 cv_err cv_runs_find_running(cv_mongo *m, const char *after, int64_t limit, bson_t **out,
                             char *errbuf, size_t errlen);
 
-/* The id of a run of the job that has not ended (queued, running, retrying)
- * into run_id, or "" when there is none. */
+/* Takes a run that turned out to have ended off the active runs. */
+cv_err cv_runs_forget_active(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen);
+
+/* The id of an active run of the job (see above: a schedule's run from its
+ * record on, any run from its start) into run_id, or "" when there is none. */
 cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size_t len,
                              char *errbuf, size_t errlen);
 
-/* Asks the worker running a run to stop: sets cancel_requested while the run
- * has not ended. CV_ERR_CONFLICT when it has ended (or has no record). */
+/* Asks the worker running a run to stop: sets cancel_requested on its record
+ * while the run has not ended. CV_ERR_CONFLICT when it has ended (or nothing
+ * of it is stored). */
 cv_err cv_runs_request_cancel(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen);
 
 /* True if someone asked for the run to stop (false also when the record

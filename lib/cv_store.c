@@ -15,7 +15,8 @@ static const cv_store_index indexes[] = {
      * GET /jobs/{id}/runs (newest first) and the scheduler's "is a run of
      * this job still active" for forbid and queue schedules. */
     {CV_COLL_RUNS, "job_created", "job_id:1,created_at:-1,_id:-1"},
-    {CV_COLL_RUNS, "job_status", "job_id:1,status:1"},
+    /* A run's record and pieces (cv_runfold), which GET /runs/{id} folds. */
+    {CV_COLL_RUNS, "run", "run_id:1"},
     /* The same history on FerretDB, which sorts in memory: a job's runs by the
      * time buckets they fall in (cv_bucket), one bucket at a time. */
     {CV_COLL_RUNS, "buckets", "buckets:1"},
@@ -24,8 +25,9 @@ static const cv_store_index indexes[] = {
     /* GET /projects/{id}/notifications, newest first. */
     {CV_COLL_NOTIFICATIONS, "project_created", "project_id:1,created_at:-1,_id:-1"},
     {CV_COLL_NOTIFICATIONS, "buckets", "buckets:1"}, /* the same on FerretDB, as for runs */
-    /* The scheduler's lease sweep: runs still running, whose leases it reads. */
-    {CV_COLL_RUNS, "status", "status:1,_id:1"},
+    /* The scheduler's "is a run of this job still going" for forbid and queue
+     * schedules; the lease sweep reads the active runs whole, in _id order. */
+    {CV_COLL_ACTIVE, "job", "job_id:1"},
     /* The scheduler's sweep of retries decided and not sent. */
     {CV_COLL_LEASES, "state_released", "state:1,released_at:1"},
     /* Recovery of a dead scheduler's recent claims. */

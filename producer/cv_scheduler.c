@@ -1004,6 +1004,8 @@ static void expire_lease(cv_scheduler *s, const bson_t *lease, int64_t now) {
         due = now + cv_job_retry_delay_ms(backoff, attempt + 1);
     if (cv_lease_take_back(s->mongo, lease, due, now, &taken, why, sizeof(why)) != CV_OK)
         cv_log_warn("run %s: lease not expired: %s", id, why);
+    if (ended && cv_runs_forget_active(s->mongo, id, why, sizeof(why)) != CV_OK)
+        cv_log_warn("run %s: still listed as active: %s", id, why);
     if (!taken || ended)
         return; /* renewed or handled by another scheduler meanwhile, or simply over */
 

@@ -54,14 +54,31 @@ static const char *const transfer_fields[] = {"origin_connection_id",
                                               NULL};
 static const char *const mode_names[] = {"append", "replace", "upsert"};
 static const char *const method_names[] = {"auto", "copy", "insert", "load_data"};
-static const char *const event_fields[] = {"schema",     "event_id",      "type",
-                                           "time",       "run_id",        "job_id",
-                                           "project_id", "worker",        "attempt",
-                                           "rows_read",  "rows_written",  "duration_ms",
-                                           "error",      "watermark",     "rows_per_second",
-                                           "stream",     "line",          "line_cut",
-                                           "exit_code",  "lines_dropped", "trigger",
-                                           "tick_at",    "max_attempts",  "next_attempt_at",
+static const char *const event_fields[] = {"schema",
+                                           "event_id",
+                                           "type",
+                                           "time",
+                                           "run_id",
+                                           "job_id",
+                                           "project_id",
+                                           "worker",
+                                           "attempt",
+                                           "rows_read",
+                                           "rows_written",
+                                           "duration_ms",
+                                           "error",
+                                           "watermark",
+                                           "rows_per_second",
+                                           "stream",
+                                           "line",
+                                           "line_cut",
+                                           "exit_code",
+                                           "lines_dropped",
+                                           "trigger",
+                                           "tick_at",
+                                           "max_attempts",
+                                           "next_attempt_at",
+                                           "queued_at",
                                            NULL};
 static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,
                                           CV_EVENT_RUN_STARTED,
@@ -648,6 +665,7 @@ void cv_event_from_job(cv_event *ev, const cv_job *job) {
     copy_str(ev->trigger, sizeof(ev->trigger), job->trigger);
     ev->tick_ms = job->tick_ms;
     ev->max_attempts = job->max_attempts;
+    ev->queued_ms = job->queued_at_ms;
 }
 
 char *cv_event_encode(const cv_event *ev) {
@@ -700,6 +718,10 @@ char *cv_event_encode(const cv_event *ev) {
     }
     if (ev->max_attempts > 0)
         cJSON_AddNumberToObject(root, "max_attempts", ev->max_attempts);
+    if (ev->queued_ms) {
+        cv_time_format(ev->queued_ms, stamp, sizeof(stamp));
+        cJSON_AddStringToObject(root, "queued_at", stamp);
+    }
     if (ev->next_attempt_ms) {
         cv_time_format(ev->next_attempt_ms, stamp, sizeof(stamp));
         cJSON_AddStringToObject(root, "next_attempt_at", stamp);
@@ -812,6 +834,9 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
         goto out;
     if (cJSON_GetObjectItemCaseSensitive(root, "next_attempt_at") &&
         (err = get_time(root, "next_attempt_at", &ev->next_attempt_ms, verr)))
+        goto out;
+    if (cJSON_GetObjectItemCaseSensitive(root, "queued_at") &&
+        (err = get_time(root, "queued_at", &ev->queued_ms, verr)))
         goto out;
     n = 0;
     if ((err = cv_json_get_int(root, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &n, verr)))

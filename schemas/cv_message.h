@@ -192,14 +192,15 @@ typedef struct cv_event {
     int64_t tick_ms;         /* 0 when not a scheduled run */
     int max_attempts;        /* 0 when unknown */
     int64_t next_attempt_ms; /* run.retrying: when the next attempt is due */
+    int64_t queued_ms;       /* the run's queued_at (its job message's); 0 when unknown */
 } cv_event;
 
 /* Sets a fresh event id, the type and the current time; clears the rest
  * (counts to -1). Returns CV_ERR_IO if no random id could be made. */
 cv_err cv_event_init(cv_event *ev, const char *type);
 
-/* Copies run id, job id, project id, attempt, trigger, tick and max_attempts
- * from a job into an event. */
+/* Copies run id, job id, project id, attempt, trigger, tick, max_attempts and
+ * queued_at from a job into an event. */
 void cv_event_from_job(cv_event *ev, const cv_job *job);
 
 /* Encodes an event; caller frees the result with free(). NULL on NOMEM. */

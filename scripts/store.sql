@@ -24,7 +24,8 @@
 CREATE OR REPLACE FUNCTION convutell_store_keys(collection text) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE collection
-        WHEN 'runs' THEN ARRAY['job_id', 'day', 'status', 'buckets']
+        WHEN 'runs' THEN ARRAY['job_id', 'day', 'run_id', 'buckets']
+        WHEN 'active_runs' THEN ARRAY['job_id']
         WHEN 'events' THEN ARRAY['run_id', 'day']
         WHEN 'notifications' THEN ARRAY['project_id', 'day', 'buckets']
         WHEN 'leases' THEN ARRAY['state', 'day']

@@ -69,6 +69,26 @@ class Api:
         raise AssertionError(f"run {run_id} did not finish in {timeout}s: {doc}")
 
 
+# A run is stored as its record and one piece per start and end (lib/cv_runfold.h):
+# a filter on `runs` with this finds the records only.
+RECORD = {"piece": {"$exists": False}}
+
+
+def run_views(api, mongo_db, flt, sort="_id"):
+    """The runs whose records match flt, each as GET /runs/{id} shows it."""
+    views = []
+    for rec in mongo_db.runs.find(dict(flt, **RECORD)).sort(sort, 1):
+        status, doc, _ = api.get(f"/api/v1/runs/{rec['_id']}")
+        assert status == 200, (status, doc)
+        views.append(doc)
+    return views
+
+
+def run_status(api, run_id):
+    status, doc, _ = api.get(f"/api/v1/runs/{run_id}")
+    return doc["status"] if status == 200 else None
+
+
 class Services:
     """api, worker and collector as real processes, logs in a temp folder."""
 

@@ -1,6 +1,7 @@
 """The collector's batches: every event of 100 finished runs (succeeded and
 failed) replayed twice changes no document, and a late start does not move a
-finished run back."""
+finished run back. A run is stored insert-only (lib/cv_runfold.h): its record
+and one document per start and end, which GET /runs/{id} folds."""
 import json
 import time
 import uuid
@@ -41,6 +42,16 @@ def sentinels(mongo_db):
     wait_for(lambda: mongo_db.events.count_documents({"_id": {"$in": ids}}) == PARTITIONS)
 
 
+def views(api, run_ids):
+    """Every run as GET /runs/{id} shows it."""
+    out = {}
+    for rid in run_ids:
+        status, doc, _ = api.get(f"/api/v1/runs/{rid}")
+        assert status == 200, (status, doc)
+        out[rid] = doc
+    return out
+
+
 def test_replayed_batches_change_nothing(api, mongo_db, tmp_path):
     ok = make_sql_job(api, tmp_path, "SELECT 1")
     bad = make_sql_job(api, tmp_path, "SELECT * FROM no_such_table")
@@ -48,12 +59,15 @@ def test_replayed_batches_change_nothing(api, mongo_db, tmp_path):
     run_ids += [api.post(f"/api/v1/jobs/{bad['id']}/runs")[1]["run_id"]
                 for _ in range(RUNS_FAILED)]
     final = {"run_id": {"$in": run_ids}}
-    wait_for(lambda: mongo_db.runs.count_documents(
-        {"_id": {"$in": run_ids}, "status": {"$in": ["succeeded", "failed"]}}) == len(run_ids))
+    wait_for(lambda: mongo_db.runs.count_documents(dict(final, piece="ended")) == len(run_ids))
     sentinels(mongo_db)
-    runs = {r["_id"]: r for r in mongo_db.runs.find({"_id": {"$in": run_ids}})}
+    runs = views(api, run_ids)
     assert sorted(r["status"] for r in runs.values()) == \
         ["failed"] * RUNS_FAILED + ["succeeded"] * RUNS_OK
+    # Each run is its record, its start and its end, and nothing of it is active.
+    stored = mongo_db.runs.count_documents(final)
+    assert stored == 3 * len(run_ids)
+    assert mongo_db.active_runs.count_documents({"_id": {"$in": run_ids}}) == 0
     events = mongo_db.events.count_documents(final)
     notes = mongo_db.notifications.count_documents(final)
     assert notes == RUNS_FAILED
@@ -71,15 +85,21 @@ def test_replayed_batches_change_nothing(api, mongo_db, tmp_path):
     sentinels(mongo_db)
     assert mongo_db.events.count_documents(final) == events
     assert mongo_db.notifications.count_documents(final) == notes
-    assert {r["_id"]: r for r in mongo_db.runs.find({"_id": {"$in": run_ids}})} == runs
+    assert mongo_db.runs.count_documents(final) == stored
+    assert mongo_db.active_runs.count_documents({"_id": {"$in": run_ids}}) == 0
+    assert views(api, run_ids) == runs
 
-    # A late start of a finished run, with an event id of its own: kept as an
-    # event, and the run stays as it is.
+    # Late starts of a finished run, with event ids of their own: one of the
+    # attempt that ended (the same start, stored once) and one of a later
+    # attempt (stored, but a final run is never left). Both are kept as events,
+    # and the run stays as it is.
     late_run = run_ids[0]
-    late = {"schema": "convutell.event.v1", "event_id": str(uuid.uuid4()), "type": "run.started",
-            "time": "2026-12-01T00:00:00.000Z", "run_id": late_run, "attempt": 1,
-            "worker": "late"}
-    kcat("-P", "-t", "convutell.events", "-k", late_run, data=json.dumps(late).encode())
+    for attempt in (1, 2):
+        late = {"schema": "convutell.event.v1", "event_id": str(uuid.uuid4()),
+                "type": "run.started", "time": "2026-12-01T00:00:00.000Z", "run_id": late_run,
+                "attempt": attempt, "worker": "late"}
+        kcat("-P", "-t", "convutell.events", "-k", late_run, data=json.dumps(late).encode())
     sentinels(mongo_db)
-    assert mongo_db.events.count_documents(final) == events + 1
-    assert mongo_db.runs.find_one({"_id": late_run}) == runs[late_run]
+    assert mongo_db.events.count_documents(final) == events + 2
+    assert mongo_db.runs.count_documents(final) == stored + 1
+    assert views(api, [late_run]) == {late_run: runs[late_run]}

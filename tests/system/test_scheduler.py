@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import PG_ODBC, kcat
+from conftest import PG_ODBC, RECORD, kcat, run_status, run_views
 from test_sql_jobs import sql_job
 
 UTC = dt.timezone.utc
@@ -89,12 +89,12 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def tick_records(mongo_db, job):
-    return list(mongo_db.runs.find({"job_id": job["id"], "trigger": "schedule"}).sort("tick_at", 1))
+def tick_records(api, mongo_db, job):
+    return run_views(api, mongo_db, {"job_id": job["id"], "trigger": "schedule"}, sort="tick_at")
 
 
-def all_final(mongo_db, job, count):
-    runs = tick_records(mongo_db, job)
+def all_final(api, mongo_db, job, count):
+    runs = tick_records(api, mongo_db, job)
     final = ("succeeded", "failed", "missed", "skipped")
     return len(runs) == count and all(r["status"] in final for r in runs) and runs
 
@@ -111,18 +111,18 @@ def test_two_schedulers_sixty_ticks_sixty_runs(api, pg, mongo_db, services, sche
     schedulers("scheduler-a")
     schedulers("scheduler-b")
 
-    runs = wait_for(lambda: all_final(mongo_db, job, 60), 120, "60 finished runs")
+    runs = wait_for(lambda: all_final(api, mongo_db, job, 60), 120, "60 finished runs")
     assert [r["tick_at"] for r in runs] == ticks
     assert {r["status"] for r in runs} == {"succeeded"}, [r for r in runs
                                                          if r["status"] != "succeeded"]
-    assert len({r["_id"] for r in runs}) == 60
+    assert len({r["id"] for r in runs}) == 60
     # Each run executed once: one start, one row each.
     assert mongo_db.events.count_documents(
-        {"run_id": {"$in": [r["_id"] for r in runs]}, "type": "run.started"}) == 60
+        {"run_id": {"$in": [r["id"] for r in runs]}, "type": "run.started"}) == 60
     assert pg.execute("SELECT count(*) FROM sched_two").fetchone() == (60,)
     # Nothing more after end_at; the cursor says so.
     time.sleep(1.5)
-    assert mongo_db.runs.count_documents({"job_id": job["id"]}) == 60
+    assert mongo_db.runs.count_documents(dict({"job_id": job["id"]}, **RECORD)) == 60
     ended = mongo_db.jobs.find_one({"_id": job["id"]})
     assert (ended["schedule"]["next_run_at"], ended["scheduled"]) == (None, False)
 
@@ -140,7 +140,7 @@ def test_schedule_stored_by_an_earlier_version_still_fires(api, mongo_db, servic
     other = sql_job(api, "SELECT 1")  # no schedule: not flagged
     schedulers("scheduler-new")
     runs = wait_for(lambda: (lambda rs: rs if len(rs) == 3 else None)(
-        list(mongo_db.runs.find({"job_id": job["id"]}))), 30, "three ticks")
+        list(mongo_db.runs.find(dict({"job_id": job["id"]}, **RECORD)))), 30, "three ticks")
     assert sorted(r["tick_at"] for r in runs) == [rfc(start + i * 1000) for i in range(3)]
     assert "flagged" in services.log("scheduler-new")
     assert "scheduled" not in mongo_db.jobs.find_one({"_id": other["id"]})
@@ -164,14 +164,15 @@ def test_many_schedules_due_at_once(api, pg, mongo_db, services, schedulers):
     ids = [j["id"] for j in jobs]
     final = ("succeeded", "failed", "missed", "skipped")
     wait_for(lambda: mongo_db.runs.count_documents(
-        {"job_id": {"$in": ids}, "status": {"$in": final}}) == 300, 120, "300 finished runs")
-    runs = list(mongo_db.runs.find({"job_id": {"$in": ids}}))
+        {"job_id": {"$in": ids}, "piece": "ended"}) == 300, 120, "300 finished runs")
+    runs = run_views(api, mongo_db, {"job_id": {"$in": ids}})
+    assert {r["status"] for r in runs} <= set(final)
     assert sorted((r["job_id"], r["tick_at"], r["status"]) for r in runs) == sorted(
         (i, rfc(start + k * 1000), "succeeded") for i in ids for k in (0, 1))
     assert pg.execute("SELECT count(*), count(DISTINCT job) FROM sched_many").fetchone() == (
         300, 150)
     assert mongo_db.events.count_documents(
-        {"run_id": {"$in": [r["_id"] for r in runs]}, "type": "run.started"}) == 300
+        {"run_id": {"$in": [r["id"] for r in runs]}, "type": "run.started"}) == 300
     # The ends are written back one job at a time, in the gaps between ticks.
     wait_for(lambda: mongo_db.jobs.count_documents(
         {"_id": {"$in": ids}, "schedule.next_run_at": None}) == 150, 60, "150 schedules ended")
@@ -219,7 +220,7 @@ def test_scheduler_killed_and_restarted(api, pg, mongo_db, services, schedulers)
 
     ticks = [rfc(start + k * 1000) for k in range(12)]
     for policy, job in jobs.items():
-        runs = wait_for(lambda: all_final(mongo_db, job, 12), 60, f"12 ticks of {policy}")
+        runs = wait_for(lambda: all_final(api, mongo_db, job, 12), 60, f"12 ticks of {policy}")
         assert [r["tick_at"] for r in runs] == ticks, policy  # every tick once, in order
         ran = [r for r in runs if r["status"] == "succeeded"]
         missed = [r for r in runs if r["status"] == "missed"]
@@ -236,7 +237,7 @@ def test_scheduler_killed_and_restarted(api, pg, mongo_db, services, schedulers)
         if policy == "run_once":
             # One catch-up run stands for each group of missed ticks.
             catch_up = {r["reason"].rsplit("run ", 1)[1].split()[0] for r in missed}
-            assert catch_up <= {r["_id"] for r in ran}
+            assert catch_up <= {r["id"] for r in ran}
 
 
 def test_fails_twice_then_succeeds(api, mongo_db, services, schedulers):
@@ -293,7 +294,7 @@ def test_worker_killed_run_resumed_after_lease(api, pg, mongo_db, services):
     job = sql_job(api, "SELECT pg_sleep(3); INSERT INTO lease_once VALUES (clock_timestamp())")
     status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
     run_id = body["run_id"]
-    wait_for(lambda: mongo_db.runs.find_one({"_id": run_id, "status": "running"}), 30, "start")
+    wait_for(lambda: run_status(api, run_id) == "running", 30, "start")
     time.sleep(1)
     proc = services.procs.pop("worker")
     proc.send_signal(signal.SIGKILL)
@@ -321,7 +322,7 @@ def test_stalled_worker_run_taken_back(api, mongo_db, services, schedulers):
     status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs",
                                {"max_attempts": 2, "backoff_seconds": 1})
     run_id = body["run_id"]
-    wait_for(lambda: mongo_db.runs.find_one({"_id": run_id, "status": "running"}), 30, "start")
+    wait_for(lambda: run_status(api, run_id) == "running", 30, "start")
     proc = services.procs["worker"]
     proc.send_signal(signal.SIGSTOP)
     try:

@@ -58,8 +58,9 @@ def test_sql_transfer_end_to_end(api, pg, mongo_db, tmp_path):
     assert expected[0] == ROWS
     assert pg_checksum(pg, "accounts_copy") == expected
 
-    # MongoDB holds exactly one run record and its three events.
+    # MongoDB holds exactly one run record, its start and its end, and its three events.
     assert mongo_db.runs.count_documents({"_id": run["run_id"]}) == 1
+    assert mongo_db.runs.count_documents({"run_id": run["run_id"]}) == 3
     events = list(mongo_db.events.find(milestones(run["run_id"])).sort("time", 1))
     assert [e["type"] for e in events] == ["run.queued", "run.started", "run.succeeded"]
     assert events[2]["rows_written"] == ROWS
