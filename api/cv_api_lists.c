@@ -11,48 +11,12 @@
 #include "cv_time.h"
 
 #include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
 
 #define RUN_HISTORY_MAX 500 /* runs (and notifications) on one page, newest first */
 #define EVENTS_MAX 1000     /* events of a run on one page, oldest first */
 
-/* Adds the runs of a page to list, each folded from its consecutive documents (its
- * record and its pieces, cv_runfold.h). */
-static void add_runs(cJSON *list, const bson_t *docs) {
-    uint32_t cap = bson_count_keys(docs);
-    bson_t *views = calloc(cap ? cap : 1, sizeof(*views));
-    const bson_t **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
-    bson_iter_t it;
-    size_t n = 0, from = 0;
-
-    if (!views || !ptrs)
-        goto out;
-    if (bson_iter_init(&it, docs))
-        while (n < cap && bson_iter_next(&it)) {
-            const uint8_t *data;
-            uint32_t len;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-                continue;
-            bson_iter_document(&it, &len, &data);
-            if (bson_init_static(&views[n], data, len) && cv_runfold_run_of(&views[n])) {
-                ptrs[n] = &views[n];
-                n++;
-            }
-        }
-    for (size_t i = 1; i <= n; i++) {
-        const char *run = cv_runfold_run_of(ptrs[from]);
-        if (i < n && strcmp(cv_runfold_run_of(ptrs[i]), run) == 0)
-            continue;
-        bson_t *folded = cv_runfold(run, ptrs + from, i - from);
-        if (folded)
-            cJSON_AddItemToArray(list, cv_api_doc_to_json(folded));
-        bson_destroy(folded);
-        from = i;
-    }
-out:
-    free(views);
-    free(ptrs);
+static void add_run(void *list, const bson_t *run) {
+    cJSON_AddItemToArray(list, cv_api_doc_to_json(run));
 }
 
 /* Answers {key: [...], next} with one page (cv_page) of the documents of
@@ -96,8 +60,8 @@ static void list_children(cv_api *api, const cv_http_request *req, const char *p
     res->status = 200;
     res->body = cJSON_CreateObject();
     list = cJSON_AddArrayToObject(res->body, key);
-    if (group)
-        add_runs(list, docs);
+    if (group) /* each run folded from its record and pieces (cv_runfold.h) */
+        cv_runfold_each(docs, add_run, list);
     else if (bson_iter_init(&it, docs)) {
         while (bson_iter_next(&it)) {
             const uint8_t *data;

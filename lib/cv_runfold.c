@@ -243,15 +243,12 @@ done:
     return out;
 }
 
-bson_t *cv_runfold_array(const char *run_id, const bson_t *array) {
+/* The documents of an array document as static views into docs (cap of them) and
+ * pointers to them into ptrs; returns how many. */
+static size_t view_array(const bson_t *array, bson_t *docs, const bson_t **ptrs, size_t cap) {
     bson_iter_t it;
-    size_t n = 0, cap = array ? bson_count_keys(array) : 0;
-    bson_t *docs = calloc(cap ? cap : 1, sizeof(*docs));
-    const bson_t **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
-    bson_t *out = NULL;
+    size_t n = 0;
 
-    if (!docs || !ptrs)
-        goto done;
     if (array && bson_iter_init(&it, array))
         while (n < cap && bson_iter_next(&it)) {
             const uint8_t *data;
@@ -259,14 +256,54 @@ bson_t *cv_runfold_array(const char *run_id, const bson_t *array) {
             if (!BSON_ITER_HOLDS_DOCUMENT(&it))
                 continue;
             bson_iter_document(&it, &len, &data);
-            if (bson_init_static(&docs[n], data, len)) {
+            if (bson_init_static(&docs[n], data, len) && cv_runfold_run_of(&docs[n])) {
                 ptrs[n] = &docs[n];
                 n++;
             }
         }
-    out = cv_runfold(run_id, ptrs, n);
-done:
+    return n;
+}
+
+/* Views of every document of array, for the two callers below; false when out of memory. */
+static bool views_new(const bson_t *array, bson_t **docs, const bson_t ***ptrs, size_t *n) {
+    size_t cap = array ? bson_count_keys(array) : 0;
+    *docs = calloc(cap ? cap : 1, sizeof(**docs));
+    *ptrs = calloc(cap ? cap : 1, sizeof(**ptrs));
+    *n = *docs && *ptrs ? view_array(array, *docs, *ptrs, cap) : 0;
+    return *docs && *ptrs;
+}
+
+bson_t *cv_runfold_array(const char *run_id, const bson_t *array) {
+    bson_t *docs, *out = NULL;
+    const bson_t **ptrs;
+    size_t n;
+
+    if (views_new(array, &docs, &ptrs, &n))
+        out = cv_runfold(run_id, ptrs, n);
     free(docs);
     free(ptrs);
     return out;
+}
+
+size_t cv_runfold_each(const bson_t *array, void (*fn)(void *ctx, const bson_t *run), void *ctx) {
+    bson_t *docs;
+    const bson_t **ptrs;
+    size_t n, from = 0, runs = 0;
+
+    if (views_new(array, &docs, &ptrs, &n))
+        for (size_t i = 1; i <= n; i++) {
+            const char *run = cv_runfold_run_of(ptrs[from]);
+            bson_t *folded;
+            if (i < n && strcmp(cv_runfold_run_of(ptrs[i]), run) == 0)
+                continue;
+            if ((folded = cv_runfold(run, ptrs + from, i - from))) {
+                fn(ctx, folded);
+                runs++;
+            }
+            bson_destroy(folded);
+            from = i;
+        }
+    free(docs);
+    free(ptrs);
+    return runs;
 }

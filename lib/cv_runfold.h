@@ -63,4 +63,9 @@ bson_t *cv_runfold(const char *run_id, const bson_t *const *docs, size_t n);
 /* The same over an array document (as cv_mongo_find() returns it). */
 bson_t *cv_runfold_array(const char *run_id, const bson_t *array);
 
+/* Folds each run of an array document whose runs' documents are consecutive (a
+ * page of a run list, cv_page.h) and calls fn(ctx, run) with it, in order; run
+ * is borrowed for the call. Returns how many runs were folded. */
+size_t cv_runfold_each(const bson_t *array, void (*fn)(void *ctx, const bson_t *run), void *ctx);
+
 #endif

@@ -12,8 +12,6 @@
 #include "cv_retain.h"
 #include "cv_time.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
