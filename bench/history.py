@@ -1,6 +1,6 @@
 """History benchmark: what a page costs as the run store grows. The store is
-filled with documents shaped exactly as the services write them (runs with
-their attempts, and five events per run: queued, started, a progress report,
+filled with documents shaped exactly as the services write them (each run as
+its record and its start and end pieces, and five events per run: queued, started, a progress report,
 a log line, the end) across 1,000 jobs, then the API is asked, at each size:
 
   GET /runs/{id}, GET /jobs/{id}/runs?limit=50 (a job's newest 50),
@@ -45,22 +45,32 @@ def stamp(ms):
 
 
 def run_docs(job_id, project_id, n_before, n):
-    """n runs of a job and their five events each, as the collector leaves them."""
+    """n runs of a job as the services leave them (the API's record, the collector's
+    start and end pieces, lib/cv_runfold.h) and their five events each."""
     runs, events = [], []
     for i in range(n_before, n_before + n):
         rid = str(uuid.uuid4())
         base = i * 60_000 + random.randrange(60_000)
         day = stamp(base)[:10]
         started = str(uuid.uuid4())
-        runs.append({"_id": rid, "queued_at": stamp(base), "status": "succeeded", "attempt": 1,
-                     "created_at": stamp(base), "day": day, "job_id": job_id,
-                     "buckets": [f"{job_id}@{stamp(base)[:n]}" for n in (16, 15, 13, 10, 7)],
-                     "project_id": project_id, "trigger": "manual", "max_attempts": 1,
-                     "started_at": stamp(base + 5), "worker": "bench-1",
-                     "rows_read": 0, "rows_written": 1, "duration_ms": 20,
-                     "attempts": [{"event_id": started, "worker": "bench-1",
-                                   "started_at": stamp(base + 5)}],
-                     "finished_at": stamp(base + 25), "error": None})
+        ended = str(uuid.uuid4())
+        filed = {"run_id": rid, "created_at": stamp(base), "day": day, "job_id": job_id,
+                 "project_id": project_id,
+                 "buckets": [f"{job_id}@{stamp(base)[:n]}" for n in (16, 15, 13, 10, 7)]}
+        runs += [
+            dict(filed, _id=rid, trigger="manual", max_attempts=1, attempt=1, status="queued",
+                 queued_at=stamp(base)),
+            dict(filed, _id=f"{rid}.1.started", piece="started", attempt=1, event_id=started,
+                 set={"status": "running", "started_at": stamp(base + 5), "worker": "bench-1",
+                      "attempt": 1},
+                 entry={"event_id": started, "worker": "bench-1", "started_at": stamp(base + 5)},
+                 created={k: v for k, v in dict(filed, trigger="manual", max_attempts=1,
+                                                attempt=1).items() if k != "run_id"}),
+            dict(filed, _id=f"{rid}.1.ended", piece="ended", attempt=1, event_id=ended,
+                 set={"status": "succeeded", "finished_at": stamp(base + 25), "worker": "bench-1",
+                      "attempt": 1, "rows_read": 0, "rows_written": 1, "duration_ms": 20,
+                      "error": None}),
+        ]
         common = {"run_id": rid, "job_id": job_id, "project_id": project_id, "day": day}
         events += [
             dict(common, _id=str(uuid.uuid4()), type="run.queued", time=stamp(base),
@@ -71,7 +81,7 @@ def run_docs(job_id, project_id, n_before, n):
                  worker="bench-1", attempt=1, rows_read=0, rows_written=0),
             dict(common, _id=str(uuid.uuid4()), type="run.log", time=stamp(base + 15),
                  worker="bench-1", attempt=1, stream="stdout", line="statement 1: 1 rows"),
-            dict(common, _id=str(uuid.uuid4()), type="run.succeeded", time=stamp(base + 25),
+            dict(common, _id=ended, type="run.succeeded", time=stamp(base + 25),
                  worker="bench-1", attempt=1, rows_read=0, rows_written=1, duration_ms=20),
         ]
     return runs, events
@@ -122,11 +132,15 @@ def collector_rate(db, job_ids, per_job, project_id, tmp):
         per_job[j] += 1
         runs += r
         events += e
+    # The API wrote the runs' records before their jobs ran: off the clock.
+    records = [r for r in runs if "piece" not in r]
+    db.runs.insert_many(records, ordered=False)
+    queued = {r["_id"]: r["queued_at"] for r in records}
     lines = []
     for e in events:
         msg = {"schema": "convutell.event.v1", "event_id": e["_id"], "type": e["type"],
                "time": e["time"], "run_id": e["run_id"], "job_id": e["job_id"],
-               "project_id": e["project_id"]}
+               "project_id": e["project_id"], "queued_at": queued[e["run_id"]]}
         for k in ("worker", "attempt", "trigger", "rows_read", "rows_written", "duration_ms",
                   "stream", "line"):
             if k in e:
@@ -142,12 +156,13 @@ def collector_rate(db, job_ids, per_job, project_id, tmp):
     # Polled by _id, one document at a time (FerretDB reads a whole collection
     # for an $in), and one look-up per poll: the last events and runs come at
     # the end, and 70 look-ups every 50 ms would load the store being measured.
-    pending = [("events", i, None) for i in ids[-50:]] + \
-        [("runs", r["_id"], "succeeded") for r in runs[-20:]]
+    # A run's end is its "ended" piece (lib/cv_runfold.h).
+    pending = [("events", i) for i in ids[-50:]] + \
+        [("runs", r["_id"]) for r in runs[-60:] if r.get("piece") == "ended"]
     while pending:
-        coll, i, status = pending[0]
+        coll, i = pending[0]
         doc = next(iter(db[coll].find({"_id": i}).limit(1)), None)
-        if doc is not None and (status is None or doc.get("status") == status):
+        if doc is not None:
             pending.pop(0)
         else:
             time.sleep(0.05)
@@ -223,7 +238,8 @@ def main():
                 print(f"bench: {have:,} runs stored ({time.perf_counter() - t:.0f} s)",
                       file=sys.stderr)
             run_ids = [d["_id"] for j in random.sample(job_ids, 5)
-                       for d in db.runs.find({"job_id": j}, {"_id": 1})]
+                       for d in db.runs.find({"job_id": j}, {"_id": 1, "piece": 1})
+                       if "piece" not in d]
             row = {"size": size, "events": db.events.estimated_document_count()}
             row["run"] = timed(lambda: c.get(f"/runs/{random.choice(run_ids)}"))
             row["history"] = timed(lambda: c.get(f"/jobs/{random.choice(job_ids)}/runs?limit=50"))

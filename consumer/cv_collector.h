@@ -2,10 +2,12 @@
  * cv_collector.h - the collector service (`convutell collector`).
  *
  * Consumes convutell.events in the consumer group "convutell-collector" and is
- * where an event is stored: the events a poll fetched go to MongoDB through
- * cv_runs_apply_batch() (idempotent, event id as _id) and the offset is stored only after MongoDB
- * acknowledged the writes. While MongoDB is unreachable it retries the same
- * event with backoff instead of moving on.
+ * where an event is stored: the events a poll fetched go to MongoDB in two
+ * steps, the events (cv_runs_store_events(), event id as _id) and then the
+ * runs they move (cv_runs_apply_events(), on a thread of its own, one batch
+ * behind), both idempotent; the offsets are stored only after MongoDB
+ * acknowledged both. While MongoDB is unreachable it retries the same batch
+ * with backoff instead of moving on.
  */
 #ifndef CV_COLLECTOR_H
 #define CV_COLLECTOR_H

@@ -219,12 +219,16 @@ bson_t *cv_runfold(const char *run_id, const bson_t *const *docs, size_t n) {
     } else {
         /* No record (a message another system wrote): the run starts as its first start
          * says, with what a record of only a cancel request holds on top. */
+        static const char *const filed[] = CV_RUNFOLD_FILED;
         bson_t created;
         bson_iter_t it;
         if (!(merged = bson_new()))
             goto done;
         if (created_of && doc_sub(created_of, CV_RUNFOLD_CREATED, &created))
             bson_concat(merged, &created);
+        for (size_t k = 0; created_of && k < sizeof(filed) / sizeof(filed[0]); k++)
+            if (!bson_has_field(merged, filed[k]) && bson_iter_init_find(&it, created_of, filed[k]))
+                bson_append_iter(merged, filed[k], -1, &it);
         if (record && bson_iter_init(&it, record))
             while (bson_iter_next(&it))
                 if (!bson_has_field(merged, bson_iter_key(&it)))

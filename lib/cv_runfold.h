@@ -38,8 +38,13 @@
 #define CV_RUNFOLD_PIECE "piece"
 /* On pieces: what they change in the run. */
 #define CV_RUNFOLD_SET "set"
-/* On started pieces: the run's fields when it has no record. */
+/* On started pieces: the run's fields when it has no record, besides those every piece
+ * carries at its top level as its record does (CV_RUNFOLD_FILED; a piece written before
+ * 2026-12-05 has them here too). */
 #define CV_RUNFOLD_CREATED "created"
+/* Where a run is filed, on its record and on each of its pieces alike. */
+#define CV_RUNFOLD_FILED                                                                           \
+    { "created_at", "day", "job_id", "project_id", "buckets" }
 /* On started pieces: its entry in the run's `attempts`. */
 #define CV_RUNFOLD_ENTRY "entry"
 #define CV_RUNFOLD_ID_MAX 96

@@ -105,11 +105,15 @@ static void append_filed(bson_t *doc, const cv_event *ev, int64_t created_ms) {
         cv_bucket_append(doc, ev->job_id, created_ms);
 }
 
+/* Where an event's run came from. A message that does not say came from another system. */
+static void append_event_origin(bson_t *doc, const cv_event *ev) {
+    append_origin(doc, ev->trigger[0] ? ev->trigger : "external", ev->tick_ms, ev->max_attempts);
+}
+
 /* What every run record starts with: where it is filed and where it came from. */
 static void append_created(bson_t *doc, const cv_event *ev, int64_t created_ms) {
     append_filed(doc, ev, created_ms);
-    /* A message that does not say where it came from came from another system. */
-    append_origin(doc, ev->trigger[0] ? ev->trigger : "external", ev->tick_ms, ev->max_attempts);
+    append_event_origin(doc, ev);
 }
 
 bson_t *cv_runs_queued_record(const cv_event *ev) {
@@ -258,9 +262,10 @@ static void piece_doc(const cv_event *ev, cv_run_status to, bson_t *doc) {
     append_opt_utf8(&sub, "worker", ev->worker);
     cv_mongo_append_time(&sub, "started_at", ev->time_ms);
     bson_append_document_end(doc, &sub);
-    /* A message from another system has no record: this is what it starts as. */
+    /* A message from another system has no record: this is what it starts as, with where
+     * the piece is filed (CV_RUNFOLD_FILED). */
     BSON_APPEND_DOCUMENT_BEGIN(doc, CV_RUNFOLD_CREATED, &sub);
-    append_created(&sub, ev, created);
+    append_event_origin(&sub, ev);
     BSON_APPEND_INT32(&sub, CV_RUN_F_ATTEMPT, ev->attempt);
     bson_append_document_end(doc, &sub);
 }
@@ -398,41 +403,67 @@ static size_t make_pieces(const cv_event *evs, size_t n, bson_t *pieces, const c
     return np;
 }
 
-/* True when a later event of the batch reports the same attempt's progress. */
+/* True when another event of the batch makes the same attempt's progress moot: a later
+ * progress report, or the attempt's end (whose piece holds the final counts). */
 static bool progress_superseded(const cv_event *evs, size_t n, size_t i) {
-    for (size_t j = i + 1; j < n; j++)
-        if (!strcmp(evs[j].type, CV_EVENT_RUN_PROGRESS) && evs[j].attempt == evs[i].attempt &&
+    for (size_t j = 0; j < n; j++) {
+        cv_run_status t = cv_run_event_target(evs[j].type);
+        bool later = j > i && !strcmp(evs[j].type, CV_EVENT_RUN_PROGRESS);
+        bool end = t != CV_RUN_NONE && t != CV_RUN_RUNNING && t != CV_RUN_QUEUED;
+        if ((later || end) && evs[j].attempt == evs[i].attempt &&
             !strcmp(evs[j].run_id, evs[i].run_id))
             return true;
+    }
     return false;
 }
 
-cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
-                           size_t errlen) {
-    bson_t *docs = calloc(n ? n : 1, sizeof(*docs)), *pieces = calloc(n ? n : 1, sizeof(*pieces));
+cv_err cv_runs_store_events(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
+                            size_t errlen) {
+    bson_t *docs = calloc(n ? n : 1, sizeof(*docs));
     const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    const cv_event **pev = calloc(n ? n : 1, sizeof(*pev));
-    cv_run_status *to = calloc(n ? n : 1, sizeof(*to));
     bool *dup = calloc(n ? n : 1, sizeof(*dup));
-    size_t ndocs = 0, np = 0;
+    size_t ndocs = 0;
     cv_err err = CV_OK;
 
     if (n == 0)
         goto out;
-    if (!docs || !pieces || !ptrs || !pev || !to || !dup) {
+    if (!docs || !ptrs || !dup) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
-    /* Every event is stored first, in one unordered insert (a replayed one
-     * is a duplicate _id, which is success). */
+    /* One unordered insert: a replayed event is a duplicate _id, which is success. */
     for (; ndocs < n; ndocs++) {
         bson_init(&docs[ndocs]);
         event_doc(&evs[ndocs], &docs[ndocs]);
         ptrs[ndocs] = &docs[ndocs];
     }
-    if ((err = cv_mongo_insert_many(m, CV_COLL_EVENTS, ptrs, n, dup, errbuf, errlen)))
+    err = cv_mongo_insert_many(m, CV_COLL_EVENTS, ptrs, n, dup, errbuf, errlen);
+out:
+    for (size_t i = 0; i < ndocs; i++)
+        bson_destroy(&docs[i]);
+    free(docs);
+    free(ptrs);
+    free(dup);
+    return err;
+}
+
+cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
+                            size_t errlen) {
+    bson_t *pieces = calloc(n ? n : 1, sizeof(*pieces));
+    const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    const cv_event **pev = calloc(n ? n : 1, sizeof(*pev));
+    cv_run_status *to = calloc(n ? n : 1, sizeof(*to));
+    bool *dup = calloc(n ? n : 1, sizeof(*dup));
+    size_t np = 0;
+    cv_err err = CV_OK;
+
+    if (n == 0)
         goto out;
-    /* Then the runs' pieces, in one more. */
+    if (!pieces || !ptrs || !pev || !to || !dup) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    /* The runs' pieces, in one unordered insert. */
     np = make_pieces(evs, n, pieces, pev, to);
     for (size_t i = 0; i < np; i++)
         ptrs[i] = &pieces[i];
@@ -448,17 +479,20 @@ cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *err
         if (cv_run_is_final(to[i]))
             err = after_end(m, pev[i], to[i], errbuf, errlen);
 out:
-    for (size_t i = 0; i < ndocs; i++)
-        bson_destroy(&docs[i]);
     for (size_t i = 0; i < np; i++)
         bson_destroy(&pieces[i]);
-    free(docs);
     free(pieces);
     free(ptrs);
     free(pev);
     free(to);
     free(dup);
     return err;
+}
+
+cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
+                           size_t errlen) {
+    cv_err err = cv_runs_store_events(m, evs, n, errbuf, errlen);
+    return err ? err : cv_runs_apply_events(m, evs, n, errbuf, errlen);
 }
 
 bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *project_id,

@@ -52,14 +52,24 @@
 #define CV_RUN_F_CANCEL "cancel_requested"
 
 /* Stores n events (a duplicate event id is success) and the pieces of the runs they move, in
- * few writes whatever n is: every event in one unordered insert, every start, retry and end in
- * one more, the runs that became or stopped being active in one insert and one delete. Only a
- * run.progress (long jobs) updates its attempt's start, and a failure or a success with a
- * watermark reads its run back to notify or mark the job. Events of one run must come in the
- * order they were published (one partition's order). A replayed batch changes nothing, a late
- * event never moves a finished run. CV_ERR_MONGO when the store did not acknowledge: retry the
- * whole batch. */
+ * few writes whatever n is: cv_runs_store_events(), then cv_runs_apply_events(). Events of one
+ * run must come in the order they were published (one partition's order). A replayed batch
+ * changes nothing, a late event never moves a finished run. CV_ERR_MONGO when the store did not
+ * acknowledge: retry the whole batch. */
 cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf, size_t errlen);
+
+/* The first half of cv_runs_apply_batch(): every event in one unordered insert. */
+cv_err cv_runs_store_events(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
+                            size_t errlen);
+
+/* The second half, for events already stored: every start, retry and end as a piece in one
+ * unordered insert, the runs that became or stopped being active in one insert and one delete.
+ * Only a run.progress (long jobs) that no later report or end of its attempt in the same
+ * batch supersedes updates its attempt's start, and a failure or a success with a watermark
+ * reads its run back to notify or mark the job. Batches must be applied in order; the
+ * events of the next one may be stored meanwhile. */
+cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
+                            size_t errlen);
 
 /* The record of a run about to be queued, from its run.queued event: new,
  * the caller frees it with bson_destroy(); NULL on NOMEM. */

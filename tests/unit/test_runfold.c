@@ -28,12 +28,13 @@ static bson_t *started(int attempt, const char *at, bool created) {
     cv_runfold_piece_id(RUN, attempt, false, id);
     snprintf(event, sizeof(event), "start-%d", attempt);
     doc = BCON_NEW("_id", id, "run_id", RUN, "piece", "started", "attempt", BCON_INT32(attempt),
-                   "created_at", "2026-12-04T10:00:00.000Z", "set", "{", "status", "running",
-                   "started_at", at, "worker", "w1", "attempt", BCON_INT32(attempt), "}", "entry",
-                   "{", "event_id", event, "worker", "w1", "started_at", at, "}");
+                   "created_at", "2026-12-04T10:00:00.000Z", "job_id", "job-1", "buckets", "[",
+                   "job-1@2026-12-04T10:00", "]", "set", "{", "status", "running", "started_at", at,
+                   "worker", "w1", "attempt", BCON_INT32(attempt), "}", "entry", "{", "event_id",
+                   event, "worker", "w1", "started_at", at, "}");
     if (created)
-        BCON_APPEND(doc, "created", "{", "created_at", "2026-12-04T10:00:00.000Z", "job_id",
-                    "job-1", "trigger", "external", "attempt", BCON_INT32(attempt), "}");
+        BCON_APPEND(doc, "created", "{", "trigger", "external", "attempt", BCON_INT32(attempt),
+                    "}");
     return doc;
 }
 
@@ -198,6 +199,10 @@ static void test_without_record(void **state) {
                        ended(1, "succeeded", "2026-12-04T10:00:02.000Z")};
     bson_t *stub = BCON_NEW("_id", RUN, "run_id", RUN, "cancel_requested", BCON_BOOL(true));
     bson_t *with_stub[3] = {docs[0], docs[1], stub};
+    bson_t *older = BCON_NEW("_id", RUN ".1.started", "run_id", RUN, "piece", "started", "attempt",
+                             BCON_INT32(1), "set", "{", "status", "running", "}", "created", "{",
+                             "created_at", "2026-12-04T09:00:00.000Z", "job_id", "job-0", "trigger",
+                             "external", "attempt", BCON_INT32(1), "}");
     bson_t *a;
     bson_iter_t it;
     (void)state;
@@ -206,7 +211,16 @@ static void test_without_record(void **state) {
     assert_string_equal(str(a, "status"), "running");
     assert_string_equal(str(a, "trigger"), "external");
     assert_string_equal(str(a, "created_at"), "2026-12-04T10:00:00.000Z");
+    assert_string_equal(str(a, "job_id"), "job-1");
+    assert_true(bson_iter_init_find(&it, a, "buckets") && BSON_ITER_HOLDS_ARRAY(&it));
     bson_destroy(a);
+    /* A start written before pieces carried where they are filed has it in `created`. */
+    a = fold(&older, 1);
+    assert_string_equal(str(a, "status"), "running");
+    assert_string_equal(str(a, "job_id"), "job-0");
+    assert_string_equal(str(a, "created_at"), "2026-12-04T09:00:00.000Z");
+    bson_destroy(a);
+    bson_destroy(older);
     a = fold(docs, 2);
     assert_string_equal(str(a, "status"), "succeeded");
     bson_destroy(a);
