@@ -326,15 +326,31 @@ static void push_str(bson_t *array, size_t *n, const char *value) {
     BSON_APPEND_UTF8(array, idx, value);
 }
 
-/* Which runs of the batch become or stop being active. A run whose start and end are
- * both in the batch (most small jobs) is neither; a schedule's run was made active by
- * the scheduler with its record, so its end always removes it. */
+/* Deletes the documents of coll whose _id is in `in` (an {"$in": [...]} document), if any. */
+static cv_err delete_in(cv_mongo *m, const char *coll, const bson_t *in, size_t n, char *errbuf,
+                        size_t errlen) {
+    bson_t filter = BSON_INITIALIZER;
+    cv_err err;
+
+    if (n == 0)
+        return CV_OK;
+    BSON_APPEND_DOCUMENT(&filter, "_id", in);
+    err = cv_mongo_delete_many(m, coll, &filter, NULL, errbuf, errlen);
+    bson_destroy(&filter);
+    return err;
+}
+
+/* Which runs of the batch start or stop going. A run whose start and end are both in
+ * the batch (most small jobs) is never in `active_runs`; a schedule's run is in
+ * `queued_runs` from its record (the scheduler's), so its end always removes it there,
+ * and from `active_runs` too, where a store written before 2026-12-05 has it. */
 static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run_status *to,
                            size_t n, char *errbuf, size_t errlen) {
     bson_t *docs = calloc(n ? n : 1, sizeof(*docs)), gone = BSON_INITIALIZER, list;
+    bson_t queued = BSON_INITIALIZER, qlist;
     const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
     bool *dup = calloc(n ? n : 1, sizeof(*dup));
-    size_t nins = 0, ngone = 0;
+    size_t nins = 0, ngone = 0, nqueued = 0;
     cv_err err = CV_OK;
 
     if (!docs || !ptrs || !dup) {
@@ -342,8 +358,10 @@ static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run
         goto out;
     }
     BSON_APPEND_ARRAY_BEGIN(&gone, "$in", &list);
+    BSON_APPEND_ARRAY_BEGIN(&queued, "$in", &qlist);
     for (size_t i = 0; i < n; i++) {
         bool start = to[i] == CV_RUN_RUNNING, final = cv_run_is_final(to[i]), other = false;
+        bool scheduled = strcmp(pev[i]->trigger, "schedule") == 0;
         if (!start && !final)
             continue;
         for (size_t j = 0; j < n && !other; j++)
@@ -354,23 +372,26 @@ static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run
             active_doc(&docs[nins], pev[i]->run_id, pev[i]->job_id[0] ? pev[i]->job_id : NULL);
             ptrs[nins] = &docs[nins];
             nins++;
-        } else if (final && (!other || strcmp(pev[i]->trigger, "schedule") == 0)) {
-            push_str(&list, &ngone, pev[i]->run_id);
+        } else if (final) {
+            if (!other || scheduled)
+                push_str(&list, &ngone, pev[i]->run_id);
+            if (scheduled)
+                push_str(&qlist, &nqueued, pev[i]->run_id);
         }
     }
     bson_append_array_end(&gone, &list);
+    bson_append_array_end(&queued, &qlist);
     if (nins)
         err = cv_mongo_insert_many(m, CV_COLL_ACTIVE, ptrs, nins, dup, errbuf, errlen);
-    if (!err && ngone) {
-        bson_t filter = BSON_INITIALIZER;
-        BSON_APPEND_DOCUMENT(&filter, "_id", &gone);
-        err = cv_mongo_delete_many(m, CV_COLL_ACTIVE, &filter, NULL, errbuf, errlen);
-        bson_destroy(&filter);
-    }
+    if (!err)
+        err = delete_in(m, CV_COLL_ACTIVE, &gone, ngone, errbuf, errlen);
+    if (!err)
+        err = delete_in(m, CV_COLL_QUEUED, &queued, nqueued, errbuf, errlen);
 out:
     for (size_t i = 0; i < nins; i++)
         bson_destroy(&docs[i]);
     bson_destroy(&gone);
+    bson_destroy(&queued);
     free(docs);
     free(ptrs);
     free(dup);
@@ -535,7 +556,7 @@ cv_err cv_runs_insert_records(cv_mongo *m, const bson_t **records, size_t n, cha
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
-    /* A queued run of a schedule is active from now on (cv_runs_active_of_job()). */
+    /* A queued run of a schedule is going from now on (cv_runs_active_of_job()). */
     for (size_t i = 0; i < n; i++) {
         const char *status = cv_mongo_doc_str(records[i], CV_RUN_F_STATUS);
         if (!status || strcmp(status, cv_run_status_name(CV_RUN_QUEUED)) != 0)
@@ -547,7 +568,7 @@ cv_err cv_runs_insert_records(cv_mongo *m, const bson_t **records, size_t n, cha
         nactive++;
     }
     if (!(err = cv_mongo_insert_many(m, CV_COLL_RUNS, records, n, dup, errbuf, errlen)) && nactive)
-        err = cv_mongo_insert_many(m, CV_COLL_ACTIVE, ptrs, nactive, dup, errbuf, errlen);
+        err = cv_mongo_insert_many(m, CV_COLL_QUEUED, ptrs, nactive, dup, errbuf, errlen);
 out:
     for (size_t i = 0; i < nactive; i++)
         bson_destroy(&active[i]);
@@ -649,15 +670,18 @@ cv_err cv_runs_forget_active(cv_mongo *m, const char *run_id, char *errbuf, size
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(run_id));
     const bson_t *filters[] = {filter};
     cv_err err = cv_mongo_delete_each(m, CV_COLL_ACTIVE, filters, 1, NULL, errbuf, errlen);
+    if (!err)
+        err = cv_mongo_delete_each(m, CV_COLL_QUEUED, filters, 1, NULL, errbuf, errlen);
     bson_destroy(filter);
     return err;
 }
 
-cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size_t len,
-                             char *errbuf, size_t errlen) {
+/* The first run of job_id in coll into run_id ("" when none). */
+static cv_err first_of_job(cv_mongo *m, const char *coll, const char *job_id, char *run_id,
+                           size_t len, char *errbuf, size_t errlen) {
     bson_t *filter = BCON_NEW(CV_RUN_F_JOB, BCON_UTF8(job_id)), *list = NULL;
     bson_iter_t it, doc;
-    cv_err err = cv_mongo_find(m, CV_COLL_ACTIVE, filter, NULL, 1, &list, errbuf, errlen);
+    cv_err err = cv_mongo_find(m, coll, filter, NULL, 1, &list, errbuf, errlen);
 
     run_id[0] = '\0';
     if (!err && bson_iter_init(&it, list) && bson_iter_next(&it) && BSON_ITER_HOLDS_DOCUMENT(&it) &&
@@ -665,6 +689,14 @@ cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size
         snprintf(run_id, len, "%s", bson_iter_utf8(&doc, NULL));
     bson_destroy(list);
     bson_destroy(filter);
+    return err;
+}
+
+cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size_t len,
+                             char *errbuf, size_t errlen) {
+    cv_err err = first_of_job(m, CV_COLL_ACTIVE, job_id, run_id, len, errbuf, errlen);
+    if (!err && !run_id[0])
+        err = first_of_job(m, CV_COLL_QUEUED, job_id, run_id, len, errbuf, errlen);
     return err;
 }
 

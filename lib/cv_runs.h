@@ -25,11 +25,13 @@
  * late worker reports afterwards is kept as an event but changes nothing. A
  * run succeeds at most once.
  *
- * `active_runs` holds one document per run still going, by the same writer:
- * the scheduler's queued runs from their record, any run from its first start
- * the collector sees in a batch without its end, until its end. It is what
- * the scheduler asks whether a job has a run going, and what the lease sweep
- * walks. Runs queued through the API and not started yet are not in it.
+ * `active_runs` holds one document per run that started and has not ended,
+ * by the same writer: any run from its first start the collector sees in a
+ * batch without its end, until its end. It is what the lease sweep walks, so
+ * it stays as small as the runs in hand, whatever the backlog. `queued_runs`
+ * holds the scheduler's runs from their record until their end: with
+ * `active_runs`, what the scheduler asks whether a job has a run going. Runs
+ * queued through the API and not started yet are in neither.
  *
  * Every function may be called from any thread.
  */
@@ -116,16 +118,16 @@ cv_err cv_runs_status(cv_mongo *m, const char *run_id, cv_run_status *status, ch
 cv_err cv_runs_attempt_over(cv_mongo *m, const char *run_id, int attempt, bool *over, char *errbuf,
                             size_t errlen);
 
-/* Up to `limit` active runs (see above: _id = run id, job_id, since) with an
+/* Up to `limit` started runs (`active_runs`, see above: _id = run id, job_id, since) with an
  * _id after `after` ("" for the first), in _id order, as an array document (as
  * cv_mongo_find() returns) the caller frees with bson_destroy(). */
 cv_err cv_runs_find_running(cv_mongo *m, const char *after, int64_t limit, bson_t **out,
                             char *errbuf, size_t errlen);
 
-/* Takes a run that turned out to have ended off the active runs. */
+/* Takes a run that turned out to have ended off `active_runs` and `queued_runs`. */
 cv_err cv_runs_forget_active(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen);
 
-/* The id of an active run of the job (see above: a schedule's run from its
+/* The id of a run of the job still going (see above: a schedule's run from its
  * record on, any run from its start) into run_id, or "" when there is none. */
 cv_err cv_runs_active_of_job(cv_mongo *m, const char *job_id, char *run_id, size_t len,
                              char *errbuf, size_t errlen);

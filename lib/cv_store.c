@@ -28,6 +28,7 @@ static const cv_store_index indexes[] = {
     /* The scheduler's "is a run of this job still going" for forbid and queue
      * schedules; the lease sweep reads the active runs whole, in _id order. */
     {CV_COLL_ACTIVE, "job", "job_id:1"},
+    {CV_COLL_QUEUED, "job", "job_id:1"},
     /* The scheduler's sweep of retries decided and not sent. */
     {CV_COLL_LEASES, "state_released", "state:1,released_at:1"},
     /* Recovery of a dead scheduler's recent claims. */

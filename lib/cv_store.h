@@ -6,7 +6,7 @@
  * writes anything, so a fresh database (or one an older version left) gets
  * every index; createIndexes is idempotent, so any number of services may do
  * it at once. The modules that own a collection's documents are cv_runs
- * (runs, events, notifications, active_runs), cv_lease (leases), the scheduler (ticks,
+ * (runs, events, notifications, active_runs, queued_runs), cv_lease (leases), the scheduler (ticks,
  * schedulers) and the API (connections, projects, jobs).
  */
 #ifndef CV_STORE_H
@@ -23,7 +23,8 @@
 #define CV_COLL_RUNS "runs"
 #define CV_COLL_EVENTS "events"
 #define CV_COLL_NOTIFICATIONS "notifications"
-#define CV_COLL_ACTIVE "active_runs" /* one document per run still going (cv_runs) */
+#define CV_COLL_ACTIVE "active_runs" /* one document per run started and going (cv_runs) */
+#define CV_COLL_QUEUED "queued_runs" /* one per run of a schedule until it ends (cv_runs) */
 #define CV_COLL_LEASES "leases"
 #define CV_COLL_TICKS "ticks"           /* one document per claimed tick */
 #define CV_COLL_SCHEDULERS "schedulers" /* one heartbeat document per scheduler process */

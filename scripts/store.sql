@@ -26,6 +26,7 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE collection
         WHEN 'runs' THEN ARRAY['job_id', 'day', 'run_id', 'buckets']
         WHEN 'active_runs' THEN ARRAY['job_id']
+        WHEN 'queued_runs' THEN ARRAY['job_id']
         WHEN 'events' THEN ARRAY['run_id', 'day']
         WHEN 'notifications' THEN ARRAY['project_id', 'day', 'buckets']
         WHEN 'leases' THEN ARRAY['state', 'day']

@@ -378,3 +378,39 @@ def test_runs_from_other_systems_are_external(api, mongo_db, services):
     kcat("-P", "-t", "convutell.jobs", "-k", job["id"], data=json.dumps(message).encode())
     done = api.wait_run(run_id, timeout=60)
     assert (done["status"], done["trigger"], done["attempt"]) == ("succeeded", "external", 1)
+
+
+def test_forbid_skips_ticks_while_a_run_is_queued_or_running(api, pg, mongo_db, services,
+                                                              schedulers):
+    """A forbid schedule's run is in `queued_runs` from its tick and in
+    `active_runs` once started (the lease sweep walks only those); ticks while
+    it is either are skipped, and both collections forget it at its end."""
+    pg.execute("DROP TABLE IF EXISTS sched_forbid")
+    pg.execute("CREATE TABLE sched_forbid (at timestamptz)")
+    job = sql_job(api, "INSERT INTO sched_forbid VALUES (clock_timestamp()); "
+                       "SELECT pg_sleep(2.5)")
+    start = first_tick(4)
+    put_schedule(api, job, interval_seconds=1, start_at=rfc(start), end_at=rfc(start + 7_000),
+                 concurrency="forbid")
+    schedulers()
+    mine = {"job_id": job["id"]}
+    wait_for(lambda: mongo_db.queued_runs.count_documents(mine) == 1, 30, "a queued run")
+    wait_for(lambda: mongo_db.active_runs.count_documents(mine) == 1, 30, "a started run")
+
+    runs = wait_for(lambda: all_final(api, mongo_db, job, 8), 60, "8 ticks recorded")
+    assert [r["tick_at"] for r in runs] == [rfc(start + k * 1000) for k in range(8)]
+    done = [r for r in runs if r["status"] == "succeeded"]
+    skipped = [r for r in runs if r["status"] == "skipped"]
+    assert len(done) + len(skipped) == 8, runs
+    # Each skip names the run that was going: one of those that ran.
+    going = {f"concurrency forbid: an earlier run was still going (run {r['id']})" for r in done}
+    assert {r["reason"] for r in skipped} <= going, (skipped, going)
+    # The first tick runs; the next two fall within its 2.5 s; a later one runs again.
+    assert runs[0]["status"] == "succeeded" and runs[1]["status"] == runs[2]["status"] == "skipped"
+    assert len(done) >= 2
+    # Never two at once.
+    spans = sorted((when(r["started_at"]), when(r["finished_at"])) for r in done)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    assert pg.execute("SELECT count(*) FROM sched_forbid").fetchone() == (len(done),)
+    assert mongo_db.queued_runs.count_documents(mine) == 0
+    assert mongo_db.active_runs.count_documents(mine) == 0

@@ -16,6 +16,7 @@ EXPECTED = {
              "job_created": [("job_id", 1), ("created_at", -1), ("_id", -1)],
              "run": [("run_id", 1)], "buckets": [("buckets", 1)], "day": [("day", 1)]},
     "active_runs": {"_id_": [("_id", 1)], "job": [("job_id", 1)]},
+    "queued_runs": {"_id_": [("_id", 1)], "job": [("job_id", 1)]},
     "events": {"_id_": [("_id", 1)], "run_time": [("run_id", 1), ("time", 1), ("_id", 1)],
                "day": [("day", 1)]},
     "notifications": {"_id_": [("_id", 1)],
