@@ -39,8 +39,8 @@
 /* On pieces: what they change in the run. */
 #define CV_RUNFOLD_SET "set"
 /* On started pieces: the run's fields when it has no record, besides those every piece
- * carries at its top level as its record does (CV_RUNFOLD_FILED; a piece written before
- * 2026-12-05 has them here too). */
+ * carries at its top level as its record does (CV_RUNFOLD_FILED; a piece an earlier
+ * version wrote has them here too). */
 #define CV_RUNFOLD_CREATED "created"
 /* Where a run is filed, on its record and on each of its pieces alike. */
 #define CV_RUNFOLD_FILED                                                                           \

@@ -343,7 +343,7 @@ static cv_err delete_in(cv_mongo *m, const char *coll, const bson_t *in, size_t 
 /* Which runs of the batch start or stop going. A run whose start and end are both in
  * the batch (most small jobs) is never in `active_runs`; a schedule's run is in
  * `queued_runs` from its record (the scheduler's), so its end always removes it there,
- * and from `active_runs` too, where a store written before 2026-12-05 has it. */
+ * and from `active_runs` too, where an earlier version put it. */
 static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run_status *to,
                            size_t n, char *errbuf, size_t errlen) {
     bson_t *docs = calloc(n ? n : 1, sizeof(*docs)), gone = BSON_INITIALIZER, list;
