@@ -317,7 +317,7 @@ cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **
     bool other = false;
     cv_err err = CV_OK;
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; duplicate && i < n; i++)
         duplicate[i] = false;
     if (n == 0) {
         bson_destroy(opts);
@@ -340,9 +340,10 @@ cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **
                     else if (strcmp(bson_iter_key(&one), "code") == 0)
                         code = bson_iter_as_int64(&one);
                 }
-                if (code == 11000 && index >= 0 && (size_t)index < n)
-                    duplicate[index] = true;
-                else
+                if (code == 11000 && index >= 0 && (size_t)index < n) {
+                    if (duplicate)
+                        duplicate[index] = true;
+                } else
                     other = true;
             }
         } else {

@@ -61,8 +61,9 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
                        size_t errlen);
 
 /* Inserts n documents in one unordered batch. duplicate[i] says whether
- * docs[i] hit an existing _id (the others went in); CV_ERR_MONGO for any
- * other failure. */
+ * docs[i] hit an existing _id (the others went in; NULL when the caller only
+ * needs to know that a duplicate is success); CV_ERR_MONGO for any other
+ * failure. */
 cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **docs, size_t n,
                             bool *duplicate, char *errbuf, size_t errlen);
 

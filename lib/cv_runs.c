@@ -349,11 +349,10 @@ static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run
     bson_t *docs = calloc(n ? n : 1, sizeof(*docs)), gone = BSON_INITIALIZER, list;
     bson_t queued = BSON_INITIALIZER, qlist;
     const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    bool *dup = calloc(n ? n : 1, sizeof(*dup));
     size_t nins = 0, ngone = 0, nqueued = 0;
     cv_err err = CV_OK;
 
-    if (!docs || !ptrs || !dup) {
+    if (!docs || !ptrs) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -382,7 +381,7 @@ static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run
     bson_append_array_end(&gone, &list);
     bson_append_array_end(&queued, &qlist);
     if (nins)
-        err = cv_mongo_insert_many(m, CV_COLL_ACTIVE, ptrs, nins, dup, errbuf, errlen);
+        err = cv_mongo_insert_many(m, CV_COLL_ACTIVE, ptrs, nins, NULL, errbuf, errlen);
     if (!err)
         err = delete_in(m, CV_COLL_ACTIVE, &gone, ngone, errbuf, errlen);
     if (!err)
@@ -394,7 +393,6 @@ out:
     bson_destroy(&queued);
     free(docs);
     free(ptrs);
-    free(dup);
     return err;
 }
 
@@ -442,13 +440,12 @@ cv_err cv_runs_store_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
                             size_t errlen) {
     bson_t *docs = calloc(n ? n : 1, sizeof(*docs));
     const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    bool *dup = calloc(n ? n : 1, sizeof(*dup));
     size_t ndocs = 0;
     cv_err err = CV_OK;
 
     if (n == 0)
         goto out;
-    if (!docs || !ptrs || !dup) {
+    if (!docs || !ptrs) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -458,13 +455,12 @@ cv_err cv_runs_store_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
         event_doc(&evs[ndocs], &docs[ndocs]);
         ptrs[ndocs] = &docs[ndocs];
     }
-    err = cv_mongo_insert_many(m, CV_COLL_EVENTS, ptrs, n, dup, errbuf, errlen);
+    err = cv_mongo_insert_many(m, CV_COLL_EVENTS, ptrs, n, NULL, errbuf, errlen);
 out:
     for (size_t i = 0; i < ndocs; i++)
         bson_destroy(&docs[i]);
     free(docs);
     free(ptrs);
-    free(dup);
     return err;
 }
 
@@ -474,13 +470,12 @@ cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
     const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
     const cv_event **pev = calloc(n ? n : 1, sizeof(*pev));
     cv_run_status *to = calloc(n ? n : 1, sizeof(*to));
-    bool *dup = calloc(n ? n : 1, sizeof(*dup));
     size_t np = 0;
     cv_err err = CV_OK;
 
     if (n == 0)
         goto out;
-    if (!pieces || !ptrs || !pev || !to || !dup) {
+    if (!pieces || !ptrs || !pev || !to) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -488,7 +483,7 @@ cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
     np = make_pieces(evs, n, pieces, pev, to);
     for (size_t i = 0; i < np; i++)
         ptrs[i] = &pieces[i];
-    if (np && (err = cv_mongo_insert_many(m, CV_COLL_RUNS, ptrs, np, dup, errbuf, errlen)))
+    if (np && (err = cv_mongo_insert_many(m, CV_COLL_RUNS, ptrs, np, NULL, errbuf, errlen)))
         goto out;
     for (size_t i = 0; !err && i < n; i++)
         if (moves_run(&evs[i]) && !strcmp(evs[i].type, CV_EVENT_RUN_PROGRESS) &&
@@ -506,7 +501,6 @@ out:
     free(ptrs);
     free(pev);
     free(to);
-    free(dup);
     return err;
 }
 
@@ -546,13 +540,12 @@ bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *
 
 cv_err cv_runs_insert_records(cv_mongo *m, const bson_t **records, size_t n, char *errbuf,
                               size_t errlen) {
-    bool *dup = calloc(n ? n : 1, sizeof(*dup));
     bson_t *active = calloc(n ? n : 1, sizeof(*active));
     const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
     size_t nactive = 0;
     cv_err err;
 
-    if (!dup || !active || !ptrs) {
+    if (!active || !ptrs) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -567,14 +560,13 @@ cv_err cv_runs_insert_records(cv_mongo *m, const bson_t **records, size_t n, cha
         ptrs[nactive] = &active[nactive];
         nactive++;
     }
-    if (!(err = cv_mongo_insert_many(m, CV_COLL_RUNS, records, n, dup, errbuf, errlen)) && nactive)
-        err = cv_mongo_insert_many(m, CV_COLL_QUEUED, ptrs, nactive, dup, errbuf, errlen);
+    if (!(err = cv_mongo_insert_many(m, CV_COLL_RUNS, records, n, NULL, errbuf, errlen)) && nactive)
+        err = cv_mongo_insert_many(m, CV_COLL_QUEUED, ptrs, nactive, NULL, errbuf, errlen);
 out:
     for (size_t i = 0; i < nactive; i++)
         bson_destroy(&active[i]);
     free(active);
     free(ptrs);
-    free(dup);
     return err;
 }
 
