@@ -30,16 +30,19 @@ def wait_for(predicate, timeout=120):
 
 
 def sentinels(mongo_db):
-    """One event on each partition of convutell.events, waited for: once all
-    are stored, so is everything produced before them."""
-    ids = []
+    """A start of a fresh run on each partition of convutell.events, waited for
+    until its run has moved (its start piece is stored): the collector stores a
+    batch's events before it moves the batch's runs, and moves runs batch by
+    batch in order, so by then everything produced before them is applied."""
+    pieces = []
     for p in range(PARTITIONS):
-        ev = {"schema": "convutell.event.v1", "event_id": str(uuid.uuid4()), "type": "run.log",
-              "time": "2026-12-01T00:00:00.000Z", "run_id": str(uuid.uuid4()),
-              "stream": "stdout", "line": "sentinel"}
+        rid = str(uuid.uuid4())
+        ev = {"schema": "convutell.event.v1", "event_id": str(uuid.uuid4()),
+              "type": "run.started", "time": "2026-12-01T00:00:00.000Z", "run_id": rid,
+              "attempt": 1, "worker": "sentinel"}
         kcat("-P", "-t", "convutell.events", "-p", str(p), data=json.dumps(ev).encode())
-        ids.append(ev["event_id"])
-    wait_for(lambda: mongo_db.events.count_documents({"_id": {"$in": ids}}) == PARTITIONS)
+        pieces.append(f"{rid}.1.started")
+    wait_for(lambda: mongo_db.runs.count_documents({"_id": {"$in": pieces}}) == PARTITIONS)
 
 
 def views(api, run_ids):
