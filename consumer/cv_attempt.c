@@ -7,6 +7,7 @@
 
 #include "cv_dialect.h"
 #include "cv_log.h"
+#include "cv_odbcpool.h"
 #include "cv_runs.h"
 #include "cv_script.h"
 #include "cv_secret.h"
@@ -15,9 +16,11 @@
 #include "cv_transfer.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PUBLISH_TIMEOUT_MS 30000
 
@@ -605,19 +608,103 @@ static cv_err run_python(cv_attempt *a, char *errbuf, size_t errlen) {
 
 /* ---- kind "sql" ------------------------------------------------------------- */
 
+/* Whether a statement is a PRAGMA: on SQLite the one kind of statement that
+ * changes a connection's settings in a way a reset cannot read back. */
+static bool is_pragma(const char *statement) {
+    return strncasecmp(statement, "PRAGMA", 6) == 0 &&
+           !(isalnum((unsigned char)statement[6]) || statement[6] == '_');
+}
+
+/* What one pass over a sql job's statements did. */
+typedef struct sql_pass {
+    long long total;       /* rows changed */
+    int done;              /* statements that ran without an error */
+    bool settings_changed; /* a PRAGMA ran */
+    const char *code;      /* NULL, or the failure's code with the reason in why */
+    char why[1024];
+} sql_pass;
+
+/* Runs every statement of the job on conn in one transaction and commits. */
+static void exec_statements(cv_attempt *a, cv_odbc_conn *conn, sql_pass *p) {
+    const cv_job *job = &a->job;
+    bool mariadb = cv_dialect_from_dbms(cv_odbc_dbms(conn)) == CV_DIALECT_MARIADB;
+    bool log_failed = false;
+    size_t pos = 0, start, end;
+    char line[128];
+    int n = 0;
+
+    memset(p, 0, sizeof(*p));
+    if (cv_odbc_begin(conn, p->why, sizeof(p->why)) != CV_OK) {
+        p->code = "statement_failed";
+        return;
+    }
+    while (!p->code && cv_sqlsplit_next(job->statements, &pos, &start, &end, mariadb)) {
+        char *statement = strndup(job->statements + start, end - start), reason[900];
+        long long rows = 0;
+        n++;
+        if (!statement) {
+            p->code = "statement_failed";
+            snprintf(p->why, sizeof(p->why), "out of memory");
+            break;
+        }
+        p->settings_changed = p->settings_changed || is_pragma(statement);
+        cv_err err = cv_odbc_exec_count(conn, statement, &rows, reason, sizeof(reason));
+        free(statement);
+        if (err) {
+            p->code = "statement_failed";
+            snprintf(p->why, sizeof(p->why), "statement %d %s", n, reason);
+            break;
+        }
+        p->done++;
+        p->total += rows;
+        snprintf(line, sizeof(line), "statement %d: %lld rows", n, rows);
+        publish_log(a->r, job, "stdout", line, strlen(line), false, &log_failed);
+    }
+    if (!p->code && n == 0) {
+        p->code = "statement_failed";
+        snprintf(p->why, sizeof(p->why), "no statement to run (only comments and semicolons)");
+    }
+    if (!p->code && cv_odbc_commit(conn, p->why, sizeof(p->why)) != CV_OK)
+        p->code = "commit_failed";
+}
+
+/* Runs the statements on a connection from the worker's pool. A kept
+ * connection that turns out broken before any statement went through (its
+ * server restarted while it waited) is replaced by a new one, once. */
+static void run_statements(cv_attempt *a, const char *odbc, sql_pass *p) {
+    cv_odbcpool *pool = a->r->odbc_pool;
+    bool reused = false;
+    cv_odbc_conn *conn = cv_odbcpool_take(pool, odbc, &reused, p->why, sizeof(p->why));
+
+    if (!conn) {
+        p->code = "connect";
+        return;
+    }
+    exec_statements(a, conn, p);
+    if (p->code && reused && p->done == 0 && !cv_odbc_alive(conn)) {
+        cv_log_warn("run %s: a kept connection was broken (%s); connecting again", a->job.run_id,
+                    p->why);
+        cv_odbcpool_give(pool, odbc, conn, false, false);
+        if (!(conn = cv_odbc_connect(odbc, p->why, sizeof(p->why)))) {
+            p->code = "connect";
+            return;
+        }
+        exec_statements(a, conn, p);
+    }
+    /* What was not committed is rolled back, by the reset or the disconnect. */
+    cv_odbcpool_give(pool, odbc, conn, cv_odbc_alive(conn), p->settings_changed);
+}
+
 /* Runs the statements of one sql job in one transaction, each on its own
  * (split at semicolons outside quotes and comments); every statement's row
  * count becomes a run.log line and their sum the run's rows_written. */
 static cv_err run_sql(cv_attempt *a, char *errbuf, size_t errlen) {
     cv_runner *w = a->r;
     const cv_job *job = &a->job;
-    char why[1024] = "", line[128];
+    sql_pass pass = {0};
     char *odbc = NULL;
-    cv_odbc_conn *conn = NULL;
-    const char *code = NULL, *type = CV_EVENT_RUN_SUCCEEDED;
-    long long total = 0;
+    const char *type = CV_EVENT_RUN_SUCCEEDED;
     int64_t started = cv_time_mono_ms();
-    bool log_failed = false;
     cv_event ev;
     cv_err err;
 
@@ -625,61 +712,26 @@ static cv_err run_sql(cv_attempt *a, char *errbuf, size_t errlen) {
         return err;
 
     if (cancelled_before_start(a)) {
-        type = CV_EVENT_RUN_CANCELLED;
-        code = "cancelled";
-        snprintf(why, sizeof(why), "cancelled before it started");
-    } else if (lookup_odbc(w, job->sql_connection_id, &odbc, why, sizeof(why)) != CV_OK) {
-        code = "connection_lookup";
-    } else if (!(conn = cv_odbc_connect(odbc, why, sizeof(why)))) {
-        code = "connect";
-    } else if (cv_odbc_begin(conn, why, sizeof(why)) != CV_OK) {
-        code = "statement_failed";
+        pass.code = "cancelled";
+        snprintf(pass.why, sizeof(pass.why), "cancelled before it started");
+    } else if (lookup_odbc(w, job->sql_connection_id, &odbc, pass.why, sizeof(pass.why)) != CV_OK) {
+        pass.code = "connection_lookup";
     } else {
-        bool mariadb = cv_dialect_from_dbms(cv_odbc_dbms(conn)) == CV_DIALECT_MARIADB;
-        size_t pos = 0, start, end;
-        int n = 0;
-
-        while (!code && cv_sqlsplit_next(job->statements, &pos, &start, &end, mariadb)) {
-            char *statement = strndup(job->statements + start, end - start), reason[900];
-            long long rows = 0;
-            n++;
-            if (!statement) {
-                code = "statement_failed";
-                snprintf(why, sizeof(why), "out of memory");
-                break;
-            }
-            err = cv_odbc_exec_count(conn, statement, &rows, reason, sizeof(reason));
-            free(statement);
-            if (err) {
-                code = "statement_failed";
-                snprintf(why, sizeof(why), "statement %d %s", n, reason);
-                break;
-            }
-            total += rows;
-            snprintf(line, sizeof(line), "statement %d: %lld rows", n, rows);
-            publish_log(w, job, "stdout", line, strlen(line), false, &log_failed);
-        }
-        if (!code && n == 0) {
-            code = "statement_failed";
-            snprintf(why, sizeof(why), "no statement to run (only comments and semicolons)");
-        }
-        if (!code && cv_odbc_commit(conn, why, sizeof(why)) != CV_OK)
-            code = "commit_failed";
+        run_statements(a, odbc, &pass);
     }
-    cv_odbc_disconnect(conn); /* rolls back what was not committed */
     free(odbc);
 
-    if (code && strcmp(code, "cancelled") != 0)
-        type = CV_EVENT_RUN_FAILED;
+    if (pass.code)
+        type = strcmp(pass.code, "cancelled") == 0 ? CV_EVENT_RUN_CANCELLED : CV_EVENT_RUN_FAILED;
     if ((err = cv_event_init(&ev, type)))
         return cv_err_set(errbuf, errlen, err, "cannot make an event id");
     cv_event_from_job(&ev, job);
     ev.duration_ms = cv_time_mono_ms() - started;
-    if (code) {
-        set_failure(&ev, job, code, why);
+    if (pass.code) {
+        set_failure(&ev, job, pass.code, pass.why);
     } else {
-        ev.rows_written = total;
-        cv_log_info("run %s succeeded: %lld rows changed", job->run_id, total);
+        ev.rows_written = pass.total;
+        cv_log_info("run %s succeeded: %lld rows changed", job->run_id, pass.total);
     }
     return finish(a, &ev, errbuf, errlen);
 }

@@ -20,6 +20,7 @@
 #include "cv_lease.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
+#include "cv_odbcpool.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -29,7 +30,8 @@ typedef struct cv_runner {
     cv_config cfg;
     cv_kafka_producer *producer;
     cv_mongo *mongo;
-    cv_cache *connections; /* connection documents, see cv_cache.h */
+    cv_cache *connections;  /* connection documents, see cv_cache.h */
+    cv_odbcpool *odbc_pool; /* connections kept between sql jobs (NULL: none) */
 } cv_runner;
 
 /* One claimed attempt. The worker fills r, job and claim, sets renewed_ms

@@ -94,7 +94,8 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     w->cap = (size_t)w->concurrency * PREFETCH;
     w->slots = calloc(w->cap, sizeof(*w->slots));
     w->r.connections = cv_cache_new(1024, cfg->cache_ms);
-    if (!w->slots || !w->r.connections) {
+    w->r.odbc_pool = cv_odbcpool_new(cfg->odbc_idle, (int64_t)cfg->odbc_idle_seconds * 1000);
+    if (!w->slots || !w->r.connections || !w->r.odbc_pool) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -133,6 +134,7 @@ void cv_worker_destroy(cv_worker *w) {
     cv_kafka_producer_destroy(w->r.producer);
     cv_mongo_destroy(w->r.mongo);
     cv_cache_destroy(w->r.connections);
+    cv_odbcpool_destroy(w->r.odbc_pool);
     pthread_cond_destroy(&w->changed);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -423,6 +425,7 @@ cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, si
         if (!err && (e = claim_ready(w, why, sizeof(why))))
             err = cv_err_set(errbuf, errlen, e, "%s", why);
         renew_due(w);
+        cv_odbcpool_sweep(w->r.odbc_pool);
         if (!err && (e = commit(w, why, sizeof(why))))
             err = cv_err_set(errbuf, errlen, e, "%s", why);
 

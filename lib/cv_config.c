@@ -301,6 +301,8 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
          &cfg->max_poll_interval_ms},
         {"CONVUTELL_CACHE_MS", "2000", "milliseconds", 0, 3600000, &cfg->cache_ms},
         {"CONVUTELL_WORKER_CONCURRENCY", "32", "jobs", 1, 256, &cfg->worker_concurrency},
+        {"CONVUTELL_ODBC_IDLE", "8", "connections", 0, 64, &cfg->odbc_idle},
+        {"CONVUTELL_ODBC_IDLE_SECONDS", "30", "seconds", 1, 3600, &cfg->odbc_idle_seconds},
         {"CONVUTELL_RETAIN_EVENTS_DAYS", "30", "days", 1, 36500, &cfg->retain_events_days},
         {"CONVUTELL_RETAIN_RUNS_DAYS", "365", "days", 1, 36500, &cfg->retain_runs_days},
         {"CONVUTELL_RETAIN_NOTIFICATIONS_DAYS", "90", "days", 1, 36500,

@@ -32,6 +32,9 @@ typedef struct cv_config {
     int cache_ms;              /* CONVUTELL_CACHE_MS: how long a job, project or connection
                                   read from the store is reused (cv_cache.h) [2000] */
     int worker_concurrency;    /* CONVUTELL_WORKER_CONCURRENCY: jobs a worker runs at once [32] */
+    int odbc_idle;             /* CONVUTELL_ODBC_IDLE: connections a worker keeps open
+                                  between sql jobs (cv_odbcpool.h) [8] */
+    int odbc_idle_seconds;     /* CONVUTELL_ODBC_IDLE_SECONDS: and for how long at most [30] */
     /* Retention in days (CONVUTELL_RETAIN_*_DAYS) and how often the scheduler
      * prunes (CONVUTELL_PRUNE_INTERVAL_SECONDS [600]); see cv_retain.h. */
     int retain_events_days;        /* events of finished runs [30] */

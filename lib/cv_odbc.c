@@ -34,6 +34,7 @@ struct cv_odbc_conn {
     bool in_txn;
     char quote;
     char dbms[64];
+    char *pg_session; /* PostgreSQL: SET statements restoring what the driver set */
 };
 
 const char *cv_odbc_braced_end(const char *open) {
@@ -115,6 +116,26 @@ static cv_err diag(SQLSMALLINT type, SQLHANDLE handle, const char *what, char *e
     return CV_ERR_ODBC;
 }
 
+/* Writes down, as SET statements, the settings the driver (or the connection
+ * string's options) gave the new session: DISCARD ALL takes them back to the
+ * server's defaults, and cv_odbc_reset() then sets them again. */
+static cv_err remember_session(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
+    static const char query[] =
+        "SELECT coalesce(string_agg(format('SET %I = %L', name, setting), '; '), '') "
+        "FROM pg_settings WHERE source = 'session'";
+    char out[8192];
+    bool is_null = false;
+    cv_err err = cv_odbc_query_text(conn, query, NULL, out, sizeof(out), &is_null, errbuf, errlen);
+
+    if (err)
+        return err;
+    if (strlen(out) >= sizeof(out) - 1)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "the session's settings are too long");
+    if (!(conn->pg_session = strdup(out)))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    return CV_OK;
+}
+
 /* Connecting and disconnecting, one thread at a time: psqlodbc changes the
  * process's locale while it connects (setlocale() and back), which is not
  * safe beside another thread doing the same (a worker running several jobs
@@ -155,6 +176,8 @@ cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) 
         conn->quote = (char)quote[0];
     if (!SQL_SUCCEEDED(SQLGetInfo(conn->dbc, SQL_DBMS_NAME, conn->dbms, sizeof(conn->dbms), &qlen)))
         conn->dbms[0] = '\0';
+    if (strcmp(conn->dbms, "PostgreSQL") == 0 && remember_session(conn, errbuf, errlen) != CV_OK)
+        goto fail;
     return conn;
 fail:
     cv_odbc_disconnect(conn);
@@ -176,6 +199,7 @@ void cv_odbc_disconnect(cv_odbc_conn *conn) {
     if (conn->env)
         SQLFreeHandle(SQL_HANDLE_ENV, conn->env);
     pthread_mutex_unlock(&connect_lock);
+    free(conn->pg_session);
     free(conn);
 }
 
@@ -201,6 +225,58 @@ cv_err cv_odbc_commit(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
 
 cv_err cv_odbc_rollback(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
     return end_txn(conn, SQL_ROLLBACK, errbuf, errlen);
+}
+
+/* SQLite keeps a connection's own state in temporary objects, attached
+ * databases and PRAGMA settings; the first two can be seen, the last not. */
+static cv_err reset_sqlite(cv_odbc_conn *conn, bool settings_changed, char *errbuf, size_t errlen) {
+    long long n = 0;
+    cv_err err;
+
+    if (settings_changed)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFLICT, "a PRAGMA ran on the connection");
+    if ((err = cv_odbc_query_int64(conn, "SELECT count(*) FROM sqlite_temp_master", NULL, &n,
+                                   errbuf, errlen)))
+        return err;
+    if (n > 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFLICT, "temporary objects were made");
+    if ((err = cv_odbc_query_int64(
+             conn, "SELECT count(*) FROM pragma_database_list WHERE name NOT IN ('main', 'temp')",
+             NULL, &n, errbuf, errlen)))
+        return err;
+    if (n > 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFLICT, "a database was attached");
+    return CV_OK;
+}
+
+cv_err cv_odbc_reset(cv_odbc_conn *conn, bool settings_changed, char *errbuf, size_t errlen) {
+    long long rows = 0;
+    cv_err err;
+
+    if (conn->in_txn && (err = cv_odbc_rollback(conn, errbuf, errlen)))
+        return err;
+    if (!SQL_SUCCEEDED(
+            SQLSetConnectAttr(conn->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)SQL_AUTOCOMMIT_ON, 0)))
+        return diag(SQL_HANDLE_DBC, conn->dbc, "cannot switch autocommit on", errbuf, errlen);
+    if (strcmp(conn->dbms, "PostgreSQL") == 0) {
+        if ((err = cv_odbc_exec_count(conn, "DISCARD ALL", &rows, errbuf, errlen)))
+            return err;
+        return conn->pg_session && conn->pg_session[0]
+                   ? cv_odbc_exec_count(conn, conn->pg_session, &rows, errbuf, errlen)
+                   : CV_OK;
+    }
+    if (strcmp(conn->dbms, "SQLite") == 0)
+        return reset_sqlite(conn, settings_changed, errbuf, errlen);
+    return cv_err_set(errbuf, errlen, CV_ERR_CONFLICT, "no session reset for %s",
+                      conn->dbms[0] ? conn->dbms : "this driver");
+}
+
+bool cv_odbc_alive(cv_odbc_conn *conn) {
+    SQLUINTEGER dead = SQL_CD_FALSE;
+
+    if (!SQL_SUCCEEDED(SQLGetConnectAttr(conn->dbc, SQL_ATTR_CONNECTION_DEAD, &dead, 0, NULL)))
+        return true; /* the driver cannot tell: the next statement will */
+    return dead != SQL_CD_TRUE;
 }
 
 char cv_odbc_quote_char(cv_odbc_conn *conn) {
@@ -363,15 +439,15 @@ out:
 cv_err cv_odbc_query_text(cv_odbc_conn *conn, const char *sql, const char *param, char *out,
                           size_t outlen, bool *is_null, char *errbuf, size_t errlen) {
     SQLHSTMT h = SQL_NULL_HSTMT;
-    SQLLEN pind = (SQLLEN)strlen(param), vind = 0;
+    SQLLEN pind = param ? (SQLLEN)strlen(param) : 0, vind = 0;
     SQLRETURN rc;
     cv_err err = CV_OK;
 
     if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, conn->dbc, &h)))
         return diag(SQL_HANDLE_DBC, conn->dbc, "cannot allocate a statement", errbuf, errlen);
-    if (!SQL_SUCCEEDED(SQLBindParameter(h, 1, SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR,
-                                        (SQLULEN)(pind ? pind : 1), 0, (SQLPOINTER)(uintptr_t)param,
-                                        pind, &pind)) ||
+    if ((param && !SQL_SUCCEEDED(SQLBindParameter(h, 1, SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR,
+                                                  (SQLULEN)(pind ? pind : 1), 0,
+                                                  (SQLPOINTER)(uintptr_t)param, pind, &pind))) ||
         !SQL_SUCCEEDED(SQLExecDirect(h, (SQLCHAR *)sql, SQL_NTS))) {
         err = diag(SQL_HANDLE_STMT, h, "query failed", errbuf, errlen);
         goto out;

@@ -54,6 +54,23 @@ cv_err cv_odbc_begin(cv_odbc_conn *conn, char *errbuf, size_t errlen);
 cv_err cv_odbc_commit(cv_odbc_conn *conn, char *errbuf, size_t errlen);
 cv_err cv_odbc_rollback(cv_odbc_conn *conn, char *errbuf, size_t errlen);
 
+/* Brings a connection a job is done with back to the state a new one has, so
+ * that the next job may use it (cv_odbcpool.h): rolls back what is not
+ * committed, switches autocommit on, then
+ *   PostgreSQL: DISCARD ALL (temporary tables, settings, prepared statements,
+ *               cursors, advisory locks, LISTEN, session authorization), then
+ *               the settings the driver made when it connected, read from
+ *               pg_settings by cv_odbc_connect();
+ *   SQLite:     checks that no temporary object is left and no database is
+ *               attached; refused if `settings_changed` (a PRAGMA ran: its
+ *               effect cannot be read back).
+ * Any other DBMS: CV_ERR_CONFLICT. An error means the connection must be
+ * closed rather than used again. */
+cv_err cv_odbc_reset(cv_odbc_conn *conn, bool settings_changed, char *errbuf, size_t errlen);
+
+/* False when the driver knows the connection is broken (SQL_ATTR_CONNECTION_DEAD). */
+bool cv_odbc_alive(cv_odbc_conn *conn);
+
 /* The driver's identifier quote character (usually '"', '`' for MariaDB). */
 char cv_odbc_quote_char(cv_odbc_conn *conn);
 
@@ -80,13 +97,13 @@ cv_err cv_odbc_exec_params(cv_odbc_conn *conn, const char *sql, int nparams,
 cv_err cv_odbc_exec_count(cv_odbc_conn *conn, const char *sql, long long *rows, char *errbuf,
                           size_t errlen);
 
-/* Runs a query with one text parameter and reads the first column of the first
- * row as text into out (truncated to outlen). CV_ERR_NOT_FOUND when no row came;
- * *is_null tells SQL NULL apart from "". */
+/* Runs a query with one text parameter (or none if param is NULL) and reads the
+ * first column of the first row as text into out (truncated to outlen).
+ * CV_ERR_NOT_FOUND when no row came; *is_null tells SQL NULL apart from "". */
 cv_err cv_odbc_query_text(cv_odbc_conn *conn, const char *sql, const char *param, char *out,
                           size_t outlen, bool *is_null, char *errbuf, size_t errlen);
 
-/* Runs a query with one text parameter whose result is one integer column.
+/* Runs a query with one text parameter (or none) whose result is one integer column.
  * CV_OK with *value from the first row, CV_ERR_NOT_FOUND when no row came. */
 cv_err cv_odbc_query_int64(cv_odbc_conn *conn, const char *sql, const char *param, long long *value,
                            char *errbuf, size_t errlen);

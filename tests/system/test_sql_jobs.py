@@ -1,6 +1,7 @@
 """Jobs of kind sql: statements run in one transaction on the project's origin
 or destination connection, each statement's row count in the run's log, their
 sum in rows_written, and nothing left behind when one of them fails."""
+import sqlite3
 import time
 
 from conftest import MARIADB_ODBC, PG_ODBC, deliver_again, milestones
@@ -95,3 +96,87 @@ def test_finished_attempt_keeps_its_lease_and_a_second_delivery_runs_nothing(
     types = sorted(e["type"] for e in mongo_db.events.find(milestones(run_id)))
     assert types == ["run.log", "run.queued", "run.started", "run.succeeded"]
     assert api.get(f"/api/v1/runs/{run_id}")[1]["status"] == "succeeded"
+
+
+def test_kept_connection_starts_clean_on_postgresql(api, pg, mongo_db):
+    """A worker keeps the connection of a sql job for the next job of the same
+    connection, reset as a new one: the second job runs in the same server
+    process, without the first one's temporary table or session setting, and
+    with the settings the driver and the connection string gave the session."""
+    pg.execute("DROP TABLE IF EXISTS pool_probe")
+    pg.execute("CREATE TABLE pool_probe (job text, pid int, search_path text, temps bigint, "
+               "app text, session text)")
+    probe = ("INSERT INTO public.pool_probe SELECT '{0}', pg_backend_pid(), "
+             "current_setting('search_path'), (SELECT count(*) FROM pg_class "
+             "WHERE relpersistence = 't' AND pg_table_is_visible(oid)), "
+             "current_setting('application_name'), (SELECT string_agg(name || '=' || setting, "
+             "',' ORDER BY name) FROM pg_settings WHERE source = 'session')")
+    # A connection string of this test's own: no connection kept from before.
+    odbc = PG_ODBC + ";Pqopt={application_name=pool_probe}"
+    first = sql_job(api, probe.format("1 fresh") + ";\n"
+                         "CREATE TEMP TABLE scratch (x int);\n"
+                         "SET search_path TO pg_temp, public;\n" + probe.format("2 changed"),
+                    destination=odbc)
+    done = run(api, first)
+    assert done["status"] == "succeeded", done
+    again = api.create(f"/api/v1/projects/{first['project_id']}/jobs",
+                       {"name": "again", "kind": "sql", "statements": probe.format("3 kept")})
+    # The same connection id: the same connection string, so the kept connection.
+    done = run(api, again)
+    assert done["status"] == "succeeded", done
+    rows = pg.execute("SELECT job, pid, search_path, temps, app, session FROM pool_probe "
+                      "ORDER BY job").fetchall()
+    fresh, changed, kept = rows
+    assert (changed[2], changed[3]) == ("pg_temp, public", 1), changed
+    assert "search_path=" in changed[5]
+    assert fresh[4] == "pool_probe" and fresh[3] == 0
+    assert kept[2:] == fresh[2:], (fresh, kept)
+    assert kept[1] == fresh[1], "the second job did not reuse the first one's connection"
+
+    # A failed job's connection is rolled back and kept too.
+    done = run(api, api.create(f"/api/v1/projects/{first['project_id']}/jobs",
+                               {"name": "fails", "kind": "sql",
+                                "statements": probe.format("4 failed") + ";\nSELECT 1/0"}))
+    assert (done["status"], done["error"]["code"]) == ("failed", "statement_failed"), done
+    done = run(api, again)
+    assert done["status"] == "succeeded", done
+    assert pg.execute("SELECT job FROM pool_probe ORDER BY job").fetchall() == [
+        ("1 fresh",), ("2 changed",), ("3 kept",), ("3 kept",)]
+    assert pg.execute("SELECT count(DISTINCT pid) FROM pool_probe").fetchone() == (1,)
+
+    # The server ended the kept connection while it waited: the next job gets
+    # a new one instead of failing.
+    pid = kept[1]
+    assert pg.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+    done = run(api, again)
+    assert done["status"] == "succeeded", done
+    pids = pg.execute("SELECT pid FROM pool_probe ORDER BY ctid").fetchall()
+    assert len(pids) == 4 + 1 and pids[-1][0] != pid, pids
+
+
+def test_sqlite_connection_with_session_state_is_not_kept(api, tmp_path):
+    """On SQLite, a connection left with a temporary table or changed by a
+    PRAGMA is closed rather than kept: the next job sees a new one."""
+    db = tmp_path / "pool.db"
+    sqlite3.connect(db).close()
+    odbc = f"Driver=SQLite3;Database={db}"
+    temp = sql_job(api, "CREATE TEMP TABLE scratch (x int);\nINSERT INTO scratch VALUES (1)",
+                   origin=odbc, destination=odbc)
+    for _ in range(2):  # a kept connection would still hold the table: "already exists"
+        done = run(api, temp)
+        assert done["status"] == "succeeded", done
+        assert done["rows_written"] == 1, done
+
+    project = temp["project_id"]
+    pragma = api.create(f"/api/v1/projects/{project}/jobs",
+                        {"name": "pragma", "kind": "sql", "statements": "PRAGMA cache_size = 1234"})
+    read = api.create(f"/api/v1/projects/{project}/jobs",
+                      {"name": "read", "kind": "sql",
+                       "statements": "CREATE TABLE IF NOT EXISTS seen (size int);\n"
+                                     "INSERT INTO seen SELECT cache_size FROM pragma_cache_size"})
+    assert run(api, pragma)["status"] == "succeeded"
+    assert run(api, read)["status"] == "succeeded"
+    with sqlite3.connect(db) as c:
+        default = c.execute("PRAGMA cache_size").fetchone()[0]
+        assert c.execute("SELECT size FROM seen").fetchall() == [(default,)]
+    assert default != 1234
