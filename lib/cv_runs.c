@@ -340,12 +340,17 @@ static cv_err delete_in(cv_mongo *m, const char *coll, const bson_t *in, size_t 
     return err;
 }
 
-/* Which runs of the batch start or stop going. A run whose start and end are both in
- * the batch (most small jobs) is never in `active_runs`; a schedule's run is in
- * `queued_runs` from its record (the scheduler's), so its end always removes it there,
- * and from `active_runs` too, where an earlier version put it. */
+/* Which runs of the batch start or stop going. A run whose first start and its
+ * end are both in the batch (most small jobs) is never in `active_runs`; a
+ * schedule's run is in `queued_runs` from its record (the scheduler's), so its
+ * end always removes it there, and from `active_runs` too, where an earlier
+ * version put it. dup[i] says that event i's piece was stored before. An end
+ * skips the delete only when the batch holds the run's first start, stored
+ * now: a start of an earlier attempt, or one delivered before (a replay, a
+ * batch tried again), may have put the run in `active_runs` in an earlier
+ * batch. */
 static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run_status *to,
-                           size_t n, char *errbuf, size_t errlen) {
+                           const bool *dup, size_t n, char *errbuf, size_t errlen) {
     bson_t *docs = calloc(n ? n : 1, sizeof(*docs)), gone = BSON_INITIALIZER, list;
     bson_t queued = BSON_INITIALIZER, qlist;
     const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
@@ -365,7 +370,8 @@ static cv_err apply_active(cv_mongo *m, const cv_event *const *pev, const cv_run
             continue;
         for (size_t j = 0; j < n && !other; j++)
             other = j != i && strcmp(pev[j]->run_id, pev[i]->run_id) == 0 &&
-                    (start ? cv_run_is_final(to[j]) : to[j] == CV_RUN_RUNNING);
+                    (start ? cv_run_is_final(to[j])
+                           : to[j] == CV_RUN_RUNNING && !dup[j] && pev[j]->attempt == 1);
         if (start && !other) {
             bson_init(&docs[nins]);
             active_doc(&docs[nins], pev[i]->run_id, pev[i]->job_id[0] ? pev[i]->job_id : NULL);
@@ -470,12 +476,13 @@ cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
     const bson_t **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
     const cv_event **pev = calloc(n ? n : 1, sizeof(*pev));
     cv_run_status *to = calloc(n ? n : 1, sizeof(*to));
+    bool *dup = calloc(n ? n : 1, sizeof(*dup));
     size_t np = 0;
     cv_err err = CV_OK;
 
     if (n == 0)
         goto out;
-    if (!pieces || !ptrs || !pev || !to) {
+    if (!pieces || !ptrs || !pev || !to || !dup) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -483,14 +490,14 @@ cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
     np = make_pieces(evs, n, pieces, pev, to);
     for (size_t i = 0; i < np; i++)
         ptrs[i] = &pieces[i];
-    if (np && (err = cv_mongo_insert_many(m, CV_COLL_RUNS, ptrs, np, NULL, errbuf, errlen)))
+    if (np && (err = cv_mongo_insert_many(m, CV_COLL_RUNS, ptrs, np, dup, errbuf, errlen)))
         goto out;
     for (size_t i = 0; !err && i < n; i++)
         if (moves_run(&evs[i]) && !strcmp(evs[i].type, CV_EVENT_RUN_PROGRESS) &&
             !progress_superseded(evs, n, i))
             err = apply_progress(m, &evs[i], errbuf, errlen);
     if (!err)
-        err = apply_active(m, pev, to, np, errbuf, errlen);
+        err = apply_active(m, pev, to, dup, np, errbuf, errlen);
     for (size_t i = 0; !err && i < np; i++)
         if (cv_run_is_final(to[i]))
             err = after_end(m, pev[i], to[i], errbuf, errlen);
@@ -501,6 +508,7 @@ out:
     free(ptrs);
     free(pev);
     free(to);
+    free(dup);
     return err;
 }
 
