@@ -85,16 +85,63 @@ static void first_lease(bson_t *doc, const cv_job *job, const char *message, con
     append_run(doc, job);
 }
 
+/* Takes over attempt job->attempt from a worker whose lease on it ran out
+ * (`lease` as read): counted on the lease, and refused (left held, for the
+ * scheduler's sweep to retry or fail the run) once CV_LEASE_TAKEOVERS_MAX
+ * workers have taken it over: an attempt that kills every worker that runs it
+ * stops being run. */
+static cv_err take_over(cv_mongo *m, const cv_job *job, const bson_t *lease, const char *message,
+                        const char *worker, int lease_seconds, cv_claim *claim, char *holder,
+                        size_t holder_len, char *errbuf, size_t errlen) {
+    bson_t filter = BSON_INITIALIZER, also = BSON_INITIALIZER, update = BSON_INITIALIZER, set, inc;
+    const char *expires = cv_mongo_doc_str(lease, "expires_at");
+    const char *holder_was = cv_mongo_doc_str(lease, "worker");
+    int64_t takeovers = cv_mongo_doc_int(lease, "takeovers", 0), matched = 0;
+    cv_err err;
+
+    if (takeovers >= CV_LEASE_TAKEOVERS_MAX) {
+        snprintf(holder, holder_len,
+                 "%s (lease ran out at %s; taken over %lld times already: left to the "
+                 "scheduler)",
+                 holder_was ? holder_was : "?", expires ? expires : "?", (long long)takeovers);
+        *claim = CV_CLAIM_HELD;
+        return CV_OK;
+    }
+    /* Only the lease as read: a worker that renewed it, or another that took
+     * it over first, makes this match nothing. */
+    BSON_APPEND_INT32(&also, "attempt", job->attempt);
+    BSON_APPEND_UTF8(&also, "state", "held");
+    BSON_APPEND_UTF8(&also, "expires_at", expires ? expires : "");
+    cv_mongo_filter_id(&filter, job->run_id, &also);
+    bson_destroy(&also);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    append_held(&set, job, message, worker, lease_seconds, cv_time_now_ms());
+    bson_append_document_end(&update, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
+    BSON_APPEND_INT32(&inc, "takeovers", 1);
+    bson_append_document_end(&update, &inc);
+    err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, false, &matched, errbuf, errlen);
+    if (!err)
+        *claim = matched ? CV_CLAIM_RESUMED : claim_refused(m, job, holder, holder_len);
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    return err;
+}
+
 /* A claim of a run that has a lease already: an earlier attempt that did not
- * end well, or this attempt held by a worker whose lease ran out. An attempt
- * that ended for good keeps its lease "held" (cv_lease.h), so the run's record
- * is asked first: a delivery of an attempt that is over is a duplicate. */
+ * end well, or this attempt held by a worker whose lease ran out (take_over()).
+ * An attempt that ended for good keeps its lease "held" (cv_lease.h), so the
+ * run's record is asked first: a delivery of an attempt that is over is a
+ * duplicate. */
 static cv_err claim_existing(cv_mongo *m, const cv_job *job, const char *message,
                              const char *worker, int lease_seconds, cv_claim *claim, char *holder,
                              size_t holder_len, char *errbuf, size_t errlen) {
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, or, clause, sub, set, on_insert;
+    bson_t filter = BSON_INITIALIZER, also = BSON_INITIALIZER, update = BSON_INITIALIZER, sub, set,
+           on_insert;
+    bson_t *lease = NULL;
     char now[CV_TIME_RFC3339_LEN];
     int64_t now_ms = cv_time_now_ms();
+    const char *state, *expires;
     bool over = false;
     cv_err err;
 
@@ -104,28 +151,34 @@ static cv_err claim_existing(cv_mongo *m, const cv_job *job, const char *message
         *claim = CV_CLAIM_OVER;
         return CV_OK;
     }
-
     cv_time_format(now_ms, now, sizeof(now));
-    BSON_APPEND_UTF8(&filter, "_id", job->run_id);
+    err = cv_mongo_find_id(m, CV_COLL_LEASES, job->run_id, &lease, errbuf, errlen);
+    if (err && err != CV_ERR_NOT_FOUND)
+        return err;
+    state = lease ? cv_mongo_doc_str(lease, "state") : NULL;
+    expires = lease ? cv_mongo_doc_str(lease, "expires_at") : NULL;
+    if (state && strcmp(state, "held") == 0 &&
+        cv_mongo_doc_int(lease, "attempt", -1) == job->attempt && expires &&
+        strcmp(expires, now) < 0) {
+        err = take_over(m, job, lease, message, worker, lease_seconds, claim, holder, holder_len,
+                        errbuf, errlen);
+        bson_destroy(lease);
+        return err;
+    }
+    bson_destroy(lease);
+
     /* An earlier attempt of a run that did not end (it ended in a retry, or
-     * its worker died after sending the retry), or this attempt held by a
-     * worker whose lease ran out (a redelivery after that worker died). */
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &clause);
-    BSON_APPEND_DOCUMENT_BEGIN(&clause, "attempt", &sub);
+     * its worker died after sending the retry). */
+    BSON_APPEND_DOCUMENT_BEGIN(&also, "attempt", &sub);
     BSON_APPEND_INT32(&sub, "$lt", job->attempt);
-    bson_append_document_end(&clause, &sub);
-    append_op(&clause, "state", "$ne", "done");
-    bson_append_document_end(& or, &clause);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &clause);
-    BSON_APPEND_INT32(&clause, "attempt", job->attempt);
-    BSON_APPEND_UTF8(&clause, "state", "held");
-    append_op(&clause, "expires_at", "$lt", now);
-    bson_append_document_end(& or, &clause);
-    bson_append_array_end(&filter, & or);
+    bson_append_document_end(&also, &sub);
+    append_op(&also, "state", "$ne", "done");
+    cv_mongo_filter_id(&filter, job->run_id, &also);
+    bson_destroy(&also);
 
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     append_held(&set, job, message, worker, lease_seconds, now_ms);
+    BSON_APPEND_INT32(&set, "takeovers", 0);
     bson_append_document_end(&update, &set);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &on_insert);
     append_run(&on_insert, job);

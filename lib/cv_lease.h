@@ -41,12 +41,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Workers that may take over one attempt whose lease ran out (its worker
+ * died or stalled). Beyond that the attempt is left held: the scheduler's
+ * sweep retries the run or fails it, so an attempt that kills every worker
+ * that runs it (a poison job) is run at most 1 + this many times. */
+#define CV_LEASE_TAKEOVERS_MAX 3
+
 /* What a claim found. */
 typedef enum cv_claim {
     CV_CLAIM_TAKEN,    /* the first claim of the run: the caller's, run it */
     CV_CLAIM_RESUMED,  /* a later attempt, or one taken over: the caller's, run it (a cancel
                           may have been asked for meanwhile: cv_runs_cancel_requested()) */
-    CV_CLAIM_HELD,     /* another worker holds it with a live lease: wait and claim again */
+    CV_CLAIM_HELD,     /* another worker holds it with a live lease, or one that ran out after
+                          CV_LEASE_TAKEOVERS_MAX take-overs: wait and claim again */
     CV_CLAIM_OVER,     /* the run ended or moved past this attempt: a duplicate, skip it */
     CV_CLAIM_CANCELLED /* cancelled before any worker claimed it (cv_lease_block()) */
 } cv_claim;

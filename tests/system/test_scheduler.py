@@ -414,3 +414,33 @@ def test_forbid_skips_ticks_while_a_run_is_queued_or_running(api, pg, mongo_db, 
     assert pg.execute("SELECT count(*) FROM sched_forbid").fetchone() == (len(done),)
     assert mongo_db.queued_runs.count_documents(mine) == 0
     assert mongo_db.active_runs.count_documents(mine) == 0
+
+
+def test_attempt_that_kills_its_workers_is_taken_over_three_times_then_failed(
+        api, pg, mongo_db, services, schedulers):
+    """A poison job: every worker that runs its attempt dies. Three workers
+    take it over after their predecessor's lease ran out; the next one leaves
+    it to the scheduler's sweep, which fails the run (no attempts left), and
+    the worker skips the message and goes on."""
+    job = sql_job(api, "SELECT pg_sleep(60)")
+    status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    run_id = body["run_id"]
+    for n in (1, 2, 3, 4):
+        wait_for(lambda: mongo_db.events.count_documents(
+            {"run_id": run_id, "type": "run.started"}) >= n, 60, f"the attempt run by worker {n}")
+        proc = services.procs.pop("worker")
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        start_worker(services)
+    wait_for(lambda: "taken over 3 times already: left to the scheduler" in
+             services.log("worker"), 60, "the fifth worker to leave it")
+    schedulers("scheduler")
+    done = api.wait_run(run_id, timeout=90)
+    assert (done["status"], done["error"]["code"]) == ("failed", "lease_expired"), done
+    lease = mongo_db.leases.find_one({"_id": run_id})
+    assert (lease["attempt"], lease["takeovers"]) == (1, 3), lease
+    starts = mongo_db.events.count_documents({"run_id": run_id, "type": "run.started"})
+    assert starts == 4
+    # The worker let the message go and runs the next job.
+    again = api.post(f"/api/v1/jobs/{sql_job(api, 'SELECT 1')['id']}/runs")[1]
+    assert api.wait_run(again["run_id"])["status"] == "succeeded"
