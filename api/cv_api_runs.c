@@ -103,6 +103,14 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         cv_api_internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
         goto out;
     }
+    /* Refused before anything is stored: a worker would dead-letter it. */
+    if (strlen(msg) > CV_JOB_MAX_BYTES) {
+        cv_http_error(res, 422, "job_too_large", NULL,
+                      "the run's job message would be %zu bytes, more than the limit of %d "
+                      "(the job's query, transform, script or statements, as JSON)",
+                      strlen(msg), CV_JOB_MAX_BYTES);
+        goto out;
+    }
     cv_event_from_job(&ev, &job);
     ev.time_ms = job.queued_at_ms;
     /* The record first, so that GET /runs/{id} answers as soon as the client

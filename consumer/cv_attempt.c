@@ -5,6 +5,7 @@
  */
 #include "cv_attempt.h"
 
+#include "cv_deadletter.h"
 #include "cv_dialect.h"
 #include "cv_log.h"
 #include "cv_odbcpool.h"
@@ -17,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,40 +156,44 @@ static void salvage_run_id(const cv_kafka_msg *msg, cv_event *ev) {
     cJSON_Delete(root);
 }
 
-/* Copies a rejected message to the dead-letter topic, keeping key and value as
- * they came and adding the reason and origin as headers, then reports it. */
+static atomic_llong dead_letter_failures; /* rejections that could not be dead-lettered */
+
+/* Copies a rejected message to the dead-letter topic (cv_deadletter.h), then
+ * reports it. Errors only on NOMEM: a message that cannot be dead-lettered or
+ * reported is skipped, with the reason logged, and never stops the worker. */
 cv_err cv_attempt_reject(cv_runner *w, const cv_kafka_msg *msg, const cv_verr *verr, char *errbuf,
                          size_t errlen) {
-    char reason[512], partition[16], offset[24], key[256];
+    char reason[512], why[512] = "";
     cv_event ev;
-    cv_err err;
-    size_t klen = msg->key_len < sizeof(key) - 1 ? msg->key_len : sizeof(key) - 1;
+    cv_err err, sent;
+    bool whole = true;
 
     snprintf(reason, sizeof(reason), "%s: %s", verr->field, verr->reason);
-    snprintf(partition, sizeof(partition), "%d", (int)msg->partition);
-    snprintf(offset, sizeof(offset), "%lld", (long long)msg->offset);
-    if (msg->key)
-        memcpy(key, msg->key, klen);
-    key[msg->key ? klen : 0] = '\0';
-    const cv_kafka_header headers[] = {{"convutell.reason", reason},
-                                       {"convutell.source.topic", msg->topic},
-                                       {"convutell.source.partition", partition},
-                                       {"convutell.source.offset", offset},
-                                       {"convutell.worker", w->cfg.worker_id},
-                                       {NULL, NULL}};
-    cv_log_warn("rejected %s[%s]@%s: %s", msg->topic, partition, offset, reason);
-    err = cv_kafka_produce(w->producer, CV_TOPIC_DLQ, msg->key ? key : NULL,
-                           msg->payload ? msg->payload : "", msg->len, headers, PUBLISH_TIMEOUT_MS,
-                           errbuf, errlen);
-    if (err)
-        return err;
+    cv_log_warn("rejected %s[%d]@%lld (%zu bytes): %s", msg->topic, (int)msg->partition,
+                (long long)msg->offset, msg->len, reason);
+    sent = cv_deadletter_send(w->producer, msg, reason, "convutell.worker", w->cfg.worker_id,
+                              &whole, why, sizeof(why));
     if ((err = cv_event_init(&ev, CV_EVENT_JOB_REJECTED)))
         return cv_err_set(errbuf, errlen, err, "cannot make an event id");
     salvage_run_id(msg, &ev);
-    snprintf(ev.error_code, sizeof(ev.error_code), "invalid_message");
-    snprintf(ev.error_message, sizeof(ev.error_message), "%s (dead-lettered from %s[%s]@%s)",
-             reason, msg->topic, partition, offset);
-    return publish_event(w, &ev, errbuf, errlen);
+    if (sent) {
+        long long n = atomic_fetch_add(&dead_letter_failures, 1) + 1;
+        cv_log_error("%s[%d]@%lld not dead-lettered (%s); skipped (%lld so far)", msg->topic,
+                     (int)msg->partition, (long long)msg->offset, why, n);
+        snprintf(ev.error_code, sizeof(ev.error_code), "dead_letter_failed");
+        snprintf(ev.error_message, sizeof(ev.error_message),
+                 "%s (not dead-lettered from %s[%d]@%lld: %s)", reason, msg->topic,
+                 (int)msg->partition, (long long)msg->offset, why);
+    } else {
+        snprintf(ev.error_code, sizeof(ev.error_code), "invalid_message");
+        snprintf(ev.error_message, sizeof(ev.error_message),
+                 "%s (dead-lettered from %s[%d]@%lld%s)", reason, msg->topic, (int)msg->partition,
+                 (long long)msg->offset, whole ? "" : ", its head only");
+    }
+    if (publish_event(w, &ev, why, sizeof(why)) != CV_OK)
+        cv_log_error("%s[%d]@%lld: the rejection was not reported: %s", msg->topic,
+                     (int)msg->partition, (long long)msg->offset, why);
+    return CV_OK;
 }
 
 /* Looks up and unseals the ODBC connection string of a connection id. *out is

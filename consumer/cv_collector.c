@@ -13,6 +13,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cv_collector.h"
 
+#include "cv_deadletter.h"
 #include "cv_kafka.h"
 #include "cv_log.h"
 #include "cv_message.h"
@@ -30,6 +31,7 @@
 /* Messages handled together: the events of 200 small jobs are two inserts (measured
  * against 500 and 2,000: within the noise of 2,000, at half its memory). */
 #define BATCH_MAX 1000
+#define REJECTED_KEEP_BYTES (64 * 1024) /* of an invalid event's payload, in rejected_events */
 
 /* One batch: its messages (held until their offsets are stored) and valid events. */
 typedef struct batch {
@@ -142,7 +144,9 @@ void cv_collector_destroy(cv_collector *c) {
 static cv_err keep_rejected(cv_collector *c, const cv_kafka_msg *msg, const cv_verr *verr,
                             char *errbuf, size_t errlen) {
     bson_t doc = BSON_INITIALIZER;
-    char id[96];
+    const char *payload = msg->payload ? msg->payload : "";
+    size_t len = msg->len < REJECTED_KEEP_BYTES ? msg->len : REJECTED_KEEP_BYTES;
+    char id[96], hash[65];
     cv_err err;
 
     /* Topic, partition and offset name the message, so a replay is a duplicate. */
@@ -150,9 +154,17 @@ static cv_err keep_rejected(cv_collector *c, const cv_kafka_msg *msg, const cv_v
     BSON_APPEND_UTF8(&doc, "_id", id);
     BSON_APPEND_UTF8(&doc, "field", verr->field);
     BSON_APPEND_UTF8(&doc, "reason", verr->reason);
-    bson_append_utf8(
-        &doc, "payload", -1, msg->payload ? msg->payload : "",
-        bson_utf8_validate(msg->payload ? msg->payload : "", msg->len, false) ? (int)msg->len : 0);
+    /* Kept whole up to a size any store takes; a larger one by its head, size
+     * and hash (the broker keeps it at its offset until retention). */
+    if (len < msg->len) {
+        cv_deadletter_sha256(payload, msg->len, hash);
+        BSON_APPEND_INT64(&doc, "size", (int64_t)msg->len);
+        BSON_APPEND_UTF8(&doc, "sha256", hash);
+        while (len > 0 && ((unsigned char)payload[len] & 0xC0) == 0x80)
+            len--; /* not in the middle of a UTF-8 sequence */
+    }
+    bson_append_utf8(&doc, "payload", -1, payload,
+                     bson_utf8_validate(payload, len, false) ? (int)len : 0);
     err = cv_mongo_insert(c->mongo, "rejected_events", &doc, errbuf, errlen);
     bson_destroy(&doc);
     return err == CV_ERR_CONFLICT ? CV_OK : err;

@@ -118,6 +118,8 @@ cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, si
                                            "30000",
                                            "compression.type",
                                            "lz4",
+                                           "message.max.bytes",
+                                           CV_KAFKA_MESSAGE_MAX_TEXT,
                                            NULL};
     cv_kafka_producer *p = NULL;
     rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);

@@ -40,6 +40,13 @@ typedef struct cv_kafka_msg {
     void *handle; /* the rd_kafka_message_t, owned */
 } cv_kafka_msg;
 
+/* The largest message a producer sends (librdkafka's message.max.bytes: key,
+ * value and headers), set on every producer rather than left to the
+ * library's default: under the broker's default max.message.bytes
+ * (1,048,588), so what the producer takes the broker takes. */
+#define CV_KAFKA_MESSAGE_MAX 1000000
+#define CV_KAFKA_MESSAGE_MAX_TEXT "1000000"
+
 /* A message header (name and NUL-terminated value). */
 typedef struct cv_kafka_header {
     const char *name;

@@ -26,6 +26,7 @@
  */
 #include "cv_scheduler.h"
 
+#include "cv_deadletter.h"
 #include "cv_kafka.h"
 #include "cv_launch.h"
 #include "cv_lease.h"
@@ -292,6 +293,21 @@ static const bson_t *project_get(cv_scheduler *s, scan_batch *b, const char *id)
     return doc;
 }
 
+/* Whether the job's message would be over CV_JOB_MAX_BYTES (a worker would
+ * dead-letter it and its run would never start): its ticks are skipped with
+ * the reason written into why. */
+static bool too_large(const cv_job *job, char *why, size_t whylen) {
+    char *message = cv_job_encode(job);
+    size_t size = message ? strlen(message) : 0;
+
+    free(message);
+    if (size <= CV_JOB_MAX_BYTES)
+        return false;
+    snprintf(why, whylen, "the job's message would be %zu bytes, more than the limit of %d", size,
+             CV_JOB_MAX_BYTES);
+    return true;
+}
+
 /* Adds one tick to the batch: its claim (a `ticks` document holding the run
  * record and, for a tick that runs, the job message) and the run record
  * itself: a queued run, or (job NULL) a tick that does not run, with its
@@ -461,6 +477,8 @@ static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
             goto out;
         }
         have_job = true;
+        if (too_large(&job, why, sizeof(why)))
+            skip_reason = why;
     }
     for (int i = 0; i < n; i++) {
         char reason[256];
@@ -1071,6 +1089,27 @@ static void note_seen(cv_scheduler *s, const cv_kafka_msg *msg) {
     }
 }
 
+/* A message on the retry topic that is not a job goes to the dead-letter
+ * topic from here (one too large for the jobs topic could never be passed
+ * on). True when it went, or could not go after its tries: either way it is
+ * let go. False only when it is best passed on for a worker to dead-letter. */
+static bool dead_letter(cv_scheduler *s, const cv_kafka_msg *msg, const cv_verr *verr) {
+    char reason[512], why[512];
+    bool whole = true;
+
+    snprintf(reason, sizeof(reason), "%s: %s", verr->field, verr->reason);
+    cv_log_warn("rejected %s[%d]@%lld (%zu bytes): %s", msg->topic, (int)msg->partition,
+                (long long)msg->offset, msg->len, reason);
+    if (cv_deadletter_send(s->producer, msg, reason, "convutell.scheduler", s->instance, &whole,
+                           why, sizeof(why)) != CV_OK) {
+        if (msg->len <= CV_JOB_MAX_BYTES)
+            return false;
+        cv_log_error("%s[%d]@%lld not dead-lettered (%s); skipped", msg->topic, (int)msg->partition,
+                     (long long)msg->offset, why);
+    }
+    return true;
+}
+
 static void hold(cv_scheduler *s, cv_kafka_msg *msg) {
     cv_job job;
     cv_verr verr;
@@ -1092,11 +1131,13 @@ static void hold(cv_scheduler *s, cv_kafka_msg *msg) {
         memcpy(h->key, h->msg.key, klen);
         h->key[klen] = '\0';
     }
-    /* A message that does not decode goes on at once: the worker dead-letters it. */
     h->due_ms = 0;
     if (cv_job_decode(h->msg.payload ? h->msg.payload : "", h->msg.len, &job, &verr) == CV_OK) {
         h->due_ms = job.not_before_ms;
         cv_job_release(&job);
+    } else if (dead_letter(s, &h->msg, &verr)) {
+        cv_kafka_msg_release(&h->msg);
+        s->nheld--;
     }
 }
 

@@ -18,7 +18,10 @@
 
 #define CV_JOB_SCHEMA "convutell.job.v1"
 #define CV_EVENT_SCHEMA "convutell.event.v1"
-#define CV_JOB_MAX_BYTES (1024 * 1024) /* larger job messages are rejected */
+/* Larger job messages are rejected. Under the producers' message.max.bytes
+ * (CV_KAFKA_MESSAGE_MAX, 1,000,000) with room to spare, so that a valid job's
+ * copy on the retry topic, which adds a few fields, always fits. */
+#define CV_JOB_MAX_BYTES 900000
 #define CV_QUERY_MAX_BYTES (512 * 1024)
 #define CV_MAX_ATTEMPT 1000
 

@@ -1,11 +1,14 @@
 """Messages that other systems write to convutell.jobs are untrusted: invalid
 ones go to convutell.jobs.dlq with the reason, a job.rejected event records
 them, and the worker goes on with the next valid job."""
+import hashlib
 import json
+import re
 import time
 import uuid
 
-from conftest import kcat
+from conftest import PG_ODBC, kcat
+from test_scheduler import schedulers  # noqa: F401 (a fixture)
 from test_transfer import setup_job
 from datasets import pg_checksum, sqlite_checksum
 
@@ -16,7 +19,10 @@ def dlq_messages():
     rows = []
     for line in out.decode().splitlines():
         key, headers, payload = line.split("\t", 2)
-        rows.append((key, dict(h.split("=", 1) for h in headers.split(",") if h), payload))
+        # kcat joins headers with ',', which a reason may hold too: every header
+        # name starts with "convutell.".
+        pairs = re.split(r",(?=convutell\.)", headers) if headers else []
+        rows.append((key, dict(h.split("=", 1) for h in pairs), payload))
     return rows
 
 
@@ -67,3 +73,114 @@ def test_malformed_job_goes_to_dlq_and_next_job_runs(api, pg, mongo_db, tmp_path
     assert rejected[1]["run_id"] == with_password["run_id"]
     # The password never reached the record.
     assert "hunter2" not in json.dumps(rejected, default=str)
+
+
+def test_oversized_messages_are_dead_lettered_by_their_head(api, pg, mongo_db, tmp_path):
+    """A message too large to forward whole (1,000,000 bytes, or 3 MB that lz4
+    brought under the broker's limit) goes to the dead-letter topic as its
+    first 4,096 bytes with its size and SHA-256, and the worker goes on."""
+    origin, src, dst, project, job = setup_job(api, pg, tmp_path, "accounts_dlq_big", rows=300)
+    before = len(dlq_messages())
+    rejected_before = mongo_db.events.count_documents({"type": "job.rejected"})
+    plain = b"x" * 1_000_000
+    packed = b"A" * 3_000_000
+    kcat("-P", "-t", "convutell.jobs", "-k", job["id"], "-X", "message.max.bytes=1040000",
+         data=plain)
+    kcat("-P", "-t", "convutell.jobs", "-k", job["id"], "-z", "lz4",
+         "-X", "message.max.bytes=4000000", data=packed)
+
+    # On the same partition, after both: the worker is still there to run it.
+    status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert status == 202
+    done = api.wait_run(run["run_id"])
+    assert (done["status"], done["rows_written"]) == ("succeeded", 300), done
+    assert pg_checksum(pg, "accounts_dlq_big") == sqlite_checksum(origin)
+
+    deadline = time.time() + 30
+    while len(dlq_messages()) < before + 2 and time.time() < deadline:
+        time.sleep(0.5)
+    new = dlq_messages()[before:]
+    assert len(new) == 2, [(k, h) for k, h, _ in new]
+    for (key, headers, payload), original in zip(new, (plain, packed)):
+        assert key == job["id"]
+        assert payload.encode() == original[:4096]
+        assert headers["convutell.truncated"] == "first 4096 bytes"
+        assert headers["convutell.source.size"] == str(len(original))
+        assert headers["convutell.source.sha256"] == hashlib.sha256(original).hexdigest()
+        assert headers["convutell.reason"] == (
+            f"$: message is {len(original)} bytes, more than the limit of 900000")
+
+    deadline = time.time() + 30
+    while (mongo_db.events.count_documents({"type": "job.rejected"}) < rejected_before + 2
+           and time.time() < deadline):
+        time.sleep(0.25)
+    rejected = list(mongo_db.events.find({"type": "job.rejected"}).sort("time", 1))[rejected_before:]
+    assert [(e["error"]["code"], e["error"]["message"].split(" (")[0]) for e in rejected] == [
+        ("invalid_message", "$: message is 1000000 bytes, more than the limit of 900000"),
+        ("invalid_message", "$: message is 3000000 bytes, more than the limit of 900000")]
+    assert all(e["error"]["message"].endswith(", its head only)") for e in rejected), rejected
+
+
+def test_scheduler_and_collector_let_oversized_messages_go(api, pg, mongo_db, services, schedulers,
+                                                           tmp_path):
+    """The same rule past the worker: a non-job too large for the jobs topic
+    on the retry topic is dead-lettered by the scheduler, by its head; an
+    invalid event of 3 MB is kept in rejected_events by its head, size and
+    hash; both services go on."""
+    before = len(dlq_messages())
+    schedulers()
+    packed = b"R" * 3_000_000
+    kcat("-P", "-t", "convutell.jobs.retry", "-k", "poison", "-z", "lz4",
+         "-X", "message.max.bytes=4000000", data=packed)
+    deadline = time.time() + 30
+    while len(dlq_messages()) < before + 1 and time.time() < deadline:
+        time.sleep(0.5)
+    new = dlq_messages()[before:]
+    assert len(new) == 1, [(k, h) for k, h, _ in new]
+    key, headers, payload = new[0]
+    assert (key, payload.encode()) == ("poison", packed[:4096])
+    assert headers["convutell.source.topic"] == "convutell.jobs.retry"
+    assert headers["convutell.source.sha256"] == hashlib.sha256(packed).hexdigest()
+    assert "convutell.scheduler" in headers
+    assert headers["convutell.reason"] == "$: message is 3000000 bytes, more than the limit of 900000"
+
+    event = b"\xc3\xa9" * 1_500_000  # 3,000,000 bytes of UTF-8, not JSON
+    kcat("-P", "-t", "convutell.events", "-k", "poison", "-z", "lz4",
+         "-X", "message.max.bytes=4000000", data=event)
+    deadline = time.time() + 30
+    kept = None
+    while kept is None and time.time() < deadline:
+        kept = next(iter(mongo_db.rejected_events.find({"size": 3_000_000}).limit(1)), None)
+        time.sleep(0.25)
+    assert kept is not None
+    assert kept["sha256"] == hashlib.sha256(event).hexdigest()
+    assert kept["payload"] == "\u00e9" * 32768  # 65,536 bytes, whole characters
+    # Both go on: a run still runs, and its events are stored.
+    origin, src, dst, project, job = setup_job(api, pg, tmp_path, "accounts_dlq_after", rows=10)
+    status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert status == 202
+    done = api.wait_run(run["run_id"])
+    assert (done["status"], done["rows_written"]) == ("succeeded", 10), done
+    assert services.procs["scheduler"].poll() is None
+
+
+def test_run_too_large_for_a_message_is_refused_before_it_is_stored(api, mongo_db):
+    """A job whose query and transform are each under their limit but make a
+    job message over 900,000 bytes together: the API refuses its run with the
+    size and stores nothing, rather than queue a run no worker would take."""
+    conn = api.create("/api/v1/connections", {"name": "c", "odbc": PG_ODBC})
+    project = api.create("/api/v1/projects", {"name": "big", "origin_connection_id": conn["id"],
+                                              "destination_connection_id": conn["id"]})
+    # Each field under its own limit (512 KiB), the body under the API's (1 MiB).
+    job = api.create(f"/api/v1/projects/{project['id']}/jobs",
+                     {"name": "big", "kind": "sql_transfer", "destination_table": "big_copy",
+                      "query": "SELECT 1 AS a -- " + "x" * 470_000,
+                      "transform": "#" + "y" * 470_000})
+    status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert status == 422, body
+    assert body["error"]["code"] == "job_too_large", body
+    size = int(re.fullmatch(
+        r"the run's job message would be (\d+) bytes, more than the limit of 900000 \(the "
+        r"job's query, transform, script or statements, as JSON\)", body["error"]["message"])[1])
+    assert 940_000 < size < 941_000, size
+    assert mongo_db.runs.count_documents({"job_id": job["id"]}) == 0
