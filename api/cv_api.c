@@ -5,10 +5,12 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cv_api.h"
+#include "cv_sqlsplit.h"
 #include "cv_api_int.h"
 
 #include "cv_bucket.h"
 #include "cv_cache.h"
+#include "cv_connstr.h"
 #include "cv_group.h"
 #include "cv_http.h"
 #include "cv_id.h"
@@ -39,57 +41,15 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-char *cv_api_mask_odbc(const char *odbc) {
-    size_t len = strlen(odbc);
-    char *out = malloc(len + 16 * (len / 4 + 1) + 1);
-    size_t o = 0;
-    const char *p = odbc;
+/* How many statements the SQL splitter finds in text, by MariaDB's lexical
+ * rules or the others'. */
+static int statements_in(const char *text, bool mariadb) {
+    size_t pos = 0, start, end;
+    int n = 0;
 
-    if (!out)
-        return NULL;
-    while (*p) {
-        const char *eq = strchr(p, '='), *semi = strchr(p, ';'), *key_end, *val, *val_end;
-        bool secret;
-        if (!eq || (semi && semi < eq)) { /* no key=value here: copy up to ';' */
-            size_t n = semi ? (size_t)(semi - p + 1) : strlen(p);
-            memcpy(out + o, p, n);
-            o += n;
-            p += n;
-            continue;
-        }
-        key_end = eq;
-        while (key_end > p && isspace((unsigned char)key_end[-1]))
-            key_end--;
-        {
-            const char *k = p;
-            while (k < key_end && isspace((unsigned char)*k))
-                k++;
-            size_t klen = (size_t)(key_end - k);
-            secret = (klen == 3 && strncasecmp(k, "PWD", 3) == 0) ||
-                     (klen == 8 && strncasecmp(k, "Password", 8) == 0);
-        }
-        val = eq + 1;
-        if (*val == '{') { /* braced value: may contain ';' and "}}" */
-            val_end = cv_odbc_braced_end(val);
-        } else {
-            val_end = strchr(val, ';');
-            val_end = val_end ? val_end : val + strlen(val);
-        }
-        memcpy(out + o, p, (size_t)(val - p));
-        o += (size_t)(val - p);
-        if (secret) {
-            memcpy(out + o, "********", 8);
-            o += 8;
-        } else {
-            memcpy(out + o, val, (size_t)(val_end - val));
-            o += (size_t)(val_end - val);
-        }
-        p = val_end;
-        if (*p == ';')
-            out[o++] = *p++;
-    }
-    out[o] = '\0';
-    return out;
+    while (cv_sqlsplit_next(text, &pos, &start, &end, mariadb))
+        n++;
+    return n;
 }
 
 void cv_api_internal_error(cv_http_response *res, cv_err err, const char *why) {
@@ -105,6 +65,7 @@ void cv_api_field_error(cv_http_response *res, const cv_verr *verr) {
 
 /* Parses the body as a JSON object; answers 400 and returns NULL otherwise. */
 cJSON *cv_api_parse_body(const cv_http_request *req, cv_http_response *res) {
+    const char *what = "";
     size_t at = 0;
     cJSON *root;
 
@@ -112,6 +73,11 @@ cJSON *cv_api_parse_body(const cv_http_request *req, cv_http_response *res) {
         cv_http_error(res, 400, "malformed_json", NULL,
                       "request body is empty; expected a "
                       "JSON object");
+        return NULL;
+    }
+    if (!cv_json_text_ok(req->body, req->body_len, &at, &what)) {
+        cv_http_error(res, 400, "malformed_json", NULL,
+                      "request body has %s at byte %zu; it must be UTF-8 without NUL", what, at);
         return NULL;
     }
     root = cv_json_parse(req->body, req->body_len, &at);
@@ -276,9 +242,13 @@ static void create_connection(cv_api *api, const cv_http_request *req, cv_http_r
     if (!new_doc(&doc, id, sizeof(id), res))
         goto out;
     /* The full string is stored sealed; clients only ever see the masked copy. */
-    masked = cv_api_mask_odbc(odbc);
-    if (!masked) {
-        cv_api_internal_error(res, CV_ERR_NOMEM, "out of memory");
+    if ((err = cv_connstr_mask(odbc, &masked, why, sizeof(why)))) {
+        if (err != CV_ERR_INVALID) {
+            cv_api_internal_error(res, err, why);
+            goto out;
+        }
+        cv_verr_set(&verr, NULL, "odbc", "does not parse as an ODBC connection string: %s", why);
+        cv_api_field_error(res, &verr);
         goto out;
     }
     if ((err = cv_secret_seal(api->cfg.secret_key, id, odbc, &sealed, why, sizeof(why)))) {
@@ -496,6 +466,13 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
     }
     if (cv_json_get_str(body, NULL, "query", true, CV_QUERY_MAX_BYTES, &query, &verr) ||
         cv_json_get_str(body, NULL, "destination_table", true, 127, &table, &verr)) {
+        cv_api_field_error(res, &verr);
+        goto out;
+    }
+    if (statements_in(query, false) > 1 && statements_in(query, true) > 1) {
+        /* More than one by PostgreSQL's and SQLite's rules and by MariaDB's. */
+        cv_verr_set(&verr, NULL, "query",
+                    "must be one statement (a SELECT); it runs read-only on the origin");
         cv_api_field_error(res, &verr);
         goto out;
     }

@@ -31,9 +31,4 @@ cv_err cv_api_run(cv_api *api, volatile sig_atomic_t *stop);
 /* Stops the HTTP server (waiting for requests in progress) and frees. */
 void cv_api_destroy(cv_api *api);
 
-/* Returns a copy of an ODBC connection string with the values of PWD and
- * Password replaced by "********", for showing to clients. Caller frees with
- * free(); NULL on allocation failure. */
-char *cv_api_mask_odbc(const char *odbc);
-
 #endif

@@ -106,6 +106,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "convutell: unknown command '%s'\n", cmd);
         return usage(stderr);
     }
+    /* No connection borrows this process's credentials (make run's stack
+     * exports PGUSER, PGPASSWORD, ...): before any thread starts. */
+    cv_config_forget_driver_env();
     /* Text moves through ODBC as UTF-8; drivers that convert consult the locale. */
     setlocale(LC_CTYPE, "C.UTF-8");
     if (cv_config_load(&cfg, errbuf, sizeof(errbuf)) != CV_OK ||

@@ -132,3 +132,16 @@ cv_err cv_dialect_column_type(cv_dialect d, const cv_odbc_col *col, char *out, s
                               col->name, col->sql_type, cv_dialect_name(d));
     }
 }
+
+const char *cv_dialect_read_only_sql(cv_dialect d) {
+    switch (d) {
+        case CV_DIALECT_POSTGRES:
+            return "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
+        case CV_DIALECT_MARIADB:
+            return "SET SESSION TRANSACTION READ ONLY";
+        case CV_DIALECT_SQLITE:
+            return "PRAGMA query_only = 1";
+        default:
+            return NULL;
+    }
+}

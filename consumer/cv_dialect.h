@@ -23,6 +23,11 @@ cv_dialect cv_dialect_from_dbms(const char *dbms);
 /* Name for messages: "PostgreSQL", "MariaDB", "SQLite", "the destination". */
 const char *cv_dialect_name(cv_dialect d);
 
+/* The statement that makes a session read-only from then on, so that an
+ * origin's query cannot write: PostgreSQL's default transaction mode, MariaDB's
+ * session transaction mode, SQLite's query_only. NULL for CV_DIALECT_OTHER. */
+const char *cv_dialect_read_only_sql(cv_dialect d);
+
 /* Writes the destination column type for an origin column into out, e.g.
  * "numeric(12,2)". CV_ERR_INVALID with "column <name>: ..." in errbuf if the
  * type has no equivalent in the dialect. */

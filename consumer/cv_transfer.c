@@ -10,6 +10,7 @@
 #include "cv_transfer.h"
 
 #include "cv_dialect.h"
+#include "cv_sqlsplit.h"
 #include "cv_log.h"
 #include "cv_maria.h"
 #include "cv_odbc.h"
@@ -1764,6 +1765,28 @@ const char *cv_transfer_method(const cv_transfer_spec *spec) {
     return cv_load_method_str(method);
 }
 
+/* Makes the origin's session read-only before its query runs, and refuses a
+ * query of more than one statement (the second could undo the first's
+ * setting), so that a transfer's query cannot change the origin. */
+static cv_err origin_read_only(cv_odbc_conn *origin, const char *query, char *errbuf,
+                               size_t errlen) {
+    cv_dialect d = cv_dialect_from_dbms(cv_odbc_dbms(origin));
+    const char *sql = cv_dialect_read_only_sql(d);
+    size_t pos = 0, start, end;
+    long long rows = 0;
+    int n = 0;
+    cv_err err;
+
+    while (cv_sqlsplit_next(query, &pos, &start, &end, d == CV_DIALECT_MARIADB))
+        n++;
+    if (n != 1)
+        return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                          "the query must be one statement; it has %d", n);
+    if (sql && (err = cv_odbc_exec_count(origin, sql, &rows, errbuf, errlen)))
+        return err;
+    return CV_OK;
+}
+
 /* Connects the pump's own way to the origin, for the origins the reader does
  * not fetch over ODBC; the reader runs the query, so that a slow first row can
  * be cancelled. */
@@ -1778,6 +1801,9 @@ static cv_err pump_connect(pump *p, const cv_transfer_spec *spec, char **query, 
     if (p->from == FROM_MARIA) {
         if (!(p->maria = cv_maria_connect(spec->origin_odbc, errbuf, errlen)))
             err = CV_ERR_ODBC;
+        else
+            err = cv_maria_exec(p->maria, cv_dialect_read_only_sql(CV_DIALECT_MARIADB), errbuf,
+                                errlen);
         *query = bare;
         p->query = bare;
         return err;
@@ -1791,7 +1817,7 @@ static cv_err pump_connect(pump *p, const cv_transfer_spec *spec, char **query, 
     p->query = *query; /* run by the reader, like a MariaDB origin's */
     if (!(p->pg = cv_pg_connect(spec->origin_odbc, errbuf, errlen)))
         return CV_ERR_ODBC;
-    return CV_OK;
+    return cv_pg_exec(p->pg, cv_dialect_read_only_sql(CV_DIALECT_POSTGRES), errbuf, errlen);
 }
 
 cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, char *errbuf,
@@ -1860,6 +1886,10 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
     origin = cv_odbc_connect(origin_odbc, errbuf, errlen);
     if (!origin) {
         err = fail_at(res, "origin_connect", CV_ERR_ODBC);
+        goto out;
+    }
+    if ((err = origin_read_only(origin, spec->query, errbuf, errlen))) {
+        err = fail_at(res, "origin_query", err);
         goto out;
     }
     select = cv_odbc_stmt_new(origin, errbuf, errlen);

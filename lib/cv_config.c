@@ -233,6 +233,31 @@ static cv_err check_db_name(const char *value, char *errbuf, size_t errlen) {
     return CV_OK;
 }
 
+extern char **environ;
+
+void cv_config_forget_driver_env(void) {
+    static const char *const prefixes[] = {"PG", "MYSQL_", "MARIADB_"};
+    char name[256];
+
+    /* unsetenv() changes environ: start again after each removal. */
+    for (size_t i = 0; environ[i];) {
+        const char *eq = strchr(environ[i], '=');
+        size_t len = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        bool drop = false;
+        for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]) && !drop; p++)
+            drop = strncmp(environ[i], prefixes[p], strlen(prefixes[p])) == 0;
+        if (!drop || len >= sizeof(name)) {
+            i++;
+            continue;
+        }
+        memcpy(name, environ[i], len);
+        name[len] = '\0';
+        unsetenv(name);
+        i = 0;
+    }
+    setenv("PGPASSFILE", "/dev/null", 1);
+}
+
 cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
     dotenv *env = NULL;
     const char *v, *used, *path;

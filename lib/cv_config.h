@@ -53,6 +53,14 @@ typedef struct cv_config {
 cv_err cv_config_require_secret(const cv_config *cfg, const char *service, char *errbuf,
                                 size_t errlen);
 
+/* Removes from the process's environment what database client libraries
+ * would read as defaults for a connection: libpq's PG* variables (PGUSER,
+ * PGPASSWORD, PGHOST, ...), MYSQL_* and MARIADB_*; and points PGPASSFILE at
+ * /dev/null, so that no ~/.pgpass fills in a password either. A connection
+ * then uses exactly its stored string. Every service calls it first, before
+ * any thread starts. */
+void cv_config_forget_driver_env(void);
+
 /* Fills *cfg. Returns CV_OK, or CV_ERR_CONFIG with a one-line message in errbuf
  * such as "CONVUTELL_HTTP_ADDR: port 99999 is out of range 1-65535". */
 cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen);

@@ -25,6 +25,57 @@ cv_err cv_verr_set(cv_verr *verr, const char *prefix, const char *name, const ch
     return CV_ERR_INVALID;
 }
 
+size_t cv_json_utf8_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+bool cv_json_text_ok(const char *text, size_t len, size_t *at, const char **what) {
+    const unsigned char *s = (const unsigned char *)text;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len;) {
+        size_t n = cv_json_utf8_len(s + i, len - i);
+        *at = i + 1;
+        if (n == 0) {
+            *what = "a byte that is not UTF-8";
+            return false;
+        }
+        if (s[i] == '\0') {
+            *what = "a NUL byte";
+            return false;
+        }
+        if (s[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0) {
+                *what = "a NUL character (\\u0000)";
+                return false;
+            }
+            n = 2; /* the escaped character is not a quote */
+        }
+        i += n;
+    }
+    return true;
+}
+
 cJSON *cv_json_parse(const char *data, size_t len, size_t *error_at) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);

@@ -26,6 +26,17 @@ typedef struct cv_verr {
  * the problem. */
 cJSON *cv_json_parse(const char *data, size_t len, size_t *error_at);
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes, n >= 1): 1 to
+ * 4, or 0 where the bytes are not UTF-8 (overlong forms and surrogates
+ * included). */
+size_t cv_json_utf8_len(const unsigned char *s, size_t n);
+
+/* Checks a request body before it is parsed: every byte UTF-8, and no NUL,
+ * raw or written \u0000 inside a string (a C string would end there). On
+ * false, *at is the 1-based offset of the first offending byte and *what
+ * says what it is. */
+bool cv_json_text_ok(const char *text, size_t len, size_t *at, const char **what);
+
 /* Fills *verr and returns CV_ERR_INVALID. `prefix` may be NULL or "". */
 cv_err cv_verr_set(cv_verr *verr, const char *prefix, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -4,6 +4,7 @@
  */
 #include "cv_log.h"
 
+#include "cv_json.h"
 #include "cv_time.h"
 
 #include <stdarg.h>
@@ -28,8 +29,44 @@ int cv_log_level_parse(const char *name) {
     return -1;
 }
 
+size_t cv_log_escape(const char *text, char *out, size_t outlen) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = strlen(text), o = 0;
+
+    if (!outlen)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = cv_json_utf8_len(s + i, n - i);
+        char esc[8] = "";
+        /* Control characters (C0, DEL and C1) and bytes that are not UTF-8
+         * are written as escapes: one record stays one line, and no byte
+         * from a message reaches a terminal as a command. */
+        if (len == 0 || s[i] < 0x20 || s[i] == 0x7f || (s[i] == 0xC2 && s[i + 1] < 0xA0)) {
+            if (s[i] == '\n')
+                snprintf(esc, sizeof(esc), "\\n");
+            else if (s[i] == '\r')
+                snprintf(esc, sizeof(esc), "\\r");
+            else if (s[i] == '\t')
+                snprintf(esc, sizeof(esc), "\\t");
+            else if (len == 2) /* a C1 control character, both bytes */
+                snprintf(esc, sizeof(esc), "\\u%04x", s[i + 1]);
+            else
+                snprintf(esc, sizeof(esc), "\\x%02x", s[i]);
+            len = len ? len : 1;
+        }
+        size_t add = esc[0] ? strlen(esc) : len;
+        if (o + add >= outlen)
+            break;
+        memcpy(out + o, esc[0] ? esc : (const char *)s + i, add);
+        o += add;
+        i += len;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void cv_log(cv_log_level level, const char *fmt, ...) {
-    char line[2048];
+    char text[2048], line[4096];
     char stamp[CV_TIME_RFC3339_LEN];
     size_t used;
     int n;
@@ -40,10 +77,10 @@ void cv_log(cv_log_level level, const char *fmt, ...) {
     cv_time_format(cv_time_now_ms(), stamp, sizeof(stamp));
     n = snprintf(line, sizeof(line), "%s %s %s: ", stamp, level_names[level], log_service);
     used = n > 0 ? (size_t)n : 0;
-    if (used < sizeof(line)) {
-        va_start(ap, fmt);
-        vsnprintf(line + used, sizeof(line) - used, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (used < sizeof(line))
+        cv_log_escape(text, line + used, sizeof(line) - used);
     fprintf(stderr, "%s\n", line);
 }

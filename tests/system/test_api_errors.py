@@ -136,3 +136,44 @@ def test_body_over_one_mib_is_413(api):
     assert len(exact) == 1024 * 1024
     status, body, _ = api.post("/api/v1/connections", raw=exact)
     assert (status, body["error"]["field"]) == (422, "name")
+
+
+def test_connection_strings_are_read_by_their_grammar(api, mongo_db):
+    """Secrets are masked wherever the grammar puts them (libpq's password in
+    psqlODBC's Pqopt, other drivers' token keys), and a string that does not
+    parse is refused with where, and stored nowhere."""
+    odbc = ("Driver={PostgreSQL Unicode};Server=127.0.0.1;Pqopt={password=hunter2 "
+            "sslmode=disable};AuthToken=t0k3n;UID=u")
+    conn = api.create("/api/v1/connections", {"name": "pq", "odbc": odbc})
+    shown = ("Driver={PostgreSQL Unicode};Server=127.0.0.1;Pqopt={password=******** "
+             "sslmode=disable};AuthToken=********;UID=u")
+    assert conn["odbc"] == shown
+    stored = mongo_db.connections.find_one({"_id": conn["id"]})
+    assert stored["odbc"] == shown and "hunter2" not in str(stored) and "t0k3n" not in str(stored)
+
+    before = mongo_db.connections.count_documents({})
+    for bad, why in [
+        ("Driver=X;PWD={hunter2;UID=u", "'{' at byte 14 is never closed"),
+        ("Driver=X;PWD={a}b", "text after the closing '}' at byte 17"),
+        ("Driver=X;Server", "the attribute at byte 10 has no '=' (key=value expected)"),
+    ]:
+        status, body, _ = api.post("/api/v1/connections", {"name": "bad", "odbc": bad})
+        assert (status, body) == (422, {"error": {
+            "code": "invalid_field", "field": "odbc",
+            "message": f"odbc: does not parse as an ODBC connection string: {why}"}}), bad
+        assert "hunter2" not in json.dumps(body)
+    assert mongo_db.connections.count_documents({}) == before
+
+
+def test_body_that_is_not_utf8_or_holds_nul_is_400_and_stores_nothing(api, mongo_db):
+    before = mongo_db.connections.count_documents({})
+    for raw, why in [
+        (b'{"name": "caf\xe9", "odbc": "Driver=SQLite3;Database=x"}', "a byte that is not UTF-8 at byte 14"),
+        (b'{"name": "a\\u0000b", "odbc": "Driver=SQLite3;Database=x"}', "a NUL character (\\u0000) at byte 12"),
+        (b'{"name\\u0000x": "a", "odbc": "Driver=SQLite3;Database=x"}', "a NUL character (\\u0000) at byte 7"),
+    ]:
+        status, body, _ = api.post("/api/v1/connections", raw=raw)
+        assert (status, body) == (400, {"error": {
+            "code": "malformed_json",
+            "message": f"request body has {why}; it must be UTF-8 without NUL"}}), raw
+    assert mongo_db.connections.count_documents({}) == before

@@ -1,10 +1,11 @@
 """Jobs of kind sql: statements run in one transaction on the project's origin
 or destination connection, each statement's row count in the run's log, their
 sum in rows_written, and nothing left behind when one of them fails."""
+import os
 import sqlite3
 import time
 
-from conftest import MARIADB_ODBC, PG_ODBC, deliver_again, milestones
+from conftest import MARIADB_ODBC, PG_ODBC, PG_PORT, deliver_again, milestones
 from test_load_modes import run
 from test_matrix import Side
 
@@ -180,3 +181,15 @@ def test_sqlite_connection_with_session_state_is_not_kept(api, tmp_path):
         default = c.execute("PRAGMA cache_size").fetchone()[0]
         assert c.execute("SELECT size FROM seen").fetchall() == [(default,)]
     assert default != 1234
+
+
+def test_connection_does_not_borrow_the_services_credentials(api):
+    """The services run with the stack's PGUSER and PGPASSWORD in their
+    environment (make run exports them, and so do the tests); a connection
+    string without credentials does not connect with them."""
+    assert os.environ.get("PGUSER") and os.environ.get("PGPASSWORD")
+    bare = f"Driver=PostgreSQL Unicode;Server=127.0.0.1;Port={PG_PORT};Database=convutell"
+    done = run(api, sql_job(api, "SELECT 1", origin=bare, destination=bare))
+    assert (done["status"], done["error"]["code"]) == ("failed", "connect"), done
+    done = run(api, sql_job(api, "SELECT 1"))  # the same server, with its credentials
+    assert done["status"] == "succeeded", done

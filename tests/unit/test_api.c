@@ -1,7 +1,7 @@
 /*
  * test_api.c - the text the services show or send to a database for a name
- * or a connection string: the password mask the REST API applies before a
- * connection string leaves the server (cv_api_mask_odbc, api/cv_api.c) and
+ * or a connection string: the mask the REST API applies before a connection
+ * string leaves the server (cv_connstr_mask, lib/cv_connstr.c) and
  * identifier quoting for the SQL the worker writes (cv_transfer_quote_ident,
  * consumer/cv_transfer.c).
  */
@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "cv_api.h"
+#include "cv_connstr.h"
 #include "cv_transfer.h"
 
 #include <stdio.h>
@@ -20,8 +21,9 @@
 
 /* Compares a copy, so that a failing comparison leaks nothing (LeakSanitizer). */
 static void expect_mask(const char *in, const char *out) {
-    char *masked = cv_api_mask_odbc(in), shown[256];
-    assert_non_null(masked);
+    char *masked = NULL, shown[256], err[256] = "";
+    if (cv_connstr_mask(in, &masked, err, sizeof(err)) != CV_OK)
+        fail_msg("%s: %s", in, err);
     snprintf(shown, sizeof(shown), "%s", masked);
     free(masked);
     assert_string_equal(shown, out);
@@ -48,18 +50,54 @@ static void test_mask_braced_values(void **state) {
     expect_mask("PWD={a;b}", "PWD=********");
     expect_mask("Driver={PostgreSQL Unicode};PWD={a;b};UID=u",
                 "Driver={PostgreSQL Unicode};PWD=********;UID=u");
-    expect_mask("PWD={unterminated;UID=u", "PWD=********");
     expect_mask("Driver={x;PWD=y};UID=u", "Driver={x;PWD=y};UID=u"); /* inside another value */
+    expect_mask("Driver={a}}b};PWD={x}} y}", "Driver={a}}b};PWD=********");
+}
+
+/* psqlODBC passes Pqopt on to libpq: a password there is a password. */
+static void test_mask_pqopt(void **state) {
+    (void)state;
+    expect_mask("Driver={PostgreSQL Unicode};Pqopt={password=hunter2 sslmode=require};UID=u",
+                "Driver={PostgreSQL Unicode};Pqopt={password=******** sslmode=require};UID=u");
+    expect_mask("pqopt={sslmode=require  PassWord='a b\\' c'}",
+                "pqopt={sslmode=require  PassWord=********}");
+    expect_mask("Pqopt={application_name=x}", "Pqopt={application_name=x}");
+    /* Not libpq options: the whole value is hidden. */
+    expect_mask("Pqopt={password='open}", "Pqopt={********}");
+    expect_mask("Pqopt={not options}", "Pqopt={********}");
+}
+
+/* Other drivers' secrets go by their keys' names. */
+static void test_mask_secret_keys(void **state) {
+    (void)state;
+    expect_mask("Driver=X;SSLPassword=a;AuthToken=b;ClientSecret=c;Passwd=d;UID=pwd",
+                "Driver=X;SSLPassword=********;AuthToken=********;ClientSecret=********;"
+                "Passwd=********;UID=pwd");
+}
+
+/* A string that does not parse is refused, with where. */
+static void expect_refused(const char *in, const char *why) {
+    char *masked = (char *)"untouched", err[256] = "";
+    assert_int_equal(cv_connstr_mask(in, &masked, err, sizeof(err)), CV_ERR_INVALID);
+    assert_null(masked);
+    assert_string_equal(err, why);
+}
+
+static void test_mask_refuses_what_does_not_parse(void **state) {
+    (void)state;
+    expect_refused("PWD={unterminated;UID=u", "'{' at byte 5 is never closed");
+    expect_refused("Driver=X;PWD={a}b;UID=u", "text after the closing '}' at byte 17");
+    expect_refused("Driver=X;no pairs here",
+                   "the attribute at byte 10 has no '=' (key=value expected)");
+    expect_refused("Driver=X; =1", "empty key at byte 10");
 }
 
 static void test_mask_leaves_the_rest(void **state) {
     (void)state;
     expect_mask("Driver=SQLite3;Database=/x.db", "Driver=SQLite3;Database=/x.db");
-    expect_mask("Driver=X;UID=pwd;PWDX=1;XPWD=2;Passwords=3",
-                "Driver=X;UID=pwd;PWDX=1;XPWD=2;Passwords=3");
+    expect_mask("Driver=X;UID=pwd;Database=tokyo;Port=1", "Driver=X;UID=pwd;Database=tokyo;Port=1");
     expect_mask("DSN=mydsn", "DSN=mydsn");
-    expect_mask("no pairs here", "no pairs here");
-    expect_mask(";;Driver=X;;", ";;Driver=X;;");
+    expect_mask(";;Driver=X;; ", ";;Driver=X;; ");
     expect_mask("", "");
 }
 
@@ -85,8 +123,8 @@ static void test_mask_long_input(void **state) {
     for (size_t i = 0; i < n; i++)
         memcpy(in + i * 6, "PWD=x;", 6);
     in[n * 6] = '\0';
-    out = cv_api_mask_odbc(in);
-    assert_non_null(out);
+    char err[64];
+    assert_int_equal(cv_connstr_mask(in, &out, err, sizeof(err)), CV_OK);
     assert_int_equal(strlen(out), n * 13);
     assert_memory_equal(out, "PWD=********;PWD=********;", 26);
     free(out);
@@ -138,6 +176,9 @@ int main(void) {
         cmocka_unit_test(test_mask_password),
         cmocka_unit_test(test_mask_braced_values),
         cmocka_unit_test(test_mask_leaves_the_rest),
+        cmocka_unit_test(test_mask_pqopt),
+        cmocka_unit_test(test_mask_secret_keys),
+        cmocka_unit_test(test_mask_refuses_what_does_not_parse),
         cmocka_unit_test(test_bug_mask_escaped_brace_in_password),
         cmocka_unit_test(test_mask_long_input),
         cmocka_unit_test(test_quote_ident),

@@ -457,6 +457,32 @@ static void test_bug_check_bootstrap_empty_value(void **state) {
                  WEXITSTATUS(status));
 }
 
+/* What database client libraries would read as connection defaults is
+ * dropped; everything else stays. */
+static void test_forget_driver_env(void **state) {
+    (void)state;
+    setenv("PGUSER", "stack", 1);
+    setenv("PGPASSWORD", "secret", 1);
+    setenv("PGHOST", "127.0.0.1", 1);
+    setenv("MYSQL_PWD", "secret", 1);
+    setenv("MARIADB_HOST", "db", 1);
+    setenv("PATH_KEPT_FOR_TEST", "kept", 1);
+    setenv("XPGUSER", "kept", 1);
+    cv_config_forget_driver_env();
+    assert_null(getenv("PGUSER"));
+    assert_null(getenv("PGPASSWORD"));
+    assert_null(getenv("PGHOST"));
+    assert_null(getenv("MYSQL_PWD"));
+    assert_null(getenv("MARIADB_HOST"));
+    assert_string_equal(getenv("PGPASSFILE"), "/dev/null");
+    assert_string_equal(getenv("PATH_KEPT_FOR_TEST"), "kept");
+    assert_string_equal(getenv("XPGUSER"), "kept");
+    assert_non_null(getenv("CONVUTELL_ENV_FILE"));
+    unsetenv("PATH_KEPT_FOR_TEST");
+    unsetenv("XPGUSER");
+    unsetenv("PGPASSFILE");
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -476,6 +502,7 @@ int main(void) {
         TEST(test_check_helpers),
         TEST(test_bug_too_long_value_names_variable_once),
         TEST(test_bug_check_bootstrap_empty_value),
+        TEST(test_forget_driver_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include "cv_err.h"
 #include "cv_id.h"
 #include "cv_json.h"
+#include "cv_log.h"
 #include "cv_secret.h"
 #include "cv_time.h"
 
@@ -541,8 +542,53 @@ static void test_bucket_start(void **state) {
     assert_true(cv_bucket_span(CV_BUCKET_DAY) == 86400000);
 }
 
+static void expect_text_bad(const char *text, size_t len, size_t at, const char *what) {
+    size_t got = 0;
+    const char *said = "";
+    assert_false(cv_json_text_ok(text, len, &got, &said));
+    assert_int_equal(got, at);
+    assert_string_equal(said, what);
+}
+
+/* A request body is UTF-8 without NUL before it is parsed. */
+static void test_json_text_ok(void **state) {
+    size_t at = 0;
+    const char *what = "";
+    (void)state;
+    assert_true(
+        cv_json_text_ok("{\"name\": \"caf\xc3\xa9 \\\\u0000 \\\" \\u0001\"}", 34, &at, &what));
+    expect_text_bad("{\"name\": \"\xff\"}", 13, 11, "a byte that is not UTF-8");
+    expect_text_bad("{\"a\": \"\xc3\"}", 10, 8, "a byte that is not UTF-8");
+    expect_text_bad("{\"a\": 1}\0", 9, 9, "a NUL byte");
+    expect_text_bad("{\"name\\u0000x\": 1}", 18, 7, "a NUL character (\\u0000)");
+    expect_text_bad("{\"a\": \"x\\u0000\"}", 16, 9, "a NUL character (\\u0000)");
+}
+
+/* A log record stays one line, whatever bytes a message put into its text. */
+static void test_log_escape(void **state) {
+    char out[256];
+    (void)state;
+    cv_log_escape("plain text, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", out, sizeof(out));
+    assert_string_equal(out, "plain text, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    cv_log_escape("schema\n2026-12-04T00:00:00.000Z INFO worker: forged", out, sizeof(out));
+    assert_string_equal(out, "schema\\n2026-12-04T00:00:00.000Z INFO worker: forged");
+    cv_log_escape("a\r\tb\x1b[31mred\x7f", out, sizeof(out));
+    assert_string_equal(out, "a\\r\\tb\\x1b[31mred\\x7f");
+    /* Not UTF-8: a lone continuation byte, a cut sequence, an overlong form,
+     * a surrogate; and a C1 control (CSI). */
+    cv_log_escape("\xff \x80 \xe2\x82 \xc0\xaf \xed\xa0\x80 \xc2\x9b", out, sizeof(out));
+    assert_string_equal(out, "\\xff \\x80 \\xe2\\x82 \\xc0\\xaf \\xed\\xa0\\x80 \\u009b");
+    /* Cut at a whole character or escape. */
+    assert_int_equal(cv_log_escape("ab\n", out, 4), 2);
+    assert_string_equal(out, "ab");
+    assert_int_equal(cv_log_escape("\xc3\xa9\xc3\xa9", out, 4), 2);
+    assert_string_equal(out, "\xc3\xa9");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_json_text_ok),
         cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_time_parse_rejects),
