@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "convutell %s: configuration error: %s\n", cmd, errbuf);
         return 78; /* EX_CONFIG: supervisors should not restart in a loop */
     }
-    cv_log_init(cmd, (cv_log_level)cfg.log_level);
+    cv_log_init(cmd, (cv_log_level)cfg.log_level, cfg.log_json);
     install_signals();
     prep = (store_prep){.cfg = &cfg, .service = cmd};
     prep_started = pthread_create(&prep_thread, NULL, prepare_store, &prep) == 0;

@@ -356,6 +356,13 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
         CHECK(CV_ERR_CONFIG);
     }
     cfg->log_level = level;
+    if ((err = get_value(env, "CONVUTELL_LOG_FORMAT", NULL, "text", &v, &used, errbuf, errlen)))
+        goto out;
+    if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0) {
+        snprintf(why, sizeof(why), "'%s' is not one of text, json", v);
+        CHECK(CV_ERR_CONFIG);
+    }
+    cfg->log_json = strcmp(v, "json") == 0;
 
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         char *end;

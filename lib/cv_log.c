@@ -13,12 +13,14 @@
 
 static const char *log_service = "convutell";
 static cv_log_level log_min_level = CV_LOG_INFO;
+static bool log_json;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void cv_log_init(const char *service, cv_log_level min_level) {
+void cv_log_init(const char *service, cv_log_level min_level, bool json) {
     log_service = service;
     log_min_level = min_level;
+    log_json = json;
 }
 
 int cv_log_level_parse(const char *name) {
@@ -65,22 +67,54 @@ size_t cv_log_escape(const char *text, char *out, size_t outlen) {
     return o;
 }
 
-void cv_log(cv_log_level level, const char *fmt, ...) {
-    char text[2048], line[4096];
-    char stamp[CV_TIME_RFC3339_LEN];
-    size_t used;
+/* Appends text as the inside of a JSON string (already escaped for a log:
+ * no byte that is not UTF-8 is left, see cv_log_escape()). */
+static size_t json_chars(const char *text, char *out, size_t outlen) {
+    size_t o = 0;
+
+    for (const char *p = text; *p && o + 7 < outlen; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(out + o, outlen - o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+void cv_log_format(cv_log_level level, const char *text, char *out, size_t outlen) {
+    static const char *const json_levels[] = {"debug", "info", "warn", "error"};
+    char stamp[CV_TIME_RFC3339_LEN], escaped[4096];
     int n;
+
+    cv_time_format(cv_time_now_ms(), stamp, sizeof(stamp));
+    cv_log_escape(text, escaped, sizeof(escaped));
+    if (!log_json) {
+        snprintf(out, outlen, "%s %s %s: %s", stamp, level_names[level], log_service, escaped);
+        return;
+    }
+    n = snprintf(out, outlen, "{\"time\":\"%s\",\"level\":\"%s\",\"service\":\"%s\",\"message\":\"",
+                 stamp, json_levels[level], log_service);
+    if (n < 0 || (size_t)n + 3 > outlen)
+        return;
+    n += (int)json_chars(escaped, out + n, outlen - (size_t)n - 2); /* room for "} */
+    snprintf(out + n, outlen - (size_t)n, "\"}");
+}
+
+void cv_log(cv_log_level level, const char *fmt, ...) {
+    char text[2048], line[8192];
     va_list ap;
 
     if (level < log_min_level)
         return;
-    cv_time_format(cv_time_now_ms(), stamp, sizeof(stamp));
-    n = snprintf(line, sizeof(line), "%s %s %s: ", stamp, level_names[level], log_service);
-    used = n > 0 ? (size_t)n : 0;
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    if (used < sizeof(line))
-        cv_log_escape(text, line + used, sizeof(line) - used);
+    cv_log_format(level, text, line, sizeof(line));
     fprintf(stderr, "%s\n", line);
 }

@@ -184,3 +184,31 @@ def test_run_too_large_for_a_message_is_refused_before_it_is_stored(api, mongo_d
         r"job's query, transform, script or statements, as JSON\)", body["error"]["message"])[1])
     assert 940_000 < size < 941_000, size
     assert mongo_db.runs.count_documents({"job_id": job["id"]}) == 0
+
+
+def test_message_text_cannot_forge_a_log_record(api, services, schedulers):
+    """A schema holding a newline and a record of its own reaches the worker's
+    log escaped, on the rejection's line; with CONVUTELL_LOG_FORMAT=json every
+    line a service writes is one JSON object."""
+    forged = "2026-12-04T00:00:00.000Z ERROR worker: forged"
+    message = {"schema": "x\n" + forged + "\x1b[2J", "run_id": str(uuid.uuid4())}
+    kcat("-P", "-t", "convutell.jobs", "-k", "forge", data=json.dumps(message).encode())
+    deadline = time.time() + 30
+    while "forged\\x1b[2J" not in services.log("worker"):
+        assert time.time() < deadline, services.log("worker")[-2000:]
+        time.sleep(0.25)
+    lines = services.log("worker").splitlines()
+    assert not any(line.startswith(forged) for line in lines)
+    assert any("x\\n" + forged + "\\x1b[2J" in line for line in lines)
+
+    services.start("scheduler-json", cmd="scheduler", CONVUTELL_LOG_FORMAT="json")
+    deadline = time.time() + 30
+    while "partitions assigned" not in services.log("scheduler-json"):
+        assert time.time() < deadline, services.log("scheduler-json")
+        time.sleep(0.25)
+    assert services.stop("scheduler-json") == 0
+    records = [json.loads(line) for line in services.log("scheduler-json").splitlines()
+               if line.startswith("{")]
+    assert records and all(set(r) == {"time", "level", "service", "message"} for r in records)
+    assert {r["service"] for r in records} == {"scheduler"}
+    assert any("partitions assigned" in r["message"] for r in records)

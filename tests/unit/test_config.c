@@ -104,6 +104,7 @@ static void test_defaults(void **state) {
     assert_string_equal(cfg.http_host, "127.0.0.1");
     assert_int_equal(cfg.http_port, 8080);
     assert_int_equal(cfg.log_level, CV_LOG_INFO);
+    assert_false(cfg.log_json);
     assert_int_equal(gethostname(host, sizeof(host)), 0);
     host[sizeof(host) - 1] = '\0';
     snprintf(worker, sizeof(worker), "%.100s-%ld", host, (long)getpid());
@@ -379,6 +380,8 @@ static void test_bad_other_values(void **state) {
     expect_value_error("CONVUTELL_LOG_LEVEL", "INFO",
                        "CONVUTELL_LOG_LEVEL: 'INFO' is not one of debug, info, warn, error");
     expect_value_error("CONVUTELL_LOG_LEVEL", "", "CONVUTELL_LOG_LEVEL: is set but empty");
+    expect_value_error("CONVUTELL_LOG_FORMAT", "xml",
+                       "CONVUTELL_LOG_FORMAT: 'xml' is not one of text, json");
     expect_value_error("CONVUTELL_WORKER_ID", "", "CONVUTELL_WORKER_ID: is set but empty");
     expect_value_error("CONVUTELL_SECRET_KEY", "zz",
                        "CONVUTELL_SECRET_KEY: must be 64 hex digits (openssl rand -hex 32), not 2 "

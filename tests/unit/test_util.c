@@ -542,6 +542,27 @@ static void test_bucket_start(void **state) {
     assert_true(cv_bucket_span(CV_BUCKET_DAY) == 86400000);
 }
 
+/* CONVUTELL_LOG_FORMAT=json: one object a line, whatever the text holds. */
+static void test_log_json(void **state) {
+    char out[1024];
+    cJSON *rec;
+    (void)state;
+    cv_log_init("worker", CV_LOG_DEBUG, true);
+    cv_log_format(CV_LOG_WARN, "run \"x\" \\ done\nforged \xff", out, sizeof(out));
+    assert_null(strchr(out, '\n'));
+    rec = cJSON_Parse(out);
+    assert_non_null(rec);
+    assert_string_equal(cJSON_GetObjectItem(rec, "level")->valuestring, "warn");
+    assert_string_equal(cJSON_GetObjectItem(rec, "service")->valuestring, "worker");
+    assert_string_equal(cJSON_GetObjectItem(rec, "message")->valuestring,
+                        "run \"x\" \\ done\\nforged \\xff");
+    assert_int_equal(strlen(cJSON_GetObjectItem(rec, "time")->valuestring), 24);
+    cJSON_Delete(rec);
+    cv_log_init("worker", CV_LOG_DEBUG, false);
+    cv_log_format(CV_LOG_INFO, "plain\tline", out, sizeof(out));
+    assert_string_equal(out + 24, " INFO worker: plain\\tline");
+}
+
 static void expect_text_bad(const char *text, size_t len, size_t at, const char *what) {
     size_t got = 0;
     const char *said = "";
@@ -589,6 +610,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_json_text_ok),
+        cmocka_unit_test(test_log_json),
         cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_time_parse_rejects),
