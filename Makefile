@@ -20,7 +20,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC))
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit unit-run system-run compose-check system asan run stack-up stack-down bench style style-check clean
+.PHONY: all deps test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults run stack-up stack-down bench style style-check clean
 
 all: $(BUILD)/convutell
 
@@ -70,6 +70,29 @@ asan: deps
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    LDFLAGS="-fsanitize=address,undefined" EXTRA_CFLAGS=-Werror system-run
 
+# libFuzzer harnesses (tests/fuzz) for the parsers that read what other
+# systems send: each runs FUZZ_SECONDS from its committed seed corpus
+# (tests/fuzz/corpus/<name>, copied so that the committed one stays small);
+# a crash leaves its input in build/fuzz and fails the run.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_SECONDS ?= 300
+FUZZ_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+fuzz: deps
+	$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang \
+	    CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" EXTRA_CFLAGS=-Werror fuzz-run
+
+fuzz-run: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+	@scripts/run-fuzz $(FUZZ_SECONDS) $^
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+# The fault tests: each fuzzing harness for a minute.
+test-faults:
+	$(MAKE) --no-print-directory FUZZ_SECONDS=60 fuzz
+
 run: deps all
 	@scripts/run-demo $(abspath $(BUILD)/convutell)
 
@@ -86,10 +109,10 @@ bench: deps all
 	@bench/run --throughput
 
 style:
-	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)
+	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC) $(FUZZ_SRC)
 
 style-check:
-	@clang-format --dry-run -Werror $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC)
+	@clang-format --dry-run -Werror $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC) $(FUZZ_SRC)
 
 clean:
 	rm -rf build

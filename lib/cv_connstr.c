@@ -62,6 +62,8 @@ static bool mask_pqopt(const char *v, const char *end, char *out, size_t *o) {
             if (p == end)
                 goto fail;
             p++;
+            if (p < end && !isspace((unsigned char)*p))
+                goto fail; /* read as one value on a second look: not options */
         } else {
             while (p < end && !isspace((unsigned char)*p))
                 p++;

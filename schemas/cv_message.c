@@ -359,6 +359,23 @@ static cv_err parse_object(const char *data, size_t len, cJSON **out, cv_verr *v
     return CV_OK;
 }
 
+/* A run.log's line: with its stream, never without, and possibly empty (a
+ * script printed an empty line). */
+static cv_err get_line(const cJSON *root, cv_event *ev, cv_verr *verr) {
+    const cJSON *line = cJSON_GetObjectItemCaseSensitive(root, "line");
+
+    if (line && (!cJSON_IsString(line) || !line->valuestring))
+        return cv_verr_set(verr, NULL, "line", "must be a string");
+    if (line && strlen(line->valuestring) > CV_LOG_LINE_MAX)
+        return cv_verr_set(verr, NULL, "line", "must be at most %d bytes long", CV_LOG_LINE_MAX);
+    if (line && !ev->stream[0])
+        return cv_verr_set(verr, NULL, "stream", "is required with line");
+    if (!line && ev->stream[0])
+        return cv_verr_set(verr, NULL, "line", "is required with stream");
+    copy_str(ev->line, sizeof(ev->line), line ? line->valuestring : NULL);
+    return CV_OK;
+}
+
 static cv_err check_schema(const cJSON *root, const char *expected, cv_verr *verr) {
     const char *schema;
     cv_err err = cv_json_get_str(root, NULL, "schema", true, 64, &schema, verr);
@@ -814,9 +831,8 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
         goto out;
     }
     copy_str(ev->stream, sizeof(ev->stream), s);
-    if ((err = cv_json_get_str(root, NULL, "line", false, CV_LOG_LINE_MAX, &s, verr)))
+    if ((err = get_line(root, ev, verr)))
         goto out;
-    copy_str(ev->line, sizeof(ev->line), s);
     if ((err = cv_json_get_bool(root, NULL, "line_cut", false, &ev->line_cut, verr)))
         goto out;
     n = -1;

@@ -85,6 +85,15 @@ def test_odd_output_is_stored_cleanly(api, mongo_db):
     assert len(long["line"].encode()) == 4095
 
 
+def test_empty_output_lines_are_log_lines(api, mongo_db):
+    """An empty line is output too: stored as a run.log with line "" (the
+    collector refused it before, and it went to rejected_events)."""
+    done = run(api, python_job(api, "print('a')\nprint()\nprint('b')\n"))
+    assert done["status"] == "succeeded", done
+    assert wait_logs(mongo_db, done["id"], 3) == [("stdout", ""), ("stdout", "a"), ("stdout", "b")]
+    assert mongo_db.rejected_events.count_documents({"payload": {"$regex": done["id"]}}) == 0
+
+
 def test_exit_status_fails_the_run(api):
     done = run(api, python_job(api, "print('bye')\nraise SystemExit(3)\n"))
     assert (done["status"], done["exit_code"], done["error"]) == (

@@ -517,6 +517,35 @@ static void test_event_rules(void **state) {
     expect_event_invalid("[]", "$", "must be a JSON object");
 }
 
+/* A script's empty output line is a log line like any other (found by
+ * tests/fuzz/fuzz_event.c: an empty line encoded, then refused); a line goes
+ * with its stream. */
+static void test_event_log_lines(void **state) {
+    const char *empty = EVENT_HEAD "\"type\":\"run.log\",\"time\":\"2026-11-28T00:00:00Z\","
+                                   "\"run_id\":\"" RUN "\",\"stream\":\"stdout\",\"line\":\"\"}";
+    cv_event ev, back;
+    cv_verr verr;
+    char *text;
+    (void)state;
+    assert_int_equal(cv_event_decode(empty, strlen(empty), &ev, &verr), CV_OK);
+    assert_string_equal(ev.stream, "stdout");
+    assert_string_equal(ev.line, "");
+    text = cv_event_encode(&ev);
+    assert_non_null(text);
+    assert_int_equal(cv_event_decode(text, strlen(text), &back, &verr), CV_OK);
+    free(text);
+    assert_string_equal(back.line, "");
+    expect_event_invalid(EVENT_HEAD "\"type\":\"run.log\",\"time\":\"2026-11-28T00:00:00Z\","
+                                    "\"run_id\":\"" RUN "\",\"stream\":\"stdout\"}",
+                         "line", "is required with stream");
+    expect_event_invalid(EVENT_HEAD "\"type\":\"run.log\",\"time\":\"2026-11-28T00:00:00Z\","
+                                    "\"run_id\":\"" RUN "\",\"line\":\"x\"}",
+                         "stream", "is required with line");
+    expect_event_invalid(EVENT_HEAD "\"type\":\"run.log\",\"time\":\"2026-11-28T00:00:00Z\","
+                                    "\"run_id\":\"" RUN "\",\"stream\":\"stdout\",\"line\":7}",
+                         "line", "must be a string");
+}
+
 /* ---- the JSON Schema files against the decoder ---------------------------- */
 
 /* Reads and parses a JSON file relative to the repository root (the runner
@@ -861,6 +890,7 @@ int main(void) {
         cmocka_unit_test(test_event_round_trip_minimal),
         cmocka_unit_test(test_bug_event_with_empty_error_message_round_trips),
         cmocka_unit_test(test_event_rules),
+        cmocka_unit_test(test_event_log_lines),
         cmocka_unit_test(test_job_schema_matches_decoder),
         cmocka_unit_test(test_event_schema_matches_decoder),
     };

@@ -1,0 +1,2 @@
+INSERT INTO `a;b` VALUES ('it\'s; fine'); # gone;
+SELECT 2
