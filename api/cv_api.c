@@ -5,7 +5,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cv_api.h"
-#include "cv_sqlsplit.h"
 #include "cv_api_int.h"
 
 #include "cv_bucket.h"
@@ -23,6 +22,7 @@
 #include "cv_runs.h"
 #include "cv_schedule.h"
 #include "cv_secret.h"
+#include "cv_sqlsplit.h"
 #include "cv_time.h"
 
 #include <ctype.h>

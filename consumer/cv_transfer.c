@@ -10,12 +10,12 @@
 #include "cv_transfer.h"
 
 #include "cv_dialect.h"
-#include "cv_sqlsplit.h"
 #include "cv_log.h"
 #include "cv_maria.h"
 #include "cv_odbc.h"
 #include "cv_pg.h"
 #include "cv_script.h"
+#include "cv_sqlsplit.h"
 #include "cv_time.h"
 
 #include <cjson/cJSON.h>
