@@ -677,6 +677,7 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
     if (allowed) {
         cv_http_error(res, 405, "method_not_allowed", NULL, "%s %s is not supported; use %s",
                       req->method, req->path, allowed);
+        snprintf(res->allow, sizeof(res->allow), "%s", allowed);
         return;
     }
 not_found:

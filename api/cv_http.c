@@ -70,6 +70,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (res->location[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, res->location);
+    if (res->allow[0])
+        MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, res->allow);
     ret = MHD_queue_response(conn, (unsigned)res->status, response);
     MHD_destroy_response(response);
     return ret;

@@ -29,6 +29,7 @@ typedef struct cv_http_response {
     int status;
     cJSON *body;        /* owned by the response; sent as JSON */
     char location[256]; /* Location header when non-empty */
+    char allow[64];     /* Allow header when non-empty (a 405) */
 } cv_http_response;
 
 typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_response *res);

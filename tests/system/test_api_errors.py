@@ -87,9 +87,12 @@ def test_unknown_ids_and_routes(api):
     assert status == 404
     status, body, _ = api.get("/api/v1/nothing")
     assert (status, body["error"]["message"]) == (404, "no route for GET /api/v1/nothing")
-    status, body, _ = api.call("DELETE", "/api/v1/connections")
+    status, body, headers = api.call("DELETE", "/api/v1/connections")
     assert status == 405
     assert body["error"]["message"] == "DELETE /api/v1/connections is not supported; use POST"
+    assert headers["Allow"] == "POST"
+    status, body, headers = api.call("POST", f"/api/v1/jobs/{MISSING}/schedule", {})
+    assert (status, headers["Allow"]) == (405, "GET, PUT, DELETE"), body
 
 
 def raw_exchange(request, send_after=b""):
