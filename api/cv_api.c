@@ -41,17 +41,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* How many statements the SQL splitter finds in text, by MariaDB's lexical
- * rules or the others'. */
-static int statements_in(const char *text, bool mariadb) {
-    size_t pos = 0, start, end;
-    int n = 0;
-
-    while (cv_sqlsplit_next(text, &pos, &start, &end, mariadb))
-        n++;
-    return n;
-}
-
 void cv_api_internal_error(cv_http_response *res, cv_err err, const char *why) {
     int status = err == CV_ERR_MONGO || err == CV_ERR_KAFKA || err == CV_ERR_TIMEOUT ? 503 : 500;
     cv_log_error("request failed: %s: %s", cv_err_str(err), why);
@@ -469,7 +458,7 @@ static void create_job(cv_api *api, const char *project_id, const cv_http_reques
         cv_api_field_error(res, &verr);
         goto out;
     }
-    if (statements_in(query, false) > 1 && statements_in(query, true) > 1) {
+    if (cv_sqlsplit_count(query, false) > 1 && cv_sqlsplit_count(query, true) > 1) {
         /* More than one by PostgreSQL's and SQLite's rules and by MariaDB's. */
         cv_verr_set(&verr, NULL, "query",
                     "must be one statement (a SELECT); it runs read-only on the origin");

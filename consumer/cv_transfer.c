@@ -1772,13 +1772,10 @@ static cv_err origin_read_only(cv_odbc_conn *origin, const char *query, char *er
                                size_t errlen) {
     cv_dialect d = cv_dialect_from_dbms(cv_odbc_dbms(origin));
     const char *sql = cv_dialect_read_only_sql(d);
-    size_t pos = 0, start, end;
+    int n = cv_sqlsplit_count(query, d == CV_DIALECT_MARIADB);
     long long rows = 0;
-    int n = 0;
     cv_err err;
 
-    while (cv_sqlsplit_next(query, &pos, &start, &end, d == CV_DIALECT_MARIADB))
-        n++;
     if (n != 1)
         return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                           "the query must be one statement; it has %d", n);

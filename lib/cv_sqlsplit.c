@@ -91,3 +91,12 @@ bool cv_sqlsplit_next(const char *text, size_t *pos, size_t *start, size_t *end,
     *pos = text[i] ? i + 1 : i;
     return true;
 }
+
+int cv_sqlsplit_count(const char *text, bool mariadb) {
+    size_t pos = 0, start, end;
+    int n = 0;
+
+    while (cv_sqlsplit_next(text, &pos, &start, &end, mariadb))
+        n++;
+    return n;
+}

@@ -17,4 +17,7 @@
  * SQLite's. */
 bool cv_sqlsplit_next(const char *text, size_t *pos, size_t *start, size_t *end, bool mariadb);
 
+/* How many statements cv_sqlsplit_next() finds in text. */
+int cv_sqlsplit_count(const char *text, bool mariadb);
+
 #endif

@@ -293,30 +293,17 @@ static const bson_t *project_get(cv_scheduler *s, scan_batch *b, const char *id)
     return doc;
 }
 
-/* Whether the job's message would be over CV_JOB_MAX_BYTES (a worker would
- * dead-letter it and its run would never start): its ticks are skipped with
- * the reason written into why. */
-static bool too_large(const cv_job *job, char *why, size_t whylen) {
-    char *message = cv_job_encode(job);
-    size_t size = message ? strlen(message) : 0;
-
-    free(message);
-    if (size <= CV_JOB_MAX_BYTES)
-        return false;
-    snprintf(why, whylen, "the job's message would be %zu bytes, more than the limit of %d", size,
-             CV_JOB_MAX_BYTES);
-    return true;
-}
-
 /* Adds one tick to the batch: its claim (a `ticks` document holding the run
  * record and, for a tick that runs, the job message) and the run record
  * itself: a queued run, or (job NULL) a tick that does not run, with its
- * status and reason. */
+ * status and reason. A job whose message would be over CV_JOB_MAX_BYTES has
+ * its tick skipped. */
 static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const char *project_id,
                     int64_t tick_ms, int64_t now, cv_job *job, cv_run_status status,
                     const char *reason) {
     ready_run *r;
     bson_t *doc, *claim;
+    char big[160];
 
     if (grow((void **)&b->docs, &b->capdocs, b->n + 1, sizeof(*b->docs)) != 0 ||
         grow((void **)&b->claims, &b->capclaims, b->n + 1, sizeof(*b->claims)) != 0 ||
@@ -328,12 +315,26 @@ static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const ch
     snprintf(r->job_id, sizeof(r->job_id), "%s", job_id);
     r->due_ms = tick_ms;
     if (job) {
-        cv_event ev;
         snprintf(job->run_id, sizeof(job->run_id), "%s", r->run_id);
         snprintf(job->trigger, sizeof(job->trigger), "schedule");
         job->tick_ms = tick_ms;
         job->queued_at_ms = tick_ms > now ? tick_ms : now;
         r->message = cv_job_encode(job);
+        if (r->message && strlen(r->message) > CV_JOB_MAX_BYTES) {
+            /* A worker would dead-letter it and the run would never start:
+             * the tick is skipped, with the reason. */
+            snprintf(big, sizeof(big),
+                     "the job's message would be %zu bytes, more than the limit of %d",
+                     strlen(r->message), CV_JOB_MAX_BYTES);
+            free(r->message);
+            r->message = NULL;
+            job = NULL;
+            status = CV_RUN_SKIPPED;
+            reason = big;
+        }
+    }
+    if (job) {
+        cv_event ev;
         if (cv_event_init(&ev, CV_EVENT_RUN_QUEUED) == CV_OK) {
             cv_event_from_job(&ev, job);
             ev.time_ms = job->queued_at_ms;
@@ -477,8 +478,6 @@ static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
             goto out;
         }
         have_job = true;
-        if (too_large(&job, why, sizeof(why)))
-            skip_reason = why;
     }
     for (int i = 0; i < n; i++) {
         char reason[256];

@@ -8,6 +8,7 @@ import time
 import uuid
 
 from conftest import PG_ODBC, kcat
+from test_scheduler import first_tick, put_schedule, rfc, tick_records
 from test_scheduler import schedulers  # noqa: F401 (a fixture)
 from test_transfer import setup_job
 from datasets import pg_checksum, sqlite_checksum
@@ -184,6 +185,27 @@ def test_run_too_large_for_a_message_is_refused_before_it_is_stored(api, mongo_d
         r"job's query, transform, script or statements, as JSON\)", body["error"]["message"])[1])
     assert 940_000 < size < 941_000, size
     assert mongo_db.runs.count_documents({"job_id": job["id"]}) == 0
+    return job
+
+
+def test_ticks_of_a_job_too_large_for_a_message_are_skipped(api, mongo_db, services,
+                                                            schedulers):
+    """The scheduler does not queue a run no worker would take: the tick is
+    recorded as skipped, with the size."""
+    job = test_run_too_large_for_a_message_is_refused_before_it_is_stored(api, mongo_db)
+    schedulers()
+    put_schedule(api, job, interval_seconds=1, start_at=rfc(first_tick()))
+    deadline = time.time() + 60
+    ticks = []
+    while not ticks and time.time() < deadline:
+        ticks = tick_records(api, mongo_db, job)
+        time.sleep(0.5)
+    assert ticks, "no tick recorded"
+    tick = ticks[0]
+    assert tick["status"] == "skipped", tick
+    assert re.fullmatch(r"the job's message would be \d+ bytes, more than the limit of 900000",
+                        tick["reason"]), tick
+    assert mongo_db.runs.count_documents({"job_id": job["id"], "status": "queued"}) == 0
 
 
 def test_message_text_cannot_forge_a_log_record(api, services, schedulers):
