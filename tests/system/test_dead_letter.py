@@ -165,18 +165,25 @@ def test_scheduler_and_collector_let_oversized_messages_go(api, pg, mongo_db, se
     assert services.procs["scheduler"].poll() is None
 
 
-def test_run_too_large_for_a_message_is_refused_before_it_is_stored(api, mongo_db):
-    """A job whose query and transform are each under their limit but make a
-    job message over 900,000 bytes together: the API refuses its run with the
-    size and stores nothing, rather than queue a run no worker would take."""
+def too_large_job(api):
+    """A job whose query and transform are each under their limit (512 KiB) and
+    the request under the API's (1 MiB), but whose job message is over
+    900,000 bytes."""
     conn = api.create("/api/v1/connections", {"name": "c", "odbc": PG_ODBC})
     project = api.create("/api/v1/projects", {"name": "big", "origin_connection_id": conn["id"],
                                               "destination_connection_id": conn["id"]})
-    # Each field under its own limit (512 KiB), the body under the API's (1 MiB).
     job = api.create(f"/api/v1/projects/{project['id']}/jobs",
                      {"name": "big", "kind": "sql_transfer", "destination_table": "big_copy",
                       "query": "SELECT 1 AS a -- " + "x" * 470_000,
                       "transform": "#" + "y" * 470_000})
+    return job
+
+
+def test_run_too_large_for_a_message_is_refused_before_it_is_stored(api, mongo_db):
+    """A job whose query and transform are each under their limit but make a
+    job message over 900,000 bytes together: the API refuses its run with the
+    size and stores nothing, rather than queue a run no worker would take."""
+    job = too_large_job(api)
     status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
     assert status == 422, body
     assert body["error"]["code"] == "job_too_large", body
@@ -185,14 +192,13 @@ def test_run_too_large_for_a_message_is_refused_before_it_is_stored(api, mongo_d
         r"job's query, transform, script or statements, as JSON\)", body["error"]["message"])[1])
     assert 940_000 < size < 941_000, size
     assert mongo_db.runs.count_documents({"job_id": job["id"]}) == 0
-    return job
 
 
 def test_ticks_of_a_job_too_large_for_a_message_are_skipped(api, mongo_db, services,
                                                             schedulers):
     """The scheduler does not queue a run no worker would take: the tick is
     recorded as skipped, with the size."""
-    job = test_run_too_large_for_a_message_is_refused_before_it_is_stored(api, mongo_db)
+    job = too_large_job(api)
     schedulers()
     put_schedule(api, job, interval_seconds=1, start_at=rfc(first_tick()))
     deadline = time.time() + 60
