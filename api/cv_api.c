@@ -186,6 +186,8 @@ static bool new_job_doc(bson_t *doc, char *id, size_t idlen, const char *project
     BSON_APPEND_UTF8(doc, "project_id", project_id);
     BSON_APPEND_UTF8(doc, "name", name);
     BSON_APPEND_UTF8(doc, "kind", kind);
+    /* Runs name the version they are for; a change to a job makes the next one. */
+    BSON_APPEND_INT32(doc, "version", 1);
     return true;
 }
 

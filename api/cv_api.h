@@ -2,7 +2,7 @@
  * cv_api.h - the REST API service (`convutell api`).
  *
  * Resources under /api/v1: connections, projects, jobs (metadata in MongoDB),
- * runs (POST /jobs/{id}/runs publishes a job.v1 message to convutell.jobs and
+ * runs (POST /jobs/{id}/runs publishes a job.v2 message to convutell.jobs and
  * answers 202 once Kafka acknowledged it) and their events. Errors are JSON:
  * 400 malformed JSON, 404 unknown id or route, 405 wrong method, 409 state
  * conflict, 413 body over 1 MiB, 422 a missing or mistyped field (named),

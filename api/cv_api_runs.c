@@ -45,7 +45,7 @@ static void publish_queued(cv_api *api, const cv_event *ev) {
 
 void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
                         cv_http_response *res) {
-    static const char *const fields[] = {"max_attempts", "backoff_seconds", NULL};
+    static const char *const fields[] = {"max_attempts", "backoff_seconds", "parameters", NULL};
     int64_t max_attempts = 0, backoff = 0;
     char why[512], queued[CV_TIME_RFC3339_LEN];
     bson_t *job_doc = NULL, *project = NULL, *record = NULL;
@@ -53,7 +53,8 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     cv_job job;
     cv_event ev;
     cv_verr verr;
-    char *msg = NULL;
+    char *msg = NULL, *parameters = NULL;
+    const char *kind;
     cv_err err;
 
     memset(&job, 0, sizeof(job));
@@ -67,7 +68,16 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         if (cv_json_only(body, NULL, fields, "a run request", &verr) ||
             cv_json_get_int(body, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &max_attempts,
                             &verr) ||
-            cv_json_get_int(body, NULL, "backoff_seconds", false, 1, 86400, &backoff, &verr)) {
+            cv_json_get_int(body, NULL, "backoff_seconds", false, 1, 86400, &backoff, &verr) ||
+            cv_json_get_doc(body, NULL, "parameters", CV_PARAMETERS_MAX_BYTES, &parameters,
+                            &verr)) {
+            cv_api_field_error(res, &verr);
+            goto out;
+        }
+        kind = cv_mongo_doc_str(job_doc, "kind");
+        if (parameters && (!kind || strcmp(kind, "python") != 0)) {
+            cv_verr_set(&verr, NULL, "parameters", "job %s is a %s job, which takes none", job_id,
+                        kind ? kind : "sql_transfer");
             cv_api_field_error(res, &verr);
             goto out;
         }
@@ -98,17 +108,10 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         job.max_attempts = (int)max_attempts;
     if (backoff)
         job.backoff_seconds = (int)backoff;
+    job.run_parameters = parameters; /* carried by the message; laid over the job's */
     msg = cv_job_encode(&job);
     if (!msg || cv_event_init(&ev, CV_EVENT_RUN_QUEUED) != CV_OK) {
         cv_api_internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
-        goto out;
-    }
-    /* Refused before anything is stored: a worker would dead-letter it. */
-    if (strlen(msg) > CV_JOB_MAX_BYTES) {
-        cv_http_error(res, 422, "job_too_large", NULL,
-                      "the run's job message would be %zu bytes, more than the limit of %d "
-                      "(the job's query, transform, script or statements, as JSON)",
-                      strlen(msg), CV_JOB_MAX_BYTES);
         goto out;
     }
     cv_event_from_job(&ev, &job);
@@ -146,6 +149,7 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     snprintf(res->location, sizeof(res->location), "/api/v1/runs/%s", job.run_id);
 out:
     cv_launch_release(&job);
+    cJSON_free(parameters);
     free(msg);
     cJSON_Delete(body);
     bson_destroy(record);

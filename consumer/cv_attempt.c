@@ -742,8 +742,25 @@ static cv_err run_sql(cv_attempt *a, char *errbuf, size_t errlen) {
     return finish(a, &ev, errbuf, errlen);
 }
 
+/* A known job that may not run now (its project is not active): the run
+ * starts and fails at once with the reason. */
+static cv_err run_refused(cv_attempt *a, char *errbuf, size_t errlen) {
+    cv_event ev;
+    cv_err err;
+
+    if ((err = publish_started(a->r, &a->job, errbuf, errlen)))
+        return err;
+    if ((err = cv_event_init(&ev, CV_EVENT_RUN_FAILED)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, &a->job);
+    set_failure(&ev, &a->job, "project_inactive", a->refused);
+    return finish(a, &ev, errbuf, errlen);
+}
+
 cv_err cv_attempt_run(cv_attempt *a, char *errbuf, size_t errlen) {
     const char *kind = a->job.kind;
+    if (a->refused[0])
+        return run_refused(a, errbuf, errlen);
     return strcmp(kind, "python") == 0 ? run_python(a, errbuf, errlen)
            : strcmp(kind, "sql") == 0  ? run_sql(a, errbuf, errlen)
                                        : run_job(a, errbuf, errlen);

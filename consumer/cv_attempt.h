@@ -31,6 +31,7 @@ typedef struct cv_runner {
     cv_kafka_producer *producer;
     cv_mongo *mongo;
     cv_cache *connections;  /* connection documents, see cv_cache.h */
+    cv_cache *jobs;         /* job and project documents */
     cv_odbcpool *odbc_pool; /* connections kept between sql jobs (NULL: none) */
 } cv_runner;
 
@@ -42,6 +43,7 @@ typedef struct cv_attempt {
     cv_claim claim;             /* TAKEN, RESUMED or CANCELLED */
     atomic_bool lease_lost;     /* taken away: stop, report nothing */
     _Atomic int64_t renewed_ms; /* when the lease was last extended (monotonic) */
+    char refused[512];          /* why the stored job may not run now ("" if it may) */
 } cv_attempt;
 
 /* Runs the attempt and publishes its events. Returns an error only when its

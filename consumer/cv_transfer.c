@@ -713,17 +713,20 @@ static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_s
 }
 
 /* The user's query without trailing white space and semicolons, so that it
- * can be wrapped as a derived table. Caller frees with free(). */
+ * can be wrapped as a derived table, and ended by a newline, so that a line
+ * comment at its end does not swallow what follows it. Caller frees with
+ * free(). */
 static char *bare_query(const char *query) {
     size_t n = strlen(query);
     char *out;
     while (n && (query[n - 1] == ';' || query[n - 1] == ' ' || query[n - 1] == '\n' ||
                  query[n - 1] == '\t' || query[n - 1] == '\r'))
         n--;
-    out = malloc(n + 1);
+    out = malloc(n + 2);
     if (out) {
         memcpy(out, query, n);
-        out[n] = '\0';
+        out[n] = '\n';
+        out[n + 1] = '\0';
     }
     return out;
 }
@@ -767,9 +770,14 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
     cv_err err = CV_OK;
 
     watermark[0] = '\0';
-    if (!load->watermark[0] && !load->batch_rows)
-        return cv_odbc_stmt_exec(select, spec->query, errbuf, errlen);
     query = bare_query(spec->query);
+    if (query && !load->watermark[0] && !load->batch_rows) {
+        /* As written, but for its end: a driver may add to it (psqlODBC's
+         * cursors do), which a trailing comment or semicolon would break. */
+        err = cv_odbc_stmt_exec(select, query, errbuf, errlen);
+        free(query);
+        return err;
+    }
     if (!query ||
         cv_transfer_quote_ident(load->watermark, quote, false, wm_ident, sizeof(wm_ident)) != 0 ||
         cv_transfer_quote_ident(load->checkpoint, quote, false, ck_ident, sizeof(ck_ident)) != 0) {

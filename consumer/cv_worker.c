@@ -10,10 +10,12 @@
 #include "cv_attempt.h"
 #include "cv_cache.h"
 #include "cv_kafka.h"
+#include "cv_launch.h"
 #include "cv_lease.h"
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
+#include "cv_store.h"
 #include "cv_time.h"
 
 #include <pthread.h>
@@ -39,11 +41,12 @@
 #define HELD_RETRY_MS 1000
 
 typedef enum slot_state {
-    SLOT_WAITING, /* to be claimed */
-    SLOT_HELD,    /* another worker holds the attempt: claim again at retry_at */
-    SLOT_RUNNING, /* on its thread */
-    SLOT_DONE,    /* handled: its offset may be stored */
-    SLOT_FAILED   /* its final event was not published: never stored */
+    SLOT_UNCHECKED, /* its stored job could not be read: read again at retry_at */
+    SLOT_WAITING,   /* to be claimed */
+    SLOT_HELD,      /* another worker holds the attempt: claim again at retry_at */
+    SLOT_RUNNING,   /* on its thread */
+    SLOT_DONE,      /* handled: its offset may be stored */
+    SLOT_FAILED     /* its final event was not published: never stored */
 } slot_state;
 
 /* One message in hand, from its poll until its offset is stored. */
@@ -94,8 +97,9 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     w->cap = (size_t)w->concurrency * PREFETCH;
     w->slots = calloc(w->cap, sizeof(*w->slots));
     w->r.connections = cv_cache_new(1024, cfg->cache_ms);
+    w->r.jobs = cv_cache_new(4096, cfg->cache_ms);
     w->r.odbc_pool = cv_odbcpool_new(cfg->odbc_idle, (int64_t)cfg->odbc_idle_seconds * 1000);
-    if (!w->slots || !w->r.connections || !w->r.odbc_pool) {
+    if (!w->slots || !w->r.connections || !w->r.jobs || !w->r.odbc_pool) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -134,6 +138,7 @@ void cv_worker_destroy(cv_worker *w) {
     cv_kafka_producer_destroy(w->r.producer);
     cv_mongo_destroy(w->r.mongo);
     cv_cache_destroy(w->r.connections);
+    cv_cache_destroy(w->r.jobs);
     cv_odbcpool_destroy(w->r.odbc_pool);
     pthread_cond_destroy(&w->changed);
     pthread_mutex_destroy(&w->lock);
@@ -142,8 +147,66 @@ void cv_worker_destroy(cv_worker *w) {
 
 /* ---- taking messages in ------------------------------------------------------ */
 
-/* Takes one polled message in: a valid job waits for its claim; an invalid
- * one is dead-lettered at once and done. An error stops the worker. */
+/* Reads the stored job a decoded message names, and its project, through the
+ * worker's cache (see cv_launch_resolve() for the outcomes). Other errors:
+ * the store did not answer. */
+static cv_err check_stored(cv_runner *r, cv_job *job, cv_verr *verr, char *errbuf, size_t errlen) {
+    bson_t *job_doc = NULL, *project = NULL;
+    const char *owner;
+    cv_err err;
+
+    err = cv_cache_find_id(r->jobs, r->mongo, CV_COLL_JOBS, job->job_id, &job_doc, errbuf, errlen);
+    if (err && err != CV_ERR_NOT_FOUND)
+        return err;
+    owner = job_doc ? cv_mongo_doc_str(job_doc, "project_id") : NULL;
+    if (owner && strcmp(owner, job->project_id) == 0) {
+        err =
+            cv_cache_find_id(r->jobs, r->mongo, CV_COLL_PROJECTS, owner, &project, errbuf, errlen);
+        if (err && err != CV_ERR_NOT_FOUND)
+            goto out;
+    }
+    err = cv_launch_resolve(job_doc, project, job, verr, errbuf, errlen);
+out:
+    bson_destroy(job_doc);
+    bson_destroy(project);
+    return err;
+}
+
+/* Checks a waiting message against the store: a runnable job waits for its
+ * claim (a known job of an inactive project too: its run fails); one that
+ * names no job of ours is dead-lettered; one the store could not answer for
+ * is checked again a second later. An error stops the worker. */
+static cv_err check(cv_worker *w, slot *s, char *errbuf, size_t errlen) {
+    char why[512];
+    cv_verr verr;
+    cv_err err = check_stored(&w->r, &s->a.job, &verr, why, sizeof(why));
+
+    s->state = SLOT_WAITING;
+    if (err == CV_OK)
+        return CV_OK;
+    if (err == CV_ERR_CONFLICT) {
+        snprintf(s->a.refused, sizeof(s->a.refused), "%s", why);
+        return CV_OK;
+    }
+    if (err == CV_ERR_INVALID) {
+        s->state = SLOT_DONE;
+        if ((err = cv_attempt_reject(&w->r, &s->msg, &verr, errbuf, errlen)))
+            s->state = SLOT_FAILED;
+        return err;
+    }
+    if (err == CV_ERR_NOMEM) {
+        s->state = SLOT_FAILED;
+        return cv_err_set(errbuf, errlen, err, "out of memory checking a job message");
+    }
+    cv_log_warn("run %s: job %s not read from the store (%s); trying again", s->a.job.run_id,
+                s->a.job.job_id, why);
+    s->state = SLOT_UNCHECKED;
+    s->retry_at = cv_time_mono_ms() + HELD_RETRY_MS;
+    return CV_OK;
+}
+
+/* Takes one polled message in: a valid job is checked against the store; an
+ * invalid one is dead-lettered at once and done. An error stops the worker. */
 static cv_err take(cv_worker *w, cv_kafka_msg *msg, char *errbuf, size_t errlen) {
     slot *s = calloc(1, sizeof(*s));
     cv_verr verr;
@@ -173,8 +236,7 @@ static cv_err take(cv_worker *w, cv_kafka_msg *msg, char *errbuf, size_t errlen)
         s->state = SLOT_FAILED;
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     }
-    s->state = SLOT_WAITING;
-    return CV_OK;
+    return check(w, s, errbuf, errlen);
 }
 
 /* Polls while there is room: waits up to timeout_ms for the first message,
@@ -280,6 +342,8 @@ static cv_err claim_ready(cv_worker *w, char *errbuf, size_t errlen) {
             continue;
         if (job_set_add(busy, s->a.job.job_id))
             continue; /* an earlier run of its job is in hand */
+        if (s->state == SLOT_UNCHECKED && now >= s->retry_at && (err = check(w, s, errbuf, errlen)))
+            return err;
         if (s->state == SLOT_WAITING || (s->state == SLOT_HELD && now >= s->retry_at)) {
             jobs[n] = &s->a.job;
             texts[n] = s->text;
@@ -396,7 +460,8 @@ static void poll_paused(cv_worker *w) {
 /* Whether anything in hand could start if a thread were free. */
 static bool any_waiting(const cv_worker *w) {
     for (size_t i = 0; i < w->n; i++)
-        if (w->slots[i]->state == SLOT_WAITING || w->slots[i]->state == SLOT_HELD)
+        if (w->slots[i]->state == SLOT_WAITING || w->slots[i]->state == SLOT_HELD ||
+            w->slots[i]->state == SLOT_UNCHECKED)
             return true;
     return false;
 }

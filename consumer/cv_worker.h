@@ -6,7 +6,7 @@
  * message it publishes run.started, then run.succeeded or run.failed, to
  * convutell.events, and stores the message's offset only after the destination
  * committed and the final event was acknowledged (at least once). A message that
- * is not a valid job.v1 goes to convutell.jobs.dlq with the reason in headers,
+ * is not a valid job.v2 goes to convutell.jobs.dlq with the reason in headers,
  * a job.rejected event is published, and the worker carries on.
  */
 #ifndef CV_WORKER_H

@@ -52,7 +52,7 @@ static cv_err send_once(cv_kafka_producer *p, const cv_kafka_msg *msg, const cha
 cv_err cv_deadletter_send(cv_kafka_producer *p, const cv_kafka_msg *msg, const char *reason,
                           const char *by_header, const char *by, bool *whole, char *errbuf,
                           size_t errlen) {
-    char partition[16], offset[24], key[256];
+    char partition[16], offset[24], key[256], quoted[1024];
     size_t klen = msg->key_len < sizeof(key) - 1 ? msg->key_len : sizeof(key) - 1;
     bool as_whole = msg->len <= CV_DEADLETTER_WHOLE_MAX;
     cv_err err = CV_ERR_KAFKA;
@@ -62,7 +62,9 @@ cv_err cv_deadletter_send(cv_kafka_producer *p, const cv_kafka_msg *msg, const c
     if (msg->key)
         memcpy(key, msg->key, klen);
     key[msg->key ? klen : 0] = '\0';
-    const cv_kafka_header headers[] = {{"convutell.reason", reason},
+    /* The reason quotes the message: one line, no control characters. */
+    cv_log_escape(reason, quoted, sizeof(quoted));
+    const cv_kafka_header headers[] = {{"convutell.reason", quoted},
                                        {"convutell.source.topic", msg->topic},
                                        {"convutell.source.partition", partition},
                                        {"convutell.source.offset", offset},

@@ -24,7 +24,8 @@
 #define CV_DEADLETTER_WHOLE_MAX (512 * 1024)
 #define CV_DEADLETTER_HEAD_BYTES 4096
 
-/* Sends msg to the dead-letter topic with `reason`, and `by_header: by` (the
+/* Sends msg to the dead-letter topic with `reason` (escaped as cv_log_escape()
+ * does: one line), and `by_header: by` (the
  * sending process, e.g. "convutell.worker": its id). Tries three times,
  * backing off 0.4 and 0.8 s, the head alone after a failure of the whole.
  * *whole (may be NULL) says which went. CV_OK, or the last send's error. */

@@ -171,6 +171,63 @@ cv_err cv_json_get_id(const cJSON *obj, const char *prefix, const char *name, bo
     return CV_OK;
 }
 
+/* Checks the keys of `doc` (at depth `depth`, its path in path[0..len)). */
+static cv_err check_doc(const cJSON *doc, char *path, size_t len, int depth, cv_verr *verr) {
+    const cJSON *item;
+
+    if (depth > CV_JSON_DOC_DEPTH)
+        return cv_verr_set(verr, NULL, path, "is nested more than %d levels deep",
+                           CV_JSON_DOC_DEPTH);
+    cJSON_ArrayForEach(item, doc) {
+        size_t at = len;
+        cv_err err;
+        if (cJSON_IsObject(doc)) {
+            const char *key = item->string ? item->string : "";
+            if (!key[0] || key[0] == '$' || strchr(key, '.'))
+                return cv_verr_set(verr, NULL, path,
+                                   "has the key \"%.64s\": keys must not be empty, start with "
+                                   "\"$\" or hold a \".\"",
+                                   key);
+            at += (size_t)snprintf(path + len, len < 127 ? 128 - len : 1, ".%s", key);
+        } else {
+            at += (size_t)snprintf(path + len, len < 127 ? 128 - len : 1, "[]");
+        }
+        if (at > 127)
+            at = 127;
+        if ((cJSON_IsObject(item) || cJSON_IsArray(item)) &&
+            (err = check_doc(item, path, at, depth + 1, verr)))
+            return err;
+        path[len] = '\0';
+    }
+    return CV_OK;
+}
+
+cv_err cv_json_get_doc(const cJSON *obj, const char *prefix, const char *name, size_t maxbytes,
+                       char **out, cv_verr *verr) {
+    const cJSON *item = member(obj, name);
+    char path[128];
+    cv_err err;
+    int n;
+
+    *out = NULL;
+    if (!item)
+        return CV_OK;
+    if (!cJSON_IsObject(item))
+        return cv_verr_set(verr, prefix, name, "must be an object");
+    n = snprintf(path, sizeof(path), "%s%s%s", prefix && *prefix ? prefix : "",
+                 prefix && *prefix ? "." : "", name);
+    if ((err = check_doc(item, path, n < 127 ? (size_t)n : 127, 1, verr)))
+        return err;
+    if (!(*out = cJSON_PrintUnformatted(item)))
+        return CV_ERR_NOMEM;
+    if (strlen(*out) > maxbytes) {
+        cJSON_free(*out);
+        *out = NULL;
+        return cv_verr_set(verr, prefix, name, "must be at most %zu bytes as JSON", maxbytes);
+    }
+    return CV_OK;
+}
+
 cv_err cv_json_only(const cJSON *obj, const char *prefix, const char *const *allowed,
                     const char *what, cv_verr *verr) {
     const cJSON *item;

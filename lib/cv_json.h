@@ -60,6 +60,18 @@ cv_err cv_json_get_bool(const cJSON *obj, const char *prefix, const char *name, 
 cv_err cv_json_get_id(const cJSON *obj, const char *prefix, const char *name, bool required,
                       const char **out, cv_verr *verr);
 
+/* How deep a document read by cv_json_get_doc() may nest. */
+#define CV_JSON_DOC_DEPTH 20
+
+/* Reads an object member that is stored as a document (parameters): no key
+ * empty, starting with '$' or holding a '.' (the store cannot hold those), at
+ * most CV_JSON_DOC_DEPTH levels deep, at most maxbytes as compact JSON. The
+ * field named in *verr is the path of the offending key. Absent or null gives
+ * *out = NULL. On CV_OK *out is the compact JSON text, which the caller frees
+ * with cJSON_free(). */
+cv_err cv_json_get_doc(const cJSON *obj, const char *prefix, const char *name, size_t maxbytes,
+                       char **out, cv_verr *verr);
+
 /* Fails on the first member of obj whose name is not in the NULL-terminated
  * list `allowed`: "<prefix.name>: is not a field of <what>". */
 cv_err cv_json_only(const cJSON *obj, const char *prefix, const char *const *allowed,

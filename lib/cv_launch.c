@@ -59,6 +59,7 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
              kind && strcmp(kind, "python") == 0 ? "python"
              : kind && strcmp(kind, "sql") == 0  ? "sql"
                                                  : "sql_transfer");
+    job->job_version = cv_launch_version(job_doc);
     job->attempt = 1;
     job->queued_at_ms = cv_time_now_ms();
     retry_policy(job_doc, job);
@@ -97,6 +98,115 @@ out:
     cJSON_Delete(stored);
     if (err)
         cv_launch_release(job);
+    return err;
+}
+
+int cv_launch_version(const bson_t *job_doc) {
+    int64_t v = cv_mongo_doc_int(job_doc, "version", 1);
+    return v >= 1 && v <= INT32_MAX ? (int)v : 1;
+}
+
+/* The stored parameters with the run's laid over them: *merged is new text
+ * (cJSON_free()) or NULL when there are none. */
+static cv_err merge_parameters(const char *stored, const char *run, char **merged) {
+    cJSON *base = cJSON_Parse(stored ? stored : "{}"), *over = cJSON_Parse(run), *item;
+    cv_err err = CV_ERR_NOMEM;
+
+    *merged = NULL;
+    if (!base || !over)
+        goto out;
+    while ((item = over->child)) {
+        cJSON *old = cJSON_GetObjectItemCaseSensitive(base, item->string);
+        cJSON_DetachItemViaPointer(over, item);
+        if (old)
+            cJSON_ReplaceItemViaPointer(base, old, item); /* in its place, its key kept */
+        else
+            cJSON_AddItemToObject(base, item->string, item);
+    }
+    if ((*merged = cJSON_PrintUnformatted(base)))
+        err = CV_OK;
+out:
+    cJSON_Delete(base);
+    cJSON_Delete(over);
+    return err;
+}
+
+/* Moves the definition cv_launch_build() made (strings borrowed from the
+ * stored job) into *job as copies it owns. */
+static cv_err take_definition(cv_job *job, cv_job *built) {
+    char *query = built->query ? strdup(built->query) : NULL;
+    char *transform = built->transform ? strdup(built->transform) : NULL;
+    char *statements = built->statements ? strdup(built->statements) : NULL;
+
+    if ((built->query && !query) || (built->transform && !transform) ||
+        (built->statements && !statements)) {
+        free(query);
+        free(transform);
+        free(statements);
+        return CV_ERR_NOMEM;
+    }
+    memcpy(job->kind, built->kind, sizeof(job->kind));
+    job->job_version = built->job_version;
+    memcpy(job->origin_connection_id, built->origin_connection_id,
+           sizeof(job->origin_connection_id));
+    memcpy(job->destination_connection_id, built->destination_connection_id,
+           sizeof(job->destination_connection_id));
+    memcpy(job->sql_connection_id, built->sql_connection_id, sizeof(job->sql_connection_id));
+    memcpy(job->destination_table, built->destination_table, sizeof(job->destination_table));
+    job->load = built->load;
+    job->query = query;
+    job->transform = transform;
+    job->statements = statements;
+    job->python = built->python; /* owned already: moved */
+    memset(&built->python, 0, sizeof(built->python));
+    return CV_OK;
+}
+
+cv_err cv_launch_resolve(const bson_t *job_doc, const bson_t *project, cv_job *job, cv_verr *verr,
+                         char *errbuf, size_t errlen) {
+    const char *owner = job_doc ? cv_mongo_doc_str(job_doc, "project_id") : NULL;
+    cv_job built;
+    char why[256];
+    char *merged = NULL;
+    cv_err err;
+    int version;
+
+    if (!job_doc)
+        return cv_verr_set(verr, NULL, "job_id", "names no stored job");
+    if (!owner || strcmp(owner, job->project_id) != 0)
+        return cv_verr_set(verr, NULL, "project_id", "is not the project of job %s", job->job_id);
+    if (!project)
+        return cv_verr_set(verr, NULL, "project_id", "names no stored project");
+    version = cv_launch_version(job_doc);
+    if (job->job_version && job->job_version != version)
+        return cv_verr_set(verr, NULL, "job_version",
+                           "job %s is at version %d; version %d is not kept", job->job_id, version,
+                           job->job_version);
+    if ((err = cv_launch_build(job_doc, project, &built, why, sizeof(why))))
+        return err == CV_ERR_NOMEM ? err : cv_verr_set(verr, NULL, "job_id", "%s", why);
+    if (job->kind[0] && strcmp(job->kind, built.kind) != 0) {
+        err = cv_verr_set(verr, NULL, "kind", "job %s is a %s job, not %s", job->job_id, built.kind,
+                          job->kind);
+        goto out;
+    }
+    if (job->run_parameters && strcmp(built.kind, "python") != 0) {
+        err = cv_verr_set(verr, NULL, "parameters", "job %s is a %s job, which takes none",
+                          job->job_id, built.kind);
+        goto out;
+    }
+    if (job->run_parameters) {
+        if ((err = merge_parameters(built.python.parameters, job->run_parameters, &merged)))
+            goto out;
+        cJSON_free(built.python.parameters);
+        built.python.parameters = merged;
+    }
+    if ((err = take_definition(job, &built)))
+        goto out;
+    if (!cv_mongo_doc_bool(project, "active", true))
+        err = cv_err_set(errbuf, errlen, CV_ERR_CONFLICT,
+                         "project %s is not active; activate it to run its jobs", job->project_id);
+out:
+    cv_launch_release(&built);
     return err;
 }
 

@@ -1,8 +1,11 @@
 /*
- * cv_launch.h - the job message of one run of a stored job. The API (manual
- * runs) and the scheduler (ticks) build runs the same way from the job's and
- * its project's documents, so a run looks the same whoever started it; only
- * `trigger` (and a scheduled run's `tick_at`) tell them apart.
+ * cv_launch.h - a run of a stored job. The API (manual runs) and the
+ * scheduler (ticks) build runs the same way from the job's and its project's
+ * documents, so a run looks the same whoever started it; only `trigger` (and
+ * a scheduled run's `tick_at`) tell them apart. The worker checks the message
+ * it gets against the same documents and takes the definition from them
+ * (cv_launch_resolve()). Nothing here reads the store: the callers pass the
+ * documents, so the rules are unit-tested on their own.
  */
 #ifndef CV_LAUNCH_H
 #define CV_LAUNCH_H
@@ -20,6 +23,24 @@
  * (reason in errbuf) when the stored job cannot be read. */
 cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job, char *errbuf,
                        size_t errlen);
+
+/* The version of a stored job: its "version" field, 1 when it has none. */
+int cv_launch_version(const bson_t *job_doc);
+
+/* Checks the decoded message *job against the stored job it names (job_doc,
+ * NULL when there is none) and that job's project (NULL when there is none),
+ * then fills in the definition from them as copies *job owns (released with
+ * cv_job_release()): kind, connections, query, transform, load options,
+ * script, statements, and job_version. A run's parameters are laid over the
+ * job's stored ones, key by key at the top level.
+ * - CV_ERR_INVALID, *verr naming the message's field: the message names no
+ *   job of ours (no such job, another project, a version not kept, another
+ *   kind, parameters for a job that takes none): dead-letter it.
+ * - CV_ERR_CONFLICT, reason in errbuf: the job is known but its project is
+ *   not active; *job is filled, and the run fails.
+ * - CV_ERR_NOMEM. */
+cv_err cv_launch_resolve(const bson_t *job_doc, const bson_t *project, cv_job *job, cv_verr *verr,
+                         char *errbuf, size_t errlen);
 
 /* Frees what cv_launch_build() allocated and forgets the borrowed strings. */
 void cv_launch_release(cv_job *job);

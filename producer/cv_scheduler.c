@@ -296,14 +296,12 @@ static const bson_t *project_get(cv_scheduler *s, scan_batch *b, const char *id)
 /* Adds one tick to the batch: its claim (a `ticks` document holding the run
  * record and, for a tick that runs, the job message) and the run record
  * itself: a queued run, or (job NULL) a tick that does not run, with its
- * status and reason. A job whose message would be over CV_JOB_MAX_BYTES has
- * its tick skipped. */
+ * status and reason. */
 static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const char *project_id,
                     int64_t tick_ms, int64_t now, cv_job *job, cv_run_status status,
                     const char *reason) {
     ready_run *r;
     bson_t *doc, *claim;
-    char big[160];
 
     if (grow((void **)&b->docs, &b->capdocs, b->n + 1, sizeof(*b->docs)) != 0 ||
         grow((void **)&b->claims, &b->capclaims, b->n + 1, sizeof(*b->claims)) != 0 ||
@@ -320,18 +318,6 @@ static int add_tick(cv_scheduler *s, scan_batch *b, const char *job_id, const ch
         job->tick_ms = tick_ms;
         job->queued_at_ms = tick_ms > now ? tick_ms : now;
         r->message = cv_job_encode(job);
-        if (r->message && strlen(r->message) > CV_JOB_MAX_BYTES) {
-            /* A worker would dead-letter it and the run would never start:
-             * the tick is skipped, with the reason. */
-            snprintf(big, sizeof(big),
-                     "the job's message would be %zu bytes, more than the limit of %d",
-                     strlen(r->message), CV_JOB_MAX_BYTES);
-            free(r->message);
-            r->message = NULL;
-            job = NULL;
-            status = CV_RUN_SKIPPED;
-            reason = big;
-        }
     }
     if (job) {
         cv_event ev;

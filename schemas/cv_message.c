@@ -14,44 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const job_fields[] = {"schema",
-                                         "run_id",
-                                         "job_id",
-                                         "project_id",
-                                         "kind",
-                                         "attempt",
-                                         "queued_at",
-                                         "trigger",
-                                         "tick_at",
-                                         "max_attempts",
-                                         "backoff_seconds",
-                                         "not_before",
-                                         "sql_transfer",
-                                         "python",
-                                         "sql",
-                                         NULL};
+static const char *const job_fields[] = {
+    "schema",       "run_id",          "job_id",     "project_id", "job_version",
+    "kind",         "attempt",         "queued_at",  "trigger",    "tick_at",
+    "max_attempts", "backoff_seconds", "not_before", "parameters", NULL};
 static const char *const trigger_names[] = {"manual", "schedule", "external", NULL};
-static const char *const sql_fields[] = {"connection_id", "statements", NULL};
-/* The member each kind carries; a message carries its kind's alone. */
-static const char *const kind_members[][2] = {
-    {"sql_transfer", "sql_transfer"}, {"python", "python"}, {"sql", "sql"}};
-static const char *const python_fields[] = {"script", "parameters", "timeout_seconds", "limits",
-                                            NULL};
 static const char *const limit_fields[] = {"cpu_seconds",  "memory_mb", "open_files",
                                            "file_size_mb", "processes", NULL};
-static const char *const transfer_fields[] = {"origin_connection_id",
-                                              "destination_connection_id",
-                                              "query",
-                                              "destination_table",
-                                              "mode",
-                                              "load_method",
-                                              "batch_rows",
-                                              "checkpoint_column",
-                                              "key",
-                                              "watermark_column",
-                                              "timeout_seconds",
-                                              "transform",
-                                              NULL};
 static const char *const mode_names[] = {"append", "replace", "upsert"};
 static const char *const method_names[] = {"auto", "copy", "insert", "load_data"};
 static const char *const event_fields[] = {"schema",
@@ -247,7 +216,6 @@ cv_err cv_python_spec_decode(const cJSON *obj, const char *prefix, cv_python_spe
         {"file_size_mb", 1, 1048576, &out->limits.file_size_mb},
         {"processes", 1, 4096, &out->limits.processes},
     };
-    const cJSON *parameters = cJSON_GetObjectItemCaseSensitive(obj, "parameters");
     const cJSON *limit_obj = cJSON_GetObjectItemCaseSensitive(obj, "limits");
     char limits_prefix[64];
     const char *script;
@@ -277,18 +245,9 @@ cv_err cv_python_spec_decode(const cJSON *obj, const char *prefix, cv_python_spe
             *limits[i].dst = (int)n;
         }
     }
-    if (parameters && !cJSON_IsNull(parameters)) {
-        if (!cJSON_IsObject(parameters))
-            return cv_verr_set(verr, prefix, "parameters", "must be an object");
-        out->parameters = cJSON_PrintUnformatted(parameters);
-        if (!out->parameters)
-            return CV_ERR_NOMEM;
-        if (strlen(out->parameters) > CV_PARAMETERS_MAX_BYTES) {
-            cv_python_spec_release(out);
-            return cv_verr_set(verr, prefix, "parameters", "must be at most %d bytes as JSON",
-                               CV_PARAMETERS_MAX_BYTES);
-        }
-    }
+    if ((err = cv_json_get_doc(obj, prefix, "parameters", CV_PARAMETERS_MAX_BYTES, &out->parameters,
+                               verr)))
+        return err;
     if (!(out->script = strdup(script))) {
         cv_python_spec_release(out);
         return CV_ERR_NOMEM;
@@ -459,16 +418,26 @@ int64_t cv_job_retry_delay_ms(int backoff_seconds, int next) {
     return ms * (8000 + (int64_t)r) / 10000;
 }
 
+/* A message of the first version carried the job's definition; no longer run. */
+#define CV_JOB_SCHEMA_V1 "convutell.job.v1"
+
 cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     cJSON *root = NULL;
-    const cJSON *transfer, *python;
-    const char *s, *kind;
-    int64_t attempt = 0;
+    const char *s, *kind = NULL, *schema = NULL;
+    int64_t n = 0;
     cv_err err;
 
     memset(job, 0, sizeof(*job));
     if ((err = parse_object(data, len, &root, verr)))
         return err;
+    if (cv_json_get_str(root, NULL, "schema", false, 64, &schema, verr) == CV_OK && schema &&
+        strcmp(schema, CV_JOB_SCHEMA_V1) == 0) {
+        err = cv_verr_set(verr, NULL, "schema",
+                          "\"%s\" messages carried a job's query, script or statements and are "
+                          "no longer run; send \"%s\", which names a stored job",
+                          CV_JOB_SCHEMA_V1, CV_JOB_SCHEMA);
+        goto out;
+    }
     if ((err = check_schema(root, CV_JOB_SCHEMA, verr)) ||
         (err = cv_json_only(root, NULL, job_fields, CV_JOB_SCHEMA, verr)))
         goto out;
@@ -481,105 +450,27 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     if ((err = cv_json_get_id(root, NULL, "project_id", true, &s, verr)))
         goto out;
     copy_str(job->project_id, sizeof(job->project_id), s);
-    if ((err = cv_json_get_str(root, NULL, "kind", true, 31, &kind, verr)))
+    if ((err = cv_json_get_int(root, NULL, "job_version", false, 1, INT32_MAX, &n, verr)))
         goto out;
-    if (strcmp(kind, "sql_transfer") != 0 && strcmp(kind, "python") != 0 &&
+    job->job_version = (int)n;
+    if ((err = cv_json_get_str(root, NULL, "kind", false, 31, &kind, verr)))
+        goto out;
+    if (kind && strcmp(kind, "sql_transfer") != 0 && strcmp(kind, "python") != 0 &&
         strcmp(kind, "sql") != 0) {
         err = cv_verr_set(verr, NULL, "kind",
                           "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
         goto out;
     }
     copy_str(job->kind, sizeof(job->kind), kind);
-    if ((err = cv_json_get_int(root, NULL, "attempt", true, 1, CV_MAX_ATTEMPT, &attempt, verr)))
+    n = 0;
+    if ((err = cv_json_get_int(root, NULL, "attempt", true, 1, CV_MAX_ATTEMPT, &n, verr)))
         goto out;
-    job->attempt = (int)attempt;
+    job->attempt = (int)n;
     if ((err = get_time(root, "queued_at", &job->queued_at_ms, verr)) ||
         (err = get_run_origin(root, job, verr)))
         goto out;
-
-    for (size_t i = 0; i < sizeof(kind_members) / sizeof(kind_members[0]); i++) {
-        if (strcmp(kind, kind_members[i][0]) != 0 &&
-            cJSON_GetObjectItemCaseSensitive(root, kind_members[i][1])) {
-            err = cv_verr_set(verr, NULL, kind_members[i][1], "is only for kind %s",
-                              kind_members[i][0]);
-            goto out;
-        }
-    }
-    python = cJSON_GetObjectItemCaseSensitive(root, "python");
-    transfer = cJSON_GetObjectItemCaseSensitive(root, "sql_transfer");
-    if (strcmp(kind, "sql") == 0) {
-        const cJSON *sql = cJSON_GetObjectItemCaseSensitive(root, "sql");
-        if (!cJSON_IsObject(sql)) {
-            err = cv_verr_set(verr, NULL, "sql",
-                              sql ? "must be an object" : "is required for kind sql");
-            goto out;
-        }
-        if ((err = cv_json_only(sql, "sql", sql_fields, "sql", verr)) ||
-            (err = cv_json_get_id(sql, "sql", "connection_id", true, &s, verr)))
-            goto out;
-        copy_str(job->sql_connection_id, sizeof(job->sql_connection_id), s);
-        if ((err = cv_json_get_str(sql, "sql", "statements", true, CV_QUERY_MAX_BYTES, &s, verr)))
-            goto out;
-        if (!s[0]) {
-            err = cv_verr_set(verr, "sql", "statements", "must not be empty");
-            goto out;
-        }
-        if (!(job->statements = strdup(s)))
-            err = CV_ERR_NOMEM;
-        goto out;
-    }
-    if (strcmp(kind, "python") == 0) {
-        if (!cJSON_IsObject(python)) {
-            err = cv_verr_set(verr, NULL, "python",
-                              python ? "must be an object" : "is required for kind python");
-            goto out;
-        }
-        if (!(err = cv_json_only(python, "python", python_fields, "python", verr)))
-            err = cv_python_spec_decode(python, "python", &job->python, verr);
-        goto out;
-    }
-    if (!cJSON_IsObject(transfer)) {
-        err = cv_verr_set(verr, NULL, "sql_transfer",
-                          transfer ? "must be an object" : "is required for kind sql_transfer");
-        goto out;
-    }
-    if ((err = cv_json_only(transfer, "sql_transfer", transfer_fields, "sql_transfer", verr)))
-        goto out;
-    if ((err = cv_json_get_id(transfer, "sql_transfer", "origin_connection_id", true, &s, verr)))
-        goto out;
-    copy_str(job->origin_connection_id, sizeof(job->origin_connection_id), s);
-    if ((err =
-             cv_json_get_id(transfer, "sql_transfer", "destination_connection_id", true, &s, verr)))
-        goto out;
-    copy_str(job->destination_connection_id, sizeof(job->destination_connection_id), s);
-    if ((err = cv_json_get_str(transfer, "sql_transfer", "destination_table", true, 127, &s, verr)))
-        goto out;
-    if (!cv_json_is_table_name(s)) {
-        err = cv_verr_set(verr, "sql_transfer", "destination_table",
-                          "must be a table name (letters, digits, underscores, optionally "
-                          "schema.table)");
-        goto out;
-    }
-    copy_str(job->destination_table, sizeof(job->destination_table), s);
-    if ((err = cv_load_spec_decode(transfer, "sql_transfer", &job->load, verr)))
-        goto out;
-    if ((err = cv_json_get_str(transfer, "sql_transfer", "query", true, CV_QUERY_MAX_BYTES, &s,
-                               verr)))
-        goto out;
-    job->query = strdup(s);
-    if (!job->query) {
-        err = CV_ERR_NOMEM;
-        goto out;
-    }
-    if ((err = cv_json_get_str(transfer, "sql_transfer", "transform", false, CV_SCRIPT_MAX_BYTES,
-                               &s, verr)))
-        goto out;
-    if (s && !s[0]) {
-        err = cv_verr_set(verr, "sql_transfer", "transform", "must not be empty");
-        goto out;
-    }
-    if (s && !(job->transform = strdup(s)))
-        err = CV_ERR_NOMEM;
+    err = cv_json_get_doc(root, NULL, "parameters", CV_PARAMETERS_MAX_BYTES, &job->run_parameters,
+                          verr);
 out:
     cJSON_Delete(root);
     if (err)
@@ -597,11 +488,13 @@ void cv_job_release(cv_job *job) {
     job->statements = NULL;
     free(job->transform);
     job->transform = NULL;
+    cJSON_free(job->run_parameters);
+    job->run_parameters = NULL;
 }
 
 char *cv_job_encode(const cv_job *job) {
     char queued[CV_TIME_RFC3339_LEN];
-    cJSON *root = cJSON_CreateObject(), *transfer;
+    cJSON *root = cJSON_CreateObject();
     char *out = NULL;
 
     if (!root)
@@ -611,7 +504,10 @@ char *cv_job_encode(const cv_job *job) {
     cJSON_AddStringToObject(root, "run_id", job->run_id);
     cJSON_AddStringToObject(root, "job_id", job->job_id);
     cJSON_AddStringToObject(root, "project_id", job->project_id);
-    cJSON_AddStringToObject(root, "kind", job->kind);
+    if (job->job_version > 0)
+        cJSON_AddNumberToObject(root, "job_version", job->job_version);
+    if (job->kind[0])
+        cJSON_AddStringToObject(root, "kind", job->kind);
     cJSON_AddNumberToObject(root, "attempt", job->attempt);
     cJSON_AddStringToObject(root, "queued_at", queued);
     if (job->trigger[0])
@@ -631,33 +527,15 @@ char *cv_job_encode(const cv_job *job) {
         cv_time_format(job->not_before_ms, due, sizeof(due));
         cJSON_AddStringToObject(root, "not_before", due);
     }
-    if (strcmp(job->kind, "sql") == 0) {
-        cJSON *sql = cJSON_AddObjectToObject(root, "sql");
-        if (sql && cJSON_AddStringToObject(sql, "connection_id", job->sql_connection_id) &&
-            cJSON_AddStringToObject(sql, "statements", job->statements ? job->statements : ""))
-            out = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        return out;
+    if (job->run_parameters) {
+        cJSON *parameters = cJSON_Parse(job->run_parameters);
+        if (!parameters || !cJSON_AddItemToObject(root, "parameters", parameters)) {
+            cJSON_Delete(parameters);
+            cJSON_Delete(root);
+            return NULL;
+        }
     }
-    if (strcmp(job->kind, "python") == 0) {
-        cJSON *python = cJSON_AddObjectToObject(root, "python");
-        if (python && cv_python_spec_encode(&job->python, python) == 0)
-            out = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        return out;
-    }
-    transfer = cJSON_AddObjectToObject(root, "sql_transfer");
-    if (transfer) {
-        cJSON_AddStringToObject(transfer, "origin_connection_id", job->origin_connection_id);
-        cJSON_AddStringToObject(transfer, "destination_connection_id",
-                                job->destination_connection_id);
-        cJSON_AddStringToObject(transfer, "query", job->query ? job->query : "");
-        cJSON_AddStringToObject(transfer, "destination_table", job->destination_table);
-        if (job->transform)
-            cJSON_AddStringToObject(transfer, "transform", job->transform);
-        if (cv_load_spec_encode(&job->load, transfer) == 0)
-            out = cJSON_PrintUnformatted(root);
-    }
+    out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;
 }

@@ -1,11 +1,15 @@
 /*
  * cv_message.h - the message contract in C: encode, decode and validate job
- * messages (schemas/job.v1.json) and result events (schemas/event.v1.json).
+ * messages (schemas/job.v2.json) and result events (schemas/event.v1.json).
  *
  * Job messages reach the workers from the API, the scheduler and from other
  * systems writing to convutell.jobs directly, so cv_job_decode() treats every
- * byte as untrusted and reports the first bad field. Messages never carry
- * passwords: they name connections by id and the worker looks them up.
+ * byte as untrusted and reports the first bad field. A job message names a
+ * stored job (and the version of it the run is for) and carries only what a
+ * run may set: its id, attempt, retry policy and a Python job's parameters.
+ * The worker takes the query, transform, script or statements and the
+ * connections from the store (consumer/cv_jobcheck.h), so writing to
+ * convutell.jobs starts known jobs and cannot bring code of its own.
  */
 #ifndef CV_MESSAGE_H
 #define CV_MESSAGE_H
@@ -16,7 +20,7 @@
 
 #include <stdint.h>
 
-#define CV_JOB_SCHEMA "convutell.job.v1"
+#define CV_JOB_SCHEMA "convutell.job.v2"
 #define CV_EVENT_SCHEMA "convutell.event.v1"
 /* Larger job messages are rejected. Under the producers' message.max.bytes
  * (CV_KAFKA_MESSAGE_MAX, 1,000,000) with room to spare, so that a valid job's
@@ -108,11 +112,13 @@ int cv_python_spec_encode(const cv_python_spec *spec, cJSON *obj);
 void cv_python_spec_release(cv_python_spec *spec);
 
 typedef struct cv_job {
+    /* What the message says. */
     char run_id[CV_ID_LEN];
     char job_id[CV_ID_LEN];
     char project_id[CV_ID_LEN];
-    char kind[32]; /* "sql_transfer", "python" or "sql" */
-    int attempt;   /* 1 for the first delivery of a run */
+    int job_version; /* the stored job's version this run is for; 0: its current one */
+    char kind[32];   /* "sql_transfer", "python" or "sql"; "" when the message does not say */
+    int attempt;     /* 1 for the first delivery of a run */
     int64_t queued_at_ms;
     /* Where the run came from: "manual" (the API), "schedule" (the scheduler)
      * or "external" (anything else writing to convutell.jobs); "" when the
@@ -122,6 +128,8 @@ typedef struct cv_job {
     int max_attempts;      /* attempts before the run fails for good [1] */
     int backoff_seconds;   /* delay before the second attempt, doubled each time [60] */
     int64_t not_before_ms; /* a retry: not to run before this time; 0 for none */
+    char *run_parameters;  /* owned: this run's parameters (JSON object text) or NULL */
+    /* The definition: from the stored job (cv_launch.h), never from a message. */
     /* kind "sql_transfer" */
     char origin_connection_id[CV_ID_LEN];
     char destination_connection_id[CV_ID_LEN];
@@ -136,12 +144,15 @@ typedef struct cv_job {
     char *statements; /* owned */
 } cv_job;
 
-/* Decodes and validates a job message. On success *job is filled and must be
- * released with cv_job_release(). On CV_ERR_INVALID, *verr names the field and
- * *job holds nothing that needs releasing. CV_ERR_NOMEM on allocation failure. */
+/* Decodes and validates a job message: the run's fields, not the definition
+ * (a message of convutell.job.v1, which carried one, is refused by name). On
+ * success *job is filled and must be released with cv_job_release(). On
+ * CV_ERR_INVALID, *verr names the field and *job holds nothing that needs
+ * releasing. CV_ERR_NOMEM on allocation failure. */
 cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr);
 
-/* Encodes a job message. Returns a NUL-terminated string the caller frees with
+/* Encodes a job message: the run's fields, job_version when set and kind when
+ * known; never the definition. Returns a NUL-terminated string the caller frees with
  * free(), or NULL on allocation failure. */
 char *cv_job_encode(const cv_job *job);
 

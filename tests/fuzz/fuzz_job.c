@@ -24,7 +24,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     text = cv_job_encode(&job);
     if (!text || cv_job_decode(text, strlen(text), &again, &verr) != CV_OK)
         abort();
-    if (strcmp(job.run_id, again.run_id) != 0 || job.attempt != again.attempt)
+    if (strcmp(job.run_id, again.run_id) != 0 || job.attempt != again.attempt ||
+        job.job_version != again.job_version || strcmp(job.kind, again.kind) != 0)
+        abort();
+    if ((job.run_parameters == NULL) != (again.run_parameters == NULL) ||
+        (job.run_parameters && strcmp(job.run_parameters, again.run_parameters) != 0))
         abort();
     cv_job_release(&again);
     free(text);

@@ -195,6 +195,13 @@ def test_project_interpreter_and_connections(api, mongo_db):
                    '"/opt/venvs/etl/bin/python"'}})
 
 
+def nested(levels):
+    value = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
 def test_python_job_fields_are_checked(api):
     conn = api.create("/api/v1/connections", {"name": "c", "odbc": PG_ODBC})
     project = api.create("/api/v1/projects", {"name": "py", "origin_connection_id": conn["id"],
@@ -208,6 +215,20 @@ def test_python_job_fields_are_checked(api):
          "limits.memory_mb", "limits.memory_mb: must be between 32 and 65536"),
         ({"name": "p", "kind": "shell", "script": "x"}, "kind",
          'kind: must be "sql_transfer", "python" or "sql", not "shell"'),
+        # Parameters are stored as a document: keys the store cannot hold and
+        # nesting past 20 levels are the client's error, not the store's.
+        ({"name": "p", "kind": "python", "script": "x", "parameters": {"$where": "1"}},
+         "parameters", 'parameters: has the key "$where": keys must not be empty, start with '
+                       '"$" or hold a "."'),
+        ({"name": "p", "kind": "python", "script": "x", "parameters": {"a": {"b.c": 1}}},
+         "parameters.a", 'parameters.a: has the key "b.c": keys must not be empty, start with '
+                         '"$" or hold a "."'),
+        ({"name": "p", "kind": "python", "script": "x", "parameters": {"l": [{"": 1}]}},
+         "parameters.l[]", 'parameters.l[]: has the key "": keys must not be empty, start with '
+                           '"$" or hold a "."'),
+        ({"name": "p", "kind": "python", "script": "x", "parameters": nested(200)},
+         "parameters" + ".a" * 20,
+         "parameters" + ".a" * 20 + ": is nested more than 20 levels deep"),
     ]:
         status, answer, _ = api.post(path, body)
         assert (status, answer) == (422, {"error": {"code": "invalid_field", "field": field,

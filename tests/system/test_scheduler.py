@@ -368,13 +368,10 @@ def test_long_job_keeps_its_partition(api, mongo_db, services):
 
 def test_runs_from_other_systems_are_external(api, mongo_db, services):
     job = sql_job(api, "SELECT 1")
-    project = api.get(f"/api/v1/projects/{job['project_id']}")[1]
     run_id = str(uuid.uuid4())
-    message = {"schema": "convutell.job.v1", "run_id": run_id, "job_id": job["id"],
-               "project_id": job["project_id"], "kind": "sql", "attempt": 1,
-               "queued_at": rfc(time.time() * 1000),
-               "sql": {"connection_id": project["destination_connection_id"],
-                       "statements": "SELECT 1"}}
+    message = {"schema": "convutell.job.v2", "run_id": run_id, "job_id": job["id"],
+               "project_id": job["project_id"], "attempt": 1,
+               "queued_at": rfc(time.time() * 1000)}
     kcat("-P", "-t", "convutell.jobs", "-k", job["id"], data=json.dumps(message).encode())
     done = api.wait_run(run_id, timeout=60)
     assert (done["status"], done["trigger"], done["attempt"]) == ("succeeded", "external", 1)

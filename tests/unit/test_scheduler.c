@@ -90,10 +90,9 @@ static void test_retry_delays(void **state) {
 }
 
 static const char base_job[] =
-    "{\"schema\":\"convutell.job.v1\",\"run_id\":\"0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d\","
+    "{\"schema\":\"convutell.job.v2\",\"run_id\":\"0b5e0f5c-8d3a-4f57-9a51-6c1f1f0c9e7d\","
     "\"job_id\":\"" JOB "\",\"project_id\":\"2d70217e-af5c-4b79-9c73-8e3131e2b09f\","
-    "\"kind\":\"sql\",\"attempt\":2,\"queued_at\":\"2026-11-28T04:50:00.250Z\"%s,"
-    "\"sql\":{\"connection_id\":\"4f92439a-c17e-4d9b-9e95-a05353a4d2b1\",\"statements\":\"X\"}}";
+    "\"kind\":\"sql\",\"attempt\":2,\"queued_at\":\"2026-11-28T04:50:00.250Z\"%s}";
 
 static cv_err decode_with(const char *extra, cv_job *job, cv_verr *verr) {
     char text[1024];
