@@ -665,10 +665,11 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         }
         allowed = "GET";
     }
-    if (allowed) {
+    if (allowed) { /* HEAD goes wherever GET does (cv_http.h) */
+        snprintf(res->allow, sizeof(res->allow), "%s%s", allowed,
+                 strstr(allowed, "GET") ? ", HEAD" : "");
         cv_http_error(res, 405, "method_not_allowed", NULL, "%s %s is not supported; use %s",
-                      req->method, req->path, allowed);
-        snprintf(res->allow, sizeof(res->allow), "%s", allowed);
+                      req->method, req->path, res->allow);
         return;
     }
 not_found:
@@ -679,6 +680,7 @@ not_found:
 
 cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     cv_api *api = calloc(1, sizeof(*api));
+    cv_http_limits limits;
 
     if (!api) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
@@ -696,8 +698,14 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    api->http = cv_http_server_new(cfg->http_host, cfg->http_port, HTTP_THREADS, CV_API_MAX_BODY,
-                                   handle, api, errbuf, errlen);
+    limits = (cv_http_limits){.threads = HTTP_THREADS,
+                              .max_body = CV_API_MAX_BODY,
+                              .connections = (unsigned)cfg->http_connections,
+                              .per_address = (unsigned)cfg->http_per_address,
+                              .idle_seconds = (unsigned)cfg->http_idle_seconds,
+                              .request_seconds = (unsigned)cfg->http_request_seconds};
+    api->http =
+        cv_http_server_new(cfg->http_host, cfg->http_port, &limits, handle, api, errbuf, errlen);
     if (!api->http)
         goto fail;
     return api;

@@ -1,23 +1,30 @@
 /*
  * cv_http.c - libmicrohttpd plumbing: body collection with a size limit,
- * dispatch to one handler, JSON answers.
+ * dispatch to one handler, JSON answers, and the limits that keep slow
+ * clients from holding the server.
  */
 #include "cv_http.h"
 
 #include "cv_log.h"
+#include "cv_time.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#define FD_HEADROOM 64 /* descriptors kept for the store, the broker and the logs */
 
 struct cv_http_server {
     struct MHD_Daemon *daemon;
-    size_t max_body;
+    cv_http_limits limits;
     cv_http_handler handler;
     void *ctx;
 };
@@ -27,7 +34,7 @@ typedef struct request_state {
     char *body;
     size_t len;
     size_t cap;
-    bool too_large;
+    bool answered; /* refused before its body was read (413, 408) */
 } request_state;
 
 void cv_http_error(cv_http_response *res, int status, const char *code, const char *field,
@@ -77,14 +84,78 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
     return ret;
 }
 
-static enum MHD_Result too_large(struct MHD_Connection *conn, size_t max_body) {
+/* Answers a request whose body is still coming, which libmicrohttpd (0.9)
+ * cannot queue a response for: the answer is written to the socket as it
+ * is, its sending side shut, and MHD_NO makes the server close the rest. */
+static enum MHD_Result answer_mid_body(struct MHD_Connection *conn, cv_http_response *res) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char *body = cJSON_PrintUnformatted(res->body), head[256];
+    int n;
+
+    if (ci && body) {
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     res->status, MHD_get_reason_phrase_for((unsigned)res->status), strlen(body));
+        /* A few hundred bytes into an idle socket's send buffer: not short. */
+        if (send(ci->connect_fd, head, (size_t)n, MSG_NOSIGNAL) == n)
+            (void)send(ci->connect_fd, body, strlen(body), MSG_NOSIGNAL);
+        shutdown(ci->connect_fd, SHUT_WR);
+    }
+    cJSON_free(body);
+    return MHD_NO;
+}
+
+/* 413 for a body over the limit: queued when the body has not started (a
+ * declared length), written at once when it is coming (chunked). */
+static enum MHD_Result too_large(struct MHD_Connection *conn, size_t max_body, bool mid_body) {
     cv_http_response res = {0};
     enum MHD_Result ret;
     cv_http_error(&res, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
                   "request body is larger than the limit of %zu bytes", max_body);
-    ret = send_response(conn, &res);
+    ret = mid_body ? answer_mid_body(conn, &res) : send_response(conn, &res);
     cJSON_Delete(res.body);
     return ret;
+}
+
+/* 408 for a request slower than its limit, likewise. */
+static enum MHD_Result too_slow(struct MHD_Connection *conn, unsigned seconds, bool mid_body) {
+    cv_http_response res = {0};
+    enum MHD_Result ret;
+    cv_http_error(&res, MHD_HTTP_REQUEST_TIMEOUT, "request_timeout", NULL,
+                  "the request's headers and body took more than %u s to arrive", seconds);
+    ret = mid_body ? answer_mid_body(conn, &res) : send_response(conn, &res);
+    cJSON_Delete(res.body);
+    return ret;
+}
+
+/* When the connection's current request began: the connection's start, or
+ * the end of its previous request (kept in the socket context). */
+static int64_t *request_clock(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static bool too_late(const cv_http_server *s, struct MHD_Connection *conn) {
+    const int64_t *since = request_clock(conn);
+    return since && cv_time_mono_ms() - *since > (int64_t)s->limits.request_seconds * 1000;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        int64_t *since = malloc(sizeof(*since));
+        if (since)
+            *since = cv_time_mono_ms();
+        *socket_context = since;
+    } else {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -104,23 +175,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!st)
             return MHD_NO;
         *con_cls = st;
+        if (too_late(s, conn)) {
+            st->answered = true;
+            return too_slow(conn, s->limits.request_seconds, false);
+        }
         if (declared) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(declared, &end, 10);
-            if (errno || *end != '\0' || n > s->max_body) {
-                st->too_large = true;
-                return too_large(conn, s->max_body); /* body is never read */
+            if (errno || *end != '\0' || n > s->limits.max_body) {
+                st->answered = true;
+                return too_large(conn, s->limits.max_body, false); /* body is never read */
             }
         }
+        return MHD_YES;
+    }
+    if (st->answered) {
+        *upload_data_size = 0; /* answered already; the connection closes after it */
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (st->too_large || st->len + n > s->max_body) {
-            st->too_large = true;
-            return MHD_YES; /* discard; answered once the upload ends */
+        if (st->len + n > s->limits.max_body || too_late(s, conn)) {
+            /* Answered now, not once the whole body has come: the rest is not read. */
+            bool big = st->len + n > s->limits.max_body;
+            st->answered = true;
+            return big ? too_large(conn, s->limits.max_body, true)
+                       : too_slow(conn, s->limits.request_seconds, true);
         }
         if (st->len + n + 1 > st->cap) {
             size_t cap = st->cap ? st->cap : 4096;
@@ -137,10 +219,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->body[st->len] = '\0';
         return MHD_YES;
     }
-    if (st->too_large)
-        return too_large(conn, s->max_body);
-
-    req.method = method;
+    req.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method;
     req.path = url;
     req.body = st->body ? st->body : "";
     req.body_len = st->len;
@@ -166,9 +245,11 @@ const char *cv_http_arg(const cv_http_request *req, const char *name) {
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     request_state *st = *con_cls;
+    int64_t *since = request_clock(conn);
     (void)cls;
-    (void)conn;
     (void)toe;
+    if (since) /* the next request on this connection starts its own clock */
+        *since = cv_time_mono_ms();
     if (st) {
         free(st->body);
         free(st);
@@ -184,11 +265,29 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
     cv_log_warn("http: %s", line);
 }
 
-cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads, size_t max_body,
+/* The connections the process's open-file limit allows, after raising its
+ * soft limit as far as the hard one goes. */
+static unsigned fd_room(unsigned wanted) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return wanted;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t cur = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = cur;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)wanted + FD_HEADROOM)
+        return wanted;
+    return rl.rlim_cur > 2 * FD_HEADROOM ? (unsigned)(rl.rlim_cur - FD_HEADROOM) : FD_HEADROOM;
+}
+
+cv_http_server *cv_http_server_new(const char *host, int port, const cv_http_limits *limits,
                                    cv_http_handler handler, void *ctx, char *errbuf,
                                    size_t errlen) {
     struct sockaddr_in addr;
     cv_http_server *s = calloc(1, sizeof(*s));
+    unsigned connections;
 
     if (!s) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
@@ -202,15 +301,21 @@ cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads,
         free(s);
         return NULL;
     }
-    s->max_body = max_body;
+    s->limits = *limits;
     s->handler = handler;
     s->ctx = ctx;
-    s->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-                         (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-                         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    connections = fd_room(limits->connections);
+    if (connections < limits->connections)
+        cv_log_warn("http: %u connections at once, not %u: the open-file limit allows no more",
+                    connections, limits->connections);
+    s->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
+        NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, limits->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, limits->idle_seconds, MHD_OPTION_CONNECTION_LIMIT,
+        connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, limits->per_address,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)",
                    host, port);

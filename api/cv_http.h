@@ -2,10 +2,18 @@
  * cv_http.h - a small JSON-over-HTTP server on libmicrohttpd.
  *
  * It reads each request body into memory up to a limit (a larger declared
- * Content-Length is refused with 413 before the body is read; an undeclared
- * body that grows past the limit is discarded and answered with 413), then
- * calls one handler with the whole request. Handlers run on the server's pool
- * threads, several at once.
+ * Content-Length is refused with 413 before the body is read; a chunked body
+ * is answered with 413 as soon as it passes the limit, and its connection
+ * closed), then calls one handler with the whole request. Handlers run on the
+ * server's pool threads, several at once. HEAD is answered like GET, without
+ * the body.
+ *
+ * Slow or idle clients cannot hold the server: a connection silent for
+ * idle_seconds is closed, a request whose headers and body have not arrived
+ * within request_seconds of its connection gets 408 and is closed, and at most
+ * per_address connections from one address and `connections` in all are open
+ * at once (more are refused at accept; `connections` is lowered to what the
+ * process's open-file limit allows, keeping 64 descriptors for the rest).
  */
 #ifndef CV_HTTP_H
 #define CV_HTTP_H
@@ -34,9 +42,16 @@ typedef struct cv_http_response {
 
 typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_response *res);
 
-/* Starts listening on host:port (IPv4) with `threads` worker threads. Returns
- * NULL with the reason in errbuf. Stop and free with cv_http_server_destroy(). */
-cv_http_server *cv_http_server_new(const char *host, int port, unsigned threads, size_t max_body,
+/* How much of the server one client, or all of them, may hold. */
+typedef struct cv_http_limits {
+    unsigned threads; /* handler threads */
+    size_t max_body;  /* bytes of a request body */
+    unsigned connections, per_address, idle_seconds, request_seconds;
+} cv_http_limits;
+
+/* Starts listening on host:port (IPv4) within `limits`. Returns NULL with the
+ * reason in errbuf. Stop and free with cv_http_server_destroy(). */
+cv_http_server *cv_http_server_new(const char *host, int port, const cv_http_limits *limits,
                                    cv_http_handler handler, void *ctx, char *errbuf, size_t errlen);
 
 /* Stops accepting, waits for handlers in progress and frees. Accepts NULL. */

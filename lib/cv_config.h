@@ -23,6 +23,12 @@ typedef struct cv_config {
     char mongo_db[64];         /* CONVUTELL_MONGODB_DB */
     char http_host[64];        /* CONVUTELL_HTTP_ADDR, IPv4 part */
     int http_port;             /* CONVUTELL_HTTP_ADDR, port part */
+    int http_connections;      /* CONVUTELL_HTTP_CONNECTIONS: open at once, all clients [1000] */
+    int http_per_address;      /* CONVUTELL_HTTP_PER_ADDRESS: open at once from one address [64] */
+    int http_idle_seconds;     /* CONVUTELL_HTTP_IDLE_SECONDS: a connection silent this long
+                                  is closed [10] */
+    int http_request_seconds;  /* CONVUTELL_HTTP_REQUEST_SECONDS: a request's headers and body
+                                  must arrive within this long of its connection [30] */
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */
     int log_level;             /* CONVUTELL_LOG_LEVEL, a cv_log_level */
     bool log_json;             /* CONVUTELL_LOG_FORMAT=json: one JSON object a record */

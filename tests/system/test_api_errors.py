@@ -92,7 +92,7 @@ def test_unknown_ids_and_routes(api):
     assert body["error"]["message"] == "DELETE /api/v1/connections is not supported; use POST"
     assert headers["Allow"] == "POST"
     status, body, headers = api.call("POST", f"/api/v1/jobs/{MISSING}/schedule", {})
-    assert (status, headers["Allow"]) == (405, "GET, PUT, DELETE"), body
+    assert (status, headers["Allow"]) == (405, "GET, PUT, DELETE, HEAD"), body
 
 
 def raw_exchange(request, send_after=b""):
