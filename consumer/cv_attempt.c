@@ -5,7 +5,6 @@
  */
 #include "cv_attempt.h"
 
-#include "cv_deadletter.h"
 #include "cv_dialect.h"
 #include "cv_log.h"
 #include "cv_odbcpool.h"
@@ -139,61 +138,6 @@ static void set_failure(cv_event *ev, const cv_job *job, const char *code, const
     snprintf(ev->error_code, sizeof(ev->error_code), "%s", code);
     snprintf(ev->error_message, sizeof(ev->error_message), "%s", why);
     cv_log_warn("run %s ended (%s): %s: %s", job->run_id, ev->type + 4, code, why);
-}
-
-/* Reads the run id out of a message that failed validation, if it has a
- * well-formed one, so the rejection can be tied to the run. */
-static void salvage_run_id(const cv_kafka_msg *msg, cv_event *ev) {
-    cJSON *root = msg->len <= CV_JOB_MAX_BYTES
-                      ? cJSON_ParseWithLength(msg->payload ? msg->payload : "", msg->len)
-                      : NULL;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "run_id");
-    if (cJSON_IsString(id) && cv_id_valid(id->valuestring))
-        snprintf(ev->run_id, sizeof(ev->run_id), "%s", id->valuestring);
-    id = cJSON_GetObjectItemCaseSensitive(root, "job_id");
-    if (cJSON_IsString(id) && cv_id_valid(id->valuestring))
-        snprintf(ev->job_id, sizeof(ev->job_id), "%s", id->valuestring);
-    cJSON_Delete(root);
-}
-
-static atomic_llong dead_letter_failures; /* rejections that could not be dead-lettered */
-
-/* Copies a rejected message to the dead-letter topic (cv_deadletter.h), then
- * reports it. Errors only on NOMEM: a message that cannot be dead-lettered or
- * reported is skipped, with the reason logged, and never stops the worker. */
-cv_err cv_attempt_reject(cv_runner *w, const cv_kafka_msg *msg, const cv_verr *verr, char *errbuf,
-                         size_t errlen) {
-    char reason[512], why[512] = "";
-    cv_event ev;
-    cv_err err, sent;
-    bool whole = true;
-
-    snprintf(reason, sizeof(reason), "%s: %s", verr->field, verr->reason);
-    cv_log_warn("rejected %s[%d]@%lld (%zu bytes): %s", msg->topic, (int)msg->partition,
-                (long long)msg->offset, msg->len, reason);
-    sent = cv_deadletter_send(w->producer, msg, reason, "convutell.worker", w->cfg.worker_id,
-                              &whole, why, sizeof(why));
-    if ((err = cv_event_init(&ev, CV_EVENT_JOB_REJECTED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    salvage_run_id(msg, &ev);
-    if (sent) {
-        long long n = atomic_fetch_add(&dead_letter_failures, 1) + 1;
-        cv_log_error("%s[%d]@%lld not dead-lettered (%s); skipped (%lld so far)", msg->topic,
-                     (int)msg->partition, (long long)msg->offset, why, n);
-        snprintf(ev.error_code, sizeof(ev.error_code), "dead_letter_failed");
-        snprintf(ev.error_message, sizeof(ev.error_message),
-                 "%s (not dead-lettered from %s[%d]@%lld: %s)", reason, msg->topic,
-                 (int)msg->partition, (long long)msg->offset, why);
-    } else {
-        snprintf(ev.error_code, sizeof(ev.error_code), "invalid_message");
-        snprintf(ev.error_message, sizeof(ev.error_message),
-                 "%s (dead-lettered from %s[%d]@%lld%s)", reason, msg->topic, (int)msg->partition,
-                 (long long)msg->offset, whole ? "" : ", its head only");
-    }
-    if (publish_event(w, &ev, why, sizeof(why)) != CV_OK)
-        cv_log_error("%s[%d]@%lld: the rejection was not reported: %s", msg->topic,
-                     (int)msg->partition, (long long)msg->offset, why);
-    return CV_OK;
 }
 
 /* Looks up and unseals the ODBC connection string of a connection id. *out is

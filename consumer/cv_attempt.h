@@ -2,8 +2,8 @@
  * cv_attempt.h - one attempt of a job, run by a worker: publishes
  * run.started, runs the job by its kind (a transfer, `sql` statements or a
  * Python script), then publishes its end (or the next attempt on the retry
- * topic) and releases its lease. Also the dead-lettering of a message that is
- * not a valid job.
+ * topic) and releases its lease. Messages that are not runs of stored jobs
+ * are cv_reject's.
  *
  * A worker (cv_worker) claims the attempt's lease, runs cv_attempt_run() on a
  * thread of its own and renews the lease from its main thread
@@ -53,11 +53,5 @@ cv_err cv_attempt_run(cv_attempt *a, char *errbuf, size_t errlen);
 
 /* Extends the attempt's lease; flags it to stop if it was taken away. */
 void cv_attempt_renew(cv_attempt *a);
-
-/* Copies a message that is not a valid job to the dead-letter topic with the
- * reason in its headers and publishes job.rejected. An error means neither
- * could be published. */
-cv_err cv_attempt_reject(cv_runner *r, const cv_kafka_msg *msg, const cv_verr *verr, char *errbuf,
-                         size_t errlen);
 
 #endif

@@ -15,9 +15,11 @@
 #include "cv_log.h"
 #include "cv_message.h"
 #include "cv_mongo.h"
+#include "cv_reject.h"
 #include "cv_store.h"
 #include "cv_time.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,9 +41,15 @@
 #define PAUSE_AFTER_MS 1000
 /* How often a claim held by another worker is tried again. */
 #define HELD_RETRY_MS 1000
+/* Freed heap is handed back to the system at most this often, and only after
+ * this many messages: a burst of large messages nobody can use (rejected at
+ * thousands a second) would otherwise leave the worker that much larger. */
+#define TRIM_EVERY_MS 5000
+#define TRIM_AFTER_MESSAGES 1000
 
 typedef enum slot_state {
     SLOT_UNCHECKED, /* its stored job could not be read: read again at retry_at */
+    SLOT_REJECTED,  /* not a run of a stored job: to be dead-lettered (verr says why) */
     SLOT_WAITING,   /* to be claimed */
     SLOT_HELD,      /* another worker holds the attempt: claim again at retry_at */
     SLOT_RUNNING,   /* on its thread */
@@ -55,6 +63,7 @@ typedef struct slot {
     cv_kafka_msg msg;
     char *text; /* the message as text, kept in the lease for retries */
     cv_attempt a;
+    cv_verr verr; /* SLOT_REJECTED: why */
     slot_state state;
     int64_t retry_at;
     bool held_logged;
@@ -80,6 +89,8 @@ struct cv_worker {
     pthread_mutex_t lock;
     pthread_cond_t changed; /* an attempt's thread returned (monotonic clock) */
     job_set busy;           /* claim_ready()'s, main thread only */
+    uint64_t taken;         /* messages taken in since the last trim_heap() */
+    int64_t trimmed_ms;
     char holders[256][256]; /* likewise */
 };
 
@@ -178,8 +189,7 @@ out:
  * is checked again a second later. An error stops the worker. */
 static cv_err check(cv_worker *w, slot *s, char *errbuf, size_t errlen) {
     char why[512];
-    cv_verr verr;
-    cv_err err = check_stored(&w->r, &s->a.job, &verr, why, sizeof(why));
+    cv_err err = check_stored(&w->r, &s->a.job, &s->verr, why, sizeof(why));
 
     s->state = SLOT_WAITING;
     if (err == CV_OK)
@@ -189,10 +199,8 @@ static cv_err check(cv_worker *w, slot *s, char *errbuf, size_t errlen) {
         return CV_OK;
     }
     if (err == CV_ERR_INVALID) {
-        s->state = SLOT_DONE;
-        if ((err = cv_attempt_reject(&w->r, &s->msg, &verr, errbuf, errlen)))
-            s->state = SLOT_FAILED;
-        return err;
+        s->state = SLOT_REJECTED;
+        return CV_OK;
     }
     if (err == CV_ERR_NOMEM) {
         s->state = SLOT_FAILED;
@@ -206,10 +214,10 @@ static cv_err check(cv_worker *w, slot *s, char *errbuf, size_t errlen) {
 }
 
 /* Takes one polled message in: a valid job is checked against the store; an
- * invalid one is dead-lettered at once and done. An error stops the worker. */
+ * invalid one waits to be dead-lettered with the others of its poll
+ * (reject_pending()). An error stops the worker. */
 static cv_err take(cv_worker *w, cv_kafka_msg *msg, char *errbuf, size_t errlen) {
     slot *s = calloc(1, sizeof(*s));
-    cv_verr verr;
     cv_err err;
 
     if (!s) {
@@ -220,13 +228,11 @@ static cv_err take(cv_worker *w, cv_kafka_msg *msg, char *errbuf, size_t errlen)
     s->msg = *msg;
     s->a.r = &w->r;
     w->slots[w->n++] = s;
-    err = cv_job_decode(msg->payload ? msg->payload : "", msg->len, &s->a.job, &verr);
+    w->taken++;
+    err = cv_job_decode(msg->payload ? msg->payload : "", msg->len, &s->a.job, &s->verr);
     if (err == CV_ERR_INVALID) {
-        s->state = SLOT_DONE;
-        err = cv_attempt_reject(&w->r, msg, &verr, errbuf, errlen);
-        if (err)
-            s->state = SLOT_FAILED;
-        return err;
+        s->state = SLOT_REJECTED;
+        return CV_OK;
     }
     if (err) {
         s->state = SLOT_FAILED;
@@ -237,6 +243,42 @@ static cv_err take(cv_worker *w, cv_kafka_msg *msg, char *errbuf, size_t errlen)
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     }
     return check(w, s, errbuf, errlen);
+}
+
+/* Hands freed heap back to the system (glibc keeps it otherwise): now and
+ * then during a stream of messages, and once a burst is over (nothing in
+ * hand). */
+static void trim_heap(cv_worker *w) {
+    int64_t now = cv_time_mono_ms();
+    bool busy = w->taken >= TRIM_AFTER_MESSAGES && now - w->trimmed_ms >= TRIM_EVERY_MS;
+    bool after = w->taken > 0 && w->n == 0 && now - w->trimmed_ms >= 1000;
+    if (!busy && !after)
+        return;
+    malloc_trim(0);
+    w->taken = 0;
+    w->trimmed_ms = now;
+}
+
+/* Dead-letters every rejected message in hand, in one batch (cv_reject.h);
+ * they are done then, and their offsets may be stored. */
+static cv_err reject_pending(cv_worker *w, char *errbuf, size_t errlen) {
+    cv_reject items[256];
+    slot *picked[256];
+    size_t n = 0;
+    cv_err err;
+
+    for (size_t i = 0; i < w->n && n < 256; i++) {
+        if (w->slots[i]->state != SLOT_REJECTED)
+            continue;
+        items[n] = (cv_reject){.msg = &w->slots[i]->msg, .verr = &w->slots[i]->verr};
+        picked[n++] = w->slots[i];
+    }
+    if (n == 0)
+        return CV_OK;
+    err = cv_reject_many(&w->r, items, n, errbuf, errlen);
+    for (size_t k = 0; k < n; k++)
+        picked[k]->state = err ? SLOT_FAILED : SLOT_DONE;
+    return err;
 }
 
 /* Polls while there is room: waits up to timeout_ms for the first message,
@@ -338,7 +380,7 @@ static cv_err claim_ready(cv_worker *w, char *errbuf, size_t errlen) {
     memset(busy, 0, sizeof(*busy));
     for (size_t i = 0; i < w->n && w->running + (int)n < w->concurrency && n < 256; i++) {
         slot *s = w->slots[i];
-        if (s->state == SLOT_DONE || s->state == SLOT_FAILED)
+        if (s->state == SLOT_DONE || s->state == SLOT_FAILED || s->state == SLOT_REJECTED)
             continue;
         if (job_set_add(busy, s->a.job.job_id))
             continue; /* an earlier run of its job is in hand */
@@ -489,8 +531,11 @@ cv_err cv_worker_run(cv_worker *w, volatile sig_atomic_t *stop, char *errbuf, si
             err = cv_err_set(errbuf, errlen, e, "%s", why);
         if (!err && (e = claim_ready(w, why, sizeof(why))))
             err = cv_err_set(errbuf, errlen, e, "%s", why);
+        if (!err && (e = reject_pending(w, why, sizeof(why))))
+            err = cv_err_set(errbuf, errlen, e, "%s", why);
         renew_due(w);
         cv_odbcpool_sweep(w->r.odbc_pool);
+        trim_heap(w);
         if (!err && (e = commit(w, why, sizeof(why))))
             err = cv_err_set(errbuf, errlen, e, "%s", why);
 

@@ -1,6 +1,6 @@
 /*
- * cv_deadletter.c - copies a message no service can use to the dead-letter
- * topic, whole or as its head.
+ * cv_deadletter.c - copies messages no service can use to the dead-letter
+ * topic, whole or as their heads, many at a time.
  */
 #include "cv_deadletter.h"
 
@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -25,62 +26,120 @@ void cv_deadletter_sha256(const void *data, size_t len, char out[65]) {
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* One send, whole or as the head. */
-static cv_err send_once(cv_kafka_producer *p, const cv_kafka_msg *msg, const char *key,
-                        const cv_kafka_header *common, bool whole, char *errbuf, size_t errlen) {
-    cv_kafka_header headers[12];
-    char size[24], hash[65], head[64];
-    size_t n = 0, len = msg->len;
-    const char *value = msg->payload ? msg->payload : "";
+/* What one message goes with: its key as a string, and its headers, whole
+ * (the first 5 and the end) or as its head (all 8 and the end). */
+typedef struct letter {
+    char key[256], reason[1024], partition[16], offset[24], size[24], hash[65], head[64];
+    cv_kafka_header headers[9];
+} letter;
 
-    for (; common[n].name; n++)
-        headers[n] = common[n];
-    if (!whole) {
-        snprintf(size, sizeof(size), "%zu", msg->len);
-        cv_deadletter_sha256(value, msg->len, hash);
-        snprintf(head, sizeof(head), "first %d bytes", CV_DEADLETTER_HEAD_BYTES);
-        headers[n++] = (cv_kafka_header){"convutell.truncated", head};
-        headers[n++] = (cv_kafka_header){"convutell.source.size", size};
-        headers[n++] = (cv_kafka_header){"convutell.source.sha256", hash};
-        len = len < CV_DEADLETTER_HEAD_BYTES ? len : CV_DEADLETTER_HEAD_BYTES;
+static void prepare(letter *l, const cv_deadletter *d, const char *by_header, const char *by) {
+    const cv_kafka_msg *msg = d->msg;
+    size_t klen = msg->key_len < sizeof(l->key) - 1 ? msg->key_len : sizeof(l->key) - 1;
+
+    if (msg->key)
+        memcpy(l->key, msg->key, klen);
+    l->key[msg->key ? klen : 0] = '\0';
+    /* The reason quotes the message: one line, no control characters. */
+    cv_log_escape(d->reason, l->reason, sizeof(l->reason));
+    snprintf(l->partition, sizeof(l->partition), "%d", (int)msg->partition);
+    snprintf(l->offset, sizeof(l->offset), "%lld", (long long)msg->offset);
+    snprintf(l->size, sizeof(l->size), "%zu", msg->len);
+    l->hash[0] = '\0';
+    snprintf(l->head, sizeof(l->head), "first %d bytes", CV_DEADLETTER_HEAD_BYTES);
+    l->headers[0] = (cv_kafka_header){"convutell.reason", l->reason};
+    l->headers[1] = (cv_kafka_header){"convutell.source.topic", msg->topic};
+    l->headers[2] = (cv_kafka_header){"convutell.source.partition", l->partition};
+    l->headers[3] = (cv_kafka_header){"convutell.source.offset", l->offset};
+    l->headers[4] = (cv_kafka_header){by_header, by};
+    l->headers[5] = (cv_kafka_header){"convutell.truncated", l->head};
+    l->headers[6] = (cv_kafka_header){"convutell.source.size", l->size};
+    l->headers[7] = (cv_kafka_header){"convutell.source.sha256", l->hash};
+    l->headers[8] = (cv_kafka_header){NULL, NULL};
+}
+
+/* The batch entry of one message, whole or as its head. */
+static cv_kafka_out entry(letter *l, cv_deadletter *d) {
+    const cv_kafka_msg *msg = d->msg;
+    const char *value = msg->payload ? msg->payload : "";
+    cv_kafka_out out = {
+        .key = msg->key ? l->key : NULL, .value = value, .len = msg->len, .headers = l->headers};
+
+    if (d->whole) {
+        l->headers[5] = (cv_kafka_header){NULL, NULL};
+        return out;
     }
-    headers[n] = (cv_kafka_header){NULL, NULL};
-    return cv_kafka_produce(p, CV_TOPIC_DLQ, key, value, len, headers, SEND_TIMEOUT_MS, errbuf,
-                            errlen);
+    l->headers[5] = (cv_kafka_header){"convutell.truncated", l->head};
+    if (!l->hash[0])
+        cv_deadletter_sha256(value, msg->len, l->hash);
+    out.len = msg->len < CV_DEADLETTER_HEAD_BYTES ? msg->len : CV_DEADLETTER_HEAD_BYTES;
+    return out;
+}
+
+cv_err cv_deadletter_send_many(cv_kafka_producer *p, cv_deadletter *items, size_t n,
+                               const char *by_header, const char *by) {
+    letter *letters = calloc(n ? n : 1, sizeof(*letters));
+    cv_kafka_out *out = calloc(n ? n : 1, sizeof(*out));
+    size_t *which = calloc(n ? n : 1, sizeof(*which));
+    cv_err first = CV_OK;
+
+    if (!letters || !out || !which) {
+        free(letters);
+        free(out);
+        free(which);
+        return CV_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        prepare(&letters[i], &items[i], by_header, by);
+        items[i].whole = items[i].msg->len <= CV_DEADLETTER_WHOLE_MAX;
+        items[i].err = CV_ERR_KAFKA;
+        items[i].why[0] = '\0';
+    }
+    for (int round = 0; round < TRIES; round++) {
+        size_t k = 0;
+        char why[256];
+        for (size_t i = 0; i < n; i++)
+            if (items[i].err) {
+                which[k] = i;
+                out[k++] = entry(&letters[i], &items[i]);
+            }
+        if (k == 0)
+            break;
+        if (round > 0)
+            nanosleep(&(struct timespec){0, 200000000L << round}, NULL);
+        cv_kafka_produce_batch(p, CV_TOPIC_DLQ, out, k, SEND_TIMEOUT_MS, why, sizeof(why));
+        for (size_t j = 0; j < k; j++) {
+            cv_deadletter *d = &items[which[j]];
+            if (!(d->err = out[j].err))
+                continue;
+            snprintf(d->why, sizeof(d->why), "%s", why);
+            if (d->whole) {
+                cv_log_warn("%s[%d]@%lld: not taken whole (%s); sending its first %d bytes",
+                            d->msg->topic, (int)d->msg->partition, (long long)d->msg->offset, why,
+                            CV_DEADLETTER_HEAD_BYTES);
+                d->whole = false; /* too large for the producer or the broker, most likely */
+            }
+        }
+    }
+    for (size_t i = 0; i < n && !first; i++)
+        first = items[i].err;
+    free(letters);
+    free(out);
+    free(which);
+    return first;
 }
 
 cv_err cv_deadletter_send(cv_kafka_producer *p, const cv_kafka_msg *msg, const char *reason,
                           const char *by_header, const char *by, bool *whole, char *errbuf,
                           size_t errlen) {
-    char partition[16], offset[24], key[256], quoted[1024];
-    size_t klen = msg->key_len < sizeof(key) - 1 ? msg->key_len : sizeof(key) - 1;
-    bool as_whole = msg->len <= CV_DEADLETTER_WHOLE_MAX;
-    cv_err err = CV_ERR_KAFKA;
+    cv_deadletter d = {.msg = msg, .reason = reason};
+    cv_err err = cv_deadletter_send_many(p, &d, 1, by_header, by);
 
-    snprintf(partition, sizeof(partition), "%d", (int)msg->partition);
-    snprintf(offset, sizeof(offset), "%lld", (long long)msg->offset);
-    if (msg->key)
-        memcpy(key, msg->key, klen);
-    key[msg->key ? klen : 0] = '\0';
-    /* The reason quotes the message: one line, no control characters. */
-    cv_log_escape(reason, quoted, sizeof(quoted));
-    const cv_kafka_header headers[] = {{"convutell.reason", quoted},
-                                       {"convutell.source.topic", msg->topic},
-                                       {"convutell.source.partition", partition},
-                                       {"convutell.source.offset", offset},
-                                       {by_header, by},
-                                       {NULL, NULL}};
-    for (int i = 0; i < TRIES && err; i++) {
-        if (i > 0)
-            nanosleep(&(struct timespec){0, 200000000L << i}, NULL);
-        err = send_once(p, msg, msg->key ? key : NULL, headers, as_whole, errbuf, errlen);
-        if (err && as_whole) {
-            cv_log_warn("%s[%s]@%s: %s; sending its first %d bytes instead", msg->topic, partition,
-                        offset, errbuf, CV_DEADLETTER_HEAD_BYTES);
-            as_whole = false; /* too large for the producer or the broker, most likely */
-        }
-    }
     if (whole)
-        *whole = as_whole;
+        *whole = d.whole;
+    if (err && err != CV_ERR_NOMEM)
+        cv_err_set(errbuf, errlen, err, "%s", d.why);
+    else if (err)
+        cv_err_set(errbuf, errlen, err, "out of memory");
     return err;
 }

@@ -260,9 +260,18 @@ cv_err cv_kafka_produce_batch(cv_kafka_producer *p, const char *topic, cv_kafka_
     if (!d)
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        rd_kafka_vu_t vus[MESSAGE_VUS];
+        rd_kafka_vu_t vus[MESSAGE_VUS + 1];
         size_t nvus = message_vus(vus, topic, msgs[i].key, msgs[i].value, msgs[i].len, &d[i]);
+        rd_kafka_headers_t *hdrs = NULL;
         rd_kafka_error_t *error;
+        if (msgs[i].headers) {
+            hdrs = rd_kafka_headers_new(8);
+            for (const cv_kafka_header *h = msgs[i].headers; h->name; h++)
+                rd_kafka_header_add(hdrs, h->name, -1, h->value, -1);
+            vus[nvus].vtype = RD_KAFKA_VTYPE_HEADERS;
+            vus[nvus++].u.headers = hdrs;
+        }
+        msgs[i].err = CV_OK;
         /* A full local queue drains as the broker acknowledges: wait and retry. */
         while ((error = rd_kafka_produceva(p->rk, vus, nvus)) &&
                rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
@@ -270,6 +279,8 @@ cv_err cv_kafka_produce_batch(cv_kafka_producer *p, const char *topic, cv_kafka_
             rd_kafka_error_destroy(error);
             rd_kafka_poll(p->rk, 10);
         }
+        if (error)
+            rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
         if (error) {
             msgs[i].err = CV_ERR_KAFKA;
             if (!first)
@@ -335,13 +346,16 @@ cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *grou
                                          const char *topic, int max_poll_interval_ms, char *errbuf,
                                          size_t errlen) {
     char max_poll[24];
-    const char *const settings[] = {"group.id", group, "enable.auto.commit", "true",
-                                    "enable.auto.offset.store", "false", "auto.offset.reset",
-                                    "earliest", "auto.commit.interval.ms", "1000",
-                                    "session.timeout.ms", "6000",
-                                    /* Long jobs keep polling with their partitions paused. */
-                                    "max.poll.interval.ms", max_poll,
-                                    "partition.assignment.strategy", "cooperative-sticky", NULL};
+    const char *const settings[] = {
+        "group.id", group, "enable.auto.commit", "true", "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest", "auto.commit.interval.ms", "1000", "session.timeout.ms",
+        "6000",
+        /* Long jobs keep polling with their partitions paused. */
+        "max.poll.interval.ms", max_poll, "partition.assignment.strategy", "cooperative-sticky",
+        /* Fetched ahead: 16 MiB at most (librdkafka's default is
+         * 64 MiB), so that a stream of large messages nobody can
+         * use does not leave the process that much larger. */
+        "queued.max.messages.kbytes", "16384", "fetch.max.bytes", "8388608", NULL};
     cv_kafka_consumer *c = NULL;
     rd_kafka_topic_partition_list_t *topics = NULL;
     rd_kafka_resp_err_t err;

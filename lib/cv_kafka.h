@@ -73,11 +73,13 @@ cv_err cv_kafka_produce(cv_kafka_producer *p, const char *topic, const char *key
 cv_err cv_kafka_produce_nowait(cv_kafka_producer *p, const char *topic, const char *key,
                                const void *value, size_t len, char *errbuf, size_t errlen);
 
-/* One message of a batch: key (may be NULL) and value in; err out. */
+/* One message of a batch: key (may be NULL), value and headers (NULL, or
+ * ending with an entry whose name is NULL) in; err out. */
 typedef struct cv_kafka_out {
     const char *key;
     const char *value;
     size_t len;
+    const cv_kafka_header *headers;
     cv_err err; /* set by cv_kafka_produce_batch(): CV_OK once acknowledged */
 } cv_kafka_out;
 

@@ -1,0 +1,265 @@
+"""bench/run --hostile: what hostile input costs, on the bench stack.
+
+1. Slow clients. 1,000 GET /api/v1/health from 127.0.0.2, one at a time,
+   alone (the baseline) and while 2,000 connections from 127.0.0.1 trickle a
+   byte of a request line every 2 s: p50 and p99, and how many of the 2,000
+   the API kept open.
+2. Hostile messages. One worker, warmed up, drains N messages of 13 hostile
+   kinds written to convutell.jobs: rejections per second, from the first
+   message written until the last one is in convutell.jobs.dlq.
+3. Worker memory. Its RSS after the warm-up and after 100,000 more.
+4. Valid runs beside rejects. 200 runs of a `sql` job through the API, from
+   the first POST to the last final status, alone and while the worker drains
+   20,000 hostile messages.
+Bounded: fixed counts, a timeout on every wait.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+BIN = os.environ["CONVUTELL_BIN"]
+KAFKA = os.environ["CONVUTELL_KAFKA_BOOTSTRAP"]
+HTTP_PORT = 28080
+
+
+def kcat(*args, data=None, timeout=300):
+    return subprocess.run(["kcat", "-b", KAFKA, *args], input=data, capture_output=True,
+                          check=True, timeout=timeout).stdout
+
+
+def dlq_end():
+    out = kcat("-Q", "-t", "convutell.jobs.dlq:0:-1").decode()
+    return int(re.search(r"offset (-?\d+)", out)[1])
+
+
+def call(method, path, body=None, source="127.0.0.1"):
+    c = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=30,
+                                   source_address=(source, 0))
+    c.request(method, "/api/v1" + path, body=json.dumps(body) if body is not None else None,
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, json.loads(data or b"null")
+
+
+def hostile(n, job, project):
+    """n messages of 13 kinds, one a line (none holds a newline)."""
+    def v2(**kw):
+        return json.dumps(dict({"schema": "convutell.job.v2", "run_id": str(uuid.uuid4()),
+                                "job_id": job, "project_id": project, "attempt": 1,
+                                "queued_at": "2026-12-04T00:00:00Z"}, **kw))
+    kinds = [
+        lambda: "not json {",
+        lambda: "[1,2,3]",
+        lambda: '{"schema":"convutell.job.v3"}',
+        lambda: v2(password="hunter2"),
+        lambda: json.dumps({"schema": "convutell.job.v1", "run_id": str(uuid.uuid4()),
+                            "job_id": job, "project_id": project, "kind": "sql", "attempt": 1,
+                            "queued_at": "2026-12-04T00:00:00Z",
+                            "sql": {"connection_id": job, "statements": "DROP TABLE x"}}),
+        lambda: v2(run_id="not-a-uuid"),
+        lambda: v2(job_id=str(uuid.uuid4())),        # no such job: a store look-up each
+        lambda: v2(project_id=str(uuid.uuid4())),    # another project's job
+        lambda: v2(parameters={"$where": "1"}),
+        lambda: "x" * 65536,
+        lambda: v2(attempt=0),
+        lambda: '{"schema":"convutell.job.v2\\u0000","run_id":1}',
+        lambda: '{"schema":"x\\n2026-12-04 ERROR forged\\u001b[2J"}',
+    ]
+    only = [int(k) for k in os.environ.get("CV_HOSTILE_KINDS", "").split(",") if k]
+    kinds = [kinds[k] for k in only] if only else kinds
+    return "\n".join(kinds[i % len(kinds)]() for i in range(n)).encode() + b"\n"
+
+
+def produce(lines):
+    kcat("-P", "-t", "convutell.jobs", "-l", "-X", "message.max.bytes=1000000",
+         "-X", "linger.ms=20", "/dev/stdin", data=lines)
+
+
+def wait_dlq(target, timeout):
+    deadline = time.time() + timeout
+    while dlq_end() < target:
+        if time.time() > deadline:
+            raise SystemExit(f"the dead-letter topic stopped at {dlq_end()} of {target}")
+        time.sleep(0.05)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read())[1])
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def latencies(n):
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        status, _ = call("GET", "/health", source="127.0.0.2")
+        out.append((time.perf_counter() - t) * 1000)
+        assert status == 200
+    return out
+
+
+def slow_clients(count, requests):
+    base = latencies(requests)
+    socks, stop = [], threading.Event()
+    for _ in range(count):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", HTTP_PORT))
+        socks.append(s)
+    time.sleep(1)
+
+    def trickle():
+        while not stop.is_set():
+            for s in socks:
+                try:
+                    s.send(b"G")
+                except OSError:
+                    pass
+            stop.wait(2)
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    time.sleep(1)
+    loaded = latencies(requests)
+    kept = 0
+    for s in socks:  # still open: a read would block rather than see the close
+        try:
+            kept += s.recv(1) is None
+        except BlockingIOError:
+            kept += 1
+        except OSError:
+            pass
+    stop.set()
+    t.join()
+    for s in socks:
+        s.close()
+    return base, loaded, kept
+
+
+def runs_through_api(job, n):
+    t = time.perf_counter()
+    ids = []
+    for _ in range(n):
+        status, body = call("POST", f"/jobs/{job}/runs")
+        assert status == 202, body
+        ids.append(body["run_id"])
+    deadline = time.time() + 600
+    for rid in ids:
+        while call("GET", f"/runs/{rid}")[1].get("status") not in ("succeeded", "failed"):
+            if time.time() > deadline:
+                raise SystemExit(f"run {rid} did not end")
+            time.sleep(0.02)
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--rss-messages", type=int, default=100000)
+    ap.add_argument("--slow", type=int, default=2000)
+    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=200)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="convutell-hostile-")
+    env = dict(os.environ, CONVUTELL_HTTP_ADDR=f"127.0.0.1:{HTTP_PORT}",
+               CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_MONGODB_DB="hostile_" + uuid.uuid4().hex[:8],
+               CONVUTELL_SECRET_KEY=os.urandom(32).hex(), CONVUTELL_LOG_LEVEL="error")
+    procs = {name: subprocess.Popen([BIN, name], env=env,
+                                    stderr=open(f"{tmp}/{name}.log", "a"))
+             for name in ("api", "collector", "worker")}
+    rows = []
+    try:
+        for _ in range(300):
+            try:
+                if call("GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        _, conn = call("POST", "/connections", {"name": "h",
+                                                "odbc": "Driver=SQLite3;Database=:memory:"})
+        _, project = call("POST", "/projects", {"name": "h", "origin_connection_id": conn["id"],
+                                                "destination_connection_id": conn["id"]})
+        _, job = call("POST", f"/projects/{project['id']}/jobs",
+                      {"name": "j", "kind": "sql", "statements": "SELECT 1"})
+
+        base, loaded, kept = slow_clients(args.slow, args.requests)
+        rows.append(("GET /health p50 ms, alone / beside %d slow connections" % args.slow,
+                     f"{statistics.median(base):.2f}", f"{statistics.median(loaded):.2f}"))
+        rows.append(("GET /health p99 ms, alone / beside %d slow connections" % args.slow,
+                     f"{percentile(base, 99):.2f}", f"{percentile(loaded, 99):.2f}"))
+        rows.append(("slow connections the API kept open", "", str(kept)))
+
+        worker = procs["worker"].pid
+        start = dlq_end()
+        produce(hostile(1000, job["id"], project["id"]))  # warm-up: caches, connections
+        wait_dlq(start + 1000, 300)
+        rss_before = rss_kib(worker)
+        solo = runs_through_api(job["id"], args.runs)
+
+        lines = hostile(args.messages, job["id"], project["id"])
+        start = dlq_end()
+        t = time.perf_counter()
+        produce(lines)
+        wait_dlq(start + args.messages, 600)
+        took = time.perf_counter() - t
+        rows.append((f"hostile messages drained per second, one worker ({args.messages})", "",
+                     f"{args.messages / took:.0f}"))
+
+        start = dlq_end()
+        feeder = threading.Thread(target=produce, args=(lines,))
+        feeder.start()
+        beside = runs_through_api(job["id"], args.runs)
+        feeder.join()
+        wait_dlq(start + args.messages, 600)
+        rows.append((f"{args.runs} valid runs, seconds: alone / beside {args.messages} rejects",
+                     f"{solo:.2f}", f"{beside:.2f}"))
+
+        left = args.rss_messages - 2 * args.messages  # two rounds above; the rest here
+        start = dlq_end()
+        total = max(left, 0)
+        while left > 0:
+            step = min(left, 20000)
+            produce(hostile(step, job["id"], project["id"]))
+            left -= step
+        wait_dlq(start + total, 1200)
+        rss_after = rss_kib(worker)
+        rows.append((f"worker RSS MiB: after warm-up / after {args.rss_messages} more",
+                     f"{rss_before / 1024:.1f}", f"{rss_after / 1024:.1f}"))
+        for name, p in procs.items():
+            if p.poll() is not None:
+                raise SystemExit(f"{name} exited ({p.returncode}); see {tmp}/{name}.log")
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    print("| measure | baseline | result |")
+    print("| --- | --- | --- |")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
