@@ -7,7 +7,8 @@
 2. Hostile messages. One worker, warmed up, drains N messages of 13 hostile
    kinds written to convutell.jobs: rejections per second, from the first
    message written until the last one is in convutell.jobs.dlq.
-3. Worker memory. Its RSS after the warm-up and after 100,000 more.
+3. Worker memory. Its RSS after everything above (hostile messages and valid
+   runs, then 3 s idle) and after 100,000 more hostile messages (3 s idle).
 4. Valid runs beside rejects. 200 runs of a `sql` job through the API, from
    the first POST to the last final status, alone and while the worker drains
    20,000 hostile messages.
@@ -211,7 +212,6 @@ def main():
         start = dlq_end()
         produce(hostile(1000, job["id"], project["id"]))  # warm-up: caches, connections
         wait_dlq(start + 1000, 300)
-        rss_before = rss_kib(worker)
         solo = runs_through_api(job["id"], args.runs)
 
         lines = hostile(args.messages, job["id"], project["id"])
@@ -232,16 +232,21 @@ def main():
         rows.append((f"{args.runs} valid runs, seconds: alone / beside {args.messages} rejects",
                      f"{solo:.2f}", f"{beside:.2f}"))
 
-        left = args.rss_messages - 2 * args.messages  # two rounds above; the rest here
+        # Measured once the worker has run jobs too (threads, the ODBC driver
+        # loaded, connections kept) and has been idle long enough to trim.
+        time.sleep(3)
+        rss_before = rss_kib(worker)
+        left = args.rss_messages
         start = dlq_end()
-        total = max(left, 0)
+        total = left
         while left > 0:
             step = min(left, 20000)
             produce(hostile(step, job["id"], project["id"]))
             left -= step
         wait_dlq(start + total, 1200)
+        time.sleep(3)
         rss_after = rss_kib(worker)
-        rows.append((f"worker RSS MiB: after warm-up / after {args.rss_messages} more",
+        rows.append((f"worker RSS MiB: warmed up / after {args.rss_messages} hostile more",
                      f"{rss_before / 1024:.1f}", f"{rss_after / 1024:.1f}"))
         for name, p in procs.items():
             if p.poll() is not None:

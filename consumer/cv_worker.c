@@ -45,6 +45,9 @@
  * this many messages: a burst of large messages nobody can use (rejected at
  * thousands a second) would otherwise leave the worker that much larger. */
 #define TRIM_EVERY_MS 5000
+/* Rejected messages dead-lettered at once, at most: one wait for the broker
+ * for this many. */
+#define REJECT_BATCH 1024
 #define TRIM_AFTER_MESSAGES 1000
 
 typedef enum slot_state {
@@ -262,12 +265,12 @@ static void trim_heap(cv_worker *w) {
 /* Dead-letters every rejected message in hand, in one batch (cv_reject.h);
  * they are done then, and their offsets may be stored. */
 static cv_err reject_pending(cv_worker *w, char *errbuf, size_t errlen) {
-    cv_reject items[256];
-    slot *picked[256];
+    cv_reject items[REJECT_BATCH];
+    slot *picked[REJECT_BATCH];
     size_t n = 0;
     cv_err err;
 
-    for (size_t i = 0; i < w->n && n < 256; i++) {
+    for (size_t i = 0; i < w->n && n < REJECT_BATCH; i++) {
         if (w->slots[i]->state != SLOT_REJECTED)
             continue;
         items[n] = (cv_reject){.msg = &w->slots[i]->msg, .verr = &w->slots[i]->verr};
