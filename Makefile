@@ -20,7 +20,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC))
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults run stack-up stack-down bench style style-check clean
+.PHONY: all deps test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults faults-run run stack-up stack-down bench style style-check clean
 
 all: $(BUILD)/convutell
 
@@ -57,7 +57,7 @@ compose-check:
 	.cache/bin/compose-validate compose/docker-compose.yml
 
 system-run: $(BUILD)/convutell
-	CONVUTELL_BIN=$(abspath $(BUILD)/convutell) scripts/run-system
+	CONVUTELL_BIN=$(abspath $(BUILD)/convutell) scripts/run-system -m "not faults"
 
 # The whole suite under AddressSanitizer + UBSan: unit tests with leak checks, then
 # the system tests against sanitized services (leak checks off there: the Kafka and
@@ -90,8 +90,12 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(OBJ)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 # The fault tests: each fuzzing harness for a minute.
-test-faults:
+test-faults: deps
 	$(MAKE) --no-print-directory FUZZ_SECONDS=60 fuzz
+	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror faults-run
+
+faults-run: $(BUILD)/convutell
+	CONVUTELL_BIN=$(abspath $(BUILD)/convutell) scripts/run-system -m faults
 
 run: deps all
 	@scripts/run-demo $(abspath $(BUILD)/convutell)

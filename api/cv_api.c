@@ -33,12 +33,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* Request threads. A POST of a run mostly waits (the store, then the broker's
- * acknowledgement), and each thread serves its connections one request at a
- * time: 16 threads took 800 POSTs a second from 32 keep-alive clients, 64
- * took 1,250 to 1,400. */
-#define HTTP_THREADS 64
-
 /* ---- helpers ------------------------------------------------------------ */
 
 void cv_api_internal_error(cv_http_response *res, cv_err err, const char *why) {
@@ -690,7 +684,8 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     api->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-api", errbuf, errlen);
     if (!api->mongo)
         goto fail;
-    api->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
+    api->producer =
+        cv_kafka_producer_new(cfg->kafka_bootstrap, CV_API_PUBLISH_TIMEOUT_MS, errbuf, errlen);
     if (!api->producer)
         goto fail;
     if (!(api->cache = cv_cache_new(4096, cfg->cache_ms)) ||
@@ -698,8 +693,7 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    limits = (cv_http_limits){.threads = HTTP_THREADS,
-                              .max_body = CV_API_MAX_BODY,
+    limits = (cv_http_limits){.max_body = CV_API_MAX_BODY,
                               .connections = (unsigned)cfg->http_connections,
                               .per_address = (unsigned)cfg->http_per_address,
                               .idle_seconds = (unsigned)cfg->http_idle_seconds,

@@ -17,6 +17,10 @@
 
 #include <cjson/cJSON.h>
 
+/* How long a run's job message waits for the broker before the POST answers
+ * 503: also its producer's message timeout, so no wait is longer. */
+#define CV_API_PUBLISH_TIMEOUT_MS 10000
+
 struct cv_api {
     cv_config cfg;
     cv_mongo *mongo;

@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PUBLISH_TIMEOUT_MS 10000 /* the job message's wait for the broker */
-
 /* Publishes a run's run.queued event, for the record of events, without
  * waiting for the broker: its run record is written already, so a lost event
  * loses no state. */
@@ -41,6 +39,30 @@ static void publish_queued(cv_api *api, const cv_event *ev) {
     if (err)
         cv_log_warn("run %s: run.queued event not published: %s", ev->run_id, why);
     free(json);
+}
+
+/* After a job message the broker did not acknowledge in time. A timeout is
+ * not a refusal: the broker may have the message after all. So the run is
+ * blocked first, and a worker that gets its message later ends it as
+ * cancelled without running it: a 503 never hides a run that happens. True
+ * when the block finds the run claimed already (the message did reach a
+ * worker): the run is real and the request succeeded. Otherwise the run's
+ * record is removed. */
+static bool unsent_run_ran(cv_api *api, const cv_job *job) {
+    char why[256];
+    cv_err err = cv_lease_block(api->mongo, job->run_id, job->attempt, why, sizeof(why));
+
+    if (err == CV_ERR_CONFLICT) {
+        cv_log_warn("run %s: its message was not acknowledged in time, but a worker has it",
+                    job->run_id);
+        return true;
+    }
+    if (err)
+        cv_log_warn("run %s: not blocked (%s); if its message reached the broker it runs",
+                    job->run_id, why);
+    if (cv_runs_forget_queued(api->mongo, job->run_id, why, sizeof(why)) != CV_OK)
+        cv_log_warn("run %s: not queued, and its record stays: %s", job->run_id, why);
+    return false;
 }
 
 void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
@@ -129,11 +151,8 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     }
     /* Keyed by job id: runs of one job stay in order on one partition. */
     err = cv_kafka_produce(api->producer, CV_TOPIC_JOBS, job.job_id, msg, strlen(msg), NULL,
-                           PUBLISH_TIMEOUT_MS, why, sizeof(why));
-    if (err) {
-        char forget[256];
-        if (cv_runs_forget_queued(api->mongo, job.run_id, forget, sizeof(forget)) != CV_OK)
-            cv_log_warn("run %s: not queued, and its record stays: %s", job.run_id, forget);
+                           CV_API_PUBLISH_TIMEOUT_MS, why, sizeof(why));
+    if (err && !unsent_run_ran(api, &job)) {
         cv_api_internal_error(res, err, why);
         goto out;
     }

@@ -4,8 +4,9 @@
  * It reads each request body into memory up to a limit (a larger declared
  * Content-Length is refused with 413 before the body is read; a chunked body
  * is answered with 413 as soon as it passes the limit, and its connection
- * closed), then calls one handler with the whole request. Handlers run on the
- * server's pool threads, several at once. HEAD is answered like GET, without
+ * closed), then calls one handler with the whole request. Each connection
+ * has a thread of its own, so a handler that waits (for the store, for the
+ * broker) holds up no other connection. HEAD is answered like GET, without
  * the body.
  *
  * Slow or idle clients cannot hold the server: a connection silent for

@@ -22,8 +22,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define PUBLISH_TIMEOUT_MS 30000
+/* How long an attempt keeps trying to publish an event it must wait for
+ * (its start, its end, its retry) while the broker does not take it: a
+ * broker restart or a short outage costs a wait, not the worker. */
+#define PUBLISH_PATIENCE_MS (10 * 60 * 1000)
+
+cv_err cv_attempt_produce(cv_runner *w, const char *topic, const char *key, const char *value,
+                          char *errbuf, size_t errlen) {
+    int64_t until = cv_time_mono_ms() + PUBLISH_PATIENCE_MS;
+    int tries = 0;
+    cv_err err;
+
+    /* The same bytes each time: an event or a retry sent twice (the broker
+     * took the first after all) is one to its readers, by its id. */
+    while ((err = cv_kafka_produce(w->producer, topic, key, value, strlen(value), NULL,
+                                   PUBLISH_TIMEOUT_MS, errbuf, errlen)) &&
+           (err == CV_ERR_TIMEOUT || err == CV_ERR_KAFKA) && cv_time_mono_ms() < until) {
+        if (tries++ % 10 == 0)
+            cv_log_warn("%s not taken yet (%s); trying again until the broker takes it", topic,
+                        errbuf);
+        nanosleep(&(struct timespec){1, 0}, NULL);
+    }
+    return err;
+}
 
 /* Publishes an event of the attempt, waiting for the broker or not. Progress
  * and log lines do not wait: they go to the same partition (keyed by run id)
@@ -39,8 +63,7 @@ static cv_err send_event(cv_runner *w, cv_event *ev, bool wait, char *errbuf, si
     if (!json)
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding an event");
     key = ev->run_id[0] ? ev->run_id : NULL;
-    err = wait ? cv_kafka_produce(w->producer, CV_TOPIC_EVENTS, key, json, strlen(json), NULL,
-                                  PUBLISH_TIMEOUT_MS, errbuf, errlen)
+    err = wait ? cv_attempt_produce(w, CV_TOPIC_EVENTS, key, json, errbuf, errlen)
                : cv_kafka_produce_nowait(w->producer, CV_TOPIC_EVENTS, key, json, strlen(json),
                                          errbuf, errlen);
     free(json);
@@ -109,8 +132,7 @@ static cv_err finish(cv_attempt *a, cv_event *ev, char *errbuf, size_t errlen) {
                              cv_job_retry_delay_ms(job->backoff_seconds, next.attempt);
         if (!(msg = cv_job_encode(&next)))
             return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding a retry");
-        err = cv_kafka_produce(w->producer, CV_TOPIC_RETRY, job->job_id, msg, strlen(msg), NULL,
-                               PUBLISH_TIMEOUT_MS, errbuf, errlen);
+        err = cv_attempt_produce(w, CV_TOPIC_RETRY, job->job_id, msg, errbuf, errlen);
         free(msg);
         if (err)
             return err;

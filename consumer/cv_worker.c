@@ -120,7 +120,7 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     w->r.mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-worker", errbuf, errlen);
     if (!w->r.mongo)
         goto fail;
-    w->r.producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
+    w->r.producer = cv_kafka_producer_new(cfg->kafka_bootstrap, 0, errbuf, errlen);
     if (!w->r.producer)
         goto fail;
     w->consumer = cv_kafka_consumer_new(cfg->kafka_bootstrap, WORKER_GROUP, CV_TOPIC_JOBS,

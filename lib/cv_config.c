@@ -327,7 +327,7 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
         {"CONVUTELL_CACHE_MS", "2000", "milliseconds", 0, 3600000, &cfg->cache_ms},
         {"CONVUTELL_HTTP_CONNECTIONS", "1000", "connections", 1, 100000, &cfg->http_connections},
         {"CONVUTELL_HTTP_PER_ADDRESS", "64", "connections", 1, 100000, &cfg->http_per_address},
-        {"CONVUTELL_HTTP_IDLE_SECONDS", "10", "seconds", 1, 3600, &cfg->http_idle_seconds},
+        {"CONVUTELL_HTTP_IDLE_SECONDS", "30", "seconds", 1, 3600, &cfg->http_idle_seconds},
         {"CONVUTELL_HTTP_REQUEST_SECONDS", "30", "seconds", 1, 3600, &cfg->http_request_seconds},
         {"CONVUTELL_WORKER_CONCURRENCY", "32", "jobs", 1, 256, &cfg->worker_concurrency},
         {"CONVUTELL_ODBC_IDLE", "8", "connections", 0, 64, &cfg->odbc_idle},

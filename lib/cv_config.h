@@ -26,7 +26,7 @@ typedef struct cv_config {
     int http_connections;      /* CONVUTELL_HTTP_CONNECTIONS: open at once, all clients [1000] */
     int http_per_address;      /* CONVUTELL_HTTP_PER_ADDRESS: open at once from one address [64] */
     int http_idle_seconds;     /* CONVUTELL_HTTP_IDLE_SECONDS: a connection silent this long
-                                  is closed [10] */
+                                  is closed [30] */
     int http_request_seconds;  /* CONVUTELL_HTTP_REQUEST_SECONDS: a request's headers and body
                                   must arrive within this long of its connection [30] */
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */

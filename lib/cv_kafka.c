@@ -107,23 +107,26 @@ static int conf_set_all(rd_kafka_conf_t *conf, const char *const *pairs, char *e
     return 0;
 }
 
-cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, size_t errlen) {
-    static const char *const settings[] = {"enable.idempotence",
-                                           "true",
-                                           "acks",
-                                           "all",
-                                           "linger.ms",
-                                           "2",
-                                           "message.timeout.ms",
-                                           "30000",
-                                           "compression.type",
-                                           "lz4",
-                                           "message.max.bytes",
-                                           CV_KAFKA_MESSAGE_MAX_TEXT,
-                                           NULL};
+cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, int message_timeout_ms,
+                                         char *errbuf, size_t errlen) {
+    char timeout[24];
+    const char *const settings[] = {"enable.idempotence",
+                                    "true",
+                                    "acks",
+                                    "all",
+                                    "linger.ms",
+                                    "2",
+                                    "message.timeout.ms",
+                                    timeout,
+                                    "compression.type",
+                                    "lz4",
+                                    "message.max.bytes",
+                                    CV_KAFKA_MESSAGE_MAX_TEXT,
+                                    NULL};
     cv_kafka_producer *p = NULL;
     rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);
 
+    snprintf(timeout, sizeof(timeout), "%d", message_timeout_ms > 0 ? message_timeout_ms : 30000);
     if (!conf || conf_set_all(conf, settings, errbuf, errlen) != 0)
         goto out;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);

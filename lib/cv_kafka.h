@@ -53,9 +53,12 @@ typedef struct cv_kafka_header {
     const char *value;
 } cv_kafka_header;
 
-/* Creates a producer. Returns NULL with the reason in errbuf on failure.
+/* Creates a producer whose messages fail after message_timeout_ms without
+ * the broker's acknowledgement (0: 30000), which bounds every wait of
+ * cv_kafka_produce() too. Returns NULL with the reason in errbuf on failure.
  * Free with cv_kafka_producer_destroy(). */
-cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, char *errbuf, size_t errlen);
+cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, int message_timeout_ms,
+                                         char *errbuf, size_t errlen);
 
 /* Sends one message and waits up to timeout_ms for the broker's acknowledgement.
  * `headers` may be NULL; otherwise it ends with an entry whose name is NULL.

@@ -200,7 +200,7 @@ cv_scheduler *cv_scheduler_new(const cv_config *cfg, char *errbuf, size_t errlen
     s->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-scheduler", errbuf, errlen);
     if (!s->mongo)
         goto fail;
-    s->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, errbuf, errlen);
+    s->producer = cv_kafka_producer_new(cfg->kafka_bootstrap, 0, errbuf, errlen);
     if (!s->producer)
         goto fail;
     s->retry = cv_kafka_consumer_new(cfg->kafka_bootstrap, RETRY_GROUP, CV_TOPIC_RETRY,

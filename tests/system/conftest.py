@@ -119,6 +119,11 @@ class Services:
             return f.read()
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "faults: outages of the stack's services; run by "
+                                       "make test-faults, not make test")
+
+
 @pytest.fixture(scope="session")
 def mongo_db():
     name = "convutell_test_" + uuid.uuid4().hex[:8]
