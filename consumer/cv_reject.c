@@ -16,11 +16,7 @@
 
 #define REPORT_TIMEOUT_MS 30000
 
-static atomic_llong failures; /* rejections that could not be dead-lettered */
-
-long long cv_reject_failures(void) {
-    return atomic_load(&failures);
-}
+static atomic_llong failures; /* rejections that could not be dead-lettered, counted in the log */
 
 /* Reads the run id out of a message that failed validation, if it has a
  * well-formed one, so the rejection can be tied to the run. */

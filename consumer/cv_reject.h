@@ -26,7 +26,4 @@ typedef struct cv_reject {
  * stops a worker. Errors only on NOMEM. */
 cv_err cv_reject_many(cv_runner *r, const cv_reject *items, size_t n, char *errbuf, size_t errlen);
 
-/* Messages that could not be dead-lettered since the process started. */
-long long cv_reject_failures(void);
-
 #endif

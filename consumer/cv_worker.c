@@ -45,10 +45,10 @@
  * this many messages: a burst of large messages nobody can use (rejected at
  * thousands a second) would otherwise leave the worker that much larger. */
 #define TRIM_EVERY_MS 5000
+#define TRIM_AFTER_MESSAGES 1000
 /* Rejected messages dead-lettered at once, at most: one wait for the broker
  * for this many. */
 #define REJECT_BATCH 1024
-#define TRIM_AFTER_MESSAGES 1000
 
 typedef enum slot_state {
     SLOT_UNCHECKED, /* its stored job could not be read: read again at retry_at */

@@ -42,6 +42,11 @@ static int64_t be(const unsigned char *p, int n) {
     return (int64_t)v;
 }
 
+/* A count of a TZif header: four bytes, unsigned. */
+static int64_t count_at(const unsigned char *p) {
+    return be(p, 4) & INT64_C(0xffffffff);
+}
+
 /* "<-03>", "CET": skips a zone abbreviation. */
 static const char *skip_name(const char *s) {
     if (*s == '<') {
@@ -62,8 +67,11 @@ static const char *read_hms(const char *s, int32_t *out) {
     if (!isdigit((unsigned char)*s))
         return NULL;
     for (; part < 3; part++) {
-        while (isdigit((unsigned char)*s))
+        for (int digits = 0; isdigit((unsigned char)*s); digits++) {
+            if (digits == 3) /* hours go to 167, minutes and seconds to 59 */
+                return NULL;
             v[part] = v[part] * 10 + (*s++ - '0');
+        }
         if (*s != ':' || part == 2)
             break;
         s++;
@@ -85,6 +93,8 @@ static const char *read_date(const char *s, int *month, int *week, int *day, int
     if (*s++ != '.')
         return NULL;
     *day = (int)strtol(s, (char **)&s, 10);
+    if (*month < 1 || *month > 12 || *week < 1 || *week > 5 || *day < 0 || *day > 6)
+        return NULL; /* not a date POSIX allows */
     if (*s == '/' && !(s = read_hms(s + 1, &t)))
         return NULL;
     *time = t;
@@ -112,14 +122,66 @@ static void parse_rule(const char *s, tz_rule *r) {
     r->valid = true;
 }
 
+cv_tz *cv_tz_parse(const unsigned char *data, size_t len, char *errbuf, size_t errlen) {
+    const int64_t size = (int64_t)len;
+    int64_t counts[6], at;
+    cv_tz *tz = NULL;
+
+    /* Offsets, not pointers: counts come from the data (at most 2^32 - 1
+     * each), so every sum below fits in 64 bits and is checked against the
+     * length before anything is read. */
+    if (len < 44 || memcmp(data, "TZif", 4) != 0 || data[4] < '2')
+        goto bad;
+    /* Skip the version 1 section (32-bit times) to the version 2 header. */
+    for (int i = 0; i < 6; i++)
+        counts[i] = count_at(data + 20 + 4 * i);
+    at = 44 + counts[3] * 5 + counts[4] * 6 + counts[5] + counts[2] * 8 + counts[1] + counts[0];
+    if (at + 44 > size || memcmp(data + at, "TZif", 4) != 0)
+        goto bad;
+    for (int i = 0; i < 6; i++)
+        counts[i] = count_at(data + at + 20 + 4 * i);
+    at += 44;
+    if (counts[4] < 1 || counts[4] > 255 || at + counts[3] * 9 + counts[4] * 6 > size)
+        goto bad;
+    if (!(tz = calloc(1, sizeof(*tz))) || !(tz->times = calloc((size_t)counts[3] + 1, 8)) ||
+        !(tz->types = calloc((size_t)counts[3] + 1, 1)) ||
+        !(tz->offsets = calloc((size_t)counts[4], 4))) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        cv_tz_destroy(tz);
+        return NULL;
+    }
+    tz->ntimes = (int)counts[3];
+    tz->ntypes = (int)counts[4];
+    for (int i = 0; i < tz->ntimes; i++)
+        tz->times[i] = be(data + at + 8 * i, 8);
+    at += 8 * (int64_t)tz->ntimes;
+    for (int i = 0; i < tz->ntimes; i++)
+        tz->types[i] = data[at + i] < tz->ntypes ? data[at + i] : 0;
+    at += tz->ntimes;
+    for (int i = 0; i < tz->ntypes; i++)
+        tz->offsets[i] = (int32_t)be(data + at + 6 * i, 4);
+    tz->initial = tz->offsets[0];
+    at += 6 * (int64_t)tz->ntypes + counts[5] + counts[2] * 12 + counts[1] + counts[0];
+    if (at < size && data[at] == '\n') {
+        char footer[128];
+        size_t n = 0;
+        for (at++; at < size && data[at] != '\n' && n + 1 < sizeof(footer); at++)
+            footer[n++] = (char)data[at];
+        footer[n] = '\0';
+        parse_rule(footer, &tz->rule);
+    }
+    return tz;
+bad:
+    cv_err_set(errbuf, errlen, CV_ERR_INVALID, "not a TZif file of version 2 or later");
+    return NULL;
+}
+
 cv_tz *cv_tz_load(const char *name, char *errbuf, size_t errlen) {
     char path[256];
-    unsigned char *data = NULL;
-    const unsigned char *p, *end;
-    size_t len = 0;
-    FILE *f = NULL;
-    cv_tz *tz = NULL;
-    int64_t counts[6];
+    unsigned char *data;
+    size_t len;
+    FILE *f;
+    cv_tz *tz;
     bool name_ok = name[0] && name[0] != '/' && strlen(name) < 64 && !strstr(name, "..");
 
     for (const char *c = name; name_ok && *c; c++)
@@ -127,61 +189,21 @@ cv_tz *cv_tz_load(const char *name, char *errbuf, size_t errlen) {
     if (!name_ok)
         goto unknown;
     snprintf(path, sizeof(path), ZONEINFO "%s", name);
-    if (!(f = fopen(path, "rb")) || !(data = malloc(MAX_TZIF)))
+    if (!(f = fopen(path, "rb")))
         goto unknown;
-    len = fread(data, 1, MAX_TZIF, f);
-    if (len < 44 || memcmp(data, "TZif", 4) != 0 || data[4] < '2')
-        goto unknown;
-    /* Skip the version 1 section (32-bit times) to the version 2 header. */
-    for (int i = 0; i < 6; i++)
-        counts[i] = be(data + 20 + 4 * i, 4);
-    p = data + 44 + counts[3] * 5 + counts[4] * 6 + counts[5] + counts[2] * 8 + counts[1] +
-        counts[0];
-    end = data + len;
-    if (p + 44 > end || memcmp(p, "TZif", 4) != 0)
-        goto unknown;
-    for (int i = 0; i < 6; i++)
-        counts[i] = be(p + 20 + 4 * i, 4);
-    p += 44;
-    if (counts[3] < 0 || counts[4] < 1 || counts[4] > 255 ||
-        p + counts[3] * 9 + counts[4] * 6 > end)
-        goto unknown;
-    if (!(tz = calloc(1, sizeof(*tz))) || !(tz->times = calloc((size_t)counts[3] + 1, 8)) ||
-        !(tz->types = calloc((size_t)counts[3] + 1, 1)) ||
-        !(tz->offsets = calloc((size_t)counts[4], 4))) {
+    if (!(data = malloc(MAX_TZIF))) {
+        fclose(f);
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-        goto fail;
+        return NULL;
     }
-    tz->ntimes = (int)counts[3];
-    tz->ntypes = (int)counts[4];
-    for (int i = 0; i < tz->ntimes; i++)
-        tz->times[i] = be(p + 8 * i, 8);
-    p += 8 * tz->ntimes;
-    for (int i = 0; i < tz->ntimes; i++)
-        tz->types[i] = p[i] < tz->ntypes ? p[i] : 0;
-    p += tz->ntimes;
-    for (int i = 0; i < tz->ntypes; i++)
-        tz->offsets[i] = (int32_t)be(p + 6 * i, 4);
-    tz->initial = tz->offsets[0];
-    p += 6 * tz->ntypes + counts[5] + counts[2] * 12 + counts[1] + counts[0];
-    if (p < end && *p == '\n') {
-        char footer[128];
-        size_t n = 0;
-        for (p++; p < end && *p != '\n' && n + 1 < sizeof(footer); p++)
-            footer[n++] = (char)*p;
-        footer[n] = '\0';
-        parse_rule(footer, &tz->rule);
-    }
+    len = fread(data, 1, MAX_TZIF, f);
     fclose(f);
+    tz = cv_tz_parse(data, len, errbuf, errlen);
     free(data);
-    return tz;
+    if (tz)
+        return tz;
 unknown:
     cv_err_set(errbuf, errlen, CV_ERR_INVALID, "unknown time zone \"%s\"", name);
-fail:
-    if (f)
-        fclose(f);
-    free(data);
-    cv_tz_destroy(tz);
     return NULL;
 }
 

@@ -20,6 +20,11 @@ typedef struct cv_tz cv_tz;
 cv_tz *cv_tz_load(const char *name, char *errbuf, size_t errlen);
 void cv_tz_destroy(cv_tz *tz);
 
+/* The zone in the TZif data[0..len) (version 2 or later; the fuzzing
+ * harness's entry, and cv_tz_load()'s). CV_ERR_INVALID "not a TZif file of
+ * version 2 or later" when it is not one, CV_ERR_NOMEM. */
+cv_tz *cv_tz_parse(const unsigned char *data, size_t len, char *errbuf, size_t errlen);
+
 /* Seconds east of UTC in effect at instant t (seconds since the epoch). */
 int32_t cv_tz_offset(const cv_tz *tz, int64_t t);
 

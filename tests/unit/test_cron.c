@@ -121,12 +121,64 @@ static void test_unknown_zones(void **state) {
     }
 }
 
+/* A TZif file of version 2 with no transitions, one type (UTC+1 "XXX") and
+ * `footer` as its POSIX rule, into out; returns its length. */
+static size_t tzif(unsigned char *out, const char *footer) {
+    size_t n = 0;
+    memset(out, 0, 256);
+    memcpy(out, "TZif2", 5); /* version 1 header: every count 0 */
+    n = 44;
+    memcpy(out + n, "TZif2", 5);
+    out[n + 20 + 4 * 4 + 3] = 1; /* typecnt */
+    out[n + 20 + 4 * 5 + 3] = 4; /* charcnt */
+    n += 44;
+    out[n + 2] = 0x0e; /* utoff 3600 */
+    out[n + 3] = 0x10;
+    n += 6;
+    memcpy(out + n, "XXX", 4);
+    n += 4;
+    n += (size_t)snprintf((char *)out + n, 256 - n, "\n%s\n", footer);
+    return n;
+}
+
+static void test_damaged_zone_files(void **state) {
+    unsigned char data[256];
+    char why[256];
+    cv_tz *tz;
+    size_t n;
+    const int64_t july = 1782864000; /* 2026-07-01 */
+    (void)state;
+
+    n = tzif(data, "XXX-1YYY,M3.5.0,M10.5.0");
+    assert_non_null(tz = cv_tz_parse(data, n, why, sizeof(why)));
+    assert_int_equal(cv_tz_offset(tz, july), 7200); /* the rule's summer time */
+    cv_tz_destroy(tz);
+    /* A rule with a week POSIX does not have, or an offset of five digits of
+     * hours, is not read (found by fuzzing: an overflow): the table's offset. */
+    n = tzif(data, "XXX-1YYY,M3.9.0,M10.5.0");
+    assert_non_null(tz = cv_tz_parse(data, n, why, sizeof(why)));
+    assert_int_equal(cv_tz_offset(tz, july), 3600);
+    cv_tz_destroy(tz);
+    n = tzif(data, "XXX-88888YYY,M3.5.0,M10.5.0");
+    assert_non_null(tz = cv_tz_parse(data, n, why, sizeof(why)));
+    assert_int_equal(cv_tz_offset(tz, july), 3600);
+    cv_tz_destroy(tz);
+    /* Counts read as negative numbers once led the reader before its data
+     * (found by fuzzing): refused. */
+    n = tzif(data, "XXX-1");
+    memset(data + 20, 0xff, 24);
+    assert_null(cv_tz_parse(data, n, why, sizeof(why)));
+    assert_string_equal(why, "not a TZif file of version 2 or later");
+    assert_null(cv_tz_parse(data, 10, why, sizeof(why)));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_next_fire_times),
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_daylight_saving_changes),
         cmocka_unit_test(test_unknown_zones),
+        cmocka_unit_test(test_damaged_zone_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
