@@ -49,6 +49,9 @@
 /* Rejected messages dead-lettered at once, at most: one wait for the broker
  * for this many. */
 #define REJECT_BATCH 1024
+/* Attempts this process ran to their end, remembered (the latest so many) so
+ * that a message delivered again after a rebalance does not run twice. */
+#define FINISHED_KEPT 4096
 
 typedef enum slot_state {
     SLOT_UNCHECKED, /* its stored job could not be read: read again at retry_at */
@@ -93,6 +96,11 @@ struct cv_worker {
     pthread_cond_t changed; /* an attempt's thread returned (monotonic clock) */
     job_set busy;           /* claim_ready()'s, main thread only */
     uint64_t taken;         /* messages taken in since the last trim_heap() */
+    struct {
+        char run_id[CV_ID_LEN];
+        int attempt;
+    } finished[FINISHED_KEPT]; /* a ring, main thread only */
+    size_t nfinished;
     int64_t trimmed_ms;
     char holders[256][256]; /* likewise */
 };
@@ -341,12 +349,31 @@ static bool job_set_add(job_set *set, const char *id) {
     }
 }
 
+/* Whether this process ran attempt `attempt` of the run to its end. */
+static bool finished_here(const cv_worker *w, const cv_job *job) {
+    size_t n = w->nfinished < FINISHED_KEPT ? w->nfinished : FINISHED_KEPT;
+    for (size_t i = 0; i < n; i++)
+        if (w->finished[i].attempt == job->attempt &&
+            strcmp(w->finished[i].run_id, job->run_id) == 0)
+            return true;
+    return false;
+}
+
 /* What a claim found, acted on: run it, wait for its holder, or skip it. */
 static cv_err claimed(cv_worker *w, slot *s, cv_claim claim, const char *holder, int64_t now,
                       char *errbuf, size_t errlen) {
     const cv_job *job = &s->a.job;
 
     s->a.claim = claim;
+    /* Delivered again after a rebalance (offsets not committed while the
+     * broker was away), once this process had run it: the lease it holds
+     * would make the claim a resumption, or hold it until it runs out. */
+    if ((claim == CV_CLAIM_HELD || claim == CV_CLAIM_RESUMED) && finished_here(w, job)) {
+        cv_log_info("run %s attempt %d: delivered again after this worker ran it; skipped",
+                    job->run_id, job->attempt);
+        s->state = SLOT_DONE;
+        return CV_OK;
+    }
     if (claim == CV_CLAIM_HELD) {
         if (!s->held_logged)
             cv_log_info("run %s attempt %d is held by worker %s; waiting for it to end or "
@@ -425,6 +452,11 @@ static cv_err reap(cv_worker *w, char *errbuf, size_t errlen) {
         pthread_join(s->thread, NULL);
         w->running--;
         s->state = s->err ? SLOT_FAILED : SLOT_DONE;
+        if (!s->err) {
+            size_t k = w->nfinished++ % FINISHED_KEPT;
+            snprintf(w->finished[k].run_id, sizeof(w->finished[k].run_id), "%s", s->a.job.run_id);
+            w->finished[k].attempt = s->a.job.attempt;
+        }
         if (s->err && !first)
             first = cv_err_set(errbuf, errlen, s->err, "%s", s->errbuf);
     }

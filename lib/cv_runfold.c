@@ -17,6 +17,16 @@ void cv_runfold_piece_id(const char *run_id, int attempt, bool ended, char out[C
              ended ? PIECE_ENDED : PIECE_STARTED);
 }
 
+/* A document's length, from its first four bytes (BSON's little-endian
+ * prefix) rather than doc->len: libbson declares bson_t 128-byte aligned,
+ * but the copies it allocates on the heap are not, and UBSan rejects a
+ * member read through such a pointer. */
+static uint32_t doc_len(const bson_t *doc) {
+    uint32_t len;
+    memcpy(&len, bson_get_data(doc), sizeof(len));
+    return BSON_UINT32_FROM_LE(len);
+}
+
 static const char *doc_str(const bson_t *doc, const char *key) {
     bson_iter_t it;
     if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
@@ -213,7 +223,7 @@ bson_t *cv_runfold(const char *run_id, const bson_t *const *docs, size_t n) {
         goto done;
     qsort(ps, np, sizeof(*ps), piece_cmp);
     if (record && bson_has_field(record, "status")) {
-        bson_init_static(&f.base, bson_get_data(record), record->len);
+        bson_init_static(&f.base, bson_get_data(record), doc_len(record));
         status = cv_run_status_parse(doc_str(record, "status"));
         attempt = doc_int(record, "attempt", 0);
     } else {
@@ -233,7 +243,7 @@ bson_t *cv_runfold(const char *run_id, const bson_t *const *docs, size_t n) {
             while (bson_iter_next(&it))
                 if (!bson_has_field(merged, bson_iter_key(&it)))
                     bson_append_iter(merged, bson_iter_key(&it), -1, &it);
-        bson_init_static(&f.base, bson_get_data(merged), merged->len);
+        bson_init_static(&f.base, bson_get_data(merged), doc_len(merged));
         attempt = 0; /* a start of any attempt applies */
     }
     if (!cv_run_is_final(status))
