@@ -358,6 +358,13 @@ def main():
                 r.update(name=name, workers=workers)
                 print(f"bench: {name} x{workers}: {r['n'] / r['elapsed']:.1f} jobs/s", file=sys.stderr)
                 rows.append(r)
+    except BaseException:
+        for log in sorted(os.listdir(tmp)):  # what the services said, before it goes
+            if log.endswith(".log"):
+                with open(os.path.join(tmp, log), errors="replace") as f:
+                    lines = [x for x in f.read().splitlines() if "DEBUG" not in x]
+                print(f"---- {log} (last 30 lines) ----", *lines[-30:], sep="\n", file=sys.stderr)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -44,6 +44,8 @@ typedef struct cv_attempt {
     atomic_bool lease_lost;     /* taken away: stop, report nothing */
     _Atomic int64_t renewed_ms; /* when the lease was last extended (monotonic) */
     char refused[512];          /* why the stored job may not run now ("" if it may) */
+    bool ended;                 /* ran to its end for good and reported it (set by
+                                   cv_attempt_run()): its lease is to be marked done */
 } cv_attempt;
 
 /* Runs the attempt and publishes its events. Returns an error only when its

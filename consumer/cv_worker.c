@@ -9,6 +9,7 @@
 
 #include "cv_attempt.h"
 #include "cv_cache.h"
+#include "cv_ending.h"
 #include "cv_kafka.h"
 #include "cv_launch.h"
 #include "cv_lease.h"
@@ -89,7 +90,8 @@ typedef struct job_set {
 struct cv_worker {
     cv_runner r;
     cv_kafka_consumer *consumer;
-    slot **slots; /* in the order they were polled */
+    cv_ending *ending; /* the leases of attempts that ended, marked done */
+    slot **slots;      /* in the order they were polled */
     size_t n, cap;
     int running, concurrency;
     pthread_mutex_t lock;
@@ -128,6 +130,9 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     w->r.mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-worker", errbuf, errlen);
     if (!w->r.mongo)
         goto fail;
+    w->ending = cv_ending_new(w->r.mongo, cfg->worker_id, errbuf, errlen);
+    if (!w->ending)
+        goto fail;
     w->r.producer = cv_kafka_producer_new(cfg->kafka_bootstrap, 0, errbuf, errlen);
     if (!w->r.producer)
         goto fail;
@@ -158,6 +163,7 @@ void cv_worker_destroy(cv_worker *w) {
     free(w->slots);
     cv_kafka_consumer_destroy(w->consumer);
     cv_kafka_producer_destroy(w->r.producer);
+    cv_ending_destroy(w->ending); /* writes what is queued */
     cv_mongo_destroy(w->r.mongo);
     cv_cache_destroy(w->r.connections);
     cv_cache_destroy(w->r.jobs);
@@ -456,6 +462,8 @@ static cv_err reap(cv_worker *w, char *errbuf, size_t errlen) {
             size_t k = w->nfinished++ % FINISHED_KEPT;
             snprintf(w->finished[k].run_id, sizeof(w->finished[k].run_id), "%s", s->a.job.run_id);
             w->finished[k].attempt = s->a.job.attempt;
+            if (s->a.ended)
+                cv_ending_add(w->ending, s->a.job.run_id, s->a.job.attempt);
         }
         if (s->err && !first)
             first = cv_err_set(errbuf, errlen, s->err, "%s", s->errbuf);

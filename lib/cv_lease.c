@@ -288,11 +288,14 @@ cv_err cv_lease_renew(cv_mongo *m, const char *run_id, int attempt, const char *
 }
 
 /* Appends the $set of an ended lease: "retrying" with the next attempt due at
- * retry_at_ms (sent says whether it is on the retry topic), or "done". */
-static void append_end(bson_t *update, int64_t retry_at_ms, bool sent, int64_t now_ms) {
+ * retry_at_ms (sent says whether it is on the retry topic), or "done" (ended:
+ * the attempt ran to its end, rather than being taken back). */
+static void append_end(bson_t *update, int64_t retry_at_ms, bool sent, bool ended, int64_t now_ms) {
     bson_t set;
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
     BSON_APPEND_UTF8(&set, "state", retry_at_ms ? "retrying" : "done");
+    if (ended)
+        BSON_APPEND_BOOL(&set, "ended", true);
     if (retry_at_ms) {
         cv_mongo_append_time(&set, "next_attempt_at", retry_at_ms);
         BSON_APPEND_BOOL(&set, "retry_sent", sent);
@@ -308,10 +311,41 @@ cv_err cv_lease_release(cv_mongo *m, const char *run_id, int attempt, const char
     cv_err err;
 
     held_by(&filter, run_id, attempt, worker);
-    append_end(&update, retry_at_ms, true, cv_time_now_ms());
+    append_end(&update, retry_at_ms, true, false, cv_time_now_ms());
     err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, false, NULL, errbuf, errlen);
     bson_destroy(&filter);
     bson_destroy(&update);
+    return err;
+}
+
+cv_err cv_lease_end_many(cv_mongo *m, const char *const *run_ids, const int *attempts, size_t n,
+                         const char *worker, int64_t *marked, char *errbuf, size_t errlen) {
+    bson_t *filters = calloc(n ? n : 1, sizeof(*filters));
+    const bson_t **fptrs = calloc(n ? n : 1, sizeof(*fptrs));
+    bson_t update = BSON_INITIALIZER;
+    const bson_t **uptrs = calloc(n ? n : 1, sizeof(*uptrs));
+    int64_t now_ms = cv_time_now_ms();
+    cv_err err;
+
+    if (!filters || !fptrs || !uptrs) {
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    append_end(&update, 0, false, true, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        bson_init(&filters[i]);
+        held_by(&filters[i], run_ids[i], attempts[i], worker);
+        fptrs[i] = &filters[i];
+        uptrs[i] = &update; /* the same for every lease */
+    }
+    err = cv_mongo_update_each(m, CV_COLL_LEASES, fptrs, uptrs, n, marked, errbuf, errlen);
+    for (size_t i = 0; i < n; i++)
+        bson_destroy(&filters[i]);
+out:
+    bson_destroy(&update);
+    free(filters);
+    free(fptrs);
+    free(uptrs);
     return err;
 }
 
@@ -393,7 +427,7 @@ cv_err cv_lease_take_back(cv_mongo *m, const bson_t *lease, int64_t retry_at_ms,
                     BCON_UTF8("held"), "expires_at", BCON_UTF8(expired));
     cv_mongo_filter_id(&filter, id, also);
     bson_destroy(also);
-    append_end(&update, retry_at_ms, false, now_ms);
+    append_end(&update, retry_at_ms, false, false, now_ms);
     err = cv_mongo_update(m, CV_COLL_LEASES, &filter, &update, false, &matched, errbuf, errlen);
     *taken = !err && matched > 0;
     bson_destroy(&filter);

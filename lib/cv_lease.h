@@ -5,12 +5,18 @@
  * Before it runs anything a worker claims the attempt (cv_lease_claim_many(): the
  * document holds the attempt, the worker, an expiry time and the job message)
  * and renews the lease while it works (cv_lease_renew()). An attempt that ends
- * in a retry releases its lease (cv_lease_release()); one that ends for good
- * leaves it "held": its final event, acknowledged by Kafka before the worker
- * moves on, makes the run final (cv_runs), and that is what
- * a later claim (a redelivery), the scheduler's sweep and the pruner ask. That
- * is one update fewer per small job (throughput bench: about 390 jobs a
- * second with the release, 495 without). The scheduler finds the leases of
+ * in a retry releases its lease (cv_lease_release()). One that ends for good
+ * is marked "done" after its final event, acknowledged by Kafka, by a thread
+ * of the worker's own that takes the ended attempts in turn
+ * (cv_lease_end_many(), cv_ending.h), off the attempt's path: on it, the
+ * write cost a fifth of small jobs' throughput (about 390 jobs a second
+ * against 495); off it, a tenth (the store's work). Until it is written the
+ * lease stays "held", and the run's record, which that final event makes
+ * final (cv_runs), is what a later claim (a redelivery), the scheduler's
+ * sweep and the pruner ask. Marking it done closes the window in which the
+ * collector is behind: a redelivery to another worker, or the sweep, would
+ * otherwise take the attempt over once its lease ran out and run
+ * it again. The scheduler finds the leases of
  * running runs that ran out (cv_lease_find_expired()) and takes them back
  * (cv_lease_take_back()), then retries or fails the run by publishing an
  * event. Only this module writes the collection, and each write names the
@@ -21,8 +27,8 @@
  * States: "held" (a worker runs the attempt until expires_at, or ran it to its
  * end), "retrying" (the attempt ended and the next one is due at
  * next_attempt_at; retry_sent says whether it is on the retry topic yet) and
- * "done" (taken back for good, or with cancelled: true when cv_lease_block()
- * wrote it before any claim).
+ * "done" (the attempt ended for good, with ended: true; taken back for good;
+ * or with cancelled: true when cv_lease_block() wrote it before any claim).
  *
  * The first claim of a run inserts its lease, a single cheap write that
  * batches; only retries and take-overs update one.
@@ -84,6 +90,13 @@ cv_err cv_lease_renew(cv_mongo *m, const char *run_id, int attempt, const char *
  * (workers leave an attempt that ended for good held instead, see above). */
 cv_err cv_lease_release(cv_mongo *m, const char *run_id, int attempt, const char *worker,
                         int64_t retry_at_ms, char *errbuf, size_t errlen);
+
+/* Marks "done" (ended: true) the leases `worker` holds on attempts that ended
+ * for good: attempts[i] of run_ids[i], n of them, one write each (see
+ * cv_mongo_update_each()). A lease taken away meanwhile is left as it is. *marked (may be NULL)
+ * gets how many were marked. */
+cv_err cv_lease_end_many(cv_mongo *m, const char *const *run_ids, const int *attempts, size_t n,
+                         const char *worker, int64_t *marked, char *errbuf, size_t errlen);
 
 /* Room for the cursor of cv_lease_find_expired(): a run id. */
 #define CV_LEASE_CURSOR_LEN 64

@@ -189,27 +189,36 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
     return err;
 }
 
-cv_err cv_mongo_delete_each(cv_mongo *m, const char *collection, const bson_t **filters, size_t n,
-                            int64_t *deleted, char *errbuf, size_t errlen) {
+/* One statement per filter (a delete when updates is NULL, else an update of
+ * one document with updates[i]), in unordered commands of at most `per`
+ * statements; *counted (may be NULL) gets the sum of the reply's `count_key`. */
+static cv_err bulk_each(cv_mongo *m, const char *collection, const bson_t **filters,
+                        const bson_t **updates, size_t n, size_t per, const char *count_key,
+                        int64_t *counted, char *errbuf, size_t errlen) {
     mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
     mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
     bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
     bson_error_t berr;
     cv_err err = CV_OK;
 
-    if (deleted)
-        *deleted = 0;
-    for (size_t at = 0; !err && at < n; at += 100) {
+    if (counted)
+        *counted = 0;
+    for (size_t at = 0; !err && at < n; at += per) {
         mongoc_bulk_operation_t *bulk =
             mongoc_collection_create_bulk_operation_with_opts(coll, opts);
         bson_t reply;
         bson_iter_t it;
-        for (size_t i = at; i < n && i < at + 100; i++)
-            mongoc_bulk_operation_remove_one_with_opts(bulk, filters[i], NULL, NULL);
+        for (size_t i = at; i < n && i < at + per; i++) {
+            if (updates)
+                mongoc_bulk_operation_update_one_with_opts(bulk, filters[i], updates[i], NULL,
+                                                           NULL);
+            else
+                mongoc_bulk_operation_remove_one_with_opts(bulk, filters[i], NULL, NULL);
+        }
         if (!mongoc_bulk_operation_execute(bulk, &reply, &berr))
             err = translate(&berr, collection, errbuf, errlen);
-        else if (deleted && bson_iter_init_find(&it, &reply, "nRemoved"))
-            *deleted += bson_iter_as_int64(&it);
+        else if (counted && bson_iter_init_find(&it, &reply, count_key))
+            *counted += bson_iter_as_int64(&it);
         bson_destroy(&reply);
         mongoc_bulk_operation_destroy(bulk);
     }
@@ -217,6 +226,21 @@ cv_err cv_mongo_delete_each(cv_mongo *m, const char *collection, const bson_t **
     mongoc_collection_destroy(coll);
     mongoc_client_pool_push(m->pool, client);
     return err;
+}
+
+cv_err cv_mongo_delete_each(cv_mongo *m, const char *collection, const bson_t **filters, size_t n,
+                            int64_t *deleted, char *errbuf, size_t errlen) {
+    return bulk_each(m, collection, filters, NULL, n, 100, "nRemoved", deleted, errbuf, errlen);
+}
+
+cv_err cv_mongo_update_each(cv_mongo *m, const char *collection, const bson_t **filters,
+                            const bson_t **updates, size_t n, int64_t *matched, char *errbuf,
+                            size_t errlen) {
+    /* One statement per command: FerretDB 1.24 holds a PostgreSQL connection
+     * for each update statement of a command until the command ends, so one
+     * of more statements than its pool has connections (40 here) waits for
+     * itself and every other client with it, for good. */
+    return bulk_each(m, collection, filters, updates, n, 1, "nMatched", matched, errbuf, errlen);
 }
 
 cv_err cv_mongo_delete_many(cv_mongo *m, const char *collection, const bson_t *filter,

@@ -72,6 +72,13 @@ cv_err cv_mongo_insert_many(cv_mongo *m, const char *collection, const bson_t **
 cv_err cv_mongo_delete_each(cv_mongo *m, const char *collection, const bson_t **filters, size_t n,
                             int64_t *deleted, char *errbuf, size_t errlen);
 
+/* Updates one document per filter with updates[i] (no upsert), one command
+ * after another on one connection (see cv_mongo.c for why not in batches).
+ * *matched (may be NULL) gets how many filters matched a document. */
+cv_err cv_mongo_update_each(cv_mongo *m, const char *collection, const bson_t **filters,
+                            const bson_t **updates, size_t n, int64_t *matched, char *errbuf,
+                            size_t errlen);
+
 /* Deletes every document matching filter, in one statement. *deleted (may be
  * NULL) gets how many went. */
 cv_err cv_mongo_delete_many(cv_mongo *m, const char *collection, const bson_t *filter,

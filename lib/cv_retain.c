@@ -153,8 +153,8 @@ static cv_err prune_batch(sweep *s, kind k, const char *coll, const char *day, i
             /* Gone now: later documents of the batch that belong to it find nothing. */
             continue;
         }
-        /* An event or a lease (_id = run id) only once its run has ended: the
-         * lease of an attempt that ended for good stays held (cv_lease.h). */
+        /* An event or a lease (_id = run id) only once its run has ended: a
+         * lease may be done before its run's record is final (cv_lease.h). */
         if ((k == EVENTS && !run_ended(s->m, cv_mongo_doc_str(&doc, "run_id"), &ended)) ||
             (k == LEASES && !run_ended(s->m, id, &ended)))
             continue;

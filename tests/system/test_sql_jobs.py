@@ -20,6 +20,16 @@ def sql_job(api, statements, origin=PG_ODBC, destination=PG_ODBC, **extra):
                            **extra))
 
 
+def wait_lease_done(mongo_db, run_id, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        lease = mongo_db.leases.find_one({"_id": run_id})
+        if lease and lease["state"] == "done":
+            return lease
+        assert time.time() < deadline, lease
+        time.sleep(0.1)
+
+
 def log_lines(mongo_db, run_id, count):
     deadline = time.time() + 30
     while mongo_db.events.count_documents({"run_id": run_id, "type": "run.log"}) < count:
@@ -78,19 +88,20 @@ def test_sql_job_fields_are_checked(api):
                                                     "message": message}}), body
 
 
-def test_finished_attempt_keeps_its_lease_and_a_second_delivery_runs_nothing(
+def test_finished_attempt_marks_its_lease_done_and_a_second_delivery_runs_nothing(
         api, pg, mongo_db, services):
-    """An attempt that ended for good leaves its lease held (no release write);
-    the run's final record is what a later delivery of the same message is
-    checked against, so the statements do not run twice."""
+    """An attempt that ended for good has its lease marked done, in a batch
+    of a fraction of a second; a later delivery of the same message is
+    checked against it and the run's record, so the statements do not run
+    twice."""
     pg.execute("DROP TABLE IF EXISTS sj_once")
     pg.execute("CREATE TABLE sj_once (at timestamptz)")
     job = sql_job(api, "INSERT INTO sj_once VALUES (clock_timestamp())")
     done = run(api, job)
     assert done["status"] == "succeeded", done
     run_id = done["id"]
-    lease = list(mongo_db.leases.find({"_id": run_id}).limit(1))
-    assert [(x["state"], x["attempt"]) for x in lease] == [("held", 1)]
+    lease = wait_lease_done(mongo_db, run_id)
+    assert (lease["state"], lease["attempt"], lease["ended"]) == ("done", 1, True), lease
 
     deliver_again(services, run_id)
     assert pg.execute("SELECT count(*) FROM sj_once").fetchone() == (1,)
@@ -193,3 +204,35 @@ def test_connection_does_not_borrow_the_services_credentials(api):
     assert (done["status"], done["error"]["code"]) == ("failed", "connect"), done
     done = run(api, sql_job(api, "SELECT 1"))  # the same server, with its credentials
     assert done["status"] == "succeeded", done
+
+
+def test_delivered_again_to_another_worker_while_the_collector_is_behind(
+        api, pg, mongo_db, services):
+    """The collector is stopped, so the run's record is not final when the
+    same message reaches a new worker process: the lease, marked done by the
+    worker that ran it, is what keeps the new one from taking the attempt
+    over once the lease's time has run out and running it again."""
+    pg.execute("DROP TABLE IF EXISTS sj_twice")
+    pg.execute("CREATE TABLE sj_twice (at timestamptz)")
+    job = sql_job(api, "INSERT INTO sj_twice VALUES (clock_timestamp())")
+    assert services.stop("collector") == 0
+    try:
+        status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+        assert status == 202, body
+        run_id = body["run_id"]
+        deadline = time.time() + 60
+        while pg.execute("SELECT count(*) FROM sj_twice").fetchone() != (1,):
+            assert time.time() < deadline
+            time.sleep(0.1)
+        wait_lease_done(mongo_db, run_id)
+        assert services.stop("worker") == 0
+        services.start("worker")
+        deliver_again(services, run_id)
+        time.sleep(int(services.env["CONVUTELL_LEASE_SECONDS"]) + 2)
+        assert pg.execute("SELECT count(*) FROM sj_twice").fetchone() == (1,)
+    finally:
+        services.start("collector")
+    assert api.wait_run(run_id)["status"] == "succeeded"
+    types = sorted(e["type"] for e in mongo_db.events.find(milestones(run_id)))
+    assert types == ["run.log", "run.queued", "run.started", "run.succeeded"]
+    assert pg.execute("SELECT count(*) FROM sj_twice").fetchone() == (1,)
