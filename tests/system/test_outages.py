@@ -5,6 +5,7 @@ one final state, no row is loaded twice, and the services recover by
 themselves. Replaying convutell.events from its start into the collector
 changes no document count."""
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -180,3 +181,65 @@ def test_replaying_events_changes_no_count(services, mongo_db):
         time.sleep(2)
     after = {c: mongo_db[c].count_documents({}) for c in collections}
     assert after == before
+
+
+def test_worker_frozen_past_its_lease(api, services, mongo_db, pg):
+    """Two workers; one stopped with SIGSTOP for 15 s during a burst of transfer
+    runs: past its lease (4 s here) and its group session (6 s). The other
+    gets its partitions and takes its attempts over; the frozen one, let go
+    again, finds those leases gone and reports nothing of them. Every run
+    ends once, and the destination holds each run's rows once."""
+    from test_load_modes import make_job
+    from conftest import PG_ODBC
+    runs_per_job, jobs_n, rows = 60, 8, 20
+    pg.execute("DROP TABLE IF EXISTS frozen_src")
+    pg.execute("DROP TABLE IF EXISTS frozen_dst")
+    pg.execute(f"CREATE TABLE frozen_src AS SELECT g AS id, md5(g::text) AS label "
+               f"FROM generate_series(1, {rows}) g")
+    # A tenth of a second a run, so that attempts are in flight when it stops.
+    jobs = [make_job(api, PG_ODBC, PG_ODBC, "frozen_dst",
+                     query="SELECT id, label FROM frozen_src CROSS JOIN pg_sleep(0.1)")
+            for _ in range(jobs_n)]
+    services.start("worker2", "worker")
+    accepted, refused = [], []
+    try:
+        # Both workers in the group, each with its partitions.
+        deadline = time.time() + 60
+        while not all("partitions assigned" in services.log(w) for w in ("worker", "worker2")):
+            assert time.time() < deadline, services.log("worker")
+            time.sleep(0.2)
+        started = services.log("worker").count(") started")
+        threads = []
+        for job in jobs:
+            threads += submit(api, job, runs_per_job, accepted, refused, threads=1)
+        # Frozen while it runs some.
+        while services.log("worker").count(") started") < started + 8:
+            assert time.time() < deadline, services.log("worker")
+            time.sleep(0.05)
+        frozen = services.procs["worker"]
+        frozen.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(15)
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+        for t in threads:
+            t.join()
+        assert (len(accepted), refused) == (runs_per_job * jobs_n, [])
+        wait_final(mongo_db, accepted, 300)
+        time.sleep(5)  # a late, second end would show now
+    finally:
+        assert services.stop("worker2") == 0
+    finals = {}
+    for e in mongo_db.events.find({"type": {"$in": list(FINAL)}, "run_id": {"$in": accepted}}):
+        finals.setdefault(e["run_id"], []).append(e["type"])
+    assert len(finals) == len(accepted)
+    assert all(types == ["run.succeeded"] for types in finals.values())
+    assert pg.execute("SELECT count(*) FROM frozen_dst").fetchone() == (len(accepted) * rows,)
+    ledger = dict(pg.execute("SELECT run_id, count(*) FROM convutell_ledger "
+                             "WHERE run_id = ANY(%s) GROUP BY run_id", (accepted,)).fetchall())
+    assert len(ledger) == len(accepted) and set(ledger.values()) == {1}
+    # Some attempts were taken over: started twice, by two workers.
+    starts = mongo_db.events.count_documents({"type": "run.started", "run_id": {"$in": accepted}})
+    assert starts > len(accepted), starts
+    assert services.procs["worker"].poll() is None
+    print(f"frozen worker: {len(accepted)} runs, {starts - len(accepted)} attempts taken over")
