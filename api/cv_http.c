@@ -107,27 +107,28 @@ static enum MHD_Result answer_mid_body(struct MHD_Connection *conn, cv_http_resp
     return MHD_NO;
 }
 
-/* 413 for a body over the limit: queued when the body has not started (a
- * declared length), written at once when it is coming (chunked). */
-static enum MHD_Result too_large(struct MHD_Connection *conn, size_t max_body, bool mid_body) {
-    cv_http_response res = {0};
-    enum MHD_Result ret;
-    cv_http_error(&res, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
-                  "request body is larger than the limit of %zu bytes", max_body);
-    ret = mid_body ? answer_mid_body(conn, &res) : send_response(conn, &res);
-    cJSON_Delete(res.body);
+/* Sends the error answer res (freeing its body): queued as usual, or
+ * written at once while the body is still arriving (answer_mid_body()). */
+static enum MHD_Result refuse(struct MHD_Connection *conn, cv_http_response *res, bool mid_body) {
+    enum MHD_Result ret = mid_body ? answer_mid_body(conn, res) : send_response(conn, res);
+    cJSON_Delete(res->body);
     return ret;
 }
 
-/* 408 for a request slower than its limit, likewise. */
+/* 413 for a body over the limit. */
+static enum MHD_Result too_large(struct MHD_Connection *conn, size_t max_body, bool mid_body) {
+    cv_http_response res = {0};
+    cv_http_error(&res, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
+                  "request body is larger than the limit of %zu bytes", max_body);
+    return refuse(conn, &res, mid_body);
+}
+
+/* 408 for a request slower than its limit. */
 static enum MHD_Result too_slow(struct MHD_Connection *conn, unsigned seconds, bool mid_body) {
     cv_http_response res = {0};
-    enum MHD_Result ret;
     cv_http_error(&res, MHD_HTTP_REQUEST_TIMEOUT, "request_timeout", NULL,
                   "the request's headers and body took more than %u s to arrive", seconds);
-    ret = mid_body ? answer_mid_body(conn, &res) : send_response(conn, &res);
-    cJSON_Delete(res.body);
-    return ret;
+    return refuse(conn, &res, mid_body);
 }
 
 /* When the connection's current request began: the connection's start, or
