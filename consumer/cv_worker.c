@@ -50,6 +50,10 @@
 /* Rejected messages dead-lettered at once, at most: one wait for the broker
  * for this many. */
 #define REJECT_BATCH 1024
+/* Messages done whose offsets wait for an earlier message of their partition
+ * (a run still going), kept as their coordinates alone, at most: see
+ * commit(). */
+#define DONE_AHEAD_MAX 65536
 /* Attempts this process ran to their end, remembered (the latest so many) so
  * that a message delivered again after a rebalance does not run twice. */
 #define FINISHED_KEPT 4096
@@ -83,6 +87,12 @@ typedef struct slot {
 /* The jobs of the messages in hand, as claim_ready() walks them in order:
  * runs of one job run one at a time, in the order they were queued, so a
  * message may start only if no earlier one of its job is still in hand. */
+/* A message done, its offset not stored yet. */
+typedef struct done_ahead {
+    int32_t partition;
+    int64_t offset;
+} done_ahead;
+
 typedef struct job_set {
     const char *ids[1024]; /* open addressing; NULL is empty */
 } job_set;
@@ -93,6 +103,8 @@ struct cv_worker {
     cv_ending *ending; /* the leases of attempts that ended, marked done */
     slot **slots;      /* in the order they were polled */
     size_t n, cap;
+    done_ahead *done; /* DONE_AHEAD_MAX, main thread only (commit()) */
+    size_t ndone;
     int running, concurrency;
     pthread_mutex_t lock;
     pthread_cond_t changed; /* an attempt's thread returned (monotonic clock) */
@@ -120,10 +132,11 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     w->concurrency = cfg->worker_concurrency > 0 ? cfg->worker_concurrency : 1;
     w->cap = (size_t)w->concurrency * PREFETCH;
     w->slots = calloc(w->cap, sizeof(*w->slots));
+    w->done = calloc(DONE_AHEAD_MAX, sizeof(*w->done));
     w->r.connections = cv_cache_new(1024, cfg->cache_ms);
     w->r.jobs = cv_cache_new(4096, cfg->cache_ms);
     w->r.odbc_pool = cv_odbcpool_new(cfg->odbc_idle, (int64_t)cfg->odbc_idle_seconds * 1000);
-    if (!w->slots || !w->r.connections || !w->r.jobs || !w->r.odbc_pool) {
+    if (!w->slots || !w->done || !w->r.connections || !w->r.jobs || !w->r.odbc_pool) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -161,6 +174,7 @@ void cv_worker_destroy(cv_worker *w) {
     for (size_t i = 0; i < w->n; i++)
         slot_free(w->slots[i]); /* none is running: cv_worker_run() waited for them */
     free(w->slots);
+    free(w->done);
     cv_kafka_consumer_destroy(w->consumer);
     cv_kafka_producer_destroy(w->r.producer);
     cv_ending_destroy(w->ending); /* writes what is queued */
@@ -482,35 +496,99 @@ static void renew_due(cv_worker *w) {
     }
 }
 
+/* The lowest offset in hand, of each partition (a few: the worker's share). */
+typedef struct lowest {
+    int32_t partition;
+    int64_t offset;
+} lowest;
+
+/* Finds the partition's entry in low[], or NULL. */
+static lowest *find_partition(lowest *low, size_t nlow, int32_t partition) {
+    for (size_t i = 0; i < nlow; i++)
+        if (low[i].partition == partition)
+            return &low[i];
+    return NULL;
+}
+
+/* Stores the offsets of the done messages recorded in w->done that no
+ * message in hand is before (the highest of each partition), and forgets
+ * them. low[] holds the lowest offset in hand of each partition; with more
+ * partitions in hand than it holds (overflow), nothing is stored now. */
+static cv_err commit_done(cv_worker *w, lowest *low, size_t nlow, bool overflow, char *errbuf,
+                          size_t errlen) {
+    lowest best[64];
+    size_t nbest = 0, kept = 0;
+    cv_err err = CV_OK;
+
+    for (size_t i = 0; i < w->ndone; i++) {
+        done_ahead d = w->done[i];
+        lowest *in_hand = find_partition(low, nlow, d.partition), *b;
+        if (overflow || (in_hand && in_hand->offset <= d.offset)) {
+            w->done[kept++] = d;
+            continue;
+        }
+        if ((b = find_partition(best, nbest, d.partition)))
+            b->offset = d.offset > b->offset ? d.offset : b->offset;
+        else if (nbest < 64)
+            best[nbest++] = (lowest){d.partition, d.offset};
+        else
+            w->done[kept++] = d; /* stored at a later call */
+    }
+    w->ndone = kept;
+    for (size_t b = 0; b < nbest && !err; b++) {
+        cv_kafka_msg at = {
+            .topic = CV_TOPIC_JOBS, .partition = best[b].partition, .offset = best[b].offset};
+        err = cv_kafka_consumer_store(w->consumer, &at, errbuf, errlen);
+    }
+    return err;
+}
+
 /* Stores the offset of every done message that no earlier message of its
- * partition is still ahead of, and lets it go. */
+ * partition is still in hand, and lets it go. A done message behind one
+ * still in hand (a run going on) is let go too, its coordinates kept in
+ * w->done until its offset may be stored (up to DONE_AHEAD_MAX of them): the
+ * window of messages in hand stays open for the ones behind it, so a long
+ * run, or a valid run among thousands of rejected messages, does not stop
+ * the worker reading its partition. */
 static cv_err commit(cv_worker *w, char *errbuf, size_t errlen) {
-    const cv_kafka_msg *ahead[64]; /* a message kept, of each partition seen */
-    size_t kept = 0, nahead = 0;
+    lowest low[64]; /* of each partition kept so far: in the loop, its first message */
+    size_t kept = 0, nlow = 0;
     bool overflow = false; /* more partitions kept than tracked: store no more now */
     cv_err err = CV_OK;
 
     for (size_t i = 0; i < w->n; i++) {
         slot *s = w->slots[i];
-        bool blocked = overflow;
-        for (size_t j = 0; j < nahead && !blocked; j++)
-            blocked = ahead[j]->partition == s->msg.partition &&
-                      strcmp(ahead[j]->topic, s->msg.topic) == 0;
-        if (s->state == SLOT_DONE && !blocked && !err) {
-            err = cv_kafka_consumer_store(w->consumer, &s->msg, errbuf, errlen);
-            if (!err) {
+        bool blocked = overflow || find_partition(low, nlow, s->msg.partition);
+        if (s->state == SLOT_DONE && !err) {
+            if (!blocked) {
+                err = cv_kafka_consumer_store(w->consumer, &s->msg, errbuf, errlen);
+                if (!err) {
+                    slot_free(s);
+                    continue;
+                }
+            } else if (w->ndone < DONE_AHEAD_MAX) {
+                w->done[w->ndone++] = (done_ahead){s->msg.partition, s->msg.offset};
                 slot_free(s);
                 continue;
             }
         }
-        if (!blocked && nahead < 64)
-            ahead[nahead++] = &s->msg;
+        if (!blocked && nlow < 64)
+            low[nlow++] = (lowest){s->msg.partition, s->msg.offset};
         else if (!blocked)
             overflow = true;
         w->slots[kept++] = s;
     }
     w->n = kept;
-    return err;
+    if (err || !w->ndone)
+        return err;
+    /* The lowest offset in hand of each partition (a message delivered again
+     * after a rebalance may be lower than one polled before it). */
+    for (size_t i = 0; i < kept; i++) {
+        lowest *l = find_partition(low, nlow, w->slots[i]->msg.partition);
+        if (l && w->slots[i]->msg.offset < l->offset)
+            l->offset = w->slots[i]->msg.offset;
+    }
+    return commit_done(w, low, nlow, overflow, errbuf, errlen);
 }
 
 /* Waits up to timeout_ms for an attempt's thread to return. */

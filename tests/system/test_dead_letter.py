@@ -216,3 +216,35 @@ def test_message_text_cannot_forge_a_log_record(api, services, schedulers):
     assert records and all(set(r) == {"time", "level", "service", "message"} for r in records)
     assert {r["service"] for r in records} == {"scheduler"}
     assert any("partitions assigned" in r["message"] for r in records)
+
+
+def test_a_long_run_does_not_stop_its_partition_being_read(api, services, mongo_db):
+    """A worker with two threads holds 64 messages at a time. While it runs an
+    8 s Python job, 300 invalid messages behind it on the same partition are
+    all dead-lettered: a message done behind one still running leaves the
+    worker's window (its offset is kept alone, stored once the run ends), so
+    the worker reads on. (With every thread busy it would pause its
+    partitions instead: that is not this.)"""
+    from test_python import python_job
+    job = python_job(api, "import time\ntime.sleep(8)\n")
+    assert services.stop("worker") == 0
+    services.start("worker", CONVUTELL_WORKER_CONCURRENCY="2")
+    try:
+        before = len(dlq_messages())
+        status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+        assert status == 202, run
+        deadline = time.time() + 60
+        while api.get(f"/api/v1/runs/{run['run_id']}")[1]["status"] != "running":
+            assert time.time() < deadline
+            time.sleep(0.1)
+        kcat("-P", "-t", "convutell.jobs", "-k", job["id"],
+             data="".join(f"not json {i}\n" for i in range(300)).encode())
+        deadline = time.time() + 5
+        while len(dlq_messages()) < before + 300:
+            assert time.time() < deadline, len(dlq_messages()) - before
+            time.sleep(0.25)
+        assert api.get(f"/api/v1/runs/{run['run_id']}")[1]["status"] == "running"
+    finally:
+        assert services.stop("worker") == 0
+        services.start("worker")
+    assert api.wait_run(run["run_id"])["status"] == "succeeded"
