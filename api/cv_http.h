@@ -45,8 +45,7 @@ typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_r
 
 /* How much of the server one client, or all of them, may hold. */
 typedef struct cv_http_limits {
-    unsigned threads; /* handler threads */
-    size_t max_body;  /* bytes of a request body */
+    size_t max_body; /* bytes of a request body */
     unsigned connections, per_address, idle_seconds, request_seconds;
 } cv_http_limits;
 

@@ -145,10 +145,10 @@ static cv_err finish(cv_attempt *a, cv_event *ev, char *errbuf, size_t errlen) {
     if ((err = publish_event(w, ev, errbuf, errlen)))
         return err;
     /* An attempt that ended for good has its lease marked done by the
-     * worker, in a batch (cv_ending.h); until then the final event just
-     * acknowledged makes the run's record final, which is what a later
-     * claim, the lease sweep and the pruner read (cv_lease.h). A retry is
-     * marked on the lease, which the next attempt's claim reads. */
+     * worker's marking thread (cv_ending.h), within 200 ms; until then the
+     * final event just acknowledged makes the run's record final, which is
+     * what a later claim, the lease sweep and the pruner read (cv_lease.h).
+     * A retry is marked on the lease, which the next attempt's claim reads. */
     if (leased && retry &&
         cv_lease_release(w->mongo, job->run_id, job->attempt, w->cfg.worker_id, ev->next_attempt_ms,
                          why, sizeof(why)) != CV_OK)

@@ -1,6 +1,6 @@
 /*
- * cv_ending.c - ended attempts' leases marked done, a batch at a time, by a
- * thread of their own (see cv_ending.h).
+ * cv_ending.c - ended attempts' leases marked done by a thread of their own,
+ * what is queued taken in turn (see cv_ending.h).
  */
 #include "cv_ending.h"
 
