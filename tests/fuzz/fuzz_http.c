@@ -95,10 +95,26 @@ static char *exchange(const uint8_t *data, size_t size, size_t *len) {
                             .sin_port = htons((uint16_t)port)};
     size_t cap = 65536, n = 0, sent = 0;
     char *out = malloc(cap + 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = -1;
 
-    if (!out || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+    if (!out)
         abort();
+    /* A connect interrupted by libFuzzer's timer, or refused for want of a
+     * local port (thousands of connections a second leave many in
+     * TIME_WAIT), is tried again for up to 5 s: the harness's limit, not the
+     * server's. */
+    for (int64_t until = now_ms() + 5000;;) {
+        if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+            abort();
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+            break;
+        if (now_ms() > until) {
+            fprintf(stderr, "fuzz_http: cannot connect to the API: %s\n", strerror(errno));
+            abort();
+        }
+        close(fd);
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
     while (sent < size) {
         ssize_t w = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
