@@ -12,6 +12,8 @@
 4. Valid runs beside rejects. 200 runs of a `sql` job through the API, from
    the first POST to the last final status, alone and while the worker drains
    20,000 hostile messages.
+5. With --per-kind N: N messages of each kind alone, drained per second, and
+   the CPU each process spent meanwhile (which kind costs what).
 Bounded: fixed counts, a timeout on every wait.
 """
 import argparse
@@ -29,6 +31,7 @@ import threading
 import time
 import uuid
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ["CONVUTELL_BIN"]
 KAFKA = os.environ["CONVUTELL_KAFKA_BOOTSTRAP"]
 HTTP_PORT = 28080
@@ -55,7 +58,13 @@ def call(method, path, body=None, source="127.0.0.1"):
     return r.status, json.loads(data or b"null")
 
 
-def hostile(n, job, project):
+KIND_NAMES = ["not JSON", "a JSON array", "an unknown schema", "an unknown field",
+              "job.v1 with a definition", "a bad run id", "a made-up job id",
+              "another project's job", "a parameter key $where", "64 KiB of x", "attempt 0",
+              "a NUL in the schema", "a forged log line"]
+
+
+def hostile(n, job, project, kind=None):
     """n messages of 13 kinds, one a line (none holds a newline)."""
     def v2(**kw):
         return json.dumps(dict({"schema": "convutell.job.v2", "run_id": str(uuid.uuid4()),
@@ -81,6 +90,8 @@ def hostile(n, job, project):
     ]
     only = [int(k) for k in os.environ.get("CV_HOSTILE_KINDS", "").split(",") if k]
     kinds = [kinds[k] for k in only] if only else kinds
+    if kind is not None:
+        kinds = [kinds[kind]]
     return "\n".join(kinds[i % len(kinds)]() for i in range(n)).encode() + b"\n"
 
 
@@ -100,6 +111,51 @@ def wait_dlq(target, timeout):
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read())[1])
+
+
+def stack_pids():
+    """The bench stack's services that run, by name (scripts/stack status)."""
+    out = subprocess.run([f"{ROOT}/scripts/stack", "status"], capture_output=True,
+                         text=True).stdout
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+running\s+pid (\d+)", out, re.M)}
+
+
+def cpu_seconds(roots):
+    """CPU seconds used so far by each named process with its descendants
+    (those that ended count once their parent reaped them), and by this
+    bench with the kcat processes it ran."""
+    table, kids = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        table[int(d)] = (int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+        kids.setdefault(int(fields[1]), []).append(int(d))
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, pid in roots.items():
+        if pid not in table:
+            continue
+        total, todo = table[pid][1], [pid]
+        while todo:
+            p = todo.pop()
+            total += table[p][0]
+            todo.extend(kids.get(p, []))
+        used[name] = total / tick
+    t = os.times()
+    used["bench (python, kcat)"] = t.user + t.system + t.children_user + t.children_system
+    return used
+
+
+def cpu_split(before, after, wall):
+    """'name 1.2 s (45 %)' for each process, busiest first: the share of one core over wall s."""
+    spent = sorted(((after[k] - before[k], k) for k in after if k in before), reverse=True)
+    return ", ".join(f"{k} {s:.1f} s ({100 * s / wall:.0f} %)" for s, k in spent if s >= 0.05)
 
 
 def percentile(xs, p):
@@ -183,6 +239,7 @@ def main():
     ap.add_argument("--slow", type=int, default=2000)
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--per-kind", type=int, default=0)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="convutell-hostile-")
     env = dict(os.environ, CONVUTELL_HTTP_ADDR=f"127.0.0.1:{HTTP_PORT}",
@@ -215,30 +272,45 @@ def main():
         rows.append(("slow connections the API kept open", "", str(kept)))
 
         worker = procs["worker"].pid
+        roots = dict(stack_pids(), **{name: p.pid for name, p in procs.items()})
         start = dlq_end()
         produce(hostile(1000, job["id"], project["id"]))  # warm-up: caches, connections
         wait_dlq(start + 1000, 300)
+        cpu = cpu_seconds(roots)
         solo, solo_worker = runs_through_api(job["id"], args.runs)
+        cpu_solo = cpu_split(cpu, cpu_seconds(roots), solo)
 
         lines = hostile(args.messages, job["id"], project["id"])
         start = dlq_end()
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_seconds(roots)
         produce(lines)
         wait_dlq(start + args.messages, 600)
         took = time.perf_counter() - t
+        cpu_drain = cpu_split(cpu, cpu_seconds(roots), took)
         rows.append((f"hostile messages drained per second, one worker ({args.messages})", "",
                      f"{args.messages / took:.0f}"))
 
         start = dlq_end()
+        cpu = cpu_seconds(roots)
         feeder = threading.Thread(target=produce, args=(lines,))
         feeder.start()
         beside, beside_worker = runs_through_api(job["id"], args.runs)
+        cpu_beside = cpu_split(cpu, cpu_seconds(roots), beside)
         feeder.join()
         wait_dlq(start + args.messages, 600)
         rows.append((f"{args.runs} valid runs, seconds: alone / beside {args.messages} rejects",
                      f"{solo:.2f}", f"{beside:.2f}"))
         rows.append(("the same, until the last ended in the worker (finished_at)",
                      f"{solo_worker:.2f}", f"{beside_worker:.2f}"))
+
+        per_kind = []
+        for kind in range(len(KIND_NAMES) if args.per_kind else 0):
+            start, cpu, t = dlq_end(), cpu_seconds(roots), time.perf_counter()
+            produce(hostile(args.per_kind, job["id"], project["id"], kind))
+            wait_dlq(start + args.per_kind, 600)
+            spent = time.perf_counter() - t
+            per_kind.append((kind, args.per_kind / spent,
+                             cpu_split(cpu, cpu_seconds(roots), spent)))
 
         # Measured once the worker has run jobs too (threads, the ODBC driver
         # loaded, connections kept) and has been idle long enough to trim.
@@ -271,6 +343,16 @@ def main():
     print("| --- | --- | --- |")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    if per_kind:
+        print()
+        print(f"| kind ({args.per_kind} each) | drained /s | CPU meanwhile |")
+        print("| --- | ---: | --- |")
+        for kind, rate, split in per_kind:
+            print(f"| {KIND_NAMES[kind]} | {rate:.0f} | {split} |")
+    print()
+    print(f"CPU while {args.runs} valid runs ran alone ({solo:.2f} s): {cpu_solo}")
+    print(f"CPU while {args.messages} rejects drained ({took:.2f} s): {cpu_drain}")
+    print(f"CPU while {args.runs} valid runs ran beside rejects ({beside:.2f} s): {cpu_beside}")
     sys.stdout.flush()
 
 

@@ -355,10 +355,15 @@ cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *grou
         "6000",
         /* Long jobs keep polling with their partitions paused. */
         "max.poll.interval.ms", max_poll, "partition.assignment.strategy", "cooperative-sticky",
-        /* Fetched ahead: 16 MiB at most (librdkafka's default is
-         * 64 MiB), so that a stream of large messages nobody can
-         * use does not leave the process that much larger. */
-        "queued.max.messages.kbytes", "16384", "fetch.max.bytes", "8388608", NULL};
+        /* Fetched ahead: 64 MiB at most (librdkafka's default). Less
+         * stalls a stream of large messages: librdkafka 2.0 stops
+         * fetching while the queue is full and looks again only up to
+         * a second later (fetch.queue.backoff.ms came in 2.2). With
+         * 16 MiB a worker took 64 KiB messages in at 42 MB/s and
+         * rejected 650 a second; 1,600 with 64 MiB (bench/run
+         * --hostile). The memory is handed back once they are gone
+         * (the worker's trim_heap()). */
+        "queued.max.messages.kbytes", "65536", "fetch.max.bytes", "8388608", NULL};
     cv_kafka_consumer *c = NULL;
     rd_kafka_topic_partition_list_t *topics = NULL;
     rd_kafka_resp_err_t err;
