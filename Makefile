@@ -8,11 +8,11 @@ PKGS := rdkafka libmongoc-1.0 libbson-1.0 odbc libcjson libmicrohttpd libcrypto 
 WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings -fno-common
 CFLAGS ?= -O2 -g
-CPPFLAGS += -D_DEFAULT_SOURCE -Ilib -Ischemas -Iapi -Iconsumer -Iproducer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CPPFLAGS += -D_DEFAULT_SOURCE -Ilib -Ischemas -Iruns -Iapi -Iconsumer -Iproducer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 
-LIB_SRC := $(wildcard lib/*.c) $(wildcard schemas/*.c)
+LIB_SRC := $(wildcard lib/*.c) $(wildcard schemas/*.c) $(wildcard runs/*.c)
 SVC_SRC := $(wildcard api/*.c) $(wildcard consumer/*.c) $(wildcard producer/*.c)
 MAIN_SRC := cmd/convutell.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -20,7 +20,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC))
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults faults-run run stack-up stack-down bench style style-check clean
+.PHONY: all deps layers-check test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults faults-run run stack-up stack-down bench style style-check clean
 
 all: $(BUILD)/convutell
 
@@ -40,7 +40,12 @@ deps:
 
 # The test build is separate so that -Werror never mixes with a developer's objects.
 test: deps
-	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror style-check unit-run compose-check system-run
+	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror layers-check style-check unit-run compose-check system-run
+
+# Each folder is a layer (lib, schemas, runs, the services, cmd): a file may
+# include headers of its own folder and of the layers below only.
+layers-check:
+	@scripts/layers-check
 
 unit: deps
 	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror unit-run

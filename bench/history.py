@@ -47,7 +47,7 @@ def stamp(ms):
 
 def run_docs(job_id, project_id, n_before, n):
     """n runs of a job as the services leave them (the API's record, the collector's
-    start and end pieces, lib/cv_runfold.h) and their five events each."""
+    start and end pieces, runs/cv_runfold.h) and their five events each."""
     runs, events = [], []
     for i in range(n_before, n_before + n):
         rid = str(uuid.uuid4())
@@ -157,7 +157,7 @@ def collector_rate(db, job_ids, per_job, project_id, tmp):
     # Polled by _id, one document at a time (FerretDB reads a whole collection
     # for an $in), and one look-up per poll: the last events and runs come at
     # the end, and 70 look-ups every 50 ms would load the store being measured.
-    # A run's end is its "ended" piece (lib/cv_runfold.h).
+    # A run's end is its "ended" piece (runs/cv_runfold.h).
     pending = [("events", i) for i in ids[-50:]] + \
         [("runs", r["_id"]) for r in runs[-60:] if r.get("piece") == "ended"]
     while pending:

@@ -201,7 +201,7 @@ def convutell_case(n, workers, clients, sample_every, tmp, timeout, warmup):
         for rid in list(last.values()):
             while not is_final({"c": c}, rid):
                 time.sleep(0.05)
-        # A run is stored as its record and pieces (lib/cv_runfold.h): one
+        # A run is stored as its record and pieces (runs/cv_runfold.h): one
         # "ended" piece per finished run.
         ended = dict(job_filter, piece="ended")
         base_final = mongo.runs.count_documents(ended)

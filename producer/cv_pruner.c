@@ -1,5 +1,5 @@
 /*
- * cv_pruner.c - runs the retention sweep (lib/cv_retain.c) on a thread of the
+ * cv_pruner.c - runs the retention sweep (runs/cv_retain.c) on a thread of the
  * scheduler process, waking every prune interval or when asked to stop.
  */
 #include "cv_pruner.h"

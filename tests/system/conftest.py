@@ -69,7 +69,7 @@ class Api:
         raise AssertionError(f"run {run_id} did not finish in {timeout}s: {doc}")
 
 
-# A run is stored as its record and one piece per start and end (lib/cv_runfold.h):
+# A run is stored as its record and one piece per start and end (runs/cv_runfold.h):
 # a filter on `runs` with this finds the records only.
 RECORD = {"piece": {"$exists": False}}
 

@@ -1,6 +1,6 @@
 """The collector's batches: every event of 100 finished runs (succeeded and
 failed) replayed twice changes no document, and a late start does not move a
-finished run back. A run is stored insert-only (lib/cv_runfold.h): its record
+finished run back. A run is stored insert-only (runs/cv_runfold.h): its record
 and one document per start and end, which GET /runs/{id} folds."""
 import json
 import time

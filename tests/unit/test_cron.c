@@ -1,5 +1,5 @@
 /*
- * test_cron.c - producer/cv_cron: cron expressions, their errors (which name
+ * test_cron.c - lib/cv_cron: cron expressions, their errors (which name
  * the field) and next fire times checked against instants computed apart
  * (Python's datetime, UTC).
  */

@@ -1,5 +1,5 @@
 /*
- * test_launch.c - a run of a stored job (lib/cv_launch.c) and the readers of
+ * test_launch.c - a run of a stored job (runs/cv_launch.c) and the readers of
  * a job's stored parts (schemas/cv_message.c): a message names a job, and
  * the worker takes the definition from the stored job and its project, never
  * from the message. Messages naming no job of that project, a version not
