@@ -86,16 +86,6 @@ static const char *item_of(const bson_t *doc, const char *group) {
     return g ? g : cv_mongo_doc_str(doc, "_id");
 }
 
-/* The document at `it` (static view) into *doc; false when it is none. */
-static bool iter_doc(const bson_iter_t *it, bson_t *doc) {
-    const uint8_t *data;
-    uint32_t len;
-    if (!BSON_ITER_HOLDS_DOCUMENT(it))
-        return false;
-    bson_iter_document(it, &len, &data);
-    return bson_init_static(doc, data, len);
-}
-
 /* Keeps the documents of the first page->limit items of *docs (an array document) and, when
  * there were more, points next at the last document kept. */
 static cv_err finish_page(const cv_page *page, const char *order, const char *group, bson_t **docs,
@@ -110,7 +100,7 @@ static cv_err finish_page(const cv_page *page, const char *order, const char *gr
     if (!(trimmed = bson_new()))
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
     for (bool more = bson_iter_init(&it, *docs); more && bson_iter_next(&it);) {
-        const char *item = iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
+        const char *item = cv_mongo_iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
         if (!prev || !item || strcmp(prev, item) != 0)
             items++;
         prev = item;
@@ -123,7 +113,7 @@ static cv_err finish_page(const cv_page *page, const char *order, const char *gr
     if (more_items) {
         /* The cursor is the last document kept: the next page begins beyond it. */
         for (bool more = bson_iter_init(&it, trimmed); more && bson_iter_next(&it);)
-            have_last = iter_doc(&it, &last);
+            have_last = cv_mongo_iter_doc(&it, &last);
         if (have_last) {
             const char *o = cv_mongo_doc_str(&last, order), *id = cv_mongo_doc_str(&last, "_id");
             if (o && id)
@@ -171,7 +161,7 @@ static cv_err find_items(cv_mongo *m, const char *collection, const bson_t *filt
         if (!group || count < limit) {
             *docs = found;
             for (bool more = bson_iter_init(&it, found); group && more && bson_iter_next(&it);) {
-                const char *item = iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
+                const char *item = cv_mongo_iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
                 if (!prev || !item || strcmp(prev, item) != 0)
                     whole++;
                 prev = item;
@@ -181,7 +171,7 @@ static cv_err find_items(cv_mongo *m, const char *collection, const bson_t *filt
         }
         /* Cut short: the items before the last one are whole. */
         for (bool more = bson_iter_init(&it, found); more && bson_iter_next(&it); n++) {
-            const char *item = iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
+            const char *item = cv_mongo_iter_doc(&it, &doc) ? item_of(&doc, group) : NULL;
             if (!prev || !item || strcmp(prev, item) != 0) {
                 whole++;
                 last_start = n;

@@ -137,6 +137,16 @@ cv_err cv_mongo_find(cv_mongo *m, const char *collection, const bson_t *filter, 
     return err;
 }
 
+bool cv_mongo_iter_doc(const bson_iter_t *it, bson_t *doc) {
+    const uint8_t *data;
+    uint32_t len;
+
+    if (!BSON_ITER_HOLDS_DOCUMENT(it))
+        return false;
+    bson_iter_document(it, &len, &data);
+    return bson_init_static(doc, data, len);
+}
+
 cv_err cv_mongo_find_id(cv_mongo *m, const char *collection, const char *id, bson_t **out,
                         char *errbuf, size_t errlen) {
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));

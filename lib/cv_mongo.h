@@ -90,6 +90,16 @@ cv_err cv_mongo_delete_many(cv_mongo *m, const char *collection, const bson_t *f
 cv_err cv_mongo_create_indexes(cv_mongo *m, const char *collection, const bson_t *indexes,
                                char *errbuf, size_t errlen);
 
+/* The document the iterator stands on, as a read-only view in *doc that
+ * borrows the memory of what is iterated. False when it holds no document. */
+bool cv_mongo_iter_doc(const bson_iter_t *it, bson_t *doc);
+
+/* Iterates over the documents of a cv_mongo_find() answer: `it` a bson_iter_t,
+ * `doc` a bson_t that views each document in turn (valid while `list` is). */
+#define CV_MONGO_EACH_DOC(list, it, doc)                                                           \
+    for (bool ok_ = bson_iter_init(&(it), (list)); ok_ && bson_iter_next(&(it));)                  \
+        if (cv_mongo_iter_doc(&(it), &(doc)))
+
 /* A string member of doc (borrowed from it), or NULL; key may be a dotted
  * path ("schedule.version"). */
 const char *cv_mongo_doc_str(const bson_t *doc, const char *key);

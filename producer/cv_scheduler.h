@@ -30,6 +30,11 @@
  * oldest message it still holds (a restart reloads what was held). Runs whose
  * worker stopped renewing its lease are taken away from it: retried while
  * attempts remain, failed for good (with a notification) otherwise.
+ *
+ * The parts, each a module with its own share of the state: cv_ticks (loading,
+ * planning, claiming and publishing ticks), cv_retries (retries held until
+ * due), cv_recovery (heartbeats, stopped schedulers, expired leases); this
+ * file's loop calls them in turn (cv_scheduler.c says when).
  */
 #ifndef CV_SCHEDULER_H
 #define CV_SCHEDULER_H
