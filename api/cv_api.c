@@ -33,6 +33,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 /* ---- helpers ------------------------------------------------------------ */
 
 void cv_api_internal_error(cv_http_response *res, cv_err err, const char *why) {

@@ -12,6 +12,8 @@
 
 #include <stdbool.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define RUN_HISTORY_MAX 500 /* runs (and notifications) on one page, newest first */
 #define EVENTS_MAX 1000     /* events of a run on one page, oldest first */
 

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 /* Publishes a run's run.queued event, for the record of events, without
  * waiting for the broker: its run record is written already, so a lost event
  * loses no state. */

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 /* The next `count` fire times after now as RFC 3339 strings in an array. */
 static cJSON *next_fire_times(const cv_schedule *sched, int64_t anchor_ms, int count) {
     char why[128], text[CV_TIME_RFC3339_LEN];

@@ -20,6 +20,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define FD_HEADROOM 64 /* descriptors kept for the store, the broker and the logs */
 
 struct cv_http_server {

@@ -27,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig) {

@@ -24,6 +24,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define PUBLISH_TIMEOUT_MS 30000
 /* How long an attempt keeps trying to publish an event it must wait for
  * (its start, its end, its retry) while the broker does not take it: a

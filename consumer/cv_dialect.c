@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 cv_dialect cv_dialect_from_dbms(const char *dbms) {
     if (strncasecmp(dbms, "PostgreSQL", 10) == 0)
         return CV_DIALECT_POSTGRES;

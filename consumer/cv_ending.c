@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 /* Attempts queued at most: 20 s of the fastest small jobs measured. */
 #define QUEUE_MAX 16384
 /* Written in one call at most. */

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define REPORT_TIMEOUT_MS 30000
 
 static atomic_llong failures; /* rejections that could not be dead-lettered, counted in the log */

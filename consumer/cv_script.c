@@ -31,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define DEFAULT(value, fallback) ((value) > 0 ? (value) : (fallback))
 #define CHECK_EVERY_MS 200
 #define DRAIN_MS 2000 /* after the group is killed, how long to wait for EOF */

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 int cv_transfer_quote_ident(const char *name, char quote, bool split_schema, char *out,
                             size_t outlen) {
     size_t o = 0;

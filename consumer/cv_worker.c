@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define WORKER_GROUP "convutell-workers"
 /* Messages in hand per attempt the worker may run at once: the ones waiting
  * are claimed as soon as a thread is free, without a fetch round between. A

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 int cv_array_grow(void **items, size_t *cap, size_t need, size_t size) {
     void *bigger;
     size_t n = *cap ? *cap : 64;

@@ -8,6 +8,8 @@
 
 #include <stdio.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define MINUTE_MS INT64_C(60000)
 #define DAY_MS (1440 * MINUTE_MS)
 

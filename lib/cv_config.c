@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define MAX_DOTENV 64
 
 typedef struct dotenv {
@@ -174,8 +176,7 @@ static cv_err parse_port(const char *text, int *port, char *errbuf, size_t errle
 }
 
 cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen) {
-    char copy[512];
-    char *save = NULL, *item;
+    char copy[512], *next;
     int port;
 
     if (value[0] == '\0' || value[0] == ',' || value[strlen(value) - 1] == ',' ||
@@ -185,8 +186,12 @@ cv_err cv_config_check_bootstrap(const char *value, char *errbuf, size_t errlen)
         return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "longer than %zu characters",
                           sizeof(copy) - 1);
     memcpy(copy, value, strlen(value) + 1);
-    for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(item, ':');
+    for (char *item = copy; item; item = next) { /* no entry is empty (above) */
+        char *comma = strchr(item, ','), *colon;
+        next = comma ? comma + 1 : NULL;
+        if (comma)
+            *comma = '\0';
+        colon = strrchr(item, ':');
         if (!colon || colon == item)
             return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "'%s' is not host:port", item);
         for (const char *h = item; h < colon; h++)

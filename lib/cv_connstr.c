@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 bool cv_connstr_secret_key(const char *key, size_t klen) {
     static const char *const parts[] = {"pwd", "passw", "secret", "token"};
     char lower[128];

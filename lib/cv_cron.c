@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 typedef struct field_def {
     const char *name;
     int min, max;

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define TRIES 3
 #define SEND_TIMEOUT_MS 5000
 

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static const char *const err_names[CV_ERR__COUNT] = {
     [CV_OK] = "ok",
     [CV_ERR_NOMEM] = "out_of_memory",

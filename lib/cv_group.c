@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define GROUP_MAX 100 /* documents a write at most */
 
 typedef struct waiter {

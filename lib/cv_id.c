@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <sys/random.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 int cv_id_new(char *buf, size_t len) {
     unsigned char b[16];
     size_t got = 0;

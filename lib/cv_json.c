@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 cv_err cv_verr_set(cv_verr *verr, const char *prefix, const char *name, const char *fmt, ...) {
     va_list ap;
     if (!verr)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 /* A producer's delivery reports are served by its own thread, which wakes
  * the senders waiting on `delivered`: a sender that polled itself slept up to
  * a poll's timeout after another thread had served its report. */

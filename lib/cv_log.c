@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static const char *log_service = "convutell";
 static cv_log_level log_min_level = CV_LOG_INFO;
 static bool log_json;

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define MAX_PARAMS 8
 #define CONNECT_TIMEOUT 10 /* seconds */
 #define CANCEL_TIMEOUT 5   /* seconds, for each step of the KILL connection */

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 struct cv_mongo {
     mongoc_client_pool_t *pool;
     mongoc_uri_t *uri;

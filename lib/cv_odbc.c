@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define MAX_COLS 1024
 #define BLOCK_BYTES (16u << 20) /* memory for one block of rows */
 #define MAX_BLOCK_ROWS 1024

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 typedef struct idle_conn {
     char *connstr;
     cv_odbc_conn *conn;

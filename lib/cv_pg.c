@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define COPY_CHUNK (1u << 20)
 
 struct cv_pg {

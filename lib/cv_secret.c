@@ -9,6 +9,8 @@
 #include <string.h>
 #include <openssl/rand.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define NONCE_LEN 12
 #define TAG_LEN 16
 #define PREFIX "v1:"

@@ -9,6 +9,8 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 /* Index just past the quoted run that starts at text[i] with `quote`. */
 static size_t skip_quoted(const char *text, size_t i, char quote, bool mariadb) {
     for (i++; text[i]; i++) {

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static const cv_store_index indexes[] = {
     /* Pages of lists (cv_page) end their keys with _id, the tie-breaker.
      * GET /jobs/{id}/runs (newest first) and the scheduler's "is a run of

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define ZONEINFO "/usr/share/zoneinfo/"
 #define MAX_TZIF (1 << 20)
 

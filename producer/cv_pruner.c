@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define MAX_DELETES 5000 /* per collection and sweep */
 #define BUDGET_MS 10000
 

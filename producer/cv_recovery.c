@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define CURSORS_EVERY_MS 5000 /* the cursors go into the heartbeat document this often */
 #define STALE_MS 10000        /* a scheduler without a heartbeat this long is dead */
 #define RECOVER_BACK_MS 10000 /* its claims this long before its last beat are sent again */

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static void note_seen(cv_scheduler *s, const cv_kafka_msg *msg) {
     for (int i = 0; i < s->retries.nparts; i++)
         if (s->retries.parts[i].partition == msg->partition) {

@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define SCAN_EVERY_MS 100      /* how often the schedules are looked at */
 #define LOAD_EVERY_MS 1000     /* how often the scheduled jobs are read */
 #define MAINTAIN_EVERY_MS 1000 /* heartbeat, dead schedulers, leases, unsent retries */

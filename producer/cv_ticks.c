@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define LOOKAHEAD_MS 500       /* ticks are claimed this long before they fall due */
 #define MAX_TICKS_PER_JOB 1000 /* per scan; more missed ticks are recorded in later scans */
 

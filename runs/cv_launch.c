@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 cJSON *cv_launch_doc_json(const bson_t *doc) {
     char *text = cv_mongo_to_json(doc);
     cJSON *root = text ? cJSON_Parse(text) : NULL;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 /* Appends {key: {op: value}} for a string value. */
 static void append_op(bson_t *doc, const char *key, const char *op, const char *value) {
     bson_t sub;

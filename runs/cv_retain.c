@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define BATCH 200          /* documents read (and deletes sent) at a time */
 #define FIRST_LOOKBACK 400 /* days before the cutoff a store never swept starts at */
 #define DAY_MS INT64_C(86400000)

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static const char *const names[CV_RUN_STATUS_COUNT] = {
     [CV_RUN_NONE] = "",
     [CV_RUN_QUEUED] = "queued",

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 #define PIECE_STARTED "started"
 #define PIECE_ENDED "ended"
 

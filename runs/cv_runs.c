@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static void append_opt_utf8(bson_t *doc, const char *key, const char *value) {
     if (value[0])
         BSON_APPEND_UTF8(doc, key, value);

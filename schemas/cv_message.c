@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static const char *const job_fields[] = {
     "schema",       "run_id",          "job_id",     "project_id", "job_version",
     "kind",         "attempt",         "queued_at",  "trigger",    "tick_at",

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
 static const char *const fields[] = {
     "interval_seconds", "cron",        "timezone",    "start_at",     "end_at",          "paused",
     "misfire",          "misfire_max", "concurrency", "max_attempts", "backoff_seconds", NULL};
