@@ -9,12 +9,14 @@
 #define _GNU_SOURCE /* strcasestr */
 #include "cv_transfer.h"
 
+#include "cv_buf.h"
 #include "cv_dialect.h"
 #include "cv_log.h"
 #include "cv_maria.h"
 #include "cv_odbc.h"
 #include "cv_pg.h"
 #include "cv_script.h"
+#include "cv_sqltext.h"
 #include "cv_sqlsplit.h"
 #include "cv_time.h"
 
@@ -29,152 +31,6 @@
 #include <strings.h>
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
-
-int cv_transfer_quote_ident(const char *name, char quote, bool split_schema, char *out,
-                            size_t outlen) {
-    size_t o = 0;
-
-#define PUT(c)                                                                                     \
-    do {                                                                                           \
-        if (o + 1 >= outlen)                                                                       \
-            return -1;                                                                             \
-        out[o++] = (c);                                                                            \
-    } while (0)
-
-    PUT(quote);
-    for (const char *p = name; *p; p++) {
-        if (split_schema && *p == '.') {
-            PUT(quote);
-            PUT('.');
-            PUT(quote);
-            continue;
-        }
-        if (*p == quote)
-            PUT(quote);
-        PUT(*p);
-    }
-    PUT(quote);
-#undef PUT
-    out[o] = '\0';
-    return 0;
-}
-
-/* A growing SQL text. Appends silently stop on allocation failure, which
- * sql_done() then reports. */
-typedef struct sqlbuf {
-    char *text;
-    size_t len, cap;
-    bool failed;
-} sqlbuf;
-
-static void sql_add(sqlbuf *b, const char *piece) {
-    size_t n = strlen(piece);
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->text, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->text = p;
-        b->cap = cap;
-    }
-    memcpy(b->text + b->len, piece, n + 1);
-    b->len += n;
-}
-
-static void sql_ident(sqlbuf *b, const char *name, char quote, bool split_schema) {
-    char ident[300];
-    if (cv_transfer_quote_ident(name, quote, split_schema, ident, sizeof(ident)) != 0)
-        b->failed = true;
-    else
-        sql_add(b, ident);
-}
-
-/* Returns the text (caller frees with free()), or NULL if building failed. */
-static char *sql_done(sqlbuf *b) {
-    if (b->failed || !b->text) {
-        free(b->text);
-        return NULL;
-    }
-    return b->text;
-}
-
-static bool is_key(const cv_load_spec *load, const char *name) {
-    for (int i = 0; i < load->nkeys; i++)
-        if (strcmp(load->keys[i], name) == 0)
-            return true;
-    return false;
-}
-
-/* "a", "b", "c": the origin's columns, quoted, optionally each prefixed. */
-static void sql_columns(sqlbuf *b, const cv_odbc_stmt *origin, char quote, const char *prefix) {
-    for (int i = 0; i < cv_odbc_stmt_ncols(origin); i++) {
-        if (i)
-            sql_add(b, ", ");
-        if (prefix)
-            sql_add(b, prefix);
-        sql_ident(b, cv_odbc_stmt_col(origin, i)->name, quote, false);
-    }
-}
-
-/* The SET list of an upsert: every non-key column = the incoming value, as the
- * dialect spells it ("excluded.x" or "VALUES(x)"). False if all are keys. */
-static bool sql_upsert_set(sqlbuf *b, const cv_odbc_stmt *origin, const cv_load_spec *load,
-                           char quote, cv_dialect dialect) {
-    bool any = false;
-    for (int i = 0; i < cv_odbc_stmt_ncols(origin); i++) {
-        const char *name = cv_odbc_stmt_col(origin, i)->name;
-        if (is_key(load, name))
-            continue;
-        sql_add(b, any ? ", " : "");
-        sql_ident(b, name, quote, false);
-        if (dialect == CV_DIALECT_MARIADB) {
-            sql_add(b, " = VALUES(");
-            sql_ident(b, name, quote, false);
-            sql_add(b, ")");
-        } else {
-            sql_add(b, " = excluded.");
-            sql_ident(b, name, quote, false);
-        }
-        any = true;
-    }
-    return any;
-}
-
-/* ON CONFLICT (k) DO UPDATE SET ... / ON DUPLICATE KEY UPDATE ... */
-static void sql_upsert_clause(sqlbuf *b, const cv_odbc_stmt *origin, const cv_load_spec *load,
-                              char quote, cv_dialect dialect) {
-    sqlbuf set = {0};
-    bool any = sql_upsert_set(&set, origin, load, quote, dialect);
-
-    if (set.failed)
-        b->failed = true;
-    if (dialect == CV_DIALECT_MARIADB) {
-        sql_add(b, " ON DUPLICATE KEY UPDATE ");
-        if (any) {
-            sql_add(b, set.text);
-        } else { /* nothing to update: a no-op assignment keeps the row */
-            sql_ident(b, load->keys[0], quote, false);
-            sql_add(b, " = ");
-            sql_ident(b, load->keys[0], quote, false);
-        }
-    } else {
-        sql_add(b, " ON CONFLICT (");
-        for (int i = 0; i < load->nkeys; i++) {
-            sql_add(b, i ? ", " : "");
-            sql_ident(b, load->keys[i], quote, false);
-        }
-        sql_add(b, any ? ") DO UPDATE SET " : ") DO NOTHING");
-        if (any)
-            sql_add(b, set.text);
-    }
-    free(set.text);
-}
 
 /* Sets a failed stage and passes the error on. */
 static cv_err fail_at(cv_transfer_result *res, const char *stage, cv_err err) {
@@ -206,7 +62,6 @@ static const char ledger_insert_odbc[] =
 static const char ledger_watermark[] =
     "SELECT watermark FROM " CV_TRANSFER_LEDGER
     " WHERE job_id = ? ORDER BY committed_at DESC, run_id DESC LIMIT 1";
-#define STAGE_TABLE "convutell_stage"
 
 /* Batched runs (batch_rows) record each committed batch here, in the batch's
  * transaction: the rows so far and the last checkpoint value loaded. The
@@ -379,9 +234,8 @@ static cv_err sink_prepare_table(sink *k, const cv_transfer_spec *spec, const cv
                                  char *errbuf, size_t errlen) {
     const cv_load_spec *load = &spec->load;
     int ncols = cv_odbc_stmt_ncols(select), nexisting = 0;
-    char(*existing)[128] = NULL;
-    char type[64];
-    sqlbuf ddl = {0};
+    char(*existing)[128] = NULL, (*types)[64] = NULL, *ddl = NULL;
+    const char **names = NULL;
     cv_err err;
 
     for (int i = 0; i < load->nkeys; i++) {
@@ -413,49 +267,34 @@ static cv_err sink_prepare_table(sink *k, const cv_transfer_spec *spec, const cv
         return err;
 
     /* The table does not exist: map every column before creating anything. */
-    sql_add(&ddl, "CREATE TABLE ");
-    sql_ident(&ddl, spec->destination_table, k->quote, true);
-    sql_add(&ddl, " (");
-    for (int c = 0; c < ncols; c++) {
-        const cv_odbc_col *col = cv_odbc_stmt_col(select, c);
-        if ((err = cv_dialect_column_type(k->dialect, col, type, sizeof(type), errbuf, errlen))) {
-            free(ddl.text);
-            return err;
-        }
-        sql_add(&ddl, c ? ", " : "");
-        sql_ident(&ddl, col->name, k->quote, false);
-        sql_add(&ddl, " ");
-        sql_add(&ddl, type);
-        if (is_key(load, col->name))
-            sql_add(&ddl, " NOT NULL");
+    err = CV_OK;
+    if (!(types = calloc(ncols > 0 ? (size_t)ncols : 1, sizeof(*types))))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < ncols && !err; c++)
+        err = cv_dialect_column_type(k->dialect, cv_odbc_stmt_col(select, c), types[c],
+                                     sizeof(types[c]), errbuf, errlen);
+    if (!err && (names = calloc(ncols > 0 ? (size_t)ncols : 1, sizeof(*names)))) {
+        for (int c = 0; c < ncols; c++)
+            names[c] = types[c];
+        ddl = cv_sqltext_create_table(spec->destination_table, cv_odbc_stmt_cols(select), ncols,
+                                      names, load, k->quote);
     }
-    if (load->nkeys) {
-        sql_add(&ddl, ", PRIMARY KEY (");
-        for (int i = 0; i < load->nkeys; i++) {
-            sql_add(&ddl, i ? ", " : "");
-            sql_ident(&ddl, load->keys[i], k->quote, false);
-        }
-        sql_add(&ddl, ")");
-    }
-    sql_add(&ddl, ")");
-    if (!sql_done(&ddl))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build CREATE TABLE");
-    err = cv_odbc_exec_params(k->catalog, ddl.text, 0, NULL, NULL, errbuf, errlen);
-    free(ddl.text);
+    if (!err)
+        err = ddl ? cv_odbc_exec_params(k->catalog, ddl, 0, NULL, NULL, errbuf, errlen)
+                  : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build CREATE TABLE");
+    free(ddl);
+    free(names);
+    free(types);
     return err;
 }
 
 /* Runs DELETE FROM the destination table inside the load's transaction. */
 static cv_err sink_empty_table(sink *k, const cv_transfer_spec *spec, char *errbuf, size_t errlen) {
-    sqlbuf b = {0};
-    cv_err err;
+    char *sql = cv_sqltext_delete_all(spec->destination_table, k->quote);
+    cv_err err = sql ? sink_exec(k, sql, errbuf, errlen)
+                     : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build DELETE");
 
-    sql_add(&b, "DELETE FROM ");
-    sql_ident(&b, spec->destination_table, k->quote, true);
-    if (!sql_done(&b))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build DELETE");
-    err = sink_exec(k, b.text, errbuf, errlen);
-    free(b.text);
+    free(sql);
     return err;
 }
 
@@ -464,70 +303,27 @@ static cv_err sink_empty_table(sink *k, const cv_transfer_spec *spec, char *errb
  * batch may hold one key twice, and the merge keeps the last). */
 static cv_err create_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                            char *errbuf, size_t errlen) {
-    sqlbuf b = {0};
+    char *sql;
     cv_err err;
 
-    if (k->pg) {
-        sql_add(&b, "CREATE TEMP TABLE " STAGE_TABLE " (LIKE ");
-        sql_ident(&b, spec->destination_table, '"', true);
-        sql_add(&b, ") ON COMMIT DROP");
-    } else {
-        /* A batched run creates it again for every batch. */
-        if ((err = sink_exec(k, "DROP TEMPORARY TABLE IF EXISTS " STAGE_TABLE, errbuf, errlen)))
-            return err;
-        sql_add(&b, "CREATE TEMPORARY TABLE " STAGE_TABLE " AS SELECT ");
-        sql_columns(&b, select, k->quote, NULL);
-        sql_add(&b, " FROM ");
-        sql_ident(&b, spec->destination_table, k->quote, true);
-        sql_add(&b, " LIMIT 0");
-    }
-    if (!sql_done(&b))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the stage table");
-    err = sink_exec(k, b.text, errbuf, errlen);
-    free(b.text);
+    /* A batched run creates it again for every batch. */
+    if (!k->pg && (err = sink_exec(k, "DROP TEMPORARY TABLE IF EXISTS " CV_SQLTEXT_STAGE_TABLE,
+                                   errbuf, errlen)))
+        return err;
+    sql = cv_sqltext_stage(spec->destination_table, cv_odbc_stmt_cols(select),
+                           cv_odbc_stmt_ncols(select), k->quote, k->pg != NULL);
+    err = sql ? sink_exec(k, sql, errbuf, errlen)
+              : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the stage table");
+    free(sql);
     return err;
-}
-
-/* LOAD DATA LOCAL INFILE in the text format the pump writes (tab between
- * fields, newline after rows, backslash escapes, \N for NULL); binary columns
- * come as hex into a variable and are decoded by UNHEX(). */
-static void sql_load_data(sqlbuf *b, const char *table, const cv_odbc_stmt *select, char quote) {
-    char var[32];
-    bool any_binary = false;
-
-    sql_add(b, "LOAD DATA LOCAL INFILE 'convutell' INTO TABLE ");
-    sql_add(b, table);
-    sql_add(b, " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
-               "LINES TERMINATED BY '\\n' (");
-    for (int c = 0; c < cv_odbc_stmt_ncols(select); c++) {
-        const cv_odbc_col *col = cv_odbc_stmt_col(select, c);
-        sql_add(b, c ? ", " : "");
-        if (col->binary) {
-            snprintf(var, sizeof(var), "@cv_hex%d", c);
-            sql_add(b, var);
-            any_binary = true;
-        } else {
-            sql_ident(b, col->name, quote, false);
-        }
-    }
-    sql_add(b, ")");
-    for (int c = 0, n = 0; any_binary && c < cv_odbc_stmt_ncols(select); c++) {
-        const cv_odbc_col *col = cv_odbc_stmt_col(select, c);
-        if (!col->binary)
-            continue;
-        sql_add(b, n++ ? ", " : " SET ");
-        sql_ident(b, col->name, quote, false);
-        snprintf(var, sizeof(var), " = UNHEX(@cv_hex%d)", c);
-        sql_add(b, var);
-    }
 }
 
 static cv_err sink_begin(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                          char *errbuf, size_t errlen) {
     const cv_load_spec *load = &spec->load;
     bool stage = load->mode == CV_MODE_UPSERT && k->method != CV_LOAD_INSERT;
+    const cv_odbc_col *cols = cv_odbc_stmt_cols(select);
     char table[300];
-    sqlbuf b = {0};
     cv_err err;
 
     k->ncols = cv_odbc_stmt_ncols(select);
@@ -552,40 +348,24 @@ static cv_err sink_begin(sink *k, const cv_transfer_spec *spec, const cv_odbc_st
     if (stage && (err = create_stage(k, spec, select, errbuf, errlen)))
         return err;
     if (stage)
-        snprintf(table, sizeof(table), "%s", STAGE_TABLE);
-    else if (cv_transfer_quote_ident(spec->destination_table, k->quote, true, table,
-                                     sizeof(table)) != 0)
+        snprintf(table, sizeof(table), "%s", CV_SQLTEXT_STAGE_TABLE);
+    else if (cv_sqltext_quote_ident(spec->destination_table, k->quote, true, table,
+                                    sizeof(table)) != 0)
         return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "table name too long");
 
     switch (k->method) {
         case CV_LOAD_COPY:
-            sql_add(&b, "COPY ");
-            sql_add(&b, table);
-            sql_add(&b, " (");
-            sql_columns(&b, select, '"', NULL);
-            sql_add(&b, ") FROM STDIN");
-            if (!(k->sql = sql_done(&b)))
+            if (!(k->sql = cv_sqltext_copy(table, cols, k->ncols)))
                 return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build COPY");
             return cv_pg_copy_begin(k->pg, k->sql, errbuf, errlen);
         case CV_LOAD_LOAD_DATA: /* run by pump_to_maria() */
-            sql_load_data(&b, table, select, k->quote);
-            if (!(k->sql = sql_done(&b)))
+            if (!(k->sql = cv_sqltext_load_data(table, cols, k->ncols, k->quote)))
                 return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build LOAD DATA");
             return CV_OK;
         default:
             break;
     }
-    sql_add(&b, "INSERT INTO ");
-    sql_add(&b, table);
-    sql_add(&b, " (");
-    sql_columns(&b, select, k->quote, NULL);
-    sql_add(&b, ") VALUES (");
-    for (int i = 0; i < k->ncols; i++)
-        sql_add(&b, i ? ", ?" : "?");
-    sql_add(&b, ")");
-    if (load->mode == CV_MODE_UPSERT)
-        sql_upsert_clause(&b, select, load, k->quote, k->dialect);
-    if (!(k->sql = sql_done(&b)))
+    if (!(k->sql = cv_sqltext_insert(table, cols, k->ncols, k->quote, load, k->dialect)))
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build INSERT");
     k->insert = cv_odbc_stmt_new(k->catalog, errbuf, errlen);
     if (!k->insert)
@@ -598,21 +378,12 @@ static cv_err sink_begin(sink *k, const cv_transfer_spec *spec, const cv_odbc_st
 /* Merges the staged rows of an upsert into the destination table. */
 static cv_err merge_stage(sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                           char *errbuf, size_t errlen) {
-    sqlbuf b = {0};
-    cv_err err;
+    char *sql = cv_sqltext_merge(spec->destination_table, cv_odbc_stmt_cols(select),
+                                 cv_odbc_stmt_ncols(select), k->quote, &spec->load, k->dialect);
+    cv_err err = sql ? sink_exec(k, sql, errbuf, errlen)
+                     : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the merge");
 
-    sql_add(&b, "INSERT INTO ");
-    sql_ident(&b, spec->destination_table, k->quote, true);
-    sql_add(&b, " (");
-    sql_columns(&b, select, k->quote, NULL);
-    sql_add(&b, ") SELECT ");
-    sql_columns(&b, select, k->quote, NULL);
-    sql_add(&b, " FROM " STAGE_TABLE);
-    sql_upsert_clause(&b, select, &spec->load, k->quote, k->dialect);
-    if (!sql_done(&b))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the merge");
-    err = sink_exec(k, b.text, errbuf, errlen);
-    free(b.text);
+    free(sql);
     return err;
 }
 
@@ -714,37 +485,13 @@ static cv_err sink_commit(sink *k, const cv_transfer_spec *spec, const cv_odbc_s
     return sink_commit_tx(k, errbuf, errlen);
 }
 
-/* The user's query without trailing white space and semicolons, so that it
- * can be wrapped as a derived table, and ended by a newline, so that a line
- * comment at its end does not swallow what follows it. Caller frees with
- * free(). */
-static char *bare_query(const char *query) {
-    size_t n = strlen(query);
-    char *out;
-    while (n && (query[n - 1] == ';' || query[n - 1] == ' ' || query[n - 1] == '\n' ||
-                 query[n - 1] == '\t' || query[n - 1] == '\r'))
-        n--;
-    out = malloc(n + 2);
-    if (out) {
-        memcpy(out, query, n);
-        out[n] = '\n';
-        out[n + 1] = '\0';
-    }
-    return out;
-}
+/* Executes `sql` (built by the caller, NULL when that ran out of memory) on
+ * `select`, and frees it. */
+static cv_err exec_text(cv_odbc_stmt *select, char *sql, char *errbuf, size_t errlen) {
+    cv_err err = sql ? cv_odbc_stmt_exec(select, sql, errbuf, errlen)
+                     : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the origin query");
 
-/* Executes the SQL the NULL-terminated `pieces` make up, on `select`. */
-static cv_err exec_pieces(cv_odbc_stmt *select, const char *const *pieces, char *errbuf,
-                          size_t errlen) {
-    sqlbuf b = {0};
-    cv_err err;
-
-    for (; *pieces; pieces++)
-        sql_add(&b, *pieces);
-    if (!sql_done(&b))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the origin query");
-    err = cv_odbc_stmt_exec(select, b.text, errbuf, errlen);
-    free(b.text);
+    free(sql);
     return err;
 }
 
@@ -765,14 +512,14 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
     bool lo_null = true, hi_null = true;
     const char *params[3];
     cv_odbc_col types[3];
-    sqlbuf b = {0};
-    char *query = NULL;
+    cv_sqltext_window window = {0};
+    char *query = NULL, *sql = NULL;
     size_t len;
     int n = 0;
     cv_err err = CV_OK;
 
     watermark[0] = '\0';
-    query = bare_query(spec->query);
+    query = cv_sqltext_bare_query(spec->query);
     if (query && !load->watermark[0] && !load->batch_rows) {
         /* As written, but for its end: a driver may add to it (psqlODBC's
          * cursors do), which a trailing comment or semicolon would break. */
@@ -781,8 +528,8 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
         return err;
     }
     if (!query ||
-        cv_transfer_quote_ident(load->watermark, quote, false, wm_ident, sizeof(wm_ident)) != 0 ||
-        cv_transfer_quote_ident(load->checkpoint, quote, false, ck_ident, sizeof(ck_ident)) != 0) {
+        cv_sqltext_quote_ident(load->watermark, quote, false, wm_ident, sizeof(wm_ident)) != 0 ||
+        cv_sqltext_quote_ident(load->checkpoint, quote, false, ck_ident, sizeof(ck_ident)) != 0) {
         free(query);
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the origin query");
     }
@@ -792,8 +539,9 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
                                  &lo_null, errbuf, errlen);
         if (err && err != CV_ERR_NOT_FOUND)
             goto out;
-        const char *max[] = {"SELECT MAX(", wm_ident, ") FROM (", query, ") cv_src", NULL};
-        if (!(err = exec_pieces(select, max, errbuf, errlen))) {
+        char head[320];
+        snprintf(head, sizeof(head), "MAX(%s)", wm_ident);
+        if (!(err = exec_text(select, cv_sqltext_wrap(head, query, ""), errbuf, errlen))) {
             size_t rows = 0;
             err = cv_odbc_stmt_fetch_block(select, &rows, errbuf, errlen);
             if (!err) {
@@ -820,49 +568,36 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, si
             snprintf(watermark, wmlen, "%s", lo_null ? "" : lo);
     }
     if (resume->batches) { /* the checkpoint column's type, for its bound */
-        const char *probe[] = {"SELECT ", ck_ident, " FROM (", query, ") cv_src WHERE 1 = 0", NULL};
-        if ((err = exec_pieces(select, probe, errbuf, errlen)))
+        if ((err = exec_text(select, cv_sqltext_wrap(ck_ident, query, " WHERE 1 = 0"), errbuf,
+                             errlen)))
             goto out;
         types[2] = *cv_odbc_stmt_col(select, 0);
         cv_odbc_stmt_close(select);
     }
 
-    sql_add(&b, "SELECT * FROM (");
-    sql_add(&b, query);
-    sql_add(&b, ") cv_src WHERE 1 = 1");
-    if (load->watermark[0] && hi_null) {
-        sql_add(&b, " AND 1 = 0");
-    } else if (load->watermark[0]) {
-        if (!lo_null) {
-            sql_add(&b, " AND ");
-            sql_add(&b, wm_ident);
-            sql_add(&b, " >= ?");
+    window.watermark = load->watermark[0] ? wm_ident : NULL;
+    window.empty = hi_null;
+    window.from = !lo_null;
+    if (window.watermark && !window.empty) {
+        if (window.from)
             params[n++] = lo;
-        }
-        sql_add(&b, " AND ");
-        sql_add(&b, wm_ident);
-        sql_add(&b, " < ?");
         params[n++] = watermark;
     }
-    if (resume->batches) {
-        sql_add(&b, " AND ");
-        sql_add(&b, ck_ident);
-        sql_add(&b, " > ?");
+    window.checkpoint = load->batch_rows || resume->batches ? ck_ident : NULL;
+    window.after = resume->batches > 0;
+    window.ordered = load->batch_rows > 0;
+    if (window.after) {
         types[n] = types[2];
         params[n++] = resume->checkpoint;
     }
-    if (load->batch_rows) {
-        sql_add(&b, " ORDER BY ");
-        sql_add(&b, ck_ident);
-    }
-    if (!sql_done(&b)) {
+    if (!(sql = cv_sqltext_window_query(query, &window))) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build the origin query");
         goto out;
     }
-    err = n ? cv_odbc_stmt_exec_params(select, b.text, n, params, types, errbuf, errlen)
-            : cv_odbc_stmt_exec(select, b.text, errbuf, errlen);
+    err = n ? cv_odbc_stmt_exec_params(select, sql, n, params, types, errbuf, errlen)
+            : cv_odbc_stmt_exec(select, sql, errbuf, errlen);
 out:
-    free(b.text);
+    free(sql);
     free(query);
     return err;
 }
@@ -870,10 +605,11 @@ out:
 /* Describes the query's columns without running it (no row comes back), for
  * origins whose rows then come by another way than this ODBC statement. */
 static cv_err describe_query(cv_odbc_stmt *select, const char *query, char *errbuf, size_t errlen) {
-    char *bare = bare_query(query);
-    const char *probe[] = {"SELECT * FROM (", bare, ") cv_src WHERE 1 = 0", NULL};
-    cv_err err = bare ? exec_pieces(select, probe, errbuf, errlen)
-                      : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    char *bare = cv_sqltext_bare_query(query);
+    cv_err err = bare
+                     ? exec_text(select, cv_sqltext_wrap("*", bare, " WHERE 1 = 0"), errbuf, errlen)
+                     : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+
     free(bare);
     return err;
 }
@@ -1799,7 +1535,7 @@ static cv_err origin_read_only(cv_odbc_conn *origin, const char *query, char *er
  * be cancelled. */
 static cv_err pump_connect(pump *p, const cv_transfer_spec *spec, char **query, char *errbuf,
                            size_t errlen) {
-    char *bare = bare_query(spec->query);
+    char *bare = cv_sqltext_bare_query(spec->query);
     size_t cap = bare ? strlen(bare) + 32 : 0;
     cv_err err = CV_OK;
 

@@ -70,9 +70,4 @@ cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, ch
  * FROM STDIN through libpq) or "odbc" (parameter arrays). Static string. */
 const char *cv_transfer_method(const cv_transfer_spec *spec);
 
-/* Writes the quoted form of a table name (name or schema.name) into out, using
- * `quote` and doubling any quote character inside. Returns -1 if out is small. */
-int cv_transfer_quote_ident(const char *name, char quote, bool split_schema, char *out,
-                            size_t outlen);
-
 #endif

@@ -676,6 +676,10 @@ const cv_odbc_col *cv_odbc_stmt_col(const cv_odbc_stmt *stmt, int index) {
     return index >= 0 && index < stmt->ncols ? &stmt->cols[index] : NULL;
 }
 
+const cv_odbc_col *cv_odbc_stmt_cols(const cv_odbc_stmt *stmt) {
+    return stmt->ncols > 0 ? stmt->cols : NULL;
+}
+
 size_t cv_odbc_stmt_block_rows(const cv_odbc_stmt *stmt) {
     return stmt->block_rows;
 }

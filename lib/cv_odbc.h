@@ -137,6 +137,10 @@ void cv_odbc_stmt_close(cv_odbc_stmt *stmt);
 int cv_odbc_stmt_ncols(const cv_odbc_stmt *stmt);
 const cv_odbc_col *cv_odbc_stmt_col(const cv_odbc_stmt *stmt, int index);
 
+/* All the result's columns, as an array of cv_odbc_stmt_ncols() (NULL when
+ * there are none). Owned by the statement. */
+const cv_odbc_col *cv_odbc_stmt_cols(const cv_odbc_stmt *stmt);
+
 /* Rows one fetched block holds (fixed after exec; at least 1). */
 size_t cv_odbc_stmt_block_rows(const cv_odbc_stmt *stmt);
 

@@ -1,9 +1,7 @@
 /*
- * test_api.c - the text the services show or send to a database for a name
- * or a connection string: the mask the REST API applies before a connection
- * string leaves the server (cv_connstr_mask, lib/cv_connstr.c) and
- * identifier quoting for the SQL the worker writes (cv_transfer_quote_ident,
- * consumer/cv_transfer.c).
+ * test_connstr.c - the mask the REST API applies before a connection string
+ * leaves the server (cv_connstr_mask, lib/cv_connstr.c). Identifier quoting,
+ * once here, is in test_sqltext.c with the rest of a transfer's SQL text.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "cv_api.h"
 #include "cv_connstr.h"
-#include "cv_transfer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,46 +127,6 @@ static void test_mask_long_input(void **state) {
     free(in);
 }
 
-static void expect_quote(const char *name, char quote, bool split, const char *out) {
-    char buf[64];
-    assert_int_equal(cv_transfer_quote_ident(name, quote, split, buf, sizeof(buf)), 0);
-    assert_string_equal(buf, out);
-}
-
-static void test_quote_ident(void **state) {
-    (void)state;
-    expect_quote("t", '"', true, "\"t\"");
-    expect_quote("a\"b", '"', false, "\"a\"\"b\"");
-    expect_quote("\"", '"', false, "\"\"\"\"");
-    expect_quote("a\"b; --", '"', false, "\"a\"\"b; --\"");
-    expect_quote("public.t", '"', true, "\"public\".\"t\"");
-    expect_quote("public.t", '"', false, "\"public.t\"");
-    expect_quote("s\"x.t\"y", '"', true, "\"s\"\"x\".\"t\"\"y\"");
-    expect_quote("public.t", '`', true, "`public`.`t`");
-    expect_quote("a`b", '`', false, "`a``b`");
-    expect_quote("a\"b", '`', false, "`a\"b`"); /* only the chosen quote is doubled */
-    expect_quote("", '"', false, "\"\"");
-}
-
-static void test_quote_ident_buffer_size(void **state) {
-    char buf[8];
-    (void)state;
-    /* "t" needs 3 characters and the NUL. */
-    assert_int_equal(cv_transfer_quote_ident("t", '"', false, buf, 4), 0);
-    assert_string_equal(buf, "\"t\"");
-    assert_int_equal(cv_transfer_quote_ident("t", '"', false, buf, 3), -1);
-    assert_int_equal(cv_transfer_quote_ident("long", '"', false, buf, 4), -1);
-    assert_int_equal(cv_transfer_quote_ident("t", '"', false, buf, 0), -1);
-    /* a"b doubles to 6 characters: 7 bytes fit, 6 do not. */
-    assert_int_equal(cv_transfer_quote_ident("a\"b", '"', false, buf, 7), 0);
-    assert_string_equal(buf, "\"a\"\"b\"");
-    assert_int_equal(cv_transfer_quote_ident("a\"b", '"', false, buf, 6), -1);
-    /* s.t splits to "s"."t", 7 characters: 8 bytes fit, 7 do not. */
-    assert_int_equal(cv_transfer_quote_ident("s.t", '"', true, buf, 8), 0);
-    assert_string_equal(buf, "\"s\".\"t\"");
-    assert_int_equal(cv_transfer_quote_ident("s.t", '"', true, buf, 7), -1);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mask_password),
@@ -181,8 +137,6 @@ int main(void) {
         cmocka_unit_test(test_mask_refuses_what_does_not_parse),
         cmocka_unit_test(test_bug_mask_escaped_brace_in_password),
         cmocka_unit_test(test_mask_long_input),
-        cmocka_unit_test(test_quote_ident),
-        cmocka_unit_test(test_quote_ident_buffer_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
