@@ -53,24 +53,26 @@ bson_t *cv_api_load_doc(cv_api *api, const char *collection, const char *what, c
 bson_t *cv_api_load_cached(cv_api *api, const char *collection, const char *what, const char *id,
                            cv_http_response *res);
 
+/* A route's handler (the table in cv_api.c): `id` is the path's {} segment,
+ * NULL for a path without one. It answers through res. Called on the HTTP
+ * server's threads, any number at once. */
+typedef void cv_api_handler(cv_api *api, const char *id, const cv_http_request *req,
+                            cv_http_response *res);
+
+/* POST /api/v1/connections, /api/v1/projects and /api/v1/projects/{id}/jobs;
+ * GET /api/v1/connections/{id}, /projects/{id}, /jobs/{id} and /runs/{id}
+ * (cv_api_catalog.c). */
+cv_api_handler cv_api_create_connection, cv_api_create_project, cv_api_create_job;
+cv_api_handler cv_api_get_connection, cv_api_get_project, cv_api_get_job, cv_api_get_run;
+
 /* POST /api/v1/jobs/{id}/runs and POST /api/v1/runs/{id}/cancel (cv_api_runs.c). */
-void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
-                        cv_http_response *res);
-void cv_api_cancel_run(cv_api *api, const char *run_id, cv_http_response *res);
+cv_api_handler cv_api_trigger_run, cv_api_cancel_run;
 
 /* GET /api/v1/jobs/{id}/runs, /api/v1/projects/{id}/notifications and
  * /api/v1/runs/{id}/events, a page each (cv_api_lists.c). */
-void cv_api_list_runs(cv_api *api, const char *job_id, const cv_http_request *req,
-                      cv_http_response *res);
-void cv_api_list_notifications(cv_api *api, const char *project_id, const cv_http_request *req,
-                               cv_http_response *res);
-void cv_api_list_events(cv_api *api, const char *run_id, const cv_http_request *req,
-                        cv_http_response *res);
+cv_api_handler cv_api_list_runs, cv_api_list_notifications, cv_api_list_events;
 
 /* PUT, GET and DELETE /api/v1/jobs/{id}/schedule (cv_api_schedule.c). */
-void cv_api_put_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
-                         cv_http_response *res);
-void cv_api_get_schedule(cv_api *api, const char *job_id, cv_http_response *res);
-void cv_api_delete_schedule(cv_api *api, const char *job_id, cv_http_response *res);
+cv_api_handler cv_api_put_schedule, cv_api_get_schedule, cv_api_delete_schedule;
 
 #endif

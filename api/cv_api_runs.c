@@ -181,7 +181,9 @@ out:
 /* Asks the worker running (or about to run) a run to stop. The worker checks
  * the request between blocks of rows, rolls the destination back and ends the
  * run as cancelled; a run still queued is cancelled when a worker picks it up. */
-void cv_api_cancel_run(cv_api *api, const char *run_id, cv_http_response *res) {
+void cv_api_cancel_run(cv_api *api, const char *run_id, const cv_http_request *req,
+                       cv_http_response *res) {
+    (void)req;
     char why[512];
     bson_t *run = cv_api_load_doc(api, CV_COLL_RUNS, "run", run_id, res);
     const char *status;

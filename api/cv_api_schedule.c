@@ -179,7 +179,9 @@ out:
 }
 
 /* GET /jobs/{id}/schedule: the stored schedule and its next five fire times. */
-void cv_api_get_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
+void cv_api_get_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
+                         cv_http_response *res) {
+    (void)req;
     bson_t *job = cv_api_load_doc(api, CV_COLL_JOBS, "job", job_id, res);
     cv_schedule sched;
     int64_t anchor_ms = 0;
@@ -199,7 +201,9 @@ out:
 }
 
 /* DELETE /jobs/{id}/schedule */
-void cv_api_delete_schedule(cv_api *api, const char *job_id, cv_http_response *res) {
+void cv_api_delete_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
+                            cv_http_response *res) {
+    (void)req;
     bson_t *job = cv_api_load_doc(api, CV_COLL_JOBS, "job", job_id, res);
     bson_t update = BSON_INITIALIZER, unset;
     cv_schedule sched;
