@@ -317,15 +317,15 @@ void cv_api_create_job(cv_api *api, const char *project_id, const cv_http_reques
         cv_api_field_error(res, &verr);
         goto out;
     }
-    if (strcmp(kind, "python") == 0) {
+    if (cv_job_kind_parse(kind) == CV_JOB_KIND_PYTHON) {
         create_python_job(api, project_id, body, name, res);
         goto out;
     }
-    if (strcmp(kind, "sql") == 0) {
+    if (cv_job_kind_parse(kind) == CV_JOB_KIND_SQL) {
         create_sql_job(api, project_id, body, name, res);
         goto out;
     }
-    if (strcmp(kind, "sql_transfer") != 0) {
+    if (cv_job_kind_parse(kind) != CV_JOB_KIND_TRANSFER) {
         cv_verr_set(&verr, NULL, "kind",
                     "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
         cv_api_field_error(res, &verr);

@@ -99,7 +99,7 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
             goto out;
         }
         kind = cv_mongo_doc_str(job_doc, "kind");
-        if (parameters && (!kind || strcmp(kind, "python") != 0)) {
+        if (parameters && cv_job_kind_parse(kind) != CV_JOB_KIND_PYTHON) {
             cv_verr_set(&verr, NULL, "parameters", "job %s is a %s job, which takes none", job_id,
                         kind ? kind : "sql_transfer");
             cv_api_field_error(res, &verr);

@@ -10,6 +10,7 @@
 #include "cv_odbcpool.h"
 #include "cv_runs.h"
 #include "cv_script.h"
+#include "cv_sqljob.h"
 #include "cv_secret.h"
 #include "cv_sqlsplit.h"
 #include "cv_time.h"
@@ -582,93 +583,15 @@ static cv_err run_python(cv_attempt *a, char *errbuf, size_t errlen) {
     return finish(a, &ev, errbuf, errlen);
 }
 
-/* ---- kind "sql" ------------------------------------------------------------- */
+/* Publishes a sql job's statement row counts as run.log lines. */
+typedef struct statement_log {
+    cv_attempt *a;
+    bool failed; /* one warning in the worker's log when they cannot go */
+} statement_log;
 
-/* Whether a statement is a PRAGMA: on SQLite the one kind of statement that
- * changes a connection's settings in a way a reset cannot read back. */
-static bool is_pragma(const char *statement) {
-    return strncasecmp(statement, "PRAGMA", 6) == 0 &&
-           !(isalnum((unsigned char)statement[6]) || statement[6] == '_');
-}
-
-/* What one pass over a sql job's statements did. */
-typedef struct sql_pass {
-    long long total;       /* rows changed */
-    int done;              /* statements that ran without an error */
-    bool settings_changed; /* a PRAGMA ran */
-    const char *code;      /* NULL, or the failure's code with the reason in why */
-    char why[1024];
-} sql_pass;
-
-/* Runs every statement of the job on conn in one transaction and commits. */
-static void exec_statements(cv_attempt *a, cv_odbc_conn *conn, sql_pass *p) {
-    const cv_job *job = &a->job;
-    bool mariadb = cv_dialect_from_dbms(cv_odbc_dbms(conn)) == CV_DIALECT_MARIADB;
-    bool log_failed = false;
-    size_t pos = 0, start, end;
-    char line[128];
-    int n = 0;
-
-    memset(p, 0, sizeof(*p));
-    if (cv_odbc_begin(conn, p->why, sizeof(p->why)) != CV_OK) {
-        p->code = "statement_failed";
-        return;
-    }
-    while (!p->code && cv_sqlsplit_next(job->statements, &pos, &start, &end, mariadb)) {
-        char *statement = strndup(job->statements + start, end - start), reason[900];
-        long long rows = 0;
-        n++;
-        if (!statement) {
-            p->code = "statement_failed";
-            snprintf(p->why, sizeof(p->why), "out of memory");
-            break;
-        }
-        p->settings_changed = p->settings_changed || is_pragma(statement);
-        cv_err err = cv_odbc_exec_count(conn, statement, &rows, reason, sizeof(reason));
-        free(statement);
-        if (err) {
-            p->code = "statement_failed";
-            snprintf(p->why, sizeof(p->why), "statement %d %s", n, reason);
-            break;
-        }
-        p->done++;
-        p->total += rows;
-        snprintf(line, sizeof(line), "statement %d: %lld rows", n, rows);
-        publish_log(a->r, job, "stdout", line, strlen(line), false, &log_failed);
-    }
-    if (!p->code && n == 0) {
-        p->code = "statement_failed";
-        snprintf(p->why, sizeof(p->why), "no statement to run (only comments and semicolons)");
-    }
-    if (!p->code && cv_odbc_commit(conn, p->why, sizeof(p->why)) != CV_OK)
-        p->code = "commit_failed";
-}
-
-/* Runs the statements on a connection from the worker's pool. A kept
- * connection that turns out broken before any statement went through (its
- * server restarted while it waited) is replaced by a new one, once. */
-static void run_statements(cv_attempt *a, const char *odbc, sql_pass *p) {
-    cv_odbcpool *pool = a->r->odbc_pool;
-    bool reused = false;
-    cv_odbc_conn *conn = cv_odbcpool_take(pool, odbc, &reused, p->why, sizeof(p->why));
-
-    if (!conn) {
-        p->code = "connect";
-        return;
-    }
-    exec_statements(a, conn, p);
-    if (p->code && reused && p->done == 0 && !cv_odbc_alive(conn)) {
-        cv_log_warn("run %s: a kept connection was broken (%s); connecting again", a->job.run_id,
-                    p->why);
-        cv_odbcpool_give(pool, odbc, conn, false, false);
-        if (!(conn = cv_odbc_connect(odbc, p->why, sizeof(p->why)))) {
-            p->code = "connect";
-            return;
-        }
-        exec_statements(a, conn, p);
-    }
-    /* What was not committed is rolled back, by the reset or the disconnect. */
-    cv_odbcpool_give(pool, odbc, conn, cv_odbc_alive(conn), p->settings_changed);
+static void log_statement(void *ctx, const char *line) {
+    statement_log *l = ctx;
+    publish_log(l->a->r, &l->a->job, "stdout", line, strlen(line), false, &l->failed);
 }
 
 /* Runs the statements of one sql job in one transaction, each on its own
@@ -677,7 +600,8 @@ static void run_statements(cv_attempt *a, const char *odbc, sql_pass *p) {
 static cv_err run_sql(cv_attempt *a, char *errbuf, size_t errlen) {
     cv_runner *w = a->r;
     const cv_job *job = &a->job;
-    sql_pass pass = {0};
+    cv_sqljob_result pass = {0};
+    statement_log log = {.a = a};
     char *odbc = NULL;
     const char *type = CV_EVENT_RUN_SUCCEEDED;
     int64_t started = cv_time_mono_ms();
@@ -693,7 +617,7 @@ static cv_err run_sql(cv_attempt *a, char *errbuf, size_t errlen) {
     } else if (lookup_odbc(w, job->sql_connection_id, &odbc, pass.why, sizeof(pass.why)) != CV_OK) {
         pass.code = "connection_lookup";
     } else {
-        run_statements(a, odbc, &pass);
+        cv_sqljob_run(w->odbc_pool, odbc, job->statements, job->run_id, log_statement, &log, &pass);
     }
     free(odbc);
 
@@ -727,13 +651,20 @@ static cv_err run_refused(cv_attempt *a, char *errbuf, size_t errlen) {
     return finish(a, &ev, errbuf, errlen);
 }
 
+/* How each kind of job runs; a message without a kind is a transfer (the
+ * worker checked it against the stored job, cv_launch_resolve()). */
+typedef cv_err runner(cv_attempt *a, char *errbuf, size_t errlen);
+static runner *const runners[] = {
+    [CV_JOB_KIND_NONE] = run_job,
+    [CV_JOB_KIND_TRANSFER] = run_job,
+    [CV_JOB_KIND_PYTHON] = run_python,
+    [CV_JOB_KIND_SQL] = run_sql,
+};
+
 cv_err cv_attempt_run(cv_attempt *a, char *errbuf, size_t errlen) {
-    const char *kind = a->job.kind;
     if (a->refused[0])
         return run_refused(a, errbuf, errlen);
-    return strcmp(kind, "python") == 0 ? run_python(a, errbuf, errlen)
-           : strcmp(kind, "sql") == 0  ? run_sql(a, errbuf, errlen)
-                                       : run_job(a, errbuf, errlen);
+    return runners[cv_job_kind_parse(a->job.kind)](a, errbuf, errlen);
 }
 
 void cv_attempt_renew(cv_attempt *a) {

@@ -50,6 +50,7 @@ static void retry_policy(const bson_t *job_doc, cv_job *job) {
 cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job, char *errbuf,
                        size_t errlen) {
     const char *kind = cv_mongo_doc_str(job_doc, "kind");
+    cv_job_kind which;
     cJSON *stored = NULL;
     cv_verr verr;
     cv_err err = CV_OK;
@@ -57,18 +58,18 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
     memset(job, 0, sizeof(*job));
     copy_id(job->job_id, sizeof(job->job_id), cv_mongo_doc_str(job_doc, "_id"));
     copy_id(job->project_id, sizeof(job->project_id), cv_mongo_doc_str(project, "_id"));
-    snprintf(job->kind, sizeof(job->kind), "%s",
-             kind && strcmp(kind, "python") == 0 ? "python"
-             : kind && strcmp(kind, "sql") == 0  ? "sql"
-                                                 : "sql_transfer");
+    which = cv_job_kind_parse(kind);
+    if (which == CV_JOB_KIND_NONE)
+        which = CV_JOB_KIND_TRANSFER; /* jobs stored before kinds were */
+    snprintf(job->kind, sizeof(job->kind), "%s", cv_job_kind_str(which));
     job->job_version = cv_launch_version(job_doc);
     job->attempt = 1;
     job->queued_at_ms = cv_time_now_ms();
     retry_policy(job_doc, job);
 
-    if (strcmp(job->kind, "sql") == 0) {
-        const char *which = cv_mongo_doc_str(job_doc, "connection");
-        bool origin = which && strcmp(which, "origin") == 0;
+    if (which == CV_JOB_KIND_SQL) {
+        const char *side = cv_mongo_doc_str(job_doc, "connection");
+        bool origin = side && strcmp(side, "origin") == 0;
         copy_id(job->sql_connection_id, sizeof(job->sql_connection_id),
                 cv_mongo_doc_str(project,
                                  origin ? "origin_connection_id" : "destination_connection_id"));
@@ -77,7 +78,7 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
     }
     if (!(stored = cv_launch_doc_json(job_doc)))
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    if (strcmp(job->kind, "python") == 0) {
+    if (which == CV_JOB_KIND_PYTHON) {
         if ((err = cv_python_spec_decode(stored, NULL, &job->python, &verr)))
             cv_err_set(errbuf, errlen, err, "stored job has an unreadable script: %s: %s",
                        verr.field, verr.reason);
@@ -191,7 +192,7 @@ cv_err cv_launch_resolve(const bson_t *job_doc, const bson_t *project, cv_job *j
                           job->kind);
         goto out;
     }
-    if (job->run_parameters && strcmp(built.kind, "python") != 0) {
+    if (job->run_parameters && cv_job_kind_parse(built.kind) != CV_JOB_KIND_PYTHON) {
         err = cv_verr_set(verr, NULL, "parameters", "job %s is a %s job, which takes none",
                           job->job_id, built.kind);
         goto out;

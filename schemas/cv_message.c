@@ -405,6 +405,24 @@ static cv_err get_run_origin(const cJSON *root, cv_job *job, cv_verr *verr) {
     return CV_OK;
 }
 
+static const char *const kind_text[] = {
+    [CV_JOB_KIND_NONE] = "",
+    [CV_JOB_KIND_TRANSFER] = "sql_transfer",
+    [CV_JOB_KIND_PYTHON] = "python",
+    [CV_JOB_KIND_SQL] = "sql",
+};
+
+cv_job_kind cv_job_kind_parse(const char *text) {
+    for (int k = CV_JOB_KIND_TRANSFER; text && k <= CV_JOB_KIND_SQL; k++)
+        if (strcmp(text, kind_text[k]) == 0)
+            return (cv_job_kind)k;
+    return CV_JOB_KIND_NONE;
+}
+
+const char *cv_job_kind_str(cv_job_kind kind) {
+    return kind >= CV_JOB_KIND_NONE && kind <= CV_JOB_KIND_SQL ? kind_text[kind] : "";
+}
+
 int64_t cv_job_retry_delay_ms(int backoff_seconds, int next) {
     int64_t ms = (int64_t)backoff_seconds * 1000;
     uint32_t r = 0;
@@ -457,8 +475,7 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
     job->job_version = (int)n;
     if ((err = cv_json_get_str(root, NULL, "kind", false, 31, &kind, verr)))
         goto out;
-    if (kind && strcmp(kind, "sql_transfer") != 0 && strcmp(kind, "python") != 0 &&
-        strcmp(kind, "sql") != 0) {
+    if (kind && cv_job_kind_parse(kind) == CV_JOB_KIND_NONE) {
         err = cv_verr_set(verr, NULL, "kind",
                           "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
         goto out;

@@ -111,6 +111,20 @@ int cv_python_spec_encode(const cv_python_spec *spec, cJSON *obj);
 /* Frees what cv_python_spec_decode() allocated. Accepts a zeroed spec. */
 void cv_python_spec_release(cv_python_spec *spec);
 
+/* The kinds of job, parsed once from their stored and message text. */
+typedef enum cv_job_kind {
+    CV_JOB_KIND_NONE,     /* no kind, or one Convutell does not know */
+    CV_JOB_KIND_TRANSFER, /* "sql_transfer" */
+    CV_JOB_KIND_PYTHON,   /* "python" */
+    CV_JOB_KIND_SQL       /* "sql" */
+} cv_job_kind;
+
+/* The kind `text` names (NULL or unknown: CV_JOB_KIND_NONE). */
+cv_job_kind cv_job_kind_parse(const char *text);
+
+/* Its text ("sql_transfer", "python", "sql"; "" for CV_JOB_KIND_NONE). */
+const char *cv_job_kind_str(cv_job_kind kind);
+
 typedef struct cv_job {
     /* What the message says. */
     char run_id[CV_ID_LEN];
