@@ -28,6 +28,7 @@
 #include "cv_transfer.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,13 +111,53 @@ void cv_ring_free(cv_pump *p);
  * Returns false if the sender asked the reader to stop. */
 bool cv_ring_hand_over(cv_pump *p, int *slot, bool last, cv_err err, const char *why);
 
-/* Makes room for `more` bytes at the end of a chunk. */
-bool cv_ring_reserve(cv_pump *p, int slot, size_t more);
+/* Makes room for `more` bytes at the end of a chunk: inline, as it runs for
+ * every field of every row; cv_ring_grow() when the chunk must grow. */
+bool cv_ring_grow(cv_pump *p, int slot, size_t more);
+static inline bool cv_ring_reserve(cv_pump *p, int slot, size_t more) {
+    return p->used[slot] + more <= p->cap[slot] || cv_ring_grow(p, slot, more);
+}
 
 /* Appends one field in the text format COPY and LOAD DATA share: backslash,
- * tab, newline, carriage return and NUL escaped with a backslash, \N for NULL,
- * then `end` (tab or newline). Binary values go as hex. */
-bool cv_ring_put_field(cv_pump *p, int slot, const char *value, size_t len, bool binary, char end);
+ * tab, newline, carriage return and NUL escaped with a backslash, \N for
+ * NULL, then `end` (tab or newline). Binary values go as hex. Inline for the
+ * same reason. */
+static inline bool cv_ring_put_field(cv_pump *p, int slot, const char *value, size_t len,
+                                     bool binary, char end) {
+    char *o;
+
+    if (!cv_ring_reserve(p, slot, 2 * len + 4))
+        return false;
+    o = p->chunk[slot] + p->used[slot];
+    if (!value) {
+        *o++ = '\\';
+        *o++ = 'N';
+    } else if (binary) {
+        if (!p->bare_hex) { /* COPY text reads \\x as \x, bytea's hex prefix */
+            memcpy(o, "\\\\x", 3);
+            o += 3;
+        }
+        o = cv_hex_encode(o, value, len);
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            char c = value[i], esc = c == '\\'   ? '\\'
+                                     : c == '\t' ? 't'
+                                     : c == '\n' ? 'n'
+                                     : c == '\r' ? 'r'
+                                     : c == '\0' ? '0'
+                                                 : 0;
+            if (esc) {
+                *o++ = '\\';
+                *o++ = esc;
+            } else {
+                *o++ = c;
+            }
+        }
+    }
+    *o++ = end;
+    p->used[slot] = (size_t)(o - p->chunk[slot]);
+    return true;
+}
 
 /* ---- cv_transform.c ---- */
 

@@ -67,12 +67,12 @@ bool cv_ring_hand_over(cv_pump *p, int *slot, bool last, cv_err err, const char 
     return true;
 }
 
-/* Makes room for `more` bytes at the end of a chunk. */
-bool cv_ring_reserve(cv_pump *p, int slot, size_t more) {
-    size_t need = p->used[slot] + more, cap = p->cap[slot];
+/* The slow half of cv_ring_reserve(): the chunk reallocated, doubling. */
+bool cv_ring_grow(cv_pump *p, int slot, size_t more) {
+    size_t need = p->used[slot] + more, cap = p->cap[slot] ? p->cap[slot] : CV_PUMP_CHUNK;
     char *grown;
 
-    if (need <= cap)
+    if (need <= p->cap[slot])
         return true;
     while (cap < need)
         cap *= 2;
@@ -80,44 +80,5 @@ bool cv_ring_reserve(cv_pump *p, int slot, size_t more) {
         return false;
     p->chunk[slot] = grown;
     p->cap[slot] = cap;
-    return true;
-}
-
-/* Appends one field in the text format COPY and LOAD DATA share: backslash,
- * tab, newline, carriage return and NUL escaped with a backslash, \N for NULL,
- * then `end` (tab or newline). Binary values go as hex. */
-bool cv_ring_put_field(cv_pump *p, int slot, const char *value, size_t len, bool binary, char end) {
-    char *o;
-
-    if (!cv_ring_reserve(p, slot, 2 * len + 4))
-        return false;
-    o = p->chunk[slot] + p->used[slot];
-    if (!value) {
-        *o++ = '\\';
-        *o++ = 'N';
-    } else if (binary) {
-        if (!p->bare_hex) { /* COPY text reads \\x as \x, bytea's hex prefix */
-            memcpy(o, "\\\\x", 3);
-            o += 3;
-        }
-        o = cv_hex_encode(o, value, len);
-    } else {
-        for (size_t i = 0; i < len; i++) {
-            char c = value[i], esc = c == '\\'   ? '\\'
-                                     : c == '\t' ? 't'
-                                     : c == '\n' ? 'n'
-                                     : c == '\r' ? 'r'
-                                     : c == '\0' ? '0'
-                                                 : 0;
-            if (esc) {
-                *o++ = '\\';
-                *o++ = esc;
-            } else {
-                *o++ = c;
-            }
-        }
-    }
-    *o++ = end;
-    p->used[slot] = (size_t)(o - p->chunk[slot]);
     return true;
 }
