@@ -31,9 +31,18 @@ $(BUILD)/%.o: %.c
 $(BUILD)/convutell: $(BUILD)/cmd/convutell.o $(OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(OBJ)
+# Each unit test binary links only the objects it needs: scripts/unit-objs
+# follows the test's includes to the modules behind them and writes their
+# objects as its prerequisites.
+$(BUILD)/unit-objs.mk: $(UNIT_SRC) $(LIB_SRC) $(SVC_SRC) $(wildcard */*.h) scripts/unit-objs
+	@mkdir -p $(dir $@)
+	@scripts/unit-objs $(BUILD) $(UNIT_SRC) > $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+-include $(BUILD)/unit-objs.mk
 
 deps:
 	@scripts/deps

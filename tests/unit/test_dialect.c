@@ -1,8 +1,8 @@
 /*
- * test_sql_text.c - text the worker derives for a destination database: column
+ * test_dialect.c - text the worker derives for a destination database: column
  * types per destination dialect (cv_dialect) and libpq connection strings made
- * from ODBC ones (cv_pg). Identifier quoting and the API's password mask are
- * in test_api.c.
+ * from ODBC ones (cv_pg). Identifier quoting and the statements themselves are
+ * in test_sqltext.c, the API's password mask in test_connstr.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
