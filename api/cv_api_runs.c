@@ -67,45 +67,65 @@ static bool unsent_run_ran(cv_api *api, const cv_job *job) {
     return false;
 }
 
+/* A run request's optional body: this run's retry policy and, for Python
+ * jobs, parameters laid over the job's. */
+typedef struct run_request {
+    int64_t max_attempts;    /* 0: the job's */
+    int64_t backoff_seconds; /* 0: the job's */
+    char *parameters;        /* owned (cJSON_free): JSON object text, or NULL */
+} run_request;
+
+/* Reads req's body (none is fine) into *opts. False, with the error in res,
+ * when a field is wrong. */
+static bool read_run_request(const cv_http_request *req, const bson_t *job_doc, const char *job_id,
+                             run_request *opts, cv_http_response *res) {
+    static const char *const fields[] = {"max_attempts", "backoff_seconds", "parameters", NULL};
+    const char *kind = cv_mongo_doc_str(job_doc, "kind");
+    cJSON *body;
+    cv_verr verr;
+    bool ok = false;
+
+    if (req->body_len == 0)
+        return true;
+    if (!(body = cv_api_parse_body(req, res)))
+        return false;
+    if (cv_json_only(body, NULL, fields, "a run request", &verr) ||
+        cv_json_get_int(body, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &opts->max_attempts,
+                        &verr) ||
+        cv_json_get_int(body, NULL, "backoff_seconds", false, 1, 86400, &opts->backoff_seconds,
+                        &verr) ||
+        cv_json_get_doc(body, NULL, "parameters", CV_PARAMETERS_MAX_BYTES, &opts->parameters,
+                        &verr))
+        goto out;
+    if (opts->parameters && cv_job_kind_parse(kind) != CV_JOB_KIND_PYTHON) {
+        cv_verr_set(&verr, NULL, "parameters", "job %s is a %s job, which takes none", job_id,
+                    kind ? kind : "sql_transfer");
+        goto out;
+    }
+    ok = true;
+out:
+    if (!ok)
+        cv_api_field_error(res, &verr);
+    cJSON_Delete(body);
+    return ok;
+}
+
 void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *req,
                         cv_http_response *res) {
-    static const char *const fields[] = {"max_attempts", "backoff_seconds", "parameters", NULL};
-    int64_t max_attempts = 0, backoff = 0;
     char why[512], queued[CV_TIME_RFC3339_LEN];
     bson_t *job_doc = NULL, *project = NULL, *record = NULL;
-    cJSON *body = NULL;
+    run_request opts = {0, 0, NULL};
     cv_job job;
     cv_event ev;
-    cv_verr verr;
-    char *msg = NULL, *parameters = NULL;
-    const char *kind;
+    char *msg = NULL;
     cv_err err;
 
     memset(&job, 0, sizeof(job));
     job_doc = cv_api_load_cached(api, CV_COLL_JOBS, "job", job_id, res);
     if (!job_doc)
         goto out;
-    if (req->body_len > 0) { /* optional: this run's retry policy */
-        body = cv_api_parse_body(req, res);
-        if (!body)
-            goto out;
-        if (cv_json_only(body, NULL, fields, "a run request", &verr) ||
-            cv_json_get_int(body, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &max_attempts,
-                            &verr) ||
-            cv_json_get_int(body, NULL, "backoff_seconds", false, 1, 86400, &backoff, &verr) ||
-            cv_json_get_doc(body, NULL, "parameters", CV_PARAMETERS_MAX_BYTES, &parameters,
-                            &verr)) {
-            cv_api_field_error(res, &verr);
-            goto out;
-        }
-        kind = cv_mongo_doc_str(job_doc, "kind");
-        if (parameters && cv_job_kind_parse(kind) != CV_JOB_KIND_PYTHON) {
-            cv_verr_set(&verr, NULL, "parameters", "job %s is a %s job, which takes none", job_id,
-                        kind ? kind : "sql_transfer");
-            cv_api_field_error(res, &verr);
-            goto out;
-        }
-    }
+    if (!read_run_request(req, job_doc, job_id, &opts, res))
+        goto out;
     project = cv_api_load_cached(api, CV_COLL_PROJECTS, "project",
                                  cv_mongo_doc_str(job_doc, "project_id"), res);
     if (!project) {
@@ -128,11 +148,12 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         goto out;
     }
     snprintf(job.trigger, sizeof(job.trigger), "manual");
-    if (max_attempts)
-        job.max_attempts = (int)max_attempts;
-    if (backoff)
-        job.backoff_seconds = (int)backoff;
-    job.run_parameters = parameters; /* carried by the message; laid over the job's */
+    if (opts.max_attempts)
+        job.max_attempts = (int)opts.max_attempts;
+    if (opts.backoff_seconds)
+        job.backoff_seconds = (int)opts.backoff_seconds;
+    job.run_parameters = opts.parameters; /* moved: carried by the message, laid over the job's */
+    opts.parameters = NULL;
     msg = cv_job_encode(&job);
     if (!msg || cv_event_init(&ev, CV_EVENT_RUN_QUEUED) != CV_OK) {
         cv_api_internal_error(res, CV_ERR_NOMEM, "cannot encode the job message");
@@ -169,10 +190,9 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
     cJSON_AddStringToObject(res->body, "queued_at", queued);
     snprintf(res->location, sizeof(res->location), "/api/v1/runs/%s", job.run_id);
 out:
-    cv_launch_release(&job);
-    cJSON_free(parameters);
+    cv_job_release(&job);
+    cJSON_free(opts.parameters);
     free(msg);
-    cJSON_Delete(body);
     bson_destroy(record);
     bson_destroy(project);
     bson_destroy(job_doc);

@@ -33,8 +33,11 @@
  * broker restart or a short outage costs a wait, not the worker. */
 #define PUBLISH_PATIENCE_MS (10 * 60 * 1000)
 
-cv_err cv_attempt_produce(cv_runner *w, const char *topic, const char *key, const char *value,
-                          char *errbuf, size_t errlen) {
+/* Sends value to topic and waits for the broker; while it does not take it
+ * (a timeout, an outage), tries again every second for up to 10 minutes.
+ * The error of the last try after that. */
+static cv_err produce(cv_runner *w, const char *topic, const char *key, const char *value,
+                      char *errbuf, size_t errlen) {
     int64_t until = cv_time_mono_ms() + PUBLISH_PATIENCE_MS;
     int tries = 0;
     cv_err err;
@@ -66,7 +69,7 @@ static cv_err send_event(cv_runner *w, cv_event *ev, bool wait, char *errbuf, si
     if (!json)
         return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding an event");
     key = ev->run_id[0] ? ev->run_id : NULL;
-    err = wait ? cv_attempt_produce(w, CV_TOPIC_EVENTS, key, json, errbuf, errlen)
+    err = wait ? produce(w, CV_TOPIC_EVENTS, key, json, errbuf, errlen)
                : cv_kafka_produce_nowait(w->producer, CV_TOPIC_EVENTS, key, json, strlen(json),
                                          errbuf, errlen);
     free(json);
@@ -135,7 +138,7 @@ static cv_err finish(cv_attempt *a, cv_event *ev, char *errbuf, size_t errlen) {
                              cv_job_retry_delay_ms(job->backoff_seconds, next.attempt);
         if (!(msg = cv_job_encode(&next)))
             return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory encoding a retry");
-        err = cv_attempt_produce(w, CV_TOPIC_RETRY, job->job_id, msg, errbuf, errlen);
+        err = produce(w, CV_TOPIC_RETRY, job->job_id, msg, errbuf, errlen);
         free(msg);
         if (err)
             return err;

@@ -53,12 +53,6 @@ typedef struct cv_attempt {
  * again (its offset is not stored). */
 cv_err cv_attempt_run(cv_attempt *a, char *errbuf, size_t errlen);
 
-/* Sends value to topic and waits for the broker; while it does not take it
- * (a timeout, an outage), tries again every second for up to 10 minutes.
- * The error of the last try after that. */
-cv_err cv_attempt_produce(cv_runner *r, const char *topic, const char *key, const char *value,
-                          char *errbuf, size_t errlen);
-
 /* Extends the attempt's lease; flags it to stop if it was taken away. */
 void cv_attempt_renew(cv_attempt *a);
 

@@ -24,7 +24,8 @@ cv_dialect cv_dialect_from_dbms(const char *dbms) {
     return CV_DIALECT_OTHER;
 }
 
-const char *cv_dialect_name(cv_dialect d) {
+/* Name for messages: "PostgreSQL", "MariaDB", "SQLite", "the destination". */
+static const char *dialect_name(cv_dialect d) {
     switch (d) {
         case CV_DIALECT_POSTGRES:
             return "PostgreSQL";
@@ -84,7 +85,7 @@ cv_err cv_dialect_column_type(cv_dialect d, const cv_odbc_col *col, char *out, s
             if (size > max_precision(d))
                 return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                                   "column %s: decimal(%zu,%d) has more digits than %s allows (%zu)",
-                                  col->name, size, col->decimals, cv_dialect_name(d),
+                                  col->name, size, col->decimals, dialect_name(d),
                                   max_precision(d));
             snprintf(out, outlen, "%s(%zu,%d)", pg ? "numeric" : "decimal", size, col->decimals);
             return CV_OK;
@@ -131,7 +132,7 @@ cv_err cv_dialect_column_type(cv_dialect d, const cv_odbc_col *col, char *out, s
             return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                               "column %s: ODBC type %d has no %s equivalent; cast it in the query "
                               "(for example to text)",
-                              col->name, col->sql_type, cv_dialect_name(d));
+                              col->name, col->sql_type, dialect_name(d));
     }
 }
 

@@ -20,9 +20,6 @@ typedef enum cv_dialect {
 /* Maps SQL_DBMS_NAME ("PostgreSQL", "MariaDB", "MySQL", "SQLite") to a dialect. */
 cv_dialect cv_dialect_from_dbms(const char *dbms);
 
-/* Name for messages: "PostgreSQL", "MariaDB", "SQLite", "the destination". */
-const char *cv_dialect_name(cv_dialect d);
-
 /* The statement that makes a session read-only from then on, so that an
  * origin's query cannot write: PostgreSQL's default transaction mode, MariaDB's
  * session transaction mode, SQLite's query_only. NULL for CV_DIALECT_OTHER. */

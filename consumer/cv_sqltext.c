@@ -38,7 +38,8 @@ int cv_sqltext_quote_ident(const char *name, char quote, bool split_schema, char
     return 0;
 }
 
-void cv_sqltext_ident(cv_buf *b, const char *name, char quote, bool split_schema) {
+/* Appends the quoted name to b (b fails if the name is too long). */
+static void add_ident(cv_buf *b, const char *name, char quote, bool split_schema) {
     char ident[300];
     if (cv_sqltext_quote_ident(name, quote, split_schema, ident, sizeof(ident)) != 0)
         b->failed = true;
@@ -46,7 +47,8 @@ void cv_sqltext_ident(cv_buf *b, const char *name, char quote, bool split_schema
         cv_buf_adds(b, ident);
 }
 
-bool cv_sqltext_is_key(const cv_load_spec *load, const char *name) {
+/* True if `name` is one of the load's key columns. */
+static bool is_key(const cv_load_spec *load, const char *name) {
     for (int i = 0; i < load->nkeys; i++)
         if (strcmp(load->keys[i], name) == 0)
             return true;
@@ -74,7 +76,7 @@ static void columns(cv_buf *b, const cv_odbc_col *cols, int ncols, char quote) {
     for (int i = 0; i < ncols; i++) {
         if (i)
             cv_buf_adds(b, ", ");
-        cv_sqltext_ident(b, cols[i].name, quote, false);
+        add_ident(b, cols[i].name, quote, false);
     }
 }
 
@@ -86,17 +88,17 @@ static bool upsert_set(cv_buf *b, const cv_odbc_col *cols, int ncols, const cv_l
 
     for (int i = 0; i < ncols; i++) {
         const char *name = cols[i].name;
-        if (cv_sqltext_is_key(load, name))
+        if (is_key(load, name))
             continue;
         cv_buf_adds(b, any ? ", " : "");
-        cv_sqltext_ident(b, name, quote, false);
+        add_ident(b, name, quote, false);
         if (dialect == CV_DIALECT_MARIADB) {
             cv_buf_adds(b, " = VALUES(");
-            cv_sqltext_ident(b, name, quote, false);
+            add_ident(b, name, quote, false);
             cv_buf_adds(b, ")");
         } else {
             cv_buf_adds(b, " = excluded.");
-            cv_sqltext_ident(b, name, quote, false);
+            add_ident(b, name, quote, false);
         }
         any = true;
     }
@@ -116,15 +118,15 @@ static void upsert_clause(cv_buf *b, const cv_odbc_col *cols, int ncols, const c
         if (any) {
             cv_buf_adds(b, set.data);
         } else { /* nothing to update: a no-op assignment keeps the row */
-            cv_sqltext_ident(b, load->keys[0], quote, false);
+            add_ident(b, load->keys[0], quote, false);
             cv_buf_adds(b, " = ");
-            cv_sqltext_ident(b, load->keys[0], quote, false);
+            add_ident(b, load->keys[0], quote, false);
         }
     } else {
         cv_buf_adds(b, " ON CONFLICT (");
         for (int i = 0; i < load->nkeys; i++) {
             cv_buf_adds(b, i ? ", " : "");
-            cv_sqltext_ident(b, load->keys[i], quote, false);
+            add_ident(b, load->keys[i], quote, false);
         }
         cv_buf_adds(b, any ? ") DO UPDATE SET " : ") DO NOTHING");
         if (any)
@@ -180,21 +182,21 @@ char *cv_sqltext_create_table(const char *table, const cv_odbc_col *cols, int nc
     cv_buf b = {0};
 
     cv_buf_adds(&b, "CREATE TABLE ");
-    cv_sqltext_ident(&b, table, quote, true);
+    add_ident(&b, table, quote, true);
     cv_buf_adds(&b, " (");
     for (int c = 0; c < ncols; c++) {
         cv_buf_adds(&b, c ? ", " : "");
-        cv_sqltext_ident(&b, cols[c].name, quote, false);
+        add_ident(&b, cols[c].name, quote, false);
         cv_buf_adds(&b, " ");
         cv_buf_adds(&b, types[c]);
-        if (cv_sqltext_is_key(load, cols[c].name))
+        if (is_key(load, cols[c].name))
             cv_buf_adds(&b, " NOT NULL");
     }
     if (load->nkeys) {
         cv_buf_adds(&b, ", PRIMARY KEY (");
         for (int i = 0; i < load->nkeys; i++) {
             cv_buf_adds(&b, i ? ", " : "");
-            cv_sqltext_ident(&b, load->keys[i], quote, false);
+            add_ident(&b, load->keys[i], quote, false);
         }
         cv_buf_adds(&b, ")");
     }
@@ -206,7 +208,7 @@ char *cv_sqltext_delete_all(const char *table, char quote) {
     cv_buf b = {0};
 
     cv_buf_adds(&b, "DELETE FROM ");
-    cv_sqltext_ident(&b, table, quote, true);
+    add_ident(&b, table, quote, true);
     return cv_buf_take(&b);
 }
 
@@ -216,13 +218,13 @@ char *cv_sqltext_stage(const char *table, const cv_odbc_col *cols, int ncols, ch
 
     if (postgres) {
         cv_buf_adds(&b, "CREATE TEMP TABLE " CV_SQLTEXT_STAGE_TABLE " (LIKE ");
-        cv_sqltext_ident(&b, table, '"', true);
+        add_ident(&b, table, '"', true);
         cv_buf_adds(&b, ") ON COMMIT DROP");
     } else {
         cv_buf_adds(&b, "CREATE TEMPORARY TABLE " CV_SQLTEXT_STAGE_TABLE " AS SELECT ");
         columns(&b, cols, ncols, quote);
         cv_buf_adds(&b, " FROM ");
-        cv_sqltext_ident(&b, table, quote, true);
+        add_ident(&b, table, quote, true);
         cv_buf_adds(&b, " LIMIT 0");
     }
     return cv_buf_take(&b);
@@ -255,7 +257,7 @@ char *cv_sqltext_load_data(const char *target, const cv_odbc_col *cols, int ncol
             cv_buf_adds(&b, var);
             any_binary = true;
         } else {
-            cv_sqltext_ident(&b, cols[c].name, quote, false);
+            add_ident(&b, cols[c].name, quote, false);
         }
     }
     cv_buf_adds(&b, ")");
@@ -263,7 +265,7 @@ char *cv_sqltext_load_data(const char *target, const cv_odbc_col *cols, int ncol
         if (!cols[c].binary)
             continue;
         cv_buf_adds(&b, n++ ? ", " : " SET ");
-        cv_sqltext_ident(&b, cols[c].name, quote, false);
+        add_ident(&b, cols[c].name, quote, false);
         snprintf(var, sizeof(var), " = UNHEX(@cv_hex%d)", c);
         cv_buf_adds(&b, var);
     }
@@ -292,7 +294,7 @@ char *cv_sqltext_merge(const char *table, const cv_odbc_col *cols, int ncols, ch
     cv_buf b = {0};
 
     cv_buf_adds(&b, "INSERT INTO ");
-    cv_sqltext_ident(&b, table, quote, true);
+    add_ident(&b, table, quote, true);
     cv_buf_adds(&b, " (");
     columns(&b, cols, ncols, quote);
     cv_buf_adds(&b, ") SELECT ");

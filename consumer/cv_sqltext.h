@@ -32,12 +32,6 @@
 int cv_sqltext_quote_ident(const char *name, char quote, bool split_schema, char *out,
                            size_t outlen);
 
-/* Appends the quoted name to b (b fails if the name is too long). */
-void cv_sqltext_ident(cv_buf *b, const char *name, char quote, bool split_schema);
-
-/* True if `name` is one of the load's key columns. */
-bool cv_sqltext_is_key(const cv_load_spec *load, const char *name);
-
 /* The user's query without trailing white space and semicolons, so that it
  * can be wrapped as a derived table, and ended by a newline, so that a line
  * comment at its end does not swallow what follows it. */

@@ -22,14 +22,6 @@
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
 
-const char *cv_transfer_method(const cv_transfer_spec *spec) {
-    cv_load_method method;
-    char why[8];
-    if (cv_sink_load_method(spec, &method, why, sizeof(why)) != CV_OK)
-        return "invalid";
-    return cv_load_method_str(method);
-}
-
 /* Where the pump's rows come from. COPY and LOAD DATA are fed by the pump; a
  * PostgreSQL origin feeding COPY, or a MariaDB one, is read natively unless
  * the job is incremental or batched (bounds are bound as ODBC parameters,

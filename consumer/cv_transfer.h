@@ -66,8 +66,4 @@ typedef struct cv_transfer_spec {
 cv_err cv_transfer_run(const cv_transfer_spec *spec, cv_transfer_result *res, char *errbuf,
                        size_t errlen);
 
-/* The load method the transfer will use: "copy" (PostgreSQL destination, COPY
- * FROM STDIN through libpq) or "odbc" (parameter arrays). Static string. */
-const char *cv_transfer_method(const cv_transfer_spec *spec);
-
 #endif

@@ -36,7 +36,8 @@ fail:
     return false;
 }
 
-bool cv_buf_add(cv_buf *b, const void *data, size_t n) {
+/* Appends n bytes, or the string s. False when the buffer has failed. */
+static bool buf_add(cv_buf *b, const void *data, size_t n) {
     if (!cv_buf_reserve(b, n))
         return false;
     if (n)
@@ -47,7 +48,7 @@ bool cv_buf_add(cv_buf *b, const void *data, size_t n) {
 }
 
 bool cv_buf_adds(cv_buf *b, const char *s) {
-    return cv_buf_add(b, s, strlen(s));
+    return buf_add(b, s, strlen(s));
 }
 
 bool cv_buf_add_hex(cv_buf *b, const void *data, size_t n) {

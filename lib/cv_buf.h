@@ -26,8 +26,6 @@ typedef struct cv_buf {
  * doubling. False (and failed set) when out of memory. */
 bool cv_buf_reserve(cv_buf *b, size_t more);
 
-/* Appends n bytes, or the string s. False when the buffer has failed. */
-bool cv_buf_add(cv_buf *b, const void *data, size_t n);
 bool cv_buf_adds(cv_buf *b, const char *s);
 
 /* Appends the n bytes at `data` as 2n lower-case hex digits. */

@@ -11,7 +11,8 @@
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
 
-bool cv_connstr_secret_key(const char *key, size_t klen) {
+/* Whether an attribute named key (klen bytes) holds a secret. */
+static bool secret_key(const char *key, size_t klen) {
     static const char *const parts[] = {"pwd", "passw", "secret", "token"};
     char lower[128];
 
@@ -71,7 +72,7 @@ static bool mask_pqopt(const char *v, const char *end, char *out, size_t *o) {
                 p++;
         }
         put(out, o, k, (size_t)(eq - k + 1));
-        if (cv_connstr_secret_key(k, (size_t)(eq - k)))
+        if (secret_key(k, (size_t)(eq - k)))
             put(out, o, CV_CONNSTR_MASK, strlen(CV_CONNSTR_MASK));
         else
             put(out, o, val, (size_t)(p - val));
@@ -146,7 +147,7 @@ cv_err cv_connstr_mask(const char *odbc, char **out, char *errbuf, size_t errlen
         while (kend > k && isspace((unsigned char)kend[-1]))
             kend--;
         put(buf, &o, a, (size_t)(eq - a + 1));
-        if (cv_connstr_secret_key(k, (size_t)(kend - k))) {
+        if (secret_key(k, (size_t)(kend - k))) {
             put(buf, &o, CV_CONNSTR_MASK, strlen(CV_CONNSTR_MASK));
         } else if (*v == '{' && kend - k == 5 && strncasecmp(k, "Pqopt", 5) == 0) {
             put(buf, &o, eq + 1, (size_t)(v - eq)); /* up to and with the '{' */

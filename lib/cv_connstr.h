@@ -26,9 +26,6 @@
 
 #define CV_CONNSTR_MASK "********"
 
-/* Whether an attribute named key (klen bytes) holds a secret. */
-bool cv_connstr_secret_key(const char *key, size_t klen);
-
 /* A copy of odbc with every secret value replaced by CV_CONNSTR_MASK (its
  * length hidden too), everything else as written. CV_OK with *out to free();
  * CV_ERR_INVALID with what does not parse and where ("'{' at byte 9 is never

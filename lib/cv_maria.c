@@ -27,7 +27,6 @@
 #define MAX_PARAMS 8
 #define CONNECT_TIMEOUT 10 /* seconds */
 #define CANCEL_TIMEOUT 5   /* seconds, for each step of the KILL connection */
-#define BINARY_CHARSET 63  /* charsetnr of the "binary" character set */
 
 struct cv_maria {
     MYSQL *mysql;
@@ -411,8 +410,16 @@ out:
     return err;
 }
 
+/* Frees the current result, reading and discarding any rows left. */
+static void query_end(cv_maria *m) {
+    if (m->res) {
+        mysql_free_result(m->res);
+        m->res = NULL;
+    }
+}
+
 cv_err cv_maria_query(cv_maria *m, const char *sql, char *errbuf, size_t errlen) {
-    cv_maria_query_end(m);
+    query_end(m);
     if (mysql_real_query(m->mysql, sql, strlen(sql)))
         return conn_error(m->mysql, "query failed", errbuf, errlen);
     m->res = mysql_use_result(m->mysql);
@@ -426,32 +433,6 @@ cv_err cv_maria_query(cv_maria *m, const char *sql, char *errbuf, size_t errlen)
 
 int cv_maria_ncols(const cv_maria *m) {
     return m->res ? (int)mysql_num_fields(m->res) : 0;
-}
-
-bool cv_maria_col_binary(const cv_maria *m, int col) {
-    const MYSQL_FIELD *field;
-
-    if (col < 0 || col >= cv_maria_ncols(m))
-        return false;
-    field = mysql_fetch_field_direct(m->res, (unsigned int)col);
-    /* Numbers and dates report the binary character set too; only string and
-     * blob types hold bytes. BIT and GEOMETRY values come as raw bytes as well. */
-    if (field->charsetnr != BINARY_CHARSET)
-        return false;
-    switch (field->type) {
-        case MYSQL_TYPE_STRING:
-        case MYSQL_TYPE_VAR_STRING:
-        case MYSQL_TYPE_VARCHAR:
-        case MYSQL_TYPE_BLOB:
-        case MYSQL_TYPE_TINY_BLOB:
-        case MYSQL_TYPE_MEDIUM_BLOB:
-        case MYSQL_TYPE_LONG_BLOB:
-        case MYSQL_TYPE_BIT:
-        case MYSQL_TYPE_GEOMETRY:
-            return true;
-        default:
-            return false;
-    }
 }
 
 cv_err cv_maria_fetch(cv_maria *m, const char *const **values, const unsigned long **lengths,
@@ -469,13 +450,6 @@ cv_err cv_maria_fetch(cv_maria *m, const char *const **values, const unsigned lo
     *values = (const char *const *)row;
     *lengths = mysql_fetch_lengths(m->res);
     return CV_OK;
-}
-
-void cv_maria_query_end(cv_maria *m) {
-    if (m->res) {
-        mysql_free_result(m->res);
-        m->res = NULL;
-    }
 }
 
 void cv_maria_cancel(cv_maria *m) {

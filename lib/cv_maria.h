@@ -64,23 +64,17 @@ cv_err cv_maria_load(cv_maria *m, const char *load_sql, cv_maria_read_fn read, v
 /* Runs a query and streams its result (mysql_use_result): rows are read from
  * the server as cv_maria_fetch() asks for them, so memory holds one row. The
  * connection can run nothing else until the result has been read to its end
- * or cv_maria_query_end() is called. */
+ * (the next cv_maria_query() discards what is left). */
 cv_err cv_maria_query(cv_maria *m, const char *sql, char *errbuf, size_t errlen);
 
-/* Result columns of the current query (0 without one), and whether a column
- * holds bytes (binary character set: BINARY, VARBINARY, BLOB; also BIT and
- * GEOMETRY) rather than text. */
+/* Result columns of the current query (0 without one). */
 int cv_maria_ncols(const cv_maria *m);
-bool cv_maria_col_binary(const cv_maria *m, int col);
 
 /* Next row of the current query: CV_OK with values[ncols] (NULL entries for
  * SQL NULL; valid until the next call) and lengths[ncols] in bytes;
  * CV_ERR_NOT_FOUND at the end; another error if the query failed midway. */
 cv_err cv_maria_fetch(cv_maria *m, const char *const **values, const unsigned long **lengths,
                       char *errbuf, size_t errlen);
-
-/* Frees the current result, reading and discarding any rows left. */
-void cv_maria_query_end(cv_maria *m);
 
 /* Asks the server to stop the query this connection runs (KILL QUERY over a
  * second connection); a cv_maria_fetch() or cv_maria_query() blocked in another

@@ -39,7 +39,10 @@ struct cv_odbc_conn {
     char *pg_session; /* PostgreSQL: SET statements restoring what the driver set */
 };
 
-const char *cv_odbc_braced_end(const char *open) {
+/* In an ODBC connection string, a value in braces may hold ';' and writes '}'
+ * as "}}". Given a pointer to the opening '{', returns a pointer just past the
+ * closing '}' (or to the terminating NUL if there is none). */
+static const char *braced_end(const char *open) {
     const char *p = open + 1;
     while (*p) {
         if (*p == '}') {
@@ -69,7 +72,7 @@ bool cv_odbc_conn_value(const char *odbc, const char *key, char *out, size_t out
         v = eq + 1;
         braced = *v == '{';
         if (braced) {
-            p = cv_odbc_braced_end(v);
+            p = braced_end(v);
             v++;
             vend = p > v && p[-1] == '}' ? p - 1 : p;
         } else {
@@ -225,7 +228,7 @@ cv_err cv_odbc_commit(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
     return end_txn(conn, SQL_COMMIT, errbuf, errlen);
 }
 
-cv_err cv_odbc_rollback(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
+static cv_err rollback(cv_odbc_conn *conn, char *errbuf, size_t errlen) {
     return end_txn(conn, SQL_ROLLBACK, errbuf, errlen);
 }
 
@@ -255,7 +258,7 @@ cv_err cv_odbc_reset(cv_odbc_conn *conn, bool settings_changed, char *errbuf, si
     long long rows = 0;
     cv_err err;
 
-    if (conn->in_txn && (err = cv_odbc_rollback(conn, errbuf, errlen)))
+    if (conn->in_txn && (err = rollback(conn, errbuf, errlen)))
         return err;
     if (!SQL_SUCCEEDED(
             SQLSetConnectAttr(conn->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)SQL_AUTOCOMMIT_ON, 0)))
@@ -678,10 +681,6 @@ const cv_odbc_col *cv_odbc_stmt_col(const cv_odbc_stmt *stmt, int index) {
 
 const cv_odbc_col *cv_odbc_stmt_cols(const cv_odbc_stmt *stmt) {
     return stmt->ncols > 0 ? stmt->cols : NULL;
-}
-
-size_t cv_odbc_stmt_block_rows(const cv_odbc_stmt *stmt) {
-    return stmt->block_rows;
 }
 
 cv_err cv_odbc_stmt_fetch_block(cv_odbc_stmt *stmt, size_t *rows, char *errbuf, size_t errlen) {

@@ -31,11 +31,6 @@ typedef struct cv_odbc_col {
     bool binary; /* moved as raw bytes (SQL_C_BINARY), not text */
 } cv_odbc_col;
 
-/* In an ODBC connection string, a value in braces may hold ';' and writes '}'
- * as "}}". Given a pointer to the opening '{', returns a pointer just past the
- * closing '}' (or to the terminating NUL if there is none). */
-const char *cv_odbc_braced_end(const char *open);
-
 /* Finds `key` (case-insensitive) in an ODBC connection string and copies its
  * value, braces removed and "}}" read as '}', into out (truncated to outlen).
  * Returns true if the key is there. */
@@ -52,7 +47,6 @@ void cv_odbc_disconnect(cv_odbc_conn *conn);
 /* Switches autocommit off: everything until cv_odbc_commit() is one transaction. */
 cv_err cv_odbc_begin(cv_odbc_conn *conn, char *errbuf, size_t errlen);
 cv_err cv_odbc_commit(cv_odbc_conn *conn, char *errbuf, size_t errlen);
-cv_err cv_odbc_rollback(cv_odbc_conn *conn, char *errbuf, size_t errlen);
 
 /* Brings a connection a job is done with back to the state a new one has, so
  * that the next job may use it (cv_odbcpool.h): rolls back what is not
@@ -140,9 +134,6 @@ const cv_odbc_col *cv_odbc_stmt_col(const cv_odbc_stmt *stmt, int index);
 /* All the result's columns, as an array of cv_odbc_stmt_ncols() (NULL when
  * there are none). Owned by the statement. */
 const cv_odbc_col *cv_odbc_stmt_cols(const cv_odbc_stmt *stmt);
-
-/* Rows one fetched block holds (fixed after exec; at least 1). */
-size_t cv_odbc_stmt_block_rows(const cv_odbc_stmt *stmt);
 
 /* Fetches the next block of rows into the statement's buffers. CV_OK with
  * *rows > 0, CV_ERR_NOT_FOUND at the end of the result, CV_ERR_INVALID if a value

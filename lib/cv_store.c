@@ -12,6 +12,14 @@
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
 
+/* One index the services need: its collection, its name and its keys as
+ * "field:1,field:-1" (1 ascending, -1 descending). */
+typedef struct cv_store_index {
+    const char *collection;
+    const char *name;
+    const char *keys;
+} cv_store_index;
+
 static const cv_store_index indexes[] = {
     /* Pages of lists (cv_page) end their keys with _id, the tie-breaker.
      * GET /jobs/{id}/runs (newest first) and the scheduler's "is a run of
@@ -49,10 +57,6 @@ static const cv_store_index indexes[] = {
     {CV_COLL_LEASES, "day", "day:1"},
     {NULL, NULL, NULL},
 };
-
-const cv_store_index *cv_store_indexes(void) {
-    return indexes;
-}
 
 /* Appends the keys "a:1,b:-1" as {a: 1, b: -1}. */
 static cv_err append_keys(bson_t *key, const char *keys, char *errbuf, size_t errlen) {

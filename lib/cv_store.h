@@ -30,19 +30,8 @@
 #define CV_COLL_SCHEDULERS "schedulers" /* one heartbeat document per scheduler process */
 #define CV_COLL_RETENTION "retention"   /* how far the pruner got, per collection */
 
-/* One index the services need: its collection, its name and its keys as
- * "field:1,field:-1" (1 ascending, -1 descending). */
-typedef struct cv_store_index {
-    const char *collection;
-    const char *name;
-    const char *keys;
-} cv_store_index;
-
-/* The indexes cv_store_prepare() creates, ending with a zeroed entry. Static;
- * never freed. */
-const cv_store_index *cv_store_indexes(void);
-
-/* Creates every index of cv_store_indexes(). CV_ERR_MONGO with the collection
+/* Creates every index the services' queries need (the list is in
+ * cv_store.c, each with the query it serves). CV_ERR_MONGO with the collection
  * and the server's message when the store refused one. Any thread. */
 cv_err cv_store_prepare(cv_mongo *m, char *errbuf, size_t errlen);
 

@@ -308,7 +308,7 @@ static void plan_job(cv_scheduler *s, size_t ei, int64_t now, scan_batch *b) {
         cv_log_error("job %s: out of memory planning ticks", job_id);
 out:
     if (have_job)
-        cv_launch_release(&job);
+        cv_job_release(&job);
     cJSON_Delete(stored);
 }
 

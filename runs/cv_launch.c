@@ -47,6 +47,18 @@ static void retry_policy(const bson_t *job_doc, cv_job *job) {
         job->backoff_seconds = 60;
 }
 
+/* *to becomes a copy of from (NULL stays NULL): a job owns its strings. */
+static cv_err own(char **to, const char *from) {
+    *to = from ? strdup(from) : NULL;
+    return from && !*to ? CV_ERR_NOMEM : CV_OK;
+}
+
+/* The version of a stored job: its "version" field, 1 when it has none. */
+static int stored_version(const bson_t *job_doc) {
+    int64_t v = cv_mongo_doc_int(job_doc, "version", 1);
+    return v >= 1 && v <= INT32_MAX ? (int)v : 1;
+}
+
 cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job, char *errbuf,
                        size_t errlen) {
     const char *kind = cv_mongo_doc_str(job_doc, "kind");
@@ -62,7 +74,7 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
     if (which == CV_JOB_KIND_NONE)
         which = CV_JOB_KIND_TRANSFER; /* jobs stored before kinds were */
     snprintf(job->kind, sizeof(job->kind), "%s", cv_job_kind_str(which));
-    job->job_version = cv_launch_version(job_doc);
+    job->job_version = stored_version(job_doc);
     job->attempt = 1;
     job->queued_at_ms = cv_time_now_ms();
     retry_policy(job_doc, job);
@@ -73,7 +85,8 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
         copy_id(job->sql_connection_id, sizeof(job->sql_connection_id),
                 cv_mongo_doc_str(project,
                                  origin ? "origin_connection_id" : "destination_connection_id"));
-        job->statements = (char *)(uintptr_t)cv_mongo_doc_str(job_doc, "statements");
+        if (own(&job->statements, cv_mongo_doc_str(job_doc, "statements")) != CV_OK)
+            return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         return CV_OK;
     }
     if (!(stored = cv_launch_doc_json(job_doc)))
@@ -95,18 +108,14 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
                    verr.field, verr.reason);
         goto out;
     }
-    job->query = (char *)(uintptr_t)cv_mongo_doc_str(job_doc, "query");
-    job->transform = (char *)(uintptr_t)cv_mongo_doc_str(job_doc, "transform");
+    if (own(&job->query, cv_mongo_doc_str(job_doc, "query")) != CV_OK ||
+        own(&job->transform, cv_mongo_doc_str(job_doc, "transform")) != CV_OK)
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
 out:
     cJSON_Delete(stored);
     if (err)
-        cv_launch_release(job);
+        cv_job_release(job);
     return err;
-}
-
-int cv_launch_version(const bson_t *job_doc) {
-    int64_t v = cv_mongo_doc_int(job_doc, "version", 1);
-    return v >= 1 && v <= INT32_MAX ? (int)v : 1;
 }
 
 /* The stored parameters with the run's laid over them: *merged is new text
@@ -134,20 +143,9 @@ out:
     return err;
 }
 
-/* Moves the definition cv_launch_build() made (strings borrowed from the
- * stored job) into *job as copies it owns. */
-static cv_err take_definition(cv_job *job, cv_job *built) {
-    char *query = built->query ? strdup(built->query) : NULL;
-    char *transform = built->transform ? strdup(built->transform) : NULL;
-    char *statements = built->statements ? strdup(built->statements) : NULL;
-
-    if ((built->query && !query) || (built->transform && !transform) ||
-        (built->statements && !statements)) {
-        free(query);
-        free(transform);
-        free(statements);
-        return CV_ERR_NOMEM;
-    }
+/* Moves the definition cv_launch_build() made into *job: its strings and
+ * script change hands, built keeps none of them. */
+static void take_definition(cv_job *job, cv_job *built) {
     memcpy(job->kind, built->kind, sizeof(job->kind));
     job->job_version = built->job_version;
     memcpy(job->origin_connection_id, built->origin_connection_id,
@@ -157,12 +155,13 @@ static cv_err take_definition(cv_job *job, cv_job *built) {
     memcpy(job->sql_connection_id, built->sql_connection_id, sizeof(job->sql_connection_id));
     memcpy(job->destination_table, built->destination_table, sizeof(job->destination_table));
     job->load = built->load;
-    job->query = query;
-    job->transform = transform;
-    job->statements = statements;
-    job->python = built->python; /* owned already: moved */
+    /* Owned by built: moved. */
+    job->query = built->query;
+    job->transform = built->transform;
+    job->statements = built->statements;
+    job->python = built->python;
+    built->query = built->transform = built->statements = NULL;
     memset(&built->python, 0, sizeof(built->python));
-    return CV_OK;
 }
 
 cv_err cv_launch_resolve(const bson_t *job_doc, const bson_t *project, cv_job *job, cv_verr *verr,
@@ -180,7 +179,7 @@ cv_err cv_launch_resolve(const bson_t *job_doc, const bson_t *project, cv_job *j
         return cv_verr_set(verr, NULL, "project_id", "is not the project of job %s", job->job_id);
     if (!project)
         return cv_verr_set(verr, NULL, "project_id", "names no stored project");
-    version = cv_launch_version(job_doc);
+    version = stored_version(job_doc);
     if (job->job_version && job->job_version != version)
         return cv_verr_set(verr, NULL, "job_version",
                            "job %s is at version %d; version %d is not kept", job->job_id, version,
@@ -203,19 +202,11 @@ cv_err cv_launch_resolve(const bson_t *job_doc, const bson_t *project, cv_job *j
         cJSON_free(built.python.parameters);
         built.python.parameters = merged;
     }
-    if ((err = take_definition(job, &built)))
-        goto out;
+    take_definition(job, &built);
     if (!cv_mongo_doc_bool(project, "active", true))
         err = cv_err_set(errbuf, errlen, CV_ERR_CONFLICT,
                          "project %s is not active; activate it to run its jobs", job->project_id);
 out:
-    cv_launch_release(&built);
+    cv_job_release(&built);
     return err;
-}
-
-void cv_launch_release(cv_job *job) {
-    cv_python_spec_release(&job->python);
-    job->query = NULL; /* borrowed */
-    job->statements = NULL;
-    job->transform = NULL;
 }

@@ -18,14 +18,11 @@
 /* Fills *job for a run of the stored job `job_doc` of project `project`:
  * kind, connections, query or script or statements, load options, and the
  * retry policy of the job's schedule (max_attempts 1 when it has none). The
- * caller sets run_id, trigger and tick. Strings are borrowed from job_doc,
- * which must outlive *job; release with cv_launch_release(). CV_ERR_INVALID
- * (reason in errbuf) when the stored job cannot be read. */
+ * caller sets run_id, trigger and tick. *job owns copies of its strings
+ * (release it with cv_job_release(), like any cv_job). CV_ERR_INVALID (reason
+ * in errbuf) when the stored job cannot be read; CV_ERR_NOMEM. */
 cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job, char *errbuf,
                        size_t errlen);
-
-/* The version of a stored job: its "version" field, 1 when it has none. */
-int cv_launch_version(const bson_t *job_doc);
 
 /* Checks the decoded message *job against the stored job it names (job_doc,
  * NULL when there is none) and that job's project (NULL when there is none),
@@ -41,9 +38,6 @@ int cv_launch_version(const bson_t *job_doc);
  * - CV_ERR_NOMEM. */
 cv_err cv_launch_resolve(const bson_t *job_doc, const bson_t *project, cv_job *job, cv_verr *verr,
                          char *errbuf, size_t errlen);
-
-/* Frees what cv_launch_build() allocated and forgets the borrowed strings. */
-void cv_launch_release(cv_job *job);
 
 /* The document as cJSON (relaxed extended JSON), or NULL when out of memory. */
 cJSON *cv_launch_doc_json(const bson_t *doc);

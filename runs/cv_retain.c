@@ -23,7 +23,8 @@
 #define FIRST_LOOKBACK 400 /* days before the cutoff a store never swept starts at */
 #define DAY_MS INT64_C(86400000)
 
-void cv_retain_day(int64_t ms, char day[CV_DAY_LEN]) {
+/* Writes the UTC day of ms ("2026-12-03") into day. */
+static void retain_day(int64_t ms, char day[CV_DAY_LEN]) {
     char stamp[CV_TIME_RFC3339_LEN];
     cv_time_format(ms, stamp, sizeof(stamp));
     memcpy(day, stamp, CV_DAY_LEN - 1);
@@ -32,7 +33,7 @@ void cv_retain_day(int64_t ms, char day[CV_DAY_LEN]) {
 
 void cv_retain_append_day(bson_t *doc, int64_t ms) {
     char day[CV_DAY_LEN];
-    cv_retain_day(ms, day);
+    retain_day(ms, day);
     BSON_APPEND_UTF8(doc, "day", day);
 }
 
@@ -181,10 +182,10 @@ static cv_err prune(sweep *s, kind k, const char *coll, int keep_days, int64_t n
 
     *removed = 0;
     /* Documents of days before the cutoff day are older than keep_days whole days. */
-    cv_retain_day(now_ms - (int64_t)keep_days * DAY_MS, cutoff);
+    retain_day(now_ms - (int64_t)keep_days * DAY_MS, cutoff);
     marker_get(s->m, coll, day);
     t = day[0] ? day_ms(day) + DAY_MS : day_ms(cutoff) - FIRST_LOOKBACK * DAY_MS;
-    for (cv_retain_day(t, day); !err && strcmp(day, cutoff) < 0; cv_retain_day(t += DAY_MS, day)) {
+    for (retain_day(t, day); !err && strcmp(day, cutoff) < 0; retain_day(t += DAY_MS, day)) {
         int64_t found = 0, deleted = 0;
         do {
             if (*removed >= s->max_deletes || cv_time_mono_ms() > s->deadline_mono ||

@@ -43,10 +43,7 @@ typedef struct cv_retain_counts {
     int64_t events, runs, notifications, ticks, leases;
 } cv_retain_counts;
 
-/* Writes the UTC day of ms ("2026-12-03") into day. */
-void cv_retain_day(int64_t ms, char day[CV_DAY_LEN]);
-
-/* Appends "day": cv_retain_day(ms) to doc. */
+/* Appends "day": the UTC day of ms ("YYYY-MM-DD"), by which retention removes, to doc. */
 void cv_retain_append_day(bson_t *doc, int64_t ms);
 
 /* One sweep at now_ms: deletes at most max_deletes documents per collection

@@ -141,9 +141,11 @@ cv_err cv_runs_forget_queued(cv_mongo *m, const char *run_id, char *errbuf, size
     return err;
 }
 
-cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const char *project_id,
-                      const char *status, int attempts, const char *code, const char *message,
-                      char *errbuf, size_t errlen) {
+/* Records that a run failed for good, once per run (_id = run id): the
+ * project's notification. */
+static cv_err notify(cv_mongo *m, const char *run_id, const char *job_id, const char *project_id,
+                     const char *status, int attempts, const char *code, const char *message,
+                     char *errbuf, size_t errlen) {
     bson_t doc = BSON_INITIALIZER, error;
     int64_t now_ms = cv_time_now_ms();
     cv_err err;
@@ -313,9 +315,8 @@ static cv_err after_end(cv_mongo *m, const cv_event *ev, cv_run_status to, char 
         return err == CV_ERR_NOT_FOUND ? CV_OK : err;
     if (cv_mongo_doc_int(run, CV_RUN_F_ATTEMPT, -1) == ev->attempt &&
         cv_run_status_parse(cv_mongo_doc_str(run, CV_RUN_F_STATUS)) == to)
-        err = failed ? cv_runs_notify(m, ev->run_id, ev->job_id, ev->project_id,
-                                      cv_run_status_name(to), ev->attempt, ev->error_code,
-                                      ev->error_message, errbuf, errlen)
+        err = failed ? notify(m, ev->run_id, ev->job_id, ev->project_id, cv_run_status_name(to),
+                              ev->attempt, ev->error_code, ev->error_message, errbuf, errlen)
                      : update_job_watermark(m, ev, errbuf, errlen);
     bson_destroy(run);
     return err;
@@ -512,12 +513,6 @@ out:
     free(to);
     free(dup);
     return err;
-}
-
-cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
-                           size_t errlen) {
-    cv_err err = cv_runs_store_events(m, evs, n, errbuf, errlen);
-    return err ? err : cv_runs_apply_events(m, evs, n, errbuf, errlen);
 }
 
 bson_t *cv_runs_tick_record(const char *run_id, const char *job_id, const char *project_id,

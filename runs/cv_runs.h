@@ -53,23 +53,21 @@
 #define CV_RUN_F_CREATED "created_at" /* the order of a job's run history */
 #define CV_RUN_F_CANCEL "cancel_requested"
 
-/* Stores n events (a duplicate event id is success) and the pieces of the runs they move, in
- * few writes whatever n is: cv_runs_store_events(), then cv_runs_apply_events(). Events of one
- * run must come in the order they were published (one partition's order). A replayed batch
- * changes nothing, a late event never moves a finished run. CV_ERR_MONGO when the store did not
- * acknowledge: retry the whole batch. */
-cv_err cv_runs_apply_batch(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf, size_t errlen);
-
-/* The first half of cv_runs_apply_batch(): every event in one unordered insert. */
+/* A batch of events is stored in two steps, both in few writes whatever n is, both safe to
+ * replay: retry the whole batch on CV_ERR_MONGO (the store did not acknowledge). Events of one
+ * run must come in the order they were published (one partition's order).
+ *
+ * The first: every event in one unordered insert (a duplicate event id is success). */
 cv_err cv_runs_store_events(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
                             size_t errlen);
 
-/* The second half, for events already stored: every start, retry and end as a piece in one
+/* The second, for events already stored: every start, retry and end as a piece in one
  * unordered insert, the runs that became or stopped being active in one insert and one delete.
  * Only a run.progress (long jobs) that no later report or end of its attempt in the same
  * batch supersedes updates its attempt's start, and a failure or a success with a watermark
  * reads its run back to notify or mark the job. Batches must be applied in order; the
- * events of the next one may be stored meanwhile. */
+ * events of the next one may be stored meanwhile. A replayed batch changes nothing, a late
+ * event never moves a finished run. */
 cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *errbuf,
                             size_t errlen);
 
@@ -80,12 +78,6 @@ bson_t *cv_runs_queued_record(const cv_event *ev);
 /* Deletes the record of a run that is still queued: the caller wrote it
  * (cv_runs_queued_record()) but could not queue the job after all. */
 cv_err cv_runs_forget_queued(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen);
-
-/* Records that a run failed for good, once per run (_id = run id): the
- * project's notification. */
-cv_err cv_runs_notify(cv_mongo *m, const char *run_id, const char *job_id, const char *project_id,
-                      const char *status, int attempts, const char *code, const char *message,
-                      char *errbuf, size_t errlen);
 
 /* The record of a scheduled tick: `status` CV_RUN_QUEUED (the run of a tick
  * that runs, queued at queued_ms, with max_attempts), or CV_RUN_MISSED or

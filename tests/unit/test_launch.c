@@ -194,7 +194,7 @@ static void test_build_takes_the_project_connection(void **state) {
     assert_string_equal(job.statements, "VACUUM");
     assert_int_equal(job.max_attempts, 4);
     assert_int_equal(job.backoff_seconds, 7);
-    cv_launch_release(&job);
+    cv_job_release(&job);
     assert_null(job.statements);
     bson_destroy(job_doc);
     bson_destroy(proj);
