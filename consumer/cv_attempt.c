@@ -163,11 +163,41 @@ static cv_err finish(cv_attempt *a, cv_event *ev, char *errbuf, size_t errlen) {
     return CV_OK;
 }
 
-/* Puts a failed run's code and reason into its final event and logs them. */
-static void set_failure(cv_event *ev, const cv_job *job, const char *code, const char *why) {
-    snprintf(ev->error_code, sizeof(ev->error_code), "%s", code);
-    snprintf(ev->error_message, sizeof(ev->error_message), "%s", why);
-    cv_log_warn("run %s ended (%s): %s: %s", job->run_id, ev->type + 4, code, why);
+/* What a runner hands back to cv_attempt_run(), which publishes it. */
+typedef struct outcome {
+    const char *code;   /* static: NULL when the job succeeded, else "cancelled",
+                           "timed_out" or the code of its failure */
+    char why[1024];     /* the reason, when code is set */
+    bool superseded;    /* another delivery of the run is loading it and reports
+                           its end: this attempt says nothing more */
+    int64_t started_ms; /* monotonic, when the runner began */
+} outcome;
+
+/* Publishes the end of an attempt as the runner left it: the event's type
+ * from the outcome's code, its time now (retries count their backoff from
+ * it), its duration unless the runner measured its own. A failure is logged
+ * here, a success by its runner (which knows what to say about it). */
+static cv_err report(cv_attempt *a, cv_event *ev, const outcome *o, char *errbuf, size_t errlen) {
+    const cv_job *job = &a->job;
+    const char *type = !o->code                            ? CV_EVENT_RUN_SUCCEEDED
+                       : strcmp(o->code, "cancelled") == 0 ? CV_EVENT_RUN_CANCELLED
+                       : strcmp(o->code, "timed_out") == 0 ? CV_EVENT_RUN_TIMED_OUT
+                                                           : CV_EVENT_RUN_FAILED;
+
+    snprintf(ev->type, sizeof(ev->type), "%s", type);
+    ev->time_ms = cv_time_now_ms();
+    if (ev->duration_ms < 0)
+        ev->duration_ms = cv_time_mono_ms() - o->started_ms;
+    if (o->code) {
+        snprintf(ev->error_code, sizeof(ev->error_code), "%s", o->code);
+        snprintf(ev->error_message, sizeof(ev->error_message), "%s", o->why);
+        if (ev->rows_read >= 0)
+            cv_log_warn("run %s ended (%s) after %lld rows: %s: %s", job->run_id, type + 4,
+                        (long long)ev->rows_read, o->code, o->why);
+        else
+            cv_log_warn("run %s ended (%s): %s: %s", job->run_id, type + 4, o->code, o->why);
+    }
+    return finish(a, ev, errbuf, errlen);
 }
 
 /* Looks up and unseals the ODBC connection string of a connection id. *out is
@@ -251,37 +281,27 @@ static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t err
     return CV_OK;
 }
 
-/* Runs one valid job and publishes its events. Returns an error only when the
- * final event could not be published (the job must then be redelivered). */
-static cv_err run_job(cv_attempt *a, char *errbuf, size_t errlen) {
+/* Kind "sql_transfer": the job's query on its origin loaded into its table on
+ * the destination (cv_transfer.h). */
+static void run_transfer(cv_attempt *a, cv_event *ev, outcome *o) {
     cv_runner *w = a->r;
     const cv_job *job = &a->job;
-    char why[1024] = "";
     char *origin = NULL, *dest = NULL;
     cv_transfer_result res = {0};
-    cv_event ev;
-    cv_err err, run_err;
-    int64_t started = cv_time_mono_ms();
-
-    if ((err = publish_started(w, job, errbuf, errlen)))
-        return err;
-
+    cv_err err;
     progress_state prog = {.a = a,
                            .w = w,
                            .job = job,
-                           .started_ms = started,
-                           .last_report_ms = started,
-                           .last_cancel_check_ms = started};
-    if (job->load.timeout_seconds > 0)
-        prog.deadline_ms = started + (int64_t)job->load.timeout_seconds * 1000;
+                           .started_ms = o->started_ms,
+                           .last_report_ms = o->started_ms,
+                           .last_cancel_check_ms = o->started_ms};
 
-    if (cancelled_before_start(a)) {
-        run_err = cv_err_set(why, sizeof(why), CV_ERR_CANCELLED, "cancelled before it started");
-        res.error_code = "cancelled";
-    } else if ((run_err = lookup_odbc(w, job->origin_connection_id, &origin, why, sizeof(why)))) {
+    if (job->load.timeout_seconds > 0)
+        prog.deadline_ms = o->started_ms + (int64_t)job->load.timeout_seconds * 1000;
+    if ((err = lookup_odbc(w, job->origin_connection_id, &origin, o->why, sizeof(o->why)))) {
         res.error_code = "origin_lookup";
-    } else if ((run_err =
-                    lookup_odbc(w, job->destination_connection_id, &dest, why, sizeof(why)))) {
+    } else if ((err = lookup_odbc(w, job->destination_connection_id, &dest, o->why,
+                                  sizeof(o->why)))) {
         res.error_code = "destination_lookup";
     } else {
         cv_transfer_spec spec = {.origin_odbc = origin,
@@ -294,7 +314,7 @@ static cv_err run_job(cv_attempt *a, char *errbuf, size_t errlen) {
                                  .transform = job->transform,
                                  .progress = on_progress,
                                  .progress_ctx = &prog};
-        run_err = cv_transfer_run(&spec, &res, why, sizeof(why));
+        err = cv_transfer_run(&spec, &res, o->why, sizeof(o->why));
     }
     free(origin);
     free(dest);
@@ -302,40 +322,27 @@ static cv_err run_job(cv_attempt *a, char *errbuf, size_t errlen) {
     if (res.superseded) {
         /* Another delivery of this run committed a batch this one was loading:
          * that delivery is the one running, and it reports the outcome. */
-        cv_log_warn("run %s: %s; leaving it to that delivery", job->run_id, why);
-        return CV_OK;
+        cv_log_warn("run %s: %s; leaving it to that delivery", job->run_id, o->why);
+        o->superseded = true;
+        return;
     }
+    ev->rows_read = res.rows_read;
+    ev->rows_written = res.rows_written;
     if (res.resumed_rows > 0)
         cv_log_info("run %s resumed after %lld rows committed by earlier attempts", job->run_id,
                     (long long)res.resumed_rows);
-    if ((err = cv_event_init(&ev, !run_err ? CV_EVENT_RUN_SUCCEEDED
-                                  : res.error_code && strcmp(res.error_code, "cancelled") == 0
-                                      ? CV_EVENT_RUN_CANCELLED
-                                  : res.error_code && strcmp(res.error_code, "timed_out") == 0
-                                      ? CV_EVENT_RUN_TIMED_OUT
-                                      : CV_EVENT_RUN_FAILED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    ev.rows_read = res.rows_read;
-    ev.rows_written = res.rows_written;
-    ev.duration_ms = cv_time_mono_ms() - started;
-    if (!run_err)
-        snprintf(ev.watermark, sizeof(ev.watermark), "%s", res.watermark);
-    if (run_err) {
-        snprintf(ev.error_code, sizeof(ev.error_code), "%s",
-                 res.error_code ? res.error_code : cv_err_str(run_err));
-        snprintf(ev.error_message, sizeof(ev.error_message), "%s", why);
-        cv_log_warn("run %s ended (%s) after %lld rows: %s: %s", job->run_id, ev.type + 4,
-                    (long long)res.rows_read, ev.error_code, why);
-    } else if (res.already_loaded) {
+    if (err) {
+        o->code = res.error_code ? res.error_code : cv_err_str(err);
+        return;
+    }
+    snprintf(ev->watermark, sizeof(ev->watermark), "%s", res.watermark);
+    if (res.already_loaded)
         cv_log_info("run %s was loaded by an earlier delivery (%lld rows in the ledger); "
                     "not loading again",
                     job->run_id, (long long)res.rows_written);
-    } else {
+    else
         cv_log_info("run %s succeeded: %lld rows in %lld ms", job->run_id,
-                    (long long)res.rows_written, (long long)ev.duration_ms);
-    }
-    return finish(a, &ev, errbuf, errlen);
+                    (long long)res.rows_written, (long long)(cv_time_mono_ms() - o->started_ms));
 }
 
 /* ---- kind "python" ---------------------------------------------------------- */
@@ -478,112 +485,111 @@ static cv_err python_project(cv_runner *w, const cv_job *job, char **interpreter
     return err;
 }
 
-/* Runs one valid Python job in the sandbox and publishes its events. Returns
- * an error only when an event could not be published. */
-static cv_err run_python(cv_attempt *a, char *errbuf, size_t errlen) {
+/* What a script gets to know: its run and its parameters, nothing else, and
+ * the project's connection strings when it exposes them. */
+typedef struct script_env {
+    char run[64], job[64], project[64], attempt[48];
+    char *parameters;    /* owned: "CONVUTELL_PARAMETERS=<JSON object>" */
+    const char *vars[8]; /* NULL-terminated, pointing into this struct or the caller's */
+    int n;
+} script_env;
+
+static cv_err script_env_init(script_env *e, const cv_job *job) {
+    const char *parameters = job->python.parameters ? job->python.parameters : "{}";
+    size_t plen = strlen(parameters) + 32;
+
+    snprintf(e->run, sizeof(e->run), "CONVUTELL_RUN_ID=%s", job->run_id);
+    snprintf(e->job, sizeof(e->job), "CONVUTELL_JOB_ID=%s", job->job_id);
+    snprintf(e->project, sizeof(e->project), "CONVUTELL_PROJECT_ID=%s", job->project_id);
+    snprintf(e->attempt, sizeof(e->attempt), "CONVUTELL_ATTEMPT=%d", job->attempt);
+    if (!(e->parameters = malloc(plen)))
+        return CV_ERR_NOMEM;
+    snprintf(e->parameters, plen, "CONVUTELL_PARAMETERS=%s", parameters);
+    e->n = 0;
+    e->vars[e->n++] = e->run;
+    e->vars[e->n++] = e->job;
+    e->vars[e->n++] = e->project;
+    e->vars[e->n++] = e->attempt;
+    e->vars[e->n++] = e->parameters;
+    e->vars[e->n] = NULL;
+    return CV_OK;
+}
+
+/* Adds "NAME=value" (may be NULL: nothing to add; borrowed). */
+static void script_env_add(script_env *e, const char *var) {
+    if (var && e->n < (int)(sizeof(e->vars) / sizeof(e->vars[0])) - 1) {
+        e->vars[e->n++] = var;
+        e->vars[e->n] = NULL;
+    }
+}
+
+/* The sandbox's spec for the job's script, its hooks reporting to state. */
+static void script_spec(cv_script_spec *spec, const cv_python_spec *py, const char *interpreter,
+                        const char *const *env, python_state *state) {
+    memset(spec, 0, sizeof(*spec));
+    spec->script = py->script;
+    spec->interpreter = interpreter;
+    spec->env = env;
+    spec->limits.timeout_seconds = py->timeout_seconds;
+    spec->limits.cpu_seconds = py->limits.cpu_seconds;
+    spec->limits.memory_mb = py->limits.memory_mb;
+    spec->limits.open_files = py->limits.open_files;
+    spec->limits.file_size_mb = py->limits.file_size_mb;
+    spec->limits.processes = py->limits.processes;
+    spec->on_line = on_script_line;
+    spec->check = on_script_check;
+    spec->ctx = state;
+    spec->max_line = CV_LOG_LINE_MAX;
+}
+
+/* Kind "python": the job's script in the sandbox (cv_script.h), its output
+ * lines published as run.log events. */
+static void run_python(cv_attempt *a, cv_event *ev, outcome *o) {
     cv_runner *w = a->r;
     const cv_job *job = &a->job;
-    const cv_python_spec *py = &job->python;
-    char run_env[64], job_env[64], project_env[64], attempt_env[48], why[1024] = "";
-    char *parameters_env = NULL, *interpreter = NULL, *origin_env = NULL, *dest_env = NULL;
-    const char *env[8];
-    python_state state = {.a = a, .w = w, .job = job, .last_cancel_check_ms = cv_time_mono_ms()};
+    python_state state = {.a = a, .w = w, .job = job, .last_cancel_check_ms = o->started_ms};
+    char *interpreter = NULL, *origin_env = NULL, *dest_env = NULL;
+    script_env env = {.parameters = NULL};
     cv_script_spec spec;
     cv_script_result res;
-    const char *type = CV_EVENT_RUN_SUCCEEDED, *code = NULL;
-    bool ran = false;
-    cv_event ev;
-    cv_err err;
-    size_t plen;
 
-    if ((err = publish_started(w, job, errbuf, errlen)))
-        return err;
-
-    /* What the script gets to know: its run and its parameters, nothing else. */
-    snprintf(run_env, sizeof(run_env), "CONVUTELL_RUN_ID=%s", job->run_id);
-    snprintf(job_env, sizeof(job_env), "CONVUTELL_JOB_ID=%s", job->job_id);
-    snprintf(project_env, sizeof(project_env), "CONVUTELL_PROJECT_ID=%s", job->project_id);
-    snprintf(attempt_env, sizeof(attempt_env), "CONVUTELL_ATTEMPT=%d", job->attempt);
-    plen = strlen(py->parameters ? py->parameters : "{}") + 32;
-    if (!(parameters_env = malloc(plen)))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    snprintf(parameters_env, plen, "CONVUTELL_PARAMETERS=%s",
-             py->parameters ? py->parameters : "{}");
-    env[0] = run_env;
-    env[1] = job_env;
-    env[2] = project_env;
-    env[3] = attempt_env;
-    env[4] = parameters_env;
-    env[5] = NULL;
-
-    memset(&spec, 0, sizeof(spec));
     memset(&res, 0, sizeof(res));
-    spec.script = py->script;
-    spec.env = env;
-    spec.limits.timeout_seconds = py->timeout_seconds;
-    spec.limits.cpu_seconds = py->limits.cpu_seconds;
-    spec.limits.memory_mb = py->limits.memory_mb;
-    spec.limits.open_files = py->limits.open_files;
-    spec.limits.file_size_mb = py->limits.file_size_mb;
-    spec.limits.processes = py->limits.processes;
-    spec.on_line = on_script_line;
-    spec.check = on_script_check;
-    spec.ctx = &state;
-    spec.max_line = CV_LOG_LINE_MAX;
-
-    if (cancelled_before_start(a)) {
-        type = CV_EVENT_RUN_CANCELLED;
-        code = "cancelled";
-        snprintf(why, sizeof(why), "cancelled before it started");
-    } else if (python_project(w, job, &interpreter, &origin_env, &dest_env, why, sizeof(why)) !=
-               CV_OK) {
-        type = CV_EVENT_RUN_FAILED;
-        code = "project_lookup";
-    } else {
-        int n = 5;
-        spec.interpreter = interpreter;
-        if (origin_env)
-            env[n++] = origin_env;
-        if (dest_env)
-            env[n++] = dest_env;
-        env[n] = NULL;
-        if (cv_script_run(&spec, &res, why, sizeof(why)) != CV_OK) {
-            type = CV_EVENT_RUN_FAILED;
-            code = "script_start";
-        } else if (res.stopped) {
-            ran = true;
-            type = CV_EVENT_RUN_CANCELLED;
-            code = "cancelled";
-            snprintf(why, sizeof(why), "stopped after %lld ms: cancelled on request",
-                     (long long)res.duration_ms);
-        } else {
-            ran = true;
-            if (res.limit || res.exit_code != 0 || res.signal) {
-                bool timed_out = res.limit && strcmp(res.limit, "timeout_seconds") == 0;
-                type = timed_out ? CV_EVENT_RUN_TIMED_OUT : CV_EVENT_RUN_FAILED;
-                code = timed_out ? "timed_out" : res.limit ? "limit_exceeded" : "script_failed";
-                cv_script_describe(&spec, &res, why, sizeof(why));
-            }
-        }
+    if (script_env_init(&env, job) != CV_OK) {
+        o->code = cv_err_str(CV_ERR_NOMEM);
+        snprintf(o->why, sizeof(o->why), "out of memory");
+        goto out;
     }
-    free(parameters_env);
-    free(interpreter);
-    free(origin_env); /* connection strings hold passwords: not kept longer than needed */
-    free(dest_env);
-
-    if ((err = cv_event_init(&ev, type)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    ev.duration_ms = res.duration_ms;
-    ev.exit_code = ran && !res.signal ? res.exit_code : -1;
-    ev.lines_dropped = ran ? res.lines_dropped : -1;
-    if (code) {
-        set_failure(&ev, job, code, why);
+    if (python_project(w, job, &interpreter, &origin_env, &dest_env, o->why, sizeof(o->why))) {
+        o->code = "project_lookup";
+        goto out;
+    }
+    script_env_add(&env, origin_env);
+    script_env_add(&env, dest_env);
+    script_spec(&spec, &job->python, interpreter, env.vars, &state);
+    if (cv_script_run(&spec, &res, o->why, sizeof(o->why)) != CV_OK) {
+        o->code = "script_start";
+        goto out;
+    }
+    ev->duration_ms = res.duration_ms;
+    ev->exit_code = res.signal ? -1 : res.exit_code;
+    ev->lines_dropped = res.lines_dropped;
+    if (res.stopped) {
+        o->code = "cancelled";
+        snprintf(o->why, sizeof(o->why), "stopped after %lld ms: cancelled on request",
+                 (long long)res.duration_ms);
+    } else if (res.limit || res.exit_code != 0 || res.signal) {
+        bool timed_out = res.limit && strcmp(res.limit, "timeout_seconds") == 0;
+        o->code = timed_out ? "timed_out" : res.limit ? "limit_exceeded" : "script_failed";
+        cv_script_describe(&spec, &res, o->why, sizeof(o->why));
     } else {
         cv_log_info("run %s succeeded in %lld ms (%lld lines, %lld dropped)", job->run_id,
                     (long long)res.duration_ms, (long long)res.lines, (long long)res.lines_dropped);
     }
-    return finish(a, &ev, errbuf, errlen);
+out:
+    free(env.parameters);
+    free(interpreter);
+    free(origin_env); /* connection strings hold passwords: not kept longer than needed */
+    free(dest_env);
 }
 
 /* Publishes a sql job's statement row counts as run.log lines. */
@@ -597,77 +603,65 @@ static void log_statement(void *ctx, const char *line) {
     publish_log(l->a->r, &l->a->job, "stdout", line, strlen(line), false, &l->failed);
 }
 
-/* Runs the statements of one sql job in one transaction, each on its own
- * (split at semicolons outside quotes and comments); every statement's row
- * count becomes a run.log line and their sum the run's rows_written. */
-static cv_err run_sql(cv_attempt *a, char *errbuf, size_t errlen) {
-    cv_runner *w = a->r;
+/* Kind "sql": the job's statements in one transaction, each on its own (split
+ * at semicolons outside quotes and comments); every statement's row count
+ * becomes a run.log line and their sum the run's rows_written. */
+static void run_sql(cv_attempt *a, cv_event *ev, outcome *o) {
     const cv_job *job = &a->job;
     cv_sqljob_result pass = {0};
     statement_log log = {.a = a};
     char *odbc = NULL;
-    const char *type = CV_EVENT_RUN_SUCCEEDED;
-    int64_t started = cv_time_mono_ms();
-    cv_event ev;
-    cv_err err;
 
-    if ((err = publish_started(w, job, errbuf, errlen)))
-        return err;
-
-    if (cancelled_before_start(a)) {
-        pass.code = "cancelled";
-        snprintf(pass.why, sizeof(pass.why), "cancelled before it started");
-    } else if (lookup_odbc(w, job->sql_connection_id, &odbc, pass.why, sizeof(pass.why)) != CV_OK) {
-        pass.code = "connection_lookup";
-    } else {
-        cv_sqljob_run(w->odbc_pool, odbc, job->statements, job->run_id, log_statement, &log, &pass);
+    if (lookup_odbc(a->r, job->sql_connection_id, &odbc, o->why, sizeof(o->why)) != CV_OK) {
+        o->code = "connection_lookup";
+        return;
     }
+    cv_sqljob_run(a->r->odbc_pool, odbc, job->statements, job->run_id, log_statement, &log, &pass);
     free(odbc);
-
-    if (pass.code)
-        type = strcmp(pass.code, "cancelled") == 0 ? CV_EVENT_RUN_CANCELLED : CV_EVENT_RUN_FAILED;
-    if ((err = cv_event_init(&ev, type)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, job);
-    ev.duration_ms = cv_time_mono_ms() - started;
     if (pass.code) {
-        set_failure(&ev, job, pass.code, pass.why);
-    } else {
-        ev.rows_written = pass.total;
-        cv_log_info("run %s succeeded: %lld rows changed", job->run_id, pass.total);
+        o->code = pass.code;
+        snprintf(o->why, sizeof(o->why), "%s", pass.why);
+        return;
     }
-    return finish(a, &ev, errbuf, errlen);
-}
-
-/* A known job that may not run now (its project is not active): the run
- * starts and fails at once with the reason. */
-static cv_err run_refused(cv_attempt *a, char *errbuf, size_t errlen) {
-    cv_event ev;
-    cv_err err;
-
-    if ((err = publish_started(a->r, &a->job, errbuf, errlen)))
-        return err;
-    if ((err = cv_event_init(&ev, CV_EVENT_RUN_FAILED)))
-        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
-    cv_event_from_job(&ev, &a->job);
-    set_failure(&ev, &a->job, "project_inactive", a->refused);
-    return finish(a, &ev, errbuf, errlen);
+    ev->rows_written = pass.total;
+    cv_log_info("run %s succeeded: %lld rows changed", job->run_id, pass.total);
 }
 
 /* How each kind of job runs; a message without a kind is a transfer (the
- * worker checked it against the stored job, cv_launch_resolve()). */
-typedef cv_err runner(cv_attempt *a, char *errbuf, size_t errlen);
+ * worker checked it against the stored job, cv_launch_resolve()). A runner
+ * fills the final event with what it measured and the outcome with how the
+ * job ended; cv_attempt_run() does the rest, the same for every kind. */
+typedef void runner(cv_attempt *a, cv_event *ev, outcome *o);
 static runner *const runners[] = {
-    [CV_JOB_KIND_NONE] = run_job,
-    [CV_JOB_KIND_TRANSFER] = run_job,
+    [CV_JOB_KIND_NONE] = run_transfer,
+    [CV_JOB_KIND_TRANSFER] = run_transfer,
     [CV_JOB_KIND_PYTHON] = run_python,
     [CV_JOB_KIND_SQL] = run_sql,
 };
 
 cv_err cv_attempt_run(cv_attempt *a, char *errbuf, size_t errlen) {
-    if (a->refused[0])
-        return run_refused(a, errbuf, errlen);
-    return runners[cv_job_kind_parse(a->job.kind)](a, errbuf, errlen);
+    outcome o = {.code = NULL};
+    cv_event ev;
+    cv_err err;
+
+    if ((err = publish_started(a->r, &a->job, errbuf, errlen)))
+        return err;
+    o.started_ms = cv_time_mono_ms();
+    if ((err = cv_event_init(&ev, CV_EVENT_RUN_SUCCEEDED)))
+        return cv_err_set(errbuf, errlen, err, "cannot make an event id");
+    cv_event_from_job(&ev, &a->job);
+    if (a->refused[0]) { /* a known job that may not run now (its project is not active) */
+        o.code = "project_inactive";
+        snprintf(o.why, sizeof(o.why), "%s", a->refused);
+    } else if (cancelled_before_start(a)) {
+        o.code = "cancelled";
+        snprintf(o.why, sizeof(o.why), "cancelled before it started");
+    } else {
+        runners[cv_job_kind_parse(a->job.kind)](a, &ev, &o);
+    }
+    if (o.superseded)
+        return CV_OK;
+    return report(a, &ev, &o, errbuf, errlen);
 }
 
 void cv_attempt_renew(cv_attempt *a) {
