@@ -239,23 +239,47 @@ static void child_fail(int report, int step) {
     _exit(127);
 }
 
+/* One script being run: its folder, its process group, the pipes to it and
+ * what the parent's loop watches. Every descriptor is -1 when closed. */
+typedef struct proc {
+    const cv_script_spec *spec;
+    cv_script_result *res;
+    runner r;
+    const char *interpreter;
+    char dir[sizeof("/tmp/convutell-run-XXXXXX")];
+    bool made_dir;
+    bool drop; /* the worker is root: the script runs as uid/gid (run_as_name) */
+    uid_t uid;
+    gid_t gid;
+    const char *run_as_name;
+    int out[2], err[2], report[2], in[2], null_fd;
+    char *stdin_buf; /* data mode: what the feeder gave and the script has not read */
+    size_t stdin_len, stdin_at;
+    bool stdin_done;
+    bool open_streams[3]; /* indexed by cv_script_stream */
+    pid_t pid;
+    int status;
+    bool reaped;
+    int64_t started, deadline, term_at, next_check, reaped_at;
+} proc;
+
 /* In the child, between fork() and execve(): async-signal-safe calls only. */
-static void child(const cv_script_spec *spec, const char *dir, int out, int err, int null_fd,
-                  int report, bool drop, uid_t uid, gid_t gid, const char *interpreter,
-                  char *const *argv, char *const *envp) {
-    const cv_script_limits *l = &spec->limits;
+static void child(const proc *p, char *const *argv, char *const *envp) {
+    const cv_script_limits *l = &p->spec->limits;
     rlim_t cpu = (rlim_t)DEFAULT(l->cpu_seconds, 600);
     rlim_t mb = 1024 * 1024;
+    int report = p->report[1];
 
     setsid(); /* its own session and process group, no controlling terminal */
-    if (dup2(null_fd, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+    if (dup2(p->spec->feed ? p->in[0] : p->null_fd, 0) < 0 || dup2(p->out[1], 1) < 0 ||
+        dup2(p->err[1], 2) < 0)
         child_fail(report, 1);
     /* Everything else goes, but the report pipe (close-on-exec) stays until execve. */
     if (report > 3 && close_range(3, (unsigned)report - 1, 0) != 0)
         child_fail(report, 1);
     if (close_range((unsigned)report + 1, ~0U, 0) != 0)
         child_fail(report, 1);
-    if (chdir(dir) != 0)
+    if (chdir(p->dir) != 0)
         child_fail(report, 1);
     set_limit(RLIMIT_CPU, cpu, cpu + 1); /* SIGXCPU first, SIGKILL a second later */
     set_limit(RLIMIT_AS, (rlim_t)DEFAULT(l->memory_mb, 1024) * mb,
@@ -266,256 +290,296 @@ static void child(const cv_script_spec *spec, const char *dir, int out, int err,
               (rlim_t)DEFAULT(l->file_size_mb, 1024) * mb);
     set_limit(RLIMIT_NPROC, (rlim_t)DEFAULT(l->processes, 64), (rlim_t)DEFAULT(l->processes, 64));
     set_limit(RLIMIT_CORE, 0, 0);
-    if (drop && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0))
+    if (p->drop && (setgroups(0, NULL) != 0 || setgid(p->gid) != 0 || setuid(p->uid) != 0))
         child_fail(report, 2);
-    if (drop && setuid(0) == 0) /* must not be able to come back */
+    if (p->drop && setuid(0) == 0) /* must not be able to come back */
         child_fail(report, 2);
-    execve(interpreter, argv, envp);
+    execve(p->interpreter, argv, envp);
     child_fail(report, 3);
 }
 
-cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *errbuf,
-                     size_t errlen) {
-    const char *interpreter = spec->interpreter ? spec->interpreter : "/usr/bin/python3";
-    char dir[] = "/tmp/convutell-run-XXXXXX", home[64];
-    char isolated[] = "-I", script_py[] = "script.py";
-    char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin", lang_env[] = "LANG=C.UTF-8";
-    char *argv[] = {(char *)(uintptr_t)interpreter, isolated, script_py, NULL};
-    char *envp[MAX_ENV + 4];
-    int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1}, in[2] = {-1, -1};
-    int null_fd = -1, nenv = 0;
-    char *stdin_buf = NULL;
-    size_t stdin_len = 0, stdin_at = 0;
-    bool stdin_done = !spec->feed;
+/* Makes the script's folder with the script in it, handed to the script's
+ * user when the worker is root. */
+static cv_err make_folder(proc *p, char *errbuf, size_t errlen) {
+    char path[sizeof(p->dir) + 16];
+    cv_err rc;
+
+    snprintf(p->dir, sizeof(p->dir), "/tmp/convutell-run-XXXXXX");
+    if (!mkdtemp(p->dir))
+        return cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot make a working folder: %s",
+                          strerror(errno));
+    p->made_dir = true;
+    if ((rc = write_script(p->dir, p->spec->script, errbuf, errlen)))
+        return rc;
+    snprintf(path, sizeof(path), "%s/script.py", p->dir);
+    if (p->drop && (chown(p->dir, p->uid, p->gid) != 0 || chown(path, p->uid, p->gid) != 0))
+        return cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot hand the folder over: %s",
+                          strerror(errno));
+    return CV_OK;
+}
+
+/* The pipes to the child, close-on-exec everywhere: another thread forking
+ * meanwhile must not keep a pipe end open (the EOF would never come). */
+static cv_err open_pipes(proc *p, char *errbuf, size_t errlen) {
+    const cv_script_spec *spec = p->spec;
+
+    if (pipe2(p->out, O_CLOEXEC) != 0 || pipe2(p->err, O_CLOEXEC) != 0 ||
+        pipe2(p->report, O_CLOEXEC) != 0 || (spec->feed && pipe2(p->in, O_CLOEXEC) != 0) ||
+        (spec->feed && !(p->stdin_buf = malloc(65536))) ||
+        (p->null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot make pipes: %s", strerror(errno));
+    return CV_OK;
+}
+
+static void close_fd(int *fd) {
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Starts the child and waits until it has started the interpreter (or says
+ * why it could not). */
+static cv_err spawn(proc *p, char *const *argv, char *const *envp, char *errbuf, size_t errlen) {
+    static const char *const steps[] = {"", "set up its process", "switch to its user", "start"};
     child_failure failure;
     ssize_t got;
-    bool drop = geteuid() == 0, made_dir = false, reaped = false;
-    bool open_streams[3] = {false, true, true};
-    int64_t started, deadline, term_at = 0, next_check, reaped_at = 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    const char *run_as_name = "";
-    runner r;
-    pid_t pid = -1;
-    int status = 0;
-    cv_err rc = CV_OK;
 
-    memset(res, 0, sizeof(*res));
-    memset(&r, 0, sizeof(r));
-    r.spec = spec;
-    r.res = res;
-    r.max_line = spec->max_line ? spec->max_line : 4096;
-    r.rate = DEFAULT(spec->lines_per_second, 100);
-    r.burst = DEFAULT(spec->burst, 1000);
-    r.tokens = r.burst;
-    /* Processes the script leaves behind are re-parented to the worker, not to
-     * an init that may never reap them (each zombie would count against the
-     * script user's process limit). */
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    if (access(interpreter, X_OK) != 0)
-        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "interpreter %s cannot be run: %s",
-                          interpreter, strerror(errno));
-    if (drop && (rc = unprivileged_user(spec->run_as, &uid, &gid, &run_as_name, errbuf, errlen)))
-        return rc;
-    for (int s = 1; s <= 2; s++)
-        if (!(r.stream[s].data = malloc(r.max_line + 1))) {
-            rc = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-    if (!mkdtemp(dir)) {
-        rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot make a working folder: %s",
-                        strerror(errno));
-        goto out;
-    }
-    made_dir = true;
-    if ((rc = write_script(dir, spec->script, errbuf, errlen)))
-        goto out;
-    if (drop) { /* the folder and the script belong to the script's user */
-        char path[sizeof(dir) + 16];
-        snprintf(path, sizeof(path), "%s/script.py", dir);
-        if (chown(dir, uid, gid) != 0 || chown(path, uid, gid) != 0) {
-            rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot hand the folder over: %s",
-                            strerror(errno));
-            goto out;
-        }
-    }
-    snprintf(home, sizeof(home), "HOME=%s", dir);
-    envp[nenv++] = path_env;
-    envp[nenv++] = home;
-    envp[nenv++] = lang_env;
-    for (int i = 0; spec->env && spec->env[i] && nenv < MAX_ENV; i++)
-        envp[nenv++] = (char *)(uintptr_t)spec->env[i];
-    envp[nenv] = NULL;
-    /* Close-on-exec everywhere: another thread forking meanwhile must not keep
-     * a pipe end open (the EOF would never come). */
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || pipe2(report, O_CLOEXEC) != 0 ||
-        (spec->feed && pipe2(in, O_CLOEXEC) != 0) || (spec->feed && !(stdin_buf = malloc(65536))) ||
-        (null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot make pipes: %s", strerror(errno));
-        goto out;
-    }
-
-    started = cv_time_mono_ms();
-    r.refilled_ms = started;
-    pid = fork();
-    if (pid < 0) {
-        rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start the script: %s", strerror(errno));
-        goto out;
-    }
-    if (pid == 0)
-        child(spec, dir, out[1], err[1], spec->feed ? in[0] : null_fd, report[1], drop, uid, gid,
-              interpreter, argv, envp);
-    close(out[1]);
-    close(err[1]);
-    close(report[1]);
-    out[1] = err[1] = report[1] = -1;
-    if (spec->feed) {
-        close(in[0]);
-        in[0] = -1;
-        fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
+    p->started = cv_time_mono_ms();
+    p->r.refilled_ms = p->started;
+    p->pid = fork();
+    if (p->pid < 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot start the script: %s",
+                          strerror(errno));
+    if (p->pid == 0)
+        child(p, argv, envp);
+    close_fd(&p->out[1]);
+    close_fd(&p->err[1]);
+    close_fd(&p->report[1]);
+    if (p->spec->feed) {
+        close_fd(&p->in[0]);
+        fcntl(p->in[1], F_SETFL, fcntl(p->in[1], F_GETFL) | O_NONBLOCK);
     }
     /* Nothing to read means execve succeeded (it closed the pipe). */
-    while ((got = read(report[0], &failure, sizeof(failure))) < 0 && errno == EINTR)
+    while ((got = read(p->report[0], &failure, sizeof(failure))) < 0 && errno == EINTR)
         ;
     if (got == (ssize_t)sizeof(failure)) {
-        static const char *const steps[] = {"", "set up its process", "switch to its user",
-                                            "start"};
-        waitpid(pid, &status, 0);
-        rc = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "cannot %s %s%s%s: %s",
-                        steps[failure.step >= 1 && failure.step <= 3 ? failure.step : 0],
-                        interpreter, drop ? " as user " : "", drop ? run_as_name : "",
-                        strerror(failure.error));
-        goto out;
+        waitpid(p->pid, &p->status, 0);
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "cannot %s %s%s%s: %s",
+                          steps[failure.step >= 1 && failure.step <= 3 ? failure.step : 0],
+                          p->interpreter, p->drop ? " as user " : "", p->drop ? p->run_as_name : "",
+                          strerror(failure.error));
     }
-    deadline = started + (int64_t)DEFAULT(spec->limits.timeout_seconds, 3600) * 1000;
-    next_check = started + CHECK_EVERY_MS;
+    p->deadline = p->started + (int64_t)DEFAULT(p->spec->limits.timeout_seconds, 3600) * 1000;
+    p->next_check = p->started + CHECK_EVERY_MS;
+    return CV_OK;
+}
 
-    while (!reaped || open_streams[1] || open_streams[2]) {
-        struct pollfd fds[3] = {{.fd = open_streams[1] ? out[0] : -1, .events = POLLIN},
-                                {.fd = open_streams[2] ? err[0] : -1, .events = POLLIN},
-                                {.fd = stdin_done ? -1 : in[1], .events = POLLOUT}};
-        int64_t now;
-
-        if (poll(fds, 3, 100) > 0) {
-            if (fds[2].revents & (POLLOUT | POLLERR | POLLHUP)) {
-                if (stdin_at == stdin_len) { /* refill from the feeder */
-                    long got_bytes = spec->feed(spec->ctx, stdin_buf, 65536);
-                    stdin_at = 0;
-                    stdin_len = got_bytes > 0 ? (size_t)got_bytes : 0;
-                    if (got_bytes < 0)
-                        r.data_failed = true;
-                    if (got_bytes <= 0)
-                        stdin_done = true;
-                }
-                if (stdin_at < stdin_len) {
-                    ssize_t n = write(in[1], stdin_buf + stdin_at, stdin_len - stdin_at);
-                    if (n > 0)
-                        stdin_at += (size_t)n;
-                    else if (n < 0 && errno != EAGAIN && errno != EINTR)
-                        stdin_done = true; /* the script closed its stdin (EPIPE) */
-                }
-                if (stdin_done) {
-                    close(in[1]);
-                    in[1] = -1;
-                }
-            }
-            for (int i = 0; i < 2; i++) {
-                char buf[65536];
-                ssize_t n;
-                if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                    continue;
-                n = read(fds[i].fd, buf, sizeof(buf));
-                if (n > 0) {
-                    take_output(&r, (cv_script_stream)(i + 1), buf, (size_t)n);
-                } else if (n == 0 || errno != EINTR) {
-                    take_output(&r, (cv_script_stream)(i + 1), NULL, 0);
-                    open_streams[i + 1] = false;
-                }
-            }
-        }
-        now = cv_time_mono_ms();
-        if (r.data_failed && !res->aborted && !reaped) {
-            res->aborted = true; /* the transfer refused its data: stop now */
-            kill(-pid, SIGKILL);
-        }
-        if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
-            reaped = true;
-            reaped_at = now;
-            kill(-pid, SIGKILL); /* what it left running in its group goes with it */
-        }
-        while (reaped && waitpid(-pid, NULL, WNOHANG) > 0) /* and is reaped here */
-            ;
-        if (reaped && now - reaped_at > DRAIN_MS)
-            break; /* a process that left the group still holds a pipe */
-        if (!reaped && !term_at && now >= deadline) {
-            res->limit = "timeout_seconds";
-            term_at = now;
-            kill(-pid, SIGTERM);
-        }
-        if (!reaped && !term_at && spec->check && now >= next_check) {
-            char why[256];
-            next_check = now + CHECK_EVERY_MS;
-            if (spec->check(spec->ctx, why, sizeof(why)) != CV_OK) {
-                res->stopped = true;
-                term_at = now;
-                kill(-pid, SIGTERM);
-            }
-        }
-        if (!reaped && term_at &&
-            now - term_at >= (int64_t)DEFAULT(spec->limits.grace_seconds, 5) * 1000)
-            kill(-pid, SIGKILL);
+/* Data mode: writes what the feeder gives to the script's stdin as far as
+ * the pipe takes it, and closes stdin at the feeder's end (or when the
+ * script closed it). */
+static void feed_stdin(proc *p) {
+    if (p->stdin_at == p->stdin_len) { /* refill from the feeder */
+        long got = p->spec->feed(p->spec->ctx, p->stdin_buf, 65536);
+        p->stdin_at = 0;
+        p->stdin_len = got > 0 ? (size_t)got : 0;
+        if (got < 0)
+            p->r.data_failed = true;
+        if (got <= 0)
+            p->stdin_done = true;
     }
-    res->duration_ms = cv_time_mono_ms() - started;
-    kill(-pid, SIGKILL);
-    while (waitpid(-pid, NULL, 0) > 0) /* the group's last members, killed above */
+    if (p->stdin_at < p->stdin_len) {
+        ssize_t n = write(p->in[1], p->stdin_buf + p->stdin_at, p->stdin_len - p->stdin_at);
+        if (n > 0)
+            p->stdin_at += (size_t)n;
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            p->stdin_done = true; /* the script closed its stdin (EPIPE) */
+    }
+    if (p->stdin_done)
+        close_fd(&p->in[1]);
+}
+
+/* Waits up to 100 ms for the pipes and moves what they have. */
+static void pump_pipes(proc *p) {
+    struct pollfd fds[3] = {{.fd = p->open_streams[1] ? p->out[0] : -1, .events = POLLIN},
+                            {.fd = p->open_streams[2] ? p->err[0] : -1, .events = POLLIN},
+                            {.fd = p->stdin_done ? -1 : p->in[1], .events = POLLOUT}};
+
+    if (poll(fds, 3, 100) <= 0)
+        return;
+    if (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))
+        feed_stdin(p);
+    for (int i = 0; i < 2; i++) {
+        char buf[65536];
+        ssize_t n;
+        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        n = read(fds[i].fd, buf, sizeof(buf));
+        if (n > 0) {
+            take_output(&p->r, (cv_script_stream)(i + 1), buf, (size_t)n);
+        } else if (n == 0 || errno != EINTR) {
+            take_output(&p->r, (cv_script_stream)(i + 1), NULL, 0);
+            p->open_streams[i + 1] = false;
+        }
+    }
+}
+
+/* The parent's checks after each wait: the child's end, the time limit, the
+ * stop request, the grace after SIGTERM. False once the loop is to stop
+ * although a pipe is still open (a process that left the group holds it). */
+static bool watch(proc *p) {
+    const cv_script_spec *spec = p->spec;
+    int64_t now = cv_time_mono_ms();
+
+    if (p->r.data_failed && !p->res->aborted && !p->reaped) {
+        p->res->aborted = true; /* the transfer refused its data: stop now */
+        kill(-p->pid, SIGKILL);
+    }
+    if (!p->reaped && waitpid(p->pid, &p->status, WNOHANG) == p->pid) {
+        p->reaped = true;
+        p->reaped_at = now;
+        kill(-p->pid, SIGKILL); /* what it left running in its group goes with it */
+    }
+    while (p->reaped && waitpid(-p->pid, NULL, WNOHANG) > 0) /* and is reaped here */
         ;
+    if (p->reaped)
+        return now - p->reaped_at <= DRAIN_MS;
+    if (!p->term_at && now >= p->deadline) {
+        p->res->limit = "timeout_seconds";
+        p->term_at = now;
+        kill(-p->pid, SIGTERM);
+    }
+    if (!p->term_at && spec->check && now >= p->next_check) {
+        char why[256];
+        p->next_check = now + CHECK_EVERY_MS;
+        if (spec->check(spec->ctx, why, sizeof(why)) != CV_OK) {
+            p->res->stopped = true;
+            p->term_at = now;
+            kill(-p->pid, SIGTERM);
+        }
+    }
+    if (p->term_at && now - p->term_at >= (int64_t)DEFAULT(spec->limits.grace_seconds, 5) * 1000)
+        kill(-p->pid, SIGKILL);
+    return true;
+}
+
+/* Fills the result from how the child ended: its exit code or signal, and
+ * the limit it ran into when the signal or its stderr names one. */
+static void classify(proc *p) {
+    cv_script_result *res = p->res;
+    int status = p->status;
+
     if (WIFEXITED(status)) {
         res->exit_code = WEXITSTATUS(status);
     } else {
         res->exit_code = -1;
         res->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     }
-    if (r.data_failed)
+    if (p->r.data_failed)
         res->aborted = true;
-    if (!res->limit && !res->stopped && !res->aborted && (res->exit_code != 0 || res->signal)) {
-        if (res->signal == SIGXCPU || (res->signal == SIGKILL && !term_at))
-            res->limit = "cpu_seconds"; /* the hard limit kills a second after the soft one */
-        else if (res->signal == SIGXFSZ || r.size_error)
-            res->limit = "file_size_mb";
-        else if (r.memory_error)
-            res->limit = "memory_mb";
-        else if (r.process_error)
-            res->limit = "processes";
-        else if (r.file_error)
-            res->limit = "open_files";
-    }
-out:
-    if (out[0] >= 0)
-        close(out[0]);
-    if (out[1] >= 0)
-        close(out[1]);
-    if (err[0] >= 0)
-        close(err[0]);
-    if (err[1] >= 0)
-        close(err[1]);
-    if (null_fd >= 0)
-        close(null_fd);
-    if (report[0] >= 0)
-        close(report[0]);
-    if (in[0] >= 0)
-        close(in[0]);
-    if (in[1] >= 0)
-        close(in[1]);
-    free(stdin_buf);
-    free(r.data);
-    if (report[1] >= 0)
-        close(report[1]);
-    if (made_dir && nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && !rc)
-        rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot remove the working folder %s: %s", dir,
-                        strerror(errno));
-    free(r.stream[1].data);
-    free(r.stream[2].data);
+    if (res->limit || res->stopped || res->aborted || (res->exit_code == 0 && !res->signal))
+        return;
+    if (res->signal == SIGXCPU || (res->signal == SIGKILL && !p->term_at))
+        res->limit = "cpu_seconds"; /* the hard limit kills a second after the soft one */
+    else if (res->signal == SIGXFSZ || p->r.size_error)
+        res->limit = "file_size_mb";
+    else if (p->r.memory_error)
+        res->limit = "memory_mb";
+    else if (p->r.process_error)
+        res->limit = "processes";
+    else if (p->r.file_error)
+        res->limit = "open_files";
+}
+
+/* Closes what is open, frees the buffers and removes the folder (an error
+ * only when that fails and nothing failed before). */
+static cv_err proc_end(proc *p, cv_err rc, char *errbuf, size_t errlen) {
+    int *fds[] = {&p->out[0],    &p->out[1],    &p->err[0], &p->err[1], &p->null_fd,
+                  &p->report[0], &p->report[1], &p->in[0],  &p->in[1]};
+
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        close_fd(fds[i]);
+    free(p->stdin_buf);
+    free(p->r.data);
+    free(p->r.stream[1].data);
+    free(p->r.stream[2].data);
+    if (p->made_dir && nftw(p->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && !rc)
+        rc = cv_err_set(errbuf, errlen, CV_ERR_IO, "cannot remove the working folder %s: %s",
+                        p->dir, strerror(errno));
     return rc;
+}
+
+static void proc_init(proc *p, const cv_script_spec *spec, cv_script_result *res) {
+    memset(p, 0, sizeof(*p));
+    memset(res, 0, sizeof(*res));
+    p->spec = spec;
+    p->res = res;
+    p->interpreter = spec->interpreter ? spec->interpreter : "/usr/bin/python3";
+    p->drop = geteuid() == 0;
+    p->run_as_name = "";
+    p->out[0] = p->out[1] = p->err[0] = p->err[1] = -1;
+    p->report[0] = p->report[1] = p->in[0] = p->in[1] = p->null_fd = -1;
+    p->stdin_done = !spec->feed;
+    p->open_streams[1] = p->open_streams[2] = true;
+    p->r.spec = spec;
+    p->r.res = res;
+    p->r.max_line = spec->max_line ? spec->max_line : 4096;
+    p->r.rate = DEFAULT(spec->lines_per_second, 100);
+    p->r.burst = DEFAULT(spec->burst, 1000);
+    p->r.tokens = p->r.burst;
+}
+
+cv_err cv_script_run(const cv_script_spec *spec, cv_script_result *res, char *errbuf,
+                     size_t errlen) {
+    char isolated[] = "-I", script_py[] = "script.py", home[64];
+    char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin", lang_env[] = "LANG=C.UTF-8";
+    char *argv[4], *envp[MAX_ENV + 4];
+    int nenv = 0;
+    proc p;
+    cv_err rc = CV_OK;
+
+    proc_init(&p, spec, res);
+    /* Processes the script leaves behind are re-parented to the worker, not to
+     * an init that may never reap them (each zombie would count against the
+     * script user's process limit). */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    if (access(p.interpreter, X_OK) != 0)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "interpreter %s cannot be run: %s",
+                          p.interpreter, strerror(errno));
+    if (p.drop &&
+        (rc = unprivileged_user(spec->run_as, &p.uid, &p.gid, &p.run_as_name, errbuf, errlen)))
+        return rc;
+    for (int s = 1; s <= 2; s++)
+        if (!(p.r.stream[s].data = malloc(p.r.max_line + 1))) {
+            rc = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    if ((rc = make_folder(&p, errbuf, errlen)) || (rc = open_pipes(&p, errbuf, errlen)))
+        goto out;
+    argv[0] = (char *)(uintptr_t)p.interpreter;
+    argv[1] = isolated;
+    argv[2] = script_py;
+    argv[3] = NULL;
+    snprintf(home, sizeof(home), "HOME=%s", p.dir);
+    envp[nenv++] = path_env;
+    envp[nenv++] = home;
+    envp[nenv++] = lang_env;
+    for (int i = 0; spec->env && spec->env[i] && nenv < MAX_ENV; i++)
+        envp[nenv++] = (char *)(uintptr_t)spec->env[i];
+    envp[nenv] = NULL;
+    if ((rc = spawn(&p, argv, envp, errbuf, errlen)))
+        goto out;
+    while (!p.reaped || p.open_streams[1] || p.open_streams[2]) {
+        pump_pipes(&p);
+        if (!watch(&p))
+            break;
+    }
+    res->duration_ms = cv_time_mono_ms() - p.started;
+    kill(-p.pid, SIGKILL);
+    while (waitpid(-p.pid, NULL, 0) > 0) /* the group's last members, killed above */
+        ;
+    classify(&p);
+out:
+    return proc_end(&p, rc, errbuf, errlen);
 }
 
 void cv_script_describe(const cv_script_spec *spec, const cv_script_result *res, char *out,
