@@ -284,8 +284,13 @@ out:
     bson_destroy(&doc);
 }
 
-void cv_api_create_job(cv_api *api, const char *project_id, const cv_http_request *req,
-                       cv_http_response *res) {
+/* A transfer job's fields, checked. */
+typedef struct transfer_def {
+    const char *query, *table, *transform; /* borrowed from the body; transform may be NULL */
+    cv_load_spec load;
+} transfer_def;
+
+static bool read_transfer(const cJSON *body, transfer_def *t, cv_verr *verr) {
     static const char *const fields[] = {"name",
                                          "kind",
                                          "query",
@@ -299,102 +304,114 @@ void cv_api_create_job(cv_api *api, const char *project_id, const cv_http_reques
                                          "watermark_column",
                                          "timeout_seconds",
                                          NULL};
+
+    t->transform = NULL;
+    if (cv_json_only(body, NULL, fields, "a job", verr) ||
+        cv_json_get_str(body, NULL, "query", true, CV_QUERY_MAX_BYTES, &t->query, verr) ||
+        cv_json_get_str(body, NULL, "destination_table", true, 127, &t->table, verr))
+        return false;
+    if (cv_sqlsplit_count(t->query, false) > 1 && cv_sqlsplit_count(t->query, true) > 1) {
+        /* More than one by PostgreSQL's and SQLite's rules and by MariaDB's. */
+        cv_verr_set(verr, NULL, "query",
+                    "must be one statement (a SELECT); it runs read-only on the origin");
+        return false;
+    }
+    if (!cv_json_is_table_name(t->table)) {
+        cv_verr_set(verr, NULL, "destination_table",
+                    "must be a table name (letters, digits, underscores, optionally "
+                    "schema.table)");
+        return false;
+    }
+    if (cv_load_spec_decode(body, NULL, &t->load, verr) ||
+        cv_json_get_str(body, NULL, "transform", false, CV_SCRIPT_MAX_BYTES, &t->transform, verr))
+        return false;
+    if (t->transform && !t->transform[0]) {
+        cv_verr_set(verr, NULL, "transform", "must not be empty");
+        return false;
+    }
+    return true;
+}
+
+/* Appends a transfer's load options as the stored job keeps them. */
+static void append_load(bson_t *doc, const cv_load_spec *load) {
+    BSON_APPEND_UTF8(doc, "mode", cv_load_mode_str(load->mode));
+    if (load->method != CV_LOAD_AUTO)
+        BSON_APPEND_UTF8(doc, "load_method", cv_load_method_str(load->method));
+    if (load->watermark[0])
+        BSON_APPEND_UTF8(doc, "watermark_column", load->watermark);
+    if (load->timeout_seconds > 0)
+        BSON_APPEND_INT32(doc, "timeout_seconds", load->timeout_seconds);
+    if (load->batch_rows > 0) {
+        BSON_APPEND_INT64(doc, "batch_rows", load->batch_rows);
+        BSON_APPEND_UTF8(doc, "checkpoint_column", load->checkpoint);
+    }
+    if (load->mode == CV_MODE_UPSERT) {
+        bson_t keys;
+        BSON_APPEND_ARRAY_BEGIN(doc, "key", &keys);
+        for (int i = 0; i < load->nkeys; i++) {
+            char index[16];
+            const char *index_key;
+            bson_uint32_to_string((uint32_t)i, &index_key, index, sizeof(index));
+            bson_append_utf8(&keys, index_key, -1, load->keys[i], -1);
+        }
+        bson_append_array_end(doc, &keys);
+    }
+}
+
+/* POST /projects/{id}/jobs for kind "sql_transfer". */
+static void create_transfer_job(cv_api *api, const char *project_id, const cJSON *body,
+                                const char *name, const char *kind, cv_http_response *res) {
     char id[CV_ID_LEN];
-    const char *name, *kind, *query, *table, *transform = NULL;
-    cv_load_spec load;
-    bson_t *project = cv_api_load_doc(api, CV_COLL_PROJECTS, "project", project_id, res);
-    cJSON *body = NULL;
     bson_t doc = BSON_INITIALIZER;
+    transfer_def t;
     cv_verr verr;
 
-    if (!project)
+    if (!read_transfer(body, &t, &verr)) {
+        cv_api_field_error(res, &verr);
         goto out;
-    body = cv_api_parse_body(req, res);
-    if (!body)
+    }
+    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, kind, res))
+        goto out;
+    BSON_APPEND_UTF8(&doc, "query", t.query);
+    BSON_APPEND_UTF8(&doc, "destination_table", t.table);
+    if (t.transform)
+        BSON_APPEND_UTF8(&doc, "transform", t.transform);
+    append_load(&doc, &t.load);
+    insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
+out:
+    bson_destroy(&doc);
+}
+
+void cv_api_create_job(cv_api *api, const char *project_id, const cv_http_request *req,
+                       cv_http_response *res) {
+    bson_t *project = cv_api_load_doc(api, CV_COLL_PROJECTS, "project", project_id, res);
+    cJSON *body = NULL;
+    const char *name, *kind;
+    cv_verr verr;
+
+    if (!project || !(body = cv_api_parse_body(req, res)))
         goto out;
     if (cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
         cv_json_get_str(body, NULL, "kind", true, 31, &kind, &verr)) {
         cv_api_field_error(res, &verr);
         goto out;
     }
-    if (cv_job_kind_parse(kind) == CV_JOB_KIND_PYTHON) {
-        create_python_job(api, project_id, body, name, res);
-        goto out;
+    switch (cv_job_kind_parse(kind)) {
+        case CV_JOB_KIND_TRANSFER:
+            create_transfer_job(api, project_id, body, name, kind, res);
+            break;
+        case CV_JOB_KIND_PYTHON:
+            create_python_job(api, project_id, body, name, res);
+            break;
+        case CV_JOB_KIND_SQL:
+            create_sql_job(api, project_id, body, name, res);
+            break;
+        default:
+            cv_verr_set(&verr, NULL, "kind",
+                        "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
+            cv_api_field_error(res, &verr);
     }
-    if (cv_job_kind_parse(kind) == CV_JOB_KIND_SQL) {
-        create_sql_job(api, project_id, body, name, res);
-        goto out;
-    }
-    if (cv_job_kind_parse(kind) != CV_JOB_KIND_TRANSFER) {
-        cv_verr_set(&verr, NULL, "kind",
-                    "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (cv_json_only(body, NULL, fields, "a job", &verr)) {
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (cv_json_get_str(body, NULL, "query", true, CV_QUERY_MAX_BYTES, &query, &verr) ||
-        cv_json_get_str(body, NULL, "destination_table", true, 127, &table, &verr)) {
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (cv_sqlsplit_count(query, false) > 1 && cv_sqlsplit_count(query, true) > 1) {
-        /* More than one by PostgreSQL's and SQLite's rules and by MariaDB's. */
-        cv_verr_set(&verr, NULL, "query",
-                    "must be one statement (a SELECT); it runs read-only on the origin");
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (!cv_json_is_table_name(table)) {
-        cv_verr_set(&verr, NULL, "destination_table",
-                    "must be a table name (letters, digits, underscores, optionally "
-                    "schema.table)");
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (cv_load_spec_decode(body, NULL, &load, &verr) ||
-        cv_json_get_str(body, NULL, "transform", false, CV_SCRIPT_MAX_BYTES, &transform, &verr)) {
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (transform && !transform[0]) {
-        cv_verr_set(&verr, NULL, "transform", "must not be empty");
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, kind, res))
-        goto out;
-    BSON_APPEND_UTF8(&doc, "query", query);
-    BSON_APPEND_UTF8(&doc, "destination_table", table);
-    BSON_APPEND_UTF8(&doc, "mode", cv_load_mode_str(load.mode));
-    if (load.method != CV_LOAD_AUTO)
-        BSON_APPEND_UTF8(&doc, "load_method", cv_load_method_str(load.method));
-    if (load.watermark[0])
-        BSON_APPEND_UTF8(&doc, "watermark_column", load.watermark);
-    if (load.timeout_seconds > 0)
-        BSON_APPEND_INT32(&doc, "timeout_seconds", load.timeout_seconds);
-    if (load.batch_rows > 0) {
-        BSON_APPEND_INT64(&doc, "batch_rows", load.batch_rows);
-        BSON_APPEND_UTF8(&doc, "checkpoint_column", load.checkpoint);
-    }
-    if (transform)
-        BSON_APPEND_UTF8(&doc, "transform", transform);
-    if (load.mode == CV_MODE_UPSERT) {
-        bson_t keys;
-        BSON_APPEND_ARRAY_BEGIN(&doc, "key", &keys);
-        for (int i = 0; i < load.nkeys; i++) {
-            char index[16];
-            const char *index_key;
-            bson_uint32_to_string((uint32_t)i, &index_key, index, sizeof(index));
-            bson_append_utf8(&keys, index_key, -1, load.keys[i], -1);
-        }
-        bson_append_array_end(&doc, &keys);
-    }
-    insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
 out:
-    bson_destroy(&doc);
     bson_destroy(project);
     cJSON_Delete(body);
 }

@@ -263,61 +263,102 @@ void cv_config_forget_driver_env(void) {
     setenv("PGPASSFILE", "/dev/null", 1);
 }
 
-cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
-    dotenv *env = NULL;
-    const char *v, *used, *path;
-    char why[512], host[256];
+/* One load: where the values come from, and where its error goes. */
+typedef struct loader {
+    const dotenv *env;
+    const char *used; /* the variable the last value came from */
+    char why[512];
+    char *errbuf;
+    size_t errlen;
+} loader;
+
+/* The value of name (or alias, or def: may be NULL) into *v. */
+static cv_err value(loader *l, const char *name, const char *alias, const char *def,
+                    const char **v) {
+    return get_value(l->env, name, alias, def, v, &l->used, l->errbuf, l->errlen);
+}
+
+/* A check's failure (its reason in l->why) as the load's error, naming the variable. */
+static cv_err checked(loader *l, cv_err rc) {
+    if (rc == CV_OK)
+        return CV_OK;
+    return cv_err_set(l->errbuf, l->errlen, CV_ERR_CONFIG, "%s: %s", l->used, l->why);
+}
+
+static cv_err check_mongo_uri(const char *value, char *errbuf, size_t errlen) {
     bson_error_t berr;
-    mongoc_uri_t *uri;
-    cv_err err = CV_OK;
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(value, &berr);
+
+    if (!uri)
+        return cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "not a MongoDB connection string: %.400s",
+                          berr.message);
+    mongoc_uri_destroy(uri);
+    return CV_OK;
+}
+
+/* Where the broker, the store and the API are. */
+static cv_err load_addresses(loader *l, cv_config *cfg) {
+    const char *v;
+    cv_err err;
+
+    if ((err = value(l, "CONVUTELL_KAFKA_BOOTSTRAP", NULL, "127.0.0.1:9092", &v)) ||
+        (err = checked(l, cv_config_check_bootstrap(v, l->why, sizeof(l->why)))) ||
+        (err = checked(l, copy_value(cfg->kafka_bootstrap, sizeof(cfg->kafka_bootstrap), v, l->why,
+                                     sizeof(l->why)))))
+        return err;
+    if ((err = value(l, "CONVUTELL_MONGODB_URI", "MONGODB_CONNECTION_STRING",
+                     "mongodb://127.0.0.1:27017/", &v)) ||
+        (err = checked(l, check_mongo_uri(v, l->why, sizeof(l->why)))) ||
+        (err = checked(
+             l, copy_value(cfg->mongo_uri, sizeof(cfg->mongo_uri), v, l->why, sizeof(l->why)))))
+        return err;
+    if ((err = value(l, "CONVUTELL_MONGODB_DB", "MONGODB_CONNECTION_STRING_DB", "convutell", &v)) ||
+        (err = checked(l, check_db_name(v, l->why, sizeof(l->why)))) ||
+        (err = checked(
+             l, copy_value(cfg->mongo_db, sizeof(cfg->mongo_db), v, l->why, sizeof(l->why)))))
+        return err;
+    if ((err = value(l, "CONVUTELL_HTTP_ADDR", NULL, "127.0.0.1:8080", &v)) ||
+        (err = checked(l, cv_config_parse_addr(v, cfg->http_host, sizeof(cfg->http_host),
+                                               &cfg->http_port, l->why, sizeof(l->why)))))
+        return err;
+    return CV_OK;
+}
+
+/* The worker's id (host name and pid unless set) and how services log. */
+static cv_err load_identity(loader *l, cv_config *cfg) {
+    char host[256];
+    const char *v;
+    cv_err err;
     int level;
 
-    memset(cfg, 0, sizeof(*cfg));
-    env = calloc(1, sizeof(*env));
-    if (!env)
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory loading configuration");
-    path = getenv("CONVUTELL_ENV_FILE");
-    err = dotenv_load(env, path && *path ? path : ".env", path && *path, errbuf, errlen);
-    if (err)
-        goto out;
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "worker");
+    host[sizeof(host) - 1] = '\0';
+    if ((err = value(l, "CONVUTELL_WORKER_ID", NULL, NULL, &v)))
+        return err;
+    if (v && (err = checked(l, copy_value(cfg->worker_id, sizeof(cfg->worker_id), v, l->why,
+                                          sizeof(l->why)))))
+        return err;
+    if (!v)
+        snprintf(cfg->worker_id, sizeof(cfg->worker_id), "%.100s-%ld", host, (long)getpid());
 
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        if ((call) != CV_OK) {                                                                     \
-            err = cv_err_set(errbuf, errlen, CV_ERR_CONFIG, "%s: %s", used, why);                  \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
+    if ((err = value(l, "CONVUTELL_LOG_LEVEL", NULL, "info", &v)))
+        return err;
+    if ((level = cv_log_level_parse(v)) < 0)
+        return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
+                                     "'%s' is not one of debug, info, warn, error", v));
+    cfg->log_level = level;
+    if ((err = value(l, "CONVUTELL_LOG_FORMAT", NULL, "text", &v)))
+        return err;
+    if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+        return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
+                                     "'%s' is not one of text, json", v));
+    cfg->log_json = strcmp(v, "json") == 0;
+    return CV_OK;
+}
 
-    if ((err = get_value(env, "CONVUTELL_KAFKA_BOOTSTRAP", NULL, "127.0.0.1:9092", &v, &used,
-                         errbuf, errlen)))
-        goto out;
-    CHECK(cv_config_check_bootstrap(v, why, sizeof(why)));
-    CHECK(copy_value(cfg->kafka_bootstrap, sizeof(cfg->kafka_bootstrap), v, why, sizeof(why)));
-
-    if ((err = get_value(env, "CONVUTELL_MONGODB_URI", "MONGODB_CONNECTION_STRING",
-                         "mongodb://127.0.0.1:27017/", &v, &used, errbuf, errlen)))
-        goto out;
-    uri = mongoc_uri_new_with_error(v, &berr);
-    if (!uri) {
-        snprintf(why, sizeof(why), "not a MongoDB connection string: %.400s", berr.message);
-        CHECK(CV_ERR_CONFIG);
-    }
-    mongoc_uri_destroy(uri);
-    CHECK(copy_value(cfg->mongo_uri, sizeof(cfg->mongo_uri), v, why, sizeof(why)));
-
-    if ((err = get_value(env, "CONVUTELL_MONGODB_DB", "MONGODB_CONNECTION_STRING_DB", "convutell",
-                         &v, &used, errbuf, errlen)))
-        goto out;
-    CHECK(check_db_name(v, why, sizeof(why)));
-    CHECK(copy_value(cfg->mongo_db, sizeof(cfg->mongo_db), v, why, sizeof(why)));
-
-    if ((err = get_value(env, "CONVUTELL_HTTP_ADDR", NULL, "127.0.0.1:8080", &v, &used, errbuf,
-                         errlen)))
-        goto out;
-    CHECK(cv_config_parse_addr(v, cfg->http_host, sizeof(cfg->http_host), &cfg->http_port, why,
-                               sizeof(why)));
-
+/* Every setting that is a whole number in a range. */
+static cv_err load_numbers(loader *l, cv_config *cfg) {
     const struct {
         const char *name, *def, *unit;
         long min, max;
@@ -347,55 +388,43 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
          &cfg->prune_interval_seconds},
     };
 
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "worker");
-    host[sizeof(host) - 1] = '\0';
-    if ((err = get_value(env, "CONVUTELL_WORKER_ID", NULL, NULL, &v, &used, errbuf, errlen)))
-        goto out;
-    if (v)
-        CHECK(copy_value(cfg->worker_id, sizeof(cfg->worker_id), v, why, sizeof(why)));
-    else
-        snprintf(cfg->worker_id, sizeof(cfg->worker_id), "%.100s-%ld", host, (long)getpid());
-
-    if ((err = get_value(env, "CONVUTELL_LOG_LEVEL", NULL, "info", &v, &used, errbuf, errlen)))
-        goto out;
-    level = cv_log_level_parse(v);
-    if (level < 0) {
-        snprintf(why, sizeof(why), "'%s' is not one of debug, info, warn, error", v);
-        CHECK(CV_ERR_CONFIG);
-    }
-    cfg->log_level = level;
-    if ((err = get_value(env, "CONVUTELL_LOG_FORMAT", NULL, "text", &v, &used, errbuf, errlen)))
-        goto out;
-    if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0) {
-        snprintf(why, sizeof(why), "'%s' is not one of text, json", v);
-        CHECK(CV_ERR_CONFIG);
-    }
-    cfg->log_json = strcmp(v, "json") == 0;
-
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        const char *v;
         char *end;
         long n;
-        if ((err =
-                 get_value(env, numbers[i].name, NULL, numbers[i].def, &v, &used, errbuf, errlen)))
-            goto out;
+        cv_err err;
+        if ((err = value(l, numbers[i].name, NULL, numbers[i].def, &v)))
+            return err;
         errno = 0;
         n = strtol(v, &end, 10);
-        if (errno || *end != '\0' || end == v || n < numbers[i].min || n > numbers[i].max) {
-            snprintf(why, sizeof(why), "'%s' is not a number of %s from %ld to %ld", v,
-                     numbers[i].unit, numbers[i].min, numbers[i].max);
-            CHECK(CV_ERR_CONFIG);
-        }
+        if (errno || *end != '\0' || end == v || n < numbers[i].min || n > numbers[i].max)
+            return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
+                                         "'%s' is not a number of %s from %ld to %ld", v,
+                                         numbers[i].unit, numbers[i].min, numbers[i].max));
         *numbers[i].out = (int)n;
     }
+    return CV_OK;
+}
 
-    if ((err = get_value(env, "CONVUTELL_SECRET_KEY", NULL, NULL, &v, &used, errbuf, errlen)))
+cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
+    loader l = {.errbuf = errbuf, .errlen = errlen};
+    dotenv *env = NULL;
+    const char *path = getenv("CONVUTELL_ENV_FILE"), *v;
+    cv_err err;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (!(env = calloc(1, sizeof(*env))))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory loading configuration");
+    l.env = env;
+    if ((err = dotenv_load(env, path && *path ? path : ".env", path && *path, errbuf, errlen)) ||
+        (err = load_addresses(&l, cfg)) || (err = load_identity(&l, cfg)) ||
+        (err = load_numbers(&l, cfg)) || (err = value(&l, "CONVUTELL_SECRET_KEY", NULL, NULL, &v)))
         goto out;
     if (v) {
-        CHECK(cv_secret_parse_key(v, cfg->secret_key, why, sizeof(why)));
+        if ((err = checked(&l, cv_secret_parse_key(v, cfg->secret_key, l.why, sizeof(l.why)))))
+            goto out;
         cfg->has_secret_key = true;
     }
-#undef CHECK
 out:
     free(env);
     return err;

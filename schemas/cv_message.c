@@ -662,14 +662,117 @@ static cv_err get_optional_id(const cJSON *root, const char *name, char *dst, si
     return err;
 }
 
-cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr) {
-    static const char *const error_fields[] = {"code", "message", NULL};
-    cJSON *root = NULL;
-    const cJSON *error;
+/* An event's identity: its id, type and time, the run, job and project it is
+ * about, the worker and attempt that sent it. */
+static cv_err decode_identity(const cJSON *root, cv_event *ev, cv_verr *verr) {
     const char *s;
-    int64_t n;
-    cv_err err;
+    int64_t n = 0;
     bool known = false;
+    cv_err err;
+
+    if ((err = cv_json_get_id(root, NULL, "event_id", true, &s, verr)))
+        return err;
+    copy_str(ev->event_id, sizeof(ev->event_id), s);
+    if ((err = cv_json_get_str(root, NULL, "type", true, 31, &s, verr)))
+        return err;
+    for (const char *const *t = event_types; *t; t++)
+        known = known || strcmp(*t, s) == 0;
+    if (!known)
+        return cv_verr_set(verr, NULL, "type", "\"%s\" is not an event type", s);
+    copy_str(ev->type, sizeof(ev->type), s);
+    if ((err = get_time(root, "time", &ev->time_ms, verr)) ||
+        (err = get_optional_id(root, "run_id", ev->run_id, sizeof(ev->run_id), verr)) ||
+        (err = get_optional_id(root, "job_id", ev->job_id, sizeof(ev->job_id), verr)) ||
+        (err = get_optional_id(root, "project_id", ev->project_id, sizeof(ev->project_id), verr)))
+        return err;
+    if (!ev->run_id[0] && strcmp(ev->type, CV_EVENT_JOB_REJECTED) != 0)
+        return cv_verr_set(verr, NULL, "run_id", "is required for %s events", ev->type);
+    if ((err = cv_json_get_str(root, NULL, "worker", false, sizeof(ev->worker) - 1, &s, verr)))
+        return err;
+    copy_str(ev->worker, sizeof(ev->worker), s);
+    if ((err = cv_json_get_int(root, NULL, "attempt", false, 1, CV_MAX_ATTEMPT, &n, verr)))
+        return err;
+    ev->attempt = (int)n;
+    return CV_OK;
+}
+
+/* What a run measured and printed: rows, duration, watermark, an output
+ * line, the script's exit code. */
+static cv_err decode_measures(const cJSON *root, cv_event *ev, cv_verr *verr) {
+    const int64_t most = INT64_C(1) << 53;
+    const char *s;
+    int64_t n = -1;
+    cv_err err;
+
+    if ((err = cv_json_get_int(root, NULL, "rows_read", false, 0, most, &ev->rows_read, verr)) ||
+        (err = cv_json_get_int(root, NULL, "rows_written", false, 0, most, &ev->rows_written,
+                               verr)) ||
+        (err =
+             cv_json_get_int(root, NULL, "duration_ms", false, 0, most, &ev->duration_ms, verr)) ||
+        (err = cv_json_get_int(root, NULL, "rows_per_second", false, 0, most, &ev->rows_per_second,
+                               verr)) ||
+        (err =
+             cv_json_get_str(root, NULL, "watermark", false, sizeof(ev->watermark) - 1, &s, verr)))
+        return err;
+    copy_str(ev->watermark, sizeof(ev->watermark), s);
+    if ((err = cv_json_get_str(root, NULL, "stream", false, sizeof(ev->stream) - 1, &s, verr)))
+        return err;
+    if (s && strcmp(s, "stdout") != 0 && strcmp(s, "stderr") != 0)
+        return cv_verr_set(verr, NULL, "stream", "must be \"stdout\" or \"stderr\"");
+    copy_str(ev->stream, sizeof(ev->stream), s);
+    if ((err = get_line(root, ev, verr)) ||
+        (err = cv_json_get_bool(root, NULL, "line_cut", false, &ev->line_cut, verr)) ||
+        (err = cv_json_get_int(root, NULL, "exit_code", false, 0, 255, &n, verr)))
+        return err;
+    ev->exit_code = (int)n;
+    return cv_json_get_int(root, NULL, "lines_dropped", false, 0, most, &ev->lines_dropped, verr);
+}
+
+/* Where the run came from and where its attempts stand: trigger, tick,
+ * queue time, the next attempt's time, the attempts allowed. */
+static cv_err decode_schedule(const cJSON *root, cv_event *ev, cv_verr *verr) {
+    static const char *const times[] = {"tick_at", "next_attempt_at", "queued_at"};
+    int64_t *const out[] = {&ev->tick_ms, &ev->next_attempt_ms, &ev->queued_ms};
+    int64_t n = 0;
+    cv_err err;
+
+    if (cJSON_GetObjectItemCaseSensitive(root, "trigger") &&
+        (err = get_trigger(root, ev->trigger, sizeof(ev->trigger), verr)))
+        return err;
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
+        if (cJSON_GetObjectItemCaseSensitive(root, times[i]) &&
+            (err = get_time(root, times[i], out[i], verr)))
+            return err;
+    if ((err = cv_json_get_int(root, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &n, verr)))
+        return err;
+    ev->max_attempts = (int)n;
+    return CV_OK;
+}
+
+/* The error of a run that failed: {code, message}. */
+static cv_err decode_error(const cJSON *root, cv_event *ev, cv_verr *verr) {
+    static const char *const error_fields[] = {"code", "message", NULL};
+    const cJSON *error = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const char *s;
+    cv_err err;
+
+    if (!error || cJSON_IsNull(error))
+        return CV_OK;
+    if (!cJSON_IsObject(error))
+        return cv_verr_set(verr, NULL, "error", "must be an object");
+    if ((err = cv_json_only(error, "error", error_fields, "error", verr)) ||
+        (err = cv_json_get_str(error, "error", "code", true, sizeof(ev->error_code) - 1, &s, verr)))
+        return err;
+    copy_str(ev->error_code, sizeof(ev->error_code), s);
+    if ((err = cv_json_get_str(error, "error", "message", false, 64 * 1024, &s, verr)))
+        return err;
+    copy_str(ev->error_message, sizeof(ev->error_message), s);
+    return CV_OK;
+}
+
+cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr) {
+    cJSON *root = NULL;
+    cv_err err;
 
     memset(ev, 0, sizeof(*ev));
     ev->rows_read = ev->rows_written = ev->duration_ms = ev->rows_per_second = -1;
@@ -677,100 +780,11 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
     ev->lines_dropped = -1;
     if ((err = parse_object(data, len, &root, verr)))
         return err;
-    if ((err = check_schema(root, CV_EVENT_SCHEMA, verr)) ||
-        (err = cv_json_only(root, NULL, event_fields, CV_EVENT_SCHEMA, verr)) ||
-        (err = cv_json_get_id(root, NULL, "event_id", true, &s, verr)))
-        goto out;
-    copy_str(ev->event_id, sizeof(ev->event_id), s);
-    if ((err = cv_json_get_str(root, NULL, "type", true, 31, &s, verr)))
-        goto out;
-    for (const char *const *t = event_types; *t; t++)
-        known = known || strcmp(*t, s) == 0;
-    if (!known) {
-        err = cv_verr_set(verr, NULL, "type", "\"%s\" is not an event type", s);
-        goto out;
-    }
-    copy_str(ev->type, sizeof(ev->type), s);
-    if ((err = get_time(root, "time", &ev->time_ms, verr)) ||
-        (err = get_optional_id(root, "run_id", ev->run_id, sizeof(ev->run_id), verr)) ||
-        (err = get_optional_id(root, "job_id", ev->job_id, sizeof(ev->job_id), verr)) ||
-        (err = get_optional_id(root, "project_id", ev->project_id, sizeof(ev->project_id), verr)))
-        goto out;
-    if (!ev->run_id[0] && strcmp(ev->type, CV_EVENT_JOB_REJECTED) != 0) {
-        err = cv_verr_set(verr, NULL, "run_id", "is required for %s events", ev->type);
-        goto out;
-    }
-    if ((err = cv_json_get_str(root, NULL, "worker", false, sizeof(ev->worker) - 1, &s, verr)))
-        goto out;
-    copy_str(ev->worker, sizeof(ev->worker), s);
-    n = 0;
-    if ((err = cv_json_get_int(root, NULL, "attempt", false, 1, CV_MAX_ATTEMPT, &n, verr)))
-        goto out;
-    ev->attempt = (int)n;
-    if ((err = cv_json_get_int(root, NULL, "rows_read", false, 0, INT64_C(1) << 53, &ev->rows_read,
-                               verr)) ||
-        (err = cv_json_get_int(root, NULL, "rows_written", false, 0, INT64_C(1) << 53,
-                               &ev->rows_written, verr)) ||
-        (err = cv_json_get_int(root, NULL, "duration_ms", false, 0, INT64_C(1) << 53,
-                               &ev->duration_ms, verr)))
-        goto out;
-    if ((err = cv_json_get_int(root, NULL, "rows_per_second", false, 0, INT64_C(1) << 53,
-                               &ev->rows_per_second, verr)))
-        goto out;
-    if ((err =
-             cv_json_get_str(root, NULL, "watermark", false, sizeof(ev->watermark) - 1, &s, verr)))
-        goto out;
-    copy_str(ev->watermark, sizeof(ev->watermark), s);
-    if ((err = cv_json_get_str(root, NULL, "stream", false, sizeof(ev->stream) - 1, &s, verr)))
-        goto out;
-    if (s && strcmp(s, "stdout") != 0 && strcmp(s, "stderr") != 0) {
-        err = cv_verr_set(verr, NULL, "stream", "must be \"stdout\" or \"stderr\"");
-        goto out;
-    }
-    copy_str(ev->stream, sizeof(ev->stream), s);
-    if ((err = get_line(root, ev, verr)))
-        goto out;
-    if ((err = cv_json_get_bool(root, NULL, "line_cut", false, &ev->line_cut, verr)))
-        goto out;
-    n = -1;
-    if ((err = cv_json_get_int(root, NULL, "exit_code", false, 0, 255, &n, verr)))
-        goto out;
-    ev->exit_code = (int)n;
-    if ((err = cv_json_get_int(root, NULL, "lines_dropped", false, 0, INT64_C(1) << 53,
-                               &ev->lines_dropped, verr)))
-        goto out;
-    if (cJSON_GetObjectItemCaseSensitive(root, "trigger") &&
-        (err = get_trigger(root, ev->trigger, sizeof(ev->trigger), verr)))
-        goto out;
-    if (cJSON_GetObjectItemCaseSensitive(root, "tick_at") &&
-        (err = get_time(root, "tick_at", &ev->tick_ms, verr)))
-        goto out;
-    if (cJSON_GetObjectItemCaseSensitive(root, "next_attempt_at") &&
-        (err = get_time(root, "next_attempt_at", &ev->next_attempt_ms, verr)))
-        goto out;
-    if (cJSON_GetObjectItemCaseSensitive(root, "queued_at") &&
-        (err = get_time(root, "queued_at", &ev->queued_ms, verr)))
-        goto out;
-    n = 0;
-    if ((err = cv_json_get_int(root, NULL, "max_attempts", false, 1, CV_MAX_ATTEMPTS, &n, verr)))
-        goto out;
-    ev->max_attempts = (int)n;
-    error = cJSON_GetObjectItemCaseSensitive(root, "error");
-    if (error && !cJSON_IsNull(error)) {
-        if (!cJSON_IsObject(error)) {
-            err = cv_verr_set(verr, NULL, "error", "must be an object");
-            goto out;
-        }
-        if ((err = cv_json_only(error, "error", error_fields, "error", verr)) ||
-            (err = cv_json_get_str(error, "error", "code", true, sizeof(ev->error_code) - 1, &s,
-                                   verr)))
-            goto out;
-        copy_str(ev->error_code, sizeof(ev->error_code), s);
-        if ((err = cv_json_get_str(error, "error", "message", false, 64 * 1024, &s, verr)))
-            goto out;
-        copy_str(ev->error_message, sizeof(ev->error_message), s);
-    }
-out:
+    if (!(err = check_schema(root, CV_EVENT_SCHEMA, verr)) &&
+        !(err = cv_json_only(root, NULL, event_fields, CV_EVENT_SCHEMA, verr)) &&
+        !(err = decode_identity(root, ev, verr)) && !(err = decode_measures(root, ev, verr)) &&
+        !(err = decode_schedule(root, ev, verr)))
+        err = decode_error(root, ev, verr);
     cJSON_Delete(root);
     return err;
 }
