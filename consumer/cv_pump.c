@@ -20,28 +20,29 @@
  * never straddle two batches. CV_ERR_CANCELLED if the sender stopped. */
 static cv_err cut_batch(cv_pump *p, int *slot, size_t r, char *why, size_t whylen) {
     size_t len;
-    const char *key = cv_odbc_stmt_value(p->odbc, r, p->checkpoint_col, &len);
+    const char *key = cv_odbc_stmt_value(p->odbc, r, p->batch.col, &len);
 
     if (!key)
         return cv_err_set(why, whylen, CV_ERR_INVALID,
                           "checkpoint column %s is NULL in a row; batches need a value in every "
                           "row",
-                          p->checkpoint_name);
-    if (len >= sizeof(p->last))
+                          p->batch.name);
+    if (len >= sizeof(p->batch.last))
         return cv_err_set(why, whylen, CV_ERR_INVALID,
-                          "a value of checkpoint column %s is longer than %zu bytes",
-                          p->checkpoint_name, sizeof(p->last) - 1);
-    if (p->in_batch >= p->batch_rows && (len != p->last_len || memcmp(key, p->last, len) != 0)) {
-        p->batch_end[*slot] = true;
-        memcpy(p->checkpoint[*slot], p->last, p->last_len + 1);
+                          "a value of checkpoint column %s is longer than %zu bytes", p->batch.name,
+                          sizeof(p->batch.last) - 1);
+    if (p->batch.in_batch >= p->batch.rows &&
+        (len != p->batch.last_len || memcmp(key, p->batch.last, len) != 0)) {
+        p->ring.batch_end[*slot] = true;
+        memcpy(p->ring.checkpoint[*slot], p->batch.last, p->batch.last_len + 1);
         if (!cv_ring_hand_over(p, slot, false, CV_OK, ""))
             return cv_err_set(why, whylen, CV_ERR_CANCELLED, "stopped");
-        p->in_batch = 0;
+        p->batch.in_batch = 0;
     }
-    memcpy(p->last, key, len);
-    p->last[len] = '\0';
-    p->last_len = len;
-    p->in_batch++;
+    memcpy(p->batch.last, key, len);
+    p->batch.last[len] = '\0';
+    p->batch.last_len = len;
+    p->batch.in_batch++;
     return CV_OK;
 }
 
@@ -61,9 +62,9 @@ static cv_err read_more(cv_pump *p, int *at, char *why, size_t whylen) {
                 return err;
             if (!cv_ring_reserve(p, slot, len))
                 return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a large row");
-            memcpy(p->chunk[slot] + p->used[slot], data, len);
-            p->used[slot] += len;
-            p->rows[slot]++;
+            memcpy(p->ring.chunk[slot] + p->ring.used[slot], data, len);
+            p->ring.used[slot] += len;
+            p->ring.rows[slot]++;
             return CV_OK;
         case CV_PUMP_MARIA:
             if ((err = cv_maria_fetch(p->maria, &values, &lengths, why, whylen)))
@@ -72,7 +73,7 @@ static cv_err read_more(cv_pump *p, int *at, char *why, size_t whylen) {
                 if (!cv_ring_put_field(p, slot, values[c], lengths[c], p->binary[c],
                                        c == p->ncols - 1 ? '\n' : '\t'))
                     return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a row");
-            p->rows[slot]++;
+            p->ring.rows[slot]++;
             return CV_OK;
         case CV_PUMP_TRANSFORM: /* read by cv_transform_run(), not here */
             return cv_err_set(why, whylen, CV_ERR_INVALID, "transform rows are not fetched");
@@ -80,7 +81,7 @@ static cv_err read_more(cv_pump *p, int *at, char *why, size_t whylen) {
             if ((err = cv_odbc_stmt_fetch_block(p->odbc, &rows, why, whylen)))
                 return err;
             for (size_t r = 0; r < rows; r++) {
-                if (p->batch_rows && (err = cut_batch(p, at, r, why, whylen)))
+                if (p->batch.rows && (err = cut_batch(p, at, r, why, whylen)))
                     return err;
                 slot = *at;
                 for (int c = 0; c < p->ncols; c++) {
@@ -89,7 +90,7 @@ static cv_err read_more(cv_pump *p, int *at, char *why, size_t whylen) {
                                            c == p->ncols - 1 ? '\n' : '\t'))
                         return cv_err_set(why, whylen, CV_ERR_NOMEM, "out of memory for a row");
                 }
-                p->rows[slot]++;
+                p->ring.rows[slot]++;
             }
             return CV_OK;
     }
@@ -119,7 +120,7 @@ static void *pump_reader(void *arg) {
     }
     while (!err) {
         err = read_more(p, &slot, why, sizeof(why));
-        if (!err && p->used[slot] >= CV_PUMP_CHUNK / 2 &&
+        if (!err && p->ring.used[slot] >= CV_PUMP_CHUNK / 2 &&
             !cv_ring_hand_over(p, &slot, false, CV_OK, ""))
             return NULL;
     }
@@ -146,15 +147,15 @@ cv_err cv_pump_start(cv_pump *p, const cv_odbc_stmt *select, char *errbuf, size_
 /* Stops the reader (cancelling the origin's query if it is still running) and
  * frees the chunks. Safe on a pump that never started, and twice. */
 void cv_pump_stop(cv_pump *p) {
-    if (!p->ready)
+    if (!p->ring.ready)
         return;
     if (p->started) {
         bool finished;
-        pthread_mutex_lock(&p->lock);
-        finished = p->done;
-        p->stop = true;
-        pthread_cond_broadcast(&p->changed);
-        pthread_mutex_unlock(&p->lock);
+        pthread_mutex_lock(&p->ring.lock);
+        finished = p->ring.done;
+        p->ring.stop = true;
+        pthread_cond_broadcast(&p->ring.changed);
+        pthread_mutex_unlock(&p->ring.lock);
         /* A reader blocked in the origin's fetch wakes when its query is
          * cancelled, even one that has produced nothing for a while. */
         for (bool joined = finished && pthread_join(p->reader, NULL) == 0; !joined;) {
@@ -173,9 +174,9 @@ void cv_pump_stop(cv_pump *p) {
         }
         p->started = false;
     }
-    cv_buf_free(&p->work);
-    cv_buf_free(&p->next);
-    cv_buf_free(&p->current);
+    cv_buf_free(&p->feed.work);
+    cv_buf_free(&p->feed.next);
+    cv_buf_free(&p->feed.current);
     free(p->binary);
     p->binary = NULL;
     cv_ring_free(p);
@@ -190,28 +191,28 @@ static int pump_next(cv_pump *p, const cv_transfer_spec *spec, cv_transfer_resul
     int slot = -1;
 
     *err = CV_OK;
-    pthread_mutex_lock(&p->lock);
-    while (p->count == 0 && !p->done) {
+    pthread_mutex_lock(&p->ring.lock);
+    while (p->ring.count == 0 && !p->ring.done) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
-        if (pthread_cond_timedwait(&p->changed, &p->lock, &until) == 0 || !spec->progress)
+        if (pthread_cond_timedwait(&p->ring.changed, &p->ring.lock, &until) == 0 || !spec->progress)
             continue;
-        pthread_mutex_unlock(&p->lock);
+        pthread_mutex_unlock(&p->ring.lock);
         *err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen);
         if (*err) {
             *err = cv_stage_fail(res, cv_stage_stopped(*err), *err);
             return -1;
         }
-        pthread_mutex_lock(&p->lock);
+        pthread_mutex_lock(&p->ring.lock);
     }
-    if (p->count > 0) {
-        slot = p->head;
-    } else if (p->err) { /* done and drained, with an error */
+    if (p->ring.count > 0) {
+        slot = p->ring.head;
+    } else if (p->ring.err) { /* done and drained, with an error */
         *err = cv_stage_fail(res, p->from == CV_PUMP_TRANSFORM ? "transform" : "origin_fetch",
-                             cv_err_set(errbuf, errlen, p->err, "%s", p->why));
+                             cv_err_set(errbuf, errlen, p->ring.err, "%s", p->ring.why));
     }
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&p->ring.lock);
     return slot;
 }
 
@@ -221,14 +222,14 @@ static cv_err pump_release(cv_pump *p, int slot, const cv_transfer_spec *spec,
                            cv_transfer_result *res, char *errbuf, size_t errlen) {
     cv_err err;
 
-    pthread_mutex_lock(&p->lock);
-    res->rows_read += p->rows[slot];
-    p->used[slot] = 0;
-    p->rows[slot] = 0;
-    p->head = (p->head + 1) % CV_PUMP_CHUNKS;
-    p->count--;
-    pthread_cond_broadcast(&p->changed);
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_lock(&p->ring.lock);
+    res->rows_read += p->ring.rows[slot];
+    p->ring.used[slot] = 0;
+    p->ring.rows[slot] = 0;
+    p->ring.head = (p->ring.head + 1) % CV_PUMP_CHUNKS;
+    p->ring.count--;
+    pthread_cond_broadcast(&p->ring.changed);
+    pthread_mutex_unlock(&p->ring.lock);
     if (spec->progress &&
         (err = spec->progress(spec->progress_ctx, res->rows_read, errbuf, errlen)))
         return cv_stage_fail(res, cv_stage_stopped(err), err);
@@ -260,13 +261,13 @@ cv_err cv_pump_to_pg(cv_pump *p, cv_sink *k, const cv_transfer_spec *spec,
     int slot;
 
     while ((slot = pump_next(p, spec, res, &err, errbuf, errlen)) >= 0) {
-        bool batch_end = p->batch_end[slot];
+        bool batch_end = p->ring.batch_end[slot];
         /* Not released on failure: the rows of this chunk did not get in. */
-        if (p->used[slot] &&
-            (err = cv_pg_copy_raw(k->pg, p->chunk[slot], p->used[slot], errbuf, errlen)))
+        if (p->ring.used[slot] &&
+            (err = cv_pg_copy_raw(k->pg, p->ring.chunk[slot], p->ring.used[slot], errbuf, errlen)))
             return cv_stage_fail(res, "destination_insert", err);
         if (batch_end)
-            memcpy(checkpoint, p->checkpoint[slot], sizeof(checkpoint));
+            memcpy(checkpoint, p->ring.checkpoint[slot], sizeof(checkpoint));
         if ((err = pump_release(p, slot, spec, res, errbuf, errlen)))
             return err;
         if (batch_end && (err = commit_batch(k, spec, select, checkpoint, res, errbuf, errlen)))
@@ -293,12 +294,12 @@ static long feed_load(void *ctx, char *buf, size_t len) {
     load_feed *f = ctx;
     size_t n;
 
-    while (f->slot < 0 || f->at == f->p->used[f->slot]) {
+    while (f->slot < 0 || f->at == f->p->ring.used[f->slot]) {
         if (f->slot >= 0) {
             int done = f->slot;
-            f->batch_end = f->p->batch_end[done];
+            f->batch_end = f->p->ring.batch_end[done];
             if (f->batch_end)
-                memcpy(f->checkpoint, f->p->checkpoint[done], sizeof(f->checkpoint));
+                memcpy(f->checkpoint, f->p->ring.checkpoint[done], sizeof(f->checkpoint));
             f->slot = -1;
             if ((f->err = pump_release(f->p, done, f->spec, f->res, f->why, sizeof(f->why))))
                 return -1;
@@ -310,9 +311,9 @@ static long feed_load(void *ctx, char *buf, size_t len) {
             return f->err ? -1 : 0;
         f->at = 0;
     }
-    n = f->p->used[f->slot] - f->at;
+    n = f->p->ring.used[f->slot] - f->at;
     n = n < len ? n : len;
-    memcpy(buf, f->p->chunk[f->slot] + f->at, n);
+    memcpy(buf, f->p->ring.chunk[f->slot] + f->at, n);
     f->at += n;
     return (long)n;
 }

@@ -13,8 +13,7 @@
  *                   turns the lines it prints into rows.
  *
  * A pump belongs to the transfer that runs it: the calling thread sends, the
- * reader (and feeder) threads fill; the ring's fields after `lock` are shared
- * under it.
+ * reader (and feeder) threads fill; only the ring is shared, under its lock.
  */
 #ifndef CV_PUMP_H
 #define CV_PUMP_H
@@ -50,39 +49,10 @@ typedef enum cv_pump_source {
     CV_PUMP_TRANSFORM
 } cv_pump_source;
 
-typedef struct cv_pump {
-    cv_pump_source from;
-    cv_pg *pg;       /* CV_PUMP_PG_COPY: runs COPY (query) TO STDOUT */
-    cv_maria *maria; /* CV_PUMP_MARIA: the reader runs `query` on it */
-    const char *query;
-    cv_odbc_stmt *odbc; /* CV_PUMP_ODBC and CV_PUMP_TRANSFORM: executed, the reader fetches */
-    /* CV_PUMP_TRANSFORM: the script, its reader-side state (see cv_transform_run()) */
-    const cv_transfer_spec *spec;
-    int slot;        /* the reader's chunk */
-    int64_t line_no; /* output lines read */
-    /* A feeder thread fetches blocks and writes them as JSON lines into `work`,
-     * then swaps it with `next` (under lock); the script's stdin is written
-     * from `current`. So fetching overlaps with reading the script's output. */
-    pthread_t feeder;
-    bool feeder_started, ready_full, feed_done, feed_quit;
-    cv_buf work, next, current; /* JSON lines (see cv_transform.c) */
-    size_t current_at;
-    cv_err feed_err; /* the feeder's failure (under lock), reason in feed_why */
-    char feed_why[512];
-    cv_err transform_err;
-    char transform_why[512];
-    int ncols;
-    bool *binary; /* per column: bytes, written as hex */
-    /* Batched runs (CV_PUMP_ODBC only): the reader ends a batch at the first row
-     * past batch_rows whose checkpoint value differs from the one before. */
-    int64_t batch_rows, in_batch;
-    int checkpoint_col;
-    const char *checkpoint_name;
-    char last[256]; /* checkpoint value of the last row encoded */
-    size_t last_len;
-    bool bare_hex; /* hex alone (LOAD DATA's UNHEX), else COPY's \\x prefix */
-    pthread_t reader;
-    bool ready, started; /* lock and chunks set up; reader running */
+/* The ring of chunks between the reader (fills) and the sender (sends);
+ * every field after `lock` is shared under it. */
+typedef struct cv_pump_ring {
+    bool ready; /* lock and chunks set up (cv_ring_init()) */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     char *chunk[CV_PUMP_CHUNKS];
@@ -90,16 +60,61 @@ typedef struct cv_pump {
     int64_t rows[CV_PUMP_CHUNKS];
     bool batch_end[CV_PUMP_CHUNKS];       /* commit after sending this chunk... */
     char checkpoint[CV_PUMP_CHUNKS][256]; /* ...with this checkpoint */
-    int head, count;                      /* ring of full chunks waiting to be sent */
-    bool done, stop;
-    cv_err err;
+    int head, count;                      /* full chunks waiting to be sent */
+    bool done, stop;                      /* the reader ended; the sender asks it to stop */
+    cv_err err;                           /* the reader's final status, reason in why */
     char why[512];
+} cv_pump_ring;
+
+/* Batched runs (CV_PUMP_ODBC only): the reader ends a batch at the first row
+ * past `rows` rows whose checkpoint value differs from the one before. The
+ * reader's alone. */
+typedef struct cv_pump_batch {
+    int64_t rows, in_batch;
+    int col;          /* the checkpoint column's index */
+    const char *name; /* and its name */
+    char last[256];   /* checkpoint value of the last row encoded */
+    size_t last_len;
+} cv_pump_batch;
+
+/* CV_PUMP_TRANSFORM: the script and its feeder (cv_transform.c). A feeder
+ * thread fetches blocks and writes them as JSON lines into `work`, then swaps
+ * it with `next` (under the ring's lock); the script's stdin is written from
+ * `current`. So fetching overlaps with reading the script's output. */
+typedef struct cv_pump_feed {
+    const cv_transfer_spec *spec;
+    int64_t line_no; /* output lines read */
+    pthread_t thread;
+    bool ready_full, done, quit; /* under the ring's lock: next is full; fed all; stop */
+    cv_buf work, next, current;
+    size_t current_at;
+    cv_err err; /* the feeder's failure (under the lock), reason in why */
+    char why[512];
+    cv_err transform_err; /* the script's, as the reader saw it */
+    char transform_why[512];
+} cv_pump_feed;
+
+typedef struct cv_pump {
+    cv_pump_source from;
+    cv_pg *pg;       /* CV_PUMP_PG_COPY: runs COPY (query) TO STDOUT */
+    cv_maria *maria; /* CV_PUMP_MARIA: the reader runs `query` on it */
+    const char *query;
+    cv_odbc_stmt *odbc; /* CV_PUMP_ODBC and CV_PUMP_TRANSFORM: executed, the reader fetches */
+    int ncols;
+    bool *binary;  /* per column: bytes, written as hex */
+    bool bare_hex; /* hex alone (LOAD DATA's UNHEX), else COPY's \\x prefix */
+    pthread_t reader;
+    bool started; /* the reader is running */
+    int slot;     /* the reader's chunk */
+    cv_pump_ring ring;
+    cv_pump_batch batch;
+    cv_pump_feed feed;
 } cv_pump;
 
 /* ---- cv_ring.c ---- */
 
 /* Sets up the ring: its lock and CV_PUMP_CHUNKS empty chunks of
- * CV_PUMP_CHUNK bytes each (p->ready). False when out of memory; then
+ * CV_PUMP_CHUNK bytes each (p->ring.ready). False when out of memory; then
  * cv_ring_free() frees what was set up. */
 bool cv_ring_init(cv_pump *p);
 
@@ -115,7 +130,7 @@ bool cv_ring_hand_over(cv_pump *p, int *slot, bool last, cv_err err, const char 
  * every field of every row; cv_ring_grow() when the chunk must grow. */
 bool cv_ring_grow(cv_pump *p, int slot, size_t more);
 static inline bool cv_ring_reserve(cv_pump *p, int slot, size_t more) {
-    return p->used[slot] + more <= p->cap[slot] || cv_ring_grow(p, slot, more);
+    return p->ring.used[slot] + more <= p->ring.cap[slot] || cv_ring_grow(p, slot, more);
 }
 
 /* Appends one field in the text format COPY and LOAD DATA share: backslash,
@@ -128,7 +143,7 @@ static inline bool cv_ring_put_field(cv_pump *p, int slot, const char *value, si
 
     if (!cv_ring_reserve(p, slot, 2 * len + 4))
         return false;
-    o = p->chunk[slot] + p->used[slot];
+    o = p->ring.chunk[slot] + p->ring.used[slot];
     if (!value) {
         *o++ = '\\';
         *o++ = 'N';
@@ -155,7 +170,7 @@ static inline bool cv_ring_put_field(cv_pump *p, int slot, const char *value, si
         }
     }
     *o++ = end;
-    p->used[slot] = (size_t)(o - p->chunk[slot]);
+    p->ring.used[slot] = (size_t)(o - p->ring.chunk[slot]);
     return true;
 }
 

@@ -48,7 +48,7 @@ static cv_err choose_way(cv_pump *p, const cv_sink *k, const cv_transfer_spec *s
                                               "\"load_data\" (a PostgreSQL or MariaDB "
                                               "destination)"));
     p->from = CV_PUMP_TRANSFORM; /* rows come over ODBC, go through the script */
-    p->spec = spec;
+    p->feed.spec = spec;
     return CV_OK;
 }
 
@@ -98,13 +98,13 @@ static cv_err move_blocks(cv_odbc_stmt *select, cv_sink *k, const cv_transfer_sp
  * batches on its values. */
 static cv_err find_checkpoint(cv_pump *p, const cv_odbc_stmt *select, const cv_transfer_spec *spec,
                               cv_transfer_result *res, char *errbuf, size_t errlen) {
-    p->checkpoint_col = -1;
-    p->batch_rows = spec->load.batch_rows;
-    p->checkpoint_name = spec->load.checkpoint;
+    p->batch.col = -1;
+    p->batch.rows = spec->load.batch_rows;
+    p->batch.name = spec->load.checkpoint;
     for (int c = 0; spec->load.batch_rows && c < cv_odbc_stmt_ncols(select); c++)
         if (strcmp(cv_odbc_stmt_col(select, c)->name, spec->load.checkpoint) == 0)
-            p->checkpoint_col = c;
-    if (spec->load.batch_rows && p->checkpoint_col < 0)
+            p->batch.col = c;
+    if (spec->load.batch_rows && p->batch.col < 0)
         return cv_stage_fail(res, "origin_query",
                              cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                                         "checkpoint column \"%s\" is not in the query's result",

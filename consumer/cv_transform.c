@@ -86,32 +86,32 @@ static void *transform_feeder(void *arg) {
         cv_buf swap;
         bool end;
 
-        p->work.len = 0;
+        p->feed.work.len = 0;
         err = cv_odbc_stmt_fetch_block(p->odbc, &rows, why, sizeof(why));
-        if (!err && (err = encode_block(p, rows, &p->work)))
+        if (!err && (err = encode_block(p, rows, &p->feed.work)))
             snprintf(why, sizeof(why), "out of memory");
         end = err != CV_OK;
-        pthread_mutex_lock(&p->lock);
-        while (p->ready_full && !p->feed_quit)
-            pthread_cond_wait(&p->changed, &p->lock);
-        if (p->feed_quit) {
-            pthread_mutex_unlock(&p->lock);
+        pthread_mutex_lock(&p->ring.lock);
+        while (p->feed.ready_full && !p->feed.quit)
+            pthread_cond_wait(&p->ring.changed, &p->ring.lock);
+        if (p->feed.quit) {
+            pthread_mutex_unlock(&p->ring.lock);
             return NULL;
         }
         if (end) {
-            p->feed_done = true;
+            p->feed.done = true;
             if (err != CV_ERR_NOT_FOUND) {
-                p->feed_err = err;
-                snprintf(p->feed_why, sizeof(p->feed_why), "%s", why);
+                p->feed.err = err;
+                snprintf(p->feed.why, sizeof(p->feed.why), "%s", why);
             }
         } else {
-            swap = p->next;
-            p->next = p->work;
-            p->work = swap;
-            p->ready_full = true;
+            swap = p->feed.next;
+            p->feed.next = p->feed.work;
+            p->feed.work = swap;
+            p->feed.ready_full = true;
         }
-        pthread_cond_broadcast(&p->changed);
-        pthread_mutex_unlock(&p->lock);
+        pthread_cond_broadcast(&p->ring.changed);
+        pthread_mutex_unlock(&p->ring.lock);
         if (end)
             return NULL;
     }
@@ -122,29 +122,29 @@ static long transform_feed(void *ctx, char *buf, size_t len) {
     cv_pump *p = ctx;
     size_t n;
 
-    while (p->current_at == p->current.len) {
+    while (p->feed.current_at == p->feed.current.len) {
         bool failed;
-        pthread_mutex_lock(&p->lock);
-        while (!p->ready_full && !p->feed_done)
-            pthread_cond_wait(&p->changed, &p->lock);
-        if (p->ready_full) {
-            cv_buf swap = p->current;
-            p->current = p->next;
-            p->next = swap;
-            p->ready_full = false;
-            p->current_at = 0;
-            pthread_cond_broadcast(&p->changed);
-            pthread_mutex_unlock(&p->lock);
+        pthread_mutex_lock(&p->ring.lock);
+        while (!p->feed.ready_full && !p->feed.done)
+            pthread_cond_wait(&p->ring.changed, &p->ring.lock);
+        if (p->feed.ready_full) {
+            cv_buf swap = p->feed.current;
+            p->feed.current = p->feed.next;
+            p->feed.next = swap;
+            p->feed.ready_full = false;
+            p->feed.current_at = 0;
+            pthread_cond_broadcast(&p->ring.changed);
+            pthread_mutex_unlock(&p->ring.lock);
             continue;
         }
-        failed = p->feed_err != CV_OK;
-        pthread_mutex_unlock(&p->lock);
+        failed = p->feed.err != CV_OK;
+        pthread_mutex_unlock(&p->ring.lock);
         return failed ? -1 : 0;
     }
-    n = p->current.len - p->current_at;
+    n = p->feed.current.len - p->feed.current_at;
     n = n < len ? n : len;
-    memcpy(buf, p->current.data + p->current_at, n);
-    p->current_at += n;
+    memcpy(buf, p->feed.current.data + p->feed.current_at, n);
+    p->feed.current_at += n;
     return (long)n;
 }
 
@@ -155,13 +155,13 @@ static bool transform_line(void *ctx, const char *line, size_t len) {
     int members = 0;
     bool ok = true;
 
-    p->line_no++;
+    p->feed.line_no++;
     row = cJSON_ParseWithLength(line, len);
     if (!cJSON_IsObject(row)) {
         cJSON_Delete(row);
-        p->transform_err =
-            cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
-                       "transform output line %lld: not a JSON object", (long long)p->line_no);
+        p->feed.transform_err =
+            cv_err_set(p->feed.transform_why, sizeof(p->feed.transform_why), CV_ERR_INVALID,
+                       "transform output line %lld: not a JSON object", (long long)p->feed.line_no);
         return false;
     }
     for (const cJSON *m = row->child; m; m = m->next)
@@ -172,9 +172,9 @@ static bool transform_line(void *ctx, const char *line, size_t len) {
         char number[64];
         char end = c == p->ncols - 1 ? '\n' : '\t';
         if (!v) {
-            cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+            cv_err_set(p->feed.transform_why, sizeof(p->feed.transform_why), CV_ERR_INVALID,
                        "transform output line %lld: column \"%s\" is missing",
-                       (long long)p->line_no, col->name);
+                       (long long)p->feed.line_no, col->name);
             ok = false;
         } else if (cJSON_IsNull(v)) {
             ok = cv_ring_put_field(p, p->slot, NULL, 0, false, end);
@@ -190,9 +190,9 @@ static bool transform_line(void *ctx, const char *line, size_t len) {
                 bytes[i] = (unsigned char)byte;
             }
             if (!hexok)
-                cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+                cv_err_set(p->feed.transform_why, sizeof(p->feed.transform_why), CV_ERR_INVALID,
                            "transform output line %lld: column \"%s\" must be hex text",
-                           (long long)p->line_no, col->name);
+                           (long long)p->feed.line_no, col->name);
             ok = hexok && cv_ring_put_field(p, p->slot, (const char *)bytes, hl / 2, true, end);
             free(bytes);
         } else if (cJSON_IsString(v)) {
@@ -207,30 +207,30 @@ static bool transform_line(void *ctx, const char *line, size_t len) {
                         : snprintf(number, sizeof(number), "%.17g", v->valuedouble);
             ok = cv_ring_put_field(p, p->slot, number, (size_t)n, false, end);
         } else {
-            cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+            cv_err_set(p->feed.transform_why, sizeof(p->feed.transform_why), CV_ERR_INVALID,
                        "transform output line %lld: column \"%s\" must be a string, a number, "
                        "true, false or null",
-                       (long long)p->line_no, col->name);
+                       (long long)p->feed.line_no, col->name);
             ok = false;
         }
     }
     if (ok && members != p->ncols) {
-        cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_INVALID,
+        cv_err_set(p->feed.transform_why, sizeof(p->feed.transform_why), CV_ERR_INVALID,
                    "transform output line %lld: %d fields, the destination takes the query's %d "
                    "columns",
-                   (long long)p->line_no, members, p->ncols);
+                   (long long)p->feed.line_no, members, p->ncols);
         ok = false;
     }
     cJSON_Delete(row);
     if (!ok) {
-        p->transform_err = CV_ERR_INVALID;
+        p->feed.transform_err = CV_ERR_INVALID;
         return false;
     }
-    p->rows[p->slot]++;
-    if (p->used[p->slot] >= CV_PUMP_CHUNK / 2 &&
+    p->ring.rows[p->slot]++;
+    if (p->ring.used[p->slot] >= CV_PUMP_CHUNK / 2 &&
         !cv_ring_hand_over(p, &p->slot, false, CV_OK, "")) {
-        p->transform_err =
-            cv_err_set(p->transform_why, sizeof(p->transform_why), CV_ERR_CANCELLED, "stopped");
+        p->feed.transform_err = cv_err_set(p->feed.transform_why, sizeof(p->feed.transform_why),
+                                           CV_ERR_CANCELLED, "stopped");
         return false;
     }
     return true;
@@ -240,9 +240,9 @@ static bool transform_line(void *ctx, const char *line, size_t len) {
 static cv_err transform_check(void *ctx, char *errbuf, size_t errlen) {
     cv_pump *p = ctx;
     bool stop;
-    pthread_mutex_lock(&p->lock);
-    stop = p->stop;
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_lock(&p->ring.lock);
+    stop = p->ring.stop;
+    pthread_mutex_unlock(&p->ring.lock);
     return stop ? cv_err_set(errbuf, errlen, CV_ERR_CANCELLED, "stopped") : CV_OK;
 }
 
@@ -251,7 +251,7 @@ static void transform_log(void *ctx, cv_script_stream stream, const char *line, 
     cv_pump *p = ctx;
     (void)stream;
     (void)cut;
-    cv_log_info("run %s: transform: %.*s", p->spec->run_id, (int)len, line);
+    cv_log_info("run %s: transform: %.*s", p->feed.spec->run_id, (int)len, line);
 }
 
 /* Runs the transform to its end: CV_OK once every row it printed is in the
@@ -262,7 +262,7 @@ cv_err cv_transform_run(cv_pump *p, char *why, size_t whylen) {
     cv_err err;
 
     memset(&script, 0, sizeof(script));
-    script.script = p->spec->transform;
+    script.script = p->feed.spec->transform;
     /* The job's own time limit stops it through the pump; a long transfer may
      * keep a transform busy for longer than a script's default CPU limit. */
     script.limits.timeout_seconds = 86400;
@@ -272,23 +272,23 @@ cv_err cv_transform_run(cv_pump *p, char *why, size_t whylen) {
     script.on_line = transform_log;
     script.check = transform_check;
     script.ctx = p;
-    if (pthread_create(&p->feeder, NULL, transform_feeder, p) != 0)
+    if (pthread_create(&p->feed.thread, NULL, transform_feeder, p) != 0)
         return cv_err_set(why, whylen, CV_ERR_IO, "cannot start the feeder thread");
     err = cv_script_run(&script, &res, why, whylen);
-    pthread_mutex_lock(&p->lock);
-    p->feed_quit = true; /* the script is gone: nothing more to feed */
-    pthread_cond_broadcast(&p->changed);
-    pthread_mutex_unlock(&p->lock);
-    pthread_join(p->feeder, NULL);
+    pthread_mutex_lock(&p->ring.lock);
+    p->feed.quit = true; /* the script is gone: nothing more to feed */
+    pthread_cond_broadcast(&p->ring.changed);
+    pthread_mutex_unlock(&p->ring.lock);
+    pthread_join(p->feed.thread, NULL);
     if (err)
         return err;
-    if (p->feed_err) /* the origin failed under the script */
-        return cv_err_set(why, whylen, p->feed_err, "%s", p->feed_why);
-    if (p->transform_err)
-        return cv_err_set(why, whylen, p->transform_err, "%s", p->transform_why);
+    if (p->feed.err) /* the origin failed under the script */
+        return cv_err_set(why, whylen, p->feed.err, "%s", p->feed.why);
+    if (p->feed.transform_err)
+        return cv_err_set(why, whylen, p->feed.transform_err, "%s", p->feed.transform_why);
     if (res.aborted)
         return cv_err_set(why, whylen, CV_ERR_INVALID, "transform output line %lld is too long",
-                          (long long)p->line_no + 1);
+                          (long long)p->feed.line_no + 1);
     if (res.limit || res.exit_code != 0 || res.signal) {
         char how[256];
         cv_script_describe(&script, &res, how, sizeof(how));

@@ -30,8 +30,8 @@ static int teardown(void **state) {
 }
 
 static void expect_chunk(const cv_pump *p, int slot, const char *want, size_t len) {
-    assert_int_equal(p->used[slot], len);
-    assert_memory_equal(p->chunk[slot], want, len);
+    assert_int_equal(p->ring.used[slot], len);
+    assert_memory_equal(p->ring.chunk[slot], want, len);
 }
 
 static void test_text_fields(void **state) {
@@ -65,10 +65,10 @@ static void test_a_chunk_grows(void **state) {
     memset(value, '\t', big); /* every byte escaped: twice the size */
     assert_true(cv_ring_put_field(p, 0, "x", 1, false, '\t'));
     assert_true(cv_ring_put_field(p, 0, value, big, false, '\n'));
-    assert_int_equal(p->used[0], 2 + 2 * big + 1);
-    assert_true(p->cap[0] >= p->used[0]);
-    assert_memory_equal(p->chunk[0], "x\t\\t\\t", 6);
-    assert_int_equal(p->chunk[0][p->used[0] - 1], '\n');
+    assert_int_equal(p->ring.used[0], 2 + 2 * big + 1);
+    assert_true(p->ring.cap[0] >= p->ring.used[0]);
+    assert_memory_equal(p->ring.chunk[0], "x\t\\t\\t", 6);
+    assert_int_equal(p->ring.chunk[0][p->ring.used[0] - 1], '\n');
     free(value);
 }
 
@@ -82,23 +82,23 @@ static void test_hand_over(void **state) {
 
     for (int i = 0; i < CV_PUMP_CHUNKS - 1; i++) {
         assert_true(cv_ring_put_field(p, slot, "r", 1, false, '\n'));
-        p->rows[slot] = 1;
+        p->ring.rows[slot] = 1;
         assert_true(cv_ring_hand_over(p, &slot, false, CV_OK, ""));
         assert_int_equal(slot, (i + 1) % CV_PUMP_CHUNKS);
-        assert_int_equal(p->count, i + 1);
-        assert_int_equal(p->used[slot], 0);
+        assert_int_equal(p->ring.count, i + 1);
+        assert_int_equal(p->ring.used[slot], 0);
     }
-    assert_int_equal(p->head, 0);
-    assert_false(p->done);
+    assert_int_equal(p->ring.head, 0);
+    assert_false(p->ring.done);
     /* The sender takes one (what cv_pump.c's release does), the reader ends. */
-    p->used[p->head] = 0;
-    p->head = (p->head + 1) % CV_PUMP_CHUNKS;
-    p->count--;
+    p->ring.used[p->ring.head] = 0;
+    p->ring.head = (p->ring.head + 1) % CV_PUMP_CHUNKS;
+    p->ring.count--;
     assert_true(cv_ring_hand_over(p, &slot, true, CV_ERR_ODBC, "fetch failed"));
-    assert_int_equal(p->count, 2); /* the empty chunk is not passed on */
-    assert_true(p->done);
-    assert_int_equal(p->err, CV_ERR_ODBC);
-    assert_string_equal(p->why, "fetch failed");
+    assert_int_equal(p->ring.count, 2); /* the empty chunk is not passed on */
+    assert_true(p->ring.done);
+    assert_int_equal(p->ring.err, CV_ERR_ODBC);
+    assert_string_equal(p->ring.why, "fetch failed");
 }
 
 /* A sender that stopped the pump makes the reader's hand-over fail at once,
@@ -107,10 +107,10 @@ static void test_hand_over_after_stop(void **state) {
     cv_pump *p = *state;
     int slot = 0;
 
-    p->count = CV_PUMP_CHUNKS - 1;
-    p->stop = true;
+    p->ring.count = CV_PUMP_CHUNKS - 1;
+    p->ring.stop = true;
     assert_false(cv_ring_hand_over(p, &slot, false, CV_OK, ""));
-    assert_int_equal(p->count, CV_PUMP_CHUNKS - 1);
+    assert_int_equal(p->ring.count, CV_PUMP_CHUNKS - 1);
 }
 
 int main(void) {
