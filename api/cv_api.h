@@ -7,6 +7,9 @@
  * 400 malformed JSON, 404 unknown id or route, 405 wrong method, 409 state
  * conflict, 413 body over 1 MiB, 422 a missing or mistyped field (named),
  * 503 Kafka or MongoDB unavailable.
+ *
+ * A cv_api is made, run and destroyed by the process's main thread; its
+ * handlers run on libmicrohttpd's threads (cv_api_int.h says what they share).
  */
 #ifndef CV_API_H
 #define CV_API_H

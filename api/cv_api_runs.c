@@ -203,12 +203,12 @@ out:
  * run as cancelled; a run still queued is cancelled when a worker picks it up. */
 void cv_api_cancel_run(cv_api *api, const char *run_id, const cv_http_request *req,
                        cv_http_response *res) {
-    (void)req;
     char why[512];
     bson_t *run = cv_api_load_doc(api, CV_COLL_RUNS, "run", run_id, res);
     const char *status;
     cv_err err;
 
+    (void)req;
     if (!run)
         return;
     status = cv_mongo_doc_str(run, CV_RUN_F_STATUS);

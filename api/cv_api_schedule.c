@@ -181,12 +181,12 @@ out:
 /* GET /jobs/{id}/schedule: the stored schedule and its next five fire times. */
 void cv_api_get_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
                          cv_http_response *res) {
-    (void)req;
     bson_t *job = cv_api_load_doc(api, CV_COLL_JOBS, "job", job_id, res);
     cv_schedule sched;
     int64_t anchor_ms = 0;
     char anchor[CV_TIME_RFC3339_LEN];
 
+    (void)req;
     if (!job || !stored_schedule(job, job_id, &sched, &anchor_ms, res))
         goto out;
     res->body = cJSON_CreateObject();
@@ -203,12 +203,12 @@ out:
 /* DELETE /jobs/{id}/schedule */
 void cv_api_delete_schedule(cv_api *api, const char *job_id, const cv_http_request *req,
                             cv_http_response *res) {
-    (void)req;
     bson_t *job = cv_api_load_doc(api, CV_COLL_JOBS, "job", job_id, res);
     bson_t update = BSON_INITIALIZER, unset;
     cv_schedule sched;
     int64_t anchor_ms;
 
+    (void)req;
     if (!job || !stored_schedule(job, job_id, &sched, &anchor_ms, res))
         goto out;
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);

@@ -17,6 +17,9 @@
  *
  * Query arguments: ?limit= (1 to the list's maximum, which is also the
  * default) and ?after= (a `next` from an earlier page).
+ *
+ * Called on the API's request threads; a page's results are the caller's to
+ * destroy (see each function).
  */
 #ifndef CV_PAGE_H
 #define CV_PAGE_H

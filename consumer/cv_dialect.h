@@ -3,6 +3,9 @@
  * a destination table gets for an origin column (ODBC SQL type, size, scale),
  * and the upsert clause. Used to create a missing destination table before any
  * row moves, and to refuse a column that has no equivalent there.
+ *
+ * Pure functions of their arguments (static tables, nothing allocated): any
+ * thread.
  */
 #ifndef CV_DIALECT_H
 #define CV_DIALECT_H

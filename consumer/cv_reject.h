@@ -4,6 +4,9 @@
  * topic with the reason (cv_deadletter.h) and records each with a
  * job.rejected event, many at a time, so that a stream of them costs a few
  * round trips to the broker rather than two per message.
+ *
+ * Called on the worker's main thread (cv_worker), which owns the items and
+ * the runner.
  */
 #ifndef CV_REJECT_H
 #define CV_REJECT_H

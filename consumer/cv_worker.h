@@ -8,6 +8,9 @@
  * committed and the final event was acknowledged (at least once). A message that
  * is not a valid job.v2 goes to convutell.jobs.dlq with the reason in headers,
  * a job.rejected event is published, and the worker carries on.
+ *
+ * A cv_worker is made, run and destroyed by one thread (the process's main
+ * thread); it starts and joins the attempt threads itself (cv_attempt.h).
  */
 #ifndef CV_WORKER_H
 #define CV_WORKER_H

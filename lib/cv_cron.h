@@ -9,6 +9,9 @@
  * a local time that does not exist (clocks going forward) fires once at the
  * next valid instant and one that occurs twice (clocks going back) fires once,
  * at its first occurrence.
+ *
+ * Pure functions (a parsed expression is a value the caller owns, nothing
+ * allocated): any thread.
  */
 #ifndef CV_CRON_H
 #define CV_CRON_H

@@ -4,6 +4,10 @@
  * Job messages from Kafka and request bodies from HTTP clients are both checked
  * with these helpers, so a bad field is reported the same way everywhere: the
  * dotted path of the field and a sentence saying what is wrong with it.
+ *
+ * Pure functions: any thread. Strings handed out point into the cJSON object
+ * and live as long as it does, except where a function says the caller frees
+ * them (cv_json_get_doc()).
  */
 #ifndef CV_JSON_H
 #define CV_JSON_H

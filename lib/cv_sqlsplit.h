@@ -2,6 +2,8 @@
  * cv_sqlsplit.h - splits a script of SQL statements at its semicolons, the
  * ones outside string literals, quoted identifiers, dollar-quoted bodies
  * (PostgreSQL) and comments, so that each statement can be sent on its own.
+ *
+ * Pure functions over the caller's text, which they only read: any thread.
  */
 #ifndef CV_SQLSPLIT_H
 #define CV_SQLSPLIT_H

@@ -35,6 +35,10 @@
  * planning, claiming and publishing ticks), cv_retries (retries held until
  * due), cv_recovery (heartbeats, stopped schedulers, expired leases); this
  * file's loop calls them in turn (cv_scheduler.c says when).
+ *
+ * Threads and ownership: a cv_scheduler is made, run and destroyed by one
+ * thread (the process's main thread); cv_scheduler_run_id() and
+ * cv_scheduler_plan() are pure and may be called from any thread.
  */
 #ifndef CV_SCHEDULER_H
 #define CV_SCHEDULER_H

@@ -6,6 +6,9 @@
  * it gets against the same documents and takes the definition from them
  * (cv_launch_resolve()). Nothing here reads the store: the callers pass the
  * documents, so the rules are unit-tested on their own.
+ *
+ * Pure functions over the caller's documents: any thread. A cv_job filled
+ * here owns its strings, like any cv_job (cv_job_release()).
  */
 #ifndef CV_LAUNCH_H
 #define CV_LAUNCH_H

@@ -8,8 +8,12 @@
  * stored job (and the version of it the run is for) and carries only what a
  * run may set: its id, attempt, retry policy and a Python job's parameters.
  * The worker takes the query, transform, script or statements and the
- * connections from the store (consumer/cv_jobcheck.h), so writing to
+ * connections from the store (runs/cv_launch.h), so writing to
  * convutell.jobs starts known jobs and cannot bring code of its own.
+ *
+ * Threads and ownership: pure functions over the caller's structs, any
+ * thread. A cv_job owns its strings (release with cv_job_release()); a
+ * cv_event is a value; encoded text is the caller's to free().
  */
 #ifndef CV_MESSAGE_H
 #define CV_MESSAGE_H

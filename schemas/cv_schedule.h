@@ -4,6 +4,9 @@
  * policies the scheduler applies (misfires, concurrency, retries). Decoded
  * from the API's JSON and checked field by field; the next fire times are
  * computed here for the API's answer and for the scheduler.
+ *
+ * A cv_schedule is a value (fixed-size fields, nothing allocated): the caller
+ * owns it, and every function here may be called from any thread.
  */
 #ifndef CV_SCHEDULE_H
 #define CV_SCHEDULE_H
