@@ -237,7 +237,8 @@ static void create_python_job(cv_api *api, const char *project_id, const cJSON *
         cv_api_internal_error(res, CV_ERR_NOMEM, "cannot store the script");
         goto out;
     }
-    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, "python", res))
+    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, cv_job_kind_str(CV_JOB_KIND_PYTHON),
+                     res))
         goto out;
     bson_concat(&doc, spec_bson);
     insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
@@ -275,7 +276,7 @@ static void create_sql_job(cv_api *api, const char *project_id, const cJSON *bod
         cv_api_field_error(res, &verr);
         goto out;
     }
-    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, "sql", res))
+    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, cv_job_kind_str(CV_JOB_KIND_SQL), res))
         goto out;
     BSON_APPEND_UTF8(&doc, "statements", statements);
     BSON_APPEND_UTF8(&doc, "connection", connection ? connection : "destination");
@@ -360,7 +361,7 @@ static void append_load(bson_t *doc, const cv_load_spec *load) {
 
 /* POST /projects/{id}/jobs for kind "sql_transfer". */
 static void create_transfer_job(cv_api *api, const char *project_id, const cJSON *body,
-                                const char *name, const char *kind, cv_http_response *res) {
+                                const char *name, cv_http_response *res) {
     char id[CV_ID_LEN];
     bson_t doc = BSON_INITIALIZER;
     transfer_def t;
@@ -370,7 +371,8 @@ static void create_transfer_job(cv_api *api, const char *project_id, const cJSON
         cv_api_field_error(res, &verr);
         goto out;
     }
-    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, kind, res))
+    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, cv_job_kind_str(CV_JOB_KIND_TRANSFER),
+                     res))
         goto out;
     BSON_APPEND_UTF8(&doc, "query", t.query);
     BSON_APPEND_UTF8(&doc, "destination_table", t.table);
@@ -398,7 +400,7 @@ void cv_api_create_job(cv_api *api, const char *project_id, const cv_http_reques
     }
     switch (cv_job_kind_parse(kind)) {
         case CV_JOB_KIND_TRANSFER:
-            create_transfer_job(api, project_id, body, name, kind, res);
+            create_transfer_job(api, project_id, body, name, res);
             break;
         case CV_JOB_KIND_PYTHON:
             create_python_job(api, project_id, body, name, res);

@@ -30,6 +30,58 @@ static cv_err exec_text(cv_odbc_stmt *select, char *sql, char *errbuf, size_t er
     return err;
 }
 
+/* An incremental job's window: from the watermark its last run committed
+ * (lo; lo_null when the ledger has none) to the watermark column's MAX now,
+ * or the bound a resumed run started with, written into `watermark`. */
+typedef struct bounds {
+    char lo[256];
+    bool lo_null;
+    bool hi_null;     /* the origin has no rows: keep the old watermark */
+    cv_odbc_col type; /* the watermark column's, for binding both bounds */
+} bounds;
+
+static cv_err find_bounds(const cv_transfer_spec *spec, cv_odbc_stmt *select, cv_sink *k,
+                          const cv_sink_resume *resume, const char *query, const char *wm_ident,
+                          bounds *b, char *watermark, size_t wmlen, char *errbuf, size_t errlen) {
+    char head[320];
+    size_t len;
+    cv_err err;
+
+    b->lo[0] = '\0';
+    b->lo_null = b->hi_null = true;
+    err = cv_sink_ledger_watermark(k, spec->job_id, b->lo, sizeof(b->lo), &b->lo_null, errbuf,
+                                   errlen);
+    if (err && err != CV_ERR_NOT_FOUND)
+        return err;
+    snprintf(head, sizeof(head), "MAX(%s)", wm_ident);
+    if (!(err = exec_text(select, cv_sqltext_wrap(head, query, ""), errbuf, errlen))) {
+        size_t rows = 0;
+        err = cv_odbc_stmt_fetch_block(select, &rows, errbuf, errlen);
+        if (!err) {
+            const char *v = cv_odbc_stmt_value(select, 0, 0, &len);
+            b->type = *cv_odbc_stmt_col(select, 0);
+            b->hi_null = v == NULL;
+            snprintf(watermark, wmlen, "%s", v ? v : "");
+        }
+    }
+    if (err == CV_ERR_NOT_FOUND)
+        err = CV_OK;
+    cv_odbc_stmt_close(select);
+    if (err) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", errbuf ? errbuf : "");
+        return cv_err_set(errbuf, errlen, err, "watermark column %s: %s", spec->load.watermark,
+                          why);
+    }
+    if (resume->batches && resume->watermark[0]) { /* the bound the run started with */
+        snprintf(watermark, wmlen, "%s", resume->watermark);
+        b->hi_null = false;
+    }
+    if (b->hi_null) /* no rows at all: keep the old watermark */
+        snprintf(watermark, wmlen, "%s", b->lo_null ? "" : b->lo);
+    return CV_OK;
+}
+
 /* Runs the origin query. For an incremental job it first finds the highest
  * watermark value now in the origin (hi) and then selects the rows with
  * lo <= value < hi, lo being the watermark the destination's ledger holds.
@@ -42,14 +94,13 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, cv
                           const cv_sink_resume *resume, char *watermark, size_t wmlen, char *errbuf,
                           size_t errlen) {
     const cv_load_spec *load = &spec->load;
-    char lo[256] = "", wm_ident[300], ck_ident[300];
+    char wm_ident[300], ck_ident[300];
     char quote = cv_odbc_quote_char(cv_odbc_stmt_conn(select));
-    bool lo_null = true, hi_null = true;
+    bounds b = {.lo_null = true, .hi_null = true};
     const char *params[3];
     cv_odbc_col types[3];
     cv_sqltext_window window = {0};
     char *query = NULL, *sql = NULL;
-    size_t len;
     int n = 0;
     cv_err err = CV_OK;
 
@@ -70,36 +121,10 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, cv
     }
 
     if (load->watermark[0]) {
-        err = cv_sink_ledger_watermark(k, spec->job_id, lo, sizeof(lo), &lo_null, errbuf, errlen);
-        if (err && err != CV_ERR_NOT_FOUND)
+        if ((err = find_bounds(spec, select, k, resume, query, wm_ident, &b, watermark, wmlen,
+                               errbuf, errlen)))
             goto out;
-        char head[320];
-        snprintf(head, sizeof(head), "MAX(%s)", wm_ident);
-        if (!(err = exec_text(select, cv_sqltext_wrap(head, query, ""), errbuf, errlen))) {
-            size_t rows = 0;
-            err = cv_odbc_stmt_fetch_block(select, &rows, errbuf, errlen);
-            if (!err) {
-                const char *v = cv_odbc_stmt_value(select, 0, 0, &len);
-                types[0] = types[1] = *cv_odbc_stmt_col(select, 0);
-                hi_null = v == NULL;
-                snprintf(watermark, wmlen, "%s", v ? v : "");
-            }
-        }
-        if (err == CV_ERR_NOT_FOUND)
-            err = CV_OK;
-        cv_odbc_stmt_close(select);
-        if (err) {
-            char why[512];
-            snprintf(why, sizeof(why), "%s", errbuf ? errbuf : "");
-            err = cv_err_set(errbuf, errlen, err, "watermark column %s: %s", load->watermark, why);
-            goto out;
-        }
-        if (resume->batches && resume->watermark[0]) { /* the bound the run started with */
-            snprintf(watermark, wmlen, "%s", resume->watermark);
-            hi_null = false;
-        }
-        if (hi_null) /* no rows at all: keep the old watermark */
-            snprintf(watermark, wmlen, "%s", lo_null ? "" : lo);
+        types[0] = types[1] = b.type;
     }
     if (resume->batches) { /* the checkpoint column's type, for its bound */
         if ((err = exec_text(select, cv_sqltext_wrap(ck_ident, query, " WHERE 1 = 0"), errbuf,
@@ -110,11 +135,11 @@ static cv_err open_origin(const cv_transfer_spec *spec, cv_odbc_stmt *select, cv
     }
 
     window.watermark = load->watermark[0] ? wm_ident : NULL;
-    window.empty = hi_null;
-    window.from = !lo_null;
+    window.empty = b.hi_null;
+    window.from = !b.lo_null;
     if (window.watermark && !window.empty) {
         if (window.from)
-            params[n++] = lo;
+            params[n++] = b.lo;
         params[n++] = watermark;
     }
     window.checkpoint = load->batch_rows || resume->batches ? ck_ident : NULL;
