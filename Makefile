@@ -4,17 +4,17 @@
 
 CC ?= cc
 BUILD ?= build
-PKGS := rdkafka libmongoc-1.0 libbson-1.0 odbc libcjson libmicrohttpd libcrypto libpq libmariadb
+PKGS := rdkafka libmongoc-1.0 libbson-1.0 odbc libcjson libmicrohttpd libcrypto libpq libmariadb libsodium
 WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings -fno-common
 CFLAGS ?= -O2 -g
-CPPFLAGS += -D_DEFAULT_SOURCE -Ilib -Ischemas -Iruns -Iapi -Iconsumer -Iproducer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CPPFLAGS += -D_DEFAULT_SOURCE -Ilib -Ischemas -Iruns -Ipeople -Iapi -Iconsumer -Iproducer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 
-LIB_SRC := $(wildcard lib/*.c) $(wildcard schemas/*.c) $(wildcard runs/*.c)
+LIB_SRC := $(wildcard lib/*.c) $(wildcard schemas/*.c) $(wildcard runs/*.c) $(wildcard people/*.c)
 SVC_SRC := $(wildcard api/*.c) $(wildcard consumer/*.c) $(wildcard producer/*.c)
-MAIN_SRC := cmd/convutell.c
+MAIN_SRC := $(wildcard cmd/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC))
@@ -28,7 +28,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/convutell: $(BUILD)/cmd/convutell.o $(OBJ)
+$(BUILD)/convutell: $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC)) $(OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each unit test binary links only the objects it needs: scripts/unit-objs

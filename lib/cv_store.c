@@ -49,6 +49,8 @@ static const cv_store_index indexes[] = {
     {CV_COLL_JOBS, "scheduled", "scheduled:1"},
     /* A project's jobs. */
     {CV_COLL_JOBS, "project", "project_id:1"},
+    /* A user's tokens: GET /tokens, and revoking them all. */
+    {CV_COLL_TOKENS, "user", "user:1"},
     /* The pruner (cv_retain) walks each of these by day. */
     {CV_COLL_EVENTS, "day", "day:1"},
     {CV_COLL_RUNS, "day", "day:1"},

@@ -29,6 +29,8 @@
 #define CV_COLL_TICKS "ticks"           /* one document per claimed tick */
 #define CV_COLL_SCHEDULERS "schedulers" /* one heartbeat document per scheduler process */
 #define CV_COLL_RETENTION "retention"   /* how far the pruner got, per collection */
+#define CV_COLL_USERS "users"           /* one per user, _id the name (people/) */
+#define CV_COLL_TOKENS "tokens"         /* API tokens and sessions, _id their SHA-256 */
 
 /* Creates every index the services' queries need (the list is in
  * cv_store.c, each with the query it serves). CV_ERR_MONGO with the collection
