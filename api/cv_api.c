@@ -180,33 +180,83 @@ static int split_path(const char *path, char segs[6][64]) {
     return n;
 }
 
+/* Who may call a route; every route names one. The tests (test_people.py)
+ * call every route `convutell routes` lists without a token and expect 401
+ * from all but the two OPEN ones, so a route opened by mistake fails them. */
+typedef enum route_access {
+    OPEN,   /* anyone: the health check and the login */
+    SIGNED, /* a valid token (writes: of scope write) */
+    ADMIN,  /* a valid token of an instance administrator */
+} route_access;
+
+static const char *const access_names[] = {"open", "signed-in", "admin"};
+
 /* The routes under /api/v1: a method, a path whose "{}" segment matches any
- * id (handed to the handler), and the handler. A path's routes are listed
- * together, in the order a 405 names their methods in Allow. */
+ * id (handed to the handler), who may call it, and the handler. A path's
+ * routes are listed together, in the order a 405 names their methods in
+ * Allow. */
 typedef struct route {
     const char *method;
     const char *path;
+    route_access who;
     cv_api_handler *handler;
 } route;
 
 static const route routes[] = {
-    {"GET", "health", route_health},
-    {"POST", "connections", cv_api_create_connection},
-    {"GET", "connections/{}", cv_api_get_connection},
-    {"POST", "projects", cv_api_create_project},
-    {"GET", "projects/{}", cv_api_get_project},
-    {"POST", "projects/{}/jobs", cv_api_create_job},
-    {"GET", "projects/{}/notifications", cv_api_list_notifications},
-    {"GET", "jobs/{}", cv_api_get_job},
-    {"GET", "jobs/{}/runs", cv_api_list_runs}, /* every run, and every tick that did not run */
-    {"POST", "jobs/{}/runs", cv_api_trigger_run},
-    {"GET", "jobs/{}/schedule", cv_api_get_schedule},
-    {"PUT", "jobs/{}/schedule", cv_api_put_schedule},
-    {"DELETE", "jobs/{}/schedule", cv_api_delete_schedule},
-    {"GET", "runs/{}", cv_api_get_run},
-    {"POST", "runs/{}/cancel", cv_api_cancel_run},
-    {"GET", "runs/{}/events", cv_api_list_events},
+    {"GET", "health", OPEN, route_health},
+    {"POST", "sessions", OPEN, cv_api_create_session},
+    {"DELETE", "sessions", SIGNED, cv_api_delete_session},
+    {"POST", "tokens", SIGNED, cv_api_create_token},
+    {"GET", "tokens", SIGNED, cv_api_list_tokens},
+    {"DELETE", "tokens/{}", SIGNED, cv_api_delete_token},
+    {"POST", "users", ADMIN, cv_api_create_user},
+    {"GET", "users", ADMIN, cv_api_list_users},
+    {"GET", "users/{}", SIGNED, cv_api_get_user}, /* administrators, or the user */
+    {"PATCH", "users/{}", SIGNED, cv_api_patch_user},
+    {"DELETE", "users/{}", ADMIN, cv_api_delete_user},
+    {"POST", "connections", SIGNED, cv_api_create_connection},
+    {"GET", "connections/{}", SIGNED, cv_api_get_connection},
+    {"POST", "projects", SIGNED, cv_api_create_project},
+    {"GET", "projects/{}", SIGNED, cv_api_get_project},
+    {"POST", "projects/{}/jobs", SIGNED, cv_api_create_job},
+    {"GET", "projects/{}/notifications", SIGNED, cv_api_list_notifications},
+    {"GET", "jobs/{}", SIGNED, cv_api_get_job},
+    {"GET", "jobs/{}/runs", SIGNED, cv_api_list_runs}, /* every run, and every skipped tick */
+    {"POST", "jobs/{}/runs", SIGNED, cv_api_trigger_run},
+    {"GET", "jobs/{}/schedule", SIGNED, cv_api_get_schedule},
+    {"PUT", "jobs/{}/schedule", SIGNED, cv_api_put_schedule},
+    {"DELETE", "jobs/{}/schedule", SIGNED, cv_api_delete_schedule},
+    {"GET", "runs/{}", SIGNED, cv_api_get_run},
+    {"POST", "runs/{}/cancel", SIGNED, cv_api_cancel_run},
+    {"GET", "runs/{}/events", SIGNED, cv_api_list_events},
 };
+
+void cv_api_each_route(cv_api_route_fn *fn, void *ctx) {
+    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++)
+        fn(ctx, routes[r].method, routes[r].path, access_names[routes[r].who]);
+}
+
+/* Runs a matched route: checks who asks first, unless the route is open. */
+static void call(cv_api *api, const route *r, const char *id, const cv_http_request *req,
+                 cv_http_response *res) {
+    bool write = strcmp(req->method, "GET") != 0;
+    cv_http_request signed_req = *req;
+    cv_caller who;
+
+    if (r->who == OPEN) {
+        r->handler(api, id, req, res);
+        return;
+    }
+    if (!cv_api_authenticate(api, req, write, &who, res))
+        return;
+    if (r->who == ADMIN && !who.admin) {
+        cv_http_error(res, 403, "forbidden", NULL, "%s %s is for administrators only", req->method,
+                      req->path);
+        return;
+    }
+    signed_req.caller = &who;
+    r->handler(api, id, &signed_req, res);
+}
 
 /* Whether the n segments after /api/v1 are the route's path, walked in place
  * (no copy per route and request); *id gets the segment its "{}" matched. */
@@ -243,7 +293,7 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         if (!path_matches(routes[r].path, s + 2, n - 2, &id))
             continue;
         if (strcmp(req->method, routes[r].method) == 0) {
-            routes[r].handler(api, id, req, res);
+            call(api, &routes[r], id, req, res);
             return;
         }
         snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s",
@@ -271,6 +321,8 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         return NULL;
     }
     api->cfg = *cfg;
+    if (cv_credential_init(errbuf, errlen) != CV_OK)
+        goto fail;
     api->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-api", errbuf, errlen);
     if (!api->mongo)
         goto fail;
@@ -279,6 +331,7 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     if (!api->producer)
         goto fail;
     if (!(api->cache = cv_cache_new(4096, cfg->cache_ms)) ||
+        !(api->people = cv_cache_new(4096, cfg->cache_ms)) ||
         !(api->runs = cv_group_new(api->mongo, CV_COLL_RUNS, 100))) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
@@ -314,6 +367,7 @@ void cv_api_destroy(cv_api *api) {
     cv_kafka_producer_destroy(api->producer);
     cv_mongo_destroy(api->mongo);
     cv_cache_destroy(api->cache);
+    cv_cache_destroy(api->people);
     cv_group_destroy(api->runs); /* after the server: no request runs any more */
     free(api);
 }

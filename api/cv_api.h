@@ -34,4 +34,10 @@ cv_err cv_api_run(cv_api *api, volatile sig_atomic_t *stop);
 /* Stops the HTTP server (waiting for requests in progress) and frees. */
 void cv_api_destroy(cv_api *api);
 
+/* Calls fn for every route of the API, in the router's order: its method,
+ * its path under /api/v1 ("{}" for an id) and who may call it ("open",
+ * "signed-in", "admin"). Static strings; any thread. */
+typedef void cv_api_route_fn(void *ctx, const char *method, const char *path, const char *access);
+void cv_api_each_route(cv_api_route_fn *fn, void *ctx);
+
 #endif

@@ -14,6 +14,7 @@
 #include "cv_json.h"
 #include "cv_kafka.h"
 #include "cv_mongo.h"
+#include "cv_people.h"
 
 #include <cjson/cJSON.h>
 
@@ -24,8 +25,9 @@
 struct cv_api {
     cv_config cfg;
     cv_mongo *mongo;
-    cv_cache *cache; /* jobs and projects as POST a run reads them */
-    cv_group *runs;  /* the run records POSTs of runs insert */
+    cv_cache *cache;  /* jobs and projects as POST a run reads them */
+    cv_cache *people; /* tokens and users, as every request reads them (cv_people.h) */
+    cv_group *runs;   /* the run records POSTs of runs insert */
     cv_kafka_producer *producer;
     cv_http_server *http;
 };
@@ -74,5 +76,23 @@ cv_api_handler cv_api_list_runs, cv_api_list_notifications, cv_api_list_events;
 
 /* PUT, GET and DELETE /api/v1/jobs/{id}/schedule (cv_api_schedule.c). */
 cv_api_handler cv_api_put_schedule, cv_api_get_schedule, cv_api_delete_schedule;
+
+/* Who is asking: the request's token, checked (cv_api_people.c). False,
+ * having answered 401 (no token, or one that lets nobody in) or 403 (a write
+ * with a read-only token, or a cookie-authenticated write without the
+ * session's CSRF value). */
+bool cv_api_authenticate(cv_api *api, const cv_http_request *req, bool write, cv_caller *who,
+                         cv_http_response *res);
+
+/* The caller the router found for a route that wants one (never NULL there). */
+const cv_caller *cv_api_caller(const cv_http_request *req);
+
+/* POST and DELETE /api/v1/sessions; POST, GET /api/v1/tokens and DELETE
+ * /api/v1/tokens/{id}; POST, GET /api/v1/users, GET, PATCH and DELETE
+ * /api/v1/users/{name} (cv_api_people.c). */
+cv_api_handler cv_api_create_session, cv_api_delete_session;
+cv_api_handler cv_api_create_token, cv_api_list_tokens, cv_api_delete_token;
+cv_api_handler cv_api_create_user, cv_api_list_users, cv_api_get_user, cv_api_patch_user,
+    cv_api_delete_user;
 
 #endif

@@ -63,7 +63,11 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
     struct MHD_Response *response;
     enum MHD_Result ret;
 
-    if (!text) {
+    if (res->status == MHD_HTTP_NO_CONTENT) {
+        free(text);
+        text = NULL;
+        response = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else if (!text) {
         static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":"
                                        "\"out of memory\"}}";
         response = MHD_create_response_from_buffer(sizeof(fallback) - 1, (void *)fallback,
@@ -81,6 +85,10 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
         MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, res->location);
     if (res->allow[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, res->allow);
+    if (res->www_authenticate[0])
+        MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->www_authenticate);
+    if (res->set_cookie[0])
+        MHD_add_response_header(response, MHD_HTTP_HEADER_SET_COOKIE, res->set_cookie);
     ret = MHD_queue_response(conn, (unsigned)res->status, response);
     MHD_destroy_response(response);
     return ret;
@@ -227,6 +235,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req.body = st->body ? st->body : "";
     req.body_len = st->len;
     req.conn = conn;
+    req.caller = NULL;
     res.status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     s->handler(s->ctx, &req, &res);
     ret = send_response(conn, &res);
@@ -243,6 +252,24 @@ const char *cv_http_arg(const cv_http_request *req, const char *name) {
                                                 strlen(name), NULL, NULL) == MHD_YES)
         return "";
     return value;
+}
+
+const char *cv_http_header(const cv_http_request *req, const char *name) {
+    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
+const char *cv_http_cookie(const cv_http_request *req, const char *name) {
+    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name) : NULL;
+}
+
+void cv_http_client(const cv_http_request *req, char *out, size_t outlen) {
+    const union MHD_ConnectionInfo *ci =
+        req->conn ? MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    const struct sockaddr_in *in = ci ? (const struct sockaddr_in *)ci->client_addr : NULL;
+
+    out[0] = '\0';
+    if (in && in->sin_family == AF_INET)
+        inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)outlen);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

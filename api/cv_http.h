@@ -7,7 +7,7 @@
  * closed), then calls one handler with the whole request. Each connection
  * has a thread of its own, so a handler that waits (for the store, for the
  * broker) holds up no other connection. HEAD is answered like GET, without
- * the body.
+ * the body. A 204 is sent without a body.
  *
  * Slow or idle clients cannot hold the server: a connection silent for
  * idle_seconds is closed, a request whose headers and body have not arrived
@@ -31,14 +31,17 @@ typedef struct cv_http_request {
     const char *path; /* without the query string */
     const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
-    void *conn; /* the server's connection, for cv_http_arg(); NULL in unit tests */
+    void *conn;         /* the server's connection, for cv_http_arg(); NULL in unit tests */
+    const void *caller; /* the handler's: who is asking (the API's router sets it) */
 } cv_http_request;
 
 typedef struct cv_http_response {
     int status;
-    cJSON *body;        /* owned by the response; sent as JSON */
-    char location[256]; /* Location header when non-empty */
-    char allow[64];     /* Allow header when non-empty (a 405) */
+    cJSON *body;                /* owned by the response; sent as JSON */
+    char location[256];         /* Location header when non-empty */
+    char allow[64];             /* Allow header when non-empty (a 405) */
+    char www_authenticate[128]; /* WWW-Authenticate header when non-empty (a 401) */
+    char set_cookie[256];       /* Set-Cookie header when non-empty */
 } cv_http_response;
 
 typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_response *res);
@@ -61,6 +64,16 @@ void cv_http_server_destroy(cv_http_server *s);
  * the request until the handler returns; NULL when the query lacks it. An
  * argument given without a value ("?after") reads as "". */
 const char *cv_http_arg(const cv_http_request *req, const char *name);
+
+/* The value of request header `name` (any case), borrowed like
+ * cv_http_arg()'s; NULL when absent. */
+const char *cv_http_header(const cv_http_request *req, const char *name);
+
+/* The value of cookie `name`, borrowed likewise; NULL when absent. */
+const char *cv_http_cookie(const cv_http_request *req, const char *name);
+
+/* The client's address as text ("127.0.0.1"), "" when unknown. */
+void cv_http_client(const cv_http_request *req, char *out, size_t outlen);
 
 /* Sets res to an error answer: {"error": {"code", "message", "field"?}}.
  * `field` may be NULL. The message is formatted printf-style. */

@@ -32,6 +32,7 @@ import uuid
 import pymongo
 
 import scheduler
+from signin import auth, sign_in
 
 BIN = os.environ["CONVUTELL_BIN"]
 KAFKA = os.environ["CONVUTELL_KAFKA_BOOTSTRAP"]
@@ -94,13 +95,13 @@ class Client:
 
     def get(self, path):
         try:
-            self.conn.request("GET", "/api/v1" + path)
+            self.conn.request("GET", "/api/v1" + path, headers=auth())
             resp = self.conn.getresponse()
         except (http.client.HTTPException, OSError):
             # The server closes a keep-alive connection left idle while filling.
             self.conn.close()
             self.conn = http.client.HTTPConnection(HTTP_HOST, HTTP_PORT, timeout=60)
-            self.conn.request("GET", "/api/v1" + path)
+            self.conn.request("GET", "/api/v1" + path, headers=auth())
             resp = self.conn.getresponse()
         body = resp.read()
         assert resp.status == 200, (path, resp.status, body[:200])
@@ -108,7 +109,7 @@ class Client:
 
     def post(self, path, body):
         self.conn.request("POST", "/api/v1" + path, body=json.dumps(body),
-                          headers={"Content-Type": "application/json"})
+                          headers=auth({"Content-Type": "application/json"}))
         resp = self.conn.getresponse()
         return json.loads(resp.read())
 
@@ -204,6 +205,7 @@ def main():
     env = dict(os.environ, CONVUTELL_HTTP_ADDR=f"{HTTP_HOST}:{HTTP_PORT}",
                CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_MONGODB_DB=dbname,
                CONVUTELL_SECRET_KEY=os.urandom(32).hex(), CONVUTELL_LOG_LEVEL="warn")
+    sign_in(BIN, env)
     procs = [subprocess.Popen([BIN, name], env=env, stderr=open(f"{tmp}/{name}.log", "a"))
              for name in ("api", "collector")]
     mongo = pymongo.MongoClient(MONGO_URI)

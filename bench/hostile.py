@@ -31,6 +31,8 @@ import threading
 import time
 import uuid
 
+from signin import auth, sign_in
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ["CONVUTELL_BIN"]
 KAFKA = os.environ["CONVUTELL_KAFKA_BOOTSTRAP"]
@@ -51,7 +53,7 @@ def call(method, path, body=None, source="127.0.0.1"):
     c = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=30,
                                    source_address=(source, 0))
     c.request(method, "/api/v1" + path, body=json.dumps(body) if body is not None else None,
-              headers={"Content-Type": "application/json"})
+              headers=auth({"Content-Type": "application/json"}))
     r = c.getresponse()
     data = r.read()
     c.close()
@@ -245,6 +247,7 @@ def main():
     env = dict(os.environ, CONVUTELL_HTTP_ADDR=f"127.0.0.1:{HTTP_PORT}",
                CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_MONGODB_DB="hostile_" + uuid.uuid4().hex[:8],
                CONVUTELL_SECRET_KEY=os.urandom(32).hex(), CONVUTELL_LOG_LEVEL="error")
+    sign_in(BIN, env)
     procs = {name: subprocess.Popen([BIN, name], env=env,
                                     stderr=open(f"{tmp}/{name}.log", "a"))
              for name in ("api", "collector", "worker")}

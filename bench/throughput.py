@@ -32,6 +32,8 @@ import uuid
 
 import pymongo
 
+from signin import auth, sign_in
+
 BIN = os.environ["CONVUTELL_BIN"]
 HTTP_HOST, HTTP_PORT = "127.0.0.1", 28080
 MONGO_URI = os.environ["CONVUTELL_MONGODB_URI"]
@@ -73,7 +75,7 @@ class Client:
         for attempt in range(3):
             try:
                 self.conn.request(method, "/api/v1" + path, body=data,
-                                  headers={"Content-Type": "application/json"})
+                                  headers=auth({"Content-Type": "application/json"}))
                 resp = self.conn.getresponse()
                 return resp.status, json.loads(resp.read() or b"null")
             except (http.client.HTTPException, OSError):
@@ -152,6 +154,7 @@ def convutell_case(n, workers, clients, sample_every, tmp, timeout, warmup):
     def spawn(name, cmd):
         procs[name] = subprocess.Popen([BIN, cmd], env=env,
                                        stderr=open(f"{tmp}/{name}.log", "a"))
+    sign_in(BIN, env)
     spawn("collector", "collector")
     spawn("api", "api")
     for i in range(workers):

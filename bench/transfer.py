@@ -18,6 +18,8 @@ import uuid
 
 import psycopg
 
+from signin import auth, sign_in
+
 BIN = os.environ["CONVUTELL_BIN"]
 PG_PORT = os.environ["CV_PG_PORT"]
 PG_DSN = f"host=127.0.0.1 port={PG_PORT} user=convutell password=convutell dbname=convutell"
@@ -32,7 +34,7 @@ DEST_DDL = "CREATE TABLE {} (aid integer, bid integer, abalance integer, filler 
 
 def call(method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(API + path, data=data, method=method)
+    req = urllib.request.Request(API + path, data=data, method=method, headers=auth())
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -93,6 +95,7 @@ def main():
     def spawn(name):
         return subprocess.Popen([BIN, name], env=env, stderr=open(f"{tmp}/{name}.log", "a"))
 
+    sign_in(BIN, env)
     procs = [spawn(name) for name in ("collector", "worker", "api")]
 
     def fresh_worker():

@@ -5,12 +5,15 @@
  *   convutell worker     job consumer (consumer/cv_worker.c)
  *   convutell collector  event consumer that writes MongoDB (consumer/cv_collector.c)
  *   convutell scheduler  schedules, retries and leases (producer/cv_scheduler.c)
+ *   convutell admin      users from the command line (cmd/cv_admin.c)
+ *   convutell routes     the API's routes and who may call each
  *
  * Each service loads the configuration (lib/cv_config.c), stops at start-up with
  * one line if it is wrong, makes sure the store has its indexes (lib/cv_store.c)
  * and runs until SIGINT or SIGTERM.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "cv_admin.h"
 #include "cv_api.h"
 #include "cv_collector.h"
 #include "cv_config.h"
@@ -84,9 +87,16 @@ static int usage(FILE *out) {
                  "  worker     run jobs from the convutell.jobs topic\n"
                  "  collector  store events from convutell.events in MongoDB\n"
                  "  scheduler  start scheduled runs, hold retries, expire leases\n"
+                 "  admin      create-user --name NAME [--admin] ... (see README.md)\n"
+                 "  routes     list the API's routes and who may call each\n"
                  "  help       show this text\n\n"
                  "Configuration comes from the environment and ./.env; see README.md.\n");
     return out == stdout ? 0 : 2;
+}
+
+static void print_route(void *ctx, const char *method, const char *path, const char *access) {
+    (void)ctx;
+    printf("%-6s /api/v1/%s %s\n", method, path, access);
 }
 
 int main(int argc, char **argv) {
@@ -99,10 +109,22 @@ int main(int argc, char **argv) {
     bool prep_started = false;
     int rc = 1;
 
-    if (argc != 2)
+    if (argc < 2 || (argc != 2 && strcmp(cmd, "admin") != 0))
         return usage(stderr);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         return usage(stdout);
+    if (strcmp(cmd, "routes") == 0) {
+        cv_api_each_route(print_route, NULL);
+        return 0;
+    }
+    if (strcmp(cmd, "admin") == 0) {
+        cv_config_forget_driver_env();
+        if (cv_config_load(&cfg, errbuf, sizeof(errbuf)) != CV_OK) {
+            fprintf(stderr, "convutell admin: configuration error: %s\n", errbuf);
+            return 78;
+        }
+        return cv_admin_main(&cfg, argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "api") != 0 && strcmp(cmd, "worker") != 0 && strcmp(cmd, "collector") != 0 &&
         strcmp(cmd, "scheduler") != 0) {
         fprintf(stderr, "convutell: unknown command '%s'\n", cmd);

@@ -31,16 +31,32 @@ MARIADB_ODBC = os.environ["CONVUTELL_MARIADB_ODBC"]
 FINAL = ("succeeded", "failed", "cancelled", "timed_out")
 
 
-class Api:
-    """A tiny JSON client for the API under test."""
+# The administrator every test session signs in as (made by `convutell admin
+# create-user` before the API starts) and their API token.
+ADMIN = "admin"
+TOKEN = {}
 
-    def __init__(self, base):
+
+def bearer(token=None):
+    """The Authorization header of token (the session's administrator by default)."""
+    return {"Authorization": "Bearer " + (token or TOKEN["admin"])}
+
+
+class Api:
+    """A tiny JSON client for the API under test, signed in with `token`
+    (None: the session's administrator; "" sends no Authorization)."""
+
+    def __init__(self, base, token=None):
         self.base = base
+        self.token = token
 
     def call(self, method, path, body=None, raw=None, headers=None):
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        headers = dict(headers or {})
+        if self.token != "" and "Authorization" not in headers:
+            headers.update(bearer(self.token))
         req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers=headers or {})
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
@@ -50,8 +66,12 @@ class Api:
     def post(self, path, body=None, **kw):
         return self.call("POST", path, body, **kw)
 
-    def get(self, path):
-        return self.call("GET", path)
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+    def as_user(self, token):
+        """The same client signed in with another token ("" for none)."""
+        return Api(self.base, token)
 
     def create(self, path, body):
         status, doc, _ = self.post(path, body)
@@ -137,6 +157,13 @@ def mongo_db():
 def services(tmp_path_factory, mongo_db):
     tmp = str(tmp_path_factory.mktemp("services"))
     svc = Services(tmp, mongo_db.name)
+    token_file = os.path.join(tmp, "admin.token")
+    made = subprocess.run([BIN, "admin", "create-user", "--name", ADMIN, "--admin",
+                           "--token-file", token_file], env=svc.env, capture_output=True,
+                          text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    with open(token_file) as f:
+        TOKEN["admin"] = f.read().strip()
     for name in ("collector", "worker", "api"):
         svc.start(name)
     api = Api(f"http://127.0.0.1:{HTTP_PORT}")

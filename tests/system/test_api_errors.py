@@ -3,7 +3,7 @@ import json
 import socket
 import uuid
 
-from conftest import HTTP_PORT
+from conftest import HTTP_PORT, TOKEN
 
 MISSING = str(uuid.uuid4())
 
@@ -95,10 +95,17 @@ def test_unknown_ids_and_routes(api):
     assert (status, headers["Allow"]) == (405, "GET, PUT, DELETE, HEAD"), body
 
 
+def signed(request):
+    """The raw request with the session administrator's token after its request line."""
+    auth = ("Authorization: Bearer " + TOKEN["admin"]).encode()
+    return request.replace(b"\r\n", b"\r\n" + auth + b"\r\n", 1)
+
+
 def raw_exchange(request, send_after=b""):
-    """Sends raw bytes, then reads the whole answer (the server closes)."""
+    """Sends raw bytes (signed in: see signed()), then reads the whole answer
+    (the server closes)."""
     with socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=30) as sock:
-        sock.sendall(request)
+        sock.sendall(signed(request))
         if send_after:
             try:
                 sock.sendall(send_after)

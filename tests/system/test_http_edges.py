@@ -8,15 +8,16 @@ import urllib.request
 
 import pytest
 
-from conftest import HTTP_PORT
-from test_api_errors import TOO_LARGE, raw_exchange
+from conftest import HTTP_PORT, bearer
+from test_api_errors import TOO_LARGE, raw_exchange, signed
 
 LIMITED_PORT = HTTP_PORT + 7
 
 
 def raw_head(port, path):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+        sock.sendall(signed(b"HEAD %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                            % path.encode()))
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -30,7 +31,8 @@ def test_head_is_answered_like_get_without_a_body(api):
                                               "odbc": "Driver=SQLite3;Database=:memory:"})
     for path in ("/api/v1/health", f"/api/v1/connections/{conn['id']}"):
         status, headers, body = raw_head(HTTP_PORT, path)
-        with urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}{path}") as resp:
+        req = urllib.request.Request(f"http://127.0.0.1:{HTTP_PORT}{path}", headers=bearer())
+        with urllib.request.urlopen(req) as resp:
             got = resp.read()
         assert (status, body) == (200, b""), path
         assert headers["Content-Type"] == "application/json"

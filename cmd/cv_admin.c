@@ -1,0 +1,144 @@
+/*
+ * cv_admin.c - `convutell admin` (see cv_admin.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cv_admin.h"
+
+#include "cv_credential.h"
+#include "cv_people.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
+typedef struct create_args {
+    const char *name, *display_name, *token_file;
+    bool admin, password_stdin, exists_ok;
+} create_args;
+
+static int usage(void) {
+    fprintf(stderr, "usage: convutell admin create-user --name NAME [--display-name TEXT] "
+                    "[--admin]\n"
+                    "                                   [--password-stdin] [--token-file PATH] "
+                    "[--exists-ok]\n");
+    return 2;
+}
+
+static bool parse(int argc, char **argv, create_args *a) {
+    memset(a, 0, sizeof(*a));
+    for (int i = 2; i < argc; i++) {
+        const char *opt = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(opt, "--admin") == 0)
+            a->admin = true;
+        else if (strcmp(opt, "--password-stdin") == 0)
+            a->password_stdin = true;
+        else if (strcmp(opt, "--exists-ok") == 0)
+            a->exists_ok = true;
+        else if (strcmp(opt, "--name") == 0 && next)
+            a->name = argv[++i];
+        else if (strcmp(opt, "--display-name") == 0 && next)
+            a->display_name = argv[++i];
+        else if (strcmp(opt, "--token-file") == 0 && next)
+            a->token_file = argv[++i];
+        else
+            return false;
+    }
+    return a->name != NULL;
+}
+
+/* The first line of stdin, without its newline, into out. */
+static bool read_password(char *out, size_t outlen) {
+    size_t n;
+
+    if (!fgets(out, (int)outlen, stdin))
+        return false;
+    n = strcspn(out, "\r\n");
+    out[n] = '\0';
+    return true;
+}
+
+/* Writes token and a newline to path, readable by its owner only. */
+static bool write_token(const char *path, const char *token) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t len = strlen(token);
+    bool ok;
+
+    if (fd < 0)
+        return false;
+    ok = fchmod(fd, 0600) == 0 && write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+    return close(fd) == 0 && ok;
+}
+
+static int create_user(cv_mongo *m, const create_args *a) {
+    char password[CV_PASSWORD_MAX + 2] = "", token[CV_TOKEN_LEN], id[CV_ID_LEN], why[512];
+    cv_token_spec spec = {.name = "convutell admin", .write = true};
+    bool made = false;
+    cv_err err;
+
+    if (!cv_people_name_ok(a->name)) {
+        fprintf(stderr, "convutell admin: --name must be 1 to 64 of a-z, 0-9, '.', '_' and '-', "
+                        "starting with a letter or digit\n");
+        return 2;
+    }
+    if (a->password_stdin) {
+        if (!read_password(password, sizeof(password)) || strlen(password) < CV_PASSWORD_MIN ||
+            strlen(password) > CV_PASSWORD_MAX) {
+            fprintf(stderr,
+                    "convutell admin: the password on stdin must have %d to %d "
+                    "characters\n",
+                    CV_PASSWORD_MIN, CV_PASSWORD_MAX);
+            return 2;
+        }
+    } else {
+        cv_password_generate(password, why, sizeof(why));
+        made = true;
+    }
+    err = cv_people_add_user(m, a->name, a->display_name, password, a->admin, "convutell admin",
+                             why, sizeof(why));
+    if (err == CV_ERR_CONFLICT && a->exists_ok) {
+        printf("user %s exists already; kept as it is\n", a->name);
+        made = false;
+    } else if (err) {
+        fprintf(stderr, "convutell admin: %s\n", why);
+        return 1;
+    } else {
+        printf("user %s created%s\n", a->name, a->admin ? " (administrator)" : "");
+    }
+    if (made)
+        printf("password (shown once): %s\n", password);
+    if (!a->token_file)
+        return 0;
+    if ((err = cv_people_issue(m, a->name, &spec, token, id, NULL, why, sizeof(why)))) {
+        fprintf(stderr, "convutell admin: no token: %s\n", why);
+        return 1;
+    }
+    if (!write_token(a->token_file, token)) {
+        fprintf(stderr, "convutell admin: cannot write %s\n", a->token_file);
+        return 1;
+    }
+    printf("API token %s written to %s (mode 0600)\n", id, a->token_file);
+    return 0;
+}
+
+int cv_admin_main(const cv_config *cfg, int argc, char **argv) {
+    create_args a;
+    char why[512];
+    cv_mongo *m;
+    int rc;
+
+    if (argc < 2 || strcmp(argv[1], "create-user") != 0 || !parse(argc, argv, &a))
+        return usage();
+    if (cv_credential_init(why, sizeof(why)) != CV_OK ||
+        !(m = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-admin", why, sizeof(why)))) {
+        fprintf(stderr, "convutell admin: %s\n", why);
+        return 1;
+    }
+    rc = create_user(m, &a);
+    cv_mongo_destroy(m);
+    return rc;
+}
