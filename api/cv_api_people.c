@@ -376,14 +376,14 @@ void cv_api_create_user(cv_api *api, const char *id, const cv_http_request *req,
         goto out;
     }
     if (!cv_people_name_ok(name)) {
-        cv_verr_set(&verr, NULL, "name",
-                    "must be 1 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or "
-                    "digit");
+        cv_verr_set(&verr, NULL, "name", "must be " CV_USER_NAME_RULE);
         cv_api_field_error(res, &verr);
         goto out;
     }
-    if (!password && (err = cv_password_generate(made, why, sizeof(why))) == CV_OK)
+    if (!password) {
+        cv_password_generate(made);
         password = made;
+    }
     err =
         cv_people_add_user(api->mongo, name, display, password, admin, who->user, why, sizeof(why));
     if (err == CV_ERR_CONFLICT) {

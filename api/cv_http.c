@@ -262,16 +262,6 @@ const char *cv_http_cookie(const cv_http_request *req, const char *name) {
     return req->conn ? MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name) : NULL;
 }
 
-void cv_http_client(const cv_http_request *req, char *out, size_t outlen) {
-    const union MHD_ConnectionInfo *ci =
-        req->conn ? MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
-    const struct sockaddr_in *in = ci ? (const struct sockaddr_in *)ci->client_addr : NULL;
-
-    out[0] = '\0';
-    if (in && in->sin_family == AF_INET)
-        inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)outlen);
-}
-
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     request_state *st = *con_cls;

@@ -72,9 +72,6 @@ const char *cv_http_header(const cv_http_request *req, const char *name);
 /* The value of cookie `name`, borrowed likewise; NULL when absent. */
 const char *cv_http_cookie(const cv_http_request *req, const char *name);
 
-/* The client's address as text ("127.0.0.1"), "" when unknown. */
-void cv_http_client(const cv_http_request *req, char *out, size_t outlen);
-
 /* Sets res to an error answer: {"error": {"code", "message", "field"?}}.
  * `field` may be NULL. The message is formatted printf-style. */
 void cv_http_error(cv_http_response *res, int status, const char *code, const char *field,

@@ -81,8 +81,7 @@ static int create_user(cv_mongo *m, const create_args *a) {
     cv_err err;
 
     if (!cv_people_name_ok(a->name)) {
-        fprintf(stderr, "convutell admin: --name must be 1 to 64 of a-z, 0-9, '.', '_' and '-', "
-                        "starting with a letter or digit\n");
+        fprintf(stderr, "convutell admin: --name must be " CV_USER_NAME_RULE "\n");
         return 2;
     }
     if (a->password_stdin) {
@@ -95,7 +94,7 @@ static int create_user(cv_mongo *m, const create_args *a) {
             return 2;
         }
     } else {
-        cv_password_generate(password, why, sizeof(why));
+        cv_password_generate(password);
         made = true;
     }
     err = cv_people_add_user(m, a->name, a->display_name, password, a->admin, "convutell admin",

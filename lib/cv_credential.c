@@ -72,15 +72,12 @@ bool cv_password_needs_rehash(const char *hash) {
     return crypto_pwhash_str_needs_rehash(hash, OPSLIMIT, MEMLIMIT) != 0;
 }
 
-cv_err cv_password_generate(char out[32], char *errbuf, size_t errlen) {
+void cv_password_generate(char out[32]) {
     unsigned char raw[18];
 
-    (void)errbuf;
-    (void)errlen;
     randombytes_buf(raw, sizeof(raw));
     sodium_bin2base64(out, 32, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(raw, sizeof(raw));
-    return CV_OK;
 }
 
 void cv_token_new(const char *prefix, char out[CV_TOKEN_LEN]) {

@@ -49,7 +49,7 @@ bool cv_password_needs_rehash(const char *hash);
 
 /* A new random password of 24 URL-safe characters (what `admin create-user`
  * prints once). */
-cv_err cv_password_generate(char out[32], char *errbuf, size_t errlen);
+void cv_password_generate(char out[32]);
 
 /* A new token: prefix + 43 URL-safe base64 characters of 256 random bits. */
 void cv_token_new(const char *prefix, char out[CV_TOKEN_LEN]);

@@ -42,8 +42,8 @@ typedef struct cv_caller {
     char csrf[CV_TOKEN_LEN];    /* sessions: what cookie-authenticated writes echo */
 } cv_caller;
 
-/* Whether name is a user name: 1 to 64 of a-z, 0-9, '.', '_', '-', starting
- * with a letter or digit. */
+/* Whether name is a user name: CV_USER_NAME_RULE, as errors say it. */
+#define CV_USER_NAME_RULE "1 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
 bool cv_people_name_ok(const char *name);
 
 /* Adds a user. password (CV_PASSWORD_MIN to CV_PASSWORD_MAX characters,

@@ -47,7 +47,7 @@ static void test_older_limits_want_a_rehash(void **state) {
 }
 
 static void test_tokens_and_digests(void **state) {
-    char a[CV_TOKEN_LEN], b[CV_TOKEN_LEN], digest[CV_DIGEST_LEN], pw[32], why[64];
+    char a[CV_TOKEN_LEN], b[CV_TOKEN_LEN], digest[CV_DIGEST_LEN], pw[32];
     (void)state;
     cv_token_new(CV_TOKEN_PREFIX_API, a);
     cv_token_new(CV_TOKEN_PREFIX_API, b);
@@ -60,7 +60,7 @@ static void test_tokens_and_digests(void **state) {
     assert_memory_equal(a, "cvs_", 4);
     cv_token_digest("abc", digest);
     assert_string_equal(digest, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    assert_int_equal(cv_password_generate(pw, why, sizeof(why)), CV_OK);
+    cv_password_generate(pw);
     assert_int_equal(strlen(pw), 24);
 }
 
