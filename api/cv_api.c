@@ -85,6 +85,7 @@ cJSON *cv_api_doc_to_json(const bson_t *doc) {
     if (!root)
         return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(root, "odbc_sealed");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "members_version"); /* cv_members.h's own */
     /* The time buckets of a run or a notification are the store's, not the user's. */
     cJSON_DeleteItemFromObjectCaseSensitive(root, CV_BUCKET_FIELD);
     id = cJSON_DetachItemFromObjectCaseSensitive(root, "_id");
@@ -191,60 +192,82 @@ typedef enum route_access {
 
 static const char *const access_names[] = {"open", "signed-in", "admin"};
 
-/* The routes under /api/v1: a method, a path whose "{}" segment matches any
- * id (handed to the handler), who may call it, and the handler. A path's
- * routes are listed together, in the order a 405 names their methods in
- * Allow. */
+/* The routes under /api/v1: a method, a path whose "{}" segments match any
+ * id (the first handed to the handler, the second in the request's `item`),
+ * who may call it, what its first {} names and the role the caller needs
+ * there (cv_api_rights.c), and the handler. A path's routes are listed
+ * together, in the order a 405 names their methods in Allow. */
 typedef struct route {
     const char *method;
     const char *path;
     route_access who;
+    cv_api_scope scope;
+    cv_role need;
     cv_api_handler *handler;
 } route;
 
+#define NONE CV_SCOPE_NONE, CV_ROLE_NONE
+#define PROJECT(role) CV_SCOPE_PROJECT, CV_ROLE_##role
+#define JOB(role) CV_SCOPE_JOB, CV_ROLE_##role
+#define RUN(role) CV_SCOPE_RUN, CV_ROLE_##role
+#define CONNECTION(role) CV_SCOPE_CONNECTION, CV_ROLE_##role
+
 static const route routes[] = {
-    {"GET", "health", OPEN, route_health},
-    {"POST", "sessions", OPEN, cv_api_create_session},
-    {"DELETE", "sessions", SIGNED, cv_api_delete_session},
-    {"POST", "tokens", SIGNED, cv_api_create_token},
-    {"GET", "tokens", SIGNED, cv_api_list_tokens},
-    {"DELETE", "tokens/{}", SIGNED, cv_api_delete_token},
-    {"POST", "users", ADMIN, cv_api_create_user},
-    {"GET", "users", ADMIN, cv_api_list_users},
-    {"GET", "users/{}", SIGNED, cv_api_get_user}, /* administrators, or the user */
-    {"PATCH", "users/{}", SIGNED, cv_api_patch_user},
-    {"DELETE", "users/{}", ADMIN, cv_api_delete_user},
-    {"POST", "connections", SIGNED, cv_api_create_connection},
-    {"GET", "connections/{}", SIGNED, cv_api_get_connection},
-    {"POST", "projects", SIGNED, cv_api_create_project},
-    {"GET", "projects/{}", SIGNED, cv_api_get_project},
-    {"POST", "projects/{}/jobs", SIGNED, cv_api_create_job},
-    {"GET", "projects/{}/notifications", SIGNED, cv_api_list_notifications},
-    {"GET", "jobs/{}", SIGNED, cv_api_get_job},
-    {"GET", "jobs/{}/runs", SIGNED, cv_api_list_runs}, /* every run, and every skipped tick */
-    {"POST", "jobs/{}/runs", SIGNED, cv_api_trigger_run},
-    {"GET", "jobs/{}/schedule", SIGNED, cv_api_get_schedule},
-    {"PUT", "jobs/{}/schedule", SIGNED, cv_api_put_schedule},
-    {"DELETE", "jobs/{}/schedule", SIGNED, cv_api_delete_schedule},
-    {"GET", "runs/{}", SIGNED, cv_api_get_run},
-    {"POST", "runs/{}/cancel", SIGNED, cv_api_cancel_run},
-    {"GET", "runs/{}/events", SIGNED, cv_api_list_events},
+    {"GET", "health", OPEN, NONE, route_health},
+    {"POST", "sessions", OPEN, NONE, cv_api_create_session},
+    {"DELETE", "sessions", SIGNED, NONE, cv_api_delete_session},
+    {"POST", "tokens", SIGNED, NONE, cv_api_create_token},
+    {"GET", "tokens", SIGNED, NONE, cv_api_list_tokens},
+    {"DELETE", "tokens/{}", SIGNED, NONE, cv_api_delete_token},
+    {"POST", "users", ADMIN, NONE, cv_api_create_user},
+    {"GET", "users", ADMIN, NONE, cv_api_list_users},
+    {"GET", "users/{}", SIGNED, NONE, cv_api_get_user}, /* administrators, or the user */
+    {"PATCH", "users/{}", SIGNED, NONE, cv_api_patch_user},
+    {"DELETE", "users/{}", ADMIN, NONE, cv_api_delete_user},
+    {"GET", "audit", ADMIN, NONE, cv_api_list_audit},
+    {"POST", "connections", SIGNED, NONE, cv_api_create_connection}, /* editors of project_id */
+    {"GET", "connections/{}", SIGNED, CONNECTION(VIEWER), cv_api_get_connection},
+    {"POST", "projects", SIGNED, NONE, cv_api_create_project}, /* the caller becomes owner */
+    {"GET", "projects/{}", SIGNED, PROJECT(VIEWER), cv_api_get_project},
+    {"PATCH", "projects/{}", SIGNED, PROJECT(EDITOR), cv_api_patch_project},
+    {"POST", "projects/{}/jobs", SIGNED, PROJECT(EDITOR), cv_api_create_job},
+    {"GET", "projects/{}/notifications", SIGNED, PROJECT(VIEWER), cv_api_list_notifications},
+    {"GET", "projects/{}/members", SIGNED, PROJECT(VIEWER), cv_api_list_members},
+    {"POST", "projects/{}/members", SIGNED, PROJECT(OWNER), cv_api_add_member},
+    {"PATCH", "projects/{}/members/{}", SIGNED, PROJECT(OWNER), cv_api_change_member},
+    {"DELETE", "projects/{}/members/{}", SIGNED, PROJECT(OWNER), cv_api_remove_member},
+    {"GET", "projects/{}/audit", SIGNED, PROJECT(OWNER), cv_api_list_project_audit},
+    {"GET", "jobs/{}", SIGNED, JOB(VIEWER), cv_api_get_job},
+    {"GET", "jobs/{}/runs", SIGNED, JOB(VIEWER), cv_api_list_runs}, /* runs and skipped ticks */
+    {"POST", "jobs/{}/runs", SIGNED, JOB(RUNNER), cv_api_trigger_run},
+    {"GET", "jobs/{}/schedule", SIGNED, JOB(VIEWER), cv_api_get_schedule},
+    {"PUT", "jobs/{}/schedule", SIGNED, JOB(EDITOR), cv_api_put_schedule},
+    {"DELETE", "jobs/{}/schedule", SIGNED, JOB(EDITOR), cv_api_delete_schedule},
+    {"GET", "runs/{}", SIGNED, RUN(VIEWER), cv_api_get_run},
+    {"POST", "runs/{}/cancel", SIGNED, RUN(RUNNER), cv_api_cancel_run},
+    {"GET", "runs/{}/events", SIGNED, RUN(VIEWER), cv_api_list_events},
 };
 
 void cv_api_each_route(cv_api_route_fn *fn, void *ctx) {
     for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++)
-        fn(ctx, routes[r].method, routes[r].path, access_names[routes[r].who]);
+        fn(ctx, routes[r].method, routes[r].path, access_names[routes[r].who],
+           cv_api_scope_str(routes[r].scope),
+           routes[r].scope == CV_SCOPE_NONE ? "-" : cv_role_str(routes[r].need));
 }
 
-/* Runs a matched route: checks who asks first, unless the route is open. */
-static void call(cv_api *api, const route *r, const char *id, const cv_http_request *req,
+/* Runs a matched route: checks who asks first, unless the route is open, and
+ * records a change it made in the audit trail. */
+static void call(cv_api *api, const route *r, const char *const ids[2], const cv_http_request *req,
                  cv_http_response *res) {
-    bool write = strcmp(req->method, "GET") != 0;
+    bool write = strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0;
     cv_http_request signed_req = *req;
     cv_caller who;
 
+    signed_req.item = ids[1];
     if (r->who == OPEN) {
-        r->handler(api, id, req, res);
+        r->handler(api, ids[0], &signed_req, res);
+        if (write && res->status >= 200 && res->status < 300)
+            cv_api_audit(api, r->method, r->path, ids, req, res, NULL);
         return;
     }
     if (!cv_api_authenticate(api, req, write, &who, res))
@@ -254,22 +277,28 @@ static void call(cv_api *api, const route *r, const char *id, const cv_http_requ
                       req->path);
         return;
     }
+    memset(who.project_id, 0, sizeof(who.project_id));
+    who.role = CV_ROLE_NONE;
+    if (!cv_api_authorize(api, r->scope, ids[0], r->need, &who, res))
+        return;
     signed_req.caller = &who;
-    r->handler(api, id, &signed_req, res);
+    r->handler(api, ids[0], &signed_req, res);
+    if (write && res->status >= 200 && res->status < 300)
+        cv_api_audit(api, r->method, r->path, ids, req, res, &who);
 }
 
 /* Whether the n segments after /api/v1 are the route's path, walked in place
- * (no copy per route and request); *id gets the segment its "{}" matched. */
-static bool path_matches(const char *path, char segs[][64], int n, const char **id) {
-    int k = 0;
+ * (no copy per route and request); ids get the segments its "{}"s matched. */
+static bool path_matches(const char *path, char segs[][64], int n, const char *ids[2]) {
+    int k = 0, found = 0;
 
-    *id = NULL;
+    ids[0] = ids[1] = NULL;
     for (const char *p = path; *p; k++) {
         size_t len = strcspn(p, "/");
         if (k == n)
             return false;
-        if (len == 2 && p[0] == '{' && p[1] == '}')
-            *id = segs[k];
+        if (len == 2 && p[0] == '{' && p[1] == '}' && found < 2)
+            ids[found++] = segs[k];
         else if (strlen(segs[k]) != len || memcmp(segs[k], p, len) != 0)
             return false;
         p += len;
@@ -289,11 +318,11 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
         return;
     }
     for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
-        const char *id;
-        if (!path_matches(routes[r].path, s + 2, n - 2, &id))
+        const char *ids[2];
+        if (!path_matches(routes[r].path, s + 2, n - 2, ids))
             continue;
         if (strcmp(req->method, routes[r].method) == 0) {
-            call(api, &routes[r], id, req, res);
+            call(api, &routes[r], ids, req, res);
             return;
         }
         snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s",
@@ -332,7 +361,8 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         goto fail;
     if (!(api->cache = cv_cache_new(4096, cfg->cache_ms)) ||
         !(api->people = cv_cache_new(4096, cfg->cache_ms)) ||
-        !(api->runs = cv_group_new(api->mongo, CV_COLL_RUNS, 100))) {
+        !(api->runs = cv_group_new(api->mongo, CV_COLL_RUNS, 100)) ||
+        !(api->audit = cv_group_new(api->mongo, CV_COLL_AUDIT, 100))) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -369,5 +399,6 @@ void cv_api_destroy(cv_api *api) {
     cv_cache_destroy(api->cache);
     cv_cache_destroy(api->people);
     cv_group_destroy(api->runs); /* after the server: no request runs any more */
+    cv_group_destroy(api->audit);
     free(api);
 }

@@ -35,9 +35,12 @@ cv_err cv_api_run(cv_api *api, volatile sig_atomic_t *stop);
 void cv_api_destroy(cv_api *api);
 
 /* Calls fn for every route of the API, in the router's order: its method,
- * its path under /api/v1 ("{}" for an id) and who may call it ("open",
- * "signed-in", "admin"). Static strings; any thread. */
-typedef void cv_api_route_fn(void *ctx, const char *method, const char *path, const char *access);
+ * its path under /api/v1 ("{}" for an id), who may call it ("open",
+ * "signed-in", "admin"), what its first {} names ("project", "job", "run",
+ * "connection", or "-") and the role it needs there ("viewer", "runner",
+ * "editor", "owner", or "-"). Static strings; any thread. */
+typedef void cv_api_route_fn(void *ctx, const char *method, const char *path, const char *access,
+                             const char *scope, const char *role);
 void cv_api_each_route(cv_api_route_fn *fn, void *ctx);
 
 #endif

@@ -25,8 +25,7 @@
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
 
-/* Inserts `doc` (which has _id) and answers 201 with the stored form. */
-static void insert_and_answer(cv_api *api, const char *collection, const char *base_path,
+void cv_api_insert_and_answer(cv_api *api, const char *collection, const char *base_path,
                               bson_t *doc, const char *id, cv_http_response *res) {
     char why[512];
     cv_err err = cv_mongo_insert(api->mongo, collection, doc, why, sizeof(why));
@@ -50,14 +49,10 @@ static void now_text(char *buf, size_t len) {
     cv_time_format(cv_time_now_ms(), buf, len);
 }
 
-/* Starts a new stored object: a fresh id as _id and the creation time. Answers
- * 500 itself and returns false if no id could be made. */
-static bool new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res);
-
 /* Starts a job document: a fresh id, its project, name and kind. */
 static bool new_job_doc(bson_t *doc, char *id, size_t idlen, const char *project_id,
                         const char *name, const char *kind, cv_http_response *res) {
-    if (!new_doc(doc, id, idlen, res))
+    if (!cv_api_new_doc(doc, id, idlen, res))
         return false;
     BSON_APPEND_UTF8(doc, "project_id", project_id);
     BSON_APPEND_UTF8(doc, "name", name);
@@ -67,7 +62,7 @@ static bool new_job_doc(bson_t *doc, char *id, size_t idlen, const char *project
     return true;
 }
 
-static bool new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res) {
+bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res) {
     char now[CV_TIME_RFC3339_LEN];
     if (cv_id_new(id, idlen) != 0) {
         cv_api_internal_error(res, CV_ERR_IO, "cannot make an id");
@@ -84,9 +79,10 @@ static bool new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res) 
 void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_request *req,
                               cv_http_response *res) {
     (void)id_unused;
-    static const char *const fields[] = {"name", "odbc", NULL};
+    static const char *const fields[] = {"name", "odbc", "project_id", NULL};
+    cv_caller who = *cv_api_caller(req);
     char id[CV_ID_LEN];
-    const char *name, *odbc;
+    const char *name, *odbc, *project = NULL;
     char *masked = NULL, *sealed = NULL, why[256];
     cJSON *body = cv_api_parse_body(req, res);
     bson_t doc = BSON_INITIALIZER;
@@ -97,10 +93,15 @@ void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_
         goto out;
     if (cv_json_only(body, NULL, fields, "a connection", &verr) ||
         cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
-        cv_json_get_str(body, NULL, "odbc", true, 4096, &odbc, &verr)) {
+        cv_json_get_str(body, NULL, "odbc", true, 4096, &odbc, &verr) ||
+        cv_json_get_id(body, NULL, "project_id", false, &project, &verr)) {
         cv_api_field_error(res, &verr);
         goto out;
     }
+    /* A project's connection is its editors'; one without is its maker's
+     * until a project of theirs uses it (cv_api_projects.c). */
+    if (project && !cv_api_project_role(api, &who, project, CV_ROLE_EDITOR, res))
+        goto out;
     if (!strchr(odbc, '=')) {
         cv_verr_set(&verr, NULL, "odbc",
                     "must be an ODBC connection string such as \"Driver=SQLite3;Database=/data/"
@@ -108,7 +109,7 @@ void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_
         cv_api_field_error(res, &verr);
         goto out;
     }
-    if (!new_doc(&doc, id, sizeof(id), res))
+    if (!cv_api_new_doc(&doc, id, sizeof(id), res))
         goto out;
     /* The full string is stored sealed; clients only ever see the masked copy. */
     if ((err = cv_connstr_mask(odbc, &masked, why, sizeof(why)))) {
@@ -127,84 +128,13 @@ void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_
     BSON_APPEND_UTF8(&doc, "name", name);
     BSON_APPEND_UTF8(&doc, "odbc", masked);
     BSON_APPEND_UTF8(&doc, "odbc_sealed", sealed);
-    insert_and_answer(api, CV_COLL_CONNECTIONS, "/api/v1/connections", &doc, id, res);
+    if (project)
+        BSON_APPEND_UTF8(&doc, "project_id", project);
+    BSON_APPEND_UTF8(&doc, "created_by", who.user);
+    cv_api_insert_and_answer(api, CV_COLL_CONNECTIONS, "/api/v1/connections", &doc, id, res);
 out:
     free(masked);
     free(sealed);
-    bson_destroy(&doc);
-    cJSON_Delete(body);
-}
-
-/* ---- projects ----------------------------------------------------------- */
-
-/* Checks that a connection id names a stored connection; answers 422 if not. */
-static bool connection_exists(cv_api *api, const char *field, const char *id,
-                              cv_http_response *res) {
-    char why[512];
-    bson_t *doc = NULL;
-    cv_verr verr;
-    cv_err err = cv_mongo_find_id(api->mongo, CV_COLL_CONNECTIONS, id, &doc, why, sizeof(why));
-
-    bson_destroy(doc);
-    if (err == CV_ERR_NOT_FOUND) {
-        cv_verr_set(&verr, NULL, field, "no connection with id '%s'", id);
-        cv_api_field_error(res, &verr);
-        return false;
-    }
-    if (err) {
-        cv_api_internal_error(res, err, why);
-        return false;
-    }
-    return true;
-}
-
-void cv_api_create_project(cv_api *api, const char *id_unused, const cv_http_request *req,
-                           cv_http_response *res) {
-    (void)id_unused;
-    static const char *const fields[] = {
-        "name",   "origin_connection_id", "destination_connection_id",
-        "active", "python_interpreter",   "expose_connections",
-        NULL};
-    char id[CV_ID_LEN];
-    const char *name, *origin, *dest, *interpreter = NULL;
-    bool active = true, expose = false;
-    cJSON *body = cv_api_parse_body(req, res);
-    bson_t doc = BSON_INITIALIZER;
-    cv_verr verr;
-
-    if (!body)
-        goto out;
-    if (cv_json_only(body, NULL, fields, "a project", &verr) ||
-        cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
-        cv_json_get_id(body, NULL, "origin_connection_id", true, &origin, &verr) ||
-        cv_json_get_id(body, NULL, "destination_connection_id", true, &dest, &verr) ||
-        cv_json_get_bool(body, NULL, "active", false, &active, &verr) ||
-        cv_json_get_str(body, NULL, "python_interpreter", false, 255, &interpreter, &verr) ||
-        cv_json_get_bool(body, NULL, "expose_connections", false, &expose, &verr)) {
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (interpreter &&
-        (interpreter[0] != '/' || strstr(interpreter, "/../") || strchr(interpreter, '\n'))) {
-        cv_verr_set(&verr, NULL, "python_interpreter",
-                    "must be an absolute path such as \"/opt/venvs/etl/bin/python\"");
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (!connection_exists(api, "origin_connection_id", origin, res) ||
-        !connection_exists(api, "destination_connection_id", dest, res))
-        goto out;
-    if (!new_doc(&doc, id, sizeof(id), res))
-        goto out;
-    BSON_APPEND_UTF8(&doc, "name", name);
-    BSON_APPEND_UTF8(&doc, "origin_connection_id", origin);
-    BSON_APPEND_UTF8(&doc, "destination_connection_id", dest);
-    BSON_APPEND_BOOL(&doc, "active", active);
-    if (interpreter)
-        BSON_APPEND_UTF8(&doc, "python_interpreter", interpreter);
-    BSON_APPEND_BOOL(&doc, "expose_connections", expose);
-    insert_and_answer(api, CV_COLL_PROJECTS, "/api/v1/projects", &doc, id, res);
-out:
     bson_destroy(&doc);
     cJSON_Delete(body);
 }
@@ -241,7 +171,7 @@ static void create_python_job(cv_api *api, const char *project_id, const cJSON *
                      res))
         goto out;
     bson_concat(&doc, spec_bson);
-    insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
+    cv_api_insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
 out:
     bson_destroy(&doc);
     bson_destroy(spec_bson);
@@ -280,7 +210,7 @@ static void create_sql_job(cv_api *api, const char *project_id, const cJSON *bod
         goto out;
     BSON_APPEND_UTF8(&doc, "statements", statements);
     BSON_APPEND_UTF8(&doc, "connection", connection ? connection : "destination");
-    insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
+    cv_api_insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
 out:
     bson_destroy(&doc);
 }
@@ -379,7 +309,7 @@ static void create_transfer_job(cv_api *api, const char *project_id, const cJSON
     if (t.transform)
         BSON_APPEND_UTF8(&doc, "transform", t.transform);
     append_load(&doc, &t.load);
-    insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
+    cv_api_insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
 out:
     bson_destroy(&doc);
 }
@@ -420,7 +350,7 @@ out:
 
 /* ---- routing ------------------------------------------------------------ */
 
-static void get_one(cv_api *api, const char *collection, const char *what, const char *id,
+void cv_api_get_one(cv_api *api, const char *collection, const char *what, const char *id,
                     cv_http_response *res) {
     bson_t *doc = cv_api_load_doc(api, collection, what, id, res);
     if (!doc)
@@ -430,26 +360,34 @@ static void get_one(cv_api *api, const char *collection, const char *what, const
     bson_destroy(doc);
 }
 
+/* GET /connections/{id}: the string as the caller's role shows it. */
 void cv_api_get_connection(cv_api *api, const char *id, const cv_http_request *req,
                            cv_http_response *res) {
-    (void)req;
-    get_one(api, CV_COLL_CONNECTIONS, "connection", id, res);
-}
+    cJSON *odbc;
+    char *shown;
 
-void cv_api_get_project(cv_api *api, const char *id, const cv_http_request *req,
-                        cv_http_response *res) {
-    (void)req;
-    get_one(api, CV_COLL_PROJECTS, "project", id, res);
+    cv_api_get_one(api, CV_COLL_CONNECTIONS, "connection", id, res);
+    if (res->status != 200 || !(odbc = cJSON_GetObjectItemCaseSensitive(res->body, "odbc")) ||
+        !cJSON_IsString(odbc))
+        return;
+    if (!(shown = cv_api_connection_view(cv_api_caller(req), odbc->valuestring))) {
+        cJSON_Delete(res->body);
+        res->body = NULL;
+        cv_api_internal_error(res, CV_ERR_NOMEM, "out of memory");
+        return;
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(res->body, "odbc", cJSON_CreateString(shown));
+    free(shown);
 }
 
 void cv_api_get_job(cv_api *api, const char *id, const cv_http_request *req,
                     cv_http_response *res) {
     (void)req;
-    get_one(api, CV_COLL_JOBS, "job", id, res);
+    cv_api_get_one(api, CV_COLL_JOBS, "job", id, res);
 }
 
 void cv_api_get_run(cv_api *api, const char *id, const cv_http_request *req,
                     cv_http_response *res) {
     (void)req;
-    get_one(api, CV_COLL_RUNS, "run", id, res);
+    cv_api_get_one(api, CV_COLL_RUNS, "run", id, res);
 }

@@ -28,6 +28,7 @@ struct cv_api {
     cv_cache *cache;  /* jobs and projects as POST a run reads them */
     cv_cache *people; /* tokens and users, as every request reads them (cv_people.h) */
     cv_group *runs;   /* the run records POSTs of runs insert */
+    cv_group *audit;  /* the audit records of every change (cv_api_audit.c) */
     cv_kafka_producer *producer;
     cv_http_server *http;
 };
@@ -61,11 +62,29 @@ bson_t *cv_api_load_cached(cv_api *api, const char *collection, const char *what
 typedef void cv_api_handler(cv_api *api, const char *id, const cv_http_request *req,
                             cv_http_response *res);
 
-/* POST /api/v1/connections, /api/v1/projects and /api/v1/projects/{id}/jobs;
- * GET /api/v1/connections/{id}, /projects/{id}, /jobs/{id} and /runs/{id}
- * (cv_api_catalog.c). */
-cv_api_handler cv_api_create_connection, cv_api_create_project, cv_api_create_job;
-cv_api_handler cv_api_get_connection, cv_api_get_project, cv_api_get_job, cv_api_get_run;
+/* Starts a new stored object: a fresh id as _id and the creation time.
+ * Answers 500 itself and returns false if no id could be made. */
+bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res);
+
+/* Inserts doc (which has _id `id`) and answers 201 with its stored form and
+ * Location base_path/id. */
+void cv_api_insert_and_answer(cv_api *api, const char *collection, const char *base_path,
+                              bson_t *doc, const char *id, cv_http_response *res);
+
+/* Answers 200 with the stored document (404 or 503 as cv_api_load_doc()). */
+void cv_api_get_one(cv_api *api, const char *collection, const char *what, const char *id,
+                    cv_http_response *res);
+
+/* POST /api/v1/connections and /api/v1/projects/{id}/jobs; GET
+ * /api/v1/connections/{id}, /jobs/{id} and /runs/{id} (cv_api_catalog.c). */
+cv_api_handler cv_api_create_connection, cv_api_create_job;
+cv_api_handler cv_api_get_connection, cv_api_get_job, cv_api_get_run;
+
+/* POST /api/v1/projects, GET and PATCH /api/v1/projects/{id}; GET and POST
+ * /projects/{id}/members, PATCH and DELETE /projects/{id}/members/{user}
+ * (cv_api_projects.c). */
+cv_api_handler cv_api_create_project, cv_api_get_project, cv_api_patch_project;
+cv_api_handler cv_api_list_members, cv_api_add_member, cv_api_change_member, cv_api_remove_member;
 
 /* POST /api/v1/jobs/{id}/runs and POST /api/v1/runs/{id}/cancel (cv_api_runs.c). */
 cv_api_handler cv_api_trigger_run, cv_api_cancel_run;
@@ -84,6 +103,41 @@ cv_api_handler cv_api_put_schedule, cv_api_get_schedule, cv_api_delete_schedule;
 bool cv_api_authenticate(cv_api *api, const cv_http_request *req, bool write, cv_caller *who,
                          cv_http_response *res);
 
+/* What a route's {} names, for the check of the caller's role (cv_api_rights.c). */
+typedef enum cv_api_scope {
+    CV_SCOPE_NONE,       /* nothing of a project: the handler checks, if anything */
+    CV_SCOPE_PROJECT,    /* a project */
+    CV_SCOPE_JOB,        /* a job, of its project */
+    CV_SCOPE_RUN,        /* a run, of its project */
+    CV_SCOPE_CONNECTION, /* a connection, of its project and those that use it */
+} cv_api_scope;
+
+/* "project", "job", "run", "connection", or "-" for none. */
+const char *cv_api_scope_str(cv_api_scope scope);
+
+/* Whether who may act with role `need` on the resource `id` of scope: sets
+ * who->project_id and who->role; false having answered 404 (no such
+ * resource, or one the caller may not see: the same answer), 403 (a role
+ * below need, named) or 503. An administrator is an owner everywhere. */
+bool cv_api_authorize(cv_api *api, cv_api_scope scope, const char *id, cv_role need, cv_caller *who,
+                      cv_http_response *res);
+
+/* As cv_api_authorize() for a project named in a body rather than the path. */
+bool cv_api_project_role(cv_api *api, cv_caller *who, const char *project_id, cv_role need,
+                         cv_http_response *res);
+
+/* Whether who->role is at least need; false having answered 403 naming both. */
+bool cv_api_require(const cv_caller *who, cv_role need, cv_http_response *res);
+
+/* Remembers that run_id belongs to project_id (a POST of a run), so its
+ * reads are checked without a look-up. */
+void cv_api_note_run(cv_api *api, const char *run_id, const char *project_id);
+
+/* A connection's stored (masked) string as who may see it: whole for editors
+ * and owners (the password masked), without any credential for runners and
+ * viewers (cv_connstr_strip()). New; the caller frees it; NULL on NOMEM. */
+char *cv_api_connection_view(const cv_caller *who, const char *masked);
+
 /* The caller the router found for a route that wants one (never NULL there). */
 const cv_caller *cv_api_caller(const cv_http_request *req);
 
@@ -94,5 +148,15 @@ cv_api_handler cv_api_create_session, cv_api_delete_session;
 cv_api_handler cv_api_create_token, cv_api_list_tokens, cv_api_delete_token;
 cv_api_handler cv_api_create_user, cv_api_list_users, cv_api_get_user, cv_api_patch_user,
     cv_api_delete_user;
+
+/* Records a change the route `method route` made (it answered 2xx): who
+ * (NULL on an open route: a login, named by its answer), from which address,
+ * the ids of the path and the one it made. Logs, and answers nothing, when
+ * the record cannot be stored: the change is made. */
+void cv_api_audit(cv_api *api, const char *method, const char *route, const char *const ids[2],
+                  const cv_http_request *req, const cv_http_response *res, const cv_caller *who);
+
+/* GET /api/v1/audit and GET /api/v1/projects/{id}/audit (cv_api_audit.c). */
+cv_api_handler cv_api_list_audit, cv_api_list_project_audit;
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "cv_log.h"
 #include "cv_store.h"
+#include "cv_throttle.h"
 #include "cv_time.h"
 
 #include <stdio.h>
@@ -115,6 +116,35 @@ static void answer_list(cv_api *api, const char *collection, const bson_t *filte
 
 /* ---- sessions ------------------------------------------------------------ */
 
+/* Whether a login of name from peer may try now (cv_throttle.h); else
+ * answers 429 with Retry-After. A store that does not answer lets it try:
+ * the login itself will say so. */
+static bool throttle_passes(cv_api *api, const char *name, const char *peer,
+                            cv_http_response *res) {
+    int64_t wait = 0;
+    char why[512];
+
+    if (cv_throttle_wait(api->mongo, name, peer, cv_time_now_ms(), &wait, why, sizeof(why)))
+        cv_log_warn("login throttle not read: %s", why);
+    if (wait <= 0)
+        return true;
+    res->retry_after = (int)((wait + 999) / 1000);
+    cv_http_error(res, 429, "too_many_attempts", NULL,
+                  "too many failed logins for this name or from this address: try again in %d s",
+                  res->retry_after);
+    return false;
+}
+
+/* Counts a failed login, or forgets the name's failures after a good one. */
+static void throttle_count(cv_api *api, const char *name, const char *peer, bool failed) {
+    char why[512];
+    cv_err err =
+        failed ? cv_throttle_failed(api->mongo, name, peer, cv_time_now_ms(), why, sizeof(why))
+               : cv_throttle_passed(api->mongo, name, peer, why, sizeof(why));
+    if (err)
+        cv_log_warn("login throttle not written: %s", why);
+}
+
 /* POST /sessions {name, password}: a session token, also set as an HttpOnly
  * cookie for the web interface, and its CSRF value. */
 void cv_api_create_session(cv_api *api, const char *id, const cv_http_request *req,
@@ -125,6 +155,7 @@ void cv_api_create_session(cv_api *api, const char *id, const cv_http_request *r
     cJSON *body = cv_api_parse_body(req, res);
     const char *name, *password;
     cv_token_spec spec = {.session = true, .write = true};
+    char peer[CV_HTTP_PEER_LEN];
     bson_t *user = NULL;
     cv_verr verr;
     cv_err err;
@@ -132,18 +163,25 @@ void cv_api_create_session(cv_api *api, const char *id, const cv_http_request *r
     (void)id;
     if (!body)
         return;
+    cv_http_peer(req, peer);
     if (cv_json_only(body, NULL, fields, "a login", &verr) ||
         cv_json_get_str(body, NULL, "name", true, CV_USER_NAME_MAX, &name, &verr) ||
         cv_json_get_str(body, NULL, "password", true, CV_PASSWORD_MAX, &password, &verr)) {
         cv_api_field_error(res, &verr);
         goto out;
     }
+    if (!throttle_passes(api, name, peer, res))
+        goto out;
     err = cv_people_login(api->mongo, name, password, &user, why, sizeof(why));
     if (err == CV_ERR_NOT_FOUND || err == CV_ERR_CONFLICT) {
-        cv_log_warn("login refused for '%.64s': %s", name, why);
+        cv_log_warn("login refused for '%.64s' from %s: %s", name, peer, why);
+        if (err == CV_ERR_NOT_FOUND)
+            throttle_count(api, name, peer, true);
         unauthorized(res, false, why);
         goto out;
     }
+    if (!err)
+        throttle_count(api, name, peer, false);
     spec.expires_ms = cv_time_now_ms() + CV_SESSION_MS;
     if (err ||
         (err = cv_people_issue(api->mongo, name, &spec, token, token_id, csrf, why, sizeof(why)))) {

@@ -168,10 +168,12 @@ void cv_api_trigger_run(cv_api *api, const char *job_id, const cv_http_request *
         cv_api_internal_error(res, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
+    BSON_APPEND_UTF8(record, "created_by", cv_api_caller(req)->user);
     if ((err = cv_group_insert(api->runs, record, why, sizeof(why)))) {
         cv_api_internal_error(res, err, why);
         goto out;
     }
+    cv_api_note_run(api, job.run_id, job.project_id);
     /* Keyed by job id: runs of one job stay in order on one partition. */
     err = cv_kafka_produce(api->producer, CV_TOPIC_JOBS, job.job_id, msg, strlen(msg), NULL,
                            CV_API_PUBLISH_TIMEOUT_MS, why, sizeof(why));

@@ -89,6 +89,11 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
         MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->www_authenticate);
     if (res->set_cookie[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_SET_COOKIE, res->set_cookie);
+    if (res->retry_after > 0) {
+        char seconds[16];
+        snprintf(seconds, sizeof(seconds), "%d", res->retry_after);
+        MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
     ret = MHD_queue_response(conn, (unsigned)res->status, response);
     MHD_destroy_response(response);
     return ret;
@@ -260,6 +265,20 @@ const char *cv_http_header(const cv_http_request *req, const char *name) {
 
 const char *cv_http_cookie(const cv_http_request *req, const char *name) {
     return req->conn ? MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name) : NULL;
+}
+
+void cv_http_peer(const cv_http_request *req, char buf[CV_HTTP_PEER_LEN]) {
+    const union MHD_ConnectionInfo *info =
+        req->conn ? MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+
+    buf[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+                  CV_HTTP_PEER_LEN);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+                  CV_HTTP_PEER_LEN);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

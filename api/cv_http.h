@@ -33,6 +33,7 @@ typedef struct cv_http_request {
     size_t body_len;
     void *conn;         /* the server's connection, for cv_http_arg(); NULL in unit tests */
     const void *caller; /* the handler's: who is asking (the API's router sets it) */
+    const char *item;   /* the handler's: a path's second id (the router sets it), or NULL */
 } cv_http_request;
 
 typedef struct cv_http_response {
@@ -42,6 +43,7 @@ typedef struct cv_http_response {
     char allow[64];             /* Allow header when non-empty (a 405) */
     char www_authenticate[128]; /* WWW-Authenticate header when non-empty (a 401) */
     char set_cookie[256];       /* Set-Cookie header when non-empty */
+    int retry_after;            /* Retry-After header (seconds) when > 0 (a 429) */
 } cv_http_response;
 
 typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_response *res);
@@ -71,6 +73,11 @@ const char *cv_http_header(const cv_http_request *req, const char *name);
 
 /* The value of cookie `name`, borrowed likewise; NULL when absent. */
 const char *cv_http_cookie(const cv_http_request *req, const char *name);
+
+/* The client's address as text ("127.0.0.1", "::1") into buf; "" when
+ * unknown (no connection: unit tests). */
+#define CV_HTTP_PEER_LEN 64
+void cv_http_peer(const cv_http_request *req, char buf[CV_HTTP_PEER_LEN]);
 
 /* Sets res to an error answer: {"error": {"code", "message", "field"?}}.
  * `field` may be NULL. The message is formatted printf-style. */

@@ -94,9 +94,10 @@ static int usage(FILE *out) {
     return out == stdout ? 0 : 2;
 }
 
-static void print_route(void *ctx, const char *method, const char *path, const char *access) {
+static void print_route(void *ctx, const char *method, const char *path, const char *access,
+                        const char *scope, const char *role) {
     (void)ctx;
-    printf("%-6s /api/v1/%s %s\n", method, path, access);
+    printf("%-6s /api/v1/%-28s %-9s %-10s %s\n", method, path, access, scope, role);
 }
 
 int main(int argc, char **argv) {

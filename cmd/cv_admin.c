@@ -6,8 +6,11 @@
 
 #include "cv_credential.h"
 #include "cv_people.h"
+#include "cv_secret.h"
+#include "cv_store.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,7 +28,8 @@ static int usage(void) {
     fprintf(stderr, "usage: convutell admin create-user --name NAME [--display-name TEXT] "
                     "[--admin]\n"
                     "                                   [--password-stdin] [--token-file PATH] "
-                    "[--exists-ok]\n");
+                    "[--exists-ok]\n"
+                    "       convutell admin rotate-secrets\n");
     return 2;
 }
 
@@ -124,20 +128,106 @@ static int create_user(cv_mongo *m, const create_args *a) {
     return 0;
 }
 
+/* What a rotation did. */
+typedef struct rotation {
+    long total, resealed, current, changed, unreadable;
+} rotation;
+
+/* Re-seals one connection's string under the current key if an old one
+ * sealed it; counts what it found. */
+static void rotate_one(const cv_config *cfg, cv_mongo *m, const bson_t *conn, rotation *r) {
+    const unsigned char(*old)[CV_SECRET_KEY_LEN] =
+        (const unsigned char(*)[CV_SECRET_KEY_LEN])cfg->old_keys;
+    const char *id = cv_mongo_doc_str(conn, "_id"), *sealed = cv_mongo_doc_str(conn, "odbc_sealed");
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+    char *plain = NULL, *resealed = NULL, why[256];
+    int64_t matched = 0;
+    int by = -1;
+
+    r->total++;
+    if (!id || !sealed ||
+        cv_secret_open_any(cfg->secret_key, old, cfg->n_old_keys, id, sealed, &plain, &by, why,
+                           sizeof(why))) {
+        fprintf(stderr, "connection %s: %s\n", id ? id : "?",
+                sealed ? why : "no sealed connection string");
+        r->unreadable++;
+        goto out;
+    }
+    if (by == 0) {
+        r->current++;
+        goto out;
+    }
+    if (cv_secret_seal(cfg->secret_key, id, plain, &resealed, why, sizeof(why))) {
+        fprintf(stderr, "connection %s: %s\n", id, why);
+        r->unreadable++;
+        goto out;
+    }
+    /* Only over what was read: a connection changed meanwhile is left alone. */
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    BSON_APPEND_UTF8(&filter, "odbc_sealed", sealed);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "odbc_sealed", resealed);
+    bson_append_document_end(&update, &set);
+    if (cv_mongo_update(m, CV_COLL_CONNECTIONS, &filter, &update, false, &matched, why,
+                        sizeof(why))) {
+        fprintf(stderr, "connection %s: %s\n", id, why);
+        r->unreadable++;
+    } else if (matched == 0) {
+        r->changed++;
+    } else {
+        r->resealed++;
+    }
+out:
+    if (plain)
+        explicit_bzero(plain, strlen(plain));
+    free(plain);
+    free(resealed);
+    bson_destroy(&filter);
+    bson_destroy(&update);
+}
+
+/* convutell admin rotate-secrets: every connection's string sealed under the
+ * current key. Exit 0 when none is left under another. */
+static int rotate_secrets(const cv_config *cfg, cv_mongo *m) {
+    bson_t *all = NULL, filter = BSON_INITIALIZER, sort = BSON_INITIALIZER, doc;
+    rotation r = {0};
+    bson_iter_t it;
+    char why[512];
+
+    if (cv_config_require_secret(cfg, "rotation", why, sizeof(why))) {
+        fprintf(stderr, "convutell admin: %s\n", why);
+        return 78;
+    }
+    BSON_APPEND_INT32(&sort, "_id", 1);
+    if (cv_mongo_find(m, CV_COLL_CONNECTIONS, &filter, &sort, 0, &all, why, sizeof(why))) {
+        fprintf(stderr, "convutell admin: %s\n", why);
+        return 1;
+    }
+    CV_MONGO_EACH_DOC(all, it, doc) {
+        rotate_one(cfg, m, &doc, &r);
+    }
+    bson_destroy(all);
+    printf("connections: %ld; re-sealed under the current key: %ld; already under it: %ld; "
+           "changed meanwhile (run again): %ld; unreadable with the keys given: %ld\n",
+           r.total, r.resealed, r.current, r.changed, r.unreadable);
+    return r.unreadable || r.changed ? 1 : 0;
+}
+
 int cv_admin_main(const cv_config *cfg, int argc, char **argv) {
     create_args a;
     char why[512];
+    bool rotate = argc == 2 && strcmp(argv[1], "rotate-secrets") == 0;
     cv_mongo *m;
     int rc;
 
-    if (argc < 2 || strcmp(argv[1], "create-user") != 0 || !parse(argc, argv, &a))
+    if (!rotate && (argc < 2 || strcmp(argv[1], "create-user") != 0 || !parse(argc, argv, &a)))
         return usage();
     if (cv_credential_init(why, sizeof(why)) != CV_OK ||
         !(m = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-admin", why, sizeof(why)))) {
         fprintf(stderr, "convutell admin: %s\n", why);
         return 1;
     }
-    rc = create_user(m, &a);
+    rc = rotate ? rotate_secrets(cfg, m) : create_user(m, &a);
     cv_mongo_destroy(m);
     return rc;
 }

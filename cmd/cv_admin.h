@@ -12,6 +12,13 @@
  * --exists-ok a user that exists already is kept as it is and only gets the
  * token.
  *
+ *   convutell admin rotate-secrets
+ *
+ * re-seals every connection string sealed under one of the old keys
+ * (CONVUTELL_SECRET_KEYS_OLD) under the current one (CONVUTELL_SECRET_KEY),
+ * prints the counts, and exits 1 when a string is left that no key given
+ * opens, or one changed while it ran (run it again).
+ *
  * Called from main() on the process's only thread.
  */
 #ifndef CV_ADMIN_H

@@ -215,8 +215,9 @@ static cv_err lookup_odbc(cv_runner *w, const char *id, char **out, char *errbuf
         return err;
     if (bson_iter_init_find(&it, doc, "odbc_sealed") && BSON_ITER_HOLDS_UTF8(&it)) {
         char why[256];
-        err =
-            cv_secret_open(w->cfg.secret_key, id, bson_iter_utf8(&it, NULL), out, why, sizeof(why));
+        err = cv_secret_open_any(
+            w->cfg.secret_key, (const unsigned char(*)[CV_SECRET_KEY_LEN])w->cfg.old_keys,
+            w->cfg.n_old_keys, id, bson_iter_utf8(&it, NULL), out, NULL, why, sizeof(why));
         if (err)
             cv_err_set(errbuf, errlen, err, "connection %s: %s", id, why);
     } else {

@@ -406,6 +406,33 @@ static cv_err load_numbers(loader *l, cv_config *cfg) {
     return CV_OK;
 }
 
+/* CONVUTELL_SECRET_KEYS_OLD: keys separated by commas (and spaces). */
+static cv_err load_old_keys(loader *l, cv_config *cfg) {
+    const char *v, *p;
+    cv_err err;
+
+    if ((err = value(l, "CONVUTELL_SECRET_KEYS_OLD", NULL, NULL, &v)) || !v)
+        return err;
+    for (p = v; *p;) {
+        char hex[80];
+        size_t n;
+        p += strspn(p, ", \t");
+        if (!*p)
+            break;
+        n = strcspn(p, ", \t");
+        if (cfg->n_old_keys == CV_SECRET_OLD_MAX)
+            return cv_err_set(l->errbuf, l->errlen, CV_ERR_CONFIG,
+                              "CONVUTELL_SECRET_KEYS_OLD: at most %d keys", CV_SECRET_OLD_MAX);
+        snprintf(hex, sizeof(hex), "%.*s", (int)(n < sizeof(hex) - 1 ? n : sizeof(hex) - 1), p);
+        if (cv_secret_parse_key(hex, cfg->old_keys[cfg->n_old_keys], l->why, sizeof(l->why)))
+            return cv_err_set(l->errbuf, l->errlen, CV_ERR_CONFIG,
+                              "CONVUTELL_SECRET_KEYS_OLD: key %d: %s", cfg->n_old_keys + 1, l->why);
+        cfg->n_old_keys++;
+        p += n;
+    }
+    return CV_OK;
+}
+
 cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
     loader l = {.errbuf = errbuf, .errlen = errlen};
     dotenv *env = NULL;
@@ -425,6 +452,7 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
             goto out;
         cfg->has_secret_key = true;
     }
+    err = load_old_keys(&l, cfg);
 out:
     free(env);
     return err;

@@ -52,6 +52,9 @@ typedef struct cv_config {
     int prune_interval_seconds;
     bool has_secret_key;                         /* CONVUTELL_SECRET_KEY was given */
     unsigned char secret_key[CV_SECRET_KEY_LEN]; /* key for secrets at rest */
+    /* CONVUTELL_SECRET_KEYS_OLD: keys a rotation moves away from, still read. */
+    unsigned char old_keys[CV_SECRET_OLD_MAX][CV_SECRET_KEY_LEN];
+    int n_old_keys;
 } cv_config;
 
 /* The services that read or write connection strings (api, worker) call this:

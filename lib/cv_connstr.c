@@ -83,7 +83,20 @@ fail:
     return false;
 }
 
-cv_err cv_connstr_mask(const char *odbc, char **out, char *errbuf, size_t errlen) {
+/* Whether an attribute named key (klen bytes, trimmed) names who signs in
+ * (UID, User, Username) or carries libpq options that may (Pqopt). */
+static bool identity_key(const char *key, size_t klen) {
+    static const char *const names[] = {"uid", "user", "username", "pqopt"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (klen == strlen(names[i]) && strncasecmp(key, names[i], klen) == 0)
+            return true;
+    return false;
+}
+
+/* Rewrites odbc with secret values masked, or (strip) with every attribute
+ * holding a credential left out. */
+static cv_err rewrite(const char *odbc, bool strip, char **out, char *errbuf, size_t errlen) {
     size_t len = strlen(odbc), o = 0;
     const char *p = odbc;
     char *buf;
@@ -146,6 +159,11 @@ cv_err cv_connstr_mask(const char *odbc, char **out, char *errbuf, size_t errlen
         const char *kend = eq;
         while (kend > k && isspace((unsigned char)kend[-1]))
             kend--;
+        if (strip && (secret_key(k, (size_t)(kend - k)) || identity_key(k, (size_t)(kend - k)))) {
+            if (*p == ';')
+                p++;
+            continue;
+        }
         put(buf, &o, a, (size_t)(eq - a + 1));
         if (secret_key(k, (size_t)(kend - k))) {
             put(buf, &o, CV_CONNSTR_MASK, strlen(CV_CONNSTR_MASK));
@@ -163,4 +181,12 @@ cv_err cv_connstr_mask(const char *odbc, char **out, char *errbuf, size_t errlen
     buf[o] = '\0';
     *out = buf;
     return CV_OK;
+}
+
+cv_err cv_connstr_mask(const char *odbc, char **out, char *errbuf, size_t errlen) {
+    return rewrite(odbc, false, out, errbuf, errlen);
+}
+
+cv_err cv_connstr_strip(const char *odbc, char **out, char *errbuf, size_t errlen) {
+    return rewrite(odbc, true, out, errbuf, errlen);
 }

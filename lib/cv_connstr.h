@@ -32,4 +32,10 @@
  * closed"); CV_ERR_NOMEM. */
 cv_err cv_connstr_mask(const char *odbc, char **out, char *errbuf, size_t errlen);
 
+/* A copy of odbc without credentials: every attribute whose value is a
+ * secret, and UID, User, Username and Pqopt (which may name a user), left out
+ * whole with their ';'; everything else as written. Errors as
+ * cv_connstr_mask(). */
+cv_err cv_connstr_strip(const char *odbc, char **out, char *errbuf, size_t errlen);
+
 #endif

@@ -140,3 +140,19 @@ out:
     free(raw);
     return err;
 }
+
+cv_err cv_secret_open_any(const unsigned char key[CV_SECRET_KEY_LEN],
+                          const unsigned char (*old)[CV_SECRET_KEY_LEN], int n_old,
+                          const char *context, const char *sealed, char **out, int *opened_by,
+                          char *errbuf, size_t errlen) {
+    cv_err err = cv_secret_open(key, context, sealed, out, errbuf, errlen);
+    int by = 0;
+
+    for (int i = 0; err == CV_ERR_INVALID && i < n_old; i++) {
+        err = cv_secret_open(old[i], context, sealed, out, errbuf, errlen);
+        by = i + 1;
+    }
+    if (opened_by)
+        *opened_by = err ? -1 : by;
+    return err;
+}

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #define CV_SECRET_KEY_LEN 32
+#define CV_SECRET_OLD_MAX 8 /* old keys kept readable during a rotation */
 
 /* Parses 64 hex digits into key. CV_ERR_CONFIG with the reason otherwise. */
 cv_err cv_secret_parse_key(const char *hex, unsigned char key[CV_SECRET_KEY_LEN], char *errbuf,
@@ -29,5 +30,13 @@ cv_err cv_secret_seal(const unsigned char key[CV_SECRET_KEY_LEN], const char *co
  * CV_OK, *out is the plaintext; the caller frees it with free(). */
 cv_err cv_secret_open(const unsigned char key[CV_SECRET_KEY_LEN], const char *context,
                       const char *sealed, char **out, char *errbuf, size_t errlen);
+
+/* cv_secret_open() with the current key, then with each of n_old old keys
+ * (a rotation in progress): *opened_by (may be NULL) gets 0 for the current
+ * key, i + 1 for old[i]. CV_ERR_INVALID when no key opens it. */
+cv_err cv_secret_open_any(const unsigned char key[CV_SECRET_KEY_LEN],
+                          const unsigned char (*old)[CV_SECRET_KEY_LEN], int n_old,
+                          const char *context, const char *sealed, char **out, int *opened_by,
+                          char *errbuf, size_t errlen);
 
 #endif

@@ -51,6 +51,12 @@ static const cv_store_index indexes[] = {
     {CV_COLL_JOBS, "project", "project_id:1"},
     /* A user's tokens: GET /tokens, and revoking them all. */
     {CV_COLL_TOKENS, "user", "user:1"},
+    /* Who may see a connection: the projects that use it. */
+    {CV_COLL_PROJECTS, "origin", "origin_connection_id:1"},
+    {CV_COLL_PROJECTS, "destination", "destination_connection_id:1"},
+    /* GET /audit and GET /projects/{id}/audit, newest first. */
+    {CV_COLL_AUDIT, "log_at", "log:1,at:-1,_id:-1"},
+    {CV_COLL_AUDIT, "project_at", "project_id:1,at:-1,_id:-1"},
     /* The pruner (cv_retain) walks each of these by day. */
     {CV_COLL_EVENTS, "day", "day:1"},
     {CV_COLL_RUNS, "day", "day:1"},

@@ -26,11 +26,13 @@
 #define CV_COLL_ACTIVE "active_runs" /* one document per run started and going (cv_runs) */
 #define CV_COLL_QUEUED "queued_runs" /* one per run of a schedule until it ends (cv_runs) */
 #define CV_COLL_LEASES "leases"
-#define CV_COLL_TICKS "ticks"           /* one document per claimed tick */
-#define CV_COLL_SCHEDULERS "schedulers" /* one heartbeat document per scheduler process */
-#define CV_COLL_RETENTION "retention"   /* how far the pruner got, per collection */
-#define CV_COLL_USERS "users"           /* one per user, _id the name (people/) */
-#define CV_COLL_TOKENS "tokens"         /* API tokens and sessions, _id their SHA-256 */
+#define CV_COLL_TICKS "ticks"                   /* one document per claimed tick */
+#define CV_COLL_SCHEDULERS "schedulers"         /* one heartbeat document per scheduler process */
+#define CV_COLL_RETENTION "retention"           /* how far the pruner got, per collection */
+#define CV_COLL_USERS "users"                   /* one per user, _id the name (people/) */
+#define CV_COLL_TOKENS "tokens"                 /* API tokens and sessions, _id their SHA-256 */
+#define CV_COLL_AUDIT "audit"                   /* one record per change made through the API */
+#define CV_COLL_LOGIN_FAILURES "login_failures" /* failed logins by address and name (people/) */
 
 /* Creates every index the services' queries need (the list is in
  * cv_store.c, each with the query it serves). CV_ERR_MONGO with the collection

@@ -23,6 +23,7 @@
 #include "cv_credential.h"
 #include "cv_err.h"
 #include "cv_id.h"
+#include "cv_members.h"
 #include "cv_mongo.h"
 
 #include <stdbool.h>
@@ -40,6 +41,9 @@ typedef struct cv_caller {
     char token_id[CV_ID_LEN];   /* the token's public id */
     char digest[CV_DIGEST_LEN]; /* the token's SHA-256: its _id in the store */
     char csrf[CV_TOKEN_LEN];    /* sessions: what cookie-authenticated writes echo */
+    /* Set by the API's router for a route on one project's resource: */
+    char project_id[CV_ID_LEN]; /* the project the route's resource belongs to, or "" */
+    cv_role role;               /* the caller's role there (an administrator: owner) */
 } cv_caller;
 
 /* Whether name is a user name: CV_USER_NAME_RULE, as errors say it. */

@@ -31,6 +31,13 @@ MARIADB_ODBC = os.environ["CONVUTELL_MARIADB_ODBC"]
 FINAL = ("succeeded", "failed", "cancelled", "timed_out")
 
 
+# A password no answer, log, document or message may ever show (test_secrets.py
+# gives it to a database role and uses it; every API answer of the session is
+# checked for it as it arrives, and every service log when the session ends).
+CANARY = "cv-canary-" + uuid.uuid4().hex
+LEAKS = []
+
+
 # The administrator every test session signs in as (made by `convutell admin
 # create-user` before the API starts) and their API token.
 ADMIN = "admin"
@@ -59,9 +66,12 @@ class Api:
                                      headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
+                status, raw, got = resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null"), dict(e.headers)
+            status, raw, got = e.code, e.read(), dict(e.headers)
+        if CANARY.encode() in raw or CANARY in json.dumps(got):
+            LEAKS.append(f"{method} {path}")
+        return status, json.loads(raw or b"null"), got
 
     def post(self, path, body=None, **kw):
         return self.call("POST", path, body, **kw)
@@ -134,6 +144,19 @@ class Services:
         proc.send_signal(sig)
         return proc.wait(timeout=60)
 
+    def wait_api(self):
+        """Waits until the API answers its health check (30 s at most)."""
+        self.api = Api(f"http://127.0.0.1:{HTTP_PORT}")
+        deadline = time.time() + 30
+        while True:
+            try:
+                if self.api.get("/api/v1/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.time() < deadline, "api did not answer:\n" + self.log("api")
+            time.sleep(0.2)
+
     def log(self, name):
         with open(os.path.join(self.tmp, f"{name}.log"), errors="replace") as f:
             return f.read()
@@ -166,17 +189,7 @@ def services(tmp_path_factory, mongo_db):
         TOKEN["admin"] = f.read().strip()
     for name in ("collector", "worker", "api"):
         svc.start(name)
-    api = Api(f"http://127.0.0.1:{HTTP_PORT}")
-    deadline = time.time() + 30
-    while True:
-        try:
-            if api.get("/api/v1/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert time.time() < deadline, "api did not answer:\n" + svc.log("api")
-        time.sleep(0.2)
-    svc.api = api
+    svc.wait_api()
     yield svc
     # The collector goes last so that it stores the others' final events.
     codes = {name: svc.stop(name) for name in ("api", "worker", "collector")}
@@ -184,6 +197,10 @@ def services(tmp_path_factory, mongo_db):
         print(f"---- {name} log ----\n{svc.log(name)}")
     # A clean SIGTERM shutdown is part of the contract (supervisors rely on it).
     assert all(code == 0 for code in codes.values()), codes
+    # Nothing secret in any answer or log of the session.
+    assert LEAKS == [], LEAKS
+    for name in ("api", "worker", "collector"):
+        assert CANARY not in svc.log(name), name
 
 
 @pytest.fixture(scope="session")

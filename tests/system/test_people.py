@@ -56,7 +56,7 @@ def token_of(api, name, password, scope="write"):
 def test_every_route_but_two_wants_a_token(api):
     anonymous, forged = api.as_user(""), api.as_user("cvt_" + "A" * 43)
     opened = []
-    for method, path, access in routes():
+    for method, path, access, _scope, _role in routes():
         url = concrete(path)
         if access == "open":
             opened.append((method, path))
@@ -72,7 +72,7 @@ def test_admin_routes_refuse_others_and_read_tokens_refuse_writes(api):
     make_user(api, "dora", password="dora-password-1")
     dora = api.as_user(token_of(api, "dora", "dora-password-1"))
     reader = api.as_user(token_of(api, "dora", "dora-password-1", scope="read"))
-    for method, path, access in routes():
+    for method, path, access, _scope, _role in routes():
         url = concrete(path)
         body = {} if method != "GET" else None
         if access == "admin":
@@ -226,6 +226,32 @@ def test_a_login_rehashes_a_password_hashed_with_older_limits(api, mongo_db):
     stored = mongo_db.users.find_one({"_id": "frank"})["password_hash"]
     assert stored != weak and stored.startswith("$argon2id$v=19$m=262144,t=3,p=1$")
     assert login(api, "frank", "frank-password-1")[0] == 201
+
+
+def test_failed_logins_slow_down_a_name_from_an_address(api, mongo_db):
+    name = "tess-" + uuid.uuid4().hex[:6]
+    make_user(api, name, password="tess-password-1")
+    make_user(api, name + "-2", password="tess-password-2")
+    wrong = (401, {"error": {"code": "unauthorized",
+                             "message": "the name or the password is wrong"}})
+    for _ in range(5):  # free
+        assert login(api, name, "guess")[:2] == wrong
+    status, body, headers = login(api, name, "tess-password-1")  # even the right one waits
+    assert (status, body, headers.get("Retry-After")) == (429, {"error": {
+        "code": "too_many_attempts",
+        "message": "too many failed logins for this name or from this address: try again in "
+                   "1 s"}}, "1")
+    # Another name from the same address is not held up by this one's failures.
+    assert login(api, name + "-2", "tess-password-2")[0] == 201
+    time.sleep(1.1)
+    assert login(api, name, "guess")[:2] == wrong  # the sixth failure: now 2 s
+    status, _, headers = login(api, name, "tess-password-1")
+    assert (status, headers.get("Retry-After")) == (429, "2")
+    time.sleep(2.1)
+    assert login(api, name, "tess-password-1")[0] == 201
+    # A good login forgets the name's failures from here; the address keeps its count.
+    assert mongo_db.login_failures.count_documents({"_id": f"n:{name}@127.0.0.1"}) == 0
+    assert mongo_db.login_failures.find_one({"_id": "a:127.0.0.1"})["failures"] >= 6
 
 
 def test_admin_command_line(services, mongo_db, tmp_path):

@@ -35,7 +35,8 @@ def test_sql_transfer_end_to_end(api, pg, mongo_db, tmp_path):
     # Passwords are stored for the worker but never shown back.
     assert dst["odbc"].endswith("UID=convutell;PWD=********")
     status, shown, _ = api.get(f"/api/v1/connections/{dst['id']}")
-    assert status == 200 and shown == dst
+    # The first project made with it took it as its own.
+    assert status == 200 and shown == dict(dst, project_id=project["id"])
     stored = mongo_db.connections.find_one({"_id": dst["id"]})
     assert stored["odbc_sealed"].startswith("v1:")
     assert "PWD=convutell" not in str(stored)  # sealed at rest, not just hidden

@@ -387,6 +387,29 @@ static void test_bad_other_values(void **state) {
                        "CONVUTELL_SECRET_KEY: must be 64 hex digits (openssl rand -hex 32), not 2 "
                        "characters");
     expect_value_error("CONVUTELL_SECRET_KEY", "", "CONVUTELL_SECRET_KEY: is set but empty");
+    expect_value_error("CONVUTELL_SECRET_KEYS_OLD", "00,zz",
+                       "CONVUTELL_SECRET_KEYS_OLD: key 1: must be 64 hex digits (openssl rand -hex "
+                       "32), not 2 characters");
+}
+
+static void test_old_secret_keys(void **state) {
+    char keys[9 * 66 + 1] = "";
+    cv_config cfg;
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%064d", i ? ", " : " ", i);
+    setenv("CONVUTELL_SECRET_KEYS_OLD", keys, 1);
+    load_ok(&cfg);
+    assert_int_equal(cfg.n_old_keys, 3);
+    assert_int_equal(cfg.old_keys[2][31], 0x02);
+    assert_int_equal(cfg.old_keys[1][31], 0x01);
+    assert_int_equal(cfg.old_keys[0][0], 0);
+    keys[0] = '\0';
+    for (int i = 0; i < 9; i++)
+        snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%064d", i ? "," : "", i);
+    expect_value_error("CONVUTELL_SECRET_KEYS_OLD", keys,
+                       "CONVUTELL_SECRET_KEYS_OLD: at most 8 keys");
+    unsetenv("CONVUTELL_SECRET_KEYS_OLD");
 }
 
 static void test_check_helpers(void **state) {
@@ -503,6 +526,7 @@ int main(void) {
         TEST(test_bad_mongo_settings),
         TEST(test_bad_other_values),
         TEST(test_check_helpers),
+        TEST(test_old_secret_keys),
         TEST(test_bug_too_long_value_names_variable_once),
         TEST(test_bug_check_bootstrap_empty_value),
         TEST(test_forget_driver_env),

@@ -127,6 +127,34 @@ static void test_mask_long_input(void **state) {
     free(in);
 }
 
+static void expect_strip(const char *in, const char *out) {
+    char *stripped = NULL, shown[256], err[256] = "";
+    if (cv_connstr_strip(in, &stripped, err, sizeof(err)) != CV_OK)
+        fail_msg("%s: %s", in, err);
+    snprintf(shown, sizeof(shown), "%s", stripped);
+    free(stripped);
+    assert_string_equal(shown, out);
+}
+
+/* What a viewer sees: no user, no password, no libpq options, the rest as written. */
+static void test_strip_credentials(void **state) {
+    char *out = NULL, err[128];
+    (void)state;
+    expect_strip("Driver=X;PWD=secret;UID=u", "Driver=X;");
+    expect_strip("Driver=X;UID=u;PWD=secret;Database=d", "Driver=X;Database=d");
+    expect_strip("Driver={PostgreSQL Unicode};Server=h; User = u ;Password={a;b}}c};Port=5",
+                 "Driver={PostgreSQL Unicode};Server=h;Port=5");
+    expect_strip("Driver=X;Username=u;AuthToken=t;ClientSecret=s;Host=h", "Driver=X;Host=h");
+    expect_strip("Driver=X;Pqopt={sslmode=require password=p};Host=h", "Driver=X;Host=h");
+    expect_strip("Driver=X;UserName=u", "Driver=X;");
+    expect_strip("Driver=X;UIDX=kept;Users=kept", "Driver=X;UIDX=kept;Users=kept");
+    expect_strip("Driver=SQLite3;Database=/d/app.db", "Driver=SQLite3;Database=/d/app.db");
+    expect_strip("", "");
+    assert_int_equal(cv_connstr_strip("Driver=X;PWD={never", &out, err, sizeof(err)),
+                     CV_ERR_INVALID);
+    assert_null(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mask_password),
@@ -137,6 +165,7 @@ int main(void) {
         cmocka_unit_test(test_mask_refuses_what_does_not_parse),
         cmocka_unit_test(test_bug_mask_escaped_brace_in_password),
         cmocka_unit_test(test_mask_long_input),
+        cmocka_unit_test(test_strip_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

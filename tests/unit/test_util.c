@@ -440,6 +440,40 @@ static void test_err_set(void **state) {
 
 /* ---- cv_secret ---------------------------------------------------------------- */
 
+/* During a rotation a value opens with the current key or any old one, and
+ * says which. */
+static void test_secret_open_any_key_of_a_rotation(void **state) {
+    unsigned char now[CV_SECRET_KEY_LEN], old[3][CV_SECRET_KEY_LEN];
+    char err[256], *sealed = NULL, *plain = NULL;
+    int by = 99;
+    (void)state;
+    memset(now, 7, sizeof(now));
+    for (int i = 0; i < 3; i++)
+        memset(old[i], 20 + i, sizeof(old[i]));
+    assert_int_equal(cv_secret_seal(old[1], "c", "PWD=x", &sealed, err, sizeof(err)), CV_OK);
+    assert_int_equal(cv_secret_open_any(now, (const unsigned char(*)[CV_SECRET_KEY_LEN])old, 3, "c",
+                                        sealed, &plain, &by, err, sizeof(err)),
+                     CV_OK);
+    assert_string_equal(plain, "PWD=x");
+    assert_int_equal(by, 2);
+    free(plain);
+    plain = NULL;
+    /* The old key gone: it no longer opens, and the error says so. */
+    assert_int_equal(cv_secret_open_any(now, (const unsigned char(*)[CV_SECRET_KEY_LEN])old, 1, "c",
+                                        sealed, &plain, &by, err, sizeof(err)),
+                     CV_ERR_INVALID);
+    assert_int_equal(by, -1);
+    assert_null(plain);
+    free(sealed);
+    assert_int_equal(cv_secret_seal(now, "c", "PWD=y", &sealed, err, sizeof(err)), CV_OK);
+    assert_int_equal(cv_secret_open_any(now, NULL, 0, "c", sealed, &plain, &by, err, sizeof(err)),
+                     CV_OK);
+    assert_int_equal(by, 0);
+    assert_string_equal(plain, "PWD=y");
+    free(plain);
+    free(sealed);
+}
+
 static void test_secret_seal_and_open(void **state) {
     unsigned char key[CV_SECRET_KEY_LEN], other[CV_SECRET_KEY_LEN];
     char err[256], *sealed = NULL, *again = NULL, *plain = NULL;
@@ -627,6 +661,7 @@ int main(void) {
         cmocka_unit_test(test_err_names),
         cmocka_unit_test(test_err_set),
         cmocka_unit_test(test_secret_seal_and_open),
+        cmocka_unit_test(test_secret_open_any_key_of_a_rotation),
         cmocka_unit_test(test_bucket_keys),
         cmocka_unit_test(test_bucket_start),
     };
