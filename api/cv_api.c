@@ -361,11 +361,15 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         goto fail;
     if (!(api->cache = cv_cache_new(4096, cfg->cache_ms)) ||
         !(api->people = cv_cache_new(4096, cfg->cache_ms)) ||
-        !(api->runs = cv_group_new(api->mongo, CV_COLL_RUNS, 100)) ||
-        !(api->audit = cv_group_new(api->mongo, CV_COLL_AUDIT, 100))) {
+        !(api->runs = cv_group_new(api->mongo, CV_COLL_RUNS, 100))) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    /* Up to 10,000 records wait for the store; at a stop, 10 s at most. */
+    api->audit = cv_spool_new(api->mongo, CV_COLL_AUDIT, CV_API_AUDIT_FLUSH_MS, 10000, 10000,
+                              errbuf, errlen);
+    if (!api->audit)
+        goto fail;
     limits = (cv_http_limits){.max_body = CV_API_MAX_BODY,
                               .connections = (unsigned)cfg->http_connections,
                               .per_address = (unsigned)cfg->http_per_address,
@@ -394,11 +398,11 @@ void cv_api_destroy(cv_api *api) {
     if (!api)
         return;
     cv_http_server_destroy(api->http);
+    cv_spool_destroy(api->audit); /* what is queued is written, while the store is there */
     cv_kafka_producer_destroy(api->producer);
     cv_mongo_destroy(api->mongo);
     cv_cache_destroy(api->cache);
     cv_cache_destroy(api->people);
     cv_group_destroy(api->runs); /* after the server: no request runs any more */
-    cv_group_destroy(api->audit);
     free(api);
 }

@@ -6,7 +6,9 @@
  *
  * A record names ids and the route, never a body: nothing secret (a
  * password, a connection string, a token) can reach it. The API only ever
- * inserts records; retention is the operator's (README).
+ * inserts records; retention is the operator's (README). Records are queued
+ * and written by a thread of their own (cv_spool.h), so a change does not
+ * wait for its record: a POST of a run costs one store round trip, not two.
  */
 #include "cv_api_int.h"
 
@@ -35,7 +37,7 @@ static const char *created_id(const cv_http_response *res) {
 void cv_api_audit(cv_api *api, const char *method, const char *route, const char *const ids[2],
                   const cv_http_request *req, const cv_http_response *res, const cv_caller *who) {
     static atomic_uint seq;
-    char id[96], uuid[CV_ID_LEN], peer[CV_HTTP_PEER_LEN], action[160], why[512];
+    char id[96], uuid[CV_ID_LEN], peer[CV_HTTP_PEER_LEN], action[160];
     int64_t now = cv_time_now_ms();
     const char *target = created_id(res), *user = who ? who->user : NULL, *project = NULL;
     const cJSON *login;
@@ -70,9 +72,9 @@ void cv_api_audit(cv_api *api, const char *method, const char *route, const char
     if (project)
         BSON_APPEND_UTF8(&doc, "project_id", project);
     BSON_APPEND_UTF8(&doc, "address", peer);
-    if (cv_group_insert(api->audit, &doc, why, sizeof(why)) != CV_OK)
-        cv_log_error("audit record of %s %s by %s not stored: %s", method, req->path,
-                     user ? user : "?", why);
+    if (cv_spool_add(api->audit, &doc) != CV_OK)
+        cv_log_error("audit record of %s %s by %s not kept: out of memory", method, req->path,
+                     user ? user : "?");
 out:
     bson_destroy(&doc);
 }
@@ -91,6 +93,10 @@ static void list_audit(cv_api *api, const char *field, const char *value,
 
     if (cv_page_read(req, AUDIT_PAGE_MAX, &page, &verr)) {
         cv_api_field_error(res, &verr);
+        return;
+    }
+    if (!cv_spool_flush(api->audit, 5000)) { /* this process's records, then the list */
+        cv_api_internal_error(res, CV_ERR_MONGO, "audit records are waiting for the store");
         return;
     }
     if ((err = cv_page_find(api->mongo, CV_COLL_AUDIT, field, value, "at", -1, &page, NULL, &docs,

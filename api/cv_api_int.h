@@ -15,6 +15,7 @@
 #include "cv_kafka.h"
 #include "cv_mongo.h"
 #include "cv_people.h"
+#include "cv_spool.h"
 
 #include <cjson/cJSON.h>
 
@@ -28,7 +29,7 @@ struct cv_api {
     cv_cache *cache;  /* jobs and projects as POST a run reads them */
     cv_cache *people; /* tokens and users, as every request reads them (cv_people.h) */
     cv_group *runs;   /* the run records POSTs of runs insert */
-    cv_group *audit;  /* the audit records of every change (cv_api_audit.c) */
+    cv_spool *audit;  /* the audit records of every change (cv_api_audit.c) */
     cv_kafka_producer *producer;
     cv_http_server *http;
 };
@@ -151,8 +152,10 @@ cv_api_handler cv_api_create_user, cv_api_list_users, cv_api_get_user, cv_api_pa
 
 /* Records a change the route `method route` made (it answered 2xx): who
  * (NULL on an open route: a login, named by its answer), from which address,
- * the ids of the path and the one it made. Logs, and answers nothing, when
- * the record cannot be stored: the change is made. */
+ * the ids of the path and the one it made. The record is queued (cv_spool.h)
+ * and written within CV_API_AUDIT_FLUSH_MS; the lists of the audit trail
+ * wait for what this process queued before they read. */
+#define CV_API_AUDIT_FLUSH_MS 50
 void cv_api_audit(cv_api *api, const char *method, const char *route, const char *const ids[2],
                   const cv_http_request *req, const cv_http_response *res, const cv_caller *who);
 
