@@ -125,6 +125,7 @@ bench: deps all
 	@bench/run --scheduler
 	@bench/run --history
 	@bench/run --throughput
+	@bench/run --auth
 
 style:
 	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC) $(FUZZ_SRC)
