@@ -125,6 +125,11 @@ static bson_t *load_from(cv_api *api, cv_cache *cache, const char *collection, c
         err = cv_cache_find_id(cache, api->mongo, collection, id, &doc, why, sizeof(why));
     else
         err = cv_mongo_find_id(api->mongo, collection, id, &doc, why, sizeof(why));
+    if (!err && bson_has_field(doc, "deleted_at")) { /* kept for runs queued before */
+        bson_destroy(doc);
+        doc = NULL;
+        err = CV_ERR_NOT_FOUND;
+    }
     if (err == CV_ERR_NOT_FOUND)
         cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", what, id);
     else if (err)
@@ -154,6 +159,35 @@ static void route_health(cv_api *api, const char *id, const cv_http_request *req
     res->body = cJSON_CreateObject();
     cJSON_AddStringToObject(res->body, "status", err ? "degraded" : "ok");
     cJSON_AddStringToObject(res->body, "mongodb", err ? why : "ok");
+}
+
+/* GET /healthz: the process answers. */
+static void route_healthz(cv_api *api, const char *id, const cv_http_request *req,
+                          cv_http_response *res) {
+    (void)api;
+    (void)id;
+    (void)req;
+    res->status = 200;
+    res->body = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->body, "status", "alive");
+}
+
+/* GET /readyz: Kafka and MongoDB answer (2 s each at most); 503 naming what
+ * does not. */
+static void route_readyz(cv_api *api, const char *id, const cv_http_request *req,
+                         cv_http_response *res) {
+    char mongo_why[512], kafka_why[512];
+    cv_err mongo = cv_mongo_ping(api->mongo, mongo_why, sizeof(mongo_why));
+    cv_err kafka =
+        cv_kafka_producer_ping(api->producer, CV_TOPIC_JOBS, 2000, kafka_why, sizeof(kafka_why));
+
+    (void)id;
+    (void)req;
+    res->status = mongo || kafka ? 503 : 200;
+    res->body = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->body, "status", mongo || kafka ? "not ready" : "ready");
+    cJSON_AddStringToObject(res->body, "mongodb", mongo ? mongo_why : "ok");
+    cJSON_AddStringToObject(res->body, "kafka", kafka ? kafka_why : "ok");
 }
 
 /* Splits "/api/v1/a/b/c" into at most 6 segments; returns the count or -1. */
@@ -214,6 +248,8 @@ typedef struct route {
 
 static const route routes[] = {
     {"GET", "health", OPEN, NONE, route_health},
+    {"GET", "healthz", OPEN, NONE, route_healthz}, /* the process is alive */
+    {"GET", "readyz", OPEN, NONE, route_readyz},   /* Kafka and MongoDB answer */
     {"POST", "sessions", OPEN, NONE, cv_api_create_session},
     {"DELETE", "sessions", SIGNED, NONE, cv_api_delete_session},
     {"POST", "tokens", SIGNED, NONE, cv_api_create_token},
@@ -227,10 +263,15 @@ static const route routes[] = {
     {"GET", "audit", ADMIN, NONE, cv_api_list_audit},
     {"POST", "connections", SIGNED, NONE, cv_api_create_connection}, /* editors of project_id */
     {"GET", "connections/{}", SIGNED, CONNECTION(VIEWER), cv_api_get_connection},
+    {"DELETE", "connections/{}", SIGNED, CONNECTION(EDITOR), cv_api_delete_connection},
     {"POST", "projects", SIGNED, NONE, cv_api_create_project}, /* the caller becomes owner */
+    {"GET", "projects", SIGNED, NONE, cv_api_list_projects},   /* theirs */
     {"GET", "projects/{}", SIGNED, PROJECT(VIEWER), cv_api_get_project},
     {"PATCH", "projects/{}", SIGNED, PROJECT(EDITOR), cv_api_patch_project},
+    {"DELETE", "projects/{}", SIGNED, PROJECT(OWNER), cv_api_delete_project},
     {"POST", "projects/{}/jobs", SIGNED, PROJECT(EDITOR), cv_api_create_job},
+    {"GET", "projects/{}/jobs", SIGNED, PROJECT(VIEWER), cv_api_list_jobs},
+    {"GET", "projects/{}/connections", SIGNED, PROJECT(VIEWER), cv_api_list_connections},
     {"GET", "projects/{}/notifications", SIGNED, PROJECT(VIEWER), cv_api_list_notifications},
     {"GET", "projects/{}/members", SIGNED, PROJECT(VIEWER), cv_api_list_members},
     {"POST", "projects/{}/members", SIGNED, PROJECT(OWNER), cv_api_add_member},
@@ -238,6 +279,8 @@ static const route routes[] = {
     {"DELETE", "projects/{}/members/{}", SIGNED, PROJECT(OWNER), cv_api_remove_member},
     {"GET", "projects/{}/audit", SIGNED, PROJECT(OWNER), cv_api_list_project_audit},
     {"GET", "jobs/{}", SIGNED, JOB(VIEWER), cv_api_get_job},
+    {"PATCH", "jobs/{}", SIGNED, JOB(EDITOR), cv_api_patch_job},
+    {"DELETE", "jobs/{}", SIGNED, JOB(EDITOR), cv_api_delete_job},
     {"GET", "jobs/{}/runs", SIGNED, JOB(VIEWER), cv_api_list_runs}, /* runs and skipped ticks */
     {"POST", "jobs/{}/runs", SIGNED, JOB(RUNNER), cv_api_trigger_run},
     {"GET", "jobs/{}/schedule", SIGNED, JOB(VIEWER), cv_api_get_schedule},
@@ -313,6 +356,13 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
     char s[6][64], allowed[64] = "";
     int n = split_path(req->path, s);
 
+    if (n == 1 && (strcmp(s[0], "healthz") == 0 || strcmp(s[0], "readyz") == 0)) {
+        /* Also at the root, where orchestrators look for them. */
+        memcpy(s[2], s[0], sizeof(s[0]));
+        snprintf(s[0], sizeof(s[0]), "api");
+        snprintf(s[1], sizeof(s[1]), "v1");
+        n = 3;
+    }
     if (n < 3 || strcmp(s[0], "api") != 0 || strcmp(s[1], "v1") != 0) {
         cv_http_error(res, 404, "not_found", NULL, "no route for %s %s", req->method, req->path);
         return;

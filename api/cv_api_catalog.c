@@ -49,20 +49,7 @@ static void now_text(char *buf, size_t len) {
     cv_time_format(cv_time_now_ms(), buf, len);
 }
 
-/* Starts a job document: a fresh id, its project, name and kind. */
-static bool new_job_doc(bson_t *doc, char *id, size_t idlen, const char *project_id,
-                        const char *name, const char *kind, cv_http_response *res) {
-    if (!cv_api_new_doc(doc, id, idlen, res))
-        return false;
-    BSON_APPEND_UTF8(doc, "project_id", project_id);
-    BSON_APPEND_UTF8(doc, "name", name);
-    BSON_APPEND_UTF8(doc, "kind", kind);
-    /* Runs name the version they are for; a change to a job makes the next one. */
-    BSON_APPEND_INT32(doc, "version", 1);
-    return true;
-}
-
-bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res) {
+bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, const char *by, cv_http_response *res) {
     char now[CV_TIME_RFC3339_LEN];
     if (cv_id_new(id, idlen) != 0) {
         cv_api_internal_error(res, CV_ERR_IO, "cannot make an id");
@@ -71,6 +58,8 @@ bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res) 
     now_text(now, sizeof(now));
     BSON_APPEND_UTF8(doc, "_id", id);
     BSON_APPEND_UTF8(doc, "created_at", now);
+    BSON_APPEND_UTF8(doc, "updated_at", now);
+    BSON_APPEND_UTF8(doc, "created_by", by);
     return true;
 }
 
@@ -109,7 +98,7 @@ void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_
         cv_api_field_error(res, &verr);
         goto out;
     }
-    if (!cv_api_new_doc(&doc, id, sizeof(id), res))
+    if (!cv_api_new_doc(&doc, id, sizeof(id), who.user, res))
         goto out;
     /* The full string is stored sealed; clients only ever see the masked copy. */
     if ((err = cv_connstr_mask(odbc, &masked, why, sizeof(why)))) {
@@ -130,221 +119,11 @@ void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_
     BSON_APPEND_UTF8(&doc, "odbc_sealed", sealed);
     if (project)
         BSON_APPEND_UTF8(&doc, "project_id", project);
-    BSON_APPEND_UTF8(&doc, "created_by", who.user);
     cv_api_insert_and_answer(api, CV_COLL_CONNECTIONS, "/api/v1/connections", &doc, id, res);
 out:
     free(masked);
     free(sealed);
     bson_destroy(&doc);
-    cJSON_Delete(body);
-}
-
-/* ---- jobs --------------------------------------------------------------- */
-
-/* Stores a job of kind "python" from a body whose name and kind were read. */
-static void create_python_job(cv_api *api, const char *project_id, const cJSON *body,
-                              const char *name, cv_http_response *res) {
-    static const char *const fields[] = {
-        "name", "kind", "script", "parameters", "timeout_seconds", "limits", NULL};
-    char id[CV_ID_LEN];
-    cv_python_spec python;
-    cJSON *spec = NULL;
-    char *spec_json = NULL;
-    bson_t doc = BSON_INITIALIZER, *spec_bson = NULL;
-    bson_error_t error;
-    cv_verr verr;
-
-    memset(&python, 0, sizeof(python));
-    if (cv_json_only(body, NULL, fields, "a python job", &verr) ||
-        cv_python_spec_decode(body, NULL, &python, &verr)) {
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    /* Stored as the message carries it: script, parameters, timeout, limits. */
-    if (!(spec = cJSON_CreateObject()) || cv_python_spec_encode(&python, spec) != 0 ||
-        !(spec_json = cJSON_PrintUnformatted(spec)) ||
-        !(spec_bson = bson_new_from_json((const uint8_t *)spec_json, -1, &error))) {
-        cv_api_internal_error(res, CV_ERR_NOMEM, "cannot store the script");
-        goto out;
-    }
-    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, cv_job_kind_str(CV_JOB_KIND_PYTHON),
-                     res))
-        goto out;
-    bson_concat(&doc, spec_bson);
-    cv_api_insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
-out:
-    bson_destroy(&doc);
-    bson_destroy(spec_bson);
-    cJSON_free(spec_json);
-    cJSON_Delete(spec);
-    cv_python_spec_release(&python);
-}
-
-/* Stores a job of kind "sql": statements run on the project's origin or
- * destination connection ("connection", default the destination). */
-static void create_sql_job(cv_api *api, const char *project_id, const cJSON *body, const char *name,
-                           cv_http_response *res) {
-    static const char *const fields[] = {"name", "kind", "statements", "connection", NULL};
-    const char *statements, *connection = NULL;
-    char id[CV_ID_LEN];
-    bson_t doc = BSON_INITIALIZER;
-    cv_verr verr;
-
-    if (cv_json_only(body, NULL, fields, "a sql job", &verr) ||
-        cv_json_get_str(body, NULL, "statements", true, CV_QUERY_MAX_BYTES, &statements, &verr) ||
-        cv_json_get_str(body, NULL, "connection", false, 16, &connection, &verr)) {
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (!statements[0] || (connection && strcmp(connection, "origin") != 0 &&
-                           strcmp(connection, "destination") != 0)) {
-        if (!statements[0])
-            cv_verr_set(&verr, NULL, "statements", "must not be empty");
-        else
-            cv_verr_set(&verr, NULL, "connection",
-                        "must be \"origin\" or \"destination\", not \"%s\"", connection);
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, cv_job_kind_str(CV_JOB_KIND_SQL), res))
-        goto out;
-    BSON_APPEND_UTF8(&doc, "statements", statements);
-    BSON_APPEND_UTF8(&doc, "connection", connection ? connection : "destination");
-    cv_api_insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
-out:
-    bson_destroy(&doc);
-}
-
-/* A transfer job's fields, checked. */
-typedef struct transfer_def {
-    const char *query, *table, *transform; /* borrowed from the body; transform may be NULL */
-    cv_load_spec load;
-} transfer_def;
-
-static bool read_transfer(const cJSON *body, transfer_def *t, cv_verr *verr) {
-    static const char *const fields[] = {"name",
-                                         "kind",
-                                         "query",
-                                         "destination_table",
-                                         "mode",
-                                         "load_method",
-                                         "batch_rows",
-                                         "checkpoint_column",
-                                         "transform",
-                                         "key",
-                                         "watermark_column",
-                                         "timeout_seconds",
-                                         NULL};
-
-    t->transform = NULL;
-    if (cv_json_only(body, NULL, fields, "a job", verr) ||
-        cv_json_get_str(body, NULL, "query", true, CV_QUERY_MAX_BYTES, &t->query, verr) ||
-        cv_json_get_str(body, NULL, "destination_table", true, 127, &t->table, verr))
-        return false;
-    if (cv_sqlsplit_count(t->query, false) > 1 && cv_sqlsplit_count(t->query, true) > 1) {
-        /* More than one by PostgreSQL's and SQLite's rules and by MariaDB's. */
-        cv_verr_set(verr, NULL, "query",
-                    "must be one statement (a SELECT); it runs read-only on the origin");
-        return false;
-    }
-    if (!cv_json_is_table_name(t->table)) {
-        cv_verr_set(verr, NULL, "destination_table",
-                    "must be a table name (letters, digits, underscores, optionally "
-                    "schema.table)");
-        return false;
-    }
-    if (cv_load_spec_decode(body, NULL, &t->load, verr) ||
-        cv_json_get_str(body, NULL, "transform", false, CV_SCRIPT_MAX_BYTES, &t->transform, verr))
-        return false;
-    if (t->transform && !t->transform[0]) {
-        cv_verr_set(verr, NULL, "transform", "must not be empty");
-        return false;
-    }
-    return true;
-}
-
-/* Appends a transfer's load options as the stored job keeps them. */
-static void append_load(bson_t *doc, const cv_load_spec *load) {
-    BSON_APPEND_UTF8(doc, "mode", cv_load_mode_str(load->mode));
-    if (load->method != CV_LOAD_AUTO)
-        BSON_APPEND_UTF8(doc, "load_method", cv_load_method_str(load->method));
-    if (load->watermark[0])
-        BSON_APPEND_UTF8(doc, "watermark_column", load->watermark);
-    if (load->timeout_seconds > 0)
-        BSON_APPEND_INT32(doc, "timeout_seconds", load->timeout_seconds);
-    if (load->batch_rows > 0) {
-        BSON_APPEND_INT64(doc, "batch_rows", load->batch_rows);
-        BSON_APPEND_UTF8(doc, "checkpoint_column", load->checkpoint);
-    }
-    if (load->mode == CV_MODE_UPSERT) {
-        bson_t keys;
-        BSON_APPEND_ARRAY_BEGIN(doc, "key", &keys);
-        for (int i = 0; i < load->nkeys; i++) {
-            char index[16];
-            const char *index_key;
-            bson_uint32_to_string((uint32_t)i, &index_key, index, sizeof(index));
-            bson_append_utf8(&keys, index_key, -1, load->keys[i], -1);
-        }
-        bson_append_array_end(doc, &keys);
-    }
-}
-
-/* POST /projects/{id}/jobs for kind "sql_transfer". */
-static void create_transfer_job(cv_api *api, const char *project_id, const cJSON *body,
-                                const char *name, cv_http_response *res) {
-    char id[CV_ID_LEN];
-    bson_t doc = BSON_INITIALIZER;
-    transfer_def t;
-    cv_verr verr;
-
-    if (!read_transfer(body, &t, &verr)) {
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if (!new_job_doc(&doc, id, sizeof(id), project_id, name, cv_job_kind_str(CV_JOB_KIND_TRANSFER),
-                     res))
-        goto out;
-    BSON_APPEND_UTF8(&doc, "query", t.query);
-    BSON_APPEND_UTF8(&doc, "destination_table", t.table);
-    if (t.transform)
-        BSON_APPEND_UTF8(&doc, "transform", t.transform);
-    append_load(&doc, &t.load);
-    cv_api_insert_and_answer(api, CV_COLL_JOBS, "/api/v1/jobs", &doc, id, res);
-out:
-    bson_destroy(&doc);
-}
-
-void cv_api_create_job(cv_api *api, const char *project_id, const cv_http_request *req,
-                       cv_http_response *res) {
-    bson_t *project = cv_api_load_doc(api, CV_COLL_PROJECTS, "project", project_id, res);
-    cJSON *body = NULL;
-    const char *name, *kind;
-    cv_verr verr;
-
-    if (!project || !(body = cv_api_parse_body(req, res)))
-        goto out;
-    if (cv_json_get_str(body, NULL, "name", true, 200, &name, &verr) ||
-        cv_json_get_str(body, NULL, "kind", true, 31, &kind, &verr)) {
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    switch (cv_job_kind_parse(kind)) {
-        case CV_JOB_KIND_TRANSFER:
-            create_transfer_job(api, project_id, body, name, res);
-            break;
-        case CV_JOB_KIND_PYTHON:
-            create_python_job(api, project_id, body, name, res);
-            break;
-        case CV_JOB_KIND_SQL:
-            create_sql_job(api, project_id, body, name, res);
-            break;
-        default:
-            cv_verr_set(&verr, NULL, "kind",
-                        "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
-            cv_api_field_error(res, &verr);
-    }
-out:
-    bson_destroy(project);
     cJSON_Delete(body);
 }
 
@@ -390,4 +169,70 @@ void cv_api_get_run(cv_api *api, const char *id, const cv_http_request *req,
                     cv_http_response *res) {
     (void)req;
     cv_api_get_one(api, CV_COLL_RUNS, "run", id, res);
+}
+
+/* Shows each connection of a list's `key` as the caller's role may see it. */
+static void view_connections(const cv_caller *who, cv_http_response *res) {
+    cJSON *list = res->body ? cJSON_GetObjectItemCaseSensitive(res->body, "connections") : NULL;
+    cJSON *item;
+
+    cJSON_ArrayForEach(item, list) {
+        cJSON *odbc = cJSON_GetObjectItemCaseSensitive(item, "odbc");
+        char *shown = cJSON_IsString(odbc) ? cv_api_connection_view(who, odbc->valuestring) : NULL;
+        if (shown)
+            cJSON_ReplaceItemInObjectCaseSensitive(item, "odbc", cJSON_CreateString(shown));
+        free(shown);
+    }
+}
+
+/* GET /projects/{id}/connections: the project's own connections, oldest first. */
+void cv_api_list_connections(cv_api *api, const char *project_id, const cv_http_request *req,
+                             cv_http_response *res) {
+    bson_t where = BSON_INITIALIZER;
+
+    BSON_APPEND_UTF8(&where, "project_id", project_id);
+    if (cv_api_name_filter(req, &where, res)) {
+        cv_api_list_where(api, req, CV_COLL_CONNECTIONS, &where, "connections", 500, res);
+        view_connections(cv_api_caller(req), res);
+    }
+    bson_destroy(&where);
+}
+
+/* DELETE /connections/{id} (editors of its project): 409 naming the projects
+ * that use it. */
+void cv_api_delete_connection(cv_api *api, const char *id, const cv_http_request *req,
+                              cv_http_response *res) {
+    bson_t filter = BSON_INITIALIZER, *users = NULL, doc;
+    char names[512] = "", why[512];
+    int64_t deleted = 0, n = 0;
+    bson_iter_t it;
+    cv_err err;
+
+    (void)req;
+    if ((err = cv_api_connection_users(api, id, 5, &users, why, sizeof(why))))
+        goto fail;
+    CV_MONGO_EACH_DOC(users, it, doc) {
+        const char *pid = cv_mongo_doc_str(&doc, "_id");
+        snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", n++ ? ", " : "",
+                 pid ? pid : "?");
+    }
+    if (n) {
+        cv_http_error(res, 409, "in_use", NULL,
+                      "connection %s is used by project%s %s: change %s first", id,
+                      n > 1 ? "s" : "", names, n > 1 ? "them" : "it");
+        goto out;
+    }
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    if ((err = cv_mongo_delete_many(api->mongo, CV_COLL_CONNECTIONS, &filter, &deleted, why,
+                                    sizeof(why))))
+        goto fail;
+    res->status = deleted ? 204 : 404;
+    if (!deleted)
+        cv_http_error(res, 404, "not_found", NULL, "no connection with id '%s'", id);
+    goto out;
+fail:
+    cv_api_internal_error(res, err, why);
+out:
+    bson_destroy(users);
+    bson_destroy(&filter);
 }

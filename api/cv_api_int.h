@@ -63,9 +63,10 @@ bson_t *cv_api_load_cached(cv_api *api, const char *collection, const char *what
 typedef void cv_api_handler(cv_api *api, const char *id, const cv_http_request *req,
                             cv_http_response *res);
 
-/* Starts a new stored object: a fresh id as _id and the creation time.
- * Answers 500 itself and returns false if no id could be made. */
-bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, cv_http_response *res);
+/* Starts a new stored object: a fresh id as _id, created_at and updated_at
+ * (now) and created_by (`by`). Answers 500 itself and returns false if no id
+ * could be made. */
+bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, const char *by, cv_http_response *res);
 
 /* Inserts doc (which has _id `id`) and answers 201 with its stored form and
  * Location base_path/id. */
@@ -76,15 +77,36 @@ void cv_api_insert_and_answer(cv_api *api, const char *collection, const char *b
 void cv_api_get_one(cv_api *api, const char *collection, const char *what, const char *id,
                     cv_http_response *res);
 
-/* POST /api/v1/connections and /api/v1/projects/{id}/jobs; GET
- * /api/v1/connections/{id}, /jobs/{id} and /runs/{id} (cv_api_catalog.c). */
-cv_api_handler cv_api_create_connection, cv_api_create_job;
-cv_api_handler cv_api_get_connection, cv_api_get_job, cv_api_get_run;
+/* POST /api/v1/connections, GET and DELETE /api/v1/connections/{id}, GET
+ * /projects/{id}/connections; GET /jobs/{id} and /runs/{id}
+ * (cv_api_catalog.c). */
+cv_api_handler cv_api_create_connection, cv_api_get_connection, cv_api_delete_connection;
+cv_api_handler cv_api_list_connections, cv_api_get_job, cv_api_get_run;
+
+/* POST and GET /api/v1/projects/{id}/jobs, PATCH and DELETE /jobs/{id}
+ * (cv_api_jobs.c). */
+cv_api_handler cv_api_create_job, cv_api_list_jobs, cv_api_patch_job, cv_api_delete_job;
+
+/* The `q` argument of a list (a substring of the name, any case) added to
+ * where; false having answered 422. */
+bool cv_api_name_filter(const cv_http_request *req, bson_t *where, cv_http_response *res);
+
+/* Answers {key: [...], "next"} with one page (cv_page.h: limit, after or
+ * cursor) of the documents of collection matching where, oldest first, at
+ * most max a page. */
+void cv_api_list_where(cv_api *api, const cv_http_request *req, const char *collection,
+                       const bson_t *where, const char *key, int64_t max, cv_http_response *res);
+
+/* The same, in the order of another stored time than created_at. */
+void cv_api_list_where_by(cv_api *api, const cv_http_request *req, const char *collection,
+                          const bson_t *where, const char *order, const char *key, int64_t max,
+                          cv_http_response *res);
 
 /* POST /api/v1/projects, GET and PATCH /api/v1/projects/{id}; GET and POST
  * /projects/{id}/members, PATCH and DELETE /projects/{id}/members/{user}
  * (cv_api_projects.c). */
 cv_api_handler cv_api_create_project, cv_api_get_project, cv_api_patch_project;
+cv_api_handler cv_api_list_projects, cv_api_delete_project;
 cv_api_handler cv_api_list_members, cv_api_add_member, cv_api_change_member, cv_api_remove_member;
 
 /* POST /api/v1/jobs/{id}/runs and POST /api/v1/runs/{id}/cancel (cv_api_runs.c). */
@@ -126,6 +148,11 @@ bool cv_api_authorize(cv_api *api, cv_api_scope scope, const char *id, cv_role n
 /* As cv_api_authorize() for a project named in a body rather than the path. */
 bool cv_api_project_role(cv_api *api, cv_caller *who, const char *project_id, cv_role need,
                          cv_http_response *res);
+
+/* The projects (not deleted) that use connection id, at most max, as an
+ * array document the caller frees. */
+cv_err cv_api_connection_users(cv_api *api, const char *id, int64_t max, bson_t **projects,
+                               char *why, size_t len);
 
 /* Whether who->role is at least need; false having answered 403 naming both. */
 bool cv_api_require(const cv_caller *who, cv_role need, cv_http_response *res);

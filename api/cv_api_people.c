@@ -2,7 +2,7 @@
  * cv_api_people.c - who is asking, and the routes of users, sessions and
  * tokens.
  *
- * Every route but GET /health and POST /sessions wants a token: an API token
+ * Every route but GET /health, /healthz, /readyz and POST /sessions wants a token: an API token
  * in `Authorization: Bearer cvt_...`, or a session, as a Bearer token or as
  * the `cv_session` cookie the login set. A cookie-authenticated write must
  * echo the session's CSRF value in `X-CSRF-Token`: another site can make a

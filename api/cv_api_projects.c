@@ -14,6 +14,7 @@
 #include "cv_id.h"
 #include "cv_json.h"
 #include "cv_log.h"
+#include "cv_schedule.h"
 #include "cv_store.h"
 #include "cv_time.h"
 
@@ -150,7 +151,7 @@ void cv_api_create_project(cv_api *api, const char *id_unused, const cv_http_req
     if (!usable_connection(api, who, "origin_connection_id", d.origin, NULL, res) ||
         !usable_connection(api, who, "destination_connection_id", d.dest, NULL, res))
         goto out;
-    if (!cv_api_new_doc(&doc, id, sizeof(id), res))
+    if (!cv_api_new_doc(&doc, id, sizeof(id), who->user, res))
         goto out;
     BSON_APPEND_UTF8(&doc, "name", d.name);
     BSON_APPEND_UTF8(&doc, "origin_connection_id", d.origin);
@@ -159,7 +160,6 @@ void cv_api_create_project(cv_api *api, const char *id_unused, const cv_http_req
     if (d.interpreter)
         BSON_APPEND_UTF8(&doc, "python_interpreter", d.interpreter);
     BSON_APPEND_BOOL(&doc, "expose_connections", d.expose);
-    BSON_APPEND_UTF8(&doc, "created_by", who->user);
     cv_members_append_first(&doc, who->user);
     cv_api_insert_and_answer(api, CV_COLL_PROJECTS, "/api/v1/projects", &doc, id, res);
     if (res->status == 201) {
@@ -365,4 +365,81 @@ void cv_api_change_member(cv_api *api, const char *id, const cv_http_request *re
 void cv_api_remove_member(cv_api *api, const char *id, const cv_http_request *req,
                           cv_http_response *res) {
     set_member(api, id, req->item, CV_MEMBER_REMOVE, CV_ROLE_NONE, res);
+}
+
+/* ---- the list, and a project gone ------------------------------------------ */
+
+/* GET /projects?q=: the projects the caller is a member of (an administrator:
+ * every one), oldest first, a page at a time. */
+void cv_api_list_projects(cv_api *api, const char *id, const cv_http_request *req,
+                          cv_http_response *res) {
+    const cv_caller *who = cv_api_caller(req);
+    bson_t where = BSON_INITIALIZER, cond;
+
+    (void)id;
+    if (!who->admin)
+        BSON_APPEND_UTF8(&where, "members.user", who->user);
+    BSON_APPEND_DOCUMENT_BEGIN(&where, "deleted_at", &cond);
+    BSON_APPEND_BOOL(&cond, "$exists", false);
+    bson_append_document_end(&where, &cond);
+    if (cv_api_name_filter(req, &where, res))
+        cv_api_list_where(api, req, CV_COLL_PROJECTS, &where, "projects", 500, res);
+    bson_destroy(&where);
+}
+
+/* Marks doc `id` of collection deleted (by), and with unset_schedule takes a
+ * job's schedule away (the scheduler stops firing it). */
+static cv_err mark_deleted(cv_api *api, const char *collection, const char *id, const char *by,
+                           bool unset_schedule, char *why, size_t len) {
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, unset;
+    cv_err err;
+
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    cv_mongo_append_time(&set, "deleted_at", cv_time_now_ms());
+    BSON_APPEND_UTF8(&set, "deleted_by", by);
+    bson_append_document_end(&update, &set);
+    if (unset_schedule) {
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
+        BSON_APPEND_UTF8(&unset, "schedule", "");
+        BSON_APPEND_UTF8(&unset, CV_SCHEDULE_F_LIVE, "");
+        bson_append_document_end(&update, &unset);
+    }
+    err = cv_mongo_update(api->mongo, collection, &filter, &update, false, NULL, why, len);
+    cv_cache_drop(api->cache, collection, id);
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    return err;
+}
+
+/* DELETE /projects/{id} (owners): the project and its jobs and schedules go;
+ * their runs stay, for administrators, until retention removes them. Runs
+ * queued before still run, as they were queued. */
+void cv_api_delete_project(cv_api *api, const char *id, const cv_http_request *req,
+                           cv_http_response *res) {
+    const char *by = cv_api_caller(req)->user;
+    bson_t *jobs = NULL, filter = BSON_INITIALIZER, job;
+    bson_iter_t it;
+    char why[512];
+    cv_err err;
+
+    BSON_APPEND_UTF8(&filter, "project_id", id);
+    if ((err = cv_mongo_find(api->mongo, CV_COLL_JOBS, &filter, NULL, 0, &jobs, why, sizeof(why))))
+        goto fail;
+    /* The jobs first: a failure halfway leaves a project to delete again. */
+    CV_MONGO_EACH_DOC(jobs, it, job) {
+        const char *job_id = cv_mongo_doc_str(&job, "_id");
+        if (job_id && !bson_has_field(&job, "deleted_at") &&
+            (err = mark_deleted(api, CV_COLL_JOBS, job_id, by, true, why, sizeof(why))))
+            goto fail;
+    }
+    if ((err = mark_deleted(api, CV_COLL_PROJECTS, id, by, false, why, sizeof(why))))
+        goto fail;
+    res->status = 204;
+    goto out;
+fail:
+    cv_api_internal_error(res, err, why);
+out:
+    bson_destroy(jobs);
+    bson_destroy(&filter);
 }

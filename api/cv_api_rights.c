@@ -33,11 +33,26 @@ static void not_found(cv_http_response *res, cv_api_scope scope, const char *id)
     cv_http_error(res, 404, "not_found", NULL, "no %s with id '%s'", scope_nouns[scope], id);
 }
 
-/* The project's document through the API's cache; NOT_FOUND when gone. */
-static cv_err load_project(cv_api *api, const char *id, bson_t **doc, char *why, size_t len) {
+/* A document of collection through the API's cache; NOT_FOUND when there is
+ * none, or it was deleted (kept for the runs queued before). */
+static cv_err load_live(cv_api *api, const char *collection, const char *id, bson_t **doc,
+                        char *why, size_t len) {
+    cv_err err;
+
+    *doc = NULL;
     if (!cv_id_valid(id))
         return CV_ERR_NOT_FOUND;
-    return cv_cache_find_id(api->cache, api->mongo, CV_COLL_PROJECTS, id, doc, why, len);
+    err = cv_cache_find_id(api->cache, api->mongo, collection, id, doc, why, len);
+    if (!err && bson_has_field(*doc, "deleted_at")) {
+        bson_destroy(*doc);
+        *doc = NULL;
+        err = CV_ERR_NOT_FOUND;
+    }
+    return err;
+}
+
+static cv_err load_project(cv_api *api, const char *id, bson_t **doc, char *why, size_t len) {
+    return load_live(api, CV_COLL_PROJECTS, id, doc, why, len);
 }
 
 /* The project a job or run belongs to into project_id. */
@@ -52,7 +67,7 @@ static cv_err owning_project(cv_api *api, cv_api_scope scope, const char *id,
     if (!cv_id_valid(id))
         return CV_ERR_NOT_FOUND;
     if (scope == CV_SCOPE_JOB)
-        err = cv_cache_find_id(api->cache, api->mongo, CV_COLL_JOBS, id, &doc, why, len);
+        err = load_live(api, CV_COLL_JOBS, id, &doc, why, len);
     else if ((doc = cv_cache_get(api->cache, RUN_PROJECT, id)))
         err = CV_OK;
     else if (!(err = cv_runs_get(api->mongo, id, &doc, why, len)) &&
@@ -89,7 +104,7 @@ static cv_role best(cv_role a, cv_role b) {
  * project that uses it, or owner of one they made and no project has yet. */
 static cv_err connection_role(cv_api *api, const cv_caller *who, const char *id, cv_role *role,
                               char project_id[CV_ID_LEN], char *why, size_t len) {
-    bson_t *conn = NULL, *users = NULL, *project = NULL, filter = BSON_INITIALIZER, or, alt, doc;
+    bson_t *conn = NULL, *users = NULL, *project = NULL, doc;
     const char *home, *by;
     bson_iter_t it;
     cv_err err;
@@ -111,15 +126,7 @@ static cv_err connection_role(cv_api *api, const cv_caller *who, const char *id,
         *role = cv_members_role(project, who->user);
     if (err && err != CV_ERR_NOT_FOUND)
         goto out;
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &alt);
-    BSON_APPEND_UTF8(&alt, "origin_connection_id", id);
-    bson_append_document_end(& or, &alt);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &alt);
-    BSON_APPEND_UTF8(&alt, "destination_connection_id", id);
-    bson_append_document_end(& or, &alt);
-    bson_append_array_end(&filter, & or);
-    if ((err = cv_mongo_find(api->mongo, CV_COLL_PROJECTS, &filter, NULL, 1000, &users, why, len)))
+    if ((err = cv_api_connection_users(api, id, 1000, &users, why, len)))
         goto out;
     CV_MONGO_EACH_DOC(users, it, doc) {
         *role = best(*role, cv_members_role(&doc, who->user));
@@ -128,6 +135,26 @@ out:
     bson_destroy(conn);
     bson_destroy(users);
     bson_destroy(project);
+    return err;
+}
+
+cv_err cv_api_connection_users(cv_api *api, const char *id, int64_t max, bson_t **projects,
+                               char *why, size_t len) {
+    bson_t filter = BSON_INITIALIZER, or, alt;
+    cv_err err;
+
+    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &alt);
+    BSON_APPEND_UTF8(&alt, "origin_connection_id", id);
+    bson_append_document_end(& or, &alt);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &alt);
+    BSON_APPEND_UTF8(&alt, "destination_connection_id", id);
+    bson_append_document_end(& or, &alt);
+    bson_append_array_end(&filter, & or);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "deleted_at", &alt); /* a project gone uses nothing */
+    BSON_APPEND_BOOL(&alt, "$exists", false);
+    bson_append_document_end(&filter, &alt);
+    err = cv_mongo_find(api->mongo, CV_COLL_PROJECTS, &filter, NULL, max, projects, why, len);
     bson_destroy(&filter);
     return err;
 }

@@ -26,6 +26,8 @@ cv_err cv_page_read(const cv_http_request *req, int64_t max, cv_page *page, cv_v
     const char *limit = cv_http_arg(req, "limit"), *after = cv_http_arg(req, "after");
     int64_t ms;
 
+    if (!after) /* the name the lists of issue 15 use for the same thing */
+        after = cv_http_arg(req, "cursor");
     memset(page, 0, sizeof(*page));
     page->limit = max;
     if (limit) {
@@ -215,6 +217,23 @@ cv_err cv_page_find(cv_mongo *m, const char *collection, const char *field, cons
                      errbuf, errlen);
     bson_destroy(&filter);
     return err ? err : finish_page(page, order, group, docs, next, nextlen, errbuf, errlen);
+}
+
+cv_err cv_page_find_where(cv_mongo *m, const char *collection, const bson_t *where,
+                          const char *order, int dir, const cv_page *page, bson_t **docs,
+                          char *next, size_t nextlen, char *errbuf, size_t errlen) {
+    bson_t filter = BSON_INITIALIZER;
+    int64_t nitems = 0;
+    cv_err err;
+
+    next[0] = '\0';
+    bson_concat(&filter, where);
+    if (page->after_order[0])
+        append_beyond(&filter, order, dir, page);
+    err = find_items(m, collection, &filter, order, dir, page->limit + 1, NULL, docs, &nitems,
+                     errbuf, errlen);
+    bson_destroy(&filter);
+    return err ? err : finish_page(page, order, NULL, docs, next, nextlen, errbuf, errlen);
 }
 
 /* ---- newest first, one time bucket at a time ---------------------------- */

@@ -16,7 +16,7 @@
  * back `next`.
  *
  * Query arguments: ?limit= (1 to the list's maximum, which is also the
- * default) and ?after= (a `next` from an earlier page).
+ * default) and ?after= (or ?cursor=: a `next` from an earlier page).
  *
  * Called on the API's request threads; a page's results are the caller's to
  * destroy (see each function).
@@ -55,6 +55,12 @@ cv_err cv_page_read(const cv_http_request *req, int64_t max, cv_page *page, cv_v
 cv_err cv_page_find(cv_mongo *m, const char *collection, const char *field, const char *value,
                     const char *order, int dir, const cv_page *page, const char *group,
                     bson_t **docs, char *next, size_t nextlen, char *errbuf, size_t errlen);
+
+/* The same for a list of whatever matches `where` (no $or at its top: the
+ * cursor's condition is one), one document an item. */
+cv_err cv_page_find_where(cv_mongo *m, const char *collection, const bson_t *where,
+                          const char *order, int dir, const cv_page *page, bson_t **docs,
+                          char *next, size_t nextlen, char *errbuf, size_t errlen);
 
 /* The same page of a list whose documents carry the time buckets of (value, order) (cv_bucket.h),
  * newest first, for a store that sorts in memory: walks the parent's buckets back from now_ms (or

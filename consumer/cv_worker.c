@@ -191,6 +191,40 @@ void cv_worker_destroy(cv_worker *w) {
 
 /* ---- taking messages in ------------------------------------------------------ */
 
+/* The stored job as it was at the version the message names (the job's
+ * document, or the version kept when the job changed since it was queued:
+ * cv_launch.h), through the worker's cache; the job's current document when
+ * that version is nowhere (cv_launch_resolve() then refuses it). */
+static cv_err job_at_version(cv_runner *r, const cv_job *job, bson_t **job_doc, char *errbuf,
+                             size_t errlen) {
+    char key[CV_LAUNCH_VERSION_KEY_LEN];
+    bson_t *kept = NULL, *fresh = NULL;
+    cv_err err;
+
+    err = cv_cache_find_id(r->jobs, r->mongo, CV_COLL_JOBS, job->job_id, job_doc, errbuf, errlen);
+    if (err || !job->job_version || cv_mongo_doc_int(*job_doc, "version", 1) == job->job_version)
+        return err;
+    /* Changed since it was queued, or newer than the cache's copy. */
+    if ((err = cv_mongo_find_id(r->mongo, CV_COLL_JOBS, job->job_id, &fresh, errbuf, errlen)))
+        return err == CV_ERR_NOT_FOUND ? CV_OK : err;
+    if (cv_mongo_doc_int(fresh, "version", 1) == job->job_version) {
+        bson_destroy(*job_doc);
+        *job_doc = fresh;
+        return CV_OK;
+    }
+    bson_destroy(fresh);
+    cv_launch_version_key(job->job_id, job->job_version, key);
+    err = cv_cache_find_id(r->jobs, r->mongo, CV_COLL_JOB_VERSIONS, key, &kept, errbuf, errlen);
+    if (err)
+        return err == CV_ERR_NOT_FOUND ? CV_OK : err;
+    if ((fresh = cv_launch_version_job(kept))) {
+        bson_destroy(*job_doc);
+        *job_doc = fresh;
+    }
+    bson_destroy(kept);
+    return CV_OK;
+}
+
 /* Reads the stored job a decoded message names, and its project, through the
  * worker's cache (see cv_launch_resolve() for the outcomes). Other errors:
  * the store did not answer. */
@@ -199,7 +233,7 @@ static cv_err check_stored(cv_runner *r, cv_job *job, cv_verr *verr, char *errbu
     const char *owner;
     cv_err err;
 
-    err = cv_cache_find_id(r->jobs, r->mongo, CV_COLL_JOBS, job->job_id, &job_doc, errbuf, errlen);
+    err = job_at_version(r, job, &job_doc, errbuf, errlen);
     if (err && err != CV_ERR_NOT_FOUND)
         return err;
     owner = job_doc ? cv_mongo_doc_str(job_doc, "project_id") : NULL;

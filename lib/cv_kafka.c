@@ -517,3 +517,25 @@ void cv_kafka_consumer_destroy(cv_kafka_consumer *c) {
         rd_kafka_destroy(c->rk);
     free(c);
 }
+
+cv_err cv_kafka_producer_ping(cv_kafka_producer *p, const char *topic, int timeout_ms, char *errbuf,
+                              size_t errlen) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(p->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t rc;
+
+    if (!t)
+        return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "topic %s: %s", topic,
+                          rd_kafka_err2str(rd_kafka_last_error()));
+    rc = rd_kafka_metadata(p->rk, 0, t, &md, timeout_ms);
+    rd_kafka_topic_destroy(t);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "no broker answered in %d ms: %s",
+                          timeout_ms, rd_kafka_err2str(rc));
+    rc = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    rd_kafka_metadata_destroy(md);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "topic %s: %s", topic,
+                          rd_kafka_err2str(rc));
+    return CV_OK;
+}

@@ -95,6 +95,11 @@ cv_err cv_kafka_produce_batch(cv_kafka_producer *p, const char *topic, cv_kafka_
 /* Waits for outstanding deliveries (bounded) and frees. Accepts NULL. */
 void cv_kafka_producer_destroy(cv_kafka_producer *p);
 
+/* Whether the producer's brokers answer a metadata request for topic within
+ * timeout_ms: CV_OK, or CV_ERR_KAFKA with the reason (a readiness check). */
+cv_err cv_kafka_producer_ping(cv_kafka_producer *p, const char *topic, int timeout_ms, char *errbuf,
+                              size_t errlen);
+
 /* Creates a consumer in `group` subscribed to `topic`, starting from the earliest
  * offset when the group has none. max_poll_interval_ms is Kafka's
  * max.poll.interval.ms (0 for 300000): callers must poll at least that often,

@@ -47,8 +47,12 @@ static const cv_store_index indexes[] = {
     {CV_COLL_SCHEDULERS, "beat", "beat_ms:1"},
     /* The scheduler's load of the jobs that have a schedule. */
     {CV_COLL_JOBS, "scheduled", "scheduled:1"},
-    /* A project's jobs. */
+    /* A project's jobs: GET /projects/{id}/jobs, oldest first. */
     {CV_COLL_JOBS, "project", "project_id:1"},
+    {CV_COLL_JOBS, "project_created", "project_id:1,created_at:1,_id:1"},
+    /* GET /projects: a user's projects, oldest first; a project's connections. */
+    {CV_COLL_PROJECTS, "member_created", "members.user:1,created_at:1,_id:1"},
+    {CV_COLL_CONNECTIONS, "project_created", "project_id:1,created_at:1,_id:1"},
     /* A user's tokens: GET /tokens, and revoking them all. */
     {CV_COLL_TOKENS, "user", "user:1"},
     /* Who may see a connection: the projects that use it. */

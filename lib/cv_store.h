@@ -33,6 +33,7 @@
 #define CV_COLL_TOKENS "tokens"                 /* API tokens and sessions, _id their SHA-256 */
 #define CV_COLL_AUDIT "audit"                   /* one record per change made through the API */
 #define CV_COLL_LOGIN_FAILURES "login_failures" /* failed logins by address and name (people/) */
+#define CV_COLL_JOB_VERSIONS "job_versions"     /* a job as it was before each change (cv_launch) */
 
 /* Creates every index the services' queries need (the list is in
  * cv_store.c, each with the query it serves). CV_ERR_MONGO with the collection

@@ -210,3 +210,40 @@ out:
     cv_job_release(&built);
     return err;
 }
+
+void cv_launch_version_key(const char *job_id, int version, char *out) {
+    snprintf(out, CV_LAUNCH_VERSION_KEY_LEN, "%.36s@%d", job_id, version);
+}
+
+/* A copy of doc with _id (and job_id, when given) first, then the rest but
+ * _id and job_id. */
+static bson_t *with_id(const bson_t *doc, const char *id, const char *job_id) {
+    bson_t *out = bson_new();
+    bson_iter_t it;
+
+    if (!out)
+        return NULL;
+    BSON_APPEND_UTF8(out, "_id", id);
+    if (job_id)
+        BSON_APPEND_UTF8(out, "job_id", job_id);
+    if (bson_iter_init(&it, doc))
+        while (bson_iter_next(&it))
+            if (strcmp(bson_iter_key(&it), "_id") != 0 && strcmp(bson_iter_key(&it), "job_id") != 0)
+                bson_append_iter(out, NULL, 0, &it);
+    return out;
+}
+
+bson_t *cv_launch_version_keep(const bson_t *job_doc) {
+    const char *id = cv_mongo_doc_str(job_doc, "_id");
+    char key[CV_LAUNCH_VERSION_KEY_LEN];
+
+    if (!id)
+        return NULL;
+    cv_launch_version_key(id, stored_version(job_doc), key);
+    return with_id(job_doc, key, id);
+}
+
+bson_t *cv_launch_version_job(const bson_t *kept) {
+    const char *job_id = cv_mongo_doc_str(kept, "job_id");
+    return job_id ? with_id(kept, job_id, NULL) : NULL;
+}

@@ -42,6 +42,15 @@ cv_err cv_launch_build(const bson_t *job_doc, const bson_t *project, cv_job *job
 cv_err cv_launch_resolve(const bson_t *job_doc, const bson_t *project, cv_job *job, cv_verr *verr,
                          char *errbuf, size_t errlen);
 
+/* Versions of a job kept for the runs queued before a change (`job_versions`):
+ * the key "<job id>@<version>", the document kept for a stored job (its _id
+ * that key, the job's id in job_id, the rest as it was) and the stored job
+ * again from a kept one (NULL when out of memory, or not a kept version). */
+#define CV_LAUNCH_VERSION_KEY_LEN (CV_ID_LEN + 16)
+void cv_launch_version_key(const char *job_id, int version, char *out);
+bson_t *cv_launch_version_keep(const bson_t *job_doc);
+bson_t *cv_launch_version_job(const bson_t *kept);
+
 /* The document as cJSON (relaxed extended JSON), or NULL when out of memory. */
 cJSON *cv_launch_doc_json(const bson_t *doc);
 

@@ -79,7 +79,11 @@ def test_every_project_route_checks_the_role(shared):
         # No member: as if it did not exist, message and all.
         status, doc, _ = users["stranger"].call(method, url, body)
         assert (status, doc) == (404, missing(scope, ids[scope])), url
+        # Deleting the shared project or job would end the walk: test_manage.py does it.
+        destructive = method == "DELETE" and path in ("/api/v1/projects/{}", "/api/v1/jobs/{}")
         for role in ROLES:
+            if destructive and ROLES.index(role) >= ROLES.index(need):
+                continue
             status, doc, _ = users[role].call(method, url, body)
             if ROLES.index(role) < ROLES.index(need):
                 assert (status, doc) == (403, forbidden(need, ids["project"], role)), url
@@ -87,7 +91,7 @@ def test_every_project_route_checks_the_role(shared):
                 assert status not in (401, 403), (url, role, doc)
                 assert doc != missing(scope, ids[scope]), (url, role)
         checked += 1
-    assert checked >= 19
+    assert checked >= 25
     # A write is never a viewer's.
     for method, path, access, scope, need in routes():
         if scope != "-" and method != "GET":

@@ -28,7 +28,16 @@ EXPECTED = {
               "day": [("day", 1)]},
     "schedulers": {"_id_": [("_id", 1)], "beat": [("beat_ms", 1)]},
     "jobs": {"_id_": [("_id", 1)], "scheduled": [("scheduled", 1)],
-             "project": [("project_id", 1)]},
+             "project": [("project_id", 1)],
+             "project_created": [("project_id", 1), ("created_at", 1), ("_id", 1)]},
+    "projects": {"_id_": [("_id", 1)], "origin": [("origin_connection_id", 1)],
+                 "destination": [("destination_connection_id", 1)],
+                 "member_created": [("members.user", 1), ("created_at", 1), ("_id", 1)]},
+    "connections": {"_id_": [("_id", 1)],
+                    "project_created": [("project_id", 1), ("created_at", 1), ("_id", 1)]},
+    "tokens": {"_id_": [("_id", 1)], "user": [("user", 1)]},
+    "audit": {"_id_": [("_id", 1)], "log_at": [("log", 1), ("at", -1), ("_id", -1)],
+              "project_at": [("project_id", 1), ("at", -1), ("_id", -1)]},
 }
 
 

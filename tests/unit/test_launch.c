@@ -16,6 +16,7 @@
 
 #include "cv_launch.h"
 #include "cv_message.h"
+#include "cv_mongo.h"
 
 #include <bson/bson.h>
 #include <stdio.h>
@@ -331,6 +332,34 @@ static void test_python_parts(void **state) {
                           "must be between 1 and 86400");
 }
 
+/* A job's version kept for the runs queued before a change, and the job again
+ * from it: the same document, its _id the job's. */
+static void test_versions_kept(void **state) {
+    bson_t *job = doc("{\"_id\": \"6f1c2d3e-0000-4000-8000-000000000001\", \"project_id\": \"p\", "
+                      "\"kind\": \"sql\", \"version\": 3, \"statements\": \"SELECT 1\"}");
+    bson_t *kept = cv_launch_version_keep(job), *back = NULL, *plain;
+    char key[CV_LAUNCH_VERSION_KEY_LEN], *a, *b;
+    (void)state;
+    cv_launch_version_key("6f1c2d3e-0000-4000-8000-000000000001", 3, key);
+    assert_string_equal(key, "6f1c2d3e-0000-4000-8000-000000000001@3");
+    assert_non_null(kept);
+    assert_string_equal(cv_mongo_doc_str(kept, "_id"), key);
+    assert_string_equal(cv_mongo_doc_str(kept, "job_id"), "6f1c2d3e-0000-4000-8000-000000000001");
+    back = cv_launch_version_job(kept);
+    assert_non_null(back);
+    a = bson_as_relaxed_extended_json(job, NULL);
+    b = bson_as_relaxed_extended_json(back, NULL);
+    assert_string_equal(a, b);
+    bson_free(a);
+    bson_free(b);
+    plain = doc("{\"_id\": \"x\"}"); /* not a kept version: no job_id */
+    assert_null(cv_launch_version_job(plain));
+    bson_destroy(plain);
+    bson_destroy(back);
+    bson_destroy(kept);
+    bson_destroy(job);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_definition_comes_from_the_store),
@@ -340,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_build_takes_the_project_connection),
         cmocka_unit_test(test_load_options),
         cmocka_unit_test(test_python_parts),
+        cmocka_unit_test(test_versions_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

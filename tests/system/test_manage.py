@@ -1,0 +1,274 @@
+"""The whole API, first step: projects, jobs and connections listed (a page at a
+time, filtered), changed and deleted. A change makes a job's next version and a
+run queued before it runs the definition it was queued with; what is in use is
+not deleted (409 naming what uses it); a deleted project's runs stay readable by
+administrators."""
+import uuid
+
+import psycopg
+import pytest
+
+from conftest import PG_ODBC
+from test_rights import person
+
+
+def name(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def new_project(client, project_name=None):
+    conn = client.create("/api/v1/connections", {"name": "c", "odbc": PG_ODBC})
+    return client.create("/api/v1/projects", {"name": project_name or name("p"),
+                                              "origin_connection_id": conn["id"],
+                                              "destination_connection_id": conn["id"]}), conn
+
+
+def walk(client, path, key, limit, param="after"):
+    """Every item of a list, a page of `limit` at a time."""
+    seen, cursor = [], None
+    while True:
+        sep = "&" if "?" in path else "?"
+        url = f"{path}{sep}limit={limit}" + (f"&{param}={cursor}" if cursor else "")
+        status, page, _ = client.get(url)
+        assert status == 200, page
+        assert len(page[key]) <= limit
+        seen += page[key]
+        cursor = page["next"]
+        if cursor is None:
+            return seen
+
+
+def test_projects_listed_by_member_filtered_and_paged(api):
+    alice, alice_api = person(api, "alice")
+    bob, bob_api = person(api, "bob")
+    tag = uuid.uuid4().hex[:6]
+    mine = [new_project(alice_api, f"{tag} Sales {i}")[0] for i in range(3)]
+    mine.append(new_project(alice_api, f"{tag} hr")[0])
+    theirs = new_project(bob_api, f"{tag} sales of bob")[0]
+    for param in ("after", "cursor"):
+        got = walk(alice_api, "/api/v1/projects", "projects", 2, param)
+        assert [p["id"] for p in got] == [p["id"] for p in mine]
+    got = walk(alice_api, f"/api/v1/projects?q={tag}%20SALES", "projects", 1)
+    assert [p["name"] for p in got] == [f"{tag} Sales {i}" for i in range(3)]
+    assert [p["id"] for p in walk(bob_api, "/api/v1/projects", "projects", 10)] == [theirs["id"]]
+    # A regular expression is text here.
+    assert bob_api.get("/api/v1/projects?q=.*")[1] == {"projects": [], "next": None}
+    everyone = [p["id"] for p in walk(api, f"/api/v1/projects?q={tag}", "projects", 500)]
+    assert everyone == [p["id"] for p in mine] + [theirs["id"]]
+    first = mine[0]
+    assert first["created_by"] == alice and first["created_at"] == first["updated_at"]
+    for bad, message in (("limit=0", "limit: must be a whole number from 1 to 500"),
+                         ("after=nonsense", "after: is not a cursor of this list (pass back "
+                                            "the 'next' of a page)"),
+                         ("q=" + "x" * 201, "q: must be at most 200 characters")):
+        status, doc, _ = alice_api.get(f"/api/v1/projects?{bad}")
+        assert (status, doc["error"]["message"]) == (422, message), bad
+
+
+def test_jobs_listed_by_kind_schedule_and_name(api):
+    project, _ = new_project(api)
+    pid = project["id"]
+    made = [api.create(f"/api/v1/projects/{pid}/jobs", body) for body in (
+        {"name": "Load orders", "kind": "sql", "statements": "SELECT 1"},
+        {"name": "score", "kind": "python", "script": "print(1)"},
+        {"name": "copy orders", "kind": "sql_transfer", "query": "SELECT 1 AS n",
+         "destination_table": "orders_copy"},
+        {"name": "nightly", "kind": "sql", "statements": "SELECT 2"})]
+    status, _, _ = api.call("PUT", f"/api/v1/jobs/{made[3]['id']}/schedule",
+                            {"cron": "0 3 * * *", "timezone": "UTC"})
+    assert status == 200
+    ids = lambda query: [j["id"] for j in walk(api, f"/api/v1/projects/{pid}/jobs{query}",
+                                               "jobs", 2)]
+    assert ids("") == [j["id"] for j in made]
+    assert ids("?kind=sql") == [made[0]["id"], made[3]["id"]]
+    assert ids("?scheduled=true") == [made[3]["id"]]
+    assert ids("?scheduled=false&kind=sql") == [made[0]["id"]]
+    assert ids("?q=ORDERS") == [made[0]["id"], made[2]["id"]]
+    for bad, message in (("kind=shell", 'kind: must be "sql_transfer", "python" or "sql", '
+                                        'not "shell"'),
+                         ("scheduled=yes", 'scheduled: must be true or false, not "yes"')):
+        status, doc, _ = api.get(f"/api/v1/projects/{pid}/jobs?{bad}")
+        assert (status, doc["error"]["message"]) == (422, message), bad
+
+
+@pytest.fixture()
+def marks(pg):
+    table = "manage_marks_" + uuid.uuid4().hex[:6]
+    pg.execute(f"CREATE TABLE {table} (v text)")
+    yield table
+    pg.execute(f"DROP TABLE {table}")
+
+
+def marked(pg, table):
+    return [r[0] for r in pg.execute(f"SELECT v FROM {table} ORDER BY v")]
+
+
+def test_a_change_is_the_next_version_and_a_queued_run_keeps_its_own(api, services, pg, marks):
+    project, _ = new_project(api)
+    job = api.create(f"/api/v1/projects/{project['id']}/jobs",
+                     {"name": "mark", "kind": "sql",
+                      "statements": f"INSERT INTO {marks} VALUES ('v1')"})
+    assert job["version"] == 1
+    # Queued while no worker runs, then the job changes: the run keeps version 1.
+    assert services.stop("worker") == 0
+    try:
+        status, queued, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+        assert status == 202
+        status, changed, _ = api.call("PATCH", f"/api/v1/jobs/{job['id']}",
+                                      {"statements": f"INSERT INTO {marks} VALUES ('v2')",
+                                       "name": "mark it"})
+        assert status == 200, changed
+        assert (changed["version"], changed["name"], changed["kind"]) == (2, "mark it", "sql")
+        assert changed["created_at"] == job["created_at"]
+        assert changed["updated_at"] >= job["updated_at"]
+    finally:
+        services.start("worker")
+    assert api.wait_run(queued["run_id"])["status"] == "succeeded"
+    assert marked(pg, marks) == ["v1"]
+    status, second, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert api.wait_run(second["run_id"])["status"] == "succeeded"
+    assert marked(pg, marks) == ["v1", "v2"]
+
+    # A change is checked as a new job is, and names the field.
+    for body, field, message in (
+            ({"statements": ""}, "statements", "statements: must not be empty"),
+            ({"connection": "sideways"}, "connection",
+             'connection: must be "origin" or "destination", not "sideways"'),
+            ({"kind": "python"}, "kind",
+             "kind: cannot change: this is a sql job; make a new job instead"),
+            ({"script": "print(1)"}, "script", "script: is not a field of a sql job"),
+            ({"name": None}, "name", "name: is required")):
+        status, doc, _ = api.call("PATCH", f"/api/v1/jobs/{job['id']}", body)
+        assert (status, doc["error"]["field"], doc["error"]["message"]) == (
+            422, field, message), body
+    assert api.get(f"/api/v1/jobs/{job['id']}")[1]["version"] == 2
+
+    # null takes an optional field away.
+    transfer = api.create(f"/api/v1/projects/{project['id']}/jobs", {
+        "name": "t", "kind": "sql_transfer", "query": "SELECT 1 AS n",
+        "destination_table": "manage_t", "transform": "def transform(row):\n    return row\n",
+        "timeout_seconds": 60})
+    status, doc, _ = api.call("PATCH", f"/api/v1/jobs/{transfer['id']}",
+                              {"transform": None, "mode": "replace"})
+    assert status == 200, doc
+    assert "transform" not in doc and doc["mode"] == "replace" and doc["timeout_seconds"] == 60
+
+
+def test_deleting_jobs_connections_and_projects(api, services, pg, marks):
+    alice, alice_api = person(api, "alice")
+    project, conn = new_project(alice_api)
+    pid = project["id"]
+    job = alice_api.create(f"/api/v1/projects/{pid}/jobs",
+                           {"name": "mark", "kind": "sql",
+                            "statements": f"INSERT INTO {marks} VALUES ('kept')"})
+    jid = job["id"]
+    # In use: answered 409, naming what uses it.
+    assert alice_api.call("PUT", f"/api/v1/jobs/{jid}/schedule",
+                          {"interval_seconds": 3600})[0] == 200
+    assert alice_api.call("DELETE", f"/api/v1/jobs/{jid}")[:2] == (409, {"error": {
+        "code": "in_use", "message": f"job {jid} has a schedule: DELETE /api/v1/jobs/{jid}/"
+                                     "schedule first"}})
+    assert alice_api.call("DELETE", f"/api/v1/connections/{conn['id']}")[:2] == (409, {"error": {
+        "code": "in_use", "message": f"connection {conn['id']} is used by project {pid}: "
+                                     "change it first"}})
+    assert alice_api.call("DELETE", f"/api/v1/jobs/{jid}/schedule")[0] == 200
+
+    # A run queued before the job is deleted still runs; the job is gone for the API.
+    assert services.stop("worker") == 0
+    try:
+        status, queued, _ = alice_api.post(f"/api/v1/jobs/{jid}/runs")
+        assert status == 202
+        assert alice_api.call("DELETE", f"/api/v1/jobs/{jid}")[0] == 204
+    finally:
+        services.start("worker")
+    assert alice_api.wait_run(queued["run_id"])["status"] == "succeeded"
+    assert marked(pg, marks) == ["kept"]
+    gone = (404, {"error": {"code": "not_found", "message": f"no job with id '{jid}'"}})
+    for method in ("GET", "PATCH", "DELETE"):
+        assert alice_api.call(method, f"/api/v1/jobs/{jid}", {} if method != "GET" else None
+                              )[:2] == gone, method
+    assert alice_api.post(f"/api/v1/jobs/{jid}/runs")[:2] == gone
+    assert alice_api.get(f"/api/v1/projects/{pid}/jobs")[1]["jobs"] == []
+
+    # A project deleted: its jobs and itself are gone, its runs stay for administrators.
+    other = alice_api.create(f"/api/v1/projects/{pid}/jobs",
+                             {"name": "other", "kind": "sql", "statements": "SELECT 1"})
+    assert alice_api.call("PUT", f"/api/v1/jobs/{other['id']}/schedule",
+                          {"interval_seconds": 3600})[0] == 200
+    assert alice_api.call("DELETE", f"/api/v1/projects/{pid}")[0] == 204
+    assert alice_api.get(f"/api/v1/projects/{pid}")[:2] == (404, {"error": {
+        "code": "not_found", "message": f"no project with id '{pid}'"}})
+    assert alice_api.get(f"/api/v1/jobs/{other['id']}")[0] == 404
+    assert all(p["id"] != pid for p in alice_api.get("/api/v1/projects")[1]["projects"])
+    assert alice_api.get(f"/api/v1/runs/{queued['run_id']}")[0] == 404
+    assert api.get(f"/api/v1/runs/{queued['run_id']}")[1]["status"] == "succeeded"
+    # The schedule went with it; now nothing uses the connection.
+    assert alice_api.call("DELETE", f"/api/v1/connections/{conn['id']}")[0] == 404
+    assert api.call("DELETE", f"/api/v1/connections/{conn['id']}")[0] == 204
+    assert api.get(f"/api/v1/connections/{conn['id']}")[0] == 404
+
+
+def test_a_project_lists_its_connections_as_the_role_sees_them(api):
+    alice, alice_api = person(api, "alice")
+    viewer, viewer_api = person(api, "view")
+    project, _ = new_project(alice_api)
+    pid = project["id"]
+    made = [alice_api.create("/api/v1/connections", {"name": f"c{i}", "odbc": PG_ODBC,
+                                                     "project_id": pid}) for i in range(3)]
+    alice_api.create(f"/api/v1/projects/{pid}/members", {"user": viewer, "role": "viewer"})
+    owned = walk(alice_api, f"/api/v1/projects/{pid}/connections", "connections", 2)
+    # The first connection was the maker's until the project took it: it is there too.
+    assert [c["id"] for c in owned][-3:] == [c["id"] for c in made]
+    assert all(c["odbc"].endswith("UID=convutell;PWD=********") for c in owned)
+    seen = walk(viewer_api, f"/api/v1/projects/{pid}/connections?q=C1", "connections", 10)
+    assert [(c["id"], c["odbc"]) for c in seen] == [
+        (made[1]["id"], PG_ODBC.replace("UID=convutell;PWD=convutell", ""))]
+    assert made[0]["created_by"] == alice
+
+
+def test_a_runs_log_searched_and_filtered(api):
+    project, _ = new_project(api)
+    job = api.create(f"/api/v1/projects/{project['id']}/jobs", {
+        "name": "talk", "kind": "python",
+        # Apart in time: lines of two pipes are ordered as they are read.
+        "script": "import sys, time\nprint('Hello World', flush=True)\ntime.sleep(0.3)\n"
+                  "print('oops: disk (50%) full', file=sys.stderr, flush=True)\n"
+                  "time.sleep(0.3)\nprint('hello again', flush=True)\n"})
+    status, queued, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    run = api.wait_run(queued["run_id"])
+    assert run["status"] == "succeeded", run
+    path = f"/api/v1/runs/{run['id']}/events"
+    lines = lambda query: [(e["stream"], e["line"]) for e in
+                           walk(api, f"{path}?type=run.log{query}", "events", 1)]
+    assert lines("") == [("stdout", "Hello World"), ("stderr", "oops: disk (50%) full"),
+                         ("stdout", "hello again")]
+    assert lines("&stream=stderr") == [("stderr", "oops: disk (50%) full")]
+    assert lines("&q=HELLO") == [("stdout", "Hello World"), ("stdout", "hello again")]
+    assert lines("&q=(50%25)") == [("stderr", "oops: disk (50%) full")]  # text, not a pattern
+    types = [e["type"] for e in walk(api, path, "events", 500)]
+    assert types[0] == "run.queued" and types[-1] == "run.succeeded"
+    assert [e["type"] for e in walk(api, f"{path}?type=run.succeeded", "events", 5)] == [
+        "run.succeeded"]
+    # A time range: everything from the first log line on, nothing after the end.
+    first = api.get(f"{path}?type=run.log&limit=1")[1]["events"][0]["time"]
+    since = [e["type"] for e in walk(api, f"{path}?since={first}", "events", 500)]
+    assert since[0] == "run.log" and "run.queued" not in since
+    assert api.get(f"{path}?until={first}&type=run.log")[1]["events"] == []
+    for bad, message in (("type=run.bogus", 'type: "run.bogus" is not one of run.queued, '
+                                            'run.started, run.progress, run.succeeded, '
+                                            'run.failed, run.cancelled, run.timed_out, '
+                                            'job.rejected, run.log, run.retrying'),
+                         ("stream=stdin", 'stream: "stdin" is not one of stdout, stderr'),
+                         ("since=yesterday", "since: must be a time such as "
+                                             "2026-12-05T10:00:00Z")):
+        status, doc, _ = api.get(f"{path}?{bad}")
+        assert (status, doc["error"]["message"]) == (422, message), bad
+
+
+def test_liveness_and_readiness(api):
+    anonymous = api.as_user("")
+    for path in ("/api/v1/healthz", "/healthz"):
+        assert anonymous.get(path)[:2] == (200, {"status": "alive"})
+    for path in ("/api/v1/readyz", "/readyz"):
+        assert anonymous.get(path)[:2] == (200, {"status": "ready", "mongodb": "ok",
+                                                 "kafka": "ok"})
