@@ -261,6 +261,10 @@ static const route routes[] = {
     {"PATCH", "users/{}", SIGNED, NONE, cv_api_patch_user},
     {"DELETE", "users/{}", ADMIN, NONE, cv_api_delete_user},
     {"GET", "audit", ADMIN, NONE, cv_api_list_audit},
+    {"GET", "notifications", SIGNED, NONE, cv_api_list_inbox}, /* of the caller's projects */
+    {"GET", "notifications/unread-count", SIGNED, NONE, cv_api_unread_count},
+    {"POST", "notifications/read-all", SIGNED, NONE, cv_api_mark_all_read},
+    {"POST", "notifications/{}/read", SIGNED, NONE, cv_api_mark_read},
     {"POST", "connections", SIGNED, NONE, cv_api_create_connection}, /* editors of project_id */
     {"GET", "connections/{}", SIGNED, CONNECTION(VIEWER), cv_api_get_connection},
     {"DELETE", "connections/{}", SIGNED, CONNECTION(EDITOR), cv_api_delete_connection},
@@ -303,6 +307,8 @@ void cv_api_each_route(cv_api_route_fn *fn, void *ctx) {
 static void call(cv_api *api, const route *r, const char *const ids[2], const cv_http_request *req,
                  cv_http_response *res) {
     bool write = strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0;
+    cv_api_idem idem = CV_API_IDEM_NONE;
+    char idem_id[CV_DIGEST_LEN];
     cv_http_request signed_req = *req;
     cv_caller who;
 
@@ -325,7 +331,13 @@ static void call(cv_api *api, const route *r, const char *const ids[2], const cv
     if (!cv_api_authorize(api, r->scope, ids[0], r->need, &who, res))
         return;
     signed_req.caller = &who;
+    if (strcmp(req->method, "POST") == 0)
+        idem = cv_api_idem_begin(api, req, &who, idem_id, res);
+    if (idem == CV_API_IDEM_ANSWERED)
+        return; /* answered before (not a change now), or refused */
     r->handler(api, ids[0], &signed_req, res);
+    if (idem == CV_API_IDEM_RUN)
+        cv_api_idem_end(api, idem_id, res);
     if (write && res->status >= 200 && res->status < 300)
         cv_api_audit(api, r->method, r->path, ids, req, res, &who);
 }

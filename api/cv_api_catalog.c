@@ -43,6 +43,7 @@ void cv_api_insert_and_answer(cv_api *api, const char *collection, const char *b
     res->status = 201;
     res->body = body;
     snprintf(res->location, sizeof(res->location), "%s/%s", base_path, id);
+    cv_api_etag(collection, doc, res->etag);
 }
 
 static void now_text(char *buf, size_t len) {
@@ -129,6 +130,29 @@ out:
 
 /* ---- routing ------------------------------------------------------------ */
 
+void cv_api_etag(const char *collection, const bson_t *doc, char buf[CV_API_ETAG_LEN]) {
+    const char *updated = cv_mongo_doc_str(doc, "updated_at");
+
+    if (!updated) /* made before objects had it */
+        updated = cv_mongo_doc_str(doc, "created_at");
+    buf[0] = '\0';
+    if (strcmp(collection, CV_COLL_JOBS) == 0)
+        snprintf(buf, CV_API_ETAG_LEN, "\"v%lld\"", (long long)cv_mongo_doc_int(doc, "version", 1));
+    else if (strcmp(collection, CV_COLL_PROJECTS) == 0 && updated)
+        snprintf(buf, CV_API_ETAG_LEN, "\"%s\"", updated);
+}
+
+bool cv_api_if_match(const cv_http_request *req, const char *what, const char *id, const char *etag,
+                     cv_http_response *res) {
+    const char *want = cv_http_header(req, "If-Match");
+
+    if (!want || strcmp(want, "*") == 0 || (etag[0] && strcmp(want, etag) == 0))
+        return true;
+    cv_http_error(res, 412, "precondition_failed", NULL,
+                  "%s %s is at %s, not at the If-Match %s: read it again", what, id, etag, want);
+    return false;
+}
+
 void cv_api_get_one(cv_api *api, const char *collection, const char *what, const char *id,
                     cv_http_response *res) {
     bson_t *doc = cv_api_load_doc(api, collection, what, id, res);
@@ -136,6 +160,7 @@ void cv_api_get_one(cv_api *api, const char *collection, const char *what, const
         return;
     res->body = cv_api_doc_to_json(doc);
     res->status = res->body ? 200 : 500;
+    cv_api_etag(collection, doc, res->etag);
     bson_destroy(doc);
 }
 

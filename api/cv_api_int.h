@@ -73,6 +73,16 @@ bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, const char *by, cv_http
 void cv_api_insert_and_answer(cv_api *api, const char *collection, const char *base_path,
                               bson_t *doc, const char *id, cv_http_response *res);
 
+/* Versions of what PATCH changes, for ETag and If-Match: a job's is its
+ * version ("\"v3\""), a project's its updated_at. cv_api_etag() writes the
+ * stored document's into buf; cv_api_if_match() is true when the request has
+ * no If-Match, "*", or the ETag given, and else answers 412 naming what the
+ * document is at. */
+#define CV_API_ETAG_LEN 96
+void cv_api_etag(const char *collection, const bson_t *doc, char buf[CV_API_ETAG_LEN]);
+bool cv_api_if_match(const cv_http_request *req, const char *what, const char *id, const char *etag,
+                     cv_http_response *res);
+
 /* Answers 200 with the stored document (404 or 503 as cv_api_load_doc()). */
 void cv_api_get_one(cv_api *api, const char *collection, const char *what, const char *id,
                     cv_http_response *res);
@@ -97,10 +107,16 @@ bool cv_api_name_filter(const cv_http_request *req, bson_t *where, cv_http_respo
 void cv_api_list_where(cv_api *api, const cv_http_request *req, const char *collection,
                        const bson_t *where, const char *key, int64_t max, cv_http_response *res);
 
-/* The same, in the order of another stored time than created_at. */
+/* The same, in the order of another stored time than created_at, ascending
+ * (dir 1) or newest first (dir -1). */
 void cv_api_list_where_by(cv_api *api, const cv_http_request *req, const char *collection,
-                          const bson_t *where, const char *order, const char *key, int64_t max,
-                          cv_http_response *res);
+                          const bson_t *where, const char *order, int dir, const char *key,
+                          int64_t max, cv_http_response *res);
+
+/* GET /notifications, GET /notifications/unread-count, POST
+ * /notifications/{id}/read and POST /notifications/read-all: each user's
+ * inbox (cv_api_inbox.c). */
+cv_api_handler cv_api_list_inbox, cv_api_unread_count, cv_api_mark_read, cv_api_mark_all_read;
 
 /* POST /api/v1/projects, GET and PATCH /api/v1/projects/{id}; GET and POST
  * /projects/{id}/members, PATCH and DELETE /projects/{id}/members/{user}
@@ -185,6 +201,17 @@ cv_api_handler cv_api_create_user, cv_api_list_users, cv_api_get_user, cv_api_pa
 #define CV_API_AUDIT_FLUSH_MS 50
 void cv_api_audit(cv_api *api, const char *method, const char *route, const char *const ids[2],
                   const cv_http_request *req, const cv_http_response *res, const cv_caller *who);
+
+/* Idempotency-Key on a signed-in caller's POST (cv_api_idem.c): begin before
+ * the handler runs. RUN: run it, then cv_api_idem_end() keeps its answer
+ * under id. NONE: no key was sent. ANSWERED: res holds the answer (the first
+ * answer again, 409 while that one is being made, 422 for a bad key or one
+ * used for another request), and the handler must not run. */
+#define CV_API_IDEM_MS (24 * 3600 * INT64_C(1000))
+typedef enum cv_api_idem { CV_API_IDEM_NONE, CV_API_IDEM_RUN, CV_API_IDEM_ANSWERED } cv_api_idem;
+cv_api_idem cv_api_idem_begin(cv_api *api, const cv_http_request *req, const cv_caller *who,
+                              char id[CV_DIGEST_LEN], cv_http_response *res);
+void cv_api_idem_end(cv_api *api, const char id[CV_DIGEST_LEN], const cv_http_response *res);
 
 /* GET /api/v1/audit and GET /api/v1/projects/{id}/audit (cv_api_audit.c). */
 cv_api_handler cv_api_list_audit, cv_api_list_project_audit;

@@ -328,11 +328,14 @@ void cv_api_patch_job(cv_api *api, const char *id, const cv_http_request *req,
     const char *noun, *name, *const *fields;
     cv_job_kind kind, asked;
     int64_t version, matched = 0;
-    char why[512];
+    char why[512], etag[CV_API_ETAG_LEN];
     cv_verr verr;
     cv_err err;
 
-    if (!job || !(body = cv_api_parse_body(req, res)))
+    if (!job)
+        goto out;
+    cv_api_etag(CV_COLL_JOBS, job, etag);
+    if (!cv_api_if_match(req, "job", id, etag, res) || !(body = cv_api_parse_body(req, res)))
         goto out;
     asked = kind = cv_job_kind_parse(cv_mongo_doc_str(job, "kind"));
     if (!(fields = fields_of(kind, &noun))) {

@@ -205,7 +205,7 @@ void cv_api_list_events(cv_api *api, const char *run_id, const cv_http_request *
         BSON_APPEND_UTF8(&where, "type", type);
     if (stream)
         BSON_APPEND_UTF8(&where, "stream", stream);
-    cv_api_list_where_by(api, req, CV_COLL_EVENTS, &where, "time", "events", EVENTS_MAX, res);
+    cv_api_list_where_by(api, req, CV_COLL_EVENTS, &where, "time", 1, "events", EVENTS_MAX, res);
 out:
     bson_destroy(run);
     bson_destroy(&where);
@@ -217,12 +217,12 @@ bool cv_api_name_filter(const cv_http_request *req, bson_t *where, cv_http_respo
 
 void cv_api_list_where(cv_api *api, const cv_http_request *req, const char *collection,
                        const bson_t *where, const char *key, int64_t max, cv_http_response *res) {
-    cv_api_list_where_by(api, req, collection, where, "created_at", key, max, res);
+    cv_api_list_where_by(api, req, collection, where, "created_at", 1, key, max, res);
 }
 
 void cv_api_list_where_by(cv_api *api, const cv_http_request *req, const char *collection,
-                          const bson_t *where, const char *order, const char *key, int64_t max,
-                          cv_http_response *res) {
+                          const bson_t *where, const char *order, int dir, const char *key,
+                          int64_t max, cv_http_response *res) {
     char why[512], next[CV_PAGE_CURSOR_MAX];
     bson_t *docs = NULL, item;
     bson_iter_t it;
@@ -235,7 +235,7 @@ void cv_api_list_where_by(cv_api *api, const cv_http_request *req, const char *c
         cv_api_field_error(res, &verr);
         return;
     }
-    if ((err = cv_page_find_where(api->mongo, collection, where, order, 1, &page, &docs, next,
+    if ((err = cv_page_find_where(api->mongo, collection, where, order, dir, &page, &docs, next,
                                   sizeof(next), why, sizeof(why)))) {
         cv_api_internal_error(res, err, why);
         return;

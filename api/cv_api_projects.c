@@ -182,13 +182,20 @@ void cv_api_get_project(cv_api *api, const char *id, const cv_http_request *req,
 void cv_api_patch_project(cv_api *api, const char *id, const cv_http_request *req,
                           cv_http_response *res) {
     const cv_caller *who = cv_api_caller(req);
-    cJSON *body = cv_api_parse_body(req, res);
+    bson_t *project = cv_api_load_doc(api, CV_COLL_PROJECTS, "project", id, res);
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
-    char why[512];
+    char why[512], etag[CV_API_ETAG_LEN];
+    const char *seen;
+    cJSON *body = NULL;
+    int64_t matched = 0;
     project_def d;
     cv_err err;
 
-    if (!body || !read_project(body, false, &d, res))
+    if (!project)
+        goto out;
+    cv_api_etag(CV_COLL_PROJECTS, project, etag);
+    if (!cv_api_if_match(req, "project", id, etag, res) || !(body = cv_api_parse_body(req, res)) ||
+        !read_project(body, false, &d, res))
         goto out;
     if ((d.has_interpreter || d.has_expose || d.origin || d.dest) &&
         !cv_api_require(who, CV_ROLE_OWNER, res))
@@ -197,6 +204,8 @@ void cv_api_patch_project(cv_api *api, const char *id, const cv_http_request *re
         (d.dest && !usable_connection(api, who, "destination_connection_id", d.dest, id, res)))
         goto out;
     BSON_APPEND_UTF8(&filter, "_id", id);
+    if ((seen = cv_mongo_doc_str(project, "updated_at"))) /* over what was read: no change lost */
+        BSON_APPEND_UTF8(&filter, "updated_at", seen);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     if (d.name)
         BSON_APPEND_UTF8(&set, "name", d.name);
@@ -212,18 +221,24 @@ void cv_api_patch_project(cv_api *api, const char *id, const cv_http_request *re
         BSON_APPEND_BOOL(&set, "expose_connections", d.expose);
     cv_mongo_append_time(&set, "updated_at", cv_time_now_ms());
     bson_append_document_end(&update, &set);
-    if ((err = cv_mongo_update(api->mongo, CV_COLL_PROJECTS, &filter, &update, false, NULL, why,
+    if ((err = cv_mongo_update(api->mongo, CV_COLL_PROJECTS, &filter, &update, false, &matched, why,
                                sizeof(why)))) {
         cv_api_internal_error(res, err, why);
         goto out;
     }
     cv_cache_drop(api->cache, CV_COLL_PROJECTS, id);
+    if (matched == 0) {
+        cv_http_error(res, 409, "conflict", NULL,
+                      "project %s changed while this change was made: read it again", id);
+        goto out;
+    }
     if (d.origin)
         adopt_connection(api, d.origin, id);
     if (d.dest)
         adopt_connection(api, d.dest, id);
     cv_api_get_one(api, CV_COLL_PROJECTS, "project", id, res);
 out:
+    bson_destroy(project);
     bson_destroy(&filter);
     bson_destroy(&update);
     cJSON_Delete(body);

@@ -89,6 +89,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
         MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->www_authenticate);
     if (res->set_cookie[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_SET_COOKIE, res->set_cookie);
+    if (res->etag[0])
+        MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, res->etag);
     if (res->retry_after > 0) {
         char seconds[16];
         snprintf(seconds, sizeof(seconds), "%d", res->retry_after);

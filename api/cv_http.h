@@ -44,6 +44,7 @@ typedef struct cv_http_response {
     char www_authenticate[128]; /* WWW-Authenticate header when non-empty (a 401) */
     char set_cookie[256];       /* Set-Cookie header when non-empty */
     int retry_after;            /* Retry-After header (seconds) when > 0 (a 429) */
+    char etag[96];              /* ETag header when non-empty */
 } cv_http_response;
 
 typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_response *res);

@@ -92,8 +92,12 @@ void cv_token_new(const char *prefix, char out[CV_TOKEN_LEN]) {
 }
 
 void cv_token_digest(const char *token, char out[CV_DIGEST_LEN]) {
+    cv_digest(token, strlen(token), out);
+}
+
+void cv_digest(const void *data, size_t len, char out[CV_DIGEST_LEN]) {
     unsigned char sum[crypto_hash_sha256_BYTES];
 
-    crypto_hash_sha256(sum, (const unsigned char *)token, strlen(token));
+    crypto_hash_sha256(sum, data, len);
     sodium_bin2hex(out, CV_DIGEST_LEN, sum, sizeof(sum));
 }

@@ -57,4 +57,7 @@ void cv_token_new(const char *prefix, char out[CV_TOKEN_LEN]);
 /* The SHA-256 of token in lower-case hex: what the store keeps. */
 void cv_token_digest(const char *token, char out[CV_DIGEST_LEN]);
 
+/* The SHA-256 of len bytes at data in lower-case hex. */
+void cv_digest(const void *data, size_t len, char out[CV_DIGEST_LEN]);
+
 #endif

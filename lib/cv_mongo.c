@@ -255,6 +255,23 @@ cv_err cv_mongo_update_each(cv_mongo *m, const char *collection, const bson_t **
     return bulk_each(m, collection, filters, updates, n, 1, "nMatched", matched, errbuf, errlen);
 }
 
+cv_err cv_mongo_count(cv_mongo *m, const char *collection, const bson_t *filter, int64_t limit,
+                      int64_t *n, char *errbuf, size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
+    bson_t *opts = limit > 0 ? BCON_NEW("limit", BCON_INT64(limit)) : NULL;
+    bson_error_t berr;
+    cv_err err = CV_OK;
+
+    *n = mongoc_collection_count_documents(coll, filter, opts, NULL, NULL, &berr);
+    if (*n < 0)
+        err = translate(&berr, collection, errbuf, errlen);
+    bson_destroy(opts);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
 cv_err cv_mongo_delete_many(cv_mongo *m, const char *collection, const bson_t *filter,
                             int64_t *deleted, char *errbuf, size_t errlen) {
     mongoc_client_t *client = mongoc_client_pool_pop(m->pool);

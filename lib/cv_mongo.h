@@ -60,6 +60,10 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
                        const bson_t *update, bool upsert, int64_t *matched, char *errbuf,
                        size_t errlen);
 
+/* Counts the documents matching filter into *n, at most limit (0: all). */
+cv_err cv_mongo_count(cv_mongo *m, const char *collection, const bson_t *filter, int64_t limit,
+                      int64_t *n, char *errbuf, size_t errlen);
+
 /* Inserts n documents in one unordered batch. duplicate[i] says whether
  * docs[i] hit an existing _id (the others went in; NULL when the caller only
  * needs to know that a duplicate is success); CV_ERR_MONGO for any other

@@ -34,6 +34,8 @@
 #define CV_COLL_AUDIT "audit"                   /* one record per change made through the API */
 #define CV_COLL_LOGIN_FAILURES "login_failures" /* failed logins by address and name (people/) */
 #define CV_COLL_JOB_VERSIONS "job_versions"     /* a job as it was before each change (cv_launch) */
+#define CV_COLL_IDEMPOTENCY "idempotency" /* the first answer to each Idempotency-Key (api/) */
+#define CV_COLL_INBOX "inbox" /* what each user has read of their notifications (api/) */
 
 /* Creates every index the services' queries need (the list is in
  * cv_store.c, each with the query it serves). CV_ERR_MONGO with the collection

@@ -3,6 +3,7 @@ time, filtered), changed and deleted. A change makes a job's next version and a
 run queued before it runs the definition it was queued with; what is in use is
 not deleted (409 naming what uses it); a deleted project's runs stay readable by
 administrators."""
+import time
 import uuid
 
 import psycopg
@@ -272,3 +273,107 @@ def test_liveness_and_readiness(api):
     for path in ("/api/v1/readyz", "/readyz"):
         assert anonymous.get(path)[:2] == (200, {"status": "ready", "mongodb": "ok",
                                                  "kafka": "ok"})
+
+
+def test_if_match_keeps_two_editors_from_overwriting_each_other(api):
+    project, _ = new_project(api)
+    pid = project["id"]
+    status, job, headers = api.post(f"/api/v1/projects/{pid}/jobs",
+                                    {"name": "j", "kind": "sql", "statements": "SELECT 1"})
+    assert (status, headers["ETag"]) == (201, '"v1"')
+    path = f"/api/v1/jobs/{job['id']}"
+    assert api.get(path)[2]["ETag"] == '"v1"'
+    status, doc, headers = api.call("PATCH", path, {"statements": "SELECT 2"},
+                                    headers={"If-Match": '"v1"'})
+    assert (status, doc["version"], headers["ETag"]) == (200, 2, '"v2"')
+    # The second editor read version 1 too: refused, nothing overwritten.
+    assert api.call("PATCH", path, {"statements": "SELECT 3"},
+                    headers={"If-Match": '"v1"'})[:2] == (412, {"error": {
+                        "code": "precondition_failed",
+                        "message": f'job {job["id"]} is at "v2", not at the If-Match "v1": '
+                                   "read it again"}})
+    assert api.get(path)[1]["statements"] == "SELECT 2"
+    assert api.call("PATCH", path, {"statements": "SELECT 3"},
+                    headers={"If-Match": "*"})[1]["version"] == 3
+    assert api.call("PATCH", path, {"statements": "SELECT 4"})[1]["version"] == 4
+
+    status, _, headers = api.get(f"/api/v1/projects/{pid}")
+    seen = headers["ETag"]
+    status, doc, headers = api.call("PATCH", f"/api/v1/projects/{pid}", {"name": "renamed"},
+                                    headers={"If-Match": seen})
+    assert status == 200 and doc["name"] == "renamed" and headers["ETag"] != seen
+    status, doc, _ = api.call("PATCH", f"/api/v1/projects/{pid}", {"name": "again"},
+                              headers={"If-Match": seen})
+    assert (status, doc["error"]["code"]) == (412, "precondition_failed")
+    assert api.get(f"/api/v1/projects/{pid}")[1]["name"] == "renamed"
+
+
+def test_an_idempotency_key_answers_a_retry_with_the_first_answer(api, mongo_db):
+    from conftest import RECORD
+    alice, alice_api = person(api, "alice")
+    project, _ = new_project(alice_api)
+    key = {"Idempotency-Key": "retry-" + uuid.uuid4().hex}
+    path = f"/api/v1/projects/{project['id']}/jobs"
+    body = {"name": "once", "kind": "sql", "statements": "SELECT 1"}
+    first = alice_api.post(path, body, headers=key)
+    again = alice_api.post(path, body, headers=key)
+    assert first[0] == 201 and again[:2] == first[:2]
+    assert again[2]["Location"] == first[2]["Location"]
+    assert [j["id"] for j in alice_api.get(path)[1]["jobs"]] == [first[1]["id"]]
+    # A run too: one record, one answer.
+    runs = f"/api/v1/jobs/{first[1]['id']}/runs"
+    run_key = {"Idempotency-Key": "run-" + uuid.uuid4().hex}
+    one = alice_api.post(runs, {"max_attempts": 2}, headers=run_key)
+    two = alice_api.post(runs, {"max_attempts": 2}, headers=run_key)
+    assert one[0] == 202 and two[:2] == one[:2]
+    assert mongo_db.runs.count_documents(dict(RECORD, job_id=first[1]["id"])) == 1
+    alice_api.wait_run(one[1]["run_id"])
+    # The same key for another request, an empty key: refused, naming the header.
+    for headers, message in ((run_key, "Idempotency-Key: was used for another request in the "
+                                       "last 24 hours"),
+                             ({"Idempotency-Key": ""}, "Idempotency-Key: must be 1 to 200 "
+                                                       "characters")):
+        status, doc, _ = alice_api.post(runs, {"max_attempts": 3}, headers=headers)
+        assert (status, doc["error"]["field"], doc["error"]["message"]) == (
+            422, "Idempotency-Key", message)
+    # A key is its user's: another caller's same key is their own request.
+    assert api.post(path, body, headers=key)[0] == 201
+    assert len(alice_api.get(path)[1]["jobs"]) == 2
+
+
+def test_each_user_has_an_inbox_of_their_projects_failures(api):
+    alice, alice_api = person(api, "alice")
+    bob, bob_api = person(api, "bob")
+    project, _ = new_project(alice_api)
+    job = alice_api.create(f"/api/v1/projects/{project['id']}/jobs",
+                           {"name": "broken", "kind": "sql",
+                            "statements": "SELECT * FROM no_such_table_in_inbox"})
+    failed = []
+    for _ in range(2):
+        status, queued, _ = alice_api.post(f"/api/v1/jobs/{job['id']}/runs")
+        assert alice_api.wait_run(queued["run_id"])["status"] == "failed"
+        failed.append(queued["run_id"])
+    deadline = time.time() + 30
+    while alice_api.get("/api/v1/notifications/unread-count")[1] != {"unread": 2}:
+        assert time.time() < deadline, alice_api.get("/api/v1/notifications")
+        time.sleep(0.2)
+    status, inbox, _ = alice_api.get("/api/v1/notifications")
+    assert [(n["id"], n["status"], n["read"]) for n in inbox["notifications"]] == [
+        (failed[1], "failed", False), (failed[0], "failed", False)]  # newest first
+    # Not bob's: he sees none of it and cannot mark it.
+    assert bob_api.get("/api/v1/notifications")[1] == {"notifications": [], "next": None}
+    assert bob_api.post(f"/api/v1/notifications/{failed[0]}/read")[:2] == (404, {"error": {
+        "code": "not_found", "message": f"no notification with id '{failed[0]}'"}})
+    assert alice_api.post(f"/api/v1/notifications/{failed[0]}/read")[0] == 204
+    assert alice_api.get("/api/v1/notifications/unread-count")[1] == {"unread": 1}
+    assert [(n["id"], n["read"]) for n in
+            alice_api.get("/api/v1/notifications")[1]["notifications"]] == [
+        (failed[1], False), (failed[0], True)]
+    assert [n["id"] for n in alice_api.get("/api/v1/notifications?unread=true")[1][
+        "notifications"]] == [failed[1]]
+    assert alice_api.post("/api/v1/notifications/read-all")[0] == 204
+    assert alice_api.get("/api/v1/notifications/unread-count")[1] == {"unread": 0}
+    assert alice_api.get("/api/v1/notifications?unread=true")[1]["notifications"] == []
+    assert all(n["read"] for n in alice_api.get("/api/v1/notifications")[1]["notifications"])
+    status, doc, _ = alice_api.get("/api/v1/notifications?unread=maybe")
+    assert (status, doc["error"]["message"]) == (422, 'unread: must be true or false, not "maybe"')
