@@ -31,7 +31,7 @@ static bool usable_connection(cv_api *api, const cv_caller *who, const char *fie
     bson_t *conn = NULL, *home_doc = NULL;
     const char *home, *by;
     cv_role role = CV_ROLE_NONE;
-    char why[512];
+    char why[512], home_id[CV_ID_LEN];
     bool ok = false;
     cv_verr verr;
     cv_err err = cv_mongo_find_id(api->mongo, CV_COLL_CONNECTIONS, id, &conn, why, sizeof(why));
@@ -54,6 +54,8 @@ static bool usable_connection(cv_api *api, const cv_caller *who, const char *fie
         ok = role == CV_ROLE_OWNER ||
              (project_id && strcmp(home, project_id) == 0 && who->role >= CV_ROLE_EDITOR);
     }
+    /* home points into conn: the message below needs its own copy. */
+    snprintf(home_id, sizeof(home_id), "%s", home ? home : "");
     bson_destroy(conn);
     bson_destroy(home_doc);
     if (ok)
@@ -65,7 +67,7 @@ static bool usable_connection(cv_api *api, const cv_caller *who, const char *fie
         cv_http_error(res, 403, "forbidden", field,
                       "%s: connection %s belongs to project %s; using it in another project "
                       "needs the role owner in both",
-                      field, id, home);
+                      field, id, home_id);
     }
     return false;
 fail:
