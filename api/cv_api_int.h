@@ -83,6 +83,13 @@ void cv_api_etag(const char *collection, const bson_t *doc, char buf[CV_API_ETAG
 bool cv_api_if_match(const cv_http_request *req, const char *what, const char *id, const char *etag,
                      cv_http_response *res);
 
+/* Marks document `id` of collection deleted (deleted_at, deleted_by) and
+ * drops it from the API's cache; with unset_schedule also takes a job's
+ * schedule away (the scheduler stops firing it). Kept in the store for the
+ * runs queued before; the API answers 404 for it. */
+cv_err cv_api_mark_deleted(cv_api *api, const char *collection, const char *id, const char *by,
+                           bool unset_schedule, char *why, size_t len);
+
 /* Answers 200 with the stored document (404 or 503 as cv_api_load_doc()). */
 void cv_api_get_one(cv_api *api, const char *collection, const char *what, const char *id,
                     cv_http_response *res);

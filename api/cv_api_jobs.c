@@ -395,7 +395,6 @@ out:
 void cv_api_delete_job(cv_api *api, const char *id, const cv_http_request *req,
                        cv_http_response *res) {
     bson_t *job = cv_api_load_doc(api, CV_COLL_JOBS, "job", id, res);
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
     char why[512], run[CV_ID_LEN + 8] = "";
     cv_err err;
 
@@ -416,22 +415,14 @@ void cv_api_delete_job(cv_api *api, const char *id, const cv_http_request *req,
                       id, run);
         goto out;
     }
-    BSON_APPEND_UTF8(&filter, "_id", id);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-    cv_mongo_append_time(&set, "deleted_at", cv_time_now_ms());
-    BSON_APPEND_UTF8(&set, "deleted_by", cv_api_caller(req)->user);
-    bson_append_document_end(&update, &set);
-    if ((err = cv_mongo_update(api->mongo, CV_COLL_JOBS, &filter, &update, false, NULL, why,
-                               sizeof(why)))) {
+    if ((err = cv_api_mark_deleted(api, CV_COLL_JOBS, id, cv_api_caller(req)->user, false, why,
+                                   sizeof(why)))) {
         cv_api_internal_error(res, err, why);
         goto out;
     }
-    cv_cache_drop(api->cache, CV_COLL_JOBS, id);
     res->status = 204;
 out:
     bson_destroy(job);
-    bson_destroy(&filter);
-    bson_destroy(&update);
 }
 
 /* Appends {field: {"$exists": false}}. */

@@ -404,9 +404,7 @@ void cv_api_list_projects(cv_api *api, const char *id, const cv_http_request *re
     bson_destroy(&where);
 }
 
-/* Marks doc `id` of collection deleted (by), and with unset_schedule takes a
- * job's schedule away (the scheduler stops firing it). */
-static cv_err mark_deleted(cv_api *api, const char *collection, const char *id, const char *by,
+cv_err cv_api_mark_deleted(cv_api *api, const char *collection, const char *id, const char *by,
                            bool unset_schedule, char *why, size_t len) {
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, unset;
     cv_err err;
@@ -447,10 +445,10 @@ void cv_api_delete_project(cv_api *api, const char *id, const cv_http_request *r
     CV_MONGO_EACH_DOC(jobs, it, job) {
         const char *job_id = cv_mongo_doc_str(&job, "_id");
         if (job_id && !bson_has_field(&job, "deleted_at") &&
-            (err = mark_deleted(api, CV_COLL_JOBS, job_id, by, true, why, sizeof(why))))
+            (err = cv_api_mark_deleted(api, CV_COLL_JOBS, job_id, by, true, why, sizeof(why))))
             goto fail;
     }
-    if ((err = mark_deleted(api, CV_COLL_PROJECTS, id, by, false, why, sizeof(why))))
+    if ((err = cv_api_mark_deleted(api, CV_COLL_PROJECTS, id, by, false, why, sizeof(why))))
         goto fail;
     res->status = 204;
     goto out;
