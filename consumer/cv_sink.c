@@ -4,6 +4,7 @@
  */
 #include "cv_sink.h"
 
+#include "cv_log.h"
 #include "cv_sqltext.h"
 #include "cv_stage.h"
 #include "cv_time.h"
@@ -54,6 +55,17 @@ static const char checkpoint_delete_odbc[] =
 #define LAST_CHECKPOINT(column)                                                                    \
     "SELECT " column " FROM " CV_TRANSFER_CHECKPOINTS                                              \
     " WHERE run_id = ? ORDER BY batch DESC LIMIT 1"
+
+/* Runs a CREATE TABLE IF NOT EXISTS of Convutell's own. Runs starting at
+ * once on several workers may all create it: PostgreSQL lets one win and
+ * refuses the others with a unique violation in its catalog (IF NOT EXISTS
+ * does not cover that race), after the winner committed; run again, the
+ * statement finds the table. */
+static cv_err create_if_missing(cv_sink *k, const char *ddl, char *errbuf, size_t errlen) {
+    if (cv_odbc_exec_params(k->catalog, ddl, 0, NULL, NULL, errbuf, errlen) == CV_OK)
+        return CV_OK;
+    return cv_odbc_exec_params(k->catalog, ddl, 0, NULL, NULL, errbuf, errlen);
+}
 
 void cv_sink_close(cv_sink *k) {
     cv_odbc_stmt_destroy(k->insert);
@@ -117,9 +129,9 @@ cv_err cv_sink_open(cv_sink *k, const cv_transfer_spec *spec, cv_transfer_result
             k->method = CV_LOAD_INSERT;
         }
     }
-    err = cv_odbc_exec_params(k->catalog, ledger_ddl, 0, NULL, NULL, errbuf, errlen);
+    err = create_if_missing(k, ledger_ddl, errbuf, errlen);
     if (!err && spec->load.batch_rows)
-        err = cv_odbc_exec_params(k->catalog, checkpoint_ddl, 0, NULL, NULL, errbuf, errlen);
+        err = create_if_missing(k, checkpoint_ddl, errbuf, errlen);
     return err ? cv_stage_fail(res, "destination_ledger", err) : CV_OK;
 }
 
@@ -175,15 +187,67 @@ static cv_err sink_exec(cv_sink *k, const char *sql, char *errbuf, size_t errlen
     return cv_odbc_exec_params(k->catalog, sql, 0, NULL, NULL, errbuf, errlen);
 }
 
+/* Checks an existing destination table against the query's columns:
+ * CV_ERR_NOT_FOUND when there is no such table. */
+static cv_err check_table(cv_sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                          char *errbuf, size_t errlen) {
+    int ncols = cv_odbc_stmt_ncols(select), nexisting = 0;
+    char(*existing)[128] = NULL;
+    cv_err err =
+        cv_odbc_columns(k->catalog, spec->destination_table, &existing, &nexisting, errbuf, errlen);
+
+    for (int c = 0; c < ncols && !err; c++) {
+        const char *name = cv_odbc_stmt_col(select, c)->name;
+        bool found = false;
+        for (int i = 0; i < nexisting && !found; i++)
+            found = strcmp(existing[i], name) == 0;
+        if (!found)
+            err = cv_err_set(errbuf, errlen, CV_ERR_INVALID,
+                             "destination table %s has no column \"%s\" (the query's "
+                             "result names it)",
+                             spec->destination_table, name);
+    }
+    free(existing);
+    return err;
+}
+
+/* Creates the destination table from the origin's column types, mapping
+ * every column before creating anything. */
+static cv_err create_table(cv_sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
+                           char *errbuf, size_t errlen) {
+    int ncols = cv_odbc_stmt_ncols(select);
+    char(*types)[64] = NULL, *ddl = NULL;
+    const char **names = NULL;
+    cv_err err = CV_OK;
+
+    if (!(types = calloc(ncols > 0 ? (size_t)ncols : 1, sizeof(*types))))
+        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < ncols && !err; c++)
+        err = cv_dialect_column_type(k->dialect, cv_odbc_stmt_col(select, c), types[c],
+                                     sizeof(types[c]), errbuf, errlen);
+    if (!err && (names = calloc(ncols > 0 ? (size_t)ncols : 1, sizeof(*names)))) {
+        for (int c = 0; c < ncols; c++)
+            names[c] = types[c];
+        ddl = cv_sqltext_create_table(spec->destination_table, cv_odbc_stmt_cols(select), ncols,
+                                      names, &spec->load, k->quote);
+    }
+    if (!err)
+        err = ddl ? cv_odbc_exec_params(k->catalog, ddl, 0, NULL, NULL, errbuf, errlen)
+                  : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build CREATE TABLE");
+    free(ddl);
+    free(names);
+    free(types);
+    return err;
+}
+
 /* Checks the destination table against the query's columns through the
  * catalog, or creates it from the origin's column types when it is missing.
  * Nothing has been loaded when this fails. */
 cv_err cv_sink_prepare_table(cv_sink *k, const cv_transfer_spec *spec, const cv_odbc_stmt *select,
                              char *errbuf, size_t errlen) {
     const cv_load_spec *load = &spec->load;
-    int ncols = cv_odbc_stmt_ncols(select), nexisting = 0;
-    char(*existing)[128] = NULL, (*types)[64] = NULL, *ddl = NULL;
-    const char **names = NULL;
+    int ncols = cv_odbc_stmt_ncols(select);
+    char why[1024];
     cv_err err;
 
     for (int i = 0; i < load->nkeys; i++) {
@@ -194,45 +258,19 @@ cv_err cv_sink_prepare_table(cv_sink *k, const cv_transfer_spec *spec, const cv_
             return cv_err_set(errbuf, errlen, CV_ERR_INVALID,
                               "key column \"%s\" is not in the query's result", load->keys[i]);
     }
-    err =
-        cv_odbc_columns(k->catalog, spec->destination_table, &existing, &nexisting, errbuf, errlen);
-    if (err == CV_OK) {
-        for (int c = 0; c < ncols && !err; c++) {
-            const char *name = cv_odbc_stmt_col(select, c)->name;
-            bool found = false;
-            for (int i = 0; i < nexisting && !found; i++)
-                found = strcmp(existing[i], name) == 0;
-            if (!found)
-                err = cv_err_set(errbuf, errlen, CV_ERR_INVALID,
-                                 "destination table %s has no column \"%s\" (the query's "
-                                 "result names it)",
-                                 spec->destination_table, name);
-        }
-        free(existing);
+    if ((err = check_table(k, spec, select, errbuf, errlen)) != CV_ERR_NOT_FOUND)
         return err;
+    if (!(err = create_table(k, spec, select, errbuf, errlen)))
+        return CV_OK;
+    /* The first runs of jobs loading one new table, on several workers at
+     * once, all find it missing; one creation wins (PostgreSQL refuses the
+     * others with a unique violation in its catalog, even under IF NOT
+     * EXISTS). A table that is there now is checked like any other. */
+    if (check_table(k, spec, select, why, sizeof(why)) == CV_OK) {
+        cv_log_info("destination table %s was created meanwhile by another run",
+                    spec->destination_table);
+        return CV_OK;
     }
-    if (err != CV_ERR_NOT_FOUND)
-        return err;
-
-    /* The table does not exist: map every column before creating anything. */
-    err = CV_OK;
-    if (!(types = calloc(ncols > 0 ? (size_t)ncols : 1, sizeof(*types))))
-        return cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
-    for (int c = 0; c < ncols && !err; c++)
-        err = cv_dialect_column_type(k->dialect, cv_odbc_stmt_col(select, c), types[c],
-                                     sizeof(types[c]), errbuf, errlen);
-    if (!err && (names = calloc(ncols > 0 ? (size_t)ncols : 1, sizeof(*names)))) {
-        for (int c = 0; c < ncols; c++)
-            names[c] = types[c];
-        ddl = cv_sqltext_create_table(spec->destination_table, cv_odbc_stmt_cols(select), ncols,
-                                      names, load, k->quote);
-    }
-    if (!err)
-        err = ddl ? cv_odbc_exec_params(k->catalog, ddl, 0, NULL, NULL, errbuf, errlen)
-                  : cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "cannot build CREATE TABLE");
-    free(ddl);
-    free(names);
-    free(types);
     return err;
 }
 

@@ -47,6 +47,26 @@ def test_missing_table_is_created_from_origin_types(api, pg, tmp_path):
     assert pg_checksum(pg, "created_here") == sqlite_checksum(origin)
 
 
+def test_first_runs_of_many_jobs_create_one_table(api, pg):
+    """Eight jobs load one table that does not exist yet, their first runs at
+    once: one creation wins, the others find the table made and load into
+    it (PostgreSQL refuses concurrent creations, even IF NOT EXISTS ones).
+    The ledger is made anew too: the same race on Convutell's own table."""
+    drop(pg, "made_once")
+    drop(pg, "convutell_ledger")
+    query = "SELECT g AS id, md5(g::text) AS label FROM generate_series(1, 50) g"
+    jobs = [make_job(api, PG_ODBC, PG_ODBC, "made_once", query=query) for _ in range(8)]
+    run_ids = []
+    for job in jobs:
+        status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+        assert status == 202, body
+        run_ids.append(body["run_id"])
+    runs = [api.wait_run(r) for r in run_ids]
+    assert [(r["status"], r.get("error")) for r in runs] == [("succeeded", None)] * 8
+    assert pg.execute("SELECT count(*), count(DISTINCT id) FROM made_once").fetchone() == (400, 50)
+    drop(pg, "made_once")
+
+
 def test_replace_twice_leaves_one_copy(api, pg, tmp_path):
     origin = str(tmp_path / "o.db")
     make_sqlite_origin(origin, 800)
