@@ -126,6 +126,7 @@ bench: deps all
 	@bench/run --history
 	@bench/run --throughput
 	@bench/run --auth
+	@bench/run --console
 
 style:
 	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC) $(FUZZ_SRC)

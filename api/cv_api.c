@@ -245,6 +245,8 @@ typedef struct route {
 #define JOB(role) CV_SCOPE_JOB, CV_ROLE_##role
 #define RUN(role) CV_SCOPE_RUN, CV_ROLE_##role
 #define CONNECTION(role) CV_SCOPE_CONNECTION, CV_ROLE_##role
+#define QUERY(role) CV_SCOPE_QUERY, CV_ROLE_##role
+#define QUERY_RUN(role) CV_SCOPE_QUERY_RUN, CV_ROLE_##role
 
 static const route routes[] = {
     {"GET", "health", OPEN, NONE, route_health},
@@ -293,6 +295,17 @@ static const route routes[] = {
     {"GET", "runs/{}", SIGNED, RUN(VIEWER), cv_api_get_run},
     {"POST", "runs/{}/cancel", SIGNED, RUN(RUNNER), cv_api_cancel_run},
     {"GET", "runs/{}/events", SIGNED, RUN(VIEWER), cv_api_list_events},
+    {"POST", "projects/{}/queries/run", SIGNED, PROJECT(RUNNER), cv_api_run_query},
+    {"POST", "projects/{}/queries", SIGNED, PROJECT(EDITOR), cv_api_create_saved_query},
+    {"GET", "projects/{}/queries", SIGNED, PROJECT(VIEWER), cv_api_list_saved_queries},
+    {"GET", "queries/{}", SIGNED, QUERY(VIEWER), cv_api_get_saved_query},
+    {"PATCH", "queries/{}", SIGNED, QUERY(EDITOR), cv_api_patch_saved_query},
+    {"DELETE", "queries/{}", SIGNED, QUERY(EDITOR), cv_api_delete_saved_query},
+    {"POST", "queries/{}/run", SIGNED, QUERY(RUNNER), cv_api_run_saved_query},
+    {"POST", "queries/{}/job", SIGNED, QUERY(EDITOR), cv_api_job_from_saved_query},
+    {"GET", "query-runs/{}", SIGNED, QUERY_RUN(RUNNER), cv_api_get_query_run},
+    {"POST", "query-runs/{}/cancel", SIGNED, QUERY_RUN(RUNNER), cv_api_cancel_query_run},
+    {"GET", "query-runs/{}/rows", SIGNED, QUERY_RUN(RUNNER), cv_api_query_rows}, /* CSV, JSONL */
 };
 
 void cv_api_each_route(cv_api_route_fn *fn, void *ctx) {
@@ -432,6 +445,8 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
                               errbuf, errlen);
     if (!api->audit)
         goto fail;
+    if (!(api->replies = cv_replies_new(cfg->kafka_bootstrap, errbuf, errlen)))
+        goto fail;
     limits = (cv_http_limits){.max_body = CV_API_MAX_BODY,
                               .connections = (unsigned)cfg->http_connections,
                               .per_address = (unsigned)cfg->http_per_address,
@@ -461,6 +476,7 @@ void cv_api_destroy(cv_api *api) {
         return;
     cv_http_server_destroy(api->http);
     cv_spool_destroy(api->audit); /* what is queued is written, while the store is there */
+    cv_replies_destroy(api->replies);
     cv_kafka_producer_destroy(api->producer);
     cv_mongo_destroy(api->mongo);
     cv_cache_destroy(api->cache);

@@ -138,7 +138,9 @@ void cv_api_etag(const char *collection, const bson_t *doc, char buf[CV_API_ETAG
     buf[0] = '\0';
     if (strcmp(collection, CV_COLL_JOBS) == 0)
         snprintf(buf, CV_API_ETAG_LEN, "\"v%lld\"", (long long)cv_mongo_doc_int(doc, "version", 1));
-    else if (strcmp(collection, CV_COLL_PROJECTS) == 0 && updated)
+    else if ((strcmp(collection, CV_COLL_PROJECTS) == 0 ||
+              strcmp(collection, CV_COLL_SAVED_QUERIES) == 0) &&
+             updated)
         snprintf(buf, CV_API_ETAG_LEN, "\"%s\"", updated);
 }
 

@@ -15,6 +15,7 @@
 #include "cv_kafka.h"
 #include "cv_mongo.h"
 #include "cv_people.h"
+#include "cv_replies.h"
 #include "cv_spool.h"
 
 #include <cjson/cJSON.h>
@@ -31,6 +32,7 @@ struct cv_api {
     cv_group *runs;   /* the run records POSTs of runs insert */
     cv_spool *audit;  /* the audit records of every change (cv_api_audit.c) */
     cv_kafka_producer *producer;
+    cv_replies *replies; /* workers' word that a console query ended (cv_replies.h) */
     cv_http_server *http;
 };
 
@@ -74,7 +76,7 @@ void cv_api_insert_and_answer(cv_api *api, const char *collection, const char *b
                               bson_t *doc, const char *id, cv_http_response *res);
 
 /* Versions of what PATCH changes, for ETag and If-Match: a job's is its
- * version ("\"v3\""), a project's its updated_at. cv_api_etag() writes the
+ * version ("\"v3\""), a project's and a saved query's its updated_at. cv_api_etag() writes the
  * stored document's into buf; cv_api_if_match() is true when the request has
  * no If-Match, "*", or the ETag given, and else answers 412 naming what the
  * document is at. */
@@ -156,9 +158,11 @@ typedef enum cv_api_scope {
     CV_SCOPE_JOB,        /* a job, of its project */
     CV_SCOPE_RUN,        /* a run, of its project */
     CV_SCOPE_CONNECTION, /* a connection, of its project and those that use it */
+    CV_SCOPE_QUERY,      /* a saved query, of its project */
+    CV_SCOPE_QUERY_RUN,  /* a query run of the SQL console, of its project */
 } cv_api_scope;
 
-/* "project", "job", "run", "connection", or "-" for none. */
+/* "project", "job", "run", "connection", "query", "query-run", or "-" for none. */
 const char *cv_api_scope_str(cv_api_scope scope);
 
 /* Whether who may act with role `need` on the resource `id` of scope: sets
@@ -219,6 +223,30 @@ typedef enum cv_api_idem { CV_API_IDEM_NONE, CV_API_IDEM_RUN, CV_API_IDEM_ANSWER
 cv_api_idem cv_api_idem_begin(cv_api *api, const cv_http_request *req, const cv_caller *who,
                               char id[CV_DIGEST_LEN], cv_http_response *res);
 void cv_api_idem_end(cv_api *api, const char id[CV_DIGEST_LEN], const cv_http_response *res);
+
+/* The SQL console: POST /projects/{id}/queries/run, GET /query-runs/{id}, POST
+ * /query-runs/{id}/cancel (cv_api_console.c) and GET /query-runs/{id}/rows
+ * (cv_api_export.c). */
+cv_api_handler cv_api_run_query, cv_api_get_query_run, cv_api_cancel_query_run;
+cv_api_handler cv_api_query_rows;
+
+/* POST and GET /projects/{id}/queries, GET, PATCH and DELETE /queries/{id},
+ * POST /queries/{id}/run and /queries/{id}/job: saved queries (cv_api_queries.c). */
+cv_api_handler cv_api_create_saved_query, cv_api_list_saved_queries, cv_api_get_saved_query;
+cv_api_handler cv_api_patch_saved_query, cv_api_delete_saved_query, cv_api_run_saved_query;
+cv_api_handler cv_api_job_from_saved_query;
+
+/* The query run `id` (the router checked the caller's role), a run lost by
+ * its worker ended as failed first; NULL having answered 404 or 503. */
+bson_t *cv_api_load_query_run(cv_api *api, const char *id, const cv_http_request *req,
+                              cv_http_response *res);
+
+/* Chunk seq of a query run's rows (runs/cv_query.h); the caller frees it. */
+cv_err cv_api_query_chunk(cv_api *api, const char *id, int64_t seq, bson_t **chunk, char *why,
+                          size_t len);
+
+/* A stored value of a result row as JSON (new). */
+cJSON *cv_api_query_value(const bson_iter_t *it);
 
 /* GET /api/v1/audit and GET /api/v1/projects/{id}/audit (cv_api_audit.c). */
 cv_api_handler cv_api_list_audit, cv_api_list_project_audit;

@@ -215,7 +215,14 @@ static bool read_kind(const cJSON *body, bool required, cv_job_kind *kind, cv_ht
         cv_api_field_error(res, &verr);
         return false;
     }
-    if (name && (*kind = cv_job_kind_parse(name)) == CV_JOB_KIND_NONE) {
+    if (name && (*kind = cv_job_kind_parse(name)) == CV_JOB_KIND_QUERY) {
+        cv_verr_set(&verr, NULL, "kind",
+                    "\"query\" is the SQL console's (POST /api/v1/projects/{id}/queries/run), "
+                    "not a stored job's; use \"sql\"");
+        cv_api_field_error(res, &verr);
+        return false;
+    }
+    if (name && *kind == CV_JOB_KIND_NONE) {
         cv_verr_set(&verr, NULL, "kind",
                     "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", name);
         cv_api_field_error(res, &verr);

@@ -10,6 +10,7 @@
 #include "cv_api_int.h"
 
 #include "cv_connstr.h"
+#include "cv_query.h"
 #include "cv_runs.h"
 #include "cv_store.h"
 #include "cv_time.h"
@@ -23,10 +24,14 @@
  * a cache namespace of its own, not the runs collection's documents. */
 #define RUN_PROJECT "runs.project"
 
-static const char *const scope_nouns[] = {"", "project", "job", "run", "connection"};
+/* What a 404 calls each scope's resource, and the scope's name in the route table. */
+static const char *const scope_nouns[] = {"",           "project", "job",      "run",
+                                          "connection", "query",   "query run"};
+static const char *const scope_names[] = {"-",          "project", "job",      "run",
+                                          "connection", "query",   "query-run"};
 
 const char *cv_api_scope_str(cv_api_scope scope) {
-    return scope == CV_SCOPE_NONE ? "-" : scope_nouns[scope];
+    return scope_names[scope];
 }
 
 static void not_found(cv_http_response *res, cv_api_scope scope, const char *id) {
@@ -68,6 +73,10 @@ static cv_err owning_project(cv_api *api, cv_api_scope scope, const char *id,
         return CV_ERR_NOT_FOUND;
     if (scope == CV_SCOPE_JOB)
         err = load_live(api, CV_COLL_JOBS, id, &doc, why, len);
+    else if (scope == CV_SCOPE_QUERY)
+        err = load_live(api, CV_COLL_SAVED_QUERIES, id, &doc, why, len);
+    else if (scope == CV_SCOPE_QUERY_RUN)
+        err = cv_mongo_find_id(api->mongo, CV_COLL_QUERY_RUNS, id, &doc, why, len);
     else if ((doc = cv_cache_get(api->cache, RUN_PROJECT, id)))
         err = CV_OK;
     else if (!(err = cv_runs_get(api->mongo, id, &doc, why, len)) &&
@@ -199,7 +208,7 @@ static bool as_administrator(cv_api *api, cv_api_scope scope, const char *id, cv
     who->role = CV_ROLE_OWNER;
     if (scope == CV_SCOPE_PROJECT)
         snprintf(who->project_id, sizeof(who->project_id), "%s", cv_id_valid(id) ? id : "");
-    else if (scope == CV_SCOPE_JOB || scope == CV_SCOPE_RUN)
+    else if (scope != CV_SCOPE_CONNECTION)
         (void)owning_project(api, scope, id, who->project_id, why, sizeof(why));
     return true;
 }
@@ -218,6 +227,8 @@ bool cv_api_authorize(cv_api *api, cv_api_scope scope, const char *id, cv_role n
             return cv_api_project_role(api, who, id, need, res);
         case CV_SCOPE_JOB:
         case CV_SCOPE_RUN:
+        case CV_SCOPE_QUERY:
+        case CV_SCOPE_QUERY_RUN:
             err = owning_project(api, scope, id, project_id, why, sizeof(why));
             if (err == CV_ERR_NOT_FOUND)
                 break;
@@ -225,7 +236,7 @@ bool cv_api_authorize(cv_api *api, cv_api_scope scope, const char *id, cv_role n
                 cv_api_internal_error(res, err, why);
                 return false;
             }
-            /* The project's 404 would name the project: answer for the job or run. */
+            /* The project's 404 would name the project: answer for the resource. */
             if (!cv_api_project_role(api, who, project_id, CV_ROLE_NONE, res)) {
                 if (res->status != 404)
                     return false;

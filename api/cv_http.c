@@ -58,11 +58,59 @@ void cv_http_error(cv_http_response *res, int status, const char *code, const ch
     res->status = status;
 }
 
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    cv_http_stream *st = cls;
+    long n = st->read(st->ctx, buf, max);
+    (void)pos;
+    return n > 0    ? (ssize_t)n
+           : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+                    : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_done(void *cls) {
+    cv_http_stream *st = cls;
+    if (st->done)
+        st->done(st->ctx);
+    free(st);
+}
+
+/* A streamed 200: the stream is the response's from here on. */
+static enum MHD_Result send_stream(struct MHD_Connection *conn, cv_http_response *res) {
+    cv_http_stream *st = malloc(sizeof(*st));
+    struct MHD_Response *response = NULL;
+    enum MHD_Result ret;
+
+    if (st) {
+        *st = res->stream;
+        response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st,
+                                                     stream_done);
+    }
+    memset(&res->stream, 0, sizeof(res->stream));
+    if (!response) {
+        if (st)
+            stream_done(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, st->content_type);
+    if (st->disposition[0])
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_DISPOSITION, st->disposition);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    ret = MHD_queue_response(conn, MHD_HTTP_OK, response);
+    MHD_destroy_response(response);
+    return ret;
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_response *res) {
-    char *text = res->body ? cJSON_PrintUnformatted(res->body) : NULL;
+    char *text;
     struct MHD_Response *response;
     enum MHD_Result ret;
 
+    if (res->stream.read && res->status == MHD_HTTP_OK)
+        return send_stream(conn, res);
+    if (res->stream.done) /* not a 200 after all */
+        res->stream.done(res->stream.ctx);
+    memset(&res->stream, 0, sizeof(res->stream));
+    text = res->body ? cJSON_PrintUnformatted(res->body) : NULL;
     if (res->status == MHD_HTTP_NO_CONTENT) {
         free(text);
         text = NULL;

@@ -22,6 +22,7 @@
 #include "cv_err.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct cv_http_server cv_http_server;
@@ -36,6 +37,19 @@ typedef struct cv_http_request {
     const char *item;   /* the handler's: a path's second id (the router sets it), or NULL */
 } cv_http_request;
 
+/* A body sent as it is made (a large download) instead of JSON: read fills
+ * buf with up to max bytes and returns how many, 0 at the end, -1 on a
+ * failure (the connection is then cut, the client sees a short body). done
+ * frees ctx once the body is sent or the connection closed, or when the
+ * answer is not a 200 after all. */
+typedef struct cv_http_stream {
+    long (*read)(void *ctx, char *buf, size_t max);
+    void (*done)(void *ctx);
+    void *ctx;
+    char content_type[64];
+    char disposition[160]; /* Content-Disposition when non-empty */
+} cv_http_stream;
+
 typedef struct cv_http_response {
     int status;
     cJSON *body;                /* owned by the response; sent as JSON */
@@ -45,6 +59,7 @@ typedef struct cv_http_response {
     char set_cookie[256];       /* Set-Cookie header when non-empty */
     int retry_after;            /* Retry-After header (seconds) when > 0 (a 429) */
     char etag[96];              /* ETag header when non-empty */
+    cv_http_stream stream;      /* a 200 with stream.read set sends that instead of body */
 } cv_http_response;
 
 typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_response *res);

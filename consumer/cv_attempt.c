@@ -200,9 +200,7 @@ static cv_err report(cv_attempt *a, cv_event *ev, const outcome *o, char *errbuf
     return finish(a, ev, errbuf, errlen);
 }
 
-/* Looks up and unseals the ODBC connection string of a connection id. *out is
- * a string the caller frees with free(). */
-static cv_err lookup_odbc(cv_runner *w, const char *id, char **out, char *errbuf, size_t errlen) {
+cv_err cv_runner_odbc(cv_runner *w, const char *id, char **out, char *errbuf, size_t errlen) {
     bson_t *doc = NULL;
     bson_iter_t it;
     cv_err err =
@@ -299,10 +297,10 @@ static void run_transfer(cv_attempt *a, cv_event *ev, outcome *o) {
 
     if (job->load.timeout_seconds > 0)
         prog.deadline_ms = o->started_ms + (int64_t)job->load.timeout_seconds * 1000;
-    if ((err = lookup_odbc(w, job->origin_connection_id, &origin, o->why, sizeof(o->why)))) {
+    if ((err = cv_runner_odbc(w, job->origin_connection_id, &origin, o->why, sizeof(o->why)))) {
         res.error_code = "origin_lookup";
-    } else if ((err = lookup_odbc(w, job->destination_connection_id, &dest, o->why,
-                                  sizeof(o->why)))) {
+    } else if ((err = cv_runner_odbc(w, job->destination_connection_id, &dest, o->why,
+                                     sizeof(o->why)))) {
         res.error_code = "destination_lookup";
     } else {
         cv_transfer_spec spec = {.origin_odbc = origin,
@@ -472,7 +470,7 @@ static cv_err python_project(cv_runner *w, const cv_job *job, char **interpreter
                                  job->project_id, names[i][0]);
                 break;
             }
-            if ((err = lookup_odbc(w, bson_iter_utf8(&it, NULL), &odbc, errbuf, errlen)))
+            if ((err = cv_runner_odbc(w, bson_iter_utf8(&it, NULL), &odbc, errbuf, errlen)))
                 break;
             len = strlen(names[i][1]) + strlen(odbc) + 2;
             if ((*out[i] = malloc(len)))
@@ -613,7 +611,7 @@ static void run_sql(cv_attempt *a, cv_event *ev, outcome *o) {
     statement_log log = {.a = a};
     char *odbc = NULL;
 
-    if (lookup_odbc(a->r, job->sql_connection_id, &odbc, o->why, sizeof(o->why)) != CV_OK) {
+    if (cv_runner_odbc(a->r, job->sql_connection_id, &odbc, o->why, sizeof(o->why)) != CV_OK) {
         o->code = "connection_lookup";
         return;
     }
@@ -628,16 +626,27 @@ static void run_sql(cv_attempt *a, cv_event *ev, outcome *o) {
     cv_log_info("run %s succeeded: %lld rows changed", job->run_id, pass.total);
 }
 
+/* Kind "query" is the console's (cv_console.h), on a topic of its own: a
+ * stored job never has it (the worker's check dead-letters such a message
+ * before it gets here). */
+static void run_misrouted(cv_attempt *a, cv_event *ev, outcome *o) {
+    (void)a;
+    (void)ev;
+    o->code = "misrouted";
+    snprintf(o->why, sizeof(o->why), "a query of the SQL console runs from %s", CV_TOPIC_QUERIES);
+}
+
 /* How each kind of job runs; a message without a kind is a transfer (the
  * worker checked it against the stored job, cv_launch_resolve()). A runner
  * fills the final event with what it measured and the outcome with how the
  * job ended; cv_attempt_run() does the rest, the same for every kind. */
 typedef void runner(cv_attempt *a, cv_event *ev, outcome *o);
 static runner *const runners[] = {
-    [CV_JOB_KIND_NONE] = run_transfer,
-    [CV_JOB_KIND_TRANSFER] = run_transfer,
-    [CV_JOB_KIND_PYTHON] = run_python,
-    [CV_JOB_KIND_SQL] = run_sql,
+    [CV_JOB_KIND_NONE] = run_transfer,     /* a message that does not say */
+    [CV_JOB_KIND_TRANSFER] = run_transfer, /* "sql_transfer" */
+    [CV_JOB_KIND_PYTHON] = run_python,     /* "python": cv_script.h */
+    [CV_JOB_KIND_SQL] = run_sql,           /* "sql": cv_sqljob.h */
+    [CV_JOB_KIND_QUERY] = run_misrouted,   /* never a stored job's (cv_console.h) */
 };
 
 cv_err cv_attempt_run(cv_attempt *a, char *errbuf, size_t errlen) {

@@ -35,6 +35,10 @@ typedef struct cv_runner {
     cv_odbcpool *odbc_pool; /* connections kept between sql jobs (NULL: none) */
 } cv_runner;
 
+/* Looks up connection id (through the runner's cache) and unseals its ODBC
+ * connection string into *out, which the caller frees with free(). Any thread. */
+cv_err cv_runner_odbc(cv_runner *r, const char *id, char **out, char *errbuf, size_t errlen);
+
 /* One claimed attempt. The worker fills r, job and claim, sets renewed_ms
  * to the claim's time (cv_time_mono_ms()) and owns the struct. */
 typedef struct cv_attempt {

@@ -9,6 +9,7 @@
 
 #include "cv_attempt.h"
 #include "cv_cache.h"
+#include "cv_console.h"
 #include "cv_ending.h"
 #include "cv_kafka.h"
 #include "cv_launch.h"
@@ -102,8 +103,9 @@ typedef struct job_set {
 struct cv_worker {
     cv_runner r;
     cv_kafka_consumer *consumer;
-    cv_ending *ending; /* the leases of attempts that ended, marked done */
-    slot **slots;      /* in the order they were polled */
+    cv_ending *ending;   /* the leases of attempts that ended, marked done */
+    cv_console *console; /* the SQL console's queries (cv_console.h) */
+    slot **slots;        /* in the order they were polled */
     size_t n, cap;
     done_ahead *done; /* DONE_AHEAD_MAX, main thread only (commit()) */
     size_t ndone;
@@ -153,7 +155,7 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         goto fail;
     w->consumer = cv_kafka_consumer_new(cfg->kafka_bootstrap, WORKER_GROUP, CV_TOPIC_JOBS,
                                         cfg->max_poll_interval_ms, errbuf, errlen);
-    if (!w->consumer)
+    if (!w->consumer || !(w->console = cv_console_new(&w->r, errbuf, errlen)))
         goto fail;
     return w;
 fail:
@@ -173,6 +175,7 @@ static void slot_free(slot *s) {
 void cv_worker_destroy(cv_worker *w) {
     if (!w)
         return;
+    cv_console_destroy(w->console); /* first: its queries use the runner */
     for (size_t i = 0; i < w->n; i++)
         slot_free(w->slots[i]); /* none is running: cv_worker_run() waited for them */
     free(w->slots);

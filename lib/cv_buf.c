@@ -47,6 +47,10 @@ static bool buf_add(cv_buf *b, const void *data, size_t n) {
     return true;
 }
 
+bool cv_buf_add(cv_buf *b, const void *data, size_t n) {
+    return buf_add(b, data, n);
+}
+
 bool cv_buf_adds(cv_buf *b, const char *s) {
     return buf_add(b, s, strlen(s));
 }

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
 
@@ -29,7 +30,10 @@ struct cv_kafka_producer {
 
 struct cv_kafka_consumer {
     rd_kafka_t *rk;
-    bool paused; /* cv_kafka_consumer_pause()'s state, also for partitions assigned later */
+    char *listen;       /* a listener's topic (cv_kafka_listener_new()), NULL for a group's */
+    bool listening;     /* the listener has its partitions */
+    int64_t listen_try; /* monotonic: when it last asked for them */
+    bool paused;        /* cv_kafka_consumer_pause()'s state, also for partitions assigned later */
     atomic_bool assigned; /* a rebalance has assigned this consumer once */
 };
 
@@ -408,10 +412,106 @@ out:
     return c;
 }
 
+/* Assigns every partition of topic to c->rk at its end: 0 partitions when
+ * the broker does not know the topic (yet). */
+static int assign_all(cv_kafka_consumer *c, const char *topic, int timeout_ms, char *errbuf,
+                      size_t errlen) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    rd_kafka_resp_err_t rc;
+    int n = 0;
+
+    if (!t)
+        return cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot name topic %s", topic), -1;
+    rc = rd_kafka_metadata(c->rk, 0, t, &md, timeout_ms);
+    if (rc || md->topic_cnt != 1 || md->topics[0].err) {
+        cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "topic %s: %s", topic,
+                   rd_kafka_err2str(rc              ? rc
+                                    : md->topic_cnt ? md->topics[0].err
+                                                    : rc));
+        goto out;
+    }
+    n = md->topics[0].partition_cnt;
+    list = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_END;
+    if ((rc = rd_kafka_assign(c->rk, list))) {
+        cv_err_set(errbuf, errlen, CV_ERR_KAFKA, "cannot read %s: %s", topic, rd_kafka_err2str(rc));
+        n = 0;
+    }
+out:
+    if (list)
+        rd_kafka_topic_partition_list_destroy(list);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return n;
+}
+
+/* A listener's partitions, asked for at most once a second until it has them. */
+static void listen_now(cv_kafka_consumer *c) {
+    char why[256];
+    int64_t now = cv_time_mono_ms();
+
+    if (now - c->listen_try < 1000)
+        return;
+    c->listen_try = now;
+    if (assign_all(c, c->listen, 1000, why, sizeof(why)) > 0) {
+        c->listening = true;
+        cv_log_info("kafka: listening to every partition of %s", c->listen);
+    } else {
+        cv_log_warn("kafka: not listening to %s yet: %s", c->listen, why);
+    }
+}
+
+cv_kafka_consumer *cv_kafka_listener_new(const char *bootstrap, const char *topic, int timeout_ms,
+                                         char *errbuf, size_t errlen) {
+    const char *const settings[] = {"group.id", "convutell-listener", "enable.auto.commit",
+                                    "false",    "fetch.wait.max.ms",  "100",
+                                    NULL};
+    rd_kafka_conf_t *conf = base_conf(bootstrap, errbuf, errlen);
+    int64_t deadline = cv_time_mono_ms() + timeout_ms;
+    cv_kafka_consumer *c = NULL;
+    int got = 0;
+
+    if (!conf || conf_set_all(conf, settings, errbuf, errlen) != 0)
+        goto fail;
+    if (!(c = calloc(1, sizeof(*c)))) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (!(c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen)))
+        goto fail;
+    conf = NULL;
+    rd_kafka_poll_set_consumer(c->rk);
+    atomic_store(&c->assigned, true); /* no group: nothing in the way of rd_kafka_destroy() */
+    if (!(c->listen = strdup(topic))) {
+        cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* The broker may be away: then the first polls ask again. */
+    while ((got = assign_all(c, topic, 1000, errbuf, errlen)) <= 0 && cv_time_mono_ms() < deadline)
+        nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+    c->listening = got > 0;
+    c->listen_try = cv_time_mono_ms();
+    return c;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (c && c->rk)
+        rd_kafka_destroy(c->rk);
+    free(c);
+    return NULL;
+}
+
 cv_err cv_kafka_consumer_poll(cv_kafka_consumer *c, int timeout_ms, cv_kafka_msg *msg) {
     rd_kafka_message_t *m;
 
     memset(msg, 0, sizeof(*msg));
+    if (c->listen && !c->listening)
+        listen_now(c);
     m = rd_kafka_consumer_poll(c->rk, timeout_ms);
     if (!m)
         return CV_ERR_TIMEOUT;
@@ -515,6 +615,7 @@ void cv_kafka_consumer_destroy(cv_kafka_consumer *c) {
      * left the group, and owns nothing the process still needs. */
     if (atomic_load(&c->assigned))
         rd_kafka_destroy(c->rk);
+    free(c->listen);
     free(c);
 }
 

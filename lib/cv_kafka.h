@@ -24,6 +24,8 @@
 #define CV_TOPIC_EVENTS "convutell.events"
 #define CV_TOPIC_DLQ "convutell.jobs.dlq"
 #define CV_TOPIC_RETRY "convutell.jobs.retry" /* attempts waiting for their backoff */
+#define CV_TOPIC_QUERIES "convutell.queries"  /* the SQL console's queries (kind "query") */
+#define CV_TOPIC_REPLIES "convutell.replies"  /* "this query ended", to the API that waits */
 
 typedef struct cv_kafka_producer cv_kafka_producer;
 typedef struct cv_kafka_consumer cv_kafka_consumer;
@@ -137,6 +139,16 @@ void cv_kafka_consumer_pause(cv_kafka_consumer *c, bool pause);
 /* Seeks msg's partition back to msg, so that it is delivered again. */
 cv_err cv_kafka_consumer_rewind(cv_kafka_consumer *c, const cv_kafka_msg *msg, char *errbuf,
                                 size_t errlen);
+
+/* Creates a consumer outside any group that reads every partition of
+ * `topic` from its end, as they are when it starts: for a process that waits
+ * for answers addressed to it (the API's replies) and reads past the others.
+ * Stores and commits nothing. It waits up to timeout_ms for the topic's
+ * partitions; a broker away longer does not stop it: its polls ask again,
+ * once a second, until they get them. Poll it with cv_kafka_consumer_poll(),
+ * free it with cv_kafka_consumer_destroy(). NULL with the reason in errbuf. */
+cv_kafka_consumer *cv_kafka_listener_new(const char *bootstrap, const char *topic, int timeout_ms,
+                                         char *errbuf, size_t errlen);
 
 /* Frees the message's resources. Accepts a zeroed msg. */
 void cv_kafka_msg_release(cv_kafka_msg *msg);

@@ -201,6 +201,32 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
     return err;
 }
 
+cv_err cv_mongo_find_and_update(cv_mongo *m, const char *collection, const bson_t *filter,
+                                const bson_t *update, bson_t **before, char *errbuf,
+                                size_t errlen) {
+    mongoc_client_t *client = mongoc_client_pool_pop(m->pool);
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, m->db, collection);
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    bson_t reply, value;
+    bson_error_t berr;
+    bson_iter_t it;
+    cv_err err = CV_OK;
+
+    *before = NULL;
+    mongoc_find_and_modify_opts_set_update(opts, update);
+    if (!mongoc_collection_find_and_modify_with_opts(coll, filter, opts, &reply, &berr))
+        err = translate(&berr, collection, errbuf, errlen);
+    else if (!bson_iter_init_find(&it, &reply, "value") || !cv_mongo_iter_doc(&it, &value))
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOT_FOUND, "no such document in %s", collection);
+    else if (!(*before = bson_copy(&value)))
+        err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+    bson_destroy(&reply);
+    mongoc_find_and_modify_opts_destroy(opts);
+    mongoc_collection_destroy(coll);
+    mongoc_client_pool_push(m->pool, client);
+    return err;
+}
+
 /* One statement per filter (a delete when updates is NULL, else an update of
  * one document with updates[i]), in unordered commands of at most `per`
  * statements; *counted (may be NULL) gets the sum of the reply's `count_key`. */

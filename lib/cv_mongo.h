@@ -60,6 +60,12 @@ cv_err cv_mongo_update(cv_mongo *m, const char *collection, const bson_t *filter
                        const bson_t *update, bool upsert, int64_t *matched, char *errbuf,
                        size_t errlen);
 
+/* Updates the one document matching filter and hands back, in *before, the
+ * document as it was (findAndModify: one round trip). CV_ERR_NOT_FOUND when
+ * nothing matched. The caller frees *before with bson_destroy(). */
+cv_err cv_mongo_find_and_update(cv_mongo *m, const char *collection, const bson_t *filter,
+                                const bson_t *update, bson_t **before, char *errbuf, size_t errlen);
+
 /* Counts the documents matching filter into *n, at most limit (0: all). */
 cv_err cv_mongo_count(cv_mongo *m, const char *collection, const bson_t *filter, int64_t limit,
                       int64_t *n, char *errbuf, size_t errlen);

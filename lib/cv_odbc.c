@@ -635,11 +635,12 @@ cv_err cv_odbc_stmt_exec_params(cv_odbc_stmt *stmt, const char *sql, int nparams
         return cv_err_set(errbuf, errlen, CV_ERR_INVALID, "too many parameters");
     for (int i = 0; i < nparams; i++) {
         const cv_odbc_col *type = &types[i];
-        stmt->param_ind[i] = (SQLLEN)strlen(values[i]);
+        SQLLEN len = values[i] ? (SQLLEN)strlen(values[i]) : 0;
+        stmt->param_ind[i] = values[i] ? len : SQL_NULL_DATA;
         if (!SQL_SUCCEEDED(SQLBindParameter(
                 stmt->hstmt, (SQLUSMALLINT)(i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, type->sql_type,
-                type->size ? type->size : (SQLULEN)stmt->param_ind[i] + 1, type->decimals,
-                (SQLPOINTER)(uintptr_t)values[i], stmt->param_ind[i], &stmt->param_ind[i])))
+                type->size ? type->size : (SQLULEN)len + 1, type->decimals,
+                (SQLPOINTER)(uintptr_t)values[i], len, &stmt->param_ind[i])))
             return diag(SQL_HANDLE_STMT, stmt->hstmt, "cannot bind a parameter", errbuf, errlen);
     }
     rc = SQLExecDirect(stmt->hstmt, (SQLCHAR *)sql, SQL_NTS);
@@ -653,6 +654,13 @@ cv_err cv_odbc_stmt_exec(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size
     if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA)
         return diag(SQL_HANDLE_STMT, stmt->hstmt, "statement failed", errbuf, errlen);
     return describe(stmt, errbuf, errlen);
+}
+
+long long cv_odbc_stmt_row_count(cv_odbc_stmt *stmt) {
+    SQLLEN rows = -1;
+    if (!SQL_SUCCEEDED(SQLRowCount(stmt->hstmt, &rows)))
+        return -1;
+    return (long long)rows;
 }
 
 cv_odbc_conn *cv_odbc_stmt_conn(const cv_odbc_stmt *stmt) {

@@ -111,11 +111,15 @@ void cv_odbc_stmt_destroy(cv_odbc_stmt *stmt);
 cv_err cv_odbc_stmt_exec(cv_odbc_stmt *stmt, const char *sql, char *errbuf, size_t errlen);
 
 /* Like cv_odbc_stmt_exec(), with up to 8 text parameters, parameter i typed
- * as types[i] (an origin column's description); the strings must outlive the
- * result. */
+ * as types[i] (an origin column's description; a size of 0 is the value's
+ * length); the strings must outlive the result. A NULL value is SQL NULL. */
 cv_err cv_odbc_stmt_exec_params(cv_odbc_stmt *stmt, const char *sql, int nparams,
                                 const char *const *values, const cv_odbc_col *types, char *errbuf,
                                 size_t errlen);
+
+/* The rows the statement executed last changed (SQLRowCount), -1 when the
+ * driver does not say. */
+long long cv_odbc_stmt_row_count(cv_odbc_stmt *stmt);
 
 /* The connection a statement belongs to. */
 cv_odbc_conn *cv_odbc_stmt_conn(const cv_odbc_stmt *stmt);

@@ -53,6 +53,8 @@ static const cv_store_index indexes[] = {
     /* GET /projects: a user's projects, oldest first; a project's connections. */
     {CV_COLL_PROJECTS, "member_created", "members.user:1,created_at:1,_id:1"},
     {CV_COLL_CONNECTIONS, "project_created", "project_id:1,created_at:1,_id:1"},
+    /* GET /projects/{id}/queries: a project's saved queries, oldest first. */
+    {CV_COLL_SAVED_QUERIES, "project_created", "project_id:1,created_at:1,_id:1"},
     /* A user's tokens: GET /tokens, and revoking them all. */
     {CV_COLL_TOKENS, "user", "user:1"},
     /* Who may see a connection: the projects that use it. */

@@ -406,21 +406,22 @@ static cv_err get_run_origin(const cJSON *root, cv_job *job, cv_verr *verr) {
 }
 
 static const char *const kind_text[] = {
-    [CV_JOB_KIND_NONE] = "",
-    [CV_JOB_KIND_TRANSFER] = "sql_transfer",
-    [CV_JOB_KIND_PYTHON] = "python",
-    [CV_JOB_KIND_SQL] = "sql",
+    [CV_JOB_KIND_NONE] = "",                 /* no kind given */
+    [CV_JOB_KIND_TRANSFER] = "sql_transfer", /* rows from origin to destination */
+    [CV_JOB_KIND_PYTHON] = "python",         /* a script */
+    [CV_JOB_KIND_SQL] = "sql",               /* statements on one connection */
+    [CV_JOB_KIND_QUERY] = "query",           /* the SQL console's, on its own topic */
 };
 
 cv_job_kind cv_job_kind_parse(const char *text) {
-    for (int k = CV_JOB_KIND_TRANSFER; text && k <= CV_JOB_KIND_SQL; k++)
+    for (int k = CV_JOB_KIND_TRANSFER; text && k <= CV_JOB_KIND_QUERY; k++)
         if (strcmp(text, kind_text[k]) == 0)
             return (cv_job_kind)k;
     return CV_JOB_KIND_NONE;
 }
 
 const char *cv_job_kind_str(cv_job_kind kind) {
-    return kind >= CV_JOB_KIND_NONE && kind <= CV_JOB_KIND_SQL ? kind_text[kind] : "";
+    return kind >= CV_JOB_KIND_NONE && kind <= CV_JOB_KIND_QUERY ? kind_text[kind] : "";
 }
 
 int64_t cv_job_retry_delay_ms(int backoff_seconds, int next) {
@@ -477,7 +478,8 @@ cv_err cv_job_decode(const char *data, size_t len, cv_job *job, cv_verr *verr) {
         goto out;
     if (kind && cv_job_kind_parse(kind) == CV_JOB_KIND_NONE) {
         err = cv_verr_set(verr, NULL, "kind",
-                          "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);
+                          "must be \"sql_transfer\", \"python\", \"sql\" or \"query\", not \"%s\"",
+                          kind);
         goto out;
     }
     copy_str(job->kind, sizeof(job->kind), kind);

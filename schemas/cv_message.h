@@ -120,13 +120,15 @@ typedef enum cv_job_kind {
     CV_JOB_KIND_NONE,     /* no kind, or one Convutell does not know */
     CV_JOB_KIND_TRANSFER, /* "sql_transfer" */
     CV_JOB_KIND_PYTHON,   /* "python" */
-    CV_JOB_KIND_SQL       /* "sql" */
+    CV_JOB_KIND_SQL,      /* "sql" */
+    CV_JOB_KIND_QUERY     /* "query": one statement of the SQL console, on convutell.queries
+                             (consumer/cv_console.h), never a stored job */
 } cv_job_kind;
 
 /* The kind `text` names (NULL or unknown: CV_JOB_KIND_NONE). */
 cv_job_kind cv_job_kind_parse(const char *text);
 
-/* Its text ("sql_transfer", "python", "sql"; "" for CV_JOB_KIND_NONE). */
+/* Its text ("sql_transfer", "python", "sql", "query"; "" for CV_JOB_KIND_NONE). */
 const char *cv_job_kind_str(cv_job_kind kind);
 
 typedef struct cv_job {

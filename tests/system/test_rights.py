@@ -24,6 +24,7 @@ def person(api, prefix):
 
 
 def missing(noun, ident):
+    noun = noun.replace("-", " ")  # the route table's "query-run" is a "query run"
     return {"error": {"code": "not_found", "message": f"no {noun} with id '{ident}'"}}
 
 
@@ -58,8 +59,13 @@ def shared(api):
         owner_api.create(f"/api/v1/projects/{project['id']}/members", {"user": user, "role": role})
         users[role] = client
     users["stranger"] = person(api, "str")[1]
+    saved = owner_api.create(f"/api/v1/projects/{project['id']}/queries",
+                             {"name": "q", "sql": "SELECT 1/0", "connection": "origin"})
+    # A query run that failed: its rows are a 409, in JSON like every refusal.
+    status, query_run, _ = owner_api.post(f"/api/v1/queries/{saved['id']}/run")
+    assert (status, query_run["status"]) == (200, "failed"), query_run
     ids = {"project": project["id"], "job": job["id"], "run": run["run_id"],
-           "connection": conn["id"]}
+           "connection": conn["id"], "query": saved["id"], "query-run": query_run["id"]}
     return ids, users
 
 
@@ -80,7 +86,8 @@ def test_every_project_route_checks_the_role(shared):
         status, doc, _ = users["stranger"].call(method, url, body)
         assert (status, doc) == (404, missing(scope, ids[scope])), url
         # Deleting the shared project or job would end the walk: test_manage.py does it.
-        destructive = method == "DELETE" and path in ("/api/v1/projects/{}", "/api/v1/jobs/{}")
+        destructive = method == "DELETE" and path in ("/api/v1/projects/{}", "/api/v1/jobs/{}",
+                                                      "/api/v1/queries/{}")
         for role in ROLES:
             if destructive and ROLES.index(role) >= ROLES.index(need):
                 continue

@@ -14,7 +14,8 @@ from conftest import BIN, CANARY, PG_PORT, kcat
 
 CANARY_ODBC = (f"Driver=PostgreSQL Unicode;Server=127.0.0.1;Port={PG_PORT};"
                f"Database=convutell;UID=cv_canary;PWD={CANARY}")
-TOPICS = ("convutell.jobs", "convutell.events", "convutell.jobs.dlq", "convutell.jobs.retry")
+TOPICS = ("convutell.jobs", "convutell.events", "convutell.jobs.dlq", "convutell.jobs.retry",
+          "convutell.queries", "convutell.replies")
 
 
 @pytest.fixture(scope="module")

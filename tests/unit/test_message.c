@@ -196,8 +196,9 @@ static void test_bad_jobs_name_the_field(void **state) {
                            "must be between 1 and 1000");
     expect_variant_invalid("\"attempt\":2", "\"attempt\":1.5", "attempt", "must be an integer");
     expect_variant_invalid("\"attempt\":2", "\"attempt\":\"1\"", "attempt", "must be an integer");
-    expect_variant_invalid("\"kind\":\"python\"", "\"kind\":\"shell\"", "kind",
-                           "must be \"sql_transfer\", \"python\" or \"sql\", not \"shell\"");
+    expect_variant_invalid(
+        "\"kind\":\"python\"", "\"kind\":\"shell\"", "kind",
+        "must be \"sql_transfer\", \"python\", \"sql\" or \"query\", not \"shell\"");
     expect_variant_invalid("2026-11-28T04:50:00.250Z", "2026-13-01T00:00:00Z", "queued_at",
                            "must be an RFC 3339 time such as \"2026-11-28T04:50:00.000Z\"");
     expect_variant_invalid("2026-11-28T04:50:00.250Z", "2026-11-28T04:50:00", "queued_at",
