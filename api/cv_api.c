@@ -271,7 +271,8 @@ static const route routes[] = {
     {"GET", "connections/{}", SIGNED, CONNECTION(VIEWER), cv_api_get_connection},
     {"DELETE", "connections/{}", SIGNED, CONNECTION(EDITOR), cv_api_delete_connection},
     {"POST", "projects", SIGNED, NONE, cv_api_create_project}, /* the caller becomes owner */
-    {"GET", "projects", SIGNED, NONE, cv_api_list_projects},   /* theirs */
+    {"POST", "CreateProjects", SIGNED, NONE, cv_api_create_projects_compat}, /* also at / */
+    {"GET", "projects", SIGNED, NONE, cv_api_list_projects},                 /* theirs */
     {"GET", "projects/{}", SIGNED, PROJECT(VIEWER), cv_api_get_project},
     {"PATCH", "projects/{}", SIGNED, PROJECT(EDITOR), cv_api_patch_project},
     {"DELETE", "projects/{}", SIGNED, PROJECT(OWNER), cv_api_delete_project},
@@ -279,6 +280,8 @@ static const route routes[] = {
     {"GET", "projects/{}/jobs", SIGNED, PROJECT(VIEWER), cv_api_list_jobs},
     {"GET", "projects/{}/connections", SIGNED, PROJECT(VIEWER), cv_api_list_connections},
     {"GET", "projects/{}/notifications", SIGNED, PROJECT(VIEWER), cv_api_list_notifications},
+    {"GET", "projects/{}/logs", SIGNED, PROJECT(VIEWER), cv_api_list_project_logs},
+    {"GET", "projects/{}/stats", SIGNED, PROJECT(VIEWER), cv_api_project_stats},
     {"GET", "projects/{}/members", SIGNED, PROJECT(VIEWER), cv_api_list_members},
     {"POST", "projects/{}/members", SIGNED, PROJECT(OWNER), cv_api_add_member},
     {"PATCH", "projects/{}/members/{}", SIGNED, PROJECT(OWNER), cv_api_change_member},
@@ -381,8 +384,10 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
     char s[6][64], allowed[64] = "";
     int n = split_path(req->path, s);
 
-    if (n == 1 && (strcmp(s[0], "healthz") == 0 || strcmp(s[0], "readyz") == 0)) {
-        /* Also at the root, where orchestrators look for them. */
+    if (n == 1 && (strcmp(s[0], "healthz") == 0 || strcmp(s[0], "readyz") == 0 ||
+                   strcmp(s[0], "CreateProjects") == 0)) {
+        /* Also at the root, where orchestrators look for them (and where the
+         * original Convutell had its route). */
         memcpy(s[2], s[0], sizeof(s[0]));
         snprintf(s[0], sizeof(s[0]), "api");
         snprintf(s[1], sizeof(s[1]), "v1");
@@ -451,7 +456,8 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
                               .connections = (unsigned)cfg->http_connections,
                               .per_address = (unsigned)cfg->http_per_address,
                               .idle_seconds = (unsigned)cfg->http_idle_seconds,
-                              .request_seconds = (unsigned)cfg->http_request_seconds};
+                              .request_seconds = (unsigned)cfg->http_request_seconds,
+                              .cors_origins = cfg->cors_origins};
     api->http =
         cv_http_server_new(cfg->http_host, cfg->http_port, &limits, handle, api, errbuf, errlen);
     if (!api->http)

@@ -376,6 +376,10 @@ void cv_api_run_query(cv_api *api, const char *project_id, const cv_http_request
     }
     if (!publish(api, id, project_id, who->user, res))
         goto out;
+    /* The server closes a connection silent for http_idle_seconds, and a
+     * request that waits is silent: it answers 202 before that. */
+    if (q.wait_seconds > api->cfg.http_idle_seconds - 2)
+        q.wait_seconds = api->cfg.http_idle_seconds > 2 ? api->cfg.http_idle_seconds - 2 : 0;
     if ((ended = wait_end(api, w, id, q.wait_seconds * 1000, res)))
         answer_run(api, ended, res);
 out:

@@ -137,9 +137,23 @@ cv_api_handler cv_api_list_members, cv_api_add_member, cv_api_change_member, cv_
 /* POST /api/v1/jobs/{id}/runs and POST /api/v1/runs/{id}/cancel (cv_api_runs.c). */
 cv_api_handler cv_api_trigger_run, cv_api_cancel_run;
 
-/* GET /api/v1/jobs/{id}/runs, /api/v1/projects/{id}/notifications and
- * /api/v1/runs/{id}/events, a page each (cv_api_lists.c). */
+/* GET /api/v1/jobs/{id}/runs, /api/v1/projects/{id}/notifications,
+ * /api/v1/runs/{id}/events and /api/v1/projects/{id}/logs, a page each
+ * (cv_api_lists.c). */
 cv_api_handler cv_api_list_runs, cv_api_list_notifications, cv_api_list_events;
+cv_api_handler cv_api_list_project_logs;
+
+/* The event filters of a list's query (type, stream, since and until, q in
+ * log lines) added to where, type_default when no type is asked for (NULL:
+ * every type); false having answered 422 naming the argument. */
+bool cv_api_event_filters(const cv_http_request *req, const char *type_default, bson_t *where,
+                          cv_http_response *res);
+
+/* GET /api/v1/projects/{id}/stats: runs per time bucket (cv_api_stats.c). */
+cv_api_handler cv_api_project_stats;
+
+/* POST /CreateProjects, the original Convutell's route (cv_api_compat.c). */
+cv_api_handler cv_api_create_projects_compat;
 
 /* PUT, GET and DELETE /api/v1/jobs/{id}/schedule (cv_api_schedule.c). */
 cv_api_handler cv_api_put_schedule, cv_api_get_schedule, cv_api_delete_schedule;

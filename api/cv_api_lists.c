@@ -1,11 +1,14 @@
 /*
  * cv_api_lists.c - the API's lists, one page at a time (cv_page): a job's run
  * history and a project's notifications, newest first, by time bucket
- * (cv_bucket); a run's events, oldest first, filtered; and the helpers of
- * the lists of what a project holds (oldest first, by name).
+ * (cv_bucket); a run's events, oldest first, filtered; a project's log
+ * lines, newest first, filtered; and the helpers of the lists of what a
+ * project holds (oldest first, by name).
  */
 #include "cv_api_int.h"
 
+#include "cv_id.h"
+#include "cv_message.h"
 #include "cv_page.h"
 #include "cv_runs.h"
 #include "cv_store.h"
@@ -169,10 +172,8 @@ static bool one_of(const char *arg, const char *value, const char *const *names,
     return false;
 }
 
-/* GET /runs/{id}/events?type=&stream=&since=&until=&q=: a run's events,
- * oldest first; q a case-blind substring of log lines. */
-void cv_api_list_events(cv_api *api, const char *run_id, const cv_http_request *req,
-                        cv_http_response *res) {
+bool cv_api_event_filters(const cv_http_request *req, const char *type_default, bson_t *where,
+                          cv_http_response *res) {
     static const char *const types[] = {"run.queued",
                                         "run.started",
                                         "run.progress",
@@ -186,6 +187,22 @@ void cv_api_list_events(cv_api *api, const char *run_id, const cv_http_request *
                                         NULL};
     static const char *const streams[] = {"stdout", "stderr", NULL};
     const char *type = cv_http_arg(req, "type"), *stream = cv_http_arg(req, "stream");
+
+    if ((type && !one_of("type", type, types, res)) ||
+        (stream && !one_of("stream", stream, streams, res)) || !time_range(req, where, res) ||
+        !text_filter(req, "q", "line", where, res))
+        return false;
+    if (type || type_default)
+        BSON_APPEND_UTF8(where, "type", type ? type : type_default);
+    if (stream)
+        BSON_APPEND_UTF8(where, "stream", stream);
+    return true;
+}
+
+/* GET /runs/{id}/events?type=&stream=&since=&until=&q=: a run's events,
+ * oldest first; q a case-blind substring of log lines. */
+void cv_api_list_events(cv_api *api, const char *run_id, const cv_http_request *req,
+                        cv_http_response *res) {
     bson_t where = BSON_INITIALIZER, *run = NULL;
     cv_page page;
     cv_verr verr;
@@ -197,17 +214,39 @@ void cv_api_list_events(cv_api *api, const char *run_id, const cv_http_request *
     if (!(run = cv_api_load_doc(api, CV_COLL_RUNS, "run", run_id, res)))
         goto out;
     BSON_APPEND_UTF8(&where, "run_id", run_id);
-    if ((type && !one_of("type", type, types, res)) ||
-        (stream && !one_of("stream", stream, streams, res)) || !time_range(req, &where, res) ||
-        !text_filter(req, "q", "line", &where, res))
-        goto out;
-    if (type)
-        BSON_APPEND_UTF8(&where, "type", type);
-    if (stream)
-        BSON_APPEND_UTF8(&where, "stream", stream);
-    cv_api_list_where_by(api, req, CV_COLL_EVENTS, &where, "time", 1, "events", EVENTS_MAX, res);
+    if (cv_api_event_filters(req, NULL, &where, res))
+        cv_api_list_where_by(api, req, CV_COLL_EVENTS, &where, "time", 1, "events", EVENTS_MAX,
+                             res);
 out:
     bson_destroy(run);
+    bson_destroy(&where);
+}
+
+/* GET /projects/{id}/logs?q=&since=&until=&job=&stream=&type=: the log lines
+ * (type run.log unless another is asked for) of every run of the project,
+ * newest first. */
+void cv_api_list_project_logs(cv_api *api, const char *project_id, const cv_http_request *req,
+                              cv_http_response *res) {
+    const char *job = cv_http_arg(req, "job");
+    bson_t where = BSON_INITIALIZER;
+    cv_page page;
+    cv_verr verr;
+
+    if (cv_page_read(req, EVENTS_MAX, &page, &verr)) {
+        cv_api_field_error(res, &verr);
+        goto out;
+    }
+    if (job && !cv_id_valid(job)) {
+        cv_verr_set(&verr, NULL, "job", "must be a job id (a UUID)");
+        cv_api_field_error(res, &verr);
+        goto out;
+    }
+    BSON_APPEND_UTF8(&where, "project_id", project_id);
+    if (job)
+        BSON_APPEND_UTF8(&where, "job_id", job);
+    if (cv_api_event_filters(req, CV_EVENT_RUN_LOG, &where, res))
+        cv_api_list_where_by(api, req, CV_COLL_EVENTS, &where, "time", -1, "logs", EVENTS_MAX, res);
+out:
     bson_destroy(&where);
 }
 

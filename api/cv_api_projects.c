@@ -97,16 +97,21 @@ static void adopt_connection(cv_api *api, const char *conn_id, const char *proje
 
 /* A project's settings as a create or a change gives them. */
 typedef struct project_def {
-    const char *name, *origin, *dest, *interpreter;
+    const char *name, *origin, *dest, *interpreter, *last_run;
     bool active, expose;
     bool has_active, has_expose, has_interpreter;
 } project_def;
 
 static bool read_project(const cJSON *body, bool create, project_def *d, cv_http_response *res) {
-    static const char *const fields[] = {
-        "name",   "origin_connection_id", "destination_connection_id",
-        "active", "python_interpreter",   "expose_connections",
-        NULL};
+    int64_t last_ms;
+    static const char *const fields[] = {"name",
+                                         "origin_connection_id",
+                                         "destination_connection_id",
+                                         "active",
+                                         "python_interpreter",
+                                         "expose_connections",
+                                         "last_run_at",
+                                         NULL};
     cv_verr verr;
 
     memset(d, 0, sizeof(*d));
@@ -117,7 +122,13 @@ static bool read_project(const cJSON *body, bool create, project_def *d, cv_http
         cv_json_get_id(body, NULL, "destination_connection_id", create, &d->dest, &verr) ||
         cv_json_get_bool(body, NULL, "active", false, &d->active, &verr) ||
         cv_json_get_str(body, NULL, "python_interpreter", false, 255, &d->interpreter, &verr) ||
-        cv_json_get_bool(body, NULL, "expose_connections", false, &d->expose, &verr)) {
+        cv_json_get_bool(body, NULL, "expose_connections", false, &d->expose, &verr) ||
+        cv_json_get_str(body, NULL, "last_run_at", false, 40, &d->last_run, &verr)) {
+        cv_api_field_error(res, &verr);
+        return false;
+    }
+    if (d->last_run && cv_time_parse(d->last_run, &last_ms) != 0) {
+        cv_verr_set(&verr, NULL, "last_run_at", "must be a time such as 2026-12-05T10:00:00Z");
         cv_api_field_error(res, &verr);
         return false;
     }
@@ -162,6 +173,11 @@ void cv_api_create_project(cv_api *api, const char *id_unused, const cv_http_req
     if (d.interpreter)
         BSON_APPEND_UTF8(&doc, "python_interpreter", d.interpreter);
     BSON_APPEND_BOOL(&doc, "expose_connections", d.expose);
+    if (d.last_run) { /* stored as every time is: UTC, milliseconds */
+        int64_t ms = 0;
+        cv_time_parse(d.last_run, &ms);
+        cv_mongo_append_time(&doc, "last_run_at", ms);
+    }
     cv_members_append_first(&doc, who->user);
     cv_api_insert_and_answer(api, CV_COLL_PROJECTS, "/api/v1/projects", &doc, id, res);
     if (res->status == 201) {

@@ -27,6 +27,7 @@
 struct cv_http_server {
     struct MHD_Daemon *daemon;
     cv_http_limits limits;
+    char cors[1024]; /* limits.cors_origins, copied */
     cv_http_handler handler;
     void *ctx;
 };
@@ -56,6 +57,41 @@ void cv_http_error(cv_http_response *res, int status, const char *code, const ch
     cJSON_Delete(res->body);
     res->body = root;
     res->status = status;
+}
+
+/* The CORS headers of an answer to an allowed origin. */
+static void add_cors(struct MHD_Response *response, const cv_http_response *res) {
+    if (!res->cors_origin[0])
+        return;
+    MHD_add_response_header(response, "Access-Control-Allow-Origin", res->cors_origin);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, "Origin");
+    if (!res->cors_preflight) {
+        MHD_add_response_header(response, "Access-Control-Expose-Headers",
+                                "ETag, Location, Retry-After, WWW-Authenticate");
+        return;
+    }
+    MHD_add_response_header(response, "Access-Control-Allow-Methods",
+                            "GET, HEAD, POST, PUT, PATCH, DELETE");
+    MHD_add_response_header(response, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, If-Match, Idempotency-Key, X-CSRF-Token");
+    MHD_add_response_header(response, "Access-Control-Max-Age", "600");
+}
+
+/* Whether origin is one the server lets read its answers. */
+static bool cors_allowed(const cv_http_server *s, const char *origin) {
+    size_t n = origin ? strlen(origin) : 0;
+
+    if (!s->cors[0] || !n)
+        return false;
+    if (strcmp(s->cors, "*") == 0)
+        return true;
+    for (const char *p = s->cors; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && memcmp(p, origin, n) == 0)
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -95,6 +131,7 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, cv_http_response
     if (st->disposition[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_DISPOSITION, st->disposition);
     MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    add_cors(response, res);
     ret = MHD_queue_response(conn, MHD_HTTP_OK, response);
     MHD_destroy_response(response);
     return ret;
@@ -129,6 +166,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
         return MHD_NO;
     }
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    add_cors(response, res);
     if (res->location[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, res->location);
     if (res->allow[0])
@@ -231,6 +269,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     request_state *st = *con_cls;
     cv_http_request req;
     cv_http_response res = {0};
+    const char *origin;
     enum MHD_Result ret;
     (void)version;
 
@@ -292,7 +331,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req.conn = conn;
     req.caller = NULL;
     res.status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-    s->handler(s->ctx, &req, &res);
+    origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (cors_allowed(s, origin))
+        snprintf(res.cors_origin, sizeof(res.cors_origin), "%s", origin);
+    if (res.cors_origin[0] && strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
+        res.cors_preflight = true; /* answered here: no route takes OPTIONS */
+        res.status = MHD_HTTP_NO_CONTENT;
+    } else {
+        s->handler(s->ctx, &req, &res);
+    }
     ret = send_response(conn, &res);
     cJSON_Delete(res.body);
     return ret;
@@ -391,6 +438,8 @@ cv_http_server *cv_http_server_new(const char *host, int port, const cv_http_lim
         return NULL;
     }
     s->limits = *limits;
+    snprintf(s->cors, sizeof(s->cors), "%s", limits->cors_origins ? limits->cors_origins : "");
+    s->limits.cors_origins = s->cors;
     s->handler = handler;
     s->ctx = ctx;
     connections = fd_room(limits->connections);

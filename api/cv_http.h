@@ -60,14 +60,24 @@ typedef struct cv_http_response {
     int retry_after;            /* Retry-After header (seconds) when > 0 (a 429) */
     char etag[96];              /* ETag header when non-empty */
     cv_http_stream stream;      /* a 200 with stream.read set sends that instead of body */
+    char cors_origin[256];      /* the server's: an allowed Origin the answer names */
+    bool cors_preflight;        /* the server's: the answer to a CORS preflight */
 } cv_http_response;
 
 typedef void (*cv_http_handler)(void *ctx, const cv_http_request *req, cv_http_response *res);
 
-/* How much of the server one client, or all of them, may hold. */
+/* How much of the server one client, or all of them, may hold, and which
+ * web pages of other origins may read its answers. */
 typedef struct cv_http_limits {
     size_t max_body; /* bytes of a request body */
     unsigned connections, per_address, idle_seconds, request_seconds;
+    /* CORS: "" (none, the default), "*" (any) or origins separated by commas
+     * ("https://a.example,http://localhost:5173"). A request whose Origin is
+     * allowed gets Access-Control-Allow-Origin (that origin) on its answer,
+     * and its preflight (OPTIONS) a 204 naming the methods and headers the
+     * API takes; any other origin gets no CORS header, so browsers keep
+     * their pages from reading the answers. Copied. */
+    const char *cors_origins;
 } cv_http_limits;
 
 /* Starts listening on host:port (IPv4) within `limits`. Returns NULL with the

@@ -132,7 +132,11 @@ def main():
                                 {"name": db, "origin_connection_id": made["id"],
                                  "destination_connection_id": made["id"]})[1]["id"]
         for project in projects.values():  # the worker's group, pool and caches warm
-            query(conn, project, wait=60)  # a fresh broker makes its group topic first
+            for _ in range(6):  # a fresh broker makes its group topic first
+                status, body = call(conn, "POST", f"/projects/{project}/queries/run",
+                                    {"connection": "origin", "sql": "SELECT 1", "wait_seconds": 25})
+                if status == 200:
+                    break
             for _ in range(20):
                 query(conn, project)
         health = timings(lambda: call(conn, "GET", "/health"), args.requests)

@@ -297,6 +297,27 @@ static cv_err check_mongo_uri(const char *value, char *errbuf, size_t errlen) {
 }
 
 /* Where the broker, the store and the API are. */
+/* CORS origins: "", "*", or "scheme://host[:port]" entries separated by
+ * commas, without spaces or paths (what a browser sends as Origin). */
+static cv_err check_origins(const char *v, char *why, size_t len) {
+    if (!*v || strcmp(v, "*") == 0)
+        return CV_OK;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        const char *host = strncmp(p, "https://", 8) == 0  ? p + 8
+                           : strncmp(p, "http://", 7) == 0 ? p + 7
+                                                           : NULL;
+        if (!host || host >= p + n || memchr(host, '/', (size_t)(p + n - host)) ||
+            memchr(p, ' ', n) || memchr(p, '*', n))
+            return cv_err_set(why, len, CV_ERR_CONFIG,
+                              "'%.*s' is not an origin such as https://etl.example.com or "
+                              "http://localhost:5173 (or use * alone)",
+                              (int)n, p);
+        p += n + (p[n] == ',');
+    }
+    return CV_OK;
+}
+
 static cv_err load_addresses(loader *l, cv_config *cfg) {
     const char *v;
     cv_err err;
@@ -320,6 +341,11 @@ static cv_err load_addresses(loader *l, cv_config *cfg) {
     if ((err = value(l, "CONVUTELL_HTTP_ADDR", NULL, "127.0.0.1:8080", &v)) ||
         (err = checked(l, cv_config_parse_addr(v, cfg->http_host, sizeof(cfg->http_host),
                                                &cfg->http_port, l->why, sizeof(l->why)))))
+        return err;
+    if ((err = value(l, "CONVUTELL_CORS_ORIGINS", NULL, "", &v)) ||
+        (err = checked(l, check_origins(v, l->why, sizeof(l->why)))) ||
+        (err = checked(l, copy_value(cfg->cors_origins, sizeof(cfg->cors_origins), v, l->why,
+                                     sizeof(l->why)))))
         return err;
     return CV_OK;
 }

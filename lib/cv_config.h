@@ -29,6 +29,8 @@ typedef struct cv_config {
                                   is closed [30] */
     int http_request_seconds;  /* CONVUTELL_HTTP_REQUEST_SECONDS: a request's headers and body
                                   must arrive within this long of its connection [30] */
+    char cors_origins[1024];   /* CONVUTELL_CORS_ORIGINS: "" (off), "*" or origins separated
+                                  by commas whose web pages may call the API (cv_http.h) */
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */
     int log_level;             /* CONVUTELL_LOG_LEVEL, a cv_log_level */
     bool log_json;             /* CONVUTELL_LOG_FORMAT=json: one JSON object a record */

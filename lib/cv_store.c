@@ -32,6 +32,8 @@ static const cv_store_index indexes[] = {
     {CV_COLL_RUNS, "buckets", "buckets:1"},
     /* GET /runs/{id}/events, in time order. */
     {CV_COLL_EVENTS, "run_time", "run_id:1,time:1,_id:1"},
+    /* GET /projects/{id}/logs (newest first) and /stats (final events in a range). */
+    {CV_COLL_EVENTS, "project_type_time", "project_id:1,type:1,time:1,_id:1"},
     /* GET /projects/{id}/notifications, newest first. */
     {CV_COLL_NOTIFICATIONS, "project_created", "project_id:1,created_at:-1,_id:-1"},
     {CV_COLL_NOTIFICATIONS, "buckets", "buckets:1"}, /* the same on FerretDB, as for runs */

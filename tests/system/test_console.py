@@ -180,7 +180,7 @@ def test_csv_and_jsonl_of_100000_rows(team, pg):
     query = ("SELECT g AS id, CASE WHEN g % 7 = 0 THEN NULL WHEN g % 5 = 0 "
              "THEN 'say \"hi\", ' || g || E'\\nbye' ELSE md5(g::text) END AS label, "
              "(g * 1.25)::numeric(12,2) AS amount FROM generate_series(1, 100000) g ORDER BY g")
-    body = ran(users["runner"], project, query, max_rows=100000, wait_seconds=60,
+    body = ran(users["runner"], project, query, max_rows=100000, wait_seconds=25,
                timeout_seconds=120)
     assert (body["status"], body["row_count"], body["truncated"]) == ("succeeded", 100000, False)
     expected = [(str(i), "" if label is None else label, str(amount))

@@ -1,0 +1,294 @@
+/*
+ * cv_api_stats.c - GET /api/v1/projects/{id}/stats?since=&until=&bucket=hour|day:
+ * a project's runs per time bucket, for its dashboard.
+ *
+ * Read from the final events of the project's runs in the range (one look-up
+ * of the {project_id, type, time} index), each run counted once, in the
+ * bucket of its end: runs by final status, duration p50 and p95 (the
+ * nearest rank), rows read and written, failures by error code; the same over
+ * the whole range. Every bucket of the range is listed, empty ones too, so a
+ * chart needs no gaps filled.
+ */
+#include "cv_api_int.h"
+
+#include "cv_json.h"
+#include "cv_message.h"
+#include "cv_store.h"
+#include "cv_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_banned.h" /* last: it renames what the headers above declare */
+
+#define HOUR_MS (3600 * INT64_C(1000))
+#define DAY_MS (24 * HOUR_MS)
+#define BUCKETS_MAX 1000
+#define RUNS_MAX 100000 /* final events one answer reads */
+#define CODES_MAX 32    /* error codes counted apart in a bucket; the rest are "other" */
+
+static const char *const finals[] = {CV_EVENT_RUN_SUCCEEDED, CV_EVENT_RUN_FAILED,
+                                     CV_EVENT_RUN_CANCELLED, CV_EVENT_RUN_TIMED_OUT};
+#define NFINALS 4
+
+typedef struct bucket {
+    int64_t runs[NFINALS];
+    int64_t rows_read, rows_written;
+    int64_t *durations; /* ms, of the runs that said */
+    size_t ndurations, cap;
+    char codes[CODES_MAX][64];
+    int64_t code_counts[CODES_MAX + 1]; /* the last: other codes */
+    int ncodes;
+} bucket;
+
+/* Reads since, until and bucket; false having answered 422. */
+static bool read_range(const cv_http_request *req, int64_t *since, int64_t *until, int64_t *width,
+                       const char **name, cv_http_response *res) {
+    const char *b = cv_http_arg(req, "bucket"), *s = cv_http_arg(req, "since"),
+               *u = cv_http_arg(req, "until");
+    cv_verr verr;
+
+    *name = b ? b : "day";
+    if (strcmp(*name, "hour") != 0 && strcmp(*name, "day") != 0) {
+        cv_verr_set(&verr, NULL, "bucket", "must be \"hour\" or \"day\", not \"%s\"", *name);
+        goto bad;
+    }
+    *width = strcmp(*name, "hour") == 0 ? HOUR_MS : DAY_MS;
+    *until = cv_time_now_ms();
+    if (u && cv_time_parse(u, until) != 0) {
+        cv_verr_set(&verr, NULL, "until", "must be a time such as 2026-12-05T10:00:00Z");
+        goto bad;
+    }
+    *since = *until - (*width == HOUR_MS ? DAY_MS : 7 * DAY_MS);
+    if (s && cv_time_parse(s, since) != 0) {
+        cv_verr_set(&verr, NULL, "since", "must be a time such as 2026-12-05T10:00:00Z");
+        goto bad;
+    }
+    /* Buckets start on whole hours or days (UTC). */
+    *since -= ((*since % *width) + *width) % *width;
+    if (*since >= *until) {
+        cv_verr_set(&verr, NULL, "since", "must be before until");
+        goto bad;
+    }
+    if ((*until - *since + *width - 1) / *width > BUCKETS_MAX) {
+        cv_verr_set(&verr, NULL, "since", "the range holds more than %d buckets of a %s",
+                    BUCKETS_MAX, *name);
+        goto bad;
+    }
+    return true;
+bad:
+    cv_api_field_error(res, &verr);
+    return false;
+}
+
+static void count_code(bucket *b, const char *code) {
+    for (int i = 0; i < b->ncodes; i++)
+        if (strcmp(b->codes[i], code) == 0) {
+            b->code_counts[i]++;
+            return;
+        }
+    if (b->ncodes == CODES_MAX) {
+        b->code_counts[CODES_MAX]++;
+        return;
+    }
+    snprintf(b->codes[b->ncodes], sizeof(b->codes[0]), "%s", code);
+    b->code_counts[b->ncodes++] = 1;
+}
+
+/* Adds one run's end to b. False when out of memory. */
+static bool add_run(bucket *b, const bson_t *ev, int final) {
+    int64_t duration = cv_mongo_doc_int(ev, "duration_ms", -1);
+    const char *code = cv_mongo_doc_str(ev, "error.code");
+
+    b->runs[final]++;
+    b->rows_read +=
+        cv_mongo_doc_int(ev, "rows_read", 0) > 0 ? cv_mongo_doc_int(ev, "rows_read", 0) : 0;
+    b->rows_written +=
+        cv_mongo_doc_int(ev, "rows_written", 0) > 0 ? cv_mongo_doc_int(ev, "rows_written", 0) : 0;
+    if (final != 0 && final != 2)
+        count_code(b, code ? code : "unknown");
+    if (duration < 0)
+        return true;
+    if (b->ndurations == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        int64_t *grown = realloc(b->durations, cap * sizeof(*grown));
+        if (!grown)
+            return false;
+        b->durations = grown;
+        b->cap = cap;
+    }
+    b->durations[b->ndurations++] = duration;
+    return true;
+}
+
+static int by_value(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The nearest-rank percentile p (0..100) of sorted values. */
+static int64_t percentile(const int64_t *v, size_t n, int p) {
+    size_t rank = (n * (size_t)p + 99) / 100;
+    return v[rank ? rank - 1 : 0];
+}
+
+static cJSON *bucket_json(bucket *b, const char *start_key, int64_t start) {
+    static const char *const names[NFINALS] = {"succeeded", "failed", "cancelled", "timed_out"};
+    cJSON *out = cJSON_CreateObject(), *runs, *durations, *failures;
+    char text[CV_TIME_RFC3339_LEN];
+    int64_t total = 0;
+
+    if (!out)
+        return NULL;
+    if (start_key) {
+        cv_time_format(start, text, sizeof(text));
+        cJSON_AddStringToObject(out, start_key, text);
+    }
+    runs = cJSON_AddObjectToObject(out, "runs");
+    for (int i = 0; i < NFINALS; i++) {
+        cJSON_AddNumberToObject(runs, names[i], (double)b->runs[i]);
+        total += b->runs[i];
+    }
+    cJSON_AddNumberToObject(out, "total", (double)total);
+    durations = cJSON_AddObjectToObject(out, "duration_ms");
+    qsort(b->durations, b->ndurations, sizeof(*b->durations), by_value);
+    if (b->ndurations) {
+        cJSON_AddNumberToObject(durations, "p50",
+                                (double)percentile(b->durations, b->ndurations, 50));
+        cJSON_AddNumberToObject(durations, "p95",
+                                (double)percentile(b->durations, b->ndurations, 95));
+    } else {
+        cJSON_AddNullToObject(durations, "p50");
+        cJSON_AddNullToObject(durations, "p95");
+    }
+    cJSON_AddNumberToObject(out, "rows_read", (double)b->rows_read);
+    cJSON_AddNumberToObject(out, "rows_written", (double)b->rows_written);
+    failures = cJSON_AddObjectToObject(out, "failures");
+    for (int i = 0; i < b->ncodes; i++)
+        cJSON_AddNumberToObject(failures, b->codes[i], (double)b->code_counts[i]);
+    if (b->code_counts[CODES_MAX])
+        cJSON_AddNumberToObject(failures, "other", (double)b->code_counts[CODES_MAX]);
+    return out;
+}
+
+/* The project's final events in [since, until), oldest first. */
+static cv_err read_finals(cv_api *api, const char *project_id, int64_t since, int64_t until,
+                          bson_t **found, char *why, size_t len) {
+    bson_t where = BSON_INITIALIZER, cond, list, sort = BSON_INITIALIZER;
+    char from[CV_TIME_RFC3339_LEN], to[CV_TIME_RFC3339_LEN], key[4];
+    cv_err err;
+
+    cv_time_format(since, from, sizeof(from));
+    cv_time_format(until, to, sizeof(to));
+    BSON_APPEND_UTF8(&where, "project_id", project_id);
+    BSON_APPEND_DOCUMENT_BEGIN(&where, "type", &cond);
+    BSON_APPEND_ARRAY_BEGIN(&cond, "$in", &list);
+    for (int i = 0; i < NFINALS; i++) {
+        snprintf(key, sizeof(key), "%d", i);
+        BSON_APPEND_UTF8(&list, key, finals[i]);
+    }
+    bson_append_array_end(&cond, &list);
+    bson_append_document_end(&where, &cond);
+    BSON_APPEND_DOCUMENT_BEGIN(&where, "time", &cond);
+    BSON_APPEND_UTF8(&cond, "$gte", from);
+    BSON_APPEND_UTF8(&cond, "$lt", to);
+    bson_append_document_end(&where, &cond);
+    BSON_APPEND_INT32(&sort, "time", 1);
+    err = cv_mongo_find(api->mongo, CV_COLL_EVENTS, &where, &sort, RUNS_MAX + 1, found, why, len);
+    bson_destroy(&where);
+    bson_destroy(&sort);
+    return err;
+}
+
+/* The runs counted so far, by id: the first end of a run is the one that
+ * counts (a late second end of an attempt taken over is kept as an event but
+ * changes nothing). Open addressing over at least twice the ends read. */
+typedef struct run_set {
+    const char **ids; /* borrowed from the events read */
+    size_t cap;
+} run_set;
+
+static bool seen_before(run_set *set, const char *run_id) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)run_id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    for (size_t i = h & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+        if (!set->ids[i]) {
+            set->ids[i] = run_id;
+            return false;
+        }
+        if (strcmp(set->ids[i], run_id) == 0)
+            return true;
+    }
+}
+
+void cv_api_project_stats(cv_api *api, const char *project_id, const cv_http_request *req,
+                          cv_http_response *res) {
+    int64_t since, until, width, n = 0, nbuckets = 0;
+    bson_t *found = NULL, ev;
+    bson_iter_t it;
+    bucket *buckets = NULL, all = {0};
+    run_set seen = {.cap = 1};
+    cJSON *list;
+    const char *name;
+    char why[512], text[CV_TIME_RFC3339_LEN];
+    cv_verr verr;
+    cv_err err;
+
+    if (!read_range(req, &since, &until, &width, &name, res))
+        goto out;
+    nbuckets = (until - since + width - 1) / width;
+    if (!(buckets = calloc((size_t)nbuckets, sizeof(*buckets))))
+        goto nomem;
+    if ((err = read_finals(api, project_id, since, until, &found, why, sizeof(why)))) {
+        cv_api_internal_error(res, err, why);
+        goto out;
+    }
+    while (seen.cap < 2 * (size_t)bson_count_keys(found) + 2)
+        seen.cap *= 2;
+    if (!(seen.ids = calloc(seen.cap, sizeof(*seen.ids))))
+        goto nomem;
+    CV_MONGO_EACH_DOC(found, it, ev) {
+        const char *type = cv_mongo_doc_str(&ev, "type"), *time = cv_mongo_doc_str(&ev, "time");
+        const char *run = cv_mongo_doc_str(&ev, "run_id");
+        int64_t at, k;
+        int final = 0;
+        if (++n > RUNS_MAX) {
+            cv_verr_set(&verr, NULL, "since", "the range holds more than %d runs; narrow it",
+                        RUNS_MAX);
+            cv_api_field_error(res, &verr);
+            goto out;
+        }
+        if (!type || !time || !run || cv_time_parse(time, &at) != 0 || seen_before(&seen, run))
+            continue;
+        while (final < NFINALS && strcmp(finals[final], type) != 0)
+            final++;
+        if (final == NFINALS || (k = (at - since) / width) < 0 || k >= nbuckets)
+            continue;
+        if (!add_run(&buckets[k], &ev, final) || !add_run(&all, &ev, final))
+            goto nomem;
+    }
+    res->body = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->body, "project_id", project_id);
+    cJSON_AddStringToObject(res->body, "bucket", name);
+    cv_time_format(since, text, sizeof(text));
+    cJSON_AddStringToObject(res->body, "since", text);
+    cv_time_format(until, text, sizeof(text));
+    cJSON_AddStringToObject(res->body, "until", text);
+    cJSON_AddItemToObject(res->body, "totals", bucket_json(&all, NULL, 0));
+    list = cJSON_AddArrayToObject(res->body, "buckets");
+    for (int64_t k = 0; k < nbuckets; k++)
+        cJSON_AddItemToArray(list, bucket_json(&buckets[k], "start", since + k * width));
+    res->status = 200;
+    goto out;
+nomem:
+    cv_http_error(res, 500, "internal", NULL, "out of memory");
+out:
+    for (int64_t k = 0; buckets && k < nbuckets; k++)
+        free(buckets[k].durations);
+    free(buckets);
+    free(all.durations);
+    free(seen.ids);
+    bson_destroy(found);
+}
