@@ -18,6 +18,7 @@ EXPECTED = {
     "active_runs": {"_id_": [("_id", 1)], "job": [("job_id", 1)]},
     "queued_runs": {"_id_": [("_id", 1)], "job": [("job_id", 1)]},
     "events": {"_id_": [("_id", 1)], "run_time": [("run_id", 1), ("time", 1), ("_id", 1)],
+               "project_type_time": [("project_id", 1), ("type", 1), ("time", 1), ("_id", 1)],
                "day": [("day", 1)]},
     "notifications": {"_id_": [("_id", 1)],
                       "project_created": [("project_id", 1), ("created_at", -1), ("_id", -1)],
@@ -36,6 +37,8 @@ EXPECTED = {
     "connections": {"_id_": [("_id", 1)],
                     "project_created": [("project_id", 1), ("created_at", 1), ("_id", 1)]},
     "tokens": {"_id_": [("_id", 1)], "user": [("user", 1)]},
+    "saved_queries": {"_id_": [("_id", 1)],
+                      "project_created": [("project_id", 1), ("created_at", 1), ("_id", 1)]},
     "audit": {"_id_": [("_id", 1)], "log_at": [("log", 1), ("at", -1), ("_id", -1)],
               "project_at": [("project_id", 1), ("at", -1), ("_id", -1)]},
 }
