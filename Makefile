@@ -4,7 +4,7 @@
 
 CC ?= cc
 BUILD ?= build
-PKGS := rdkafka libmongoc-1.0 libbson-1.0 odbc libcjson libmicrohttpd libcrypto libpq libmariadb libsodium
+PKGS := rdkafka libmongoc-1.0 libbson-1.0 odbc libcjson libmicrohttpd libcrypto libpq libmariadb libsodium libcurl
 WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings -fno-common
 CFLAGS ?= -O2 -g

@@ -85,6 +85,7 @@ cJSON *cv_api_doc_to_json(const bson_t *doc) {
     if (!root)
         return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(root, "odbc_sealed");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "secret_sealed");   /* a webhook's */
     cJSON_DeleteItemFromObjectCaseSensitive(root, "members_version"); /* cv_members.h's own */
     /* The time buckets of a run or a notification are the store's, not the user's. */
     cJSON_DeleteItemFromObjectCaseSensitive(root, CV_BUCKET_FIELD);
@@ -247,6 +248,7 @@ typedef struct route {
 #define CONNECTION(role) CV_SCOPE_CONNECTION, CV_ROLE_##role
 #define QUERY(role) CV_SCOPE_QUERY, CV_ROLE_##role
 #define QUERY_RUN(role) CV_SCOPE_QUERY_RUN, CV_ROLE_##role
+#define WEBHOOK(role) CV_SCOPE_WEBHOOK, CV_ROLE_##role
 
 static const route routes[] = {
     {"GET", "health", OPEN, NONE, route_health},
@@ -269,6 +271,7 @@ static const route routes[] = {
     {"POST", "notifications/{}/read", SIGNED, NONE, cv_api_mark_read},
     {"POST", "connections", SIGNED, NONE, cv_api_create_connection}, /* editors of project_id */
     {"GET", "connections/{}", SIGNED, CONNECTION(VIEWER), cv_api_get_connection},
+    {"PATCH", "connections/{}", SIGNED, CONNECTION(EDITOR), cv_api_patch_connection},
     {"DELETE", "connections/{}", SIGNED, CONNECTION(EDITOR), cv_api_delete_connection},
     {"POST", "projects", SIGNED, NONE, cv_api_create_project}, /* the caller becomes owner */
     {"POST", "CreateProjects", SIGNED, NONE, cv_api_create_projects_compat}, /* also at / */
@@ -282,6 +285,12 @@ static const route routes[] = {
     {"GET", "projects/{}/notifications", SIGNED, PROJECT(VIEWER), cv_api_list_notifications},
     {"GET", "projects/{}/logs", SIGNED, PROJECT(VIEWER), cv_api_list_project_logs},
     {"GET", "projects/{}/stats", SIGNED, PROJECT(VIEWER), cv_api_project_stats},
+    {"POST", "projects/{}/webhooks", SIGNED, PROJECT(EDITOR), cv_api_create_webhook},
+    {"GET", "projects/{}/webhooks", SIGNED, PROJECT(EDITOR), cv_api_list_webhooks},
+    {"GET", "webhooks/{}", SIGNED, WEBHOOK(EDITOR), cv_api_get_webhook},
+    {"PATCH", "webhooks/{}", SIGNED, WEBHOOK(EDITOR), cv_api_patch_webhook},
+    {"DELETE", "webhooks/{}", SIGNED, WEBHOOK(EDITOR), cv_api_delete_webhook},
+    {"GET", "webhooks/{}/deliveries", SIGNED, WEBHOOK(EDITOR), cv_api_list_deliveries},
     {"GET", "projects/{}/members", SIGNED, PROJECT(VIEWER), cv_api_list_members},
     {"POST", "projects/{}/members", SIGNED, PROJECT(OWNER), cv_api_add_member},
     {"PATCH", "projects/{}/members/{}", SIGNED, PROJECT(OWNER), cv_api_change_member},

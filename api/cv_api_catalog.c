@@ -66,6 +66,39 @@ bool cv_api_new_doc(bson_t *doc, char *id, size_t idlen, const char *by, cv_http
 
 /* ---- connections -------------------------------------------------------- */
 
+/* The string checked, masked for showing and sealed for connection id;
+ * false having answered 422 or 500. The caller frees both. */
+static bool seal_odbc(cv_api *api, const char *id, const char *odbc, char **masked, char **sealed,
+                      cv_http_response *res) {
+    char why[256];
+    cv_verr verr;
+    cv_err err;
+
+    *masked = *sealed = NULL;
+    if (!strchr(odbc, '=')) {
+        cv_verr_set(&verr, NULL, "odbc",
+                    "must be an ODBC connection string such as \"Driver=SQLite3;Database=/data/"
+                    "app.db\"");
+        cv_api_field_error(res, &verr);
+        return false;
+    }
+    /* The full string is stored sealed; clients only ever see the masked copy. */
+    if ((err = cv_connstr_mask(odbc, masked, why, sizeof(why)))) {
+        if (err != CV_ERR_INVALID) {
+            cv_api_internal_error(res, err, why);
+            return false;
+        }
+        cv_verr_set(&verr, NULL, "odbc", "does not parse as an ODBC connection string: %s", why);
+        cv_api_field_error(res, &verr);
+        return false;
+    }
+    if ((err = cv_secret_seal(api->cfg.secret_key, id, odbc, sealed, why, sizeof(why)))) {
+        cv_api_internal_error(res, err, why);
+        return false;
+    }
+    return true;
+}
+
 void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_request *req,
                               cv_http_response *res) {
     (void)id_unused;
@@ -73,11 +106,10 @@ void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_
     cv_caller who = *cv_api_caller(req);
     char id[CV_ID_LEN];
     const char *name, *odbc, *project = NULL;
-    char *masked = NULL, *sealed = NULL, why[256];
+    char *masked = NULL, *sealed = NULL;
     cJSON *body = cv_api_parse_body(req, res);
     bson_t doc = BSON_INITIALIZER;
     cv_verr verr;
-    cv_err err;
 
     if (!body)
         goto out;
@@ -92,29 +124,13 @@ void cv_api_create_connection(cv_api *api, const char *id_unused, const cv_http_
      * until a project of theirs uses it (cv_api_projects.c). */
     if (project && !cv_api_project_role(api, &who, project, CV_ROLE_EDITOR, res))
         goto out;
-    if (!strchr(odbc, '=')) {
-        cv_verr_set(&verr, NULL, "odbc",
-                    "must be an ODBC connection string such as \"Driver=SQLite3;Database=/data/"
-                    "app.db\"");
-        cv_api_field_error(res, &verr);
+    if (!strchr(odbc, '=')) { /* before an id is made: the same answer as ever */
+        seal_odbc(api, "", odbc, &masked, &sealed, res);
         goto out;
     }
-    if (!cv_api_new_doc(&doc, id, sizeof(id), who.user, res))
+    if (!cv_api_new_doc(&doc, id, sizeof(id), who.user, res) ||
+        !seal_odbc(api, id, odbc, &masked, &sealed, res))
         goto out;
-    /* The full string is stored sealed; clients only ever see the masked copy. */
-    if ((err = cv_connstr_mask(odbc, &masked, why, sizeof(why)))) {
-        if (err != CV_ERR_INVALID) {
-            cv_api_internal_error(res, err, why);
-            goto out;
-        }
-        cv_verr_set(&verr, NULL, "odbc", "does not parse as an ODBC connection string: %s", why);
-        cv_api_field_error(res, &verr);
-        goto out;
-    }
-    if ((err = cv_secret_seal(api->cfg.secret_key, id, odbc, &sealed, why, sizeof(why)))) {
-        cv_api_internal_error(res, err, why);
-        goto out;
-    }
     BSON_APPEND_UTF8(&doc, "name", name);
     BSON_APPEND_UTF8(&doc, "odbc", masked);
     BSON_APPEND_UTF8(&doc, "odbc_sealed", sealed);
@@ -125,6 +141,59 @@ out:
     free(masked);
     free(sealed);
     bson_destroy(&doc);
+    cJSON_Delete(body);
+}
+
+/* PATCH /connections/{id} (editors of its project): a new name, a new
+ * string (checked, masked and sealed as a new one's), or both. Workers see
+ * a new string within their cache's time (CONVUTELL_CACHE_MS). */
+void cv_api_patch_connection(cv_api *api, const char *id, const cv_http_request *req,
+                             cv_http_response *res) {
+    static const char *const fields[] = {"name", "odbc", NULL};
+    bson_t *stored = cv_api_load_doc(api, CV_COLL_CONNECTIONS, "connection", id, res);
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+    char *masked = NULL, *sealed = NULL, why[256], etag[CV_API_ETAG_LEN];
+    const char *name = NULL, *odbc = NULL;
+    cJSON *body = NULL;
+    cv_verr verr;
+    cv_err err;
+
+    if (!stored)
+        goto out;
+    cv_api_etag(CV_COLL_CONNECTIONS, stored, etag);
+    if (!cv_api_if_match(req, "connection", id, etag, res) || !(body = cv_api_parse_body(req, res)))
+        goto out;
+    if (cv_json_only(body, NULL, fields, "a connection change", &verr) ||
+        cv_json_get_str(body, NULL, "name", false, 200, &name, &verr) ||
+        cv_json_get_str(body, NULL, "odbc", false, 4096, &odbc, &verr)) {
+        cv_api_field_error(res, &verr);
+        goto out;
+    }
+    if (odbc && !seal_odbc(api, id, odbc, &masked, &sealed, res))
+        goto out;
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    if (name)
+        BSON_APPEND_UTF8(&set, "name", name);
+    if (odbc) {
+        BSON_APPEND_UTF8(&set, "odbc", masked);
+        BSON_APPEND_UTF8(&set, "odbc_sealed", sealed);
+    }
+    cv_mongo_append_time(&set, "updated_at", cv_time_now_ms());
+    bson_append_document_end(&update, &set);
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    err = cv_mongo_update(api->mongo, CV_COLL_CONNECTIONS, &filter, &update, false, NULL, why,
+                          sizeof(why));
+    cv_cache_drop(api->cache, CV_COLL_CONNECTIONS, id);
+    if (err)
+        cv_api_internal_error(res, err, why);
+    else
+        cv_api_get_connection(api, id, req, res);
+out:
+    free(masked);
+    free(sealed);
+    bson_destroy(stored);
+    bson_destroy(&filter);
+    bson_destroy(&update);
     cJSON_Delete(body);
 }
 
@@ -139,7 +208,8 @@ void cv_api_etag(const char *collection, const bson_t *doc, char buf[CV_API_ETAG
     if (strcmp(collection, CV_COLL_JOBS) == 0)
         snprintf(buf, CV_API_ETAG_LEN, "\"v%lld\"", (long long)cv_mongo_doc_int(doc, "version", 1));
     else if ((strcmp(collection, CV_COLL_PROJECTS) == 0 ||
-              strcmp(collection, CV_COLL_SAVED_QUERIES) == 0) &&
+              strcmp(collection, CV_COLL_SAVED_QUERIES) == 0 ||
+              strcmp(collection, CV_COLL_CONNECTIONS) == 0) &&
              updated)
         snprintf(buf, CV_API_ETAG_LEN, "\"%s\"", updated);
 }

@@ -100,6 +100,7 @@ void cv_api_get_one(cv_api *api, const char *collection, const char *what, const
  * /projects/{id}/connections; GET /jobs/{id} and /runs/{id}
  * (cv_api_catalog.c). */
 cv_api_handler cv_api_create_connection, cv_api_get_connection, cv_api_delete_connection;
+cv_api_handler cv_api_patch_connection;
 cv_api_handler cv_api_list_connections, cv_api_get_job, cv_api_get_run;
 
 /* POST and GET /api/v1/projects/{id}/jobs, PATCH and DELETE /jobs/{id}
@@ -152,6 +153,11 @@ bool cv_api_event_filters(const cv_http_request *req, const char *type_default, 
 /* GET /api/v1/projects/{id}/stats: runs per time bucket (cv_api_stats.c). */
 cv_api_handler cv_api_project_stats;
 
+/* POST and GET /projects/{id}/webhooks, GET, PATCH and DELETE /webhooks/{id}
+ * and GET /webhooks/{id}/deliveries (cv_api_webhooks.c). */
+cv_api_handler cv_api_create_webhook, cv_api_list_webhooks, cv_api_get_webhook;
+cv_api_handler cv_api_patch_webhook, cv_api_delete_webhook, cv_api_list_deliveries;
+
 /* POST /CreateProjects, the original Convutell's route (cv_api_compat.c). */
 cv_api_handler cv_api_create_projects_compat;
 
@@ -174,9 +180,11 @@ typedef enum cv_api_scope {
     CV_SCOPE_CONNECTION, /* a connection, of its project and those that use it */
     CV_SCOPE_QUERY,      /* a saved query, of its project */
     CV_SCOPE_QUERY_RUN,  /* a query run of the SQL console, of its project */
+    CV_SCOPE_WEBHOOK,    /* a webhook, of its project */
 } cv_api_scope;
 
-/* "project", "job", "run", "connection", "query", "query-run", or "-" for none. */
+/* "project", "job", "run", "connection", "query", "query-run", "webhook", or "-"
+ * for none. */
 const char *cv_api_scope_str(cv_api_scope scope);
 
 /* Whether who may act with role `need` on the resource `id` of scope: sets

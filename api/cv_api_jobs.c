@@ -432,14 +432,6 @@ out:
     bson_destroy(job);
 }
 
-/* Appends {field: {"$exists": false}}. */
-static void append_absent(bson_t *where, const char *field) {
-    bson_t cond;
-    BSON_APPEND_DOCUMENT_BEGIN(where, field, &cond);
-    BSON_APPEND_BOOL(&cond, "$exists", false);
-    bson_append_document_end(where, &cond);
-}
-
 /* GET /projects/{id}/jobs?kind=&scheduled=true|false&q=: the project's jobs,
  * oldest first, a page at a time. */
 void cv_api_list_jobs(cv_api *api, const char *project_id, const cv_http_request *req,
@@ -449,7 +441,7 @@ void cv_api_list_jobs(cv_api *api, const char *project_id, const cv_http_request
     cv_verr verr;
 
     BSON_APPEND_UTF8(&where, "project_id", project_id);
-    append_absent(&where, "deleted_at");
+    cv_mongo_append_absent(&where, "deleted_at");
     if (kind && cv_job_kind_parse(kind) == CV_JOB_KIND_NONE) {
         cv_verr_set(&verr, NULL, "kind",
                     "must be \"sql_transfer\", \"python\" or \"sql\", not \"%s\"", kind);

@@ -78,13 +78,11 @@ fail:
 
 /* Makes a connection no project had yet the project's. */
 static void adopt_connection(cv_api *api, const char *conn_id, const char *project_id) {
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, cond, set;
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
     char why[512];
 
     BSON_APPEND_UTF8(&filter, "_id", conn_id);
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "project_id", &cond);
-    BSON_APPEND_BOOL(&cond, "$exists", false);
-    bson_append_document_end(&filter, &cond);
+    cv_mongo_append_absent(&filter, "project_id");
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     BSON_APPEND_UTF8(&set, "project_id", project_id);
     bson_append_document_end(&update, &set);
@@ -407,14 +405,12 @@ void cv_api_remove_member(cv_api *api, const char *id, const cv_http_request *re
 void cv_api_list_projects(cv_api *api, const char *id, const cv_http_request *req,
                           cv_http_response *res) {
     const cv_caller *who = cv_api_caller(req);
-    bson_t where = BSON_INITIALIZER, cond;
+    bson_t where = BSON_INITIALIZER;
 
     (void)id;
     if (!who->admin)
         BSON_APPEND_UTF8(&where, "members.user", who->user);
-    BSON_APPEND_DOCUMENT_BEGIN(&where, "deleted_at", &cond);
-    BSON_APPEND_BOOL(&cond, "$exists", false);
-    bson_append_document_end(&where, &cond);
+    cv_mongo_append_absent(&where, "deleted_at");
     if (cv_api_name_filter(req, &where, res))
         cv_api_list_where(api, req, CV_COLL_PROJECTS, &where, "projects", 500, res);
     bson_destroy(&where);

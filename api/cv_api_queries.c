@@ -74,12 +74,10 @@ out:
 /* GET /projects/{id}/queries?q=: the project's saved queries, oldest first. */
 void cv_api_list_saved_queries(cv_api *api, const char *project_id, const cv_http_request *req,
                                cv_http_response *res) {
-    bson_t where = BSON_INITIALIZER, cond;
+    bson_t where = BSON_INITIALIZER;
 
     BSON_APPEND_UTF8(&where, "project_id", project_id);
-    BSON_APPEND_DOCUMENT_BEGIN(&where, "deleted_at", &cond);
-    BSON_APPEND_BOOL(&cond, "$exists", false);
-    bson_append_document_end(&where, &cond);
+    cv_mongo_append_absent(&where, "deleted_at");
     if (cv_api_name_filter(req, &where, res))
         cv_api_list_where(api, req, CV_COLL_SAVED_QUERIES, &where, "queries", 200, res);
     bson_destroy(&where);

@@ -10,6 +10,7 @@
 #include "cv_api_int.h"
 
 #include "cv_connstr.h"
+#include "cv_hooks.h"
 #include "cv_query.h"
 #include "cv_runs.h"
 #include "cv_store.h"
@@ -25,10 +26,10 @@
 #define RUN_PROJECT "runs.project"
 
 /* What a 404 calls each scope's resource, and the scope's name in the route table. */
-static const char *const scope_nouns[] = {"",           "project", "job",      "run",
-                                          "connection", "query",   "query run"};
-static const char *const scope_names[] = {"-",          "project", "job",      "run",
-                                          "connection", "query",   "query-run"};
+static const char *const scope_nouns[] = {"",           "project", "job",       "run",
+                                          "connection", "query",   "query run", "webhook"};
+static const char *const scope_names[] = {"-",          "project", "job",       "run",
+                                          "connection", "query",   "query-run", "webhook"};
 
 const char *cv_api_scope_str(cv_api_scope scope) {
     return scope_names[scope];
@@ -77,6 +78,8 @@ static cv_err owning_project(cv_api *api, cv_api_scope scope, const char *id,
         err = load_live(api, CV_COLL_SAVED_QUERIES, id, &doc, why, len);
     else if (scope == CV_SCOPE_QUERY_RUN)
         err = cv_mongo_find_id(api->mongo, CV_COLL_QUERY_RUNS, id, &doc, why, len);
+    else if (scope == CV_SCOPE_WEBHOOK)
+        err = load_live(api, CV_COLL_WEBHOOKS, id, &doc, why, len);
     else if ((doc = cv_cache_get(api->cache, RUN_PROJECT, id)))
         err = CV_OK;
     else if (!(err = cv_runs_get(api->mongo, id, &doc, why, len)) &&
@@ -160,9 +163,7 @@ cv_err cv_api_connection_users(cv_api *api, const char *id, int64_t max, bson_t 
     BSON_APPEND_UTF8(&alt, "destination_connection_id", id);
     bson_append_document_end(& or, &alt);
     bson_append_array_end(&filter, & or);
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "deleted_at", &alt); /* a project gone uses nothing */
-    BSON_APPEND_BOOL(&alt, "$exists", false);
-    bson_append_document_end(&filter, &alt);
+    cv_mongo_append_absent(&filter, "deleted_at"); /* a project gone uses nothing */
     err = cv_mongo_find(api->mongo, CV_COLL_PROJECTS, &filter, NULL, max, projects, why, len);
     bson_destroy(&filter);
     return err;
@@ -229,6 +230,7 @@ bool cv_api_authorize(cv_api *api, cv_api_scope scope, const char *id, cv_role n
         case CV_SCOPE_RUN:
         case CV_SCOPE_QUERY:
         case CV_SCOPE_QUERY_RUN:
+        case CV_SCOPE_WEBHOOK:
             err = owning_project(api, scope, id, project_id, why, sizeof(why));
             if (err == CV_ERR_NOT_FOUND)
                 break;

@@ -133,12 +133,23 @@ typedef struct rotation {
     long total, resealed, current, changed, unreadable;
 } rotation;
 
-/* Re-seals one connection's string under the current key if an old one
+/* What holds a sealed secret: a collection, the field, and what a document is called. */
+typedef struct sealed_kind {
+    const char *collection, *field, *noun;
+} sealed_kind;
+
+static const sealed_kind sealed_kinds[] = {
+    {CV_COLL_CONNECTIONS, "odbc_sealed", "connection"}, /* connection strings */
+    {CV_COLL_WEBHOOKS, "secret_sealed", "webhook"},     /* webhooks' signing secrets */
+};
+
+/* Re-seals one document's secret under the current key if an old one
  * sealed it; counts what it found. */
-static void rotate_one(const cv_config *cfg, cv_mongo *m, const bson_t *conn, rotation *r) {
+static void rotate_one(const cv_config *cfg, cv_mongo *m, const sealed_kind *k, const bson_t *conn,
+                       rotation *r) {
     const unsigned char(*old)[CV_SECRET_KEY_LEN] =
         (const unsigned char(*)[CV_SECRET_KEY_LEN])cfg->old_keys;
-    const char *id = cv_mongo_doc_str(conn, "_id"), *sealed = cv_mongo_doc_str(conn, "odbc_sealed");
+    const char *id = cv_mongo_doc_str(conn, "_id"), *sealed = cv_mongo_doc_str(conn, k->field);
     bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
     char *plain = NULL, *resealed = NULL, why[256];
     int64_t matched = 0;
@@ -148,8 +159,7 @@ static void rotate_one(const cv_config *cfg, cv_mongo *m, const bson_t *conn, ro
     if (!id || !sealed ||
         cv_secret_open_any(cfg->secret_key, old, cfg->n_old_keys, id, sealed, &plain, &by, why,
                            sizeof(why))) {
-        fprintf(stderr, "connection %s: %s\n", id ? id : "?",
-                sealed ? why : "no sealed connection string");
+        fprintf(stderr, "%s %s: %s\n", k->noun, id ? id : "?", sealed ? why : "no sealed secret");
         r->unreadable++;
         goto out;
     }
@@ -158,19 +168,18 @@ static void rotate_one(const cv_config *cfg, cv_mongo *m, const bson_t *conn, ro
         goto out;
     }
     if (cv_secret_seal(cfg->secret_key, id, plain, &resealed, why, sizeof(why))) {
-        fprintf(stderr, "connection %s: %s\n", id, why);
+        fprintf(stderr, "%s %s: %s\n", k->noun, id, why);
         r->unreadable++;
         goto out;
     }
-    /* Only over what was read: a connection changed meanwhile is left alone. */
+    /* Only over what was read: a document changed meanwhile is left alone. */
     BSON_APPEND_UTF8(&filter, "_id", id);
-    BSON_APPEND_UTF8(&filter, "odbc_sealed", sealed);
+    BSON_APPEND_UTF8(&filter, k->field, sealed);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-    BSON_APPEND_UTF8(&set, "odbc_sealed", resealed);
+    BSON_APPEND_UTF8(&set, k->field, resealed);
     bson_append_document_end(&update, &set);
-    if (cv_mongo_update(m, CV_COLL_CONNECTIONS, &filter, &update, false, &matched, why,
-                        sizeof(why))) {
-        fprintf(stderr, "connection %s: %s\n", id, why);
+    if (cv_mongo_update(m, k->collection, &filter, &update, false, &matched, why, sizeof(why))) {
+        fprintf(stderr, "%s %s: %s\n", k->noun, id, why);
         r->unreadable++;
     } else if (matched == 0) {
         r->changed++;
@@ -186,31 +195,38 @@ out:
     bson_destroy(&update);
 }
 
-/* convutell admin rotate-secrets: every connection's string sealed under the
- * current key. Exit 0 when none is left under another. */
+/* convutell admin rotate-secrets: every connection's string and every
+ * webhook's secret sealed under the current key. Exit 0 when none is left
+ * under another. */
 static int rotate_secrets(const cv_config *cfg, cv_mongo *m) {
-    bson_t *all = NULL, filter = BSON_INITIALIZER, sort = BSON_INITIALIZER, doc;
-    rotation r = {0};
-    bson_iter_t it;
+    bool left = false;
     char why[512];
 
     if (cv_config_require_secret(cfg, "rotation", why, sizeof(why))) {
         fprintf(stderr, "convutell admin: %s\n", why);
         return 78;
     }
-    BSON_APPEND_INT32(&sort, "_id", 1);
-    if (cv_mongo_find(m, CV_COLL_CONNECTIONS, &filter, &sort, 0, &all, why, sizeof(why))) {
-        fprintf(stderr, "convutell admin: %s\n", why);
-        return 1;
+    for (size_t i = 0; i < sizeof(sealed_kinds) / sizeof(sealed_kinds[0]); i++) {
+        const sealed_kind *k = &sealed_kinds[i];
+        bson_t *all = NULL, filter = BSON_INITIALIZER, sort = BSON_INITIALIZER, doc;
+        rotation r = {0};
+        bson_iter_t it;
+
+        BSON_APPEND_INT32(&sort, "_id", 1);
+        if (cv_mongo_find(m, k->collection, &filter, &sort, 0, &all, why, sizeof(why))) {
+            fprintf(stderr, "convutell admin: %s\n", why);
+            return 1;
+        }
+        CV_MONGO_EACH_DOC(all, it, doc) {
+            rotate_one(cfg, m, k, &doc, &r);
+        }
+        bson_destroy(all);
+        printf("%ss: %ld; re-sealed under the current key: %ld; already under it: %ld; "
+               "changed meanwhile (run again): %ld; unreadable with the keys given: %ld\n",
+               k->noun, r.total, r.resealed, r.current, r.changed, r.unreadable);
+        left = left || r.unreadable || r.changed;
     }
-    CV_MONGO_EACH_DOC(all, it, doc) {
-        rotate_one(cfg, m, &doc, &r);
-    }
-    bson_destroy(all);
-    printf("connections: %ld; re-sealed under the current key: %ld; already under it: %ld; "
-           "changed meanwhile (run again): %ld; unreadable with the keys given: %ld\n",
-           r.total, r.resealed, r.current, r.changed, r.unreadable);
-    return r.unreadable || r.changed ? 1 : 0;
+    return left ? 1 : 0;
 }
 
 int cv_admin_main(const cv_config *cfg, int argc, char **argv) {

@@ -19,6 +19,7 @@
 #include "cv_message.h"
 #include "cv_mongo.h"
 #include "cv_runs.h"
+#include "cv_webhooks.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -44,8 +45,9 @@ typedef struct batch {
 
 struct cv_collector {
     cv_kafka_consumer *consumer;
-    cv_mongo *mongo; /* both threads' */
-    batch *batches;  /* 2: the one being fetched, the one the runs thread has */
+    cv_webhooks *hooks; /* webhook deliveries, a group and threads of their own */
+    cv_mongo *mongo;    /* both threads' */
+    batch *batches;     /* 2: the one being fetched, the one the runs thread has */
     volatile sig_atomic_t *stop;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -124,7 +126,7 @@ cv_collector *cv_collector_new(const cv_config *cfg, char *errbuf, size_t errlen
         goto fail;
     c->consumer = cv_kafka_consumer_new(cfg->kafka_bootstrap, COLLECTOR_GROUP, CV_TOPIC_EVENTS,
                                         cfg->max_poll_interval_ms, errbuf, errlen);
-    if (!c->consumer)
+    if (!c->consumer || !(c->hooks = cv_webhooks_new(cfg, errbuf, errlen)))
         goto fail;
     return c;
 fail:
@@ -135,6 +137,7 @@ fail:
 void cv_collector_destroy(cv_collector *c) {
     if (!c)
         return;
+    cv_webhooks_destroy(c->hooks);
     cv_kafka_consumer_destroy(c->consumer);
     cv_mongo_destroy(c->mongo);
     free(c->batches);

@@ -52,7 +52,9 @@ typedef struct cv_config {
     int retain_ticks_days;         /* [1] */
     int retain_leases_days;        /* from their release [1] */
     int prune_interval_seconds;
-    bool has_secret_key;                         /* CONVUTELL_SECRET_KEY was given */
+    int webhook_retry_seconds; /* CONVUTELL_WEBHOOK_RETRY_SECONDS: a failed delivery's first
+                                  wait, six times longer each next [10] */
+    bool has_secret_key;       /* CONVUTELL_SECRET_KEY was given */
     unsigned char secret_key[CV_SECRET_KEY_LEN]; /* key for secrets at rest */
     /* CONVUTELL_SECRET_KEYS_OLD: keys a rotation moves away from, still read. */
     unsigned char old_keys[CV_SECRET_OLD_MAX][CV_SECRET_KEY_LEN];

@@ -361,6 +361,13 @@ void cv_mongo_append_time(bson_t *doc, const char *key, int64_t ms) {
     BSON_APPEND_UTF8(doc, key, text);
 }
 
+void cv_mongo_append_absent(bson_t *filter, const char *field) {
+    bson_t cond;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, field, &cond);
+    BSON_APPEND_BOOL(&cond, "$exists", false);
+    bson_append_document_end(filter, &cond);
+}
+
 void cv_mongo_filter_id(bson_t *filter, const char *id, const bson_t *also) {
     bson_t and;
     BSON_APPEND_UTF8(filter, "_id", id);

@@ -124,6 +124,9 @@ bool cv_mongo_doc_bool(const bson_t *doc, const char *key, bool def);
  * form every stored time takes (it sorts in time order). */
 void cv_mongo_append_time(bson_t *doc, const char *key, int64_t ms);
 
+/* Appends {field: {"$exists": false}}: a filter for documents without it. */
+void cv_mongo_append_absent(bson_t *filter, const char *field);
+
 /* Appends the filter of the one document whose _id is `id`, as long as it also
  * matches `also` (may be NULL or empty): {_id: id, $and: [also]}. Only the _id
  * reaches an index. FerretDB pushes every top-level equality down, and

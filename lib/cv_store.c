@@ -55,6 +55,10 @@ static const cv_store_index indexes[] = {
     /* GET /projects: a user's projects, oldest first; a project's connections. */
     {CV_COLL_PROJECTS, "member_created", "members.user:1,created_at:1,_id:1"},
     {CV_COLL_CONNECTIONS, "project_created", "project_id:1,created_at:1,_id:1"},
+    /* GET /webhooks/{id}/deliveries (newest first); the senders' due deliveries. */
+    {CV_COLL_DELIVERIES, "webhook_created", "webhook_id:1,created_at:-1,_id:-1"},
+    {CV_COLL_DELIVERIES, "status_next", "status:1,next_at:1"},
+    {CV_COLL_WEBHOOKS, "project_created", "project_id:1,created_at:1,_id:1"},
     /* GET /projects/{id}/queries: a project's saved queries, oldest first. */
     {CV_COLL_SAVED_QUERIES, "project_created", "project_id:1,created_at:1,_id:1"},
     /* A user's tokens: GET /tokens, and revoking them all. */

@@ -36,7 +36,9 @@
 #define CV_COLL_JOB_VERSIONS "job_versions"     /* a job as it was before each change (cv_launch) */
 #define CV_COLL_IDEMPOTENCY "idempotency" /* the first answer to each Idempotency-Key (api/) */
 #define CV_COLL_INBOX "inbox" /* what each user has read of their notifications (api/) */
-#define CV_COLL_SAVED_QUERIES "saved_queries" /* the SQL console's saved queries (api/) */
+#define CV_COLL_SAVED_QUERIES "saved_queries"   /* the SQL console's saved queries (api/) */
+#define CV_COLL_WEBHOOKS "webhooks"             /* a project's webhooks (api/) */
+#define CV_COLL_DELIVERIES "webhook_deliveries" /* one per event and webhook (cv_hooks) */
 
 /* Creates every index the services' queries need (the list is in
  * cv_store.c, each with the query it serves). CV_ERR_MONGO with the collection

@@ -118,7 +118,7 @@ static bool apply(void *ctx, const char *user, cv_role role) {
 static cv_err try_set(cv_mongo *m, const char *project_id, change *c, bool *raced, char *errbuf,
                       size_t errlen) {
     bson_t *project = NULL, arr = BSON_INITIALIZER, filter = BSON_INITIALIZER;
-    bson_t update = BSON_INITIALIZER, set, cond;
+    bson_t update = BSON_INITIALIZER, set;
     int64_t version, matched = 0;
     cv_err err;
 
@@ -162,9 +162,7 @@ static cv_err try_set(cv_mongo *m, const char *project_id, change *c, bool *race
     if (version > 0) {
         BSON_APPEND_INT64(&filter, "members_version", version);
     } else {
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "members_version", &cond);
-        BSON_APPEND_BOOL(&cond, "$exists", false);
-        bson_append_document_end(&filter, &cond);
+        cv_mongo_append_absent(&filter, "members_version");
     }
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     BSON_APPEND_ARRAY(&set, "members", &arr);

@@ -129,7 +129,8 @@ class Services:
                         CONVUTELL_HTTP_ADDR=f"127.0.0.1:{HTTP_PORT}",
                         CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_LOG_LEVEL="info",
                         CONVUTELL_SECRET_KEY=os.urandom(32).hex(),
-                        CONVUTELL_PROGRESS_INTERVAL_MS="200", CONVUTELL_LEASE_SECONDS="4")
+                        CONVUTELL_PROGRESS_INTERVAL_MS="200", CONVUTELL_LEASE_SECONDS="4",
+                        CONVUTELL_WEBHOOK_RETRY_SECONDS="1")
         self.procs = {}
 
     def start(self, name, cmd=None, **extra):

@@ -40,7 +40,7 @@ def test_head_is_answered_like_get_without_a_body(api):
     status, headers, body = raw_head(HTTP_PORT, "/api/v1/connections")
     assert (status, headers["Allow"], body) == (405, "POST", b"")
     status, _, headers = api.call("PUT", f"/api/v1/connections/{conn['id']}", {})
-    assert (status, headers["Allow"]) == (405, "GET, DELETE, HEAD")
+    assert (status, headers["Allow"]) == (405, "GET, PATCH, DELETE, HEAD")
 
 
 def test_chunked_body_is_refused_once_over_the_limit(api):

@@ -377,3 +377,42 @@ def test_each_user_has_an_inbox_of_their_projects_failures(api):
     assert all(n["read"] for n in alice_api.get("/api/v1/notifications")[1]["notifications"])
     status, doc, _ = alice_api.get("/api/v1/notifications?unread=maybe")
     assert (status, doc["error"]["message"]) == (422, 'unread: must be true or false, not "maybe"')
+
+
+def test_a_connection_changed_is_used_by_the_next_run(api, tmp_path):
+    """PATCH /connections/{id}: a new name and string, checked, masked and
+    sealed as a new one's; the next run reads the new database."""
+    import sqlite3
+    first, second = tmp_path / "first.db", tmp_path / "second.db"
+    for path, value in ((first, 1), (second, 2)):
+        with sqlite3.connect(path) as c:
+            c.execute("CREATE TABLE v (n INTEGER)")
+            c.execute("INSERT INTO v VALUES (?)", (value,))
+    conn = api.create("/api/v1/connections", {"name": "lite", "odbc": f"Driver=SQLite3;"
+                                                                      f"Database={first}"})
+    project = api.create("/api/v1/projects", {"name": name("patchconn"),
+                                              "origin_connection_id": conn["id"],
+                                              "destination_connection_id": conn["id"]})
+    path = f"/api/v1/connections/{conn['id']}"
+    status, got, headers = api.get(path)
+    etag = headers["ETag"]
+    for body, field in (({"odbc": "nothing"}, "odbc"), ({"port": 1}, "port"), ({"name": ""},
+                                                                                "name")):
+        status, bad, _ = api.call("PATCH", path, body)
+        assert (status, bad["error"]["field"]) == (422, field), bad
+    status, changed, _ = api.call("PATCH", path, {"name": "lite2", "odbc": f"Driver=SQLite3;"
+                                                  f"Database={second}"},
+                                  headers={"If-Match": etag})
+    assert status == 200, changed
+    assert (changed["name"], changed["odbc"]) == ("lite2", f"Driver=SQLite3;Database={second}")
+    status, stale, _ = api.call("PATCH", path, {"name": "x"}, headers={"If-Match": etag})
+    assert (status, stale["error"]["code"]) == (412, "precondition_failed")
+    deadline = time.time() + 15  # workers read connections through a cache of 2 s
+    while True:
+        status, body, _ = api.post(f"/api/v1/projects/{project['id']}/queries/run",
+                                   {"connection": "origin", "sql": "SELECT n FROM v"})
+        assert status == 200, body
+        if body["rows"] == [[2]] or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert body["rows"] == [[2]], body

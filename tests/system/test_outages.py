@@ -224,7 +224,8 @@ def test_worker_frozen_past_its_lease(api, services, mongo_db, pg):
     try:
         # Both workers in the group, each with its partitions.
         deadline = time.time() + 60
-        while not all("partitions assigned" in services.log(w) for w in ("worker", "worker2")):
+        while not all("partitions assigned: convutell.jobs" in services.log(w)
+                      for w in ("worker", "worker2")):
             assert time.time() < deadline, services.log("worker")
             time.sleep(0.2)
         started = services.log("worker").count(") started")

@@ -64,8 +64,11 @@ def shared(api):
     # A query run that failed: its rows are a 409, in JSON like every refusal.
     status, query_run, _ = owner_api.post(f"/api/v1/queries/{saved['id']}/run")
     assert (status, query_run["status"]) == (200, "failed"), query_run
+    hook = owner_api.create(f"/api/v1/projects/{project['id']}/webhooks",
+                            {"url": "http://127.0.0.1:9/nowhere", "active": False})
     ids = {"project": project["id"], "job": job["id"], "run": run["run_id"],
-           "connection": conn["id"], "query": saved["id"], "query-run": query_run["id"]}
+           "connection": conn["id"], "query": saved["id"], "query-run": query_run["id"],
+           "webhook": hook["id"]}
     return ids, users
 
 
@@ -87,7 +90,7 @@ def test_every_project_route_checks_the_role(shared):
         assert (status, doc) == (404, missing(scope, ids[scope])), url
         # Deleting the shared project or job would end the walk: test_manage.py does it.
         destructive = method == "DELETE" and path in ("/api/v1/projects/{}", "/api/v1/jobs/{}",
-                                                      "/api/v1/queries/{}")
+                                                      "/api/v1/queries/{}", "/api/v1/webhooks/{}")
         for role in ROLES:
             if destructive and ROLES.index(role) >= ROLES.index(need):
                 continue

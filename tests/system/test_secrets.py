@@ -96,10 +96,12 @@ def rotate(services, current, old=None):
                           text=True, timeout=120)
 
 
-def counts(total, resealed, current, unreadable):
-    return (f"connections: {total}; re-sealed under the current key: {resealed}; already under "
-            f"it: {current}; changed meanwhile (run again): 0; unreadable with the keys given: "
-            f"{unreadable}\n")
+def counts(total, resealed, current, unreadable, hooks=(0, 0, 0, 0)):
+    """What rotate-secrets prints: the connections' line, then the webhooks'."""
+    return "".join(f"{noun}: {t}; re-sealed under the current key: {r}; already under it: {c}; "
+                   f"changed meanwhile (run again): 0; unreadable with the keys given: {u}\n"
+                   for noun, (t, r, c, u) in (("connections", (total, resealed, current,
+                                                               unreadable)), ("webhooks", hooks)))
 
 
 def test_rotating_the_key_keeps_every_job_running(api, services, mongo_db, canary_role):
@@ -109,22 +111,26 @@ def test_rotating_the_key_keeps_every_job_running(api, services, mongo_db, canar
     assert done["status"] == "succeeded", done
     old_key, new_key = services.env["CONVUTELL_SECRET_KEY"], os.urandom(32).hex()
     total = mongo_db.connections.count_documents({})
+    hooks = mongo_db.webhooks.count_documents({})  # test_rights made one
 
     made = rotate(services, new_key, "  " + os.urandom(32).hex() + "," + old_key)
     # (FerretDB's driver warns of endSessions on stderr at exit: not ours.)
     complaints = [line for line in made.stderr.splitlines() if "endSessions" not in line]
-    assert (made.returncode, made.stdout, complaints) == (0, counts(total, total, 0, 0), [])
+    assert (made.returncode, made.stdout, complaints) == (
+        0, counts(total, total, 0, 0, (hooks, hooks, 0, 0)), [])
     again = rotate(services, new_key, old_key)
-    assert (again.returncode, again.stdout) == (0, counts(total, 0, total, 0))
+    assert (again.returncode, again.stdout) == (0, counts(total, 0, total, 0, (hooks, 0, hooks, 0)))
     # Without the new key nothing opens any more: the old key is out of every document.
     stale = rotate(services, old_key)
-    assert stale.returncode == 1 and stale.stdout == counts(total, 0, 0, total)
-    assert stale.stderr.count("secret does not decrypt") == total
+    assert stale.returncode == 1
+    assert stale.stdout == counts(total, 0, 0, total, (hooks, 0, 0, hooks))
+    assert stale.stderr.count("secret does not decrypt") == total + hooks
 
     # The services on the new key alone (the old one removed): every job still runs.
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "collector"):
         assert services.stop(name) == 0
     services.env["CONVUTELL_SECRET_KEY"] = new_key
+    services.start("collector")
     services.start("worker")
     services.start("api")
     services.wait_api()
@@ -133,4 +139,5 @@ def test_rotating_the_key_keeps_every_job_running(api, services, mongo_db, canar
     # A connection made now is sealed under the new key.
     conn, fresh = project_with(api, CANARY_ODBC)
     assert run(api, transfer(api, fresh))["status"] == "succeeded"
-    assert rotate(services, new_key).stdout == counts(total + 1, 0, total + 1, 0)
+    assert rotate(services, new_key).stdout == counts(total + 1, 0, total + 1, 0,
+                                                      (hooks, 0, hooks, 0))

@@ -39,6 +39,12 @@ EXPECTED = {
     "tokens": {"_id_": [("_id", 1)], "user": [("user", 1)]},
     "saved_queries": {"_id_": [("_id", 1)],
                       "project_created": [("project_id", 1), ("created_at", 1), ("_id", 1)]},
+    "webhooks": {"_id_": [("_id", 1)],
+                 "project_created": [("project_id", 1), ("created_at", 1), ("_id", 1)]},
+    "webhook_deliveries": {"_id_": [("_id", 1)],
+                           "webhook_created": [("webhook_id", 1), ("created_at", -1),
+                                               ("_id", -1)],
+                           "status_next": [("status", 1), ("next_at", 1)]},
     "audit": {"_id_": [("_id", 1)], "log_at": [("log", 1), ("at", -1), ("_id", -1)],
               "project_at": [("project_id", 1), ("at", -1), ("_id", -1)]},
 }
