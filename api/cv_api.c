@@ -307,6 +307,7 @@ static const route routes[] = {
     {"GET", "runs/{}", SIGNED, RUN(VIEWER), cv_api_get_run},
     {"POST", "runs/{}/cancel", SIGNED, RUN(RUNNER), cv_api_cancel_run},
     {"GET", "runs/{}/events", SIGNED, RUN(VIEWER), cv_api_list_events},
+    {"GET", "runs/{}/stream", SIGNED, RUN(VIEWER), cv_api_stream_run}, /* Server-Sent Events */
     {"POST", "projects/{}/queries/run", SIGNED, PROJECT(RUNNER), cv_api_run_query},
     {"POST", "projects/{}/queries", SIGNED, PROJECT(EDITOR), cv_api_create_saved_query},
     {"GET", "projects/{}/queries", SIGNED, PROJECT(VIEWER), cv_api_list_saved_queries},

@@ -158,6 +158,9 @@ cv_api_handler cv_api_project_stats;
 cv_api_handler cv_api_create_webhook, cv_api_list_webhooks, cv_api_get_webhook;
 cv_api_handler cv_api_patch_webhook, cv_api_delete_webhook, cv_api_list_deliveries;
 
+/* GET /api/v1/runs/{id}/stream: the run as Server-Sent Events (cv_api_stream.c). */
+cv_api_handler cv_api_stream_run;
+
 /* POST /CreateProjects, the original Convutell's route (cv_api_compat.c). */
 cv_api_handler cv_api_create_projects_compat;
 

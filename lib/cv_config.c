@@ -413,6 +413,7 @@ static cv_err load_numbers(loader *l, cv_config *cfg) {
         {"CONVUTELL_PRUNE_INTERVAL_SECONDS", "600", "seconds", 1, 86400,
          &cfg->prune_interval_seconds},
         {"CONVUTELL_WEBHOOK_RETRY_SECONDS", "10", "seconds", 1, 3600, &cfg->webhook_retry_seconds},
+        {"CONVUTELL_STREAMS", "256", "streams", 1, 100000, &cfg->http_streams},
     };
 
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {

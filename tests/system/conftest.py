@@ -71,6 +71,8 @@ class Api:
             status, raw, got = e.code, e.read(), dict(e.headers)
         if CANARY.encode() in raw or CANARY in json.dumps(got):
             LEAKS.append(f"{method} {path}")
+        if raw and not got.get("Content-Type", "").startswith("application/json"):
+            return status, raw.decode(), got  # CSV, JSON Lines, event streams
         return status, json.loads(raw or b"null"), got
 
     def post(self, path, body=None, **kw):
