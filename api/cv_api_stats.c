@@ -152,8 +152,8 @@ static cJSON *bucket_json(bucket *b, const char *start_key, int64_t start) {
     }
     cJSON_AddNumberToObject(out, "total", (double)total);
     durations = cJSON_AddObjectToObject(out, "duration_ms");
-    qsort(b->durations, b->ndurations, sizeof(*b->durations), by_value);
-    if (b->ndurations) {
+    if (b->ndurations) { /* (qsort() takes no NULL, even for nothing) */
+        qsort(b->durations, b->ndurations, sizeof(*b->durations), by_value);
         cJSON_AddNumberToObject(durations, "p50",
                                 (double)percentile(b->durations, b->ndurations, 50));
         cJSON_AddNumberToObject(durations, "p95",

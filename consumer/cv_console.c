@@ -307,6 +307,8 @@ static void start_queued(cv_console *c) {
     for (int i = 0; i < CV_CONSOLE_SLOTS && taken < c->npending; i++)
         if (!c->slots[i].busy)
             take(c, &c->slots[i], &c->pending[taken++]);
+    if (!taken) /* also when nothing was ever queued: pending is NULL */
+        return;
     memmove(c->pending, c->pending + taken, (c->npending - taken) * sizeof(*c->pending));
     c->npending -= taken;
 }
