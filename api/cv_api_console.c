@@ -264,9 +264,15 @@ static cJSON *run_json(cv_api *api, const bson_t *doc) {
         "created_at", "created_by",      "started_at", "ended_at", "allow_writes",
         "max_rows",   "timeout_seconds", "elapsed_ms", "columns",  "row_count",
         "truncated",  "rows_affected",   "error",      "params",   NULL};
-    cJSON *all = cv_api_doc_to_json(doc), *out = cJSON_CreateObject(), *rows;
     const char *id = cv_mongo_doc_str(doc, "_id");
     int64_t chunks = cv_mongo_doc_int(doc, "chunks", 0);
+    bson_t head = BSON_INITIALIZER;
+    cJSON *all, *out = cJSON_CreateObject(), *rows;
+
+    /* The rows are converted once, below, from the stored values. */
+    bson_copy_to_excluding_noinit(doc, &head, "rows", NULL);
+    all = cv_api_doc_to_json(&head);
+    bson_destroy(&head);
 
     for (int i = 0; kept[i] && all && out; i++) {
         cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(all, kept[i]);
