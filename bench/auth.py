@@ -17,7 +17,6 @@ message on convutell.jobs, which is what the API does.
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import tempfile
 import time
 import uuid
 
+from clients import rate
 from signin import auth, sign_in
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,26 +75,6 @@ def client(method, path, n, ready, go, done):
     done.put(None)
 
 
-def rate(method, path, n, clients):
-    """Requests per second of n requests of method path over `clients` processes."""
-    ready, go, done = multiprocessing.Semaphore(0), multiprocessing.Event(), multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=client, args=(method, path, n // clients, ready, go,
-                                                          done)) for _ in range(clients)]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.acquire()
-    t0 = time.perf_counter()
-    go.set()
-    errors = [e for e in (done.get(timeout=600) for _ in procs) if e]
-    took = time.perf_counter() - t0
-    for p in procs:
-        p.join()
-    if errors:
-        raise SystemExit(errors[0])
-    return clients * (n // clients) / took
-
-
 def start_api(binary, env, tmp, name):
     proc = subprocess.Popen([binary, "api"], env=env, stderr=open(f"{tmp}/{name}.log", "a"))
     for _ in range(300):
@@ -140,11 +120,10 @@ def main():
     for r in range(args.rounds):
         for name, binary, extra in variants:
             api = start_api(binary, dict(env, **extra), tmp, f"api-{r}")
-            rate("GET", f"/runs/{run['run_id']}", args.clients * 50, args.clients)  # warm-up
-            got[name]["get"].append(rate("GET", f"/runs/{run['run_id']}", args.requests,
-                                         args.clients))
-            got[name]["post"].append(rate("POST", f"/jobs/{job['id']}/runs", args.requests,
-                                          args.clients))
+            get, post = ("GET", f"/runs/{run['run_id']}"), ("POST", f"/jobs/{job['id']}/runs")
+            rate(client, get, args.clients * 50, args.clients)  # warm-up
+            got[name]["get"].append(rate(client, get, args.requests, args.clients))
+            got[name]["post"].append(rate(client, post, args.requests, args.clients))
             stop(api)
             print(f"round {r + 1}: {name}: GET {got[name]['get'][-1]:.0f}/s, "
                   f"POST {got[name]['post'][-1]:.0f}/s", file=sys.stderr)

@@ -17,7 +17,6 @@ The aim (issue 15) is a p50 under 50 ms for SELECT 1.
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ import uuid
 
 import psycopg
 
+from clients import rate
 from signin import auth, sign_in
 
 BIN = os.environ["CONVUTELL_BIN"]
@@ -81,25 +81,6 @@ def client(project, n, ready, go, done):
     done.put(None)
 
 
-def rate(project, n, clients):
-    ready, go, done = multiprocessing.Semaphore(0), multiprocessing.Event(), multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=client, args=(project, n // clients, ready, go, done))
-             for _ in range(clients)]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.acquire()
-    t0 = time.perf_counter()
-    go.set()
-    errors = [e for e in (done.get(timeout=600) for _ in procs) if e]
-    took = time.perf_counter() - t0
-    for p in procs:
-        p.join()
-    if errors:
-        raise SystemExit(errors[0])
-    return clients * (n // clients) / took
-
-
 def start(name, env, tmp):
     return subprocess.Popen([BIN, name], env=env, stdout=open(f"{tmp}/{name}.log", "a"),
                             stderr=subprocess.STDOUT)
@@ -147,7 +128,7 @@ def main():
         for db, project in projects.items():
             rows.append((f"console SELECT 1 on {db}",
                          timings(lambda p=project: query(conn, p), args.requests)))
-        rates = {db: rate(project, args.requests, args.clients)
+        rates = {db: rate(client, (project,), args.requests, args.clients)
                  for db, project in projects.items()}
     finally:
         for p in procs:
