@@ -17,7 +17,9 @@ SVC_SRC := $(wildcard api/*.c) $(wildcard consumer/*.c) $(wildcard producer/*.c)
 MAIN_SRC := $(wildcard cmd/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
-OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC))
+# Files built into the binary as bytes (scripts/embed): the OpenAPI document.
+GEN_OBJ = $(BUILD)/gen/cv_openapi_doc.o
+OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC)) $(GEN_OBJ)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all deps layers-check test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults faults-run run stack-up stack-down bench style style-check clean
@@ -27,6 +29,13 @@ all: $(BUILD)/convutell
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/cv_openapi_doc.c: api/openapi.json scripts/embed
+	@mkdir -p $(dir $@)
+	scripts/embed cv_openapi_json $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/convutell: $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC)) $(OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -21,6 +21,7 @@
 #include "cv_log.h"
 #include "cv_mongo.h"
 #include "cv_runs.h"
+#include "cv_time.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -252,8 +253,9 @@ typedef struct route {
 
 static const route routes[] = {
     {"GET", "health", OPEN, NONE, route_health},
-    {"GET", "healthz", OPEN, NONE, route_healthz}, /* the process is alive */
-    {"GET", "readyz", OPEN, NONE, route_readyz},   /* Kafka and MongoDB answer */
+    {"GET", "healthz", OPEN, NONE, route_healthz},       /* the process is alive */
+    {"GET", "readyz", OPEN, NONE, route_readyz},         /* Kafka and MongoDB answer */
+    {"GET", "openapi.json", OPEN, NONE, cv_api_openapi}, /* this table, described */
     {"POST", "sessions", OPEN, NONE, cv_api_create_session},
     {"DELETE", "sessions", SIGNED, NONE, cv_api_delete_session},
     {"POST", "tokens", SIGNED, NONE, cv_api_create_token},
@@ -389,8 +391,9 @@ static bool path_matches(const char *path, char segs[][64], int n, const char *i
     return k == n;
 }
 
-static void handle(void *ctx, const cv_http_request *req, cv_http_response *res) {
-    cv_api *api = ctx;
+/* Answers req by the route its method and path match; returns that route's
+ * index in routes[], or -1 when none matched (a 404 or 405). */
+static int dispatch(cv_api *api, const cv_http_request *req, cv_http_response *res) {
     char s[6][64], allowed[64] = "";
     int n = split_path(req->path, s);
 
@@ -405,7 +408,7 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
     }
     if (n < 3 || strcmp(s[0], "api") != 0 || strcmp(s[1], "v1") != 0) {
         cv_http_error(res, 404, "not_found", NULL, "no route for %s %s", req->method, req->path);
-        return;
+        return -1;
     }
     for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
         const char *ids[2];
@@ -413,20 +416,35 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
             continue;
         if (strcmp(req->method, routes[r].method) == 0) {
             call(api, &routes[r], ids, req, res);
-            return;
+            return (int)r;
         }
         snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s",
                  allowed[0] ? ", " : "", routes[r].method);
     }
     if (!allowed[0]) {
         cv_http_error(res, 404, "not_found", NULL, "no route for %s %s", req->method, req->path);
-        return;
+        return -1;
     }
     /* HEAD goes wherever GET does (cv_http.h). */
     snprintf(res->allow, sizeof(res->allow), "%s%s", allowed,
              strstr(allowed, "GET") ? ", HEAD" : "");
     cv_http_error(res, 405, "method_not_allowed", NULL, "%s %s is not supported; use %s",
                   req->method, req->path, res->allow);
+    return -1;
+}
+
+/* Every request: answered by its route, counted and timed under that
+ * route's name (cv_metrics.h). */
+static void handle(void *ctx, const cv_http_request *req, cv_http_response *res) {
+    cv_api *api = ctx;
+    int64_t started = cv_time_mono_us();
+    int r = dispatch(api, req, res);
+    const char *name = r < 0 ? "route=\"unmatched\"" : api->route_labels[r];
+    char labels[CV_API_ROUTE_LABEL + 16];
+
+    snprintf(labels, sizeof(labels), "%s,status=\"%d\"", name, res->status);
+    cv_metrics_add(api->m_requests, labels, 1);
+    cv_metrics_observe(api->m_latency, name, (double)(cv_time_mono_us() - started) / 1e6);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -440,6 +458,16 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         return NULL;
     }
     api->cfg = *cfg;
+    _Static_assert(sizeof(routes) / sizeof(routes[0]) <= CV_API_ROUTES_MAX, "route labels");
+    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++)
+        snprintf(api->route_labels[r], sizeof(api->route_labels[r]), "route=\"%s /api/v1/%s\"",
+                 routes[r].method, routes[r].path);
+    api->m_requests = cv_metrics_register(CV_METRIC_COUNTER, "convutell_http_requests_total",
+                                          "HTTP requests answered, by route and status.", NULL, 0);
+    api->m_latency =
+        cv_metrics_register(CV_METRIC_HISTOGRAM, "convutell_http_request_duration_seconds",
+                            "Time from a request's arrival to its answer (its handler), by route.",
+                            cv_metrics_seconds, cv_metrics_nseconds);
     if (cv_credential_init(errbuf, errlen) != CV_OK)
         goto fail;
     api->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-api", errbuf, errlen);

@@ -112,10 +112,7 @@ static void list_audit(cv_api *api, const char *field, const char *value,
         cJSON_DeleteItemFromObjectCaseSensitive(one, "log");
         cJSON_AddItemToArray(list, one);
     }
-    if (next[0])
-        cJSON_AddStringToObject(res->body, "next", next);
-    else
-        cJSON_AddNullToObject(res->body, "next");
+    cv_api_add_next(res->body, next);
     bson_destroy(docs);
 }
 

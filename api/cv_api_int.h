@@ -13,6 +13,7 @@
 #include "cv_http.h"
 #include "cv_json.h"
 #include "cv_kafka.h"
+#include "cv_metrics.h"
 #include "cv_mongo.h"
 #include "cv_people.h"
 #include "cv_replies.h"
@@ -24,6 +25,11 @@
  * 503: also its producer's message timeout, so no wait is longer. */
 #define CV_API_PUBLISH_TIMEOUT_MS 10000
 
+/* The longest route label of the metrics: route="METHOD /api/v1/path". */
+#define CV_API_ROUTE_LABEL 96
+/* Routes in the router's table, at most. */
+#define CV_API_ROUTES_MAX 128
+
 struct cv_api {
     cv_config cfg;
     cv_mongo *mongo;
@@ -34,6 +40,10 @@ struct cv_api {
     cv_kafka_producer *producer;
     cv_replies *replies; /* workers' word that a console query ended (cv_replies.h) */
     cv_http_server *http;
+    /* Requests by route and status, and their durations by route
+     * (cv_metrics.h), under each route's label. */
+    cv_metric *m_requests, *m_latency;
+    char route_labels[CV_API_ROUTES_MAX][CV_API_ROUTE_LABEL];
 };
 
 /* Answers 503 for an unavailable store or broker, 500 otherwise, with why. */
@@ -45,6 +55,9 @@ void cv_api_field_error(cv_http_response *res, const cv_verr *verr);
 /* The request body as a JSON object, or NULL having answered 400 itself. The
  * caller frees it with cJSON_Delete(). */
 cJSON *cv_api_parse_body(const cv_http_request *req, cv_http_response *res);
+
+/* Adds a list page's "next" to body: the cursor, or null when it is "". */
+void cv_api_add_next(cJSON *body, const char *next);
 
 /* A stored document as the API shows it (new; NULL on NOMEM). */
 cJSON *cv_api_doc_to_json(const bson_t *doc);
@@ -137,6 +150,9 @@ cv_api_handler cv_api_list_members, cv_api_add_member, cv_api_change_member, cv_
 
 /* POST /api/v1/jobs/{id}/runs and POST /api/v1/runs/{id}/cancel (cv_api_runs.c). */
 cv_api_handler cv_api_trigger_run, cv_api_cancel_run;
+
+/* GET /openapi.json: the API described in OpenAPI 3.1 (cv_api_openapi.c). */
+cv_api_handler cv_api_openapi;
 
 /* GET /api/v1/jobs/{id}/runs, /api/v1/projects/{id}/notifications,
  * /api/v1/runs/{id}/events and /api/v1/projects/{id}/logs, a page each

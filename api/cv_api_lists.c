@@ -10,6 +10,8 @@
 #include "cv_id.h"
 #include "cv_message.h"
 #include "cv_page.h"
+#include "cv_run.h"
+#include "cv_runfold.h"
 #include "cv_runs.h"
 #include "cv_store.h"
 #include "cv_time.h"
@@ -21,6 +23,14 @@
 
 #define RUN_HISTORY_MAX 500 /* runs (and notifications) on one page, newest first */
 #define EVENTS_MAX 1000     /* events of a run on one page, oldest first */
+#define RUN_FILTER_PASSES 8 /* pages of a job's runs one filtered request reads, at most */
+
+void cv_api_add_next(cJSON *body, const char *next) {
+    if (next[0])
+        cJSON_AddStringToObject(body, "next", next);
+    else
+        cJSON_AddNullToObject(body, "next");
+}
 
 static void add_run(void *list, const bson_t *run) {
     cJSON_AddItemToArray(list, cv_api_doc_to_json(run));
@@ -75,18 +85,237 @@ static void list_children(cv_api *api, const cv_http_request *req, const char *p
                 cJSON_AddItemToArray(list, cv_api_doc_to_json(&item));
         }
     }
-    if (next[0])
-        cJSON_AddStringToObject(res->body, "next", next);
-    else
-        cJSON_AddNullToObject(res->body, "next");
+    cv_api_add_next(res->body, next);
 out:
     bson_destroy(docs);
     bson_destroy(doc);
 }
 
+static bool one_of(const char *arg, const char *value, const char *const *names,
+                   cv_http_response *res);
+
+/* What ?status=, ?trigger=, ?since= and ?until= keep of a job's runs. */
+typedef struct run_filter {
+    bool status[CV_RUN_STATUS_COUNT]; /* the statuses kept, when any_status is false */
+    bool any_status;
+    const char *trigger;             /* borrowed from the request; NULL for any */
+    char since[CV_TIME_RFC3339_LEN]; /* as stored ("" for none): created_at >= since */
+    char until[CV_TIME_RFC3339_LEN]; /*   and created_at < until */
+} run_filter;
+
+/* Reads the filter; false having answered 422 naming the argument. */
+static bool read_run_filter(const cv_http_request *req, run_filter *f, cv_http_response *res) {
+    static const char *const triggers[] = {"manual", "schedule", "external", NULL};
+    const char *status = cv_http_arg(req, "status"),
+               *v[2] = {cv_http_arg(req, "since"), cv_http_arg(req, "until")};
+    static const char *const args[] = {"since", "until"};
+    char *text[2] = {f->since, f->until};
+    cv_verr verr;
+
+    memset(f, 0, sizeof(*f));
+    f->any_status = !status;
+    for (const char *p = status; p && *p;) { /* names separated by commas */
+        size_t len = strcspn(p, ",");
+        char name[32];
+        cv_run_status st = CV_RUN_NONE;
+        if (len < sizeof(name)) {
+            memcpy(name, p, len);
+            name[len] = '\0';
+            st = cv_run_status_parse(name);
+        }
+        if (st == CV_RUN_NONE) {
+            cv_verr_set(
+                &verr, NULL, "status",
+                "\"%.*s\" is not a run status (queued, running, retrying, succeeded, "
+                "failed, cancelled, timed_out, missed, skipped; several separated by commas)",
+                (int)(len < 64 ? len : 64), p);
+            cv_api_field_error(res, &verr);
+            return false;
+        }
+        f->status[st] = true;
+        p += len + (p[len] == ',');
+    }
+    if (status && !status[0]) {
+        cv_verr_set(&verr, NULL, "status", "must name at least one status");
+        cv_api_field_error(res, &verr);
+        return false;
+    }
+    if ((f->trigger = cv_http_arg(req, "trigger")) && !one_of("trigger", f->trigger, triggers, res))
+        return false;
+    for (int i = 0; i < 2; i++) {
+        int64_t ms;
+        if (!v[i])
+            continue;
+        if (cv_time_parse(v[i], &ms) != 0) {
+            cv_verr_set(&verr, NULL, args[i], "must be a time such as 2026-12-05T10:00:00Z");
+            cv_api_field_error(res, &verr);
+            return false;
+        }
+        cv_time_format(ms, text[i], CV_TIME_RFC3339_LEN);
+    }
+    if (f->since[0] && f->until[0] && strcmp(f->since, f->until) >= 0) {
+        cv_verr_set(&verr, NULL, "until", "must be later than since");
+        cv_api_field_error(res, &verr);
+        return false;
+    }
+    return true;
+}
+
+static bool run_filtered(const run_filter *f) {
+    return !f->any_status || f->trigger || f->since[0] || f->until[0];
+}
+
+/* Whether f keeps the run (as GET /runs/{id} shows it), whose documents
+ * are at `at` in the history. A run without a trigger came from another
+ * system. */
+static bool run_kept(const run_filter *f, const cJSON *run, const char *at) {
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(run, "status");
+    const cJSON *trigger = cJSON_GetObjectItemCaseSensitive(run, "trigger");
+
+    if (!f->any_status &&
+        !(cJSON_IsString(status) && f->status[cv_run_status_parse(status->valuestring)]))
+        return false;
+    if (f->trigger &&
+        strcmp(cJSON_IsString(trigger) ? trigger->valuestring : "external", f->trigger) != 0)
+        return false;
+    return !f->until[0] || strcmp(at, f->until) < 0;
+}
+
+/* Where the run of id is in the history: the created_at of its documents
+ * (borrowed from the page), what the cursor is made of. A run another system
+ * queued has no record, and its pieces' time is not always the one its folded
+ * view shows. The folded runs come in the order of their documents, so *it
+ * walks the page once for all of them (and starts over for a run not found
+ * ahead of it). */
+static const char *history_time(const bson_t *docs, bson_iter_t *it, const char *id) {
+    for (int round = 0; round < 2; round++) {
+        bson_t doc;
+        while (bson_iter_next(it)) {
+            const char *run;
+            if (!cv_mongo_iter_doc(it, &doc) || !(run = cv_runfold_run_of(&doc)))
+                continue;
+            if (strcmp(run, id) == 0)
+                return cv_mongo_doc_str(&doc, CV_RUN_F_CREATED);
+        }
+        if (!bson_iter_init(it, docs))
+            break;
+    }
+    return NULL;
+}
+
+/* Sets page's cursor to a `next` ("<order>_<id>"). */
+static void page_after(cv_page *page, const char *next) {
+    const char *sep = strchr(next, '_');
+    size_t olen = sep ? (size_t)(sep - next) : 0;
+
+    if (!sep || olen >= sizeof(page->after_order))
+        return;
+    memcpy(page->after_order, next, olen);
+    page->after_order[olen] = '\0';
+    snprintf(page->after_id, sizeof(page->after_id), "%s", sep + 1);
+}
+
+/* A job's runs that f keeps, newest first: pages of the whole history are
+ * read (from ?until= when given) and filtered until the page is full, the
+ * runs are older than ?since=, or RUN_FILTER_PASSES pages were read; then
+ * `next` is the cursor after the last run kept (or read). A page may hold
+ * fewer than ?limit= runs while `next` is not null. */
+static void list_filtered_runs(cv_api *api, const char *job_id, const run_filter *f,
+                               const cv_http_request *req, cv_http_response *res) {
+    char why[512], next[CV_PAGE_CURSOR_MAX] = "", out_next[CV_PAGE_CURSOR_MAX] = "";
+    cJSON *list, *folded = NULL;
+    bson_t *job, *docs = NULL;
+    int64_t since = 0, kept = 0;
+    bson_iter_t it;
+    const char *created;
+    cv_page page;
+    cv_verr verr;
+    bool done = false;
+
+    if (cv_page_read(req, RUN_HISTORY_MAX, &page, &verr)) {
+        cv_api_field_error(res, &verr);
+        return;
+    }
+    if (!(job = cv_api_load_doc(api, CV_COLL_JOBS, "job", job_id, res)))
+        return;
+    created = cv_mongo_doc_str(job, "created_at");
+    if (created && cv_time_parse(created, &since) != 0)
+        since = 0;
+    if (!page.after_order[0] && f->until[0]) { /* from until on: no id is below "0" */
+        snprintf(page.after_order, sizeof(page.after_order), "%s", f->until);
+        snprintf(page.after_id, sizeof(page.after_id), "0");
+    }
+    res->body = cJSON_CreateObject();
+    list = cJSON_AddArrayToObject(res->body, "runs");
+    for (int pass = 0; pass < RUN_FILTER_PASSES && !done; pass++) {
+        cv_err err = cv_page_find_recent(api->mongo, CV_COLL_RUNS, CV_RUN_F_JOB, job_id,
+                                         CV_RUN_F_CREATED, &page, CV_RUNFOLD_RUN, cv_time_now_ms(),
+                                         since, &docs, next, sizeof(next), why, sizeof(why));
+        if (err) {
+            cv_api_internal_error(res, err, why);
+            goto out;
+        }
+        if (!(folded = cJSON_CreateArray())) {
+            cv_api_internal_error(res, CV_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        cv_runfold_each(docs, add_run, folded);
+        bson_iter_init(&it, docs);
+        for (cJSON *run = folded->child, *after; run && !done; run = after) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(run, "id");
+            const char *at = cJSON_IsString(id) ? history_time(docs, &it, id->valuestring) : NULL;
+            after = run->next;
+            if (!at)
+                continue; /* not a run of the page (cannot be) */
+            if (f->since[0] && strcmp(at, f->since) < 0) {
+                done = true; /* older than since: so is the rest */
+                out_next[0] = '\0';
+                break;
+            }
+            if (!run_kept(f, run, at))
+                continue;
+            if (++kept == page.limit) {
+                done = true;
+                out_next[0] = '\0'; /* not a cursor of an earlier page read */
+                if (after || next[0])
+                    snprintf(out_next, sizeof(out_next), "%s_%s", at, id->valuestring);
+            }
+            cJSON_AddItemToArray(list, cJSON_DetachItemViaPointer(folded, run));
+        }
+        cJSON_Delete(folded);
+        folded = NULL;
+        bson_destroy(docs);
+        docs = NULL;
+        if (!next[0]) { /* the history's end: nothing after what was kept */
+            if (!done)
+                out_next[0] = '\0';
+            break;
+        }
+        if (!done) { /* read on, or leave the rest to the next request */
+            snprintf(out_next, sizeof(out_next), "%s", next);
+            page_after(&page, next);
+        }
+    }
+    res->status = 200;
+    cv_api_add_next(res->body, out_next);
+out:
+    cJSON_Delete(folded);
+    bson_destroy(docs);
+    bson_destroy(job);
+}
+
+/* GET /jobs/{id}/runs?status=&trigger=&since=&until=: the run history, every
+ * run and every tick that did not run, newest first. */
 void cv_api_list_runs(cv_api *api, const char *job_id, const cv_http_request *req,
                       cv_http_response *res) {
-    /* The run history: every run and every tick that did not run. */
+    run_filter f;
+
+    if (!read_run_filter(req, &f, res))
+        return;
+    if (run_filtered(&f)) {
+        list_filtered_runs(api, job_id, &f, req, res);
+        return;
+    }
     list_children(api, req, CV_COLL_JOBS, "job", job_id, CV_COLL_RUNS, CV_RUN_F_JOB,
                   CV_RUN_F_CREATED, RUN_HISTORY_MAX, CV_RUNFOLD_RUN, "runs", res);
 }
@@ -285,9 +514,6 @@ void cv_api_list_where_by(cv_api *api, const cv_http_request *req, const char *c
     CV_MONGO_EACH_DOC(docs, it, item) {
         cJSON_AddItemToArray(list, cv_api_doc_to_json(&item));
     }
-    if (next[0])
-        cJSON_AddStringToObject(res->body, "next", next);
-    else
-        cJSON_AddNullToObject(res->body, "next");
+    cv_api_add_next(res->body, next);
     bson_destroy(docs);
 }

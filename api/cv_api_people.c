@@ -2,12 +2,11 @@
  * cv_api_people.c - who is asking, and the routes of users, sessions and
  * tokens.
  *
- * Every route but GET /health, /healthz, /readyz and POST /sessions wants a token: an API token
- * in `Authorization: Bearer cvt_...`, or a session, as a Bearer token or as
- * the `cv_session` cookie the login set. A cookie-authenticated write must
- * echo the session's CSRF value in `X-CSRF-Token`: another site can make a
- * browser send the cookie, not read the value. A token of scope "read"
- * may only read.
+ * Every route but GET /health, /healthz, /readyz, /openapi.json and POST /sessions wants a token:
+ * an API token in `Authorization: Bearer cvt_...`, or a session, as a Bearer token or as the
+ * `cv_session` cookie the login set. A cookie-authenticated write must echo the session's CSRF
+ * value in `X-CSRF-Token`: another site can make a browser send the cookie, not read the value. A
+ * token of scope "read" may only read.
  */
 #include "cv_api_int.h"
 

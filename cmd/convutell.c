@@ -18,6 +18,7 @@
 #include "cv_collector.h"
 #include "cv_config.h"
 #include "cv_log.h"
+#include "cv_metrics.h"
 #include "cv_scheduler.h"
 #include "cv_store.h"
 #include "cv_worker.h"
@@ -144,6 +145,11 @@ int main(int argc, char **argv) {
     }
     cv_log_init(cmd, (cv_log_level)cfg.log_level, cfg.log_json);
     install_signals();
+    if (cfg.metrics_addr[0] &&
+        cv_metrics_serve(cfg.metrics_addr, errbuf, sizeof(errbuf)) != CV_OK) {
+        fprintf(stderr, "convutell %s: CONVUTELL_METRICS_ADDR: %s\n", cmd, errbuf);
+        return 1;
+    }
     prep = (store_prep){.cfg = &cfg, .service = cmd};
     prep_started = pthread_create(&prep_thread, NULL, prepare_store, &prep) == 0;
     if (!prep_started)
@@ -187,5 +193,6 @@ out:
     stop_requested = 1; /* also ends the index thread's retries */
     if (prep_started)
         pthread_join(prep_thread, NULL);
+    cv_metrics_serve_stop();
     return rc;
 }

@@ -98,6 +98,38 @@ static cv_err publish_started(cv_runner *w, const cv_job *job, char *errbuf, siz
     return CV_OK;
 }
 
+void cv_runner_metrics(cv_runner *r) {
+    r->m_finished = cv_metrics_register(
+        CV_METRIC_COUNTER, "convutell_runs_finished_total",
+        "Attempts this worker ended and reported, by the run's status (retrying: another "
+        "attempt follows).",
+        NULL, 0);
+    r->m_rows_read = cv_metrics_register(CV_METRIC_COUNTER, "convutell_rows_read_total",
+                                         "Rows read from origins by runs that ended.", NULL, 0);
+    r->m_rows_written =
+        cv_metrics_register(CV_METRIC_COUNTER, "convutell_rows_written_total",
+                            "Rows written to destinations by runs that ended.", NULL, 0);
+    r->m_duration = cv_metrics_register(CV_METRIC_HISTOGRAM, "convutell_run_duration_seconds",
+                                        "How long attempts ran, by kind of job.",
+                                        cv_metrics_seconds, cv_metrics_nseconds);
+}
+
+/* The end of an attempt, reported, in the worker's metrics. */
+static void count_end(cv_runner *w, const cv_job *job, const cv_event *ev) {
+    char labels[64];
+
+    snprintf(labels, sizeof(labels), "status=\"%s\"", ev->type + 4); /* past "run." */
+    cv_metrics_add(w->m_finished, labels, 1);
+    if (ev->rows_read > 0)
+        cv_metrics_add(w->m_rows_read, "", (double)ev->rows_read);
+    if (ev->rows_written > 0)
+        cv_metrics_add(w->m_rows_written, "", (double)ev->rows_written);
+    if (ev->duration_ms >= 0) {
+        snprintf(labels, sizeof(labels), "kind=\"%s\"", job->kind[0] ? job->kind : "sql_transfer");
+        cv_metrics_observe(w->m_duration, labels, (double)ev->duration_ms / 1000.0);
+    }
+}
+
 /* Publishes the end of an attempt. A failed or timed-out attempt before the
  * last goes to the retry topic as the next attempt, due after its backoff,
  * and the run becomes "retrying"; the last one fails the run for good. The
@@ -150,6 +182,7 @@ static cv_err finish(cv_attempt *a, cv_event *ev, char *errbuf, size_t errlen) {
     }
     if ((err = publish_event(w, ev, errbuf, errlen)))
         return err;
+    count_end(w, job, ev);
     /* An attempt that ended for good has its lease marked done by the
      * worker's marking thread (cv_ending.h), within 200 ms; until then the
      * final event just acknowledged makes the run's record final, which is

@@ -19,6 +19,7 @@
 #include "cv_kafka.h"
 #include "cv_lease.h"
 #include "cv_message.h"
+#include "cv_metrics.h"
 #include "cv_mongo.h"
 #include "cv_odbcpool.h"
 
@@ -33,7 +34,13 @@ typedef struct cv_runner {
     cv_cache *connections;  /* connection documents, see cv_cache.h */
     cv_cache *jobs;         /* job and project documents */
     cv_odbcpool *odbc_pool; /* connections kept between sql jobs (NULL: none) */
+    /* Runs ended for good by final status, rows moved, and durations by
+     * kind (cv_metrics.h); set by cv_runner_metrics(). */
+    cv_metric *m_finished, *m_rows_read, *m_rows_written, *m_duration;
 } cv_runner;
+
+/* Registers the metrics every attempt of r counts in. */
+void cv_runner_metrics(cv_runner *r);
 
 /* Looks up connection id (through the runner's cache) and unseals its ODBC
  * connection string into *out, which the caller frees with free(). Any thread. */

@@ -17,8 +17,10 @@
 #include "cv_kafka.h"
 #include "cv_log.h"
 #include "cv_message.h"
+#include "cv_metrics.h"
 #include "cv_mongo.h"
 #include "cv_runs.h"
+#include "cv_time.h"
 #include "cv_webhooks.h"
 
 #include <pthread.h>
@@ -56,6 +58,9 @@ struct cv_collector {
     bool quit;
     cv_err work_err; /* CV_OK, or why the runs thread gave up (stopping) */
     char work_why[512];
+    /* Events applied by type, and how long after their time their runs
+     * moved (cv_metrics.h). */
+    cv_metric *m_applied, *m_latency;
 };
 
 typedef cv_err (*batch_step)(cv_collector *c, batch *b, char *errbuf, size_t errlen);
@@ -82,6 +87,21 @@ static cv_err apply_runs(cv_collector *c, batch *b, char *errbuf, size_t errlen)
     return cv_runs_apply_events(c->mongo, b->events, b->nevents, errbuf, errlen);
 }
 
+/* A batch's events, their runs moved, in the metrics. */
+static void count_applied(cv_collector *c, const batch *b) {
+    int64_t now = cv_time_now_ms();
+    char labels[64];
+
+    for (size_t i = 0; i < b->nevents; i++) {
+        const cv_event *ev = &b->events[i];
+        snprintf(labels, sizeof(labels), "type=\"%s\"", ev->type);
+        cv_metrics_add(c->m_applied, labels, 1);
+        if (ev->time_ms > 0)
+            cv_metrics_observe(c->m_latency, "",
+                               (double)(now > ev->time_ms ? now - ev->time_ms : 0) / 1000.0);
+    }
+}
+
 /* The runs thread: applies each batch handed to it, in order. */
 static void *runs_main(void *arg) {
     cv_collector *c = arg;
@@ -96,6 +116,8 @@ static void *runs_main(void *arg) {
         pthread_mutex_unlock(&c->lock);
         char why[512];
         cv_err err = until_stored(c, b, apply_runs, "the runs", why, sizeof(why));
+        if (!err)
+            count_applied(c, b);
         pthread_mutex_lock(&c->lock);
         c->work_err = err;
         if (err)
@@ -128,6 +150,13 @@ cv_collector *cv_collector_new(const cv_config *cfg, char *errbuf, size_t errlen
                                         cfg->max_poll_interval_ms, errbuf, errlen);
     if (!c->consumer || !(c->hooks = cv_webhooks_new(cfg, errbuf, errlen)))
         goto fail;
+    c->m_applied =
+        cv_metrics_register(CV_METRIC_COUNTER, "convutell_events_applied_total",
+                            "Events stored and applied to their runs, by type.", NULL, 0);
+    c->m_latency = cv_metrics_register(
+        CV_METRIC_HISTOGRAM, "convutell_event_apply_latency_seconds",
+        "From an event's time (its worker's clock) to its run's record moved in the store.",
+        cv_metrics_seconds, cv_metrics_nseconds);
     return c;
 fail:
     cv_collector_destroy(c);

@@ -121,6 +121,8 @@ struct cv_worker {
     size_t nfinished;
     int64_t trimmed_ms;
     char holders[256][256]; /* likewise */
+    /* Job messages taken in and dead-lettered (cv_metrics.h). */
+    cv_metric *m_consumed, *m_rejected;
 };
 
 cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
@@ -157,6 +159,12 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
                                         cfg->max_poll_interval_ms, errbuf, errlen);
     if (!w->consumer || !(w->console = cv_console_new(&w->r, errbuf, errlen)))
         goto fail;
+    cv_runner_metrics(&w->r);
+    w->m_consumed = cv_metrics_register(CV_METRIC_COUNTER, "convutell_jobs_consumed_total",
+                                        "Job messages taken off " CV_TOPIC_JOBS ".", NULL, 0);
+    w->m_rejected =
+        cv_metrics_register(CV_METRIC_COUNTER, "convutell_jobs_rejected_total",
+                            "Job messages refused and dead-lettered (invalid).", NULL, 0);
     return w;
 fail:
     cv_worker_destroy(w);
@@ -299,9 +307,11 @@ static cv_err take(cv_worker *w, cv_kafka_msg *msg, char *errbuf, size_t errlen)
     s->a.r = &w->r;
     w->slots[w->n++] = s;
     w->taken++;
+    cv_metrics_add(w->m_consumed, "", 1);
     err = cv_job_decode(msg->payload ? msg->payload : "", msg->len, &s->a.job, &s->verr);
     if (err == CV_ERR_INVALID) {
         s->state = SLOT_REJECTED;
+        cv_metrics_add(w->m_rejected, "", 1);
         return CV_OK;
     }
     if (err) {

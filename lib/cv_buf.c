@@ -3,7 +3,9 @@
  */
 #include "cv_buf.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +55,24 @@ bool cv_buf_add(cv_buf *b, const void *data, size_t n) {
 
 bool cv_buf_adds(cv_buf *b, const char *s) {
     return buf_add(b, s, strlen(s));
+}
+
+bool cv_buf_printf(cv_buf *b, const char *fmt, ...) {
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !cv_buf_reserve(b, (size_t)n)) {
+        b->failed = true;
+        return false;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return true;
 }
 
 bool cv_buf_add_hex(cv_buf *b, const void *data, size_t n) {

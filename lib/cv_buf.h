@@ -31,6 +31,9 @@ bool cv_buf_adds(cv_buf *b, const char *s);
 /* Appends n bytes (NUL bytes too). */
 bool cv_buf_add(cv_buf *b, const void *data, size_t n);
 
+/* Appends printf-formatted text. */
+bool cv_buf_printf(cv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Appends the n bytes at `data` as 2n lower-case hex digits. */
 bool cv_buf_add_hex(cv_buf *b, const void *data, size_t n);
 

@@ -347,6 +347,17 @@ static cv_err load_addresses(loader *l, cv_config *cfg) {
         (err = checked(l, copy_value(cfg->cors_origins, sizeof(cfg->cors_origins), v, l->why,
                                      sizeof(l->why)))))
         return err;
+    if ((err = value(l, "CONVUTELL_METRICS_ADDR", NULL, "", &v)))
+        return err;
+    if (v[0]) {
+        char host[64];
+        int port;
+        if ((err = checked(
+                 l, cv_config_parse_addr(v, host, sizeof(host), &port, l->why, sizeof(l->why)))) ||
+            (err = checked(l, copy_value(cfg->metrics_addr, sizeof(cfg->metrics_addr), v, l->why,
+                                         sizeof(l->why)))))
+            return err;
+    }
     return CV_OK;
 }
 

@@ -5,9 +5,11 @@
 #include "cv_kafka.h"
 
 #include "cv_log.h"
+#include "cv_metrics.h"
 #include "cv_time.h"
 
 #include <librdkafka/rdkafka.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -36,6 +38,12 @@ struct cv_kafka_consumer {
     bool paused;        /* cv_kafka_consumer_pause()'s state, also for partitions assigned later */
     atomic_bool assigned; /* a rebalance has assigned this consumer once */
 };
+
+/* How long a scrape waits for each of the broker's answers about a lag. */
+#define LAG_TIMEOUT_MS 1000
+
+static cv_metrics_fn lag_now;
+static cv_metric *lag_metric(void);
 
 /* Delivery state of one synchronous send; lives on the sender's stack. */
 typedef struct delivery {
@@ -403,6 +411,11 @@ cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *grou
         rd_kafka_destroy(c->rk);
         free(c);
         c = NULL;
+    } else {
+        char labels[160];
+        if (cv_metrics_watch(lag_metric(), cv_metrics_label(labels, sizeof(labels), "group", group),
+                             lag_now, c) != CV_OK)
+            cv_log_warn("the lag of consumer group %s is not in the metrics", group);
     }
 out:
     if (topics)
@@ -564,6 +577,48 @@ cv_err cv_kafka_consumer_store(cv_kafka_consumer *c, const cv_kafka_msg *msg, ch
     return err;
 }
 
+/* The gauge of every consumer group's lag. */
+static cv_metric *lag_metric(void) {
+    return cv_metrics_register(CV_METRIC_GAUGE, "convutell_kafka_consumer_lag",
+                               "Messages behind the partitions' ends, over the partitions assigned "
+                               "to this process, by consumer group.",
+                               NULL, 0);
+}
+
+/* A consumer's lag, read when the metrics are written out (cv_metrics_fn),
+ * as `kafka-consumer-groups --describe` counts it: over the partitions
+ * assigned to it, each partition's end less its group's committed offset
+ * (the messages the group has not finished: a worker commits a message once
+ * its run has ended), or less the partition's start before the group ever
+ * committed (the consumers start from the earliest). Both asked of the
+ * broker: a paused consumer fetches nothing, so what it last fetched says
+ * nothing. NAN when the broker does not answer in time. */
+static double lag_now(void *ctx) {
+    cv_kafka_consumer *c = ctx;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    double lag = 0;
+
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return NAN;
+    if (parts->cnt &&
+        rd_kafka_committed(c->rk, parts, LAG_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        lag = NAN;
+    for (int i = 0; !isnan(lag) && i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t low, high;
+        if (rd_kafka_query_watermark_offsets(c->rk, p->topic, p->partition, &low, &high,
+                                             LAG_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            lag = NAN;
+            break;
+        }
+        int64_t at = p->offset >= 0 ? p->offset : low;
+        if (high > at)
+            lag += (double)(high - at);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return lag;
+}
+
 void cv_kafka_consumer_pause(cv_kafka_consumer *c, bool pause) {
     rd_kafka_topic_partition_list_t *parts = NULL;
 
@@ -606,6 +661,7 @@ void cv_kafka_msg_release(cv_kafka_msg *msg) {
 void cv_kafka_consumer_destroy(cv_kafka_consumer *c) {
     if (!c)
         return;
+    cv_metrics_unwatch(c); /* waits for a scrape reading its lag */
     rd_kafka_consumer_close(c->rk);
     /* librdkafka before 2.3 (Debian 12 has 2.0) aborts in rd_kafka_destroy()
      * when a cooperative-sticky consumer never got its first assignment

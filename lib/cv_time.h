@@ -18,6 +18,9 @@ int64_t cv_time_now_ms(void);
 /* Monotonic clock in ms, for durations and timeouts. Any thread. */
 int64_t cv_time_mono_ms(void);
 
+/* The same clock in microseconds, for short durations. Any thread. */
+int64_t cv_time_mono_us(void);
+
 /* Initialises a condition variable whose timed waits count on the monotonic
  * clock, and the deadline cv_time_mono_ms() + ms in the form such a wait
  * takes (pthread_cond_timedwait() on it waits until then). */

@@ -103,6 +103,12 @@ cv_scheduler *cv_scheduler_new(const cv_config *cfg, char *errbuf, size_t errlen
                                                 cfg->max_poll_interval_ms, errbuf, errlen);
     if (!s->retries.consumer)
         goto fail;
+    s->m_fired = cv_metrics_register(CV_METRIC_COUNTER, "convutell_ticks_fired_total",
+                                     "Scheduled runs published (one per tick that runs).", NULL, 0);
+    s->m_lateness = cv_metrics_register(
+        CV_METRIC_HISTOGRAM, "convutell_tick_lateness_seconds",
+        "From a tick's time to its run's job message acknowledged by the broker.",
+        cv_metrics_seconds, cv_metrics_nseconds);
     return s;
 fail:
     cv_scheduler_destroy(s);

@@ -10,6 +10,7 @@
 #include "cv_config.h"
 #include "cv_id.h"
 #include "cv_kafka.h"
+#include "cv_metrics.h"
 #include "cv_mongo.h"
 #include "cv_recovery.h"
 #include "cv_retries.h"
@@ -27,6 +28,8 @@ struct cv_scheduler {
     cv_ticks ticks;              /* cv_ticks.c's */
     cv_retries retries;          /* cv_retries.c's */
     cv_recovery recovery;        /* cv_recovery.c's */
+    /* Scheduled runs published, and how long after their tick (cv_metrics.h). */
+    cv_metric *m_fired, *m_lateness;
 };
 
 #endif

@@ -601,6 +601,9 @@ cv_err cv_ticks_publish(cv_scheduler *s, int64_t now, char *errbuf, size_t errle
         if (r->due_ms <= now)
             sent = jobs[k++].err == CV_OK;
         if (sent) {
+            int64_t late = cv_time_now_ms() - r->due_ms;
+            cv_metrics_add(s->m_fired, "", 1);
+            cv_metrics_observe(s->m_lateness, "", (double)(late > 0 ? late : 0) / 1000.0);
             cv_log_debug("run %s of job %s published", r->run_id, r->job_id);
             ready_free(r);
         } else {

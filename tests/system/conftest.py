@@ -5,6 +5,7 @@ Each test session uses its own MongoDB database, so document counts are exact.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -15,6 +16,7 @@ import uuid
 import psycopg
 import pymongo
 import pytest
+from jsonschema import Draft202012Validator
 
 BIN = os.environ["CONVUTELL_BIN"]
 KAFKA = os.environ["CONVUTELL_KAFKA_BOOTSTRAP"]
@@ -49,6 +51,81 @@ def bearer(token=None):
     return {"Authorization": "Bearer " + (token or TOKEN["admin"])}
 
 
+class OpenApiCheck:
+    """Every answer the tests get, checked against the API's own OpenAPI
+    document (GET /api/v1/openapi.json): the operation of its method and path
+    must list its status (or its class, 4XX/5XX), its content type, and the
+    body must match that response's schema. What does not is kept in
+    `problems` with the test that met it; the session fails on any."""
+
+    def __init__(self, doc):
+        self.doc = doc
+        self.problems = []
+        self.validators = {}
+        self.paths = []
+        for template, item in doc["paths"].items():
+            parts = [("[^/]+" if p.startswith("{") else re.escape(p)) for p in template.split("/")]
+            self.paths.append((re.compile("^" + "/".join(parts) + "$"), template, item))
+
+    def resolve(self, node):
+        while "$ref" in node:
+            target = self.doc
+            for part in node["$ref"][2:].split("/"):
+                target = target[part]
+            node = target
+        return node
+
+    def validator(self, schema):
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self.validators:
+            self.validators[key] = Draft202012Validator(dict(schema, components=self.doc["components"]))
+        return self.validators[key]
+
+    def match(self, body, schema):
+        """The first way body fails schema, or None."""
+        err = next(iter(self.validator(schema).iter_errors(body)), None)
+        if err is None:
+            return None
+        where = "/".join(str(p) for p in err.absolute_path) or "the body"
+        return f"{where}: {err.message[:300]}"
+
+    def check(self, method, path, status, headers, body, raw):
+        problem = self.problem(method.lower(), path.split("?")[0], status, headers, body, raw)
+        if problem:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+            self.problems.append(f"{test}: {method} {path} -> {status}: {problem}")
+
+    def problem(self, method, path, status, headers, body, raw):
+        found = [(t, item) for rx, t, item in self.paths if rx.match(path)]
+        error = self.resolve({"$ref": "#/components/schemas/Error"})
+        if not found or method not in found[0][1]:
+            if method in ("head", "options"):
+                return None
+            # No route, or not this method: 404 or 405 with the error body.
+            if status not in (404, 405):
+                return f"{status} for a route the document does not list"
+            return self.match(body, error)
+        op = found[0][1][method]
+        responses = op["responses"]
+        key = next((k for k in (str(status), f"{status // 100}XX", "default") if k in responses), None)
+        if key is None:
+            return f"status {status} is not among {sorted(responses)} of {method.upper()} {found[0][0]}"
+        response = self.resolve(responses[key])
+        content = response.get("content")
+        if not content:
+            return None if not raw else f"a body where the document has none: {raw[:100]!r}"
+        ctype = headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype not in content:
+            return f"content type {ctype!r}, not one of {sorted(content)}"
+        if ctype != "application/json":
+            return None
+        return self.match(body, content[ctype]["schema"])
+
+
+# The check of answers against the OpenAPI document, once the API answers.
+OPENAPI = []
+
+
 class Api:
     """A tiny JSON client for the API under test, signed in with `token`
     (None: the session's administrator; "" sends no Authorization)."""
@@ -72,8 +149,12 @@ class Api:
         if CANARY.encode() in raw or CANARY in json.dumps(got):
             LEAKS.append(f"{method} {path}")
         if raw and not got.get("Content-Type", "").startswith("application/json"):
-            return status, raw.decode(), got  # CSV, JSON Lines, event streams
-        return status, json.loads(raw or b"null"), got
+            doc = raw.decode()  # CSV, JSON Lines, event streams
+        else:
+            doc = json.loads(raw or b"null")
+        if OPENAPI:
+            OPENAPI[0].check(method, path, status, got, doc, raw)
+        return status, doc, got
 
     def post(self, path, body=None, **kw):
         return self.call("POST", path, body, **kw)
@@ -124,7 +205,7 @@ def run_status(api, run_id):
 class Services:
     """api, worker and collector as real processes, logs in a temp folder."""
 
-    def __init__(self, tmp, db):
+    def __init__(self, tmp, db, metrics=False):
         self.tmp = tmp
         self.env = dict(os.environ,
                         CONVUTELL_MONGODB_URI=MONGO_URI, CONVUTELL_MONGODB_DB=db,
@@ -134,10 +215,16 @@ class Services:
                         CONVUTELL_PROGRESS_INTERVAL_MS="200", CONVUTELL_LEASE_SECONDS="4",
                         CONVUTELL_WEBHOOK_RETRY_SECONDS="1")
         self.procs = {}
+        # The session's own services serve their Prometheus metrics
+        # (test_metrics.py), on the same address when a test restarts one.
+        self.metrics = {name: f"127.0.0.1:{HTTP_PORT + 11 + i}" for i, name in enumerate(
+            ("api", "worker", "collector", "scheduler"))} if metrics else {}
 
     def start(self, name, cmd=None, **extra):
         log = open(os.path.join(self.tmp, f"{name}.log"), "ab")
         env = dict(self.env, **extra)
+        if name in self.metrics and (cmd or name) == name:
+            env.setdefault("CONVUTELL_METRICS_ADDR", self.metrics[name])
         self.procs[name] = subprocess.Popen([BIN, cmd or name], env=env, stdout=log,
                                             stderr=subprocess.STDOUT, cwd=self.tmp)
         return self.procs[name]
@@ -182,7 +269,7 @@ def mongo_db():
 @pytest.fixture(scope="session")
 def services(tmp_path_factory, mongo_db):
     tmp = str(tmp_path_factory.mktemp("services"))
-    svc = Services(tmp, mongo_db.name)
+    svc = Services(tmp, mongo_db.name, metrics=True)
     token_file = os.path.join(tmp, "admin.token")
     made = subprocess.run([BIN, "admin", "create-user", "--name", ADMIN, "--admin",
                            "--token-file", token_file], env=svc.env, capture_output=True,
@@ -193,6 +280,9 @@ def services(tmp_path_factory, mongo_db):
     for name in ("collector", "worker", "api"):
         svc.start(name)
     svc.wait_api()
+    with urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/api/v1/openapi.json",
+                                timeout=30) as resp:
+        OPENAPI.append(OpenApiCheck(json.loads(resp.read())))
     yield svc
     # The collector goes last so that it stores the others' final events.
     codes = {name: svc.stop(name) for name in ("api", "worker", "collector")}
@@ -200,6 +290,10 @@ def services(tmp_path_factory, mongo_db):
         print(f"---- {name} log ----\n{svc.log(name)}")
     # A clean SIGTERM shutdown is part of the contract (supervisors rely on it).
     assert all(code == 0 for code in codes.values()), codes
+    # Every answer of the session as the OpenAPI document says.
+    problems = OPENAPI.pop().problems
+    assert problems == [], "answers the OpenAPI document does not describe:\n" + "\n".join(
+        problems[:50])
     # Nothing secret in any answer or log of the session.
     assert LEAKS == [], LEAKS
     for name in ("api", "worker", "collector"):

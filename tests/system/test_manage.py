@@ -3,13 +3,14 @@ time, filtered), changed and deleted. A change makes a job's next version and a
 run queued before it runs the definition it was queued with; what is in use is
 not deleted (409 naming what uses it); a deleted project's runs stay readable by
 administrators."""
+import json
 import time
 import uuid
 
 import psycopg
 import pytest
 
-from conftest import PG_ODBC
+from conftest import PG_ODBC, kcat
 from test_rights import person
 
 
@@ -416,3 +417,61 @@ def test_a_connection_changed_is_used_by_the_next_run(api, tmp_path):
             break
         time.sleep(0.5)
     assert body["rows"] == [[2]], body
+
+
+def test_a_jobs_runs_filtered_by_status_trigger_and_time(api):
+    """GET /jobs/{id}/runs?status=&trigger=&since=&until=: every run the
+    filter keeps, newest first, once, over pages; the rest left out."""
+    project, _ = new_project(api)
+    job = api.create(f"/api/v1/projects/{project['id']}/jobs", {
+        "name": "sometimes", "kind": "python",
+        "script": "import json, os, sys\n"
+                  "sys.exit(json.loads(os.environ['CONVUTELL_PARAMETERS']).get('code', 0))\n"})
+    queued = []
+    for i in range(9):  # runs 0, 3 and 6 fail
+        status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs",
+                                  {"parameters": {"code": 1 if i % 3 == 0 else 0}})
+        assert status == 202, run
+        queued.append(run["run_id"])
+    external = str(uuid.uuid4())  # a message another system wrote
+    kcat("-P", "-t", "convutell.jobs", "-k", job["id"], data=json.dumps({
+        "schema": "convutell.job.v2", "run_id": external, "job_id": job["id"],
+        "project_id": project["id"], "attempt": 1,
+        "queued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode())
+    for run_id in queued + [external]:
+        api.wait_run(run_id)
+    path = f"/api/v1/jobs/{job['id']}/runs"
+    every = walk(api, path, "runs", 500)
+    assert sorted(r["id"] for r in every) == sorted(queued + [external])
+    by_status = {s: {r["id"] for r in every if r["status"] == s} for s in ("succeeded", "failed")}
+    assert by_status["failed"] == {queued[0], queued[3], queued[6]}
+
+    def ids(query, limit):
+        runs = walk(api, f"{path}?{query}", "runs", limit, param="cursor")
+        got = [r["id"] for r in runs]
+        assert len(got) == len(set(got)), query  # none twice
+        assert got == [r["id"] for r in every if r["id"] in set(got)], query  # newest first
+        return set(got)
+
+    assert ids("status=failed", 2) == by_status["failed"]
+    assert ids("status=succeeded&trigger=manual", 4) == by_status["succeeded"] - {external}
+    assert ids("trigger=external", 1) == {external}
+    assert ids("status=failed,succeeded", 3) == set(queued + [external])
+    assert ids("status=cancelled", 5) == set()
+    # A time range over created_at: since <= created_at < until.
+    at = every[4]["created_at"]
+    assert ids(f"until={at}", 3) == {r["id"] for r in every if r["created_at"] < at}
+    assert ids(f"since={at}", 3) == {r["id"] for r in every if r["created_at"] >= at}
+    assert ids(f"since={at}&status=failed", 1) == {
+        r["id"] for r in every if r["created_at"] >= at and r["status"] == "failed"}
+    for bad, field, message in (
+            ("status=lost", "status", '"lost" is not a run status (queued, running, retrying, '
+                                      'succeeded, failed, cancelled, timed_out, missed, skipped; '
+                                      'several separated by commas)'),
+            ("status=", "status", "must name at least one status"),
+            ("trigger=cron", "trigger", '"cron" is not one of manual, schedule, external'),
+            ("since=soon", "since", "must be a time such as 2026-12-05T10:00:00Z"),
+            (f"since={at}&until={at}", "until", "must be later than since")):
+        status, doc, _ = api.get(f"{path}?{bad}")
+        assert (status, doc["error"]["field"], doc["error"]["message"]) == (
+            422, field, f"{field}: {message}"), bad

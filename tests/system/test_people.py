@@ -53,7 +53,7 @@ def token_of(api, name, password, scope="write"):
     return made["token"]
 
 
-def test_every_route_but_four_wants_a_token(api):
+def test_every_route_but_five_wants_a_token(api):
     anonymous, forged = api.as_user(""), api.as_user("cvt_" + "A" * 43)
     opened = []
     for method, path, access, _scope, _role in routes():
@@ -66,7 +66,8 @@ def test_every_route_but_four_wants_a_token(api):
         status, body, headers = forged.call(method, url, {} if method != "GET" else None)
         assert (status, body, headers.get("WWW-Authenticate")) == (401, UNKNOWN, INVALID), url
     assert opened == [("GET", "/api/v1/health"), ("GET", "/api/v1/healthz"),
-                      ("GET", "/api/v1/readyz"), ("POST", "/api/v1/sessions")]
+                      ("GET", "/api/v1/readyz"), ("GET", "/api/v1/openapi.json"),
+                      ("POST", "/api/v1/sessions")]
 
 
 def test_admin_routes_refuse_others_and_read_tokens_refuse_writes(api):
