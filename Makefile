@@ -136,6 +136,7 @@ bench: deps all
 	@bench/run --throughput
 	@bench/run --auth
 	@bench/run --console
+	@bench/run --api
 
 style:
 	clang-format -i $(LIB_SRC) $(SVC_SRC) $(MAIN_SRC) $(wildcard */*.h) $(UNIT_SRC) $(FUZZ_SRC)
