@@ -15,6 +15,7 @@
 #include "cv_id.h"
 #include "cv_log.h"
 #include "cv_page.h"
+#include "cv_retain.h"
 #include "cv_store.h"
 #include "cv_time.h"
 
@@ -62,6 +63,7 @@ void cv_api_audit(cv_api *api, const char *method, const char *route, const char
     BSON_APPEND_UTF8(&doc, "_id", id);
     BSON_APPEND_UTF8(&doc, "log", AUDIT_ALL);
     cv_mongo_append_time(&doc, "at", now);
+    cv_retain_append_day(&doc, now); /* retention goes by it (cv_retain.h) */
     BSON_APPEND_UTF8(&doc, "user", user ? user : "");
     BSON_APPEND_UTF8(&doc, "action", action);
     BSON_APPEND_INT32(&doc, "status", res->status);

@@ -19,6 +19,7 @@
 #include "cv_message.h"
 #include "cv_query.h"
 #include "cv_replies.h"
+#include "cv_retain.h"
 #include "cv_sqlsplit.h"
 #include "cv_store.h"
 #include "cv_time.h"
@@ -147,6 +148,7 @@ static bool new_run(cv_api *api, const char *project_id, const console_req *q, c
 
     if (!cv_api_new_doc(doc, id, CV_ID_LEN, who->user, res))
         return false;
+    cv_retain_append_day(doc, cv_time_now_ms()); /* retention goes by it (cv_retain.h) */
     BSON_APPEND_UTF8(doc, "project_id", project_id);
     BSON_APPEND_UTF8(doc, "connection", q->side);
     BSON_APPEND_UTF8(doc, "connection_id", conn_id);

@@ -54,6 +54,9 @@ typedef struct cv_config {
     int retain_notifications_days; /* [90] */
     int retain_ticks_days;         /* [1] */
     int retain_leases_days;        /* from their release [1] */
+    int retain_queries_days;       /* the SQL console's ended queries and rows [30] */
+    int retain_deliveries_days;    /* webhook deliveries delivered or failed [30] */
+    int retain_audit_days;         /* audit records [365] */
     int prune_interval_seconds;
     int webhook_retry_seconds; /* CONVUTELL_WEBHOOK_RETRY_SECONDS: a failed delivery's first
                                   wait, six times longer each next [10] */

@@ -75,6 +75,12 @@ static const cv_store_index indexes[] = {
     {CV_COLL_NOTIFICATIONS, "day", "day:1"},
     {CV_COLL_TICKS, "day", "day:1"},
     {CV_COLL_LEASES, "day", "day:1"},
+    {CV_COLL_QUERY_RUNS, "day", "day:1"},
+    {CV_COLL_DELIVERIES, "day", "day:1"},
+    {CV_COLL_AUDIT, "day", "day:1"},
+    {CV_COLL_IDEMPOTENCY, "day", "day:1"},
+    /* A console query's rows, deleted with it by the pruner. */
+    {CV_COLL_QUERY_ROWS, "run", "run_id:1"},
     {NULL, NULL, NULL},
 };
 

@@ -39,6 +39,8 @@
 #define CV_COLL_SAVED_QUERIES "saved_queries"   /* the SQL console's saved queries (api/) */
 #define CV_COLL_WEBHOOKS "webhooks"             /* a project's webhooks (api/) */
 #define CV_COLL_DELIVERIES "webhook_deliveries" /* one per event and webhook (cv_hooks) */
+#define CV_COLL_QUERY_RUNS "query_runs"         /* the SQL console's queries (cv_query) */
+#define CV_COLL_QUERY_ROWS "query_rows"         /* their rows, in chunks (cv_query) */
 
 /* Creates every index the services' queries need (the list is in
  * cv_store.c, each with the query it serves). CV_ERR_MONGO with the collection

@@ -43,11 +43,14 @@ static void *loop(void *arg) {
         if (cv_retain_sweep(p->mongo, &p->policy, cv_time_now_ms(), MAX_DELETES, BUDGET_MS,
                             &p->stop, &c, why, sizeof(why)) != CV_OK)
             cv_log_warn("pruning: %s", why);
-        if (c.events || c.runs || c.notifications || c.ticks || c.leases)
+        if (c.events || c.runs || c.notifications || c.ticks || c.leases || c.queries ||
+            c.deliveries || c.audit || c.idempotency)
             cv_log_info("pruned %lld events, %lld runs, %lld notifications, %lld ticks, "
-                        "%lld leases",
+                        "%lld leases, %lld console queries (with their rows), %lld webhook "
+                        "deliveries, %lld audit records, %lld idempotency answers",
                         (long long)c.events, (long long)c.runs, (long long)c.notifications,
-                        (long long)c.ticks, (long long)c.leases);
+                        (long long)c.ticks, (long long)c.leases, (long long)c.queries,
+                        (long long)c.deliveries, (long long)c.audit, (long long)c.idempotency);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += p->interval_ms / 1000;
         pthread_mutex_lock(&p->lock);
@@ -71,7 +74,12 @@ cv_pruner *cv_pruner_new(const cv_config *cfg, char *errbuf, size_t errlen) {
                                    .runs_days = cfg->retain_runs_days,
                                    .notifications_days = cfg->retain_notifications_days,
                                    .ticks_days = cfg->retain_ticks_days,
-                                   .leases_days = cfg->retain_leases_days};
+                                   .leases_days = cfg->retain_leases_days,
+                                   .queries_days = cfg->retain_queries_days,
+                                   .deliveries_days = cfg->retain_deliveries_days,
+                                   .audit_days = cfg->retain_audit_days,
+                                   /* Idempotency-Key answers are replayed for 24 hours. */
+                                   .idempotency_days = 1};
     p->interval_ms = cfg->prune_interval_seconds * 1000;
     p->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-pruner", errbuf, errlen);
     if (!p->mongo)

@@ -30,12 +30,10 @@
 
 #include "cv_err.h"
 #include "cv_mongo.h"
+#include "cv_store.h" /* CV_COLL_QUERY_RUNS, CV_COLL_QUERY_ROWS */
 
 #include <stdbool.h>
 #include <stdint.h>
-
-#define CV_COLL_QUERY_RUNS "query_runs"
-#define CV_COLL_QUERY_ROWS "query_rows"
 
 #define CV_QUERY_ROWS_DEFAULT 1000            /* max_rows when the request says none */
 #define CV_QUERY_ROWS_MAX 1000000             /* highest max_rows */

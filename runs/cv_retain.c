@@ -7,6 +7,7 @@
  */
 #include "cv_retain.h"
 
+#include "cv_query.h"
 #include "cv_run.h"
 #include "cv_runfold.h"
 #include "cv_runs.h"
@@ -46,7 +47,16 @@ static int64_t day_ms(const char *day) {
 }
 
 /* What a collection keeps and what makes one of its documents safe to delete. */
-typedef enum kind { EVENTS, RUNS, NOTIFICATIONS, TICKS, LEASES } kind;
+typedef enum kind {
+    EVENTS,
+    RUNS,
+    NOTIFICATIONS,
+    TICKS,
+    LEASES,
+    QUERIES,    /* a query run once it ended, with its rows */
+    DELIVERIES, /* a webhook delivery once delivered or failed */
+    ANY         /* every document of the day (audit records, first answers) */
+} kind;
 
 typedef struct sweep {
     cv_mongo *m;
@@ -118,6 +128,28 @@ static cv_err delete_run(cv_mongo *m, const char *run_id, int64_t *deleted, char
     return err;
 }
 
+/* Whether a document of kind k must stay however old its day: a console
+ * query still going, a webhook delivery still to be tried. */
+static bool must_stay(kind k, const bson_t *doc) {
+    const char *status = cv_mongo_doc_str(doc, "status");
+
+    if (k == QUERIES)
+        return !cv_query_final(status);
+    if (k == DELIVERIES)
+        return !status || (strcmp(status, "delivered") != 0 && strcmp(status, "failed") != 0);
+    return false;
+}
+
+/* Deletes the rows a console query stored beside its run (cv_query.h), before
+ * the run: a sweep cut short between the two finds the run again. */
+static cv_err delete_rows(cv_mongo *m, const char *run_id, char *errbuf, size_t errlen) {
+    bson_t *filter = BCON_NEW("run_id", BCON_UTF8(run_id));
+    cv_err err = cv_mongo_delete_many(m, CV_COLL_QUERY_ROWS, filter, NULL, errbuf, errlen);
+
+    bson_destroy(filter);
+    return err;
+}
+
 /* Deletes what it may of one batch of day `day`; *found and *deleted count. */
 static cv_err prune_batch(sweep *s, kind k, const char *coll, const char *day, int64_t *found,
                           int64_t *deleted, char *errbuf, size_t errlen) {
@@ -159,8 +191,10 @@ static cv_err prune_batch(sweep *s, kind k, const char *coll, const char *day, i
         /* An event or a lease (_id = run id) only once its run has ended: a
          * lease may be done before its run's record is final (cv_lease.h). */
         if ((k == EVENTS && !run_ended(s->m, cv_mongo_doc_str(&doc, "run_id"), &ended)) ||
-            (k == LEASES && !run_ended(s->m, id, &ended)))
+            (k == LEASES && !run_ended(s->m, id, &ended)) || must_stay(k, &doc))
             continue;
+        if (k == QUERIES && (err = delete_rows(s->m, id, errbuf, errlen)))
+            break;
         filters[n++] = BCON_NEW("_id", BCON_UTF8(id));
     }
     if (n && !err)
@@ -220,16 +254,28 @@ cv_err cv_retain_sweep(cv_mongo *m, const cv_retain_policy *policy, int64_t now_
     cv_retain_counts c = {0};
     cv_err err;
 
-    if (!(err = prune(&s, EVENTS, CV_COLL_EVENTS, policy->events_days, now_ms, &c.events, errbuf,
-                      errlen)) &&
-        !(err =
-              prune(&s, RUNS, CV_COLL_RUNS, policy->runs_days, now_ms, &c.runs, errbuf, errlen)) &&
-        !(err = prune(&s, NOTIFICATIONS, CV_COLL_NOTIFICATIONS, policy->notifications_days, now_ms,
-                      &c.notifications, errbuf, errlen)) &&
-        !(err = prune(&s, TICKS, CV_COLL_TICKS, policy->ticks_days, now_ms, &c.ticks, errbuf,
-                      errlen)))
-        err = prune(&s, LEASES, CV_COLL_LEASES, policy->leases_days, now_ms, &c.leases, errbuf,
-                    errlen);
+    const struct {
+        kind k;
+        const char *coll;
+        int days;
+        int64_t *removed;
+    } all[] = {
+        {EVENTS, CV_COLL_EVENTS, policy->events_days, &c.events},
+        {RUNS, CV_COLL_RUNS, policy->runs_days, &c.runs},
+        {NOTIFICATIONS, CV_COLL_NOTIFICATIONS, policy->notifications_days, &c.notifications},
+        {TICKS, CV_COLL_TICKS, policy->ticks_days, &c.ticks},
+        {LEASES, CV_COLL_LEASES, policy->leases_days, &c.leases},
+        {QUERIES, CV_COLL_QUERY_RUNS, policy->queries_days, &c.queries},
+        {DELIVERIES, CV_COLL_DELIVERIES, policy->deliveries_days, &c.deliveries},
+        {ANY, CV_COLL_AUDIT, policy->audit_days, &c.audit},
+        {ANY, CV_COLL_IDEMPOTENCY, policy->idempotency_days, &c.idempotency},
+    };
+
+    err = CV_OK;
+    for (size_t i = 0; !err && i < sizeof(all) / sizeof(all[0]); i++)
+        if (all[i].days > 0) /* 0: kept for good */
+            err = prune(&s, all[i].k, all[i].coll, all[i].days, now_ms, all[i].removed, errbuf,
+                        errlen);
     if (counts)
         *counts = c;
     return err;

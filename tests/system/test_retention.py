@@ -65,6 +65,24 @@ def test_pruner_keeps_what_is_young_or_still_going(tmp_path):
     add("leases", "run-retrying", {"state": "retrying", "day": day(3)}, True)
     add("leases", "run-today", {"state": "held", "day": day(0)}, True)
     add("leases", "lease-without-day", {"state": "held"}, True)
+    # The SQL console's queries: 30 days once ended, their rows with them.
+    add("query_runs", "q-old", {"status": "succeeded", "day": day(31)}, False)
+    add("query_runs", "q-old-failed", {"status": "failed", "day": day(40)}, False)
+    add("query_runs", "q-old-running", {"status": "running", "day": day(40)}, True)
+    add("query_runs", "q-young", {"status": "succeeded", "day": day(29)}, True)
+    for q, kept in (("q-old", False), ("q-old-running", True), ("q-young", True)):
+        for seq in range(2):
+            add("query_rows", f"{q}:{seq}", {"run_id": q, "seq": seq, "rows": []}, kept)
+    # Webhook deliveries: 30 days once delivered or failed for good.
+    add("webhook_deliveries", "d-delivered", {"status": "delivered", "day": day(31)}, False)
+    add("webhook_deliveries", "d-failed", {"status": "failed", "day": day(35)}, False)
+    add("webhook_deliveries", "d-pending", {"status": "pending", "day": day(35)}, True)
+    add("webhook_deliveries", "d-young", {"status": "delivered", "day": day(1)}, True)
+    # Audit records: a year. Idempotency-Key answers: a day (their 24 hours).
+    add("audit", "a-old", {"log": "all", "day": day(366)}, False)
+    add("audit", "a-young", {"log": "all", "day": day(300)}, True)
+    add("idempotency", "i-old", {"user": "u", "day": day(2)}, False)
+    add("idempotency", "i-today", {"user": "u", "day": day(0)}, True)
 
     svc = Services(str(tmp_path), db.name)
     svc.start("scheduler", CONVUTELL_PRUNE_INTERVAL_SECONDS="1")
@@ -77,11 +95,15 @@ def test_pruner_keeps_what_is_young_or_still_going(tmp_path):
         assert {c: ids(db[c]) for c in colls} == want, svc.log("scheduler")
         time.sleep(2.5)  # more sweeps change nothing
         assert {c: ids(db[c]) for c in colls} == want
-        assert "pruned 6 events, 4 runs, 1 notifications, 3 ticks, 2 leases" in svc.log("scheduler")
+        assert ("pruned 6 events, 4 runs, 1 notifications, 3 ticks, 2 leases, 2 console queries "
+                "(with their rows), 2 webhook deliveries, 1 audit records, 1 idempotency answers"
+                ) in svc.log("scheduler")
         # Each collection's sweep got as far as the day before its cutoff.
         markers = {m["_id"]: m["through"] for m in db.retention.find()}
         assert markers == {"events": day(31), "runs": day(366), "notifications": day(91),
-                           "ticks": day(2), "leases": day(2)}
+                           "ticks": day(2), "leases": day(2), "query_runs": day(31),
+                           "webhook_deliveries": day(31), "audit": day(366),
+                           "idempotency": day(2)}
     finally:
         assert svc.stop("scheduler") == 0
         client.drop_database(db.name)

@@ -44,9 +44,13 @@ EXPECTED = {
     "webhook_deliveries": {"_id_": [("_id", 1)],
                            "webhook_created": [("webhook_id", 1), ("created_at", -1),
                                                ("_id", -1)],
-                           "status_next": [("status", 1), ("next_at", 1)]},
+                           "status_next": [("status", 1), ("next_at", 1)],
+                           "day": [("day", 1)]},
     "audit": {"_id_": [("_id", 1)], "log_at": [("log", 1), ("at", -1), ("_id", -1)],
-              "project_at": [("project_id", 1), ("at", -1), ("_id", -1)]},
+              "project_at": [("project_id", 1), ("at", -1), ("_id", -1)], "day": [("day", 1)]},
+    "query_runs": {"_id_": [("_id", 1)], "day": [("day", 1)]},
+    "query_rows": {"_id_": [("_id", 1)], "run": [("run_id", 1)]},
+    "idempotency": {"_id_": [("_id", 1)], "day": [("day", 1)]},
 }
 
 
