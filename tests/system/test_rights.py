@@ -270,7 +270,7 @@ def test_audit_trail(api, mongo_db):
     ]
     record = trail["records"][0]
     assert record["address"] == "127.0.0.1" and record["project_id"] == pid
-    assert set(record) == {"id", "at", "user", "action", "status", "target", "item",
+    assert set(record) == {"id", "at", "day", "user", "action", "status", "target", "item",
                            "project_id", "address"}
     page, rest = (alice_api.get(f"/api/v1/projects/{pid}/audit?limit=2")[1],
                   None)
