@@ -240,7 +240,8 @@ static void send_one(cv_webhooks *w, const bson_t *d) {
         snprintf(h_delivery, sizeof(h_delivery), "X-Convutell-Delivery: %s", id);
         snprintf(h_time, sizeof(h_time), "X-Convutell-Timestamp: %lld", (long long)stamp);
         snprintf(h_sig, sizeof(h_sig), "X-Convutell-Signature: %s", sig);
-        cv_httpc_post(url, body, strlen(body), headers, POST_TIMEOUT_MS, &r);
+        cv_httpc_post(url, body, strlen(body), headers, POST_TIMEOUT_MS,
+                      w->cfg.webhook_private ? CV_HTTPC_ANY_ADDRESS : CV_HTTPC_PUBLIC_ONLY, &r);
     }
     free(secret);
     if (cv_hooks_record(w->mongo, id, w->sender, attempt, r.status, r.error, r.elapsed_ms,

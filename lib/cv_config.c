@@ -391,6 +391,12 @@ static cv_err load_identity(loader *l, cv_config *cfg) {
         return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
                                      "'%s' is not one of text, json", v));
     cfg->log_json = strcmp(v, "json") == 0;
+    if ((err = value(l, "CONVUTELL_WEBHOOK_PRIVATE", NULL, "deny", &v)))
+        return err;
+    if (strcmp(v, "deny") != 0 && strcmp(v, "allow") != 0)
+        return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
+                                     "'%s' is not one of deny, allow", v));
+    cfg->webhook_private = strcmp(v, "allow") == 0;
     return CV_OK;
 }
 

@@ -37,6 +37,8 @@ typedef struct cv_config {
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */
     int log_level;             /* CONVUTELL_LOG_LEVEL, a cv_log_level */
     bool log_json;             /* CONVUTELL_LOG_FORMAT=json: one JSON object a record */
+    bool webhook_private;      /* CONVUTELL_WEBHOOK_PRIVATE=allow: webhooks may reach the
+                                  host and private networks (default deny) */
     int progress_interval_ms;  /* CONVUTELL_PROGRESS_INTERVAL_MS, run.progress period */
     int lease_seconds;         /* CONVUTELL_LEASE_SECONDS: a run without a heartbeat for
                                   this long is taken from its worker [30] */

@@ -213,7 +213,8 @@ class Services:
                         CONVUTELL_ENV_FILE="/dev/null", CONVUTELL_LOG_LEVEL="info",
                         CONVUTELL_SECRET_KEY=os.urandom(32).hex(),
                         CONVUTELL_PROGRESS_INTERVAL_MS="200", CONVUTELL_LEASE_SECONDS="4",
-                        CONVUTELL_WEBHOOK_RETRY_SECONDS="1")
+                        CONVUTELL_WEBHOOK_RETRY_SECONDS="1",
+                        CONVUTELL_WEBHOOK_PRIVATE="allow")  # the receivers are on loopback
         self.procs = {}
         # The session's own services serve their Prometheus metrics
         # (test_metrics.py), on the same address when a test restarts one.

@@ -162,3 +162,40 @@ def test_webhooks_are_for_editors_and_checked(api):
     assert (status, changed["active"], changed["events"]) == (200, False, ["run.succeeded"])
     status, got, _ = owner_api.get(f"/api/v1/webhooks/{made['id']}/deliveries?status=lost")
     assert (status, got["error"]["field"]) == (422, "status")
+
+
+def test_a_private_address_is_refused_unless_allowed(api, services, receivers):
+    """Without CONVUTELL_WEBHOOK_PRIVATE=allow the collector reaches public
+    addresses only: a webhook on loopback (or a cloud's metadata address)
+    gets no request, and each attempt says why."""
+    good, _ = receivers
+    services.stop("collector")
+    services.start("collector", CONVUTELL_WEBHOOK_PRIVATE="deny")
+    try:
+        owner, owner_api = person(api, "hpriv")
+        conn = owner_api.create("/api/v1/connections", {"name": "c", "odbc": PG_ODBC})
+        project = owner_api.create("/api/v1/projects", {"name": name("private"),
+                                                        "origin_connection_id": conn["id"],
+                                                        "destination_connection_id": conn["id"]})
+        hook = owner_api.create(f"/api/v1/projects/{project['id']}/webhooks",
+                                {"url": good.url.replace("127.0.0.1", "localhost"),
+                                 "secret": "right-secret-0123456789", "events": ["run.failed"]})
+        job = owner_api.create(f"/api/v1/projects/{project['id']}/jobs",
+                               {"name": "bad", "kind": "sql",
+                                "statements": "SELECT * FROM no_such_table_for_private"})
+        status, body, _ = owner_api.post(f"/api/v1/jobs/{job['id']}/runs")
+        assert status == 202, body
+        assert owner_api.wait_run(body["run_id"])["status"] == "failed"
+        path = f"/api/v1/webhooks/{hook['id']}/deliveries"
+        tried = wait_for(lambda: [d for d in owner_api.get(path)[1]["deliveries"]
+                                  if len(d["attempts"]) >= 2], timeout=40)
+        assert good.got == []
+        # localhost is 127.0.0.1 and ::1: the attempt names the last address refused.
+        for attempt in tried[0]["attempts"][:2]:
+            assert attempt["error"] in [
+                f"refused: {ip} is not a public address (CONVUTELL_WEBHOOK_PRIVATE=allow lets "
+                "webhooks reach the host and private networks)" for ip in ("127.0.0.1", "::1")]
+            assert "status" not in attempt  # no HTTP answer: nothing was sent
+    finally:
+        services.stop("collector")
+        services.start("collector")
