@@ -99,7 +99,7 @@ static curl_socket_t open_socket(void *ctx, curlsocktype purpose, struct curl_so
             snprintf(check->refused, sizeof(check->refused), "?");
         return CURL_SOCKET_BAD;
     }
-    return socket(a->family, a->socktype, a->protocol);
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 void cv_httpc_post(const char *url, const char *body, size_t len, const char *const *headers,

@@ -105,6 +105,11 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg.http_port, 8080);
     assert_int_equal(cfg.log_level, CV_LOG_INFO);
     assert_false(cfg.log_json);
+    assert_false(cfg.webhook_private);         /* webhooks reach public addresses only */
+    assert_string_equal(cfg.metrics_addr, ""); /* no metrics server */
+    assert_int_equal(cfg.retain_queries_days, 30);
+    assert_int_equal(cfg.retain_deliveries_days, 30);
+    assert_int_equal(cfg.retain_audit_days, 365);
     assert_int_equal(gethostname(host, sizeof(host)), 0);
     host[sizeof(host) - 1] = '\0';
     snprintf(worker, sizeof(worker), "%.100s-%ld", host, (long)getpid());
@@ -382,6 +387,10 @@ static void test_bad_other_values(void **state) {
     expect_value_error("CONVUTELL_LOG_LEVEL", "", "CONVUTELL_LOG_LEVEL: is set but empty");
     expect_value_error("CONVUTELL_LOG_FORMAT", "xml",
                        "CONVUTELL_LOG_FORMAT: 'xml' is not one of text, json");
+    expect_value_error("CONVUTELL_WEBHOOK_PRIVATE", "yes",
+                       "CONVUTELL_WEBHOOK_PRIVATE: 'yes' is not one of deny, allow");
+    expect_value_error("CONVUTELL_METRICS_ADDR", "127.0.0.1",
+                       "CONVUTELL_METRICS_ADDR: '127.0.0.1' is not IPv4-address:port");
     expect_value_error("CONVUTELL_WORKER_ID", "", "CONVUTELL_WORKER_ID: is set but empty");
     expect_value_error("CONVUTELL_SECRET_KEY", "zz",
                        "CONVUTELL_SECRET_KEY: must be 64 hex digits (openssl rand -hex 32), not 2 "
