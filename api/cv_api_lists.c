@@ -93,23 +93,25 @@ out:
 
 static bool one_of(const char *arg, const char *value, const char *const *names,
                    cv_http_response *res);
+/* The index of since and of until in read_times()'s pair. */
+enum { SINCE, UNTIL };
+static bool read_times(const cv_http_request *req, char text[2][CV_TIME_RFC3339_LEN],
+                       cv_http_response *res);
 
 /* What ?status=, ?trigger=, ?since= and ?until= keep of a job's runs. */
 typedef struct run_filter {
     bool status[CV_RUN_STATUS_COUNT]; /* the statuses kept, when any_status is false */
     bool any_status;
-    const char *trigger;             /* borrowed from the request; NULL for any */
-    char since[CV_TIME_RFC3339_LEN]; /* as stored ("" for none): created_at >= since */
-    char until[CV_TIME_RFC3339_LEN]; /*   and created_at < until */
+    const char *trigger; /* borrowed from the request; NULL for any */
+    /* since and until as stored times are written ("" for none): the runs
+     * kept were queued at since or later and before until */
+    char times[2][CV_TIME_RFC3339_LEN];
 } run_filter;
 
 /* Reads the filter; false having answered 422 naming the argument. */
 static bool read_run_filter(const cv_http_request *req, run_filter *f, cv_http_response *res) {
     static const char *const triggers[] = {"manual", "schedule", "external", NULL};
-    const char *status = cv_http_arg(req, "status"),
-               *v[2] = {cv_http_arg(req, "since"), cv_http_arg(req, "until")};
-    static const char *const args[] = {"since", "until"};
-    char *text[2] = {f->since, f->until};
+    const char *status = cv_http_arg(req, "status");
     cv_verr verr;
 
     memset(f, 0, sizeof(*f));
@@ -142,18 +144,9 @@ static bool read_run_filter(const cv_http_request *req, run_filter *f, cv_http_r
     }
     if ((f->trigger = cv_http_arg(req, "trigger")) && !one_of("trigger", f->trigger, triggers, res))
         return false;
-    for (int i = 0; i < 2; i++) {
-        int64_t ms;
-        if (!v[i])
-            continue;
-        if (cv_time_parse(v[i], &ms) != 0) {
-            cv_verr_set(&verr, NULL, args[i], "must be a time such as 2026-12-05T10:00:00Z");
-            cv_api_field_error(res, &verr);
-            return false;
-        }
-        cv_time_format(ms, text[i], CV_TIME_RFC3339_LEN);
-    }
-    if (f->since[0] && f->until[0] && strcmp(f->since, f->until) >= 0) {
+    if (!read_times(req, f->times, res))
+        return false;
+    if (f->times[SINCE][0] && f->times[UNTIL][0] && strcmp(f->times[SINCE], f->times[UNTIL]) >= 0) {
         cv_verr_set(&verr, NULL, "until", "must be later than since");
         cv_api_field_error(res, &verr);
         return false;
@@ -162,7 +155,7 @@ static bool read_run_filter(const cv_http_request *req, run_filter *f, cv_http_r
 }
 
 static bool run_filtered(const run_filter *f) {
-    return !f->any_status || f->trigger || f->since[0] || f->until[0];
+    return !f->any_status || f->trigger || f->times[SINCE][0] || f->times[UNTIL][0];
 }
 
 /* Whether f keeps the run (as GET /runs/{id} shows it), whose documents
@@ -178,7 +171,7 @@ static bool run_kept(const run_filter *f, const cJSON *run, const char *at) {
     if (f->trigger &&
         strcmp(cJSON_IsString(trigger) ? trigger->valuestring : "external", f->trigger) != 0)
         return false;
-    return !f->until[0] || strcmp(at, f->until) < 0;
+    return !f->times[UNTIL][0] || strcmp(at, f->times[UNTIL]) < 0;
 }
 
 /* Where the run of id is in the history: the created_at of its documents
@@ -241,8 +234,8 @@ static void list_filtered_runs(cv_api *api, const char *job_id, const run_filter
     created = cv_mongo_doc_str(job, "created_at");
     if (created && cv_time_parse(created, &since) != 0)
         since = 0;
-    if (!page.after_order[0] && f->until[0]) { /* from until on: no id is below "0" */
-        snprintf(page.after_order, sizeof(page.after_order), "%s", f->until);
+    if (!page.after_order[0] && f->times[UNTIL][0]) { /* from until on: no id is below "0" */
+        snprintf(page.after_order, sizeof(page.after_order), "%s", f->times[UNTIL]);
         snprintf(page.after_id, sizeof(page.after_id), "0");
     }
     res->body = cJSON_CreateObject();
@@ -267,7 +260,7 @@ static void list_filtered_runs(cv_api *api, const char *job_id, const run_filter
             after = run->next;
             if (!at)
                 continue; /* not a run of the page (cannot be) */
-            if (f->since[0] && strcmp(at, f->since) < 0) {
+            if (f->times[SINCE][0] && strcmp(at, f->times[SINCE]) < 0) {
                 done = true; /* older than since: so is the rest */
                 out_next[0] = '\0';
                 break;
@@ -356,30 +349,43 @@ static bool text_filter(const cv_http_request *req, const char *arg, const char 
     return true;
 }
 
-/* The query arguments since and until as a range of `time` (since <= time <
- * until), added to where; false having answered 422. */
-static bool time_range(const cv_http_request *req, bson_t *where, cv_http_response *res) {
-    static const char *const args[] = {"since", "until"}, *const ops[] = {"$gte", "$lt"};
-    const char *v[2] = {cv_http_arg(req, "since"), cv_http_arg(req, "until")};
-    char text[2][CV_TIME_RFC3339_LEN];
-    bson_t range;
+/* The query arguments since and until as stored times are written (UTC, in
+ * ms), "" for one not given; false having answered 422. */
+static bool read_times(const cv_http_request *req, char text[2][CV_TIME_RFC3339_LEN],
+                       cv_http_response *res) {
+    static const char *const args[] = {[SINCE] = "since", [UNTIL] = "until"};
     cv_verr verr;
 
-    for (int i = 0; i < 2; i++) {
+    for (int i = SINCE; i <= UNTIL; i++) {
+        const char *v = cv_http_arg(req, args[i]);
         int64_t ms;
-        if (v[i] && cv_time_parse(v[i], &ms) != 0) {
+        text[i][0] = '\0';
+        if (!v)
+            continue;
+        if (cv_time_parse(v, &ms) != 0) {
             cv_verr_set(&verr, NULL, args[i], "must be a time such as 2026-12-05T10:00:00Z");
             cv_api_field_error(res, &verr);
             return false;
         }
-        if (v[i])
-            cv_time_format(ms, text[i], sizeof(text[i])); /* stored times are UTC, in ms */
+        cv_time_format(ms, text[i], CV_TIME_RFC3339_LEN);
     }
-    if (!v[0] && !v[1])
+    return true;
+}
+
+/* The query arguments since and until as a range of `time` (since <= time <
+ * until), added to where; false having answered 422. */
+static bool time_range(const cv_http_request *req, bson_t *where, cv_http_response *res) {
+    static const char *const ops[] = {"$gte", "$lt"};
+    char text[2][CV_TIME_RFC3339_LEN];
+    bson_t range;
+
+    if (!read_times(req, text, res))
+        return false;
+    if (!text[SINCE][0] && !text[UNTIL][0])
         return true;
     BSON_APPEND_DOCUMENT_BEGIN(where, "time", &range);
     for (int i = 0; i < 2; i++)
-        if (v[i])
+        if (text[i][0])
             BSON_APPEND_UTF8(&range, ops[i], text[i]);
     bson_append_document_end(where, &range);
     return true;

@@ -145,8 +145,8 @@ int main(int argc, char **argv) {
     }
     cv_log_init(cmd, (cv_log_level)cfg.log_level, cfg.log_json);
     install_signals();
-    if (cfg.metrics_addr[0] &&
-        cv_metrics_serve(cfg.metrics_addr, errbuf, sizeof(errbuf)) != CV_OK) {
+    if (cfg.metrics_host[0] &&
+        cv_metrics_serve(cfg.metrics_host, cfg.metrics_port, errbuf, sizeof(errbuf)) != CV_OK) {
         fprintf(stderr, "convutell %s: CONVUTELL_METRICS_ADDR: %s\n", cmd, errbuf);
         return 1;
     }

@@ -349,19 +349,28 @@ static cv_err load_addresses(loader *l, cv_config *cfg) {
         return err;
     if ((err = value(l, "CONVUTELL_METRICS_ADDR", NULL, "", &v)))
         return err;
-    if (v[0]) {
-        char host[64];
-        int port;
-        if ((err = checked(
-                 l, cv_config_parse_addr(v, host, sizeof(host), &port, l->why, sizeof(l->why)))) ||
-            (err = checked(l, copy_value(cfg->metrics_addr, sizeof(cfg->metrics_addr), v, l->why,
-                                         sizeof(l->why)))))
-            return err;
-    }
+    if (v[0] &&
+        (err = checked(l, cv_config_parse_addr(v, cfg->metrics_host, sizeof(cfg->metrics_host),
+                                               &cfg->metrics_port, l->why, sizeof(l->why)))))
+        return err;
     return CV_OK;
 }
 
 /* The worker's id (host name and pid unless set) and how services log. */
+/* A setting of two words, `no` (the default) or `yes`: *out is whether it is yes. */
+static cv_err either(loader *l, const char *name, const char *no, const char *yes, bool *out) {
+    const char *v;
+    cv_err err = value(l, name, NULL, no, &v);
+
+    if (err)
+        return err;
+    if (strcmp(v, no) != 0 && strcmp(v, yes) != 0)
+        return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
+                                     "'%s' is not one of %s, %s", v, no, yes));
+    *out = strcmp(v, yes) == 0;
+    return CV_OK;
+}
+
 static cv_err load_identity(loader *l, cv_config *cfg) {
     char host[256];
     const char *v;
@@ -385,19 +394,9 @@ static cv_err load_identity(loader *l, cv_config *cfg) {
         return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
                                      "'%s' is not one of debug, info, warn, error", v));
     cfg->log_level = level;
-    if ((err = value(l, "CONVUTELL_LOG_FORMAT", NULL, "text", &v)))
+    if ((err = either(l, "CONVUTELL_LOG_FORMAT", "text", "json", &cfg->log_json)))
         return err;
-    if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
-        return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
-                                     "'%s' is not one of text, json", v));
-    cfg->log_json = strcmp(v, "json") == 0;
-    if ((err = value(l, "CONVUTELL_WEBHOOK_PRIVATE", NULL, "deny", &v)))
-        return err;
-    if (strcmp(v, "deny") != 0 && strcmp(v, "allow") != 0)
-        return checked(l, cv_err_set(l->why, sizeof(l->why), CV_ERR_CONFIG,
-                                     "'%s' is not one of deny, allow", v));
-    cfg->webhook_private = strcmp(v, "allow") == 0;
-    return CV_OK;
+    return either(l, "CONVUTELL_WEBHOOK_PRIVATE", "deny", "allow", &cfg->webhook_private);
 }
 
 /* Every setting that is a whole number in a range. */

@@ -30,8 +30,9 @@ typedef struct cv_config {
     int http_request_seconds;  /* CONVUTELL_HTTP_REQUEST_SECONDS: a request's headers and body
                                   must arrive within this long of its connection [30] */
     int http_streams;          /* CONVUTELL_STREAMS: run streams (SSE) open at once [256] */
-    char metrics_addr[80];     /* CONVUTELL_METRICS_ADDR: "host:port" of GET /metrics
-                                  (Prometheus), "" for none (the default) */
+    char metrics_host[64];     /* CONVUTELL_METRICS_ADDR, IPv4 part: where GET /metrics
+                                  (Prometheus) is served, "" for none (the default) */
+    int metrics_port;          /* CONVUTELL_METRICS_ADDR, port part */
     char cors_origins[1024];   /* CONVUTELL_CORS_ORIGINS: "" (off), "*" or origins separated
                                   by commas whose web pages may call the API (cv_http.h) */
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */

@@ -6,7 +6,6 @@
 #include "cv_metrics.h"
 
 #include "cv_buf.h"
-#include "cv_config.h"
 #include "cv_log.h"
 
 #include <arpa/inet.h>
@@ -372,14 +371,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                        text, "text/plain; charset=utf-8");
 }
 
-cv_err cv_metrics_serve(const char *addr, char *errbuf, size_t errlen) {
+cv_err cv_metrics_serve(const char *host, int port, char *errbuf, size_t errlen) {
     struct sockaddr_in sin;
-    char host[64];
-    int port;
     cv_err err;
 
-    if ((err = cv_config_parse_addr(addr, host, sizeof(host), &port, errbuf, errlen)))
-        return err;
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)port);

@@ -77,9 +77,9 @@ char *cv_metrics_label(char *buf, size_t size, const char *name, const char *val
  * NULL on NOMEM). The caller frees it with free(). */
 char *cv_metrics_render(void);
 
-/* Serves GET /metrics on addr ("host:port"; IPv4) from a thread of its own
- * until cv_metrics_serve_stop(). One server per process. */
-cv_err cv_metrics_serve(const char *addr, char *errbuf, size_t errlen);
+/* Serves GET /metrics on host (an IPv4 address) and port from a thread of
+ * its own until cv_metrics_serve_stop(). One server per process. */
+cv_err cv_metrics_serve(const char *host, int port, char *errbuf, size_t errlen);
 
 /* Stops the server (if any). */
 void cv_metrics_serve_stop(void);

@@ -106,7 +106,7 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg.log_level, CV_LOG_INFO);
     assert_false(cfg.log_json);
     assert_false(cfg.webhook_private);         /* webhooks reach public addresses only */
-    assert_string_equal(cfg.metrics_addr, ""); /* no metrics server */
+    assert_string_equal(cfg.metrics_host, ""); /* no metrics server */
     assert_int_equal(cfg.retain_queries_days, 30);
     assert_int_equal(cfg.retain_deliveries_days, 30);
     assert_int_equal(cfg.retain_audit_days, 365);
