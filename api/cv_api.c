@@ -109,6 +109,25 @@ cJSON *cv_api_doc_to_json(const bson_t *doc) {
     return root;
 }
 
+cv_err cv_api_run_get(cv_api *api, const char *id, bson_t **out, char *why, size_t len) {
+    uint64_t generation = cv_cache_generation(api->finals);
+    int64_t read_ms = cv_time_mono_ms();
+    const char *status;
+    cv_err err;
+
+    if ((*out = cv_cache_get(api->finals, CV_COLL_RUNS, id))) {
+        cv_metrics_add(api->m_run_reads, "from=\"cache\"", 1);
+        return CV_OK;
+    }
+    if ((err = cv_runs_get(api->mongo, id, out, why, len)))
+        return err;
+    cv_metrics_add(api->m_run_reads, "from=\"store\"", 1);
+    status = cv_mongo_doc_str(*out, CV_RUN_F_STATUS);
+    if (status && cv_run_is_final(cv_run_status_parse(status)))
+        cv_cache_put(api->finals, CV_COLL_RUNS, id, *out, read_ms, generation);
+    return CV_OK;
+}
+
 /* Loads a document by id for a handler, through the cache when `cache` is
  * given: answers 404 or 503 itself on failure. */
 static bson_t *load_from(cv_api *api, cv_cache *cache, const char *collection, const char *what,
@@ -122,7 +141,7 @@ static bson_t *load_from(cv_api *api, cv_cache *cache, const char *collection, c
         return NULL;
     }
     if (!strcmp(collection, CV_COLL_RUNS)) /* a run is folded from its pieces (cv_runfold.h) */
-        err = cv_runs_get(api->mongo, id, &doc, why, sizeof(why));
+        err = cv_api_run_get(api, id, &doc, why, sizeof(why));
     else if (cache)
         err = cv_cache_find_id(cache, api->mongo, collection, id, &doc, why, sizeof(why));
     else
@@ -468,6 +487,9 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         cv_metrics_register(CV_METRIC_HISTOGRAM, "convutell_http_request_duration_seconds",
                             "Time from a request's arrival to its answer (its handler), by route.",
                             cv_metrics_seconds, cv_metrics_nseconds);
+    api->m_run_reads = cv_metrics_register(
+        CV_METRIC_COUNTER, "convutell_api_run_reads_total",
+        "Runs the API read, from its cache of ended runs or from the store.", NULL, 0);
     if (cv_credential_init(errbuf, errlen) != CV_OK)
         goto fail;
     api->mongo = cv_mongo_new(cfg->mongo_uri, cfg->mongo_db, "convutell-api", errbuf, errlen);
@@ -479,6 +501,7 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         goto fail;
     if (!(api->cache = cv_cache_new(4096, cfg->cache_ms)) ||
         !(api->people = cv_cache_new(4096, cfg->cache_ms)) ||
+        !(api->finals = cv_cache_new(4096, cfg->cache_ms)) ||
         !(api->runs = cv_group_new(api->mongo, CV_COLL_RUNS, 100))) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
@@ -525,6 +548,7 @@ void cv_api_destroy(cv_api *api) {
     cv_mongo_destroy(api->mongo);
     cv_cache_destroy(api->cache);
     cv_cache_destroy(api->people);
+    cv_cache_destroy(api->finals);
     cv_group_destroy(api->runs); /* after the server: no request runs any more */
     free(api);
 }

@@ -35,6 +35,7 @@ struct cv_api {
     cv_mongo *mongo;
     cv_cache *cache;  /* jobs and projects as POST a run reads them */
     cv_cache *people; /* tokens and users, as every request reads them (cv_people.h) */
+    cv_cache *finals; /* runs that ended, as cv_api_run_get() folded them */
     cv_group *runs;   /* the run records POSTs of runs insert */
     cv_spool *audit;  /* the audit records of every change (cv_api_audit.c) */
     cv_kafka_producer *producer;
@@ -43,8 +44,16 @@ struct cv_api {
     /* Requests by route and status, and their durations by route
      * (cv_metrics.h), under each route's label. */
     cv_metric *m_requests, *m_latency;
+    cv_metric *m_run_reads; /* cv_api_run_get()'s answers, from="cache" or "store" */
     char route_labels[CV_API_ROUTES_MAX][CV_API_ROUTE_LABEL];
 };
+
+/* The run `id` as it stands (cv_runs_get()), a new document the caller frees with
+ * bson_destroy(). A run that ended is kept in api->finals as it was folded and served
+ * from there for up to CONVUTELL_CACHE_MS: its documents no longer change what it folds
+ * to (cv_runfold.h: a final status is never left, the first end of an attempt stored
+ * wins), so only retention's deletes are seen that late. Errors as cv_runs_get(). */
+cv_err cv_api_run_get(cv_api *api, const char *id, bson_t **out, char *why, size_t len);
 
 /* Answers 503 for an unavailable store or broker, 500 otherwise, with why. */
 void cv_api_internal_error(cv_http_response *res, cv_err err, const char *why);

@@ -82,7 +82,7 @@ static cv_err owning_project(cv_api *api, cv_api_scope scope, const char *id,
         err = load_live(api, CV_COLL_WEBHOOKS, id, &doc, why, len);
     else if ((doc = cv_cache_get(api->cache, RUN_PROJECT, id)))
         err = CV_OK;
-    else if (!(err = cv_runs_get(api->mongo, id, &doc, why, len)) &&
+    else if (!(err = cv_api_run_get(api, id, &doc, why, len)) &&
              (project = cv_mongo_doc_str(doc, CV_RUN_F_PROJECT))) {
         BSON_APPEND_UTF8(&keep, CV_RUN_F_PROJECT, project);
         cv_cache_put(api->cache, RUN_PROJECT, id, &keep, read_ms, generation);

@@ -16,7 +16,8 @@ FINAL_EVENTS = ("run.succeeded", "run.failed", "run.cancelled", "run.timed_out")
 # What each service exposes, by family name (the parser drops a counter's _total).
 EXPECTED = {
     "api": {"convutell_http_requests": "counter",
-            "convutell_http_request_duration_seconds": "histogram"},
+            "convutell_http_request_duration_seconds": "histogram",
+            "convutell_api_run_reads": "counter"},
     "worker": {"convutell_jobs_consumed": "counter", "convutell_jobs_rejected": "counter",
                "convutell_runs_finished": "counter", "convutell_rows_read": "counter",
                "convutell_rows_written": "counter", "convutell_run_duration_seconds": "histogram",
@@ -145,6 +146,12 @@ def test_metrics_move_as_the_store_does(api, pg, mongo_db, services, tmp_path):
         total(api1, "convutell_http_requests_total", status="200", **get) == 6
     assert total(api2, "convutell_http_request_duration_seconds_count", **get) - \
         total(api1, "convutell_http_request_duration_seconds_count", **get) == 6
+    # Each read asks for its run once; an ended run comes from the API's cache
+    # while it is fresh (CONVUTELL_CACHE_MS, 2 s): the second read of each at least.
+    reads = {where: total(api2, "convutell_api_run_reads_total", **{"from": where}) -
+             total(api1, "convutell_api_run_reads_total", **{"from": where})
+             for where in ("cache", "store")}
+    assert reads["cache"] + reads["store"] == 6 and reads["cache"] >= 3, reads
 
     # The worker counts an end once its event is acknowledged and the collector
     # once its run moved: both before or just after the API shows the run final.
