@@ -1,4 +1,5 @@
-# Convutell build. `make` builds build/convutell; `make test` runs the unit and
+# Convutell build. `make` builds build/convutell and its web interface
+# (build/web); `make test` runs the unit and
 # system tests with -Werror; `make asan` runs the unit tests under ASan+UBSan;
 # `make run` brings up the local stack and every service with a demo project.
 
@@ -22,9 +23,24 @@ GEN_OBJ = $(BUILD)/gen/cv_openapi_doc.o
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC)) $(GEN_OBJ)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps layers-check test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults faults-run run stack-up stack-down bench style style-check clean
+.PHONY: web all deps layers-check test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults faults-run run stack-up stack-down bench style style-check clean
 
-all: $(BUILD)/convutell
+all: $(BUILD)/convutell $(BUILD)/web/index.html
+
+# The web interface (web/): its npm packages from web/package-lock.json into
+# web/node_modules (npm's cache in .cache/npm), bundled by esbuild into
+# $(BUILD)/web, beside the binary, where the API finds it (api/cv_web.h).
+WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/build.mjs
+NPM_CACHE := $(or $(CV_CACHE_DIR),$(CURDIR)/.cache)/npm
+
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json
+	cd web && npm ci --cache "$(NPM_CACHE)" --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(BUILD)/web/index.html: $(WEB_SRC) web/node_modules/.package-lock.json
+	node web/build.mjs $(BUILD)/web
+
+web: $(BUILD)/web/index.html
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,7 +95,7 @@ unit-run: $(UNIT_BIN)
 compose-check:
 	.cache/bin/compose-validate compose/docker-compose.yml
 
-system-run: $(BUILD)/convutell
+system-run: $(BUILD)/convutell $(BUILD)/web/index.html
 	CONVUTELL_BIN=$(abspath $(BUILD)/convutell) scripts/run-system -m "not faults"
 
 # The whole suite under AddressSanitizer + UBSan: unit tests with leak checks, then
@@ -117,7 +133,7 @@ test-faults: deps
 	$(MAKE) --no-print-directory FUZZ_SECONDS=60 fuzz
 	$(MAKE) --no-print-directory BUILD=build/test EXTRA_CFLAGS=-Werror faults-run
 
-faults-run: $(BUILD)/convutell
+faults-run: $(BUILD)/convutell $(BUILD)/web/index.html
 	CONVUTELL_BIN=$(abspath $(BUILD)/convutell) scripts/run-system -m faults
 
 run: deps all

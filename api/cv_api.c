@@ -277,6 +277,7 @@ static const route routes[] = {
     {"GET", "openapi.json", OPEN, NONE, cv_api_openapi}, /* this table, described */
     {"POST", "sessions", OPEN, NONE, cv_api_create_session},
     {"DELETE", "sessions", SIGNED, NONE, cv_api_delete_session},
+    {"GET", "sessions/current", OPEN, NONE, cv_api_current_session}, /* who, and CSRF */
     {"POST", "tokens", SIGNED, NONE, cv_api_create_token},
     {"GET", "tokens", SIGNED, NONE, cv_api_list_tokens},
     {"DELETE", "tokens/{}", SIGNED, NONE, cv_api_delete_token},
@@ -411,10 +412,18 @@ static bool path_matches(const char *path, char segs[][64], int n, const char *i
 }
 
 /* Answers req by the route its method and path match; returns that route's
- * index in routes[], or -1 when none matched (a 404 or 405). */
+ * index in routes[], CV_API_WEB_ROUTE for the web interface's files, or -1
+ * when none matched (a 404 or 405). */
+#define CV_API_WEB_ROUTE (-2)
 static int dispatch(cv_api *api, const cv_http_request *req, cv_http_response *res) {
     char s[6][64], allowed[64] = "";
-    int n = split_path(req->path, s);
+    int n;
+
+    if (cv_web_path(req->path)) {
+        cv_web_answer(api->web, req, res);
+        return CV_API_WEB_ROUTE;
+    }
+    n = split_path(req->path, s);
 
     if (n == 1 && (strcmp(s[0], "healthz") == 0 || strcmp(s[0], "readyz") == 0 ||
                    strcmp(s[0], "CreateProjects") == 0)) {
@@ -458,7 +467,9 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
     cv_api *api = ctx;
     int64_t started = cv_time_mono_us();
     int r = dispatch(api, req, res);
-    const char *name = r < 0 ? "route=\"unmatched\"" : api->route_labels[r];
+    const char *name = r == CV_API_WEB_ROUTE ? "route=\"web\""
+                       : r < 0               ? "route=\"unmatched\""
+                                             : api->route_labels[r];
     char labels[CV_API_ROUTE_LABEL + 16];
 
     snprintf(labels, sizeof(labels), "%s,status=\"%d\"", name, res->status);
@@ -471,6 +482,8 @@ static void handle(void *ctx, const cv_http_request *req, cv_http_response *res)
 cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
     cv_api *api = calloc(1, sizeof(*api));
     cv_http_limits limits;
+    char why[512];
+    cv_err err;
 
     if (!api) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
@@ -513,6 +526,13 @@ cv_api *cv_api_new(const cv_config *cfg, char *errbuf, size_t errlen) {
         goto fail;
     if (!(api->replies = cv_replies_new(cfg->kafka_bootstrap, errbuf, errlen)))
         goto fail;
+    if ((err = cv_web_load(cfg->web_dir, &api->web, why, sizeof(why))) == CV_ERR_NOT_FOUND &&
+        !cfg->web_dir[0])
+        cv_log_warn("the API runs without its web interface: %s", why);
+    else if (err) {
+        cv_err_set(errbuf, errlen, err, "CONVUTELL_WEB_DIR: %s", why);
+        goto fail;
+    }
     limits = (cv_http_limits){.max_body = CV_API_MAX_BODY,
                               .connections = (unsigned)cfg->http_connections,
                               .per_address = (unsigned)cfg->http_per_address,
@@ -549,6 +569,7 @@ void cv_api_destroy(cv_api *api) {
     cv_cache_destroy(api->cache);
     cv_cache_destroy(api->people);
     cv_cache_destroy(api->finals);
+    cv_web_destroy(api->web);
     cv_group_destroy(api->runs); /* after the server: no request runs any more */
     free(api);
 }

@@ -18,6 +18,7 @@
 #include "cv_people.h"
 #include "cv_replies.h"
 #include "cv_spool.h"
+#include "cv_web.h"
 
 #include <cjson/cJSON.h>
 
@@ -41,6 +42,7 @@ struct cv_api {
     cv_kafka_producer *producer;
     cv_replies *replies; /* workers' word that a console query ended (cv_replies.h) */
     cv_http_server *http;
+    cv_web *web; /* the web interface's files, NULL when there is no build */
     /* Requests by route and status, and their durations by route
      * (cv_metrics.h), under each route's label. */
     cv_metric *m_requests, *m_latency;
@@ -249,7 +251,7 @@ const cv_caller *cv_api_caller(const cv_http_request *req);
 /* POST and DELETE /api/v1/sessions; POST, GET /api/v1/tokens and DELETE
  * /api/v1/tokens/{id}; POST, GET /api/v1/users, GET, PATCH and DELETE
  * /api/v1/users/{name} (cv_api_people.c). */
-cv_api_handler cv_api_create_session, cv_api_delete_session;
+cv_api_handler cv_api_create_session, cv_api_delete_session, cv_api_current_session;
 cv_api_handler cv_api_create_token, cv_api_list_tokens, cv_api_delete_token;
 cv_api_handler cv_api_create_user, cv_api_list_users, cv_api_get_user, cv_api_patch_user,
     cv_api_delete_user;

@@ -229,6 +229,40 @@ void cv_api_delete_session(cv_api *api, const char *id, const cv_http_request *r
     res->status = 204;
 }
 
+/* GET /sessions/current (open): who the request's token belongs to, `user` null when it has
+ * no valid one (the web interface asks this first, without a failed request); for a
+ * session, its CSRF value, which the page reads back after a reload (another site's page
+ * cannot read it: CORS is off unless configured). */
+void cv_api_current_session(cv_api *api, const char *id, const cv_http_request *req,
+                            cv_http_response *res) {
+    cv_http_response refused = {0};
+    cv_caller who = {0};
+    bool known = cv_api_authenticate(api, req, false, &who, &refused);
+
+    (void)id;
+    if (!known && refused.status != 401) { /* the store did not answer: say so */
+        res->status = refused.status;
+        res->body = refused.body;
+        return;
+    }
+    cJSON_Delete(refused.body);
+    res->status = 200;
+    res->body = cJSON_CreateObject();
+    if (!known) {
+        cJSON_AddNullToObject(res->body, "user");
+        return;
+    }
+    cJSON_AddStringToObject(res->body, "user", who.user);
+    cJSON_AddBoolToObject(res->body, "admin", who.admin);
+    cJSON_AddBoolToObject(res->body, "session", who.session);
+    cJSON_AddStringToObject(res->body, "scope", who.write ? "write" : "read");
+    cJSON_AddStringToObject(res->body, "token_id", who.token_id);
+    if (who.session)
+        cJSON_AddStringToObject(res->body, "csrf_token", who.csrf);
+    else
+        cJSON_AddNullToObject(res->body, "csrf_token");
+}
+
 /* ---- API tokens ---------------------------------------------------------- */
 
 /* A stored token as GET /tokens shows it: never its digest (the stored _id). */

@@ -111,6 +111,11 @@ static void stream_done(void *cls) {
 }
 
 /* A streamed 200: the stream is the response's from here on. */
+static void add_common(struct MHD_Response *response) {
+    MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(response, "Referrer-Policy", "same-origin");
+}
+
 static enum MHD_Result send_stream(struct MHD_Connection *conn, cv_http_response *res) {
     cv_http_stream *st = malloc(sizeof(*st));
     struct MHD_Response *response = NULL;
@@ -131,8 +136,38 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, cv_http_response
     if (st->disposition[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_DISPOSITION, st->disposition);
     MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    add_common(response);
     add_cors(response, res);
     ret = MHD_queue_response(conn, MHD_HTTP_OK, response);
+    MHD_destroy_response(response);
+    return ret;
+}
+
+/* The page's policy: scripts, styles and everything else from this origin only, no inline
+ * code, never framed. */
+#define PAGE_POLICY                                                                                \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "                    \
+    "form-action 'self'; frame-ancestors 'none'"
+
+static enum MHD_Result send_file(struct MHD_Connection *conn, cv_http_response *res) {
+    const cv_http_file *f = &res->file;
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret;
+
+    if (!response)
+        return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, f->content_type);
+    if (f->encoding)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_ENCODING, f->encoding);
+    if (f->vary_encoding)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, f->cache_control);
+    MHD_add_response_header(response, "Content-Security-Policy", PAGE_POLICY);
+    MHD_add_response_header(response, "X-Frame-Options", "DENY");
+    add_common(response);
+    ret = MHD_queue_response(conn, (unsigned)res->status, response);
     MHD_destroy_response(response);
     return ret;
 }
@@ -144,6 +179,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
 
     if (res->stream.read && res->status == MHD_HTTP_OK)
         return send_stream(conn, res);
+    if (res->file.data && res->status == MHD_HTTP_OK)
+        return send_file(conn, res);
     if (res->stream.done) /* not a 200 after all */
         res->stream.done(res->stream.ctx);
     memset(&res->stream, 0, sizeof(res->stream));
@@ -166,6 +203,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, cv_http_respon
         return MHD_NO;
     }
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    add_common(response);
     add_cors(response, res);
     if (res->location[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, res->location);

@@ -7,7 +7,8 @@
  * closed), then calls one handler with the whole request. Each connection
  * has a thread of its own, so a handler that waits (for the store, for the
  * broker) holds up no other connection. HEAD is answered like GET, without
- * the body. A 204 is sent without a body.
+ * the body. A 204 is sent without a body. Every answer carries
+ * `X-Content-Type-Options: nosniff` and `Referrer-Policy: same-origin`.
  *
  * Slow or idle clients cannot hold the server: a connection silent for
  * idle_seconds is closed, a request whose headers and body have not arrived
@@ -50,6 +51,18 @@ typedef struct cv_http_stream {
     char disposition[160]; /* Content-Disposition when non-empty */
 } cv_http_stream;
 
+/* A file of the web interface sent as it is instead of JSON (cv_web.h): the bytes are
+ * borrowed and must outlive the server; the strings are static. Sent with the page's
+ * headers (Content-Security-Policy without inline code, X-Frame-Options). */
+typedef struct cv_http_file {
+    const void *data;
+    size_t len;
+    const char *content_type;
+    const char *encoding;      /* Content-Encoding ("gzip") or NULL */
+    const char *cache_control; /* Cache-Control */
+    bool vary_encoding;        /* the answer depends on Accept-Encoding */
+} cv_http_file;
+
 typedef struct cv_http_response {
     int status;
     cJSON *body;                /* owned by the response; sent as JSON */
@@ -60,6 +73,7 @@ typedef struct cv_http_response {
     int retry_after;            /* Retry-After header (seconds) when > 0 (a 429) */
     char etag[96];              /* ETag header when non-empty */
     cv_http_stream stream;      /* a 200 with stream.read set sends that instead of body */
+    cv_http_file file;          /* a 200 with file.data set sends that instead of body */
     char cors_origin[256];      /* the server's: an allowed Origin the answer names */
     bool cors_preflight;        /* the server's: the answer to a CORS preflight */
 } cv_http_response;

@@ -342,6 +342,10 @@ static cv_err load_addresses(loader *l, cv_config *cfg) {
         (err = checked(l, cv_config_parse_addr(v, cfg->http_host, sizeof(cfg->http_host),
                                                &cfg->http_port, l->why, sizeof(l->why)))))
         return err;
+    if ((err = value(l, "CONVUTELL_WEB_DIR", NULL, "", &v)) ||
+        (err =
+             checked(l, copy_value(cfg->web_dir, sizeof(cfg->web_dir), v, l->why, sizeof(l->why)))))
+        return err;
     if ((err = value(l, "CONVUTELL_CORS_ORIGINS", NULL, "", &v)) ||
         (err = checked(l, check_origins(v, l->why, sizeof(l->why)))) ||
         (err = checked(l, copy_value(cfg->cors_origins, sizeof(cfg->cors_origins), v, l->why,

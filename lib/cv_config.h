@@ -33,6 +33,8 @@ typedef struct cv_config {
     char metrics_host[64];     /* CONVUTELL_METRICS_ADDR, IPv4 part: where GET /metrics
                                   (Prometheus) is served, "" for none (the default) */
     int metrics_port;          /* CONVUTELL_METRICS_ADDR, port part */
+    char web_dir[1024];        /* CONVUTELL_WEB_DIR: the web interface's build; "" looks
+                                * beside the executable (cv_web.h) */
     char cors_origins[1024];   /* CONVUTELL_CORS_ORIGINS: "" (off), "*" or origins separated
                                   by commas whose web pages may call the API (cv_http.h) */
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */

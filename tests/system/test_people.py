@@ -53,7 +53,7 @@ def token_of(api, name, password, scope="write"):
     return made["token"]
 
 
-def test_every_route_but_five_wants_a_token(api):
+def test_every_route_but_six_wants_a_token(api):
     anonymous, forged = api.as_user(""), api.as_user("cvt_" + "A" * 43)
     opened = []
     for method, path, access, _scope, _role in routes():
@@ -67,7 +67,24 @@ def test_every_route_but_five_wants_a_token(api):
         assert (status, body, headers.get("WWW-Authenticate")) == (401, UNKNOWN, INVALID), url
     assert opened == [("GET", "/api/v1/health"), ("GET", "/api/v1/healthz"),
                       ("GET", "/api/v1/readyz"), ("GET", "/api/v1/openapi.json"),
-                      ("POST", "/api/v1/sessions")]
+                      ("POST", "/api/v1/sessions"), ("GET", "/api/v1/sessions/current")]
+
+
+def test_current_session_says_who_asks_and_gives_a_session_its_csrf(api):
+    make_user(api, "cleo", password="cleo-password-1")
+    for nobody in (api.as_user(""), api.as_user("cvt_" + "A" * 43)):
+        assert nobody.get("/api/v1/sessions/current")[:2] == (200, {"user": None})
+    status, session, _ = login(api, "cleo", "cleo-password-1")
+    assert status == 201, session
+    status, me, _ = api.as_user("").call("GET", "/api/v1/sessions/current",
+                                         headers={"Cookie": f"cv_session={session['token']}"})
+    assert status == 200, me
+    assert me == {"user": "cleo", "admin": False, "session": True, "scope": "write",
+                  "token_id": me["token_id"], "csrf_token": session["csrf_token"]}
+    read = token_of(api, "cleo", "cleo-password-1", scope="read")
+    status, me, _ = api.as_user(read).get("/api/v1/sessions/current")
+    assert (status, me["user"], me["session"], me["scope"], me["csrf_token"]) == \
+        (200, "cleo", False, "read", None)
 
 
 def test_admin_routes_refuse_others_and_read_tokens_refuse_writes(api):

@@ -1,0 +1,102 @@
+"""The web interface (issue 16): the API serves the page's build (api/cv_web.h)
+with its headers, and a real Chromium takes the page through a person's journey
+(web/test/journey.mjs: playwright-core driving Debian's chromium), after which
+the store holds exactly what the journey did."""
+import gzip
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.request
+
+from conftest import BIN, HTTP_PORT, PG_ODBC
+from test_people import make_user
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BASE = f"http://127.0.0.1:{HTTP_PORT}"
+WEB_DIR = os.path.join(os.path.dirname(BIN), "web")
+POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+          "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+          "form-action 'self'; frame-ancestors 'none'")
+BUDGET = 150 * 1024
+
+
+def fetch(path, method="GET", headers=None):
+    req = urllib.request.Request(BASE + path, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_the_page_and_its_assets_are_served_with_their_headers(services):
+    status, headers, page = fetch("/")
+    assert status == 200
+    with open(os.path.join(WEB_DIR, "index.html"), "rb") as f:
+        assert page == f.read()
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["Content-Security-Policy"] == POLICY
+    assert (headers["X-Frame-Options"], headers["X-Content-Type-Options"],
+            headers["Referrer-Policy"]) == ("DENY", "nosniff", "same-origin")
+    assets = re.findall(rb'(?:src|href)="(/assets/[^"]+)"', page)
+    assert sorted(a.rsplit(b".", 1)[1] for a in assets) == [b"css", b"js", b"svg"], assets
+    js_gzipped = 0
+    for asset in assets:
+        name = asset.decode()
+        assert re.fullmatch(r"/assets/(app|icon)\.[A-Za-z0-9]{8}\.(js|css|svg)", name), name
+        status, headers, plain = fetch(name)
+        assert status == 200 and headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert "Content-Encoding" not in headers and headers["Vary"] == "Accept-Encoding"
+        status, headers, packed = fetch(name, headers={"Accept-Encoding": "gzip, br"})
+        assert (status, headers["Content-Encoding"]) == (200, "gzip")
+        assert gzip.decompress(packed) == plain
+        if name.endswith(".js"):
+            js_gzipped += len(packed)
+            assert headers["Content-Type"] == "text/javascript; charset=utf-8"
+        status, headers, again = fetch(name, headers={"Accept-Encoding": "gzip;q=0"})
+        assert (status, again, headers.get("Content-Encoding")) == (200, plain, None)
+    assert 0 < js_gzipped <= BUDGET, js_gzipped
+    assert fetch("/index.html")[2] == page
+    status, headers, body = fetch("/assets/app.00000000.js")
+    assert (status, body) == (404, b'{"error":{"code":"not_found","message":'
+                                   b'"no file /assets/app.00000000.js in the web interface"}}')
+    assert fetch("/assets/../index.html")[0] == 404
+    status, headers, body = fetch("/", method="POST")
+    assert (status, headers["Allow"]) == (405, "GET, HEAD")
+
+
+def test_a_person_takes_the_page_through_a_journey(api, services, tmp_path):
+    make_user(api, "webby", admin=False, password="webby-password-1")
+    sqlite = tmp_path / "origin.db"
+    sqlite.write_bytes(b"")
+    shots = os.path.join(ROOT, "build", "web-shots")
+    env = dict(os.environ, CV_WEB_BASE=BASE, CV_WEB_USER="webby", CV_WEB_PASSWORD="webby-password-1",
+               CV_WEB_SQLITE=str(sqlite), CV_WEB_PG=PG_ODBC, CV_WEB_SHOTS=shots)
+    done = subprocess.run(["node", os.path.join(ROOT, "web", "test", "journey.mjs")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # What the journey left: one project, renamed and inactive, with its two
+    # connections; the other deleted; the token it made revoked.
+    webby = api.as_user(login_token(api))
+    status, page, _ = webby.get("/api/v1/projects")
+    assert status == 200
+    assert [(p["name"], p["active"]) for p in page["projects"]] == [("web kept", False)]
+    project = page["projects"][0]
+    ends = [webby.get(f"/api/v1/connections/{project[k]}")[1]
+            for k in ("origin_connection_id", "destination_connection_id")]
+    assert [(c["name"], c["odbc"].split(";")[0]) for c in ends] == \
+        [("web keep origin", "Driver=SQLite3"), ("web keep destination", "Driver=PostgreSQL Unicode")]
+    status, tokens, _ = webby.get("/api/v1/tokens")
+    assert [t["name"] for t in tokens["items"] if t["name"] == "web ci"] == []
+    for size in ("laptop", "phone"):
+        for name in ("signin", "projects", "projects-confirm", "tokens"):
+            assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000
+
+
+def login_token(api):
+    status, doc, _ = api.as_user("").post("/api/v1/sessions", {"name": "webby",
+                                                               "password": "webby-password-1"})
+    assert status == 201, doc
+    return doc["token"]

@@ -1,0 +1,83 @@
+// main.js - the web interface: who is signed in, the frame around every page,
+// and the hash routes (/#/projects, /#/tokens) that pick the page.
+import { render } from "preact";
+import { useCallback, useEffect, useState } from "preact/hooks";
+import "./app.css";
+import { api, setCsrf } from "./api.js";
+import { html } from "./ui.js";
+import { SignIn } from "./pages/signin.js";
+import { Projects } from "./pages/projects.js";
+import { Tokens } from "./pages/tokens.js";
+
+function useRoute() {
+  const read = () => (location.hash.replace(/^#/, "") || "/projects").split("/").filter(Boolean);
+  const [route, setRoute] = useState(read);
+  useEffect(() => {
+    const on = () => setRoute(read());
+    addEventListener("hashchange", on);
+    return () => removeEventListener("hashchange", on);
+  }, []);
+  return route;
+}
+
+function Badge({ count }) {
+  if (!count) return null;
+  return html`<span class="badge" aria-label="${count} unread notifications">${count}</span>`;
+}
+
+function Frame({ me, onSignOut, children }) {
+  const [unread, setUnread] = useState(0);
+  useEffect(() => {
+    let live = true;
+    const look = () =>
+      api("GET", "/notifications/unread-count")
+        .then((r) => live && setUnread(r.unread))
+        .catch(() => {});
+    look();
+    const timer = setInterval(look, 30000);
+    return () => {
+      live = false;
+      clearInterval(timer);
+    };
+  }, []);
+  return html`
+    <header class="bar">
+      <a class="brand" href="#/projects">Convutell</a>
+      <nav aria-label="Main">
+        <a href="#/projects">Projects</a>
+        <a href="#/tokens">API tokens</a>
+        <span class="inbox">Notifications <${Badge} count=${unread} /></span>
+      </nav>
+      <span class="who">${me.user}${me.admin ? " (administrator)" : ""}</span>
+      <button class="quiet" onClick=${onSignOut}>Sign out</button>
+    </header>
+    <main id="main">${children}</main>`;
+}
+
+function App() {
+  const [me, setMe] = useState(undefined); // undefined: not known yet; null: signed out
+  const route = useRoute();
+
+  const learn = useCallback(async () => {
+    const r = await api("GET", "/sessions/current");
+    setCsrf(r.csrf_token);
+    setMe(r.user ? r : null);
+  }, []);
+  useEffect(() => {
+    learn().catch(() => setMe(null));
+  }, [learn]);
+
+  const signOut = async () => {
+    await api("DELETE", "/sessions").catch(() => {});
+    setCsrf("");
+    setMe(null);
+  };
+  if (me === undefined) return html`<p class="loading">Loading…</p>`;
+  if (me === null) return html`<${SignIn} onSignedIn=${learn} />`;
+  let page;
+  if (route[0] === "tokens") page = html`<${Tokens} />`;
+  else page = html`<${Projects} me=${me} />`;
+  return html`<${Frame} me=${me} onSignOut=${signOut}>${page}<//>`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));

@@ -1,0 +1,19 @@
+// ui.js - what every page shares: htm bound to Preact, and small pieces.
+import { h } from "preact";
+import htm from "htm";
+
+export const html = htm.bind(h);
+
+// An error from the API (ApiError) as the user should read it: which field, why.
+export function ErrorNote({ error }) {
+  if (!error) return null;
+  return html`<p class="error" role="alert">
+    ${error.field ? html`<strong>${error.field}</strong>: ` : ""}${error.message}
+  </p>`;
+}
+
+export function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}

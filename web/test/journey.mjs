@@ -1,0 +1,157 @@
+// journey.mjs - the web interface in a real Chromium (Debian's, driven by
+// playwright-core), as a person takes it: sign in, create two projects (each
+// with its two connections), rename and deactivate one, delete the other after
+// its confirmation, create an API token (shown once) and revoke it, sign out.
+//
+// Run by tests/system/test_web.py against the test stack's API:
+//   node web/test/journey.mjs   with CV_WEB_BASE, CV_WEB_USER, CV_WEB_PASSWORD,
+//   CV_WEB_SQLITE (an SQLite file), CV_WEB_PG (an ODBC string), CV_WEB_SHOTS (a folder)
+// Fails (exit 1) on any step that does not show what it should, on any console
+// error, failed request or answer of 400 and above, and on any serious or
+// critical axe-core finding. Screenshots of every page at 1280x800 and 390x844
+// go to CV_WEB_SHOTS.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const env = (k) => {
+  if (!process.env[k]) throw new Error(`${k} is not set`);
+  return process.env[k];
+};
+const BASE = env("CV_WEB_BASE");
+const SHOTS = env("CV_WEB_SHOTS");
+const AXE = fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const SIZES = [
+  ["laptop", { width: 1280, height: 800 }],
+  ["phone", { width: 390, height: 844 }],
+];
+const problems = [];
+let current = null; // the page, for a screenshot of where a step failed
+
+function watch(page) {
+  page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+  page.on("response", (r) => r.status() >= 400 && problems.push(`answer ${r.status()}: ${r.request().method()} ${r.url()}`));
+}
+
+// Screenshots at both sizes, and axe-core's findings on the page as it stands.
+async function look(page, name) {
+  await page.evaluate(AXE + ";0"); // evaluated by the driver: the page's CSP allows no inline code
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
+  });
+  for (const v of found)
+    if (v.impact === "serious" || v.impact === "critical")
+      problems.push(`axe on ${name}: ${v.impact} ${v.id} (${v.nodes} nodes): ${v.help}`);
+  for (const [size, viewport] of SIZES) {
+    await page.setViewportSize(viewport);
+    await page.screenshot({ path: path.join(SHOTS, `${name}-${size}.png`), fullPage: true });
+  }
+  await page.setViewportSize(SIZES[0][1]);
+}
+
+async function newProject(page, name) {
+  await page.getByText("New project", { exact: true }).click();
+  const form = page.getByRole("form", { name: "New project" });
+  await form.getByLabel("Name", { exact: true }).fill(name);
+  const [origin, dest] = [form.getByRole("group", { name: /Origin/ }), form.getByRole("group", { name: /Destination/ })];
+  await origin.getByLabel("Connection name").fill(`${name} origin`);
+  await origin.getByLabel("ODBC connection string").fill(`Driver=SQLite3;Database=${env("CV_WEB_SQLITE")}`);
+  await dest.getByLabel("Connection name").fill(`${name} destination`);
+  await dest.getByLabel("ODBC connection string").fill(env("CV_WEB_PG"));
+  await form.getByRole("button", { name: "Create project" }).click();
+  await page.getByRole("row", { name: new RegExp(name) }).waitFor();
+}
+
+async function main() {
+  fs.rmSync(SHOTS, { recursive: true, force: true });
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: process.env.CV_CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const context = await browser.newContext({ viewport: SIZES[0][1] });
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
+    const page = (current = await context.newPage());
+    page.setDefaultTimeout(15000);
+    watch(page);
+
+    await page.goto(BASE + "/");
+    await page.getByRole("form", { name: "Sign in" }).waitFor();
+    await look(page, "signin");
+    await page.getByLabel("User name").fill(env("CV_WEB_USER"));
+    await page.getByLabel("Password").fill(env("CV_WEB_PASSWORD"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Projects" }).waitFor();
+    await page.getByText("No projects yet").waitFor();
+
+    await newProject(page, "web keep");
+    await newProject(page, "web drop");
+    await look(page, "projects");
+
+    const keep = page.getByRole("row", { name: /web keep/ });
+    await keep.getByRole("button", { name: "Rename" }).click();
+    await keep.getByLabel("New name").fill("web kept");
+    await keep.getByRole("button", { name: "Save" }).click();
+    const kept = page.getByRole("row", { name: /web kept/ });
+    await kept.getByRole("button", { name: "Deactivate" }).click();
+    await kept.getByText("inactive").waitFor();
+
+    const drop = page.getByRole("row", { name: /web drop/ });
+    await drop.getByRole("button", { name: "Delete…" }).click();
+    await drop.getByText("Delete web drop and its jobs?").waitFor();
+    await look(page, "projects-confirm");
+    await drop.getByRole("button", { name: "Delete", exact: true }).click();
+    await page.getByRole("row", { name: /web drop/ }).waitFor({ state: "detached" });
+
+    // A reload keeps the session (the cookie) and its CSRF value (asked again).
+    await page.reload();
+    await page.getByRole("row", { name: /web kept/ }).waitFor();
+    await page.getByRole("link", { name: "API tokens" }).click();
+    await page.getByRole("heading", { name: "API tokens" }).waitFor();
+    const tokenForm = page.getByRole("form", { name: "New token" });
+    await tokenForm.getByLabel("Name").fill("web ci");
+    await tokenForm.getByLabel("Scope").selectOption("read");
+    await tokenForm.getByRole("button", { name: "Create token" }).click();
+    const shown = await page.locator("code.token").textContent();
+    if (!/^cvt_[A-Za-z0-9_-]{40,}$/.test(shown)) problems.push(`the new token reads ${shown}`);
+    await page.getByRole("button", { name: "Copy" }).click();
+    await page.getByRole("button", { name: "Copied" }).waitFor();
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    if (copied !== shown) problems.push("the copied token is not the one shown");
+    await look(page, "tokens");
+    const row = page.getByRole("row", { name: /web ci/ });
+    await row.getByRole("button", { name: "Revoke" }).click();
+    await row.waitFor({ state: "detached" });
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("form", { name: "Sign in" }).waitFor();
+    await page.reload();
+    await page.getByRole("form", { name: "Sign in" }).waitFor(); // the session is over
+    console.log(JSON.stringify({ token: shown }));
+  } catch (e) {
+    if (current) {
+      await current.screenshot({ path: path.join(SHOTS, "failed.png"), fullPage: true }).catch(() => {});
+      console.error(await current.locator("body").ariaSnapshot().catch(() => ""));
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
+  if (problems.length) {
+    console.error(problems.join("\n"));
+    process.exit(1);
+  }
+}
+
+main().catch(async (e) => {
+  console.error(e.stack || String(e));
+  if (problems.length) console.error(problems.join("\n"));
+  process.exit(1);
+});
