@@ -57,7 +57,7 @@ static bool read_request(const cJSON *body, console_req *q, cv_http_response *re
                        .timeout_seconds = CV_QUERY_TIMEOUT_DEFAULT,
                        .wait_seconds = WAIT_DEFAULT_SECONDS};
     if (cv_json_only(body, NULL, fields, "a console query", &verr) ||
-        cv_json_get_str(body, NULL, "connection", true, 16, &q->side, &verr) ||
+        cv_json_get_str(body, NULL, "connection", true, CV_ID_LEN, &q->side, &verr) ||
         cv_json_get_str(body, NULL, "sql", true, CV_QUERY_SQL_MAX, &q->sql, &verr) ||
         cv_json_get_int(body, NULL, "max_rows", false, 1, CV_QUERY_ROWS_MAX, &q->max_rows, &verr) ||
         cv_json_get_int(body, NULL, "timeout_seconds", false, 1, CV_QUERY_TIMEOUT_MAX,
@@ -66,8 +66,11 @@ static bool read_request(const cJSON *body, console_req *q, cv_http_response *re
                         &verr) ||
         cv_json_get_bool(body, NULL, "allow_writes", false, &q->allow_writes, &verr))
         goto bad;
-    if (strcmp(q->side, "origin") != 0 && strcmp(q->side, "destination") != 0) {
-        cv_verr_set(&verr, NULL, "connection", "must be \"origin\" or \"destination\", not \"%s\"",
+    if (strcmp(q->side, "origin") != 0 && strcmp(q->side, "destination") != 0 &&
+        !cv_id_valid(q->side)) {
+        cv_verr_set(&verr, NULL, "connection",
+                    "must be \"origin\", \"destination\" or the id of one of the project's "
+                    "connections, not \"%s\"",
                     q->side);
         goto bad;
     }
@@ -99,30 +102,57 @@ bad:
     return false;
 }
 
-/* The id of the project's connection on that side, and whether the statement
- * is one (the worker checks again against the database it reaches); false
- * having answered. */
+/* Whether conn (a stored connection) is one the project may query: its own, or one of
+ * its two ends. */
+static bool of_project(const bson_t *project, const bson_t *conn, const char *project_id) {
+    const char *owner = cv_mongo_doc_str(conn, "project_id"), *id = cv_mongo_doc_str(conn, "_id");
+    const char *origin = cv_mongo_doc_str(project, "origin_connection_id");
+    const char *dest = cv_mongo_doc_str(project, "destination_connection_id");
+
+    return (owner && strcmp(owner, project_id) == 0) ||
+           (id && ((origin && strcmp(id, origin) == 0) || (dest && strcmp(id, dest) == 0)));
+}
+
+/* The id of the connection asked for (the project's origin, its destination, or one of its
+ * connections by id), and whether the statement is one (the worker checks again against the
+ * database it reaches); false having answered. */
 static bool pick_connection(cv_api *api, const char *project_id, const console_req *q,
                             char conn_id[CV_ID_LEN], cv_http_response *res) {
     bson_t *project = cv_api_load_cached(api, CV_COLL_PROJECTS, "project", project_id, res);
+    bool side = !strcmp(q->side, "origin") || !strcmp(q->side, "destination");
     bson_t *conn = NULL;
-    char key[48];
+    char key[48], why[256];
     const char *id, *odbc;
     bool ok = false;
     cv_verr verr;
+    cv_err err;
 
     if (!project)
         return false;
     snprintf(key, sizeof(key), "%s_connection_id", q->side);
-    if (!(id = cv_mongo_doc_str(project, key)) || !cv_id_valid(id)) {
+    if (!(id = side ? cv_mongo_doc_str(project, key) : q->side) || !cv_id_valid(id)) {
         cv_verr_set(&verr, NULL, "connection", "project %s has no %s connection", project_id,
                     q->side);
         cv_api_field_error(res, &verr);
         goto out;
     }
     snprintf(conn_id, CV_ID_LEN, "%s", id);
-    if (!(conn = cv_api_load_cached(api, CV_COLL_CONNECTIONS, "connection", conn_id, res)))
+    if (side) {
+        if (!(conn = cv_api_load_cached(api, CV_COLL_CONNECTIONS, "connection", conn_id, res)))
+            goto out;
+    } else if ((err = cv_mongo_find_id(api->mongo, CV_COLL_CONNECTIONS, conn_id, &conn, why,
+                                       sizeof(why))) &&
+               err != CV_ERR_NOT_FOUND) {
+        cv_api_internal_error(res, err, why);
         goto out;
+    } else if (err || bson_has_field(conn, "deleted_at") ||
+               !of_project(project, conn, project_id)) {
+        /* Another project's connection reads as one that does not exist. */
+        cv_verr_set(&verr, NULL, "connection", "project %s has no connection '%s'", project_id,
+                    conn_id);
+        cv_api_field_error(res, &verr);
+        goto out;
+    }
     odbc = cv_mongo_doc_str(conn, "odbc");
     if (cv_sqlsplit_count(q->sql, odbc && cv_maria_is_mariadb_odbc(odbc)) != 1) {
         cv_verr_set(&verr, NULL, "sql",

@@ -206,7 +206,8 @@ def test_bad_requests_name_the_field(team):
     cases = [
         ({"sql": "SELECT 1"}, "connection", "is required"),
         ({"connection": "middle", "sql": "SELECT 1"}, "connection",
-         'must be "origin" or "destination", not "middle"'),
+         'must be "origin", "destination" or the id of one of the project\'s connections, '
+         'not "middle"'),
         ({"connection": "origin"}, "sql", "is required"),
         ({"connection": "origin", "sql": "SELECT 1; SELECT 2"}, "sql",
          "must be one statement (the console runs one at a time; a sql job runs several)"),
@@ -235,6 +236,27 @@ def test_bad_requests_name_the_field(team):
     status, got, _ = users["stranger"].get(f"/api/v1/query-runs/{body['id']}")
     assert got == {"error": {"code": "not_found",
                              "message": f"no query run with id '{body['id']}'"}}
+
+
+def test_any_connection_of_the_project_by_id_and_no_other(team, api, tmp_path):
+    project, users = team
+    db = tmp_path / "third.db"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE t (x INTEGER)")
+        c.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(7)])
+    third = users["editor"].create("/api/v1/connections", {
+        "name": "third", "odbc": f"Driver=SQLite3;Database={db}", "project_id": project["id"]})
+    body = ran(users["runner"], project, "SELECT count(*) FROM t", side=third["id"])
+    assert (body["rows"], body["connection"]) == ([[7]], third["id"])
+    ends = [project["origin_connection_id"], project["destination_connection_id"]]
+    assert ran(users["runner"], project, "SELECT 2", side=ends[1])["rows"] == [[2]]
+    # Another project's connection, and one that does not exist, read the same.
+    other = make_console(person(api, "coth")[1])
+    for conn_id in (other["origin_connection_id"], "00000000-0000-4000-8000-000000000000"):
+        status, got, _ = run(users["owner"], project, "SELECT 1", side=conn_id)
+        assert (status, got) == (422, {"error": {
+            "code": "invalid_field", "field": "connection",
+            "message": f"connection: project {project['id']} has no connection '{conn_id}'"}}), got
 
 
 def test_query_is_not_a_kind_of_stored_job(team):

@@ -69,16 +69,19 @@ def test_the_page_and_its_assets_are_served_with_their_headers(services):
 
 def test_a_person_takes_the_page_through_a_journey(api, services, tmp_path):
     make_user(api, "webby", admin=False, password="webby-password-1")
+    make_user(api, "webmate", admin=False, password="webmate-password-1")
     sqlite = tmp_path / "origin.db"
     sqlite.write_bytes(b"")
     shots = os.path.join(ROOT, "build", "web-shots")
     env = dict(os.environ, CV_WEB_BASE=BASE, CV_WEB_USER="webby", CV_WEB_PASSWORD="webby-password-1",
-               CV_WEB_SQLITE=str(sqlite), CV_WEB_PG=PG_ODBC, CV_WEB_SHOTS=shots)
+               CV_WEB_SQLITE=str(sqlite), CV_WEB_PG=PG_ODBC, CV_WEB_SHOTS=shots,
+               CV_WEB_MEMBER="webmate")
     done = subprocess.run(["node", os.path.join(ROOT, "web", "test", "journey.mjs")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     # What the journey left: one project, renamed and inactive, with its two
-    # connections; the other deleted; the token it made revoked.
+    # ends and the connection added on its page, shared with webmate as runner;
+    # the other deleted; the token it made revoked.
     webby = api.as_user(login_token(api))
     status, page, _ = webby.get("/api/v1/projects")
     assert status == 200
@@ -88,10 +91,17 @@ def test_a_person_takes_the_page_through_a_journey(api, services, tmp_path):
             for k in ("origin_connection_id", "destination_connection_id")]
     assert [(c["name"], c["odbc"].split(";")[0]) for c in ends] == \
         [("web keep origin", "Driver=SQLite3"), ("web keep destination", "Driver=PostgreSQL Unicode")]
+    status, conns, _ = webby.get(f"/api/v1/projects/{project['id']}/connections")
+    assert sorted((c["name"], c["odbc"].split(";")[0]) for c in conns["connections"]) == [
+        ("web extra", "Driver=SQLite3"), ("web keep destination", "Driver=PostgreSQL Unicode"),
+        ("web keep origin", "Driver=SQLite3")]
+    status, members, _ = webby.get(f"/api/v1/projects/{project['id']}/members")
+    assert sorted((m["user"], m["role"]) for m in members["items"]) == [("webby", "owner"),
+                                                                        ("webmate", "runner")]
     status, tokens, _ = webby.get("/api/v1/tokens")
     assert [t["name"] for t in tokens["items"] if t["name"] == "web ci"] == []
     for size in ("laptop", "phone"):
-        for name in ("signin", "projects", "projects-confirm", "tokens"):
+        for name in ("signin", "projects", "project", "projects-confirm", "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000
 
 

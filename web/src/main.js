@@ -8,6 +8,7 @@ import { html } from "./ui.js";
 import { SignIn } from "./pages/signin.js";
 import { Projects } from "./pages/projects.js";
 import { Tokens } from "./pages/tokens.js";
+import { Project } from "./pages/project.js";
 
 function useRoute() {
   const read = () => (location.hash.replace(/^#/, "") || "/projects").split("/").filter(Boolean);
@@ -76,6 +77,7 @@ function App() {
   if (me === null) return html`<${SignIn} onSignedIn=${learn} />`;
   let page;
   if (route[0] === "tokens") page = html`<${Tokens} />`;
+  else if (route[0] === "projects" && route[1]) page = html`<${Project} id=${route[1]} me=${me} key=${route[1]} />`;
   else page = html`<${Projects} me=${me} />`;
   return html`<${Frame} me=${me} onSignOut=${signOut}>${page}<//>`;
 }

@@ -17,3 +17,7 @@ export function when(iso) {
   const d = new Date(iso);
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
+
+// Whether a role may do what `need` may (viewer < runner < editor < owner).
+const RANK = { viewer: 0, runner: 1, editor: 2, owner: 3 };
+export const may = (role, need) => RANK[role] >= RANK[need];

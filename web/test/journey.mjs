@@ -1,11 +1,15 @@
 // journey.mjs - the web interface in a real Chromium (Debian's, driven by
 // playwright-core), as a person takes it: sign in, create two projects (each
-// with its two connections), rename and deactivate one, delete the other after
-// its confirmation, create an API token (shown once) and revoke it, sign out.
+// with its two connections), open one, add a connection with the driver picker
+// and test it and the destination on a worker, share the project with a second
+// user and change their role, rename and deactivate the project, delete the
+// other after its confirmation, create an API token (shown once) and revoke
+// it, sign out.
 //
 // Run by tests/system/test_web.py against the test stack's API:
 //   node web/test/journey.mjs   with CV_WEB_BASE, CV_WEB_USER, CV_WEB_PASSWORD,
-//   CV_WEB_SQLITE (an SQLite file), CV_WEB_PG (an ODBC string), CV_WEB_SHOTS (a folder)
+//   CV_WEB_SQLITE (an SQLite file), CV_WEB_PG (an ODBC string), CV_WEB_SHOTS (a folder),
+//   CV_WEB_MEMBER (a user to share the project with)
 // Fails (exit 1) on any step that does not show what it should, on any console
 // error, failed request or answer of 400 and above, and on any serious or
 // critical axe-core finding. Screenshots of every page at 1280x800 and 390x844
@@ -94,6 +98,37 @@ async function main() {
     await newProject(page, "web keep");
     await newProject(page, "web drop");
     await look(page, "projects");
+
+    // The project's own page: its connections, jobs and members.
+    await page.getByRole("link", { name: "web keep" }).click();
+    await page.getByRole("heading", { name: /web keep/ }).waitFor();
+    const conns = page.getByRole("region", { name: "Connections" });
+    await conns.getByRole("row", { name: /web keep origin/ }).waitFor();
+    await page.getByText("Add a connection").click();
+    const add = page.getByRole("form", { name: "Add a connection" });
+    await add.getByLabel("Name").fill("web extra");
+    await add.getByLabel("Driver").selectOption("sqlite");
+    await add.getByLabel("Database file on the workers").fill(env("CV_WEB_SQLITE"));
+    await add.getByRole("button", { name: "Add connection" }).click();
+    const extra = conns.getByRole("row", { name: /web extra/ });
+    await extra.getByText(`Driver=SQLite3;Database=${env("CV_WEB_SQLITE")}`).waitFor();
+    await extra.getByRole("button", { name: "Test" }).click();
+    await extra.getByText(/^works \(\d+ ms\)$/).waitFor();
+    const dest = conns.getByRole("row", { name: /web keep destination/ });
+    await dest.getByRole("button", { name: "Test" }).click();
+    await dest.getByText(/^works \(\d+ ms\)$/).waitFor();
+    if ((await dest.textContent()).includes("PWD=convutell")) problems.push("a password is shown");
+    await page.getByRole("region", { name: "Jobs" }).getByText("No jobs yet.").waitFor();
+    const share = page.getByRole("form", { name: "Share the project" });
+    await share.getByLabel("User name").fill(env("CV_WEB_MEMBER"));
+    await share.getByLabel("Role").selectOption("viewer");
+    await share.getByRole("button", { name: "Share" }).click();
+    const member = page.getByRole("row", { name: new RegExp(env("CV_WEB_MEMBER")) });
+    await member.waitFor();
+    await member.getByLabel(`Role of ${env("CV_WEB_MEMBER")}`).selectOption("runner");
+    await page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/members/"));
+    await look(page, "project");
+    await page.getByRole("link", { name: "Projects", exact: true }).first().click();
 
     const keep = page.getByRole("row", { name: /web keep/ });
     await keep.getByRole("button", { name: "Rename" }).click();

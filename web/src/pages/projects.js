@@ -87,7 +87,7 @@ function Row({ p, onChanged, onError }) {
               <button type="submit">Save</button>
               <button type="button" class="quiet" onClick=${() => setRenaming(false)}>Cancel</button>
             </form>`
-          : html`<span class="name">${p.name}</span>`}
+          : html`<a class="name" href="#/projects/${p.id}">${p.name}</a>`}
       </td>
       <td><span class="state ${p.active ? "on" : "off"}">${p.active ? "active" : "inactive"}</span></td>
       <td>${when(p.created_at)}</td>
