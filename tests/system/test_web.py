@@ -5,6 +5,7 @@ the store holds exactly what the journey did."""
 import gzip
 import os
 import re
+import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
@@ -67,15 +68,18 @@ def test_the_page_and_its_assets_are_served_with_their_headers(services):
     assert (status, headers["Allow"]) == (405, "GET, HEAD")
 
 
-def test_a_person_takes_the_page_through_a_journey(api, services, tmp_path):
+def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     make_user(api, "webby", admin=False, password="webby-password-1")
     make_user(api, "webmate", admin=False, password="webmate-password-1")
     sqlite = tmp_path / "origin.db"
-    sqlite.write_bytes(b"")
+    with sqlite3.connect(sqlite) as db:
+        db.execute("CREATE TABLE fruit (id INTEGER PRIMARY KEY, name TEXT)")
+        db.executemany("INSERT INTO fruit VALUES (?, ?)", [(1, "apple"), (2, "pear"), (3, "fig")])
+    table = f"web_fruit_{os.getpid()}"
     shots = os.path.join(ROOT, "build", "web-shots")
     env = dict(os.environ, CV_WEB_BASE=BASE, CV_WEB_USER="webby", CV_WEB_PASSWORD="webby-password-1",
                CV_WEB_SQLITE=str(sqlite), CV_WEB_PG=PG_ODBC, CV_WEB_SHOTS=shots,
-               CV_WEB_MEMBER="webmate")
+               CV_WEB_MEMBER="webmate", CV_WEB_TABLE=table)
     done = subprocess.run(["node", os.path.join(ROOT, "web", "test", "journey.mjs")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -100,8 +104,23 @@ def test_a_person_takes_the_page_through_a_journey(api, services, tmp_path):
                                                                         ("webmate", "runner")]
     status, tokens, _ = webby.get("/api/v1/tokens")
     assert [t["name"] for t in tokens["items"] if t["name"] == "web ci"] == []
+    # The transfer copied the three rows, the SQL job changed two of them.
+    with pg.cursor() as cur:
+        cur.execute(f"SELECT id, name FROM {table} ORDER BY id")
+        assert cur.fetchall() == [(2, "PEAR"), (3, "FIG")]
+    # Three jobs; the one that failed is the one unread notification (the badge's 1).
+    jobs = {j["name"]: j for j in webby.get(f"/api/v1/projects/{project['id']}/jobs")[1]["jobs"]}
+    assert sorted(jobs) == ["broken", "fruit copy", "tidy"]
+    assert jobs["fruit copy"]["schedule"]["cron"] == "0 3 * * *"
+    runs = {name: webby.get(f"/api/v1/jobs/{j['id']}/runs")[1]["runs"] for name, j in jobs.items()}
+    assert {name: [r["status"] for r in rs] for name, rs in runs.items()} == {
+        "broken": ["failed"], "fruit copy": ["succeeded"], "tidy": ["succeeded"]}
+    status, inbox, _ = webby.get("/api/v1/notifications?unread=true")
+    assert [(n["id"], n["status"]) for n in inbox["notifications"]] == [
+        (runs["broken"][0]["id"], "failed")]
     for size in ("laptop", "phone"):
-        for name in ("signin", "projects", "project", "projects-confirm", "tokens"):
+        for name in ("signin", "projects", "project", "job", "run", "run-log", "projects-confirm",
+                     "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000
 
 

@@ -9,6 +9,8 @@ import { SignIn } from "./pages/signin.js";
 import { Projects } from "./pages/projects.js";
 import { Tokens } from "./pages/tokens.js";
 import { Project } from "./pages/project.js";
+import { Job } from "./pages/job.js";
+import { Run } from "./pages/run.js";
 
 function useRoute() {
   const read = () => (location.hash.replace(/^#/, "") || "/projects").split("/").filter(Boolean);
@@ -26,7 +28,7 @@ function Badge({ count }) {
   return html`<span class="badge" aria-label="${count} unread notifications">${count}</span>`;
 }
 
-function Frame({ me, onSignOut, children }) {
+function Frame({ me, route, onSignOut, children }) {
   const [unread, setUnread] = useState(0);
   useEffect(() => {
     let live = true;
@@ -40,7 +42,7 @@ function Frame({ me, onSignOut, children }) {
       live = false;
       clearInterval(timer);
     };
-  }, []);
+  }, [route.join("/")]); /* asked again on every page */
   return html`
     <header class="bar">
       <a class="brand" href="#/projects">Convutell</a>
@@ -77,9 +79,11 @@ function App() {
   if (me === null) return html`<${SignIn} onSignedIn=${learn} />`;
   let page;
   if (route[0] === "tokens") page = html`<${Tokens} />`;
+  else if (route[0] === "jobs" && route[1]) page = html`<${Job} id=${route[1]} me=${me} key=${route[1]} />`;
+  else if (route[0] === "runs" && route[1]) page = html`<${Run} id=${route[1]} key=${route[1]} />`;
   else if (route[0] === "projects" && route[1]) page = html`<${Project} id=${route[1]} me=${me} key=${route[1]} />`;
   else page = html`<${Projects} me=${me} />`;
-  return html`<${Frame} me=${me} onSignOut=${signOut}>${page}<//>`;
+  return html`<${Frame} me=${me} route=${route} onSignOut=${signOut}>${page}<//>`;
 }
 
 render(html`<${App} />`, document.getElementById("app"));

@@ -2,14 +2,17 @@
 // playwright-core), as a person takes it: sign in, create two projects (each
 // with its two connections), open one, add a connection with the driver picker
 // and test it and the destination on a worker, share the project with a second
-// user and change their role, rename and deactivate the project, delete the
+// user and change their role, create a transfer job, schedule it and read its
+// next fire times, run it and watch it succeed, run an SQL job and find its log
+// line by search, run one that fails and see the unread badge count it, rename and deactivate the project, delete the
 // other after its confirmation, create an API token (shown once) and revoke
 // it, sign out.
 //
 // Run by tests/system/test_web.py against the test stack's API:
 //   node web/test/journey.mjs   with CV_WEB_BASE, CV_WEB_USER, CV_WEB_PASSWORD,
 //   CV_WEB_SQLITE (an SQLite file), CV_WEB_PG (an ODBC string), CV_WEB_SHOTS (a folder),
-//   CV_WEB_MEMBER (a user to share the project with)
+//   CV_WEB_MEMBER (a user to share the project with), CV_WEB_TABLE (a PostgreSQL
+//   table the transfer job creates from the SQLite file's `fruit`)
 // Fails (exit 1) on any step that does not show what it should, on any console
 // error, failed request or answer of 400 and above, and on any serious or
 // critical axe-core finding. Screenshots of every page at 1280x800 and 390x844
@@ -128,6 +131,67 @@ async function main() {
     await member.getByLabel(`Role of ${env("CV_WEB_MEMBER")}`).selectOption("runner");
     await page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/members/"));
     await look(page, "project");
+
+    // A transfer job, scheduled, run now and watched to its end.
+    await page.getByText("New job", { exact: true }).click();
+    const nj = page.getByRole("form", { name: "New job" });
+    await nj.getByLabel("Name").fill("fruit copy");
+    await nj.getByLabel("Query on the origin").fill("SELECT id, name FROM fruit");
+    await nj.getByLabel("Destination table").fill(env("CV_WEB_TABLE"));
+    await nj.getByLabel("Mode").selectOption("replace");
+    await nj.getByRole("button", { name: "Create job" }).click();
+    await page.getByRole("heading", { name: "fruit copy" }).waitFor();
+    const sf = page.getByRole("form", { name: "Set the schedule" });
+    await sf.getByLabel("Cron (5 fields)").fill("0 3 * * *");
+    await sf.getByLabel("Time zone").fill("Europe/Zurich");
+    await sf.getByRole("button", { name: "Save schedule" }).click();
+    const fires = page.getByRole("list", { name: "Next fire times" }).getByRole("listitem");
+    await fires.nth(4).waitFor();
+    if ((await fires.count()) !== 5) problems.push(`${await fires.count()} fire times shown`);
+    await look(page, "job");
+    await page.getByRole("button", { name: "Run now" }).click();
+    await page.getByRole("heading", { name: /^Run / }).waitFor();
+    await page.getByText("succeeded", { exact: true }).waitFor({ timeout: 60000 });
+    await page.locator("dl.facts dd", { hasText: /^3$/ }).first().waitFor();
+    await look(page, "run");
+    await page.getByRole("link", { name: "fruit copy" }).click();
+    await page.getByRole("region", { name: "Runs" }).getByRole("cell", { name: "succeeded" }).waitFor();
+    await page.getByRole("link", { name: "web keep" }).click();
+
+    // An SQL job on the destination: its log searched; then one that fails.
+    const sqlJob = async (name, statements) => {
+      await page.getByText("New job", { exact: true }).click();
+      const f = page.getByRole("form", { name: "New job" });
+      await f.getByLabel("Name").fill(name);
+      await f.getByLabel("Kind").selectOption("sql");
+      await f.getByRole("textbox", { name: "Statements" }).fill(statements);
+      await f.getByRole("button", { name: "Create job" }).click();
+      await page.getByRole("heading", { name }).waitFor();
+      await page.getByRole("button", { name: "Run now" }).click();
+      await page.getByRole("heading", { name: /^Run / }).waitFor();
+    };
+    const table = env("CV_WEB_TABLE");
+    await sqlJob("tidy", `UPDATE ${table} SET name = upper(name) WHERE id > 1; DELETE FROM ${table} WHERE id = 1`);
+    await page.getByText("succeeded", { exact: true }).waitFor({ timeout: 60000 });
+    const log = page.getByRole("region", { name: "Log" });
+    await log.getByLabel("Text to find").fill("STATEMENT 2");
+    await log.getByRole("button", { name: "Search" }).click();
+    await log.getByText("statement 1: 2 rows").waitFor({ state: "detached" }); // the search's answer
+    await log.getByText("statement 2: 1 rows").waitFor();
+    await look(page, "run-log");
+    await page.getByRole("link", { name: "tidy" }).click();
+    await page.getByRole("link", { name: "web keep" }).click();
+    await sqlJob("broken", "SELECT * FROM no_such_table_at_all");
+    await page.getByText("failed", { exact: true }).waitFor({ timeout: 60000 });
+    await page.getByRole("alert").getByText(/no_such_table_at_all/).waitFor();
+    // The failure reaches the inbox: the badge counts it (asked again on each page).
+    for (let i = 0; ; i++) {
+      await page.getByRole("link", { name: "Projects", exact: true }).first().click();
+      if (await page.getByLabel("1 unread notifications").count()) break;
+      if (i === 40) throw new Error("no unread notification after the failed run");
+      await page.waitForTimeout(500);
+      await page.getByRole("link", { name: "API tokens" }).click();
+    }
     await page.getByRole("link", { name: "Projects", exact: true }).first().click();
 
     const keep = page.getByRole("row", { name: /web keep/ });

@@ -2,9 +2,10 @@
 // a worker), its jobs with their last runs, and its members (owners share).
 import { useEffect, useState } from "preact/hooks";
 import { all, api } from "../api.js";
-import { ErrorNote, html, when } from "../ui.js";
+import { ErrorNote, html, may, when } from "../ui.js";
 import { Connections } from "./connections.js";
 import { Members } from "./members.js";
+import { NewJob } from "./job.js";
 
 function schedule(job) {
   const s = job.schedule;
@@ -28,7 +29,7 @@ function Strip({ job }) {
   </span>`;
 }
 
-function Jobs({ project }) {
+function Jobs({ project, role }) {
   const [jobs, setJobs] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
@@ -36,6 +37,7 @@ function Jobs({ project }) {
   }, [project.id]);
   return html`<section aria-labelledby="jobs-h">
     <h2 id="jobs-h">Jobs</h2>
+    ${may(role, "editor") && html`<${NewJob} project=${project} />`}
     <${ErrorNote} error=${error} />
     ${jobs === null
       ? html`<p class="loading">Loading…</p>`
@@ -44,7 +46,7 @@ function Jobs({ project }) {
       : html`<div class="scroll"><table>
           <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Schedule</th><th scope="col">Last runs</th></tr></thead>
           <tbody>${jobs.map((j) => html`<tr key=${j.id}>
-            <td>${j.name}</td><td>${j.kind}</td><td>${schedule(j)}</td><td><${Strip} job=${j} /></td></tr>`)}
+            <td><a href="#/jobs/${j.id}">${j.name}</a></td><td>${j.kind}</td><td>${schedule(j)}</td><td><${Strip} job=${j} /></td></tr>`)}
           </tbody></table></div>`}
   </section>`;
 }
@@ -74,6 +76,6 @@ export function Project({ id, me }) {
     <h1>${project.name} <span class="state ${project.active ? "on" : "off"}">${project.active ? "active" : "inactive"}</span></h1>
     <p class="muted">Your role: <strong>${role}</strong></p>
     <${Connections} project=${project} role=${role} />
-    <${Jobs} project=${project} />
+    <${Jobs} project=${project} role=${role} />
     <${Members} project=${project} members=${members} role=${role} onChanged=${load} />`;
 }

@@ -1,0 +1,211 @@
+// job.js - a new job (from its project's page), and a job's own page: its
+// definition, "run now", its schedule with the next fire times, and its run
+// history filtered by status and trigger, a page at a time.
+import { useEffect, useState } from "preact/hooks";
+import { api } from "../api.js";
+import { ErrorNote, html, may, when } from "../ui.js";
+
+const KINDS = {
+  sql_transfer: "SQL transfer (origin → destination)",
+  sql: "SQL statements",
+  python: "Python script",
+};
+
+// The body of a new job from its form's fields.
+function jobOf(kind, f) {
+  const body = { name: f.name, kind };
+  if (kind === "sql_transfer") {
+    Object.assign(body, { query: f.query, destination_table: f.destination_table, mode: f.mode });
+    if (f.key) body.key = f.key.split(",").map((k) => k.trim()).filter(Boolean);
+    if (f.watermark_column) body.watermark_column = f.watermark_column;
+  } else if (kind === "sql") {
+    Object.assign(body, { statements: f.statements, connection: f.connection });
+  } else {
+    body.script = f.script;
+  }
+  return body;
+}
+
+export function NewJob({ project, onMade }) {
+  const [kind, setKind] = useState("sql_transfer");
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const job = await api("POST", `/projects/${project.id}/jobs`, jobOf(kind, Object.fromEntries(new FormData(e.target))));
+      location.hash = `#/jobs/${job.id}`;
+      if (onMade) onMade(job);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<details class="card">
+    <summary>New job</summary>
+    <form onSubmit=${submit} aria-label="New job">
+      <label>Name <input name="name" required maxlength="200" /></label>
+      <label>Kind
+        <select name="kind" value=${kind} onChange=${(e) => setKind(e.target.value)}>
+          ${Object.entries(KINDS).map(([k, t]) => html`<option value=${k}>${t}</option>`)}
+        </select></label>
+      ${kind === "sql_transfer"
+        ? html`<label>Query on the origin <textarea name="query" required rows="4" spellcheck=${false}></textarea></label>
+          <div class="row">
+            <label>Destination table <input name="destination_table" required /></label>
+            <label>Mode <select name="mode"><option>append</option><option>replace</option><option>upsert</option></select></label>
+          </div>
+          <div class="row">
+            <label>Key columns (upsert; comma separated) <input name="key" /></label>
+            <label>Watermark column (incremental; optional) <input name="watermark_column" /></label>
+          </div>`
+        : kind === "sql"
+        ? html`<label>Statements <textarea name="statements" required rows="6" spellcheck=${false}></textarea></label>
+          <label>Run on <select name="connection"><option>destination</option><option>origin</option></select></label>`
+        : html`<label>Script <textarea name="script" required rows="10" spellcheck=${false} class="code"></textarea></label>`}
+      <${ErrorNote} error=${error} />
+      <button type="submit">Create job</button>
+    </form>
+  </details>`;
+}
+
+function Definition({ job }) {
+  const shown = ["kind", "query", "destination_table", "mode", "key", "load_method", "watermark_column",
+    "batch_rows", "statements", "connection", "script", "timeout_seconds", "version"];
+  return html`<dl class="facts">
+    ${shown.filter((k) => job[k] !== undefined && job[k] !== null).map((k) => html`
+      <dt>${k.replace(/_/g, " ")}</dt>
+      <dd>${typeof job[k] === "string" && job[k].includes("\n") ? html`<pre>${job[k]}</pre>` : String(job[k])}</dd>`)}
+  </dl>`;
+}
+
+function Schedule({ job, role }) {
+  const [current, setCurrent] = useState(undefined);
+  const [error, setError] = useState(null);
+  const [how, setHow] = useState("cron");
+  useEffect(() => {
+    if (job.schedule) api("GET", `/jobs/${job.id}/schedule`).then(setCurrent, setError);
+    else setCurrent(null); /* the job says it has none: nothing to ask */
+  }, [job.id]);
+  const put = async (e) => {
+    e.preventDefault();
+    const f = Object.fromEntries(new FormData(e.target));
+    const body = how === "cron" ? { cron: f.cron, timezone: f.timezone || "UTC" } : { interval_seconds: Number(f.interval) };
+    setError(null);
+    try {
+      setCurrent(await api("PUT", `/jobs/${job.id}/schedule`, body));
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : ["UTC"];
+  return html`<section aria-labelledby="sched-h">
+    <h2 id="sched-h">Schedule</h2>
+    ${current === undefined
+      ? html`<p class="loading">Loading…</p>`
+      : current === null
+      ? html`<p class="empty">Not scheduled.</p>`
+      : html`<p>${current.cron ? `cron ${current.cron} (${current.timezone})` : `every ${current.interval_seconds} s`}</p>
+        <p>Next runs:</p>
+        <ol class="fires" aria-label="Next fire times">${(current.next_fire_times || []).map((t) => html`<li>${when(t)}</li>`)}</ol>`}
+    ${may(role, "editor") &&
+    html`<form class="card" onSubmit=${put} aria-label="Set the schedule">
+      <label>Timing
+        <select value=${how} onChange=${(e) => setHow(e.target.value)}>
+          <option value="cron">cron expression</option><option value="interval">every N seconds</option>
+        </select></label>
+      ${how === "cron"
+        ? html`<div class="row">
+            <label>Cron (5 fields) <input name="cron" required placeholder="*/5 * * * *" defaultValue=${(current && current.cron) || ""} /></label>
+            <label>Time zone <input name="timezone" list="zones" defaultValue=${(current && current.timezone) || "UTC"} /></label>
+            <datalist id="zones">${zones.map((z) => html`<option value=${z} />`)}</datalist>
+          </div>`
+        : html`<label>Seconds <input name="interval" type="number" min="1" required /></label>`}
+      <${ErrorNote} error=${error} />
+      <button type="submit">Save schedule</button>
+    </form>`}
+  </section>`;
+}
+
+const STATUSES = ["", "queued", "running", "retrying", "succeeded", "failed", "cancelled", "timed_out", "missed", "skipped"];
+
+function History({ job }) {
+  const [filter, setFilter] = useState({ status: "", trigger: "" });
+  const [pages, setPages] = useState([]);
+  const [next, setNext] = useState(null);
+  const [error, setError] = useState(null);
+  const load = async (cursor) => {
+    const q = new URLSearchParams({ limit: "20" });
+    if (filter.status) q.set("status", filter.status);
+    if (filter.trigger) q.set("trigger", filter.trigger);
+    if (cursor) q.set("cursor", cursor);
+    try {
+      const page = await api("GET", `/jobs/${job.id}/runs?${q}`);
+      setPages((old) => (cursor ? old.concat(page.runs) : page.runs));
+      setNext(page.next);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  useEffect(() => {
+    load(null);
+  }, [job.id, filter.status, filter.trigger]);
+  const pick = (k) => (e) => setFilter({ ...filter, [k]: e.target.value });
+  return html`<section aria-labelledby="hist-h">
+    <h2 id="hist-h">Runs</h2>
+    <div class="row filters">
+      <label>Status <select value=${filter.status} onChange=${pick("status")}>
+        ${STATUSES.map((s) => html`<option value=${s}>${s || "any"}</option>`)}</select></label>
+      <label>Trigger <select value=${filter.trigger} onChange=${pick("trigger")}>
+        ${["", "manual", "schedule", "external"].map((s) => html`<option value=${s}>${s || "any"}</option>`)}</select></label>
+    </div>
+    <${ErrorNote} error=${error} />
+    <div class="scroll"><table>
+      <thead><tr><th scope="col">Run</th><th scope="col">Status</th><th scope="col">Trigger</th><th scope="col">Queued</th><th scope="col">Rows written</th></tr></thead>
+      <tbody>${pages.map((r) => html`<tr key=${r.id}>
+        <td><a href="#/runs/${r.id}">${r.id.slice(0, 8)}</a></td>
+        <td><span class="mark ${r.status}"></span> ${r.status}</td><td>${r.trigger || "—"}</td>
+        <td>${when(r.queued_at || r.created_at)}</td><td>${r.rows_written ?? "—"}</td></tr>`)}</tbody>
+    </table></div>
+    ${pages.length === 0 && html`<p class="empty">No runs.</p>`}
+    ${next && html`<button class="quiet" onClick=${() => load(next)}>More runs</button>`}
+  </section>`;
+}
+
+export function Job({ id, me }) {
+  const [job, setJob] = useState(null);
+  const [project, setProject] = useState(null);
+  const [role, setRole] = useState("viewer");
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    (async () => {
+      try {
+        const j = await api("GET", `/jobs/${id}`);
+        const [members, p] = await Promise.all([
+          api("GET", `/projects/${j.project_id}/members`), api("GET", `/projects/${j.project_id}`)]);
+        setProject(p);
+        const mine = members.items.find((m) => m.user === me.user);
+        setRole(me.admin ? "owner" : mine ? mine.role : "viewer");
+        setJob(j);
+      } catch (err) {
+        setError(err);
+      }
+    })();
+  }, [id]);
+  const runNow = async () => {
+    try {
+      const r = await api("POST", `/jobs/${id}/runs`);
+      location.hash = `#/runs/${r.run_id}`;
+    } catch (err) {
+      setError(err);
+    }
+  };
+  if (!job) return html`<h1>Job</h1><${ErrorNote} error=${error} />${!error && html`<p class="loading">Loading…</p>`}`;
+  return html`
+    <p class="crumbs"><a href="#/projects">Projects</a> / <a href="#/projects/${job.project_id}">${project.name}</a> /</p>
+    <h1>${job.name}</h1>
+    ${may(role, "runner") && html`<p><button onClick=${runNow}>Run now</button></p>`}
+    <${ErrorNote} error=${error} />
+    <${Definition} job=${job} />
+    <${Schedule} job=${job} role=${role} />
+    <${History} job=${job} />`;
+}
