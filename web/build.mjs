@@ -28,6 +28,8 @@ const built = await esbuild.build({
   target: ["chrome110", "firefox115", "safari16"],
   outdir: assets,
   entryNames: "[name].[hash]",
+  chunkNames: "chunk.[hash]",
+  splitting: true,
   legalComments: "none",
   metafile: true,
   logLevel: "warning",
@@ -55,9 +57,19 @@ for (const file of [path.join(out, "index.html"), ...fs.readdirSync(assets).map(
   fs.writeFileSync(file + ".gz", gz);
   sizes.push([path.relative(out, file), fs.statSync(file).size, gz.length]);
 }
-const js = sizes.filter(([f]) => f.endsWith(".js")).reduce((n, [, , gz]) => n + gz, 0);
+// The first page's JavaScript: the entry and what it imports statically (a page
+// loaded on demand, such as the console, is a chunk of its own).
+const first = new Set();
+const visit = (file) => {
+  if (first.has(file)) return;
+  first.add(file);
+  for (const i of built.metafile.outputs[file].imports) if (i.kind === "import-statement") visit(i.path);
+};
+visit(Object.keys(built.metafile.outputs).find((f) => built.metafile.outputs[f].entryPoint && f.endsWith(".js")));
+const firstNames = new Set([...first].map((f) => path.relative(out, path.resolve(f))));
+const js = sizes.filter(([f]) => firstNames.has(f)).reduce((n, [, , gz]) => n + gz, 0);
 for (const [f, raw, gz] of sizes) console.log(`web: ${f} ${raw} bytes, ${gz} gzipped`);
-console.log(`web: JavaScript of the first page ${js} bytes gzipped (budget ${BUDGET})`);
+console.log(`web: JavaScript of the first page ${js} bytes gzipped (budget ${BUDGET}): ${[...firstNames].join(", ")}`);
 if (js > BUDGET) {
   console.error(`web: over the budget of ${BUDGET} bytes`);
   process.exit(1);

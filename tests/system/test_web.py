@@ -110,17 +110,19 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
         assert cur.fetchall() == [(2, "PEAR"), (3, "FIG")]
     # Three jobs; the one that failed is the one unread notification (the badge's 1).
     jobs = {j["name"]: j for j in webby.get(f"/api/v1/projects/{project['id']}/jobs")[1]["jobs"]}
-    assert sorted(jobs) == ["broken", "fruit copy", "tidy"]
+    assert sorted(jobs) == ["broken", "fruit copy", "fruit rows", "tidy"]
+    assert (jobs["fruit rows"]["kind"], jobs["fruit rows"]["destination_table"]) == (
+        "sql_transfer", f"{table}_again")
     assert jobs["fruit copy"]["schedule"]["cron"] == "0 3 * * *"
     runs = {name: webby.get(f"/api/v1/jobs/{j['id']}/runs")[1]["runs"] for name, j in jobs.items()}
     assert {name: [r["status"] for r in rs] for name, rs in runs.items()} == {
-        "broken": ["failed"], "fruit copy": ["succeeded"], "tidy": ["succeeded"]}
+        "broken": ["failed"], "fruit copy": ["succeeded"], "fruit rows": [], "tidy": ["succeeded"]}
     status, inbox, _ = webby.get("/api/v1/notifications?unread=true")
     assert [(n["id"], n["status"]) for n in inbox["notifications"]] == [
         (runs["broken"][0]["id"], "failed")]
     for size in ("laptop", "phone"):
-        for name in ("signin", "projects", "project", "job", "run", "run-log", "projects-confirm",
-                     "tokens"):
+        for name in ("signin", "projects", "project", "job", "run", "run-log", "console",
+                     "projects-confirm", "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000
 
 

@@ -23,6 +23,19 @@ function useRoute() {
   return route;
 }
 
+// A page loaded on demand (its own chunk): the console and its editor.
+function Lazy({ load, name, ...props }) {
+  const [mod, setMod] = useState(null);
+  const [failed, setFailed] = useState(null);
+  useEffect(() => {
+    load().then(setMod, setFailed);
+  }, []);
+  if (failed) return html`<p class="error" role="alert">This page could not be loaded: ${failed.message}</p>`;
+  if (!mod) return html`<p class="loading">Loading…</p>`;
+  const Page = mod[name];
+  return html`<${Page} ...${props} />`;
+}
+
 function Badge({ count }) {
   if (!count) return null;
   return html`<span class="badge" aria-label="${count} unread notifications">${count}</span>`;
@@ -81,6 +94,8 @@ function App() {
   if (route[0] === "tokens") page = html`<${Tokens} />`;
   else if (route[0] === "jobs" && route[1]) page = html`<${Job} id=${route[1]} me=${me} key=${route[1]} />`;
   else if (route[0] === "runs" && route[1]) page = html`<${Run} id=${route[1]} key=${route[1]} />`;
+  else if (route[0] === "projects" && route[1] && route[2] === "console")
+    page = html`<${Lazy} load=${() => import("./pages/console.js")} name="Console" id=${route[1]} me=${me} key=${route[1]} />`;
   else if (route[0] === "projects" && route[1]) page = html`<${Project} id=${route[1]} me=${me} key=${route[1]} />`;
   else page = html`<${Projects} me=${me} />`;
   return html`<${Frame} me=${me} route=${route} onSignOut=${signOut}>${page}<//>`;

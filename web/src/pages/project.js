@@ -74,7 +74,8 @@ export function Project({ id, me }) {
   return html`
     <p class="crumbs"><a href="#/projects">Projects</a> /</p>
     <h1>${project.name} <span class="state ${project.active ? "on" : "off"}">${project.active ? "active" : "inactive"}</span></h1>
-    <p class="muted">Your role: <strong>${role}</strong></p>
+    <p class="muted">Your role: <strong>${role}</strong>
+      ${may(role, "runner") && html` · <a href="#/projects/${project.id}/console">SQL console</a>`}</p>
     <${Connections} project=${project} role=${role} />
     <${Jobs} project=${project} role=${role} />
     <${Members} project=${project} members=${members} role=${role} onChanged=${load} />`;
