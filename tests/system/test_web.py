@@ -108,7 +108,7 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     with pg.cursor() as cur:
         cur.execute(f"SELECT id, name FROM {table} ORDER BY id")
         assert cur.fetchall() == [(2, "PEAR"), (3, "FIG")]
-    # Three jobs; the one that failed is the one unread notification (the badge's 1).
+    # Four jobs; the one that failed was the one notification, read in the inbox.
     jobs = {j["name"]: j for j in webby.get(f"/api/v1/projects/{project['id']}/jobs")[1]["jobs"]}
     assert sorted(jobs) == ["broken", "fruit copy", "fruit rows", "tidy"]
     assert (jobs["fruit rows"]["kind"], jobs["fruit rows"]["destination_table"]) == (
@@ -117,11 +117,12 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     runs = {name: webby.get(f"/api/v1/jobs/{j['id']}/runs")[1]["runs"] for name, j in jobs.items()}
     assert {name: [r["status"] for r in rs] for name, rs in runs.items()} == {
         "broken": ["failed"], "fruit copy": ["succeeded"], "fruit rows": [], "tidy": ["succeeded"]}
-    status, inbox, _ = webby.get("/api/v1/notifications?unread=true")
-    assert [(n["id"], n["status"]) for n in inbox["notifications"]] == [
-        (runs["broken"][0]["id"], "failed")]
+    status, inbox, _ = webby.get("/api/v1/notifications")
+    assert [(n["id"], n["status"], n["read"]) for n in inbox["notifications"]] == [
+        (runs["broken"][0]["id"], "failed", True)]
     for size in ("laptop", "phone"):
-        for name in ("signin", "projects", "project", "job", "run", "run-log", "console",
+        for name in ("signin", "projects", "project", "job", "run", "run-log", "inbox", "dashboard",
+                     "console",
                      "projects-confirm", "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000
 

@@ -4,7 +4,8 @@ import { render } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import "./app.css";
 import { api, setCsrf } from "./api.js";
-import { html } from "./ui.js";
+import { html, Lazy } from "./ui.js";
+import { Inbox } from "./pages/inbox.js";
 import { SignIn } from "./pages/signin.js";
 import { Projects } from "./pages/projects.js";
 import { Tokens } from "./pages/tokens.js";
@@ -23,46 +24,19 @@ function useRoute() {
   return route;
 }
 
-// A page loaded on demand (its own chunk): the console and its editor.
-function Lazy({ load, name, ...props }) {
-  const [mod, setMod] = useState(null);
-  const [failed, setFailed] = useState(null);
-  useEffect(() => {
-    load().then(setMod, setFailed);
-  }, []);
-  if (failed) return html`<p class="error" role="alert">This page could not be loaded: ${failed.message}</p>`;
-  if (!mod) return html`<p class="loading">Loading…</p>`;
-  const Page = mod[name];
-  return html`<${Page} ...${props} />`;
-}
-
 function Badge({ count }) {
   if (!count) return null;
   return html`<span class="badge" aria-label="${count} unread notifications">${count}</span>`;
 }
 
-function Frame({ me, route, onSignOut, children }) {
-  const [unread, setUnread] = useState(0);
-  useEffect(() => {
-    let live = true;
-    const look = () =>
-      api("GET", "/notifications/unread-count")
-        .then((r) => live && setUnread(r.unread))
-        .catch(() => {});
-    look();
-    const timer = setInterval(look, 30000);
-    return () => {
-      live = false;
-      clearInterval(timer);
-    };
-  }, [route.join("/")]); /* asked again on every page */
+function Frame({ me, unread, onSignOut, children }) {
   return html`
     <header class="bar">
       <a class="brand" href="#/projects">Convutell</a>
       <nav aria-label="Main">
         <a href="#/projects">Projects</a>
+        <a href="#/inbox">Notifications <${Badge} count=${unread} /></a>
         <a href="#/tokens">API tokens</a>
-        <span class="inbox">Notifications <${Badge} count=${unread} /></span>
       </nav>
       <span class="who">${me.user}${me.admin ? " (administrator)" : ""}</span>
       <button class="quiet" onClick=${onSignOut}>Sign out</button>
@@ -72,7 +46,20 @@ function Frame({ me, route, onSignOut, children }) {
 
 function App() {
   const [me, setMe] = useState(undefined); // undefined: not known yet; null: signed out
+  const [unread, setUnread] = useState(0);
   const route = useRoute();
+  const signedIn = !!me;
+
+  // The unread count: asked on every page, every 30 s, and after marking read.
+  const countUnread = useCallback(() => {
+    api("GET", "/notifications/unread-count").then((r) => setUnread(r.unread), () => {});
+  }, []);
+  useEffect(() => {
+    if (!signedIn) return;
+    countUnread();
+    const timer = setInterval(countUnread, 30000);
+    return () => clearInterval(timer);
+  }, [signedIn, route.join("/")]);
 
   const learn = useCallback(async () => {
     const r = await api("GET", "/sessions/current");
@@ -92,13 +79,14 @@ function App() {
   if (me === null) return html`<${SignIn} onSignedIn=${learn} />`;
   let page;
   if (route[0] === "tokens") page = html`<${Tokens} />`;
+  else if (route[0] === "inbox") page = html`<${Inbox} onRead=${countUnread} />`;
   else if (route[0] === "jobs" && route[1]) page = html`<${Job} id=${route[1]} me=${me} key=${route[1]} />`;
   else if (route[0] === "runs" && route[1]) page = html`<${Run} id=${route[1]} key=${route[1]} />`;
   else if (route[0] === "projects" && route[1] && route[2] === "console")
     page = html`<${Lazy} load=${() => import("./pages/console.js")} name="Console" id=${route[1]} me=${me} key=${route[1]} />`;
   else if (route[0] === "projects" && route[1]) page = html`<${Project} id=${route[1]} me=${me} key=${route[1]} />`;
   else page = html`<${Projects} me=${me} />`;
-  return html`<${Frame} me=${me} route=${route} onSignOut=${signOut}>${page}<//>`;
+  return html`<${Frame} me=${me} unread=${unread} onSignOut=${signOut}>${page}<//>`;
 }
 
 render(html`<${App} />`, document.getElementById("app"));

@@ -196,9 +196,28 @@ async function main() {
       await page.waitForTimeout(500);
       await page.getByRole("link", { name: "API tokens" }).click();
     }
+
+    // The inbox: the failed run, linked; marked read, the badge goes.
+    await page.getByRole("link", { name: /^Notifications/ }).click();
+    await page.getByRole("heading", { name: "Notifications" }).waitFor();
+    await page.getByText(/no_such_table_at_all/).waitFor();
+    await look(page, "inbox");
+    await page.getByRole("link", { name: /^Run [0-9a-f]{8} failed$/ }).click();
+    await page.getByText("failed", { exact: true }).waitFor();
+    await page.getByRole("link", { name: /^Notifications/ }).click();
+    await page.getByRole("button", { name: "Mark read" }).click();
+    await page.getByRole("button", { name: "Mark read" }).waitFor({ state: "detached" });
+    await page.getByLabel("1 unread notifications").waitFor({ state: "detached" });
+    await page.getByRole("link", { name: "Projects", exact: true }).first().click();
+
+    // The dashboard: the three runs of the day (3 rows copied, 3 changed), as numbers and charts.
+    await page.getByRole("link", { name: "web keep" }).click();
+    await page.getByText(/^Last 14 days: 3 runs, 2 succeeded, 1 failed; 6 rows written/).waitFor();
+    await page.locator("figure.chart canvas").nth(2).waitFor();
+    await look(page, "dashboard");
+
     // The SQL console: a count on the destination, 10,000 rows in the grid, a
     // CSV download, a cancel, a saved query made into a transfer job.
-    await page.getByRole("link", { name: "web keep" }).click();
     await page.getByRole("link", { name: "SQL console" }).click();
     const editor = page.getByRole("textbox", { name: "SQL statement" });
     await editor.waitFor();

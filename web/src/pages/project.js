@@ -2,7 +2,7 @@
 // a worker), its jobs with their last runs, and its members (owners share).
 import { useEffect, useState } from "preact/hooks";
 import { all, api } from "../api.js";
-import { ErrorNote, html, may, when } from "../ui.js";
+import { ErrorNote, html, Lazy, may, when } from "../ui.js";
 import { Connections } from "./connections.js";
 import { Members } from "./members.js";
 import { NewJob } from "./job.js";
@@ -76,6 +76,10 @@ export function Project({ id, me }) {
     <h1>${project.name} <span class="state ${project.active ? "on" : "off"}">${project.active ? "active" : "inactive"}</span></h1>
     <p class="muted">Your role: <strong>${role}</strong>
       ${may(role, "runner") && html` · <a href="#/projects/${project.id}/console">SQL console</a>`}</p>
+    <section aria-labelledby="dash-h">
+      <h2 id="dash-h">Dashboard</h2>
+      <${Lazy} load=${() => import("./dashboard.js")} name="Dashboard" project=${project} />
+    </section>
     <${Connections} project=${project} role=${role} />
     <${Jobs} project=${project} role=${role} />
     <${Members} project=${project} members=${members} role=${role} onChanged=${load} />`;
