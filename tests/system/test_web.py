@@ -69,22 +69,30 @@ def test_the_page_and_its_assets_are_served_with_their_headers(services):
 
 
 def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
-    make_user(api, "webby", admin=False, password="webby-password-1")
-    make_user(api, "webmate", admin=False, password="webmate-password-1")
+    make_user(api, "webadmin", admin=True, password="webadmin-password-1")
     sqlite = tmp_path / "origin.db"
     with sqlite3.connect(sqlite) as db:
         db.execute("CREATE TABLE fruit (id INTEGER PRIMARY KEY, name TEXT)")
         db.executemany("INSERT INTO fruit VALUES (?, ?)", [(1, "apple"), (2, "pear"), (3, "fig")])
     table = f"web_fruit_{os.getpid()}"
     shots = os.path.join(ROOT, "build", "web-shots")
-    env = dict(os.environ, CV_WEB_BASE=BASE, CV_WEB_USER="webby", CV_WEB_PASSWORD="webby-password-1",
+    env = dict(os.environ, CV_WEB_BASE=BASE, CV_WEB_ADMIN="webadmin",
+               CV_WEB_ADMIN_PASSWORD="webadmin-password-1",
+               CV_WEB_USER="webby", CV_WEB_PASSWORD="webby-password-1",
                CV_WEB_SQLITE=str(sqlite), CV_WEB_PG=PG_ODBC, CV_WEB_SHOTS=shots,
                CV_WEB_MEMBER="webmate", CV_WEB_TABLE=table)
     done = subprocess.run(["node", os.path.join(ROOT, "web", "test", "journey.mjs")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    # What the journey left: one project, renamed and inactive, with its two
-    # ends and the connection added on its page, shared with webmate as runner;
+    # What the journey left: the two users the administrator made, both active;
+    status, users, _ = api.get("/api/v1/users")
+    assert [(u["name"], u.get("display_name"), u["disabled"], u["admin"], u["created_by"])
+            for u in users["items"] if u["name"].startswith("web")] == [
+        ("webadmin", "webadmin", False, True, "admin"),
+        ("webby", "Webby Webster", False, False, "webadmin"),
+        ("webmate", "webmate", False, False, "webadmin")]
+    # one project, renamed and inactive, with its two
+    # ends and the connection added on its page, shared with webmate as viewer;
     # the other deleted; the token it made revoked.
     webby = api.as_user(login_token(api))
     status, page, _ = webby.get("/api/v1/projects")
@@ -101,7 +109,7 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
         ("web keep origin", "Driver=SQLite3")]
     status, members, _ = webby.get(f"/api/v1/projects/{project['id']}/members")
     assert sorted((m["user"], m["role"]) for m in members["items"]) == [("webby", "owner"),
-                                                                        ("webmate", "runner")]
+                                                                        ("webmate", "viewer")]
     status, tokens, _ = webby.get("/api/v1/tokens")
     assert [t["name"] for t in tokens["items"] if t["name"] == "web ci"] == []
     # The transfer copied the three rows, the SQL job changed two of them.
@@ -121,7 +129,7 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     assert [(n["id"], n["status"], n["read"]) for n in inbox["notifications"]] == [
         (runs["broken"][0]["id"], "failed", True)]
     for size in ("laptop", "phone"):
-        for name in ("signin", "projects", "project", "job", "run", "run-log", "inbox", "dashboard",
+        for name in ("signin", "admin", "projects", "project", "project-viewer", "job", "run", "run-log", "inbox", "dashboard",
                      "console",
                      "projects-confirm", "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000

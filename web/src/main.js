@@ -6,6 +6,7 @@ import "./app.css";
 import { api, setCsrf } from "./api.js";
 import { html, Lazy } from "./ui.js";
 import { Inbox } from "./pages/inbox.js";
+import { Admin } from "./pages/admin.js";
 import { SignIn } from "./pages/signin.js";
 import { Projects } from "./pages/projects.js";
 import { Tokens } from "./pages/tokens.js";
@@ -37,6 +38,7 @@ function Frame({ me, unread, onSignOut, children }) {
         <a href="#/projects">Projects</a>
         <a href="#/inbox">Notifications <${Badge} count=${unread} /></a>
         <a href="#/tokens">API tokens</a>
+        ${me.admin && html`<a href="#/admin">Administration</a>`}
       </nav>
       <span class="who">${me.user}${me.admin ? " (administrator)" : ""}</span>
       <button class="quiet" onClick=${onSignOut}>Sign out</button>
@@ -74,11 +76,13 @@ function App() {
     await api("DELETE", "/sessions").catch(() => {});
     setCsrf("");
     setMe(null);
+    location.hash = "#/projects"; /* the next person starts from the start */
   };
   if (me === undefined) return html`<p class="loading">Loading…</p>`;
   if (me === null) return html`<${SignIn} onSignedIn=${learn} />`;
   let page;
   if (route[0] === "tokens") page = html`<${Tokens} />`;
+  else if (route[0] === "admin") page = html`<${Admin} me=${me} />`;
   else if (route[0] === "inbox") page = html`<${Inbox} onRead=${countUnread} />`;
   else if (route[0] === "jobs" && route[1]) page = html`<${Job} id=${route[1]} me=${me} key=${route[1]} />`;
   else if (route[0] === "runs" && route[1]) page = html`<${Run} id=${route[1]} key=${route[1]} />`;

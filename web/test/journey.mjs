@@ -1,17 +1,21 @@
 // journey.mjs - the web interface in a real Chromium (Debian's, driven by
-// playwright-core), as a person takes it: sign in, create two projects (each
+// playwright-core), as a person takes it: an administrator signs in and makes
+// two users (one with a one-time password), disables and enables one, reads the
+// audit log; the first user signs in, creates two projects (each
 // with its two connections), open one, add a connection with the driver picker
 // and test it and the destination on a worker, share the project with a second
 // user and change their role, create a transfer job, schedule it and read its
 // next fire times, run it and watch it succeed, run an SQL job and find its log
 // line by search, run one that fails and see the unread badge count it, rename and deactivate the project, delete the
 // other after its confirmation, create an API token (shown once) and revoke
-// it, sign out.
+// it, sign out; then sign in as the second user, a viewer, and find no run
+// button, no console, no form and no credential.
 //
 // Run by tests/system/test_web.py against the test stack's API:
 //   node web/test/journey.mjs   with CV_WEB_BASE, CV_WEB_USER, CV_WEB_PASSWORD,
 //   CV_WEB_SQLITE (an SQLite file), CV_WEB_PG (an ODBC string), CV_WEB_SHOTS (a folder),
-//   CV_WEB_MEMBER (a user to share the project with), CV_WEB_TABLE (a PostgreSQL
+//   CV_WEB_ADMIN and CV_WEB_ADMIN_PASSWORD (an administrator, who makes the users
+//   CV_WEB_USER and CV_WEB_MEMBER in the page), CV_WEB_TABLE (a PostgreSQL
 //   table the transfer job creates from the SQLite file's `fruit`)
 // Fails (exit 1) on any step that does not show what it should, on any console
 // error, failed request or answer of 400 and above, and on any serious or
@@ -60,6 +64,7 @@ async function look(page, name) {
       problems.push(`axe on ${name}: ${v.impact} ${v.id} (${v.nodes} nodes): ${v.help}`);
   for (const [size, viewport] of SIZES) {
     await page.setViewportSize(viewport);
+    await page.waitForTimeout(200); // what a resize re-renders (the charts)
     await page.screenshot({ path: path.join(SHOTS, `${name}-${size}.png`), fullPage: true });
   }
   await page.setViewportSize(SIZES[0][1]);
@@ -93,9 +98,41 @@ async function main() {
     page.setDefaultTimeout(15000);
     watch(page);
 
+    const signIn = async (name, password) => {
+      await page.getByRole("form", { name: "Sign in" }).waitFor();
+      await page.getByLabel("User name").fill(name);
+      await page.getByLabel("Password").fill(password);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.locator(".who", { hasText: name }).waitFor();
+    };
     await page.goto(BASE + "/");
     await page.getByRole("form", { name: "Sign in" }).waitFor();
     await look(page, "signin");
+
+    // The administrator makes the two users: one with a password, one with a
+    // one-time password the page shows once.
+    await signIn(env("CV_WEB_ADMIN"), env("CV_WEB_ADMIN_PASSWORD"));
+    await page.getByRole("link", { name: "Administration" }).click();
+    const newUser = page.getByRole("form", { name: "New user" });
+    await newUser.getByLabel("User name").fill(env("CV_WEB_USER"));
+    await newUser.getByLabel("Display name").fill("Webby Webster");
+    await newUser.getByLabel(/^Password/).fill(env("CV_WEB_PASSWORD"));
+    await newUser.getByRole("button", { name: "Create user" }).click();
+    await page.getByRole("row", { name: new RegExp(`^${env("CV_WEB_USER")} Webby Webster active`) }).waitFor();
+    await newUser.getByLabel("User name").fill(env("CV_WEB_MEMBER"));
+    await newUser.getByRole("button", { name: "Create user" }).click();
+    const once = page.locator(".shown-once code.token");
+    await once.waitFor();
+    const memberPassword = await once.textContent();
+    const mate = page.getByRole("row", { name: new RegExp(`^${env("CV_WEB_MEMBER")} `) });
+    await mate.getByRole("button", { name: "Disable" }).click();
+    await mate.getByText("disabled", { exact: true }).waitFor();
+    await mate.getByRole("button", { name: "Enable" }).click();
+    await mate.getByText("active", { exact: true }).waitFor();
+    await page.getByRole("row", { name: /POST \/api\/v1\/users 201/ }).first().waitFor();
+    await look(page, "admin");
+    await page.getByRole("button", { name: "Sign out" }).click();
+
     await page.getByLabel("User name").fill(env("CV_WEB_USER"));
     await page.getByLabel("Password").fill(env("CV_WEB_PASSWORD"));
     await page.getByRole("button", { name: "Sign in" }).click();
@@ -128,11 +165,11 @@ async function main() {
     await page.getByRole("region", { name: "Jobs" }).getByText("No jobs yet.").waitFor();
     const share = page.getByRole("form", { name: "Share the project" });
     await share.getByLabel("User name").fill(env("CV_WEB_MEMBER"));
-    await share.getByLabel("Role").selectOption("viewer");
+    await share.getByLabel("Role").selectOption("runner");
     await share.getByRole("button", { name: "Share" }).click();
     const member = page.getByRole("row", { name: new RegExp(env("CV_WEB_MEMBER")) });
     await member.waitFor();
-    await member.getByLabel(`Role of ${env("CV_WEB_MEMBER")}`).selectOption("runner");
+    await member.getByLabel(`Role of ${env("CV_WEB_MEMBER")}`).selectOption("viewer");
     await page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/members/"));
     await look(page, "project");
 
@@ -301,6 +338,29 @@ async function main() {
     await page.getByRole("form", { name: "Sign in" }).waitFor();
     await page.reload();
     await page.getByRole("form", { name: "Sign in" }).waitFor(); // the session is over
+
+    // The viewer: reads the project, its jobs and runs; no run button, no
+    // console, no form to change anything, and no credential in any string.
+    await signIn(env("CV_WEB_MEMBER"), memberPassword);
+    await page.getByRole("link", { name: "web kept" }).click();
+    await page.getByText("Your role: viewer").waitFor();
+    await page.getByRole("link", { name: "fruit copy" }).waitFor();
+    const main = page.locator("main");
+    for (const [role, name] of [["link", "SQL console"], ["button", "Test"], ["group", "Add a connection"], ["group", "New job"]])
+      if (await main.getByRole(role, { name, exact: true }).count()) problems.push(`a viewer sees the ${role} "${name}"`);
+    if (!(await main.getByRole("group", { name: "Add a connection", exact: true }).count() === 0 &&
+          (await page.getByText("Add a connection").count()) === 0)) problems.push("a viewer may add a connection");
+    if ((await page.getByRole("form", { name: "Share the project" }).count()) !== 0) problems.push("a viewer may share");
+    const strings = await page.locator("code.odbc").allTextContents();
+    if (strings.length !== 3 || strings.some((t) => /UID=|PWD=/i.test(t)))
+      problems.push(`a viewer reads the connection strings ${JSON.stringify(strings)}`);
+    await look(page, "project-viewer");
+    await page.getByRole("link", { name: "fruit copy" }).click();
+    await page.getByRole("region", { name: "Runs" }).getByRole("cell", { name: "succeeded" }).waitFor();
+    if (await page.getByRole("button", { name: "Run now" }).count()) problems.push("a viewer sees Run now");
+    if (await page.getByRole("form", { name: "Set the schedule" }).count()) problems.push("a viewer may schedule");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("form", { name: "Sign in" }).waitFor();
     console.log(JSON.stringify({ token: shown }));
   } catch (e) {
     if (current) {

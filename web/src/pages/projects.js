@@ -90,7 +90,7 @@ function Row({ p, onChanged, onError }) {
           : html`<a class="name" href="#/projects/${p.id}">${p.name}</a>`}
       </td>
       <td><span class="state ${p.active ? "on" : "off"}">${p.active ? "active" : "inactive"}</span></td>
-      <td>${when(p.created_at)}</td>
+      <td class="wide">${when(p.created_at)}</td>
       <td><div class="actions">
         ${confirming
           ? html`<span role="alert">Delete ${p.name} and its jobs?</span>
@@ -127,7 +127,7 @@ export function Projects() {
       : projects.length === 0
       ? html`<p class="empty">No projects yet: create one above.</p>`
       : html`<div class="scroll"><table>
-          <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Created</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
+          <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col" class="wide">Created</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
           <tbody>${projects.map((p) => html`<${Row} key=${p.id} p=${p} onChanged=${load} onError=${setError} />`)}</tbody>
         </table></div>`}`;
 }

@@ -64,10 +64,10 @@ export function Tokens() {
     ${tokens === null
       ? html`<p class="loading">Loading…</p>`
       : html`<div class="scroll"><table>
-          <thead><tr><th scope="col">Name</th><th scope="col">Scope</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
+          <thead><tr><th scope="col">Name</th><th scope="col">Scope</th><th scope="col" class="wide">Created</th><th scope="col">Expires</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
           <tbody>${tokens.map(
             (t) => html`<tr key=${t.id}>
-              <td>${t.name}</td><td>${t.scope}</td><td>${when(t.created_at)}</td><td>${when(t.expires_at)}</td>
+              <td>${t.name}</td><td>${t.scope}</td><td class="wide">${when(t.created_at)}</td><td>${when(t.expires_at)}</td>
               <td><div class="actions"><button class="quiet" onClick=${() => revoke(t.id)}>Revoke</button></div></td>
             </tr>`)}</tbody>
         </table></div>`}`;
