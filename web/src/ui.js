@@ -1,6 +1,7 @@
 // ui.js - what every page shares: htm bound to Preact, and small pieces.
 import { h } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { api } from "./api.js";
 import htm from "htm";
 
 export const html = htm.bind(h);
@@ -36,3 +37,27 @@ export function Lazy({ load, name, ...props }) {
   return html`<${Page} ...${props} />`;
 }
 
+
+// A paginated list (`next` cursors) read a page at a time: the items so far,
+// whether there are more, and the error if a page could not be read. A new
+// path (other filters) starts again from its first page.
+export function usePaged(path, key) {
+  const [items, setItems] = useState(null);
+  const [next, setNext] = useState(null);
+  const [error, setError] = useState(null);
+  const load = async (cursor) => {
+    const sep = path.includes("?") ? "&" : "?";
+    try {
+      const page = await api("GET", path + (cursor ? `${sep}cursor=${encodeURIComponent(cursor)}` : ""));
+      setItems((old) => (cursor ? old.concat(page[key]) : page[key]));
+      setNext(page.next);
+      setError(null);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  useEffect(() => {
+    load(null);
+  }, [path]);
+  return { items, next, error, more: () => load(next), reload: () => load(null) };
+}

@@ -2,7 +2,7 @@
 // password) and the audit log of every change, newest first.
 import { useEffect, useState } from "preact/hooks";
 import { all, api } from "../api.js";
-import { ErrorNote, html, when } from "../ui.js";
+import { ErrorNote, html, usePaged, when } from "../ui.js";
 
 function Users() {
   const [users, setUsers] = useState(null);
@@ -72,31 +72,17 @@ function Users() {
 }
 
 function Audit() {
-  const [records, setRecords] = useState([]);
-  const [next, setNext] = useState(null);
-  const [error, setError] = useState(null);
-  const load = async (cursor) => {
-    try {
-      const page = await api("GET", `/audit?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-      setRecords((old) => (cursor ? old.concat(page.records) : page.records));
-      setNext(page.next);
-    } catch (err) {
-      setError(err);
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, []);
+  const log = usePaged("/audit?limit=50", "records");
   return html`<section aria-labelledby="audit-h">
     <h2 id="audit-h">Audit log</h2>
-    <${ErrorNote} error=${error} />
+    <${ErrorNote} error=${log.error} />
     <div class="scroll"><table>
       <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Target</th></tr></thead>
-      <tbody>${records.map((r, i) => html`<tr key=${i}>
+      <tbody>${(log.items || []).map((r, i) => html`<tr key=${i}>
         <td>${when(r.at)}</td><td>${r.user}</td><td><code>${r.action}</code> ${r.status}</td>
         <td><code>${r.target || ""}${r.item ? ` ${r.item}` : ""}</code></td></tr>`)}</tbody>
     </table></div>
-    ${next && html`<button class="quiet" onClick=${() => load(next)}>More</button>`}
+    ${log.next && html`<button class="quiet" onClick=${log.more}>More</button>`}
   </section>`;
 }
 

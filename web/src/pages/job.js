@@ -3,7 +3,7 @@
 // history filtered by status and trigger, a page at a time.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
-import { ErrorNote, html, may, when } from "../ui.js";
+import { ErrorNote, html, may, usePaged, when } from "../ui.js";
 
 const KINDS = {
   sql_transfer: "SQL transfer (origin → destination)",
@@ -130,25 +130,10 @@ const STATUSES = ["", "queued", "running", "retrying", "succeeded", "failed", "c
 
 function History({ job }) {
   const [filter, setFilter] = useState({ status: "", trigger: "" });
-  const [pages, setPages] = useState([]);
-  const [next, setNext] = useState(null);
-  const [error, setError] = useState(null);
-  const load = async (cursor) => {
-    const q = new URLSearchParams({ limit: "20" });
-    if (filter.status) q.set("status", filter.status);
-    if (filter.trigger) q.set("trigger", filter.trigger);
-    if (cursor) q.set("cursor", cursor);
-    try {
-      const page = await api("GET", `/jobs/${job.id}/runs?${q}`);
-      setPages((old) => (cursor ? old.concat(page.runs) : page.runs));
-      setNext(page.next);
-    } catch (err) {
-      setError(err);
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, [job.id, filter.status, filter.trigger]);
+  const q = new URLSearchParams({ limit: "20" });
+  if (filter.status) q.set("status", filter.status);
+  if (filter.trigger) q.set("trigger", filter.trigger);
+  const runs = usePaged(`/jobs/${job.id}/runs?${q}`, "runs");
   const pick = (k) => (e) => setFilter({ ...filter, [k]: e.target.value });
   return html`<section aria-labelledby="hist-h">
     <h2 id="hist-h">Runs</h2>
@@ -158,16 +143,16 @@ function History({ job }) {
       <label>Trigger <select value=${filter.trigger} onChange=${pick("trigger")}>
         ${["", "manual", "schedule", "external"].map((s) => html`<option value=${s}>${s || "any"}</option>`)}</select></label>
     </div>
-    <${ErrorNote} error=${error} />
+    <${ErrorNote} error=${runs.error} />
     <div class="scroll"><table>
       <thead><tr><th scope="col">Run</th><th scope="col">Status</th><th scope="col">Trigger</th><th scope="col">Queued</th><th scope="col">Rows written</th></tr></thead>
-      <tbody>${pages.map((r) => html`<tr key=${r.id}>
+      <tbody>${(runs.items || []).map((r) => html`<tr key=${r.id}>
         <td><a href="#/runs/${r.id}">${r.id.slice(0, 8)}</a></td>
         <td><span class="mark ${r.status}"></span> ${r.status}</td><td>${r.trigger || "—"}</td>
         <td>${when(r.queued_at || r.created_at)}</td><td>${r.rows_written ?? "—"}</td></tr>`)}</tbody>
     </table></div>
-    ${pages.length === 0 && html`<p class="empty">No runs.</p>`}
-    ${next && html`<button class="quiet" onClick=${() => load(next)}>More runs</button>`}
+    ${runs.items && runs.items.length === 0 && html`<p class="empty">No runs.</p>`}
+    ${runs.next && html`<button class="quiet" onClick=${runs.more}>More runs</button>`}
   </section>`;
 }
 
