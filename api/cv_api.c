@@ -287,6 +287,7 @@ static const route routes[] = {
     {"PATCH", "users/{}", SIGNED, NONE, cv_api_patch_user},
     {"DELETE", "users/{}", ADMIN, NONE, cv_api_delete_user},
     {"GET", "audit", ADMIN, NONE, cv_api_list_audit},
+    {"GET", "instance", ADMIN, NONE, cv_api_instance},         /* health, workers, lag */
     {"GET", "notifications", SIGNED, NONE, cv_api_list_inbox}, /* of the caller's projects */
     {"GET", "notifications/unread-count", SIGNED, NONE, cv_api_unread_count},
     {"POST", "notifications/read-all", SIGNED, NONE, cv_api_mark_all_read},

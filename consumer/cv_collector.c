@@ -32,7 +32,7 @@
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
 
-#define COLLECTOR_GROUP "convutell-collector"
+#define COLLECTOR_GROUP CV_GROUP_COLLECTOR
 /* Messages handled together: the events of 200 small jobs are two inserts (measured
  * against 500 and 2,000: within the noise of 2,000, at half its memory). */
 #define BATCH_MAX 1000

@@ -26,9 +26,10 @@
 
 #include "cv_attempt.h"
 #include "cv_err.h"
+#include "cv_kafka.h"
 
 #define CV_CONSOLE_SLOTS 4
-#define CV_CONSOLE_GROUP "convutell-console"
+#define CV_CONSOLE_GROUP CV_GROUP_CONSOLE
 
 typedef struct cv_console cv_console;
 

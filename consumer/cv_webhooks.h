@@ -23,8 +23,9 @@
 
 #include "cv_config.h"
 #include "cv_err.h"
+#include "cv_kafka.h"
 
-#define CV_WEBHOOKS_GROUP "convutell-webhooks"
+#define CV_WEBHOOKS_GROUP CV_GROUP_WEBHOOKS
 
 typedef struct cv_webhooks cv_webhooks;
 

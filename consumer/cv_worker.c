@@ -11,6 +11,7 @@
 #include "cv_cache.h"
 #include "cv_console.h"
 #include "cv_ending.h"
+#include "cv_beat.h"
 #include "cv_kafka.h"
 #include "cv_launch.h"
 #include "cv_lease.h"
@@ -30,7 +31,7 @@
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
 
-#define WORKER_GROUP "convutell-workers"
+#define WORKER_GROUP CV_GROUP_WORKERS
 /* Messages in hand per attempt the worker may run at once: the ones waiting
  * are claimed as soon as a thread is free, without a fetch round between. A
  * fetch brings runs of the few jobs of one partition, and runs of one job run
@@ -105,6 +106,7 @@ struct cv_worker {
     cv_kafka_consumer *consumer;
     cv_ending *ending;   /* the leases of attempts that ended, marked done */
     cv_console *console; /* the SQL console's queries (cv_console.h) */
+    cv_beat *beat;       /* this worker, seen in CV_COLL_WORKERS (cv_beat.h) */
     slot **slots;        /* in the order they were polled */
     size_t n, cap;
     done_ahead *done; /* DONE_AHEAD_MAX, main thread only (commit()) */
@@ -159,6 +161,9 @@ cv_worker *cv_worker_new(const cv_config *cfg, char *errbuf, size_t errlen) {
                                         cfg->max_poll_interval_ms, errbuf, errlen);
     if (!w->consumer || !(w->console = cv_console_new(&w->r, errbuf, errlen)))
         goto fail;
+    if (!(w->beat = cv_beat_start(w->r.mongo, CV_COLL_WORKERS, cfg->worker_id, w->concurrency,
+                                  errbuf, errlen)))
+        goto fail;
     cv_runner_metrics(&w->r);
     w->m_consumed = cv_metrics_register(CV_METRIC_COUNTER, "convutell_jobs_consumed_total",
                                         "Job messages taken off " CV_TOPIC_JOBS ".", NULL, 0);
@@ -184,6 +189,7 @@ void cv_worker_destroy(cv_worker *w) {
     if (!w)
         return;
     cv_console_destroy(w->console); /* first: its queries use the runner */
+    cv_beat_stop(w->beat);
     for (size_t i = 0; i < w->n; i++)
         slot_free(w->slots[i]); /* none is running: cv_worker_run() waited for them */
     free(w->slots);

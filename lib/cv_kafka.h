@@ -27,6 +27,13 @@
 #define CV_TOPIC_QUERIES "convutell.queries"  /* the SQL console's queries (kind "query") */
 #define CV_TOPIC_REPLIES "convutell.replies"  /* "this query ended", to the API that waits */
 
+/* The consumer groups of the services, each with the topic it reads. */
+#define CV_GROUP_WORKERS "convutell-workers"     /* convutell.jobs: the worker pool */
+#define CV_GROUP_CONSOLE "convutell-console"     /* convutell.queries: the workers' console */
+#define CV_GROUP_COLLECTOR "convutell-collector" /* convutell.events: the collector */
+#define CV_GROUP_WEBHOOKS "convutell-webhooks"   /* convutell.events: webhook deliveries */
+#define CV_GROUP_SCHEDULER "convutell-scheduler" /* convutell.jobs.retry: due retries */
+
 typedef struct cv_kafka_producer cv_kafka_producer;
 typedef struct cv_kafka_consumer cv_kafka_consumer;
 

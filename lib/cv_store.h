@@ -28,6 +28,7 @@
 #define CV_COLL_LEASES "leases"
 #define CV_COLL_TICKS "ticks"                   /* one document per claimed tick */
 #define CV_COLL_SCHEDULERS "schedulers"         /* one heartbeat document per scheduler process */
+#define CV_COLL_WORKERS "workers"               /* one heartbeat document per worker (cv_beat) */
 #define CV_COLL_RETENTION "retention"           /* how far the pruner got, per collection */
 #define CV_COLL_USERS "users"                   /* one per user, _id the name (people/) */
 #define CV_COLL_TOKENS "tokens"                 /* API tokens and sessions, _id their SHA-256 */

@@ -41,7 +41,7 @@
 #define MAINTAIN_EVERY_MS 1000 /* heartbeat, dead schedulers, leases, unsent retries */
 #define SLACK_MS 250           /* other database work only this long before a due tick */
 #define OVERDUE_MS 5000        /* ... unless it has waited this long */
-#define RETRY_GROUP "convutell-scheduler"
+#define RETRY_GROUP CV_GROUP_SCHEDULER
 
 /* ---- pure parts --------------------------------------------------------------- */
 

@@ -113,6 +113,9 @@ async function main() {
     // one-time password the page shows once.
     await signIn(env("CV_WEB_ADMIN"), env("CV_WEB_ADMIN_PASSWORD"));
     await page.getByRole("link", { name: "Administration" }).click();
+    const lagRows = page.getByRole("table", { name: "Consumer lag" }).getByRole("row");
+    await lagRows.nth(5).waitFor(); // a header and the five groups
+    await page.getByRole("table", { name: "Workers" }).getByRole("row").nth(1).waitFor();
     const newUser = page.getByRole("form", { name: "New user" });
     await newUser.getByLabel("User name").fill(env("CV_WEB_USER"));
     await newUser.getByLabel("Display name").fill("Webby Webster");

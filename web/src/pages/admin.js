@@ -86,7 +86,39 @@ function Audit() {
   </section>`;
 }
 
+function Health() {
+  const [inst, setInst] = useState(null);
+  const [error, setError] = useState(null);
+  const load = () => api("GET", "/instance").then(setInst, setError);
+  useEffect(() => {
+    load();
+  }, []);
+  if (error) return html`<${ErrorNote} error=${error} />`;
+  if (!inst) return html`<p class="loading">Loading…</p>`;
+  const state = (v) => html`<span class="state ${v === "ok" ? "on" : "off"}">${v}</span>`;
+  return html`<section aria-labelledby="health-h">
+    <h2 id="health-h">Instance health</h2>
+    <dl class="facts">
+      <dt>status</dt><dd>${state(inst.status)}</dd>
+      <dt>MongoDB</dt><dd>${state(inst.mongodb)}</dd>
+      <dt>Kafka</dt><dd>${state(inst.kafka)}</dd>
+      <dt>workers seen in the last minute</dt><dd>${inst.workers.length}</dd>
+      <dt>schedulers seen in the last minute</dt><dd>${inst.schedulers.length}</dd>
+    </dl>
+    ${inst.workers.length > 0 && html`<div class="scroll"><table aria-label="Workers">
+      <thead><tr><th scope="col">Worker</th><th scope="col">Jobs at once</th><th scope="col">Seen</th></tr></thead>
+      <tbody>${inst.workers.map((w) => html`<tr key=${w.id}><td>${w.id}</td><td>${w.slots}</td><td>${when(w.seen_at)}</td></tr>`)}</tbody>
+    </table></div>`}
+    <div class="scroll"><table aria-label="Consumer lag">
+      <thead><tr><th scope="col">Consumer group</th><th scope="col">Topic</th><th scope="col">Lag</th></tr></thead>
+      <tbody>${inst.lag.map((g) => html`<tr key=${g.group}><td>${g.group}</td><td>${g.topic}</td>
+        <td>${g.error ? html`<span class="error">${g.error}</span>` : g.lag}</td></tr>`)}</tbody>
+    </table></div>
+    <button class="quiet" onClick=${load}>Look again</button>
+  </section>`;
+}
+
 export function Admin({ me }) {
   if (!me.admin) return html`<h1>Administration</h1><p class="error" role="alert">This page is for administrators.</p>`;
-  return html`<h1>Administration</h1><${Users} /><${Audit} />`;
+  return html`<h1>Administration</h1><${Health} /><${Users} /><${Audit} />`;
 }
