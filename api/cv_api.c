@@ -308,6 +308,7 @@ static const route routes[] = {
     {"GET", "projects/{}/notifications", SIGNED, PROJECT(VIEWER), cv_api_list_notifications},
     {"GET", "projects/{}/logs", SIGNED, PROJECT(VIEWER), cv_api_list_project_logs},
     {"GET", "projects/{}/stats", SIGNED, PROJECT(VIEWER), cv_api_project_stats},
+    {"GET", "projects/{}/summary", SIGNED, PROJECT(VIEWER), cv_api_project_summary},
     {"POST", "projects/{}/webhooks", SIGNED, PROJECT(EDITOR), cv_api_create_webhook},
     {"GET", "projects/{}/webhooks", SIGNED, PROJECT(EDITOR), cv_api_list_webhooks},
     {"GET", "webhooks/{}", SIGNED, WEBHOOK(EDITOR), cv_api_get_webhook},

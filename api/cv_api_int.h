@@ -252,7 +252,11 @@ const cv_caller *cv_api_caller(const cv_http_request *req);
  * /api/v1/tokens/{id}; POST, GET /api/v1/users, GET, PATCH and DELETE
  * /api/v1/users/{name} (cv_api_people.c). */
 cv_api_handler cv_api_create_session, cv_api_delete_session, cv_api_current_session;
-cv_api_handler cv_api_instance;
+cv_api_handler cv_api_instance, cv_api_project_summary;
+
+/* The next time the job's schedule fires after now_ms (cv_api_schedule.c); -1 when it
+ * has none, is paused or has ended. */
+int64_t cv_api_next_fire(const bson_t *job, int64_t now_ms);
 cv_api_handler cv_api_create_token, cv_api_list_tokens, cv_api_delete_token;
 cv_api_handler cv_api_create_user, cv_api_list_users, cv_api_get_user, cv_api_patch_user,
     cv_api_delete_user;

@@ -68,6 +68,23 @@ static bool stored_schedule(const bson_t *job, const char *job_id, cv_schedule *
     return ok;
 }
 
+int64_t cv_api_next_fire(const bson_t *job, int64_t now_ms) {
+    cJSON *json = schedule_json(job);
+    int64_t anchor_ms = 0, next_ms, at = -1;
+    cv_schedule sched;
+    cv_verr verr;
+    char why[128];
+    cv_tz *tz;
+
+    if (json && cv_schedule_from_stored(json, &sched, &anchor_ms, &next_ms, &verr) == CV_OK &&
+        !sched.paused && (tz = cv_tz_load(sched.timezone, why, sizeof(why)))) {
+        at = cv_schedule_next(&sched, tz, anchor_ms, now_ms);
+        cv_tz_destroy(tz);
+    }
+    cJSON_Delete(json);
+    return at;
+}
+
 /* Applies `update` to the job and forgets the job's cached copy; false (with a
  * 500 in res) when the store did not take it. */
 static bool update_job(cv_api *api, const char *job_id, const bson_t *update,

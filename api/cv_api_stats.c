@@ -1,6 +1,7 @@
 /*
  * cv_api_stats.c - GET /api/v1/projects/{id}/stats?since=&until=&bucket=hour|day:
- * a project's runs per time bucket, for its dashboard.
+ * a project's runs per time bucket, for its dashboard; and GET
+ * /api/v1/projects/{id}/summary, what the list of projects shows of each.
  *
  * Read from the final events of the project's runs in the range (one look-up
  * of the {project_id, type, time} index), each run counted once, in the
@@ -27,6 +28,7 @@
 #define BUCKETS_MAX 1000
 #define RUNS_MAX 100000 /* final events one answer reads */
 #define CODES_MAX 32    /* error codes counted apart in a bucket; the rest are "other" */
+#define SUMMARY_LAST_MS (30 * DAY_MS) /* how far back a project's last run is looked for */
 
 static const char *const finals[] = {CV_EVENT_RUN_SUCCEEDED, CV_EVENT_RUN_FAILED,
                                      CV_EVENT_RUN_CANCELLED, CV_EVENT_RUN_TIMED_OUT};
@@ -173,8 +175,10 @@ static cJSON *bucket_json(bucket *b, const char *start_key, int64_t start) {
 }
 
 /* The project's final events in [since, until), oldest first. */
+/* The final events (run.succeeded, failed, cancelled, timed_out) of the project's runs with
+ * since <= time < until, in time order (dir 1 or -1), at most `limit`. */
 static cv_err read_finals(cv_api *api, const char *project_id, int64_t since, int64_t until,
-                          bson_t **found, char *why, size_t len) {
+                          int dir, int64_t limit, bson_t **found, char *why, size_t len) {
     bson_t where = BSON_INITIALIZER, cond, list, sort = BSON_INITIALIZER;
     char from[CV_TIME_RFC3339_LEN], to[CV_TIME_RFC3339_LEN], key[4];
     cv_err err;
@@ -194,8 +198,8 @@ static cv_err read_finals(cv_api *api, const char *project_id, int64_t since, in
     BSON_APPEND_UTF8(&cond, "$gte", from);
     BSON_APPEND_UTF8(&cond, "$lt", to);
     bson_append_document_end(&where, &cond);
-    BSON_APPEND_INT32(&sort, "time", 1);
-    err = cv_mongo_find(api->mongo, CV_COLL_EVENTS, &where, &sort, RUNS_MAX + 1, found, why, len);
+    BSON_APPEND_INT32(&sort, "time", dir);
+    err = cv_mongo_find(api->mongo, CV_COLL_EVENTS, &where, &sort, limit, found, why, len);
     bson_destroy(&where);
     bson_destroy(&sort);
     return err;
@@ -241,7 +245,8 @@ void cv_api_project_stats(cv_api *api, const char *project_id, const cv_http_req
     nbuckets = (until - since + width - 1) / width;
     if (!(buckets = calloc((size_t)nbuckets, sizeof(*buckets))))
         goto nomem;
-    if ((err = read_finals(api, project_id, since, until, &found, why, sizeof(why)))) {
+    if ((err = read_finals(api, project_id, since, until, 1, RUNS_MAX + 1, &found, why,
+                           sizeof(why)))) {
         cv_api_internal_error(res, err, why);
         goto out;
     }
@@ -289,6 +294,119 @@ out:
         free(buckets[k].durations);
     free(buckets);
     free(all.durations);
+    free(seen.ids);
+    bson_destroy(found);
+}
+
+/* The soonest next fire of the project's scheduled jobs into out ({job_id, job, at}), or
+ * null when none fires. */
+static cv_err next_run(cv_api *api, const char *project_id, int64_t now, cJSON *out, char *why,
+                       size_t len) {
+    bson_t where = BSON_INITIALIZER, cond, *jobs = NULL, job;
+    const char *best_id = NULL, *best_name = NULL;
+    int64_t best = -1;
+    bson_iter_t it;
+    cv_err err;
+
+    BSON_APPEND_UTF8(&where, "project_id", project_id);
+    BSON_APPEND_DOCUMENT_BEGIN(&where, "schedule", &cond);
+    BSON_APPEND_BOOL(&cond, "$exists", true);
+    bson_append_document_end(&where, &cond);
+    cv_mongo_append_absent(&where, "deleted_at");
+    if (!(err = cv_mongo_find(api->mongo, CV_COLL_JOBS, &where, NULL, 1000, &jobs, why, len))) {
+        CV_MONGO_EACH_DOC(jobs, it, job) {
+            int64_t at = cv_api_next_fire(&job, now);
+            if (at >= 0 && (best < 0 || at < best)) {
+                best = at;
+                best_id = cv_mongo_doc_str(&job, "_id");
+                best_name = cv_mongo_doc_str(&job, "name");
+            }
+        }
+        if (best >= 0) {
+            char text[CV_TIME_RFC3339_LEN];
+            cJSON *o = cJSON_AddObjectToObject(out, "next_run");
+            cv_time_format(best, text, sizeof(text));
+            cJSON_AddStringToObject(o, "job_id", best_id ? best_id : "");
+            cJSON_AddStringToObject(o, "job", best_name ? best_name : "");
+            cJSON_AddStringToObject(o, "at", text);
+        } else {
+            cJSON_AddNullToObject(out, "next_run");
+        }
+    }
+    bson_destroy(jobs);
+    bson_destroy(&where);
+    return err;
+}
+
+/* The newest run of the project that ended in the last SUMMARY_LAST_MS into out's
+ * `last_run` ({id, job_id, status, ended_at}), or null. */
+static cv_err last_run(cv_api *api, const char *project_id, int64_t now, cJSON *out, char *why,
+                       size_t len) {
+    bson_t *found = NULL, ev;
+    bson_iter_t it;
+    cv_err err =
+        read_finals(api, project_id, now - SUMMARY_LAST_MS, now + 1, -1, 1, &found, why, len);
+    cJSON *o = NULL;
+
+    if (!err) {
+        CV_MONGO_EACH_DOC(found, it, ev) {
+            const char *type = cv_mongo_doc_str(&ev, "type"), *v;
+            o = cJSON_AddObjectToObject(out, "last_run");
+            cJSON_AddStringToObject(o, "id", (v = cv_mongo_doc_str(&ev, "run_id")) ? v : "");
+            cJSON_AddStringToObject(o, "job_id", (v = cv_mongo_doc_str(&ev, "job_id")) ? v : "");
+            cJSON_AddStringToObject(o, "status", type ? type + 4 : ""); /* "run.failed" */
+            cJSON_AddStringToObject(o, "ended_at", (v = cv_mongo_doc_str(&ev, "time")) ? v : "");
+        }
+        if (!o)
+            cJSON_AddNullToObject(out, "last_run");
+    }
+    bson_destroy(found);
+    return err;
+}
+
+/* GET /projects/{id}/summary (viewers): what the list of projects shows of one: its runs
+ * and failures (failed or timed out) that ended in the last 24 hours (each run once), its
+ * last run that ended in the last 30 days, and the next time one of its schedules fires. */
+void cv_api_project_summary(cv_api *api, const char *project_id, const cv_http_request *req,
+                            cv_http_response *res) {
+    int64_t now = cv_time_now_ms(), runs = 0, failures = 0;
+    bson_t *found = NULL, ev;
+    run_set seen = {.cap = 1};
+    char why[512];
+    bson_iter_t it;
+    cv_err err;
+
+    (void)req;
+    if ((err = read_finals(api, project_id, now - DAY_MS, now + 1, 1, RUNS_MAX + 1, &found, why,
+                           sizeof(why))))
+        goto fail;
+    while (seen.cap < 2 * (size_t)bson_count_keys(found) + 2)
+        seen.cap *= 2;
+    if (!(seen.ids = calloc(seen.cap, sizeof(*seen.ids)))) {
+        err = cv_err_set(why, sizeof(why), CV_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    CV_MONGO_EACH_DOC(found, it, ev) {
+        const char *type = cv_mongo_doc_str(&ev, "type"), *run = cv_mongo_doc_str(&ev, "run_id");
+        if (!type || !run || seen_before(&seen, run))
+            continue;
+        runs++;
+        failures += !strcmp(type, CV_EVENT_RUN_FAILED) || !strcmp(type, CV_EVENT_RUN_TIMED_OUT);
+    }
+    res->body = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->body, "project_id", project_id);
+    cJSON_AddNumberToObject(res->body, "runs_24h", (double)runs);
+    cJSON_AddNumberToObject(res->body, "failures_24h", (double)failures);
+    if ((err = last_run(api, project_id, now, res->body, why, sizeof(why))) ||
+        (err = next_run(api, project_id, now, res->body, why, sizeof(why))))
+        goto fail;
+    res->status = 200;
+    goto out;
+fail:
+    cJSON_Delete(res->body);
+    res->body = NULL;
+    cv_api_internal_error(res, err, why);
+out:
     free(seen.ids);
     bson_destroy(found);
 }

@@ -122,6 +122,34 @@ def test_project_stats_match_the_runs(busy, mongo_db, api):
     assert (status, got) == (404, missing("project", project["id"]))
 
 
+def test_project_summary_for_the_list_of_projects(busy, mongo_db, api):
+    project, jobs, runs, owner, viewer = busy
+    path = f"/api/v1/projects/{project['id']}/summary"
+    newest = mongo_db.events.find({"project_id": project["id"], "type": {"$in": list(FINAL)}}) \
+        .sort("time", -1).limit(1)[0]
+    status, got, _ = viewer.get(path)
+    assert (status, got) == (200, {
+        "project_id": project["id"], "runs_24h": 7, "failures_24h": 2,
+        "last_run": {"id": runs[-1]["id"], "job_id": jobs["bad"]["id"], "status": "failed",
+                     "ended_at": newest["time"]},
+        "next_run": None})
+    # Schedules: the soonest fire of those not paused.
+    status, hourly, _ = owner.call("PUT", f"/api/v1/jobs/{jobs['ok']['id']}/schedule",
+                                   {"cron": "0 * * * *", "timezone": "UTC"})
+    assert status == 200, hourly
+    status, paused, _ = owner.call("PUT", f"/api/v1/jobs/{jobs['bad']['id']}/schedule",
+                                   {"interval_seconds": 60, "paused": True})
+    assert status == 200, paused
+    status, got, _ = viewer.get(path)
+    assert got["next_run"] == {"job_id": jobs["ok"]["id"], "job": "ok",
+                               "at": hourly["next_fire_times"][0]}
+    for job in jobs.values():
+        assert owner.call("DELETE", f"/api/v1/jobs/{job['id']}/schedule")[0] == 200
+    assert viewer.get(path)[1]["next_run"] is None
+    stranger = person(api, "isum")[1]
+    assert stranger.get(path)[:2] == (404, missing("project", project["id"]))
+
+
 def test_create_projects_of_the_original_product(api):
     a = api.create("/api/v1/connections", {"name": "a", "odbc": PG_ODBC})
     b = api.create("/api/v1/connections", {"name": "b", "odbc": PG_ODBC})

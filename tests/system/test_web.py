@@ -129,7 +129,7 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     assert [(n["id"], n["status"], n["read"]) for n in inbox["notifications"]] == [
         (runs["broken"][0]["id"], "failed", True)]
     for size in ("laptop", "phone"):
-        for name in ("signin", "admin", "projects", "project", "project-viewer", "job", "run", "run-log", "inbox", "dashboard",
+        for name in ("signin", "admin", "projects", "projects-summary", "project", "project-viewer", "job", "run", "run-log", "inbox", "dashboard",
                      "console",
                      "projects-confirm", "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000

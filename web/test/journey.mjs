@@ -236,6 +236,10 @@ async function main() {
       await page.waitForTimeout(500);
       await page.getByRole("link", { name: "API tokens" }).click();
     }
+    // The list of projects sums each up: the last run failed, one failure today,
+    // the next run is the transfer's at 03:00 in Zurich.
+    await page.getByRole("row", { name: /^web keep active failed .+ 1 .+ \(fruit copy\)/ }).waitFor();
+    await look(page, "projects-summary");
 
     // The inbox: the failed run, linked; marked read, the badge goes.
     await page.getByRole("link", { name: /^Notifications/ }).click();

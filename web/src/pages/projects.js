@@ -54,7 +54,41 @@ function NewProject({ onMade }) {
     </details>`;
 }
 
-function Row({ p, onChanged, onError }) {
+// Each project's summary (last run, failures of the day, next scheduled run), asked a
+// few at a time so that a long list does not flood the API.
+function useSummaries(projects) {
+  const [got, setGot] = useState({});
+  useEffect(() => {
+    if (!projects) return;
+    let live = true;
+    const queue = projects.map((p) => p.id);
+    const worker = async () => {
+      while (live && queue.length) {
+        const id = queue.shift();
+        const s = await api("GET", `/projects/${id}/summary`).catch(() => null);
+        if (live && s) setGot((old) => ({ ...old, [id]: s }));
+      }
+    };
+    for (let i = 0; i < 6; i++) worker();
+    return () => {
+      live = false;
+    };
+  }, [projects]);
+  return got;
+}
+
+function Summary({ s }) {
+  if (!s) return html`<td>…</td><td>…</td><td class="wide">…</td>`;
+  return html`
+    <td>${s.last_run
+      ? html`<a href="#/runs/${s.last_run.id}"><span class="mark ${s.last_run.status}"></span> ${s.last_run.status}</a>
+        <span class="muted"> ${when(s.last_run.ended_at)}</span>`
+      : html`<span class="muted">none in 30 days</span>`}</td>
+    <td class=${s.failures_24h ? "error" : ""}>${s.failures_24h}</td>
+    <td class="wide">${s.next_run ? html`${when(s.next_run.at)} <span class="muted">(${s.next_run.job})</span>` : "—"}</td>`;
+}
+
+function Row({ p, summary, onChanged, onError }) {
   const [renaming, setRenaming] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const change = async (body) => {
@@ -90,7 +124,7 @@ function Row({ p, onChanged, onError }) {
           : html`<a class="name" href="#/projects/${p.id}">${p.name}</a>`}
       </td>
       <td><span class="state ${p.active ? "on" : "off"}">${p.active ? "active" : "inactive"}</span></td>
-      <td class="wide">${when(p.created_at)}</td>
+      <${Summary} s=${summary} />
       <td><div class="actions">
         ${confirming
           ? html`<span role="alert">Delete ${p.name} and its jobs?</span>
@@ -107,6 +141,7 @@ function Row({ p, onChanged, onError }) {
 export function Projects() {
   const [projects, setProjects] = useState(null);
   const [error, setError] = useState(null);
+  const summaries = useSummaries(projects);
   const load = async () => {
     try {
       setProjects(await all("/projects", "projects"));
@@ -127,7 +162,7 @@ export function Projects() {
       : projects.length === 0
       ? html`<p class="empty">No projects yet: create one above.</p>`
       : html`<div class="scroll"><table>
-          <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col" class="wide">Created</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
-          <tbody>${projects.map((p) => html`<${Row} key=${p.id} p=${p} onChanged=${load} onError=${setError} />`)}</tbody>
+          <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Last run</th><th scope="col">Failures, 24 h</th><th scope="col" class="wide">Next run</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
+          <tbody>${projects.map((p) => html`<${Row} key=${p.id} p=${p} summary=${summaries[p.id]} onChanged=${load} onError=${setError} />`)}</tbody>
         </table></div>`}`;
 }
