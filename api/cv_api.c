@@ -326,6 +326,7 @@ static const route routes[] = {
     {"GET", "jobs/{}/runs", SIGNED, JOB(VIEWER), cv_api_list_runs}, /* runs and skipped ticks */
     {"POST", "jobs/{}/runs", SIGNED, JOB(RUNNER), cv_api_trigger_run},
     {"GET", "jobs/{}/schedule", SIGNED, JOB(VIEWER), cv_api_get_schedule},
+    {"GET", "schedules/preview", SIGNED, NONE, cv_api_preview_schedule}, /* fire times */
     {"PUT", "jobs/{}/schedule", SIGNED, JOB(EDITOR), cv_api_put_schedule},
     {"DELETE", "jobs/{}/schedule", SIGNED, JOB(EDITOR), cv_api_delete_schedule},
     {"GET", "runs/{}", SIGNED, RUN(VIEWER), cv_api_get_run},

@@ -252,7 +252,7 @@ const cv_caller *cv_api_caller(const cv_http_request *req);
  * /api/v1/tokens/{id}; POST, GET /api/v1/users, GET, PATCH and DELETE
  * /api/v1/users/{name} (cv_api_people.c). */
 cv_api_handler cv_api_create_session, cv_api_delete_session, cv_api_current_session;
-cv_api_handler cv_api_instance, cv_api_project_summary;
+cv_api_handler cv_api_instance, cv_api_project_summary, cv_api_preview_schedule;
 
 /* The next time the job's schedule fires after now_ms (cv_api_schedule.c); -1 when it
  * has none, is paused or has ended. */

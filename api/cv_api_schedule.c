@@ -13,6 +13,7 @@
 #include "cv_time.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
@@ -83,6 +84,49 @@ int64_t cv_api_next_fire(const bson_t *job, int64_t now_ms) {
     }
     cJSON_Delete(json);
     return at;
+}
+
+/* GET /schedules/preview?cron=&timezone=&interval_seconds=&start_at=&end_at=: the next
+ * five fire times of a schedule not stored anywhere, checked as PUT checks it, for a form
+ * that shows them as its user types. */
+void cv_api_preview_schedule(cv_api *api, const char *id, const cv_http_request *req,
+                             cv_http_response *res) {
+    static const char *const texts[] = {"cron", "timezone", "start_at", "end_at", NULL};
+    const char *interval = cv_http_arg(req, "interval_seconds"), *v;
+    cJSON *body = cJSON_CreateObject();
+    cv_schedule sched;
+    cv_verr verr;
+    char *end = NULL;
+
+    (void)api;
+    (void)id;
+    for (int i = 0; body && texts[i]; i++)
+        if ((v = cv_http_arg(req, texts[i])))
+            cJSON_AddStringToObject(body, texts[i], v);
+    if (body && interval) {
+        long long n = strtoll(interval, &end, 10);
+        if (!*interval || *end) {
+            cv_verr_set(&verr, NULL, "interval_seconds", "must be a whole number of seconds");
+            cv_api_field_error(res, &verr);
+            goto out;
+        }
+        cJSON_AddNumberToObject(body, "interval_seconds", (double)n);
+    }
+    if (!body) {
+        cv_api_internal_error(res, CV_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (cv_schedule_decode(body, &sched, &verr)) {
+        cv_api_field_error(res, &verr);
+        goto out;
+    }
+    res->status = 200;
+    res->body = cJSON_CreateObject();
+    cv_schedule_encode(&sched, res->body);
+    cJSON_AddItemToObject(res->body, "next_fire_times",
+                          next_fire_times(&sched, cv_time_now_ms(), 5));
+out:
+    cJSON_Delete(body);
 }
 
 /* Applies `update` to the job and forgets the job's cached copy; false (with a

@@ -239,8 +239,11 @@ def test_administrators_manage_users(api, mongo_db):
 def test_a_login_rehashes_a_password_hashed_with_older_limits(api, mongo_db):
     weak = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1,
                                  type=argon2.Type.ID).hash("frank-password-1")
+    # As an earlier version stored a user (every field it wrote but the hash's limits).
     mongo_db.users.insert_one({"_id": "frank", "display_name": "frank", "password_hash": weak,
-                               "admin": False, "disabled": False})
+                               "admin": False, "disabled": False,
+                               "created_at": "2026-12-01T00:00:00.000Z", "created_by": "admin",
+                               "updated_at": "2026-12-01T00:00:00.000Z"})
     assert login(api, "frank", "frank-password-1")[0] == 201
     stored = mongo_db.users.find_one({"_id": "frank"})["password_hash"]
     assert stored != weak and stored.startswith("$argon2id$v=19$m=262144,t=3,p=1$")

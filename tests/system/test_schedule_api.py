@@ -80,3 +80,31 @@ def test_bad_schedules_name_the_field(api):
                                                     "message": message}}), body
     status, answer, _ = api.call("PATCH", path, {})
     assert status == 405
+
+
+def test_preview_shows_fire_times_without_storing(api):
+    """GET /schedules/preview: the same checks and fire times as PUT, stored nowhere."""
+    from urllib.parse import urlencode
+    query = urlencode({"cron": "30 2 * * *", "timezone": "Europe/Berlin",
+                       "start_at": "2027-03-26T00:00:00Z"})
+    status, body, _ = api.get(f"/api/v1/schedules/preview?{query}")
+    assert status == 200, body
+    berlin = ZoneInfo("Europe/Berlin")
+    want = [rfc(dt.datetime(2027, 3, day, 2, 30, tzinfo=berlin)) for day in (26, 27)]
+    want.append("2027-03-28T01:00:00.000Z")
+    want += [rfc(dt.datetime(2027, 3, day, 2, 30, tzinfo=berlin)) for day in (29, 30)]
+    assert (body["next_fire_times"], body["cron"], body["timezone"]) == (
+        want, "30 2 * * *", "Europe/Berlin")
+    status, body, _ = api.get("/api/v1/schedules/preview?interval_seconds=90")
+    assert status == 200 and len(body["next_fire_times"]) == 5, body
+    for query, field, message in [
+        ("cron=30+25+*+*+*", "cron", 'cron: hour field "25": 25: must be between 0 and 23'),
+        ("cron=0+*+*+*+*&timezone=Europe/Atlantis", "timezone",
+         'timezone: unknown time zone "Europe/Atlantis"'),
+        ("interval_seconds=ten", "interval_seconds",
+         "interval_seconds: must be a whole number of seconds"),
+        ("", "interval_seconds", "interval_seconds: or cron is required"),
+    ]:
+        status, answer, _ = api.get(f"/api/v1/schedules/preview?{query}")
+        assert (status, answer) == (422, {"error": {"code": "invalid_field", "field": field,
+                                                    "message": message}}), query

@@ -121,7 +121,9 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     assert sorted(jobs) == ["broken", "fruit copy", "fruit rows", "tidy"]
     assert (jobs["fruit rows"]["kind"], jobs["fruit rows"]["destination_table"]) == (
         "sql_transfer", f"{table}_again")
-    assert jobs["fruit copy"]["schedule"]["cron"] == "0 3 * * *"
+    sched = jobs["fruit copy"]["schedule"]
+    assert (sched["cron"], sched["timezone"], sched["max_attempts"], sched["concurrency"]) == (
+        "0 3 * * *", "Europe/Zurich", 3, "forbid")
     runs = {name: webby.get(f"/api/v1/jobs/{j['id']}/runs")[1]["runs"] for name, j in jobs.items()}
     assert {name: [r["status"] for r in rs] for name, rs in runs.items()} == {
         "broken": ["failed"], "fruit copy": ["succeeded"], "fruit rows": [], "tidy": ["succeeded"]}

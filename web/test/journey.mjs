@@ -188,6 +188,10 @@ async function main() {
     const sf = page.getByRole("form", { name: "Set the schedule" });
     await sf.getByLabel("Cron (5 fields)").fill("0 3 * * *");
     await sf.getByLabel("Time zone").fill("Europe/Zurich");
+    const typed = page.getByRole("list", { name: "Fire times as typed" }).getByRole("listitem");
+    await typed.nth(4).waitFor(); // shown as typed, before anything is saved
+    await sf.getByLabel("Attempts").fill("3");
+    await sf.getByLabel("While a run is going").selectOption("forbid");
     await sf.getByRole("button", { name: "Save schedule" }).click();
     const fires = page.getByRole("list", { name: "Next fire times" }).getByRole("listitem");
     await fires.nth(4).waitFor();

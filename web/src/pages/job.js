@@ -78,18 +78,60 @@ function Definition({ job }) {
   </dl>`;
 }
 
+// The fire times of the timing being typed (GET /schedules/preview), a moment after the
+// last keystroke; an expression that is not whole yet (not 5 fields) is not asked about.
+function usePreview(timing) {
+  const [preview, setPreview] = useState(null);
+  useEffect(() => {
+    const q = new URLSearchParams();
+    if (timing.how === "cron") {
+      if (timing.cron.trim().split(/\s+/).length !== 5) return setPreview(null);
+      q.set("cron", timing.cron.trim());
+      q.set("timezone", timing.timezone || "UTC");
+    } else {
+      if (!/^[1-9][0-9]*$/.test(timing.interval)) return setPreview(null);
+      q.set("interval_seconds", timing.interval);
+    }
+    let live = true;
+    const timer = setTimeout(() => {
+      api("GET", `/schedules/preview?${q}`).then(
+        (r) => live && setPreview({ times: r.next_fire_times }),
+        (err) => live && setPreview({ error: err }),
+      );
+    }, 300);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [timing.how, timing.cron, timing.timezone, timing.interval]);
+  return preview;
+}
+
+function FireTimes({ times, label }) {
+  return html`<ol class="fires" aria-label=${label}>${times.map((t) => html`<li>${when(t)}</li>`)}</ol>`;
+}
+
 function Schedule({ job, role }) {
   const [current, setCurrent] = useState(undefined);
   const [error, setError] = useState(null);
-  const [how, setHow] = useState("cron");
+  const [timing, setTiming] = useState({ how: "cron", cron: "", timezone: "UTC", interval: "" });
+  const preview = usePreview(timing);
   useEffect(() => {
-    if (job.schedule) api("GET", `/jobs/${job.id}/schedule`).then(setCurrent, setError);
-    else setCurrent(null); /* the job says it has none: nothing to ask */
+    if (!job.schedule) return setCurrent(null); /* the job says it has none: nothing to ask */
+    api("GET", `/jobs/${job.id}/schedule`).then((s) => {
+      setCurrent(s);
+      setTiming(s.cron ? { how: "cron", cron: s.cron, timezone: s.timezone, interval: "" }
+                       : { how: "interval", cron: "", timezone: "UTC", interval: String(s.interval_seconds) });
+    }, setError);
   }, [job.id]);
+  const set = (k) => (e) => setTiming({ ...timing, [k]: e.target.value });
   const put = async (e) => {
     e.preventDefault();
     const f = Object.fromEntries(new FormData(e.target));
-    const body = how === "cron" ? { cron: f.cron, timezone: f.timezone || "UTC" } : { interval_seconds: Number(f.interval) };
+    const body = timing.how === "cron" ? { cron: timing.cron.trim(), timezone: timing.timezone || "UTC" }
+                                       : { interval_seconds: Number(timing.interval) };
+    Object.assign(body, { misfire: f.misfire, concurrency: f.concurrency, paused: f.paused === "on",
+                          max_attempts: Number(f.max_attempts), backoff_seconds: Number(f.backoff_seconds) });
     setError(null);
     try {
       setCurrent(await api("PUT", `/jobs/${job.id}/schedule`, body));
@@ -97,29 +139,54 @@ function Schedule({ job, role }) {
       setError(err);
     }
   };
+  const remove = async () => {
+    try {
+      await api("DELETE", `/jobs/${job.id}/schedule`);
+      setCurrent(null);
+    } catch (err) {
+      setError(err);
+    }
+  };
   const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : ["UTC"];
+  const c = current || {};
   return html`<section aria-labelledby="sched-h">
     <h2 id="sched-h">Schedule</h2>
     ${current === undefined
       ? html`<p class="loading">Loading…</p>`
       : current === null
       ? html`<p class="empty">Not scheduled.</p>`
-      : html`<p>${current.cron ? `cron ${current.cron} (${current.timezone})` : `every ${current.interval_seconds} s`}</p>
-        <p>Next runs:</p>
-        <ol class="fires" aria-label="Next fire times">${(current.next_fire_times || []).map((t) => html`<li>${when(t)}</li>`)}</ol>`}
+      : html`<p>${c.cron ? `cron ${c.cron} (${c.timezone})` : `every ${c.interval_seconds} s`}${c.paused ? ", paused" : ""};
+          misfire ${c.misfire}, concurrency ${c.concurrency}, ${c.max_attempts} attempt(s)</p>
+        <p>Next runs:</p><${FireTimes} times=${c.next_fire_times || []} label="Next fire times" />
+        ${may(role, "editor") && html`<button class="quiet" onClick=${remove}>Remove the schedule</button>`}`}
     ${may(role, "editor") &&
     html`<form class="card" onSubmit=${put} aria-label="Set the schedule">
       <label>Timing
-        <select value=${how} onChange=${(e) => setHow(e.target.value)}>
+        <select value=${timing.how} onChange=${set("how")}>
           <option value="cron">cron expression</option><option value="interval">every N seconds</option>
         </select></label>
-      ${how === "cron"
+      ${timing.how === "cron"
         ? html`<div class="row">
-            <label>Cron (5 fields) <input name="cron" required placeholder="*/5 * * * *" defaultValue=${(current && current.cron) || ""} /></label>
-            <label>Time zone <input name="timezone" list="zones" defaultValue=${(current && current.timezone) || "UTC"} /></label>
+            <label>Cron (5 fields) <input name="cron" required placeholder="*/5 * * * *" value=${timing.cron} onInput=${set("cron")} /></label>
+            <label>Time zone <input name="timezone" list="zones" value=${timing.timezone} onInput=${set("timezone")} /></label>
             <datalist id="zones">${zones.map((z) => html`<option value=${z} />`)}</datalist>
           </div>`
-        : html`<label>Seconds <input name="interval" type="number" min="1" required /></label>`}
+        : html`<label>Seconds <input name="interval" type="number" min="1" required value=${timing.interval} onInput=${set("interval")} /></label>`}
+      <div aria-live="polite">
+        ${preview && preview.error && html`<${ErrorNote} error=${preview.error} />`}
+        ${preview && preview.times && html`<p class="muted">It would fire at:</p><${FireTimes} times=${preview.times} label="Fire times as typed" />`}
+      </div>
+      <div class="row">
+        <label>When ticks were missed <select name="misfire" defaultValue=${c.misfire || "run_once"}>
+          <option value="run_once">run once</option><option value="run_all">run each</option><option value="skip">skip them</option></select></label>
+        <label>While a run is going <select name="concurrency" defaultValue=${c.concurrency || "allow"}>
+          <option value="allow">start another</option><option value="forbid">skip the tick</option><option value="queue">queue it</option></select></label>
+      </div>
+      <div class="row">
+        <label>Attempts <input name="max_attempts" type="number" min="1" max="100" defaultValue=${c.max_attempts || 1} /></label>
+        <label>First retry after (s) <input name="backoff_seconds" type="number" min="1" max="86400" defaultValue=${c.backoff_seconds || 60} /></label>
+      </div>
+      <label class="check"><input name="paused" type="checkbox" defaultChecked=${!!c.paused} /> paused</label>
       <${ErrorNote} error=${error} />
       <button type="submit">Save schedule</button>
     </form>`}
