@@ -121,6 +121,10 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     assert sorted(jobs) == ["broken", "fruit copy", "fruit rows", "tidy"]
     assert (jobs["fruit rows"]["kind"], jobs["fruit rows"]["destination_table"]) == (
         "sql_transfer", f"{table}_again")
+    copy = jobs["fruit copy"]
+    assert (copy["version"], copy["mode"], copy.get("load_method", "auto"), copy["transform"].splitlines()[0],
+            "batch_rows" in copy, "key" in copy) == (2, "replace", "auto", "import json, sys",
+                                                     False, False)
     sched = jobs["fruit copy"]["schedule"]
     assert (sched["cron"], sched["timezone"], sched["max_attempts"], sched["concurrency"]) == (
         "0 3 * * *", "Europe/Zurich", 3, "forbid")
@@ -131,7 +135,8 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     assert [(n["id"], n["status"], n["read"]) for n in inbox["notifications"]] == [
         (runs["broken"][0]["id"], "failed", True)]
     for size in ("laptop", "phone"):
-        for name in ("signin", "admin", "projects", "projects-summary", "project", "project-viewer", "job", "run", "run-log", "inbox", "dashboard",
+        for name in ("signin", "admin", "projects", "projects-summary", "project", "project-viewer",
+                     "job-edit", "job", "run", "run-log", "inbox", "dashboard",
                      "console",
                      "projects-confirm", "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000

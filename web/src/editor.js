@@ -6,6 +6,7 @@ import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirro
 import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from "@codemirror/language";
 import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
 import { sql } from "@codemirror/lang-sql";
+import { python } from "@codemirror/lang-python";
 
 // What a SQL editor needs, and no more (CodeMirror's basicSetup would double the download).
 const setup = [
@@ -31,23 +32,26 @@ const look = EditorView.theme({
   "&.cm-focused": { outline: "3px solid var(--focus)" },
 });
 
-// An editor in parent holding doc; Ctrl+Enter (Cmd+Enter) calls onRun. It lives in a
+// An editor in parent holding doc, for `lang` ("sql" or "python"), named `label` for
+// assistive technology; Ctrl+Enter (Cmd+Enter) calls onRun, each change onChange(text)
+// (either may be null). It lives in a
 // shadow root of parent: there CodeMirror styles itself through adopted style sheets,
 // which the page's Content-Security-Policy allows (in the document it would add
 // <style> elements, which a policy without 'unsafe-inline' refuses).
-export function makeEditor(parent, doc, onRun) {
+export function makeEditor(parent, doc, onRun, { lang = "sql", label = "SQL statement", onChange = null } = {}) {
   const root = parent.shadowRoot || parent.attachShadow({ mode: "open" });
   return new EditorView({
     doc,
     root,
     parent: root,
     extensions: [
-      Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => (onRun(), true) }])),
+      Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => (onRun && onRun(), true) }])),
       setup,
-      sql(),
+      lang === "python" ? python() : sql(),
       look,
       EditorView.lineWrapping,
-      EditorView.contentAttributes.of({ "aria-label": "SQL statement" }),
+      EditorView.contentAttributes.of({ "aria-label": label }),
+      EditorView.updateListener.of((u) => u.docChanged && onChange && onChange(u.state.doc.toString())),
     ],
   });
 }

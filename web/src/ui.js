@@ -1,6 +1,6 @@
 // ui.js - what every page shares: htm bound to Preact, and small pieces.
 import { h } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
 import htm from "htm";
 
@@ -60,4 +60,32 @@ export function usePaged(path, key) {
     load(null);
   }, [path]);
   return { items, next, error, more: () => load(next), reload: () => load(null) };
+}
+
+// A form field of code (SQL or Python) in CodeMirror, loaded on first use; its text goes
+// with the form in a hidden input named `name`.
+export function CodeField({ name, label, lang = "sql", value = "" }) {
+  const host = useRef(null);
+  const hidden = useRef(null);
+  useEffect(() => {
+    let view = null;
+    let live = true;
+    import("./editor.js").then(({ makeEditor }) => {
+      if (!live) return;
+      view = makeEditor(host.current, value, null, {
+        lang,
+        label,
+        onChange: (text) => (hidden.current.value = text),
+      });
+    });
+    return () => {
+      live = false;
+      if (view) view.destroy();
+    };
+  }, []);
+  return html`<div class="field">
+    <span class="field-label" aria-hidden="true">${label}</span>
+    <div class="editor" ref=${host}></div>
+    <input type="hidden" name=${name} value=${value} ref=${hidden} />
+  </div>`;
 }

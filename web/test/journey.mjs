@@ -45,8 +45,9 @@ function watch(page) {
   page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("requestfailed", (r) => {
-    // A run's event stream the page closes itself (the run ended, or the user left) reads as aborted.
-    if (r.url().endsWith("/stream") && r.failure()?.errorText === "net::ERR_ABORTED") return;
+    // A read cut short by leaving the page (a reload, a run's event stream the page
+    // closes when the run ends) reads as aborted; a write never may.
+    if (r.method() === "GET" && r.failure()?.errorText === "net::ERR_ABORTED") return;
     problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`);
   });
   page.on("response", (r) => r.status() >= 400 && problems.push(`answer ${r.status()}: ${r.request().method()} ${r.url()}`));
@@ -196,6 +197,17 @@ async function main() {
     const fires = page.getByRole("list", { name: "Next fire times" }).getByRole("listitem");
     await fires.nth(4).waitFor();
     if ((await fires.count()) !== 5) problems.push(`${await fires.count()} fire times shown`);
+    // An edit: a transform in Python, in the code editor, saved over the version read.
+    await page.getByRole("button", { name: "Edit" }).click();
+    const edit = page.getByRole("form", { name: "Edit the job" });
+    await edit.getByRole("textbox", { name: "Transform (Python, optional)" }).fill(
+      "import json, sys\nfor line in sys.stdin:\n    row = json.loads(line)\n" +
+      "    row['name'] = row['name'].upper()\n    print(json.dumps(row))\n");
+    await look(page, "job-edit");
+    await edit.getByRole("button", { name: "Save the job" }).click();
+    await page.getByRole("term").filter({ hasText: "transform" }).waitFor();
+    await page.locator("dl.facts dd", { hasText: /^2$/ }).waitFor(); // its version
+    await page.locator("dl.facts dd", { hasText: /^replace$/ }).waitFor(); // what was not edited stays
     await look(page, "job");
     await page.getByRole("button", { name: "Run now" }).click();
     await page.getByRole("heading", { name: /^Run / }).waitFor();

@@ -3,7 +3,7 @@
 // history filtered by status and trigger, a page at a time.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
-import { ErrorNote, html, may, usePaged, when } from "../ui.js";
+import { CodeField, ErrorNote, html, may, usePaged, when } from "../ui.js";
 
 const KINDS = {
   sql_transfer: "SQL transfer (origin → destination)",
@@ -11,31 +11,87 @@ const KINDS = {
   python: "Python script",
 };
 
-// The body of a new job from its form's fields.
-function jobOf(kind, f) {
-  const body = { name: f.name, kind };
+// A job's body from its form's fields. For a change (`change`), an optional field left
+// empty is null, which removes it (PATCH lays the body over the stored job).
+function jobOf(kind, f, change) {
+  const body = { name: f.name };
+  if (!change) body.kind = kind;
+  const opt = (k, v) => {
+    if (v !== "" && v !== undefined) body[k] = v;
+    else if (change) body[k] = null;
+  };
+  const num = (v) => (v === "" || v === undefined ? "" : Number(v));
   if (kind === "sql_transfer") {
-    Object.assign(body, { query: f.query, destination_table: f.destination_table, mode: f.mode });
-    if (f.key) body.key = f.key.split(",").map((k) => k.trim()).filter(Boolean);
-    if (f.watermark_column) body.watermark_column = f.watermark_column;
+    Object.assign(body, { query: f.query, destination_table: f.destination_table, mode: f.mode, load_method: f.load_method });
+    opt("key", f.key ? f.key.split(",").map((k) => k.trim()).filter(Boolean) : "");
+    opt("watermark_column", f.watermark_column);
+    opt("batch_rows", num(f.batch_rows));
+    opt("checkpoint_column", f.checkpoint_column);
+    opt("transform", f.transform);
   } else if (kind === "sql") {
     Object.assign(body, { statements: f.statements, connection: f.connection });
   } else {
     body.script = f.script;
+    opt("parameters", f.parameters ? JSON.parse(f.parameters) : "");
   }
+  opt("timeout_seconds", num(f.timeout_seconds));
   return body;
 }
 
-export function NewJob({ project, onMade }) {
+// A select whose first choice is `value`, for a form read on submit (Preact sets no
+// default on a <select>: without this a change would save its first option instead).
+function Choice({ name, value, options, label }) {
+  return html`<select name=${name} aria-label=${label}>
+    ${options.map((o) => {
+      const [v, text] = Array.isArray(o) ? o : [o, o];
+      return html`<option value=${v} selected=${v === value}>${text}</option>`;
+    })}
+  </select>`;
+}
+
+// The fields of a job of `kind`, filled from `job` (a change) or empty (a new one).
+function JobFields({ kind, job = {} }) {
+  const v = (k) => (job[k] === undefined || job[k] === null ? "" : job[k]);
+  if (kind === "sql_transfer")
+    return html`
+      <${CodeField} name="query" label="Query on the origin" value=${v("query")} />
+      <div class="row">
+        <label>Destination table <input name="destination_table" required defaultValue=${v("destination_table")} /></label>
+        <label>Mode <${Choice} name="mode" value=${v("mode") || "append"} options=${["append", "replace", "upsert"]} /></label>
+        <label>Load method <${Choice} name="load_method" value=${v("load_method") || "auto"}
+          options=${["auto", "copy", "load_data", "insert"]} /></label>
+      </div>
+      <div class="row">
+        <label>Key columns (upsert; comma separated) <input name="key" defaultValue=${(job.key || []).join(", ")} /></label>
+        <label>Watermark column (incremental) <input name="watermark_column" defaultValue=${v("watermark_column")} /></label>
+      </div>
+      <div class="row">
+        <label>Rows a batch (batches) <input name="batch_rows" type="number" min="1" defaultValue=${v("batch_rows")} /></label>
+        <label>Checkpoint column (batches) <input name="checkpoint_column" defaultValue=${v("checkpoint_column")} /></label>
+      </div>
+      <${CodeField} name="transform" label="Transform (Python, optional)" lang="python" value=${v("transform")} />
+      <label>Time limit in seconds (optional) <input name="timeout_seconds" type="number" min="1" defaultValue=${v("timeout_seconds")} /></label>`;
+  if (kind === "sql")
+    return html`
+      <${CodeField} name="statements" label="Statements" value=${v("statements")} />
+      <label>Run on <${Choice} name="connection" value=${v("connection") || "destination"} options=${["destination", "origin"]} /></label>
+      <label>Time limit in seconds (optional) <input name="timeout_seconds" type="number" min="1" defaultValue=${v("timeout_seconds")} /></label>`;
+  return html`
+    <${CodeField} name="script" label="Script" lang="python" value=${v("script")} />
+    <label>Parameters (JSON object, optional)
+      <textarea name="parameters" rows="3" spellcheck=${false} defaultValue=${job.parameters ? JSON.stringify(job.parameters, null, 2) : ""}></textarea></label>
+    <label>Time limit in seconds (optional) <input name="timeout_seconds" type="number" min="1" defaultValue=${v("timeout_seconds")} /></label>`;
+}
+
+export function NewJob({ project }) {
   const [kind, setKind] = useState("sql_transfer");
   const [error, setError] = useState(null);
   const submit = async (e) => {
     e.preventDefault();
     setError(null);
     try {
-      const job = await api("POST", `/projects/${project.id}/jobs`, jobOf(kind, Object.fromEntries(new FormData(e.target))));
+      const job = await api("POST", `/projects/${project.id}/jobs`, jobOf(kind, Object.fromEntries(new FormData(e.target)), false));
       location.hash = `#/jobs/${job.id}`;
-      if (onMade) onMade(job);
     } catch (err) {
       setError(err);
     }
@@ -48,33 +104,44 @@ export function NewJob({ project, onMade }) {
         <select name="kind" value=${kind} onChange=${(e) => setKind(e.target.value)}>
           ${Object.entries(KINDS).map(([k, t]) => html`<option value=${k}>${t}</option>`)}
         </select></label>
-      ${kind === "sql_transfer"
-        ? html`<label>Query on the origin <textarea name="query" required rows="4" spellcheck=${false}></textarea></label>
-          <div class="row">
-            <label>Destination table <input name="destination_table" required /></label>
-            <label>Mode <select name="mode"><option>append</option><option>replace</option><option>upsert</option></select></label>
-          </div>
-          <div class="row">
-            <label>Key columns (upsert; comma separated) <input name="key" /></label>
-            <label>Watermark column (incremental; optional) <input name="watermark_column" /></label>
-          </div>`
-        : kind === "sql"
-        ? html`<label>Statements <textarea name="statements" required rows="6" spellcheck=${false}></textarea></label>
-          <label>Run on <select name="connection"><option>destination</option><option>origin</option></select></label>`
-        : html`<label>Script <textarea name="script" required rows="10" spellcheck=${false} class="code"></textarea></label>`}
+      <${JobFields} kind=${kind} key=${kind} />
       <${ErrorNote} error=${error} />
       <button type="submit">Create job</button>
     </form>
   </details>`;
 }
 
+// A change of the job, over the version the page read (If-Match): another editor's change
+// meanwhile is a 412, said plainly, never overwritten.
+function EditJob({ job, onSaved }) {
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const body = jobOf(job.kind, Object.fromEntries(new FormData(e.target)), true);
+      onSaved(await api("PATCH", `/jobs/${job.id}`, body, { "If-Match": `"v${job.version}"` }));
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<form class="card" onSubmit=${submit} aria-label="Edit the job">
+    <label>Name <input name="name" required maxlength="200" defaultValue=${job.name} /></label>
+    <${JobFields} kind=${job.kind} job=${job} />
+    <${ErrorNote} error=${error} />
+    <button type="submit">Save the job</button>
+  </form>`;
+}
+
 function Definition({ job }) {
   const shown = ["kind", "query", "destination_table", "mode", "key", "load_method", "watermark_column",
-    "batch_rows", "statements", "connection", "script", "timeout_seconds", "version"];
+    "batch_rows", "checkpoint_column", "transform", "statements", "connection", "script", "parameters",
+    "timeout_seconds", "version"];
   return html`<dl class="facts">
     ${shown.filter((k) => job[k] !== undefined && job[k] !== null).map((k) => html`
       <dt>${k.replace(/_/g, " ")}</dt>
-      <dd>${typeof job[k] === "string" && job[k].includes("\n") ? html`<pre>${job[k]}</pre>` : String(job[k])}</dd>`)}
+      <dd>${typeof job[k] === "object" ? html`<pre>${JSON.stringify(job[k], null, 2)}</pre>`
+        : typeof job[k] === "string" && job[k].includes("\n") ? html`<pre>${job[k]}</pre>` : String(job[k])}</dd>`)}
   </dl>`;
 }
 
@@ -177,10 +244,10 @@ function Schedule({ job, role }) {
         ${preview && preview.times && html`<p class="muted">It would fire at:</p><${FireTimes} times=${preview.times} label="Fire times as typed" />`}
       </div>
       <div class="row">
-        <label>When ticks were missed <select name="misfire" defaultValue=${c.misfire || "run_once"}>
-          <option value="run_once">run once</option><option value="run_all">run each</option><option value="skip">skip them</option></select></label>
-        <label>While a run is going <select name="concurrency" defaultValue=${c.concurrency || "allow"}>
-          <option value="allow">start another</option><option value="forbid">skip the tick</option><option value="queue">queue it</option></select></label>
+        <label>When ticks were missed <${Choice} name="misfire" value=${c.misfire || "run_once"}
+          options=${[["run_once", "run once"], ["run_all", "run each"], ["skip", "skip them"]]} /></label>
+        <label>While a run is going <${Choice} name="concurrency" value=${c.concurrency || "allow"}
+          options=${[["allow", "start another"], ["forbid", "skip the tick"], ["queue", "queue it"]]} /></label>
       </div>
       <div class="row">
         <label>Attempts <input name="max_attempts" type="number" min="1" max="100" defaultValue=${c.max_attempts || 1} /></label>
@@ -243,6 +310,7 @@ export function Job({ id, me }) {
       }
     })();
   }, [id]);
+  const [editing, setEditing] = useState(false);
   const runNow = async () => {
     try {
       const r = await api("POST", `/jobs/${id}/runs`);
@@ -255,9 +323,14 @@ export function Job({ id, me }) {
   return html`
     <p class="crumbs"><a href="#/projects">Projects</a> / <a href="#/projects/${job.project_id}">${project.name}</a> /</p>
     <h1>${job.name}</h1>
-    ${may(role, "runner") && html`<p><button onClick=${runNow}>Run now</button></p>`}
+    <p class="buttons">
+      ${may(role, "runner") && html`<button onClick=${runNow}>Run now</button>`}
+      ${may(role, "editor") && html`<button class="quiet" onClick=${() => setEditing(!editing)}>${editing ? "Stop editing" : "Edit"}</button>`}
+    </p>
     <${ErrorNote} error=${error} />
-    <${Definition} job=${job} />
+    ${editing
+      ? html`<${EditJob} job=${job} onSaved=${(j) => (setJob(j), setEditing(false))} />`
+      : html`<${Definition} job=${job} />`}
     <${Schedule} job=${job} role=${role} />
     <${History} job=${job} />`;
 }
