@@ -107,6 +107,9 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
     assert sorted((c["name"], c["odbc"].split(";")[0]) for c in conns["connections"]) == [
         ("web extra", "Driver=SQLite3"), ("web keep destination", "Driver=PostgreSQL Unicode"),
         ("web keep origin", "Driver=SQLite3")]
+    status, hooks, _ = webby.get(f"/api/v1/projects/{project['id']}/webhooks")
+    assert [(h["url"], h["events"], h["active"]) for h in hooks["webhooks"]] == [
+        ("http://127.0.0.1:9/convutell-hook", ["run.failed", "run.timed_out"], False)]
     status, members, _ = webby.get(f"/api/v1/projects/{project['id']}/members")
     assert sorted((m["user"], m["role"]) for m in members["items"]) == [("webby", "owner"),
                                                                         ("webmate", "viewer")]

@@ -66,6 +66,8 @@ async function look(page, name) {
   for (const [size, viewport] of SIZES) {
     await page.setViewportSize(viewport);
     await page.waitForTimeout(200); // what a resize re-renders (the charts)
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > viewport.width) problems.push(`${name} is ${wide} px wide at ${viewport.width} px`);
     await page.screenshot({ path: path.join(SHOTS, `${name}-${size}.png`), fullPage: true });
   }
   await page.setViewportSize(SIZES[0][1]);
@@ -175,6 +177,16 @@ async function main() {
     await member.waitFor();
     await member.getByLabel(`Role of ${env("CV_WEB_MEMBER")}`).selectOption("viewer");
     await page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/members/"));
+    // A webhook: its secret made up and shown once; switched off.
+    await page.getByText("Add a webhook").click();
+    const hook = page.getByRole("form", { name: "Add a webhook" });
+    await hook.getByLabel("URL").fill("http://127.0.0.1:9/convutell-hook");
+    await hook.getByRole("button", { name: "Add webhook" }).click();
+    const hookSecret = await page.locator(".shown-once code.token").textContent();
+    if (!/^whs_/.test(hookSecret)) problems.push(`the webhook's secret reads ${hookSecret}`);
+    const hookRow = page.getByRole("row", { name: /convutell-hook run\.failed, run\.timed_out active/ });
+    await hookRow.getByRole("button", { name: "Switch off" }).click();
+    await page.getByRole("row", { name: /convutell-hook .* inactive/ }).waitFor();
     await look(page, "project");
 
     // A transfer job, scheduled, run now and watched to its end.
@@ -274,6 +286,9 @@ async function main() {
     await page.getByRole("link", { name: "web keep" }).click();
     await page.getByText(/^Last 14 days: 3 runs, 2 succeeded, 1 failed; 6 rows written/).waitFor();
     await page.locator("figure.chart canvas").nth(2).waitFor();
+    // The owner's audit trail has what the journey changed here.
+    await page.getByRole("region", { name: "Audit trail" })
+      .getByRole("row", { name: /PATCH \/api\/v1\/webhooks\/\{\} 200/ }).waitFor();
     await look(page, "dashboard");
 
     // The SQL console: a count on the destination, 10,000 rows in the grid, a

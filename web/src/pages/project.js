@@ -6,6 +6,7 @@ import { ErrorNote, html, Lazy, may, when } from "../ui.js";
 import { Connections } from "./connections.js";
 import { Members } from "./members.js";
 import { NewJob } from "./job.js";
+import { ProjectAudit, Webhooks } from "./webhooks.js";
 
 function schedule(job) {
   const s = job.schedule;
@@ -82,5 +83,7 @@ export function Project({ id, me }) {
     </section>
     <${Connections} project=${project} role=${role} />
     <${Jobs} project=${project} role=${role} />
-    <${Members} project=${project} members=${members} role=${role} onChanged=${load} />`;
+    <${Members} project=${project} members=${members} role=${role} onChanged=${load} />
+    <${Webhooks} project=${project} role=${role} />
+    <${ProjectAudit} project=${project} role=${role} />`;
 }
