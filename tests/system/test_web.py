@@ -143,6 +143,7 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
                      "console",
                      "projects-confirm", "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000
+        assert os.path.getsize(os.path.join(shots, f"{name}-dark.png")) > 1000
 
 
 def login_token(api):

@@ -3,10 +3,21 @@
 import { EditorState, Prec } from "@codemirror/state";
 import { EditorView, drawSelection, highlightActiveLine, highlightActiveLineGutter, keymap, lineNumbers } from "@codemirror/view";
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
-import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from "@codemirror/language";
+import { HighlightStyle, bracketMatching, indentOnInput, syntaxHighlighting } from "@codemirror/language";
+import { tags } from "@lezer/highlight";
 import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
 import { sql } from "@codemirror/lang-sql";
 import { python } from "@codemirror/lang-python";
+
+// Colours of the code from the page's variables (app.css), which follow light and dark
+// and keep the contrast the page checks.
+const highlight = HighlightStyle.define([
+  { tag: [tags.keyword, tags.operatorKeyword, tags.modifier], color: "var(--code-keyword)" },
+  { tag: [tags.string, tags.special(tags.string)], color: "var(--code-string)" },
+  { tag: [tags.number, tags.bool, tags.null, tags.atom], color: "var(--code-number)" },
+  { tag: [tags.comment, tags.lineComment, tags.blockComment], color: "var(--code-comment)", fontStyle: "italic" },
+  { tag: [tags.typeName, tags.function(tags.variableName), tags.definition(tags.variableName)], color: "var(--code-name)" },
+]);
 
 // What a SQL editor needs, and no more (CodeMirror's basicSetup would double the download).
 const setup = [
@@ -16,7 +27,7 @@ const setup = [
   drawSelection(),
   EditorState.allowMultipleSelections.of(true),
   indentOnInput(),
-  syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+  syntaxHighlighting(highlight),
   bracketMatching(),
   closeBrackets(),
   highlightActiveLine(),
@@ -28,6 +39,7 @@ const look = EditorView.theme({
   ".cm-scroller": { minHeight: "8rem" },
   ".cm-content": { caretColor: "var(--fg)", fontFamily: "ui-monospace, Menlo, Consolas, monospace" },
   ".cm-gutters": { backgroundColor: "var(--card)", color: "var(--muted)", borderRight: "1px solid var(--line)" },
+  ".cm-matchingBracket, &.cm-focused .cm-matchingBracket": { backgroundColor: "transparent", outline: "1px solid var(--muted)" },
   ".cm-activeLine, .cm-activeLineGutter": { backgroundColor: "color-mix(in srgb, var(--accent) 8%, transparent)" },
   "&.cm-focused": { outline: "3px solid var(--focus)" },
 });

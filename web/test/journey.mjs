@@ -54,15 +54,23 @@ function watch(page) {
 }
 
 // Screenshots at both sizes, and axe-core's findings on the page as it stands.
-async function look(page, name) {
+// axe-core's serious and critical findings on the page as it stands, as problems.
+async function axe(page, name) {
   await page.evaluate(AXE + ";0"); // evaluated by the driver: the page's CSP allows no inline code
   const found = await page.evaluate(async () => {
     const r = await window.axe.run(document, { resultTypes: ["violations"] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help,
+      first: v.nodes[0] && `${v.nodes[0].target.join(" ")}: ${(v.nodes[0].failureSummary || "").split("\n").slice(-1)[0]}` }));
   });
   for (const v of found)
     if (v.impact === "serious" || v.impact === "critical")
-      problems.push(`axe on ${name}: ${v.impact} ${v.id} (${v.nodes} nodes): ${v.help}`);
+      problems.push(`axe on ${name}: ${v.impact} ${v.id} (${v.nodes} nodes): ${v.help}; first ${v.first}`);
+}
+
+// Each page: axe-core in light and in dark colours, screenshots at both sizes (and one in
+// dark), and no page wider than the screen.
+async function look(page, name) {
+  await axe(page, name);
   for (const [size, viewport] of SIZES) {
     await page.setViewportSize(viewport);
     await page.waitForTimeout(200); // what a resize re-renders (the charts)
@@ -71,6 +79,10 @@ async function look(page, name) {
     await page.screenshot({ path: path.join(SHOTS, `${name}-${size}.png`), fullPage: true });
   }
   await page.setViewportSize(SIZES[0][1]);
+  await page.emulateMedia({ colorScheme: "dark" });
+  await axe(page, `${name} (dark)`);
+  await page.screenshot({ path: path.join(SHOTS, `${name}-dark.png`), fullPage: true });
+  await page.emulateMedia({ colorScheme: "light" });
 }
 
 async function newProject(page, name) {
@@ -114,7 +126,12 @@ async function main() {
 
     // The administrator makes the two users: one with a password, one with a
     // one-time password the page shows once.
-    await signIn(env("CV_WEB_ADMIN"), env("CV_WEB_ADMIN_PASSWORD"));
+    // Signed in with the keyboard only: the name field has the focus, Tab, Enter.
+    await page.keyboard.type(env("CV_WEB_ADMIN"));
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(env("CV_WEB_ADMIN_PASSWORD"));
+    await page.keyboard.press("Enter");
+    await page.locator(".who", { hasText: env("CV_WEB_ADMIN") }).waitFor();
     await page.getByRole("link", { name: "Administration" }).click();
     const lagRows = page.getByRole("table", { name: "Consumer lag" }).getByRole("row");
     await lagRows.nth(5).waitFor(); // a header and the five groups
