@@ -12,6 +12,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,7 @@ struct cv_kafka_consumer {
     int64_t listen_try; /* monotonic: when it last asked for them */
     bool paused;        /* cv_kafka_consumer_pause()'s state, also for partitions assigned later */
     atomic_bool assigned; /* a rebalance has assigned this consumer once */
+    char group[128];      /* for the logs: its group, or "listener" */
 };
 
 /* How long a scrape waits for each of the broker's answers about a lag. */
@@ -392,6 +394,7 @@ cv_kafka_consumer *cv_kafka_consumer_new(const char *bootstrap, const char *grou
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
+    snprintf(c->group, sizeof(c->group), "%s", group);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, c);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
@@ -495,6 +498,7 @@ cv_kafka_consumer *cv_kafka_listener_new(const char *bootstrap, const char *topi
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    snprintf(c->group, sizeof(c->group), "listener");
     if (!(c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen)))
         goto fail;
     conf = NULL;
@@ -658,11 +662,77 @@ void cv_kafka_msg_release(cv_kafka_msg *msg) {
     }
 }
 
+/* A consumer's close, on a thread of its own so that a stop has a bound (see below). */
+typedef struct closer {
+    rd_kafka_t *rk;
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    bool done;
+} closer;
+
+static void *close_main(void *arg) {
+    closer *k = arg;
+    rd_kafka_consumer_close(k->rk);
+    pthread_mutex_lock(&k->lock);
+    k->done = true;
+    pthread_cond_signal(&k->done_cv);
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+/* Leaves the group within CV_KAFKA_CLOSE_MS: librdkafka 2.0's rd_kafka_consumer_close() can
+ * wait forever on a cooperative rebalance that another member's join left half done (seen
+ * when a collector stopped while two more joined its group on a loaded machine), and a
+ * service must stop when asked. True when it closed; false when it was left to the
+ * process's exit (the group then gives its partitions away after session.timeout.ms, and
+ * what was consumed since the last commit is consumed again, which every consumer here
+ * takes twice without harm). */
+static bool close_bounded(rd_kafka_t *rk, const char *group) {
+    closer *k = calloc(1, sizeof(*k));
+    struct timespec until = cv_time_mono_deadline(CV_KAFKA_CLOSE_MS);
+    pthread_t t;
+    bool done;
+
+    if (!k) {
+        rd_kafka_consumer_close(rk);
+        return true;
+    }
+    k->rk = rk;
+    pthread_mutex_init(&k->lock, NULL);
+    cv_time_cond_init(&k->done_cv);
+    if (pthread_create(&t, NULL, close_main, k) != 0) {
+        rd_kafka_consumer_close(rk);
+        done = true;
+        goto out;
+    }
+    pthread_mutex_lock(&k->lock);
+    while (!k->done && pthread_cond_timedwait(&k->done_cv, &k->lock, &until) == 0)
+        ;
+    done = k->done;
+    pthread_mutex_unlock(&k->lock);
+    if (!done) {
+        cv_log_warn("kafka: leaving group %s took more than %d ms; stopping without it", group,
+                    CV_KAFKA_CLOSE_MS);
+        pthread_detach(t);
+        return false; /* k stays with the thread, which may still finish */
+    }
+    pthread_join(t, NULL);
+out:
+    pthread_mutex_destroy(&k->lock);
+    pthread_cond_destroy(&k->done_cv);
+    free(k);
+    return done;
+}
+
 void cv_kafka_consumer_destroy(cv_kafka_consumer *c) {
     if (!c)
         return;
     cv_metrics_unwatch(c); /* waits for a scrape reading its lag */
-    rd_kafka_consumer_close(c->rk);
+    if (!close_bounded(c->rk, c->group)) {
+        free(c->listen);
+        free(c);
+        return;
+    }
     /* librdkafka before 2.3 (Debian 12 has 2.0) aborts in rd_kafka_destroy()
      * when a cooperative-sticky consumer never got its first assignment
      * (rd_kafka_sticky_assignor_state_destroy: Assertion `assignor_state'

@@ -27,6 +27,10 @@
 #define CV_TOPIC_QUERIES "convutell.queries"  /* the SQL console's queries (kind "query") */
 #define CV_TOPIC_REPLIES "convutell.replies"  /* "this query ended", to the API that waits */
 
+/* How long a consumer's destroy waits to leave its group before it lets go (cv_kafka.c):
+ * a stop always ends, whatever state a rebalance is in. */
+#define CV_KAFKA_CLOSE_MS 15000
+
 /* The consumer groups of the services, each with the topic it reads. */
 #define CV_GROUP_WORKERS "convutell-workers"     /* convutell.jobs: the worker pool */
 #define CV_GROUP_CONSOLE "convutell-console"     /* convutell.queries: the workers' console */
@@ -160,7 +164,8 @@ cv_kafka_consumer *cv_kafka_listener_new(const char *bootstrap, const char *topi
 /* Frees the message's resources. Accepts a zeroed msg. */
 void cv_kafka_msg_release(cv_kafka_msg *msg);
 
-/* Leaves the group (committing stored offsets) and frees. Accepts NULL. */
+/* Leaves the group (committing stored offsets) and frees, within CV_KAFKA_CLOSE_MS:
+ * a close that takes longer is left to the process's exit (see cv_kafka.c). Accepts NULL. */
 void cv_kafka_consumer_destroy(cv_kafka_consumer *c);
 
 #endif

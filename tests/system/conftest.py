@@ -233,7 +233,14 @@ class Services:
     def stop(self, name, sig=signal.SIGTERM):
         proc = self.procs.pop(name)
         proc.send_signal(sig)
-        return proc.wait(timeout=60)
+        try:
+            return proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            # A service that does not stop fails its test, and is killed so that it
+            # cannot take part in the tests after it (a consumer in their group).
+            proc.kill()
+            proc.wait(timeout=10)
+            raise
 
     def wait_api(self):
         """Waits until the API answers its health check (30 s at most)."""
