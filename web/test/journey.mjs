@@ -244,7 +244,15 @@ async function main() {
     await page.locator("dl.facts dd", { hasText: /^3$/ }).first().waitFor();
     await look(page, "run");
     await page.getByRole("link", { name: "fruit copy" }).click();
-    await page.getByRole("region", { name: "Runs" }).getByRole("cell", { name: "succeeded" }).waitFor();
+    const history = page.getByRole("region", { name: "Runs" });
+    await history.getByRole("cell", { name: "succeeded" }).waitFor();
+    // A time range: from tomorrow holds no run; cleared, the run is back.
+    const tomorrow = new Date(Date.now() + 86400000);
+    const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    await history.getByLabel("From").fill(local);
+    await history.getByText("No runs.").waitFor();
+    await history.getByLabel("From").fill("");
+    await history.getByRole("cell", { name: "succeeded" }).waitFor();
     await page.getByRole("link", { name: "web keep" }).click();
 
     // An SQL job on the destination: its log searched; then one that fails.

@@ -263,10 +263,13 @@ function Schedule({ job, role }) {
 const STATUSES = ["", "queued", "running", "retrying", "succeeded", "failed", "cancelled", "timed_out", "missed", "skipped"];
 
 function History({ job }) {
-  const [filter, setFilter] = useState({ status: "", trigger: "" });
+  const [filter, setFilter] = useState({ status: "", trigger: "", since: "", until: "" });
   const q = new URLSearchParams({ limit: "20" });
   if (filter.status) q.set("status", filter.status);
   if (filter.trigger) q.set("trigger", filter.trigger);
+  // datetime-local fields hold the browser's local time; the API takes RFC 3339.
+  if (filter.since) q.set("since", new Date(filter.since).toISOString());
+  if (filter.until) q.set("until", new Date(filter.until).toISOString());
   const runs = usePaged(`/jobs/${job.id}/runs?${q}`, "runs");
   const pick = (k) => (e) => setFilter({ ...filter, [k]: e.target.value });
   return html`<section aria-labelledby="hist-h">
@@ -276,6 +279,8 @@ function History({ job }) {
         ${STATUSES.map((s) => html`<option value=${s}>${s || "any"}</option>`)}</select></label>
       <label>Trigger <select value=${filter.trigger} onChange=${pick("trigger")}>
         ${["", "manual", "schedule", "external"].map((s) => html`<option value=${s}>${s || "any"}</option>`)}</select></label>
+      <label>From <input type="datetime-local" value=${filter.since} onChange=${pick("since")} /></label>
+      <label>Until <input type="datetime-local" value=${filter.until} onChange=${pick("until")} /></label>
     </div>
     <${ErrorNote} error=${runs.error} />
     <div class="scroll"><table>
