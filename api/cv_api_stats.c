@@ -338,28 +338,55 @@ static cv_err next_run(cv_api *api, const char *project_id, int64_t now, cJSON *
     return err;
 }
 
-/* The newest run of the project that ended in the last SUMMARY_LAST_MS into out's
- * `last_run` ({id, job_id, status, ended_at}), or null. */
-static cv_err last_run(cv_api *api, const char *project_id, int64_t now, cJSON *out, char *why,
-                       size_t len) {
-    bson_t *found = NULL, ev;
-    bson_iter_t it;
-    cv_err err =
-        read_finals(api, project_id, now - SUMMARY_LAST_MS, now + 1, -1, 1, &found, why, len);
-    cJSON *o = NULL;
+/* `last_run` of out from the newest of the final events in the array `events` (in time
+ * order): {id, job_id, status, ended_at}, or null when it holds none. */
+static void add_last_run(cJSON *out, const bson_t *events) {
+    bson_iter_t it, last;
+    bool any = false;
+    const uint8_t *data;
+    uint32_t n;
+    const char *type, *v;
+    bson_t newest;
+    cJSON *o;
 
-    if (!err) {
-        CV_MONGO_EACH_DOC(found, it, ev) {
-            const char *type = cv_mongo_doc_str(&ev, "type"), *v;
-            o = cJSON_AddObjectToObject(out, "last_run");
-            cJSON_AddStringToObject(o, "id", (v = cv_mongo_doc_str(&ev, "run_id")) ? v : "");
-            cJSON_AddStringToObject(o, "job_id", (v = cv_mongo_doc_str(&ev, "job_id")) ? v : "");
-            cJSON_AddStringToObject(o, "status", type ? type + 4 : ""); /* "run.failed" */
-            cJSON_AddStringToObject(o, "ended_at", (v = cv_mongo_doc_str(&ev, "time")) ? v : "");
-        }
-        if (!o)
-            cJSON_AddNullToObject(out, "last_run");
+    if (bson_iter_init(&it, events))
+        while (bson_iter_next(&it))
+            if (BSON_ITER_HOLDS_DOCUMENT(&it)) {
+                last = it; /* an iterator copies; a static bson_t would not */
+                any = true;
+            }
+    if (!any) {
+        cJSON_AddNullToObject(out, "last_run");
+        return;
     }
+    bson_iter_document(&last, &n, &data);
+    if (!bson_init_static(&newest, data, n)) {
+        cJSON_AddNullToObject(out, "last_run");
+        return;
+    }
+    type = cv_mongo_doc_str(&newest, "type");
+    o = cJSON_AddObjectToObject(out, "last_run");
+    cJSON_AddStringToObject(o, "id", (v = cv_mongo_doc_str(&newest, "run_id")) ? v : "");
+    cJSON_AddStringToObject(o, "job_id", (v = cv_mongo_doc_str(&newest, "job_id")) ? v : "");
+    cJSON_AddStringToObject(o, "status", type ? type + 4 : ""); /* "run.failed" */
+    cJSON_AddStringToObject(o, "ended_at", (v = cv_mongo_doc_str(&newest, "time")) ? v : "");
+}
+
+/* The newest run of the project that ended in the last SUMMARY_LAST_MS into out's
+ * `last_run`: from the last day's final events already read when they hold one, else
+ * from one look further back. */
+static cv_err last_run(cv_api *api, const char *project_id, int64_t now, const bson_t *day,
+                       cJSON *out, char *why, size_t len) {
+    bson_t *found = NULL;
+    cv_err err;
+
+    if (bson_count_keys(day) > 0) {
+        add_last_run(out, day);
+        return CV_OK;
+    }
+    if (!(err = read_finals(api, project_id, now - SUMMARY_LAST_MS, now + 1, -1, 1, &found, why,
+                            len)))
+        add_last_run(out, found);
     bson_destroy(found);
     return err;
 }
@@ -397,7 +424,7 @@ void cv_api_project_summary(cv_api *api, const char *project_id, const cv_http_r
     cJSON_AddStringToObject(res->body, "project_id", project_id);
     cJSON_AddNumberToObject(res->body, "runs_24h", (double)runs);
     cJSON_AddNumberToObject(res->body, "failures_24h", (double)failures);
-    if ((err = last_run(api, project_id, now, res->body, why, sizeof(why))) ||
+    if ((err = last_run(api, project_id, now, found, res->body, why, sizeof(why))) ||
         (err = next_run(api, project_id, now, res->body, why, sizeof(why))))
         goto fail;
     res->status = 200;
