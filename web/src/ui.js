@@ -89,3 +89,21 @@ export function CodeField({ name, label, lang = "sql", value = "" }) {
     <input type="hidden" name=${name} value=${value} ref=${hidden} />
   </div>`;
 }
+
+// A change through the API followed by `after` (a reload): act(method, path, body) gives
+// {value} (the answer) when it worked and null when not; the error is kept for the page.
+export function useAction(after) {
+  const [error, setError] = useState(null);
+  const act = async (method, path, body) => {
+    setError(null);
+    try {
+      const value = await api(method, path, body);
+      if (after) await after();
+      return { value };
+    } catch (err) {
+      setError(err);
+      return null;
+    }
+  };
+  return [act, error];
+}

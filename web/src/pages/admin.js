@@ -2,7 +2,7 @@
 // password) and the audit log of every change, newest first.
 import { useEffect, useState } from "preact/hooks";
 import { all, api } from "../api.js";
-import { ErrorNote, html, usePaged, when } from "../ui.js";
+import { ErrorNote, html, useAction, usePaged, when } from "../ui.js";
 
 function Users() {
   const [users, setUsers] = useState(null);
@@ -12,16 +12,7 @@ function Users() {
   useEffect(() => {
     load();
   }, []);
-  const act = async (method, path, body, after) => {
-    setError(null);
-    try {
-      const r = await api(method, path, body);
-      if (after) after(r);
-      await load();
-    } catch (err) {
-      setError(err);
-    }
-  };
+  const [act, actError] = useAction(load);
   const create = (e) => {
     e.preventDefault();
     const f = Object.fromEntries(new FormData(e.target));
@@ -29,15 +20,17 @@ function Users() {
     if (f.display_name) body.display_name = f.display_name;
     if (f.password) body.password = f.password;
     const form = e.target;
-    act("POST", "/users", body, (r) => {
-      setMade(r.password ? { user: r.name, password: r.password } : null);
+    act("POST", "/users", body).then((done) => {
+      if (!done) return;
+      setMade(done.value.password ? { user: done.value.name, password: done.value.password } : null);
       form.reset();
     });
   };
   const reset = (e, name) => {
     e.preventDefault();
     const form = e.target;
-    act("PATCH", `/users/${encodeURIComponent(name)}`, { password: new FormData(form).get("password") }, () => form.reset());
+    act("PATCH", `/users/${encodeURIComponent(name)}`, { password: new FormData(form).get("password") }).then(
+      (done) => done && form.reset());
   };
   return html`<section aria-labelledby="users-h">
     <h2 id="users-h">Users</h2>
@@ -54,7 +47,7 @@ function Users() {
     ${made && html`<div class="card shown-once" role="status">
       <p>The one-time password of <strong>${made.user}</strong>: give it to them now, it is not shown again.</p>
       <code class="token">${made.password}</code></div>`}
-    <${ErrorNote} error=${error} />
+    <${ErrorNote} error=${actError || error} />
     ${users === null ? html`<p class="loading">Loading…</p>` : html`<div class="scroll"><table>
       <thead><tr><th scope="col">User</th><th scope="col">Name</th><th scope="col">State</th><th scope="col" class="wide">Created</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
       <tbody>${users.map((u) => html`<tr key=${u.name}>

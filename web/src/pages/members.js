@@ -1,8 +1,6 @@
 // members.js - who a project belongs to: owners share it with a user by name,
 // change a member's role or remove them; everyone else reads the list.
-import { useState } from "preact/hooks";
-import { api } from "../api.js";
-import { ErrorNote, html, may } from "../ui.js";
+import { ErrorNote, html, may, useAction } from "../ui.js";
 
 const ROLES = ["viewer", "runner", "editor", "owner"];
 
@@ -13,19 +11,8 @@ function RolePicker({ name, value, onChange, label }) {
 }
 
 export function Members({ project, members, role, onChanged }) {
-  const [error, setError] = useState(null);
+  const [act, error] = useAction(onChanged);
   const owner = may(role, "owner");
-  const act = async (method, path, body) => {
-    setError(null);
-    try {
-      await api(method, path, body);
-      await onChanged();
-      return true;
-    } catch (err) {
-      setError(err);
-      return false;
-    }
-  };
   const share = async (e) => {
     e.preventDefault();
     const f = Object.fromEntries(new FormData(e.target));

@@ -3,8 +3,7 @@
 // each one's deliveries with their attempts. And the project's audit trail
 // (owners).
 import { useRef, useState } from "preact/hooks";
-import { api } from "../api.js";
-import { ErrorNote, html, may, usePaged, when } from "../ui.js";
+import { ErrorNote, html, may, useAction, usePaged, when } from "../ui.js";
 
 const EVENTS = ["run.failed", "run.timed_out", "run.succeeded", "run.cancelled", "run.retrying", "run.started"];
 
@@ -31,19 +30,8 @@ function HookList({ project }) {
   const hooks = usePaged(`/projects/${project.id}/webhooks`, "webhooks");
   const [secret, setSecret] = useState(null);
   const [open, setOpen] = useState(null);
-  const [error, setError] = useState(null);
   const box = useRef(null);
-  const act = async (method, path, body) => {
-    setError(null);
-    try {
-      const r = await api(method, path, body);
-      await hooks.reload();
-      return r;
-    } catch (err) {
-      setError(err);
-      return null;
-    }
-  };
+  const [act, error] = useAction(hooks.reload);
   const create = async (e) => {
     e.preventDefault();
     const form = e.target;
@@ -51,8 +39,9 @@ function HookList({ project }) {
     const body = { url: f.get("url"), events: f.getAll("events") };
     if (f.get("secret")) body.secret = f.get("secret");
     if (f.get("description")) body.description = f.get("description");
-    const made = await act("POST", `/projects/${project.id}/webhooks`, body);
-    if (made) {
+    const done = await act("POST", `/projects/${project.id}/webhooks`, body);
+    if (done) {
+      const made = done.value;
       setSecret(made.secret ? { url: made.url, secret: made.secret } : null);
       form.reset();
       box.current.open = false;
