@@ -6,6 +6,7 @@
 #include "cv_attempt.h"
 
 #include "cv_dialect.h"
+#include "cv_estimate.h"
 #include "cv_log.h"
 #include "cv_odbcpool.h"
 #include "cv_runs.h"
@@ -272,8 +273,25 @@ typedef struct progress_state {
     cv_attempt *a;
     cv_runner *w;
     const cv_job *job;
+    const char *origin_odbc; /* for the estimate of the rows; NULL: none */
+    cv_estimate *estimate;   /* started once the run lasts (cv_estimate.h) */
+    bool estimate_asked;
     int64_t started_ms, deadline_ms, last_report_ms, last_cancel_check_ms;
 } progress_state;
+
+/* Starts the origin's estimate of the query's rows once the run has lasted
+ * half a progress interval (a short run never pays for it). A run that reads
+ * a window of its query (incremental or batched) gets none: the estimate
+ * would be of the whole query. */
+static void maybe_estimate(progress_state *p, int64_t now) {
+    const cv_load_spec *load = &p->job->load;
+
+    if (p->estimate_asked || !p->origin_odbc || load->watermark[0] || load->batch_rows ||
+        now - p->started_ms < p->w->cfg.progress_interval_ms / 2)
+        return;
+    p->estimate_asked = true;
+    p->estimate = cv_estimate_start(p->origin_odbc, p->job->query);
+}
 
 /* Called by the transfer after every block: enforces the time limit, notices
  * a cancel request (at most once a second) and reports progress. */
@@ -296,6 +314,7 @@ static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t err
                               "stopped after %lld rows: cancelled on request",
                               (long long)rows_read);
     }
+    maybe_estimate(p, now);
     if (now - p->last_report_ms >= p->w->cfg.progress_interval_ms) {
         cv_event ev;
         char why[256];
@@ -305,6 +324,7 @@ static cv_err on_progress(void *ctx, int64_t rows_read, char *errbuf, size_t err
             ev.rows_read = rows_read;
             ev.duration_ms = now - p->started_ms;
             ev.rows_per_second = ev.duration_ms > 0 ? rows_read * 1000 / ev.duration_ms : 0;
+            ev.rows_expected = cv_estimate_rows(p->estimate);
             /* Progress is a courtesy: a lost report is not worth failing the run. */
             if (send_event(p->w, &ev, false, why, sizeof(why)) != CV_OK)
                 cv_log_warn("run %s: progress not published: %s", p->job->run_id, why);
@@ -336,6 +356,7 @@ static void run_transfer(cv_attempt *a, cv_event *ev, outcome *o) {
                                      sizeof(o->why)))) {
         res.error_code = "destination_lookup";
     } else {
+        prog.origin_odbc = origin;
         cv_transfer_spec spec = {.origin_odbc = origin,
                                  .destination_odbc = dest,
                                  .query = job->query,
@@ -347,6 +368,7 @@ static void run_transfer(cv_attempt *a, cv_event *ev, outcome *o) {
                                  .progress = on_progress,
                                  .progress_ctx = &prog};
         err = cv_transfer_run(&spec, &res, o->why, sizeof(o->why));
+        cv_estimate_stop(prog.estimate);
     }
     free(origin);
     free(dest);

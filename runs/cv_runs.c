@@ -34,6 +34,8 @@ static void append_counts(bson_t *doc, const cv_event *ev) {
         BSON_APPEND_INT64(doc, "duration_ms", ev->duration_ms);
     if (ev->rows_per_second >= 0)
         BSON_APPEND_INT64(doc, "rows_per_second", ev->rows_per_second);
+    if (ev->rows_expected >= 0)
+        BSON_APPEND_INT64(doc, "rows_expected", ev->rows_expected);
 }
 
 static void append_error(bson_t *doc, const cv_event *ev) {

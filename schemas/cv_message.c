@@ -25,32 +25,13 @@ static const char *const limit_fields[] = {"cpu_seconds",  "memory_mb", "open_fi
                                            "file_size_mb", "processes", NULL};
 static const char *const mode_names[] = {"append", "replace", "upsert"};
 static const char *const method_names[] = {"auto", "copy", "insert", "load_data"};
-static const char *const event_fields[] = {"schema",
-                                           "event_id",
-                                           "type",
-                                           "time",
-                                           "run_id",
-                                           "job_id",
-                                           "project_id",
-                                           "worker",
-                                           "attempt",
-                                           "rows_read",
-                                           "rows_written",
-                                           "duration_ms",
-                                           "error",
-                                           "watermark",
-                                           "rows_per_second",
-                                           "stream",
-                                           "line",
-                                           "line_cut",
-                                           "exit_code",
-                                           "lines_dropped",
-                                           "trigger",
-                                           "tick_at",
-                                           "max_attempts",
-                                           "next_attempt_at",
-                                           "queued_at",
-                                           NULL};
+static const char *const event_fields[] = {
+    "schema",        "event_id",    "type",    "time",         "run_id",
+    "job_id",        "project_id",  "worker",  "attempt",      "rows_read",
+    "rows_written",  "duration_ms", "error",   "watermark",    "rows_per_second",
+    "rows_expected", "stream",      "line",    "line_cut",     "exit_code",
+    "lines_dropped", "trigger",     "tick_at", "max_attempts", "next_attempt_at",
+    "queued_at",     NULL};
 static const char *const event_types[] = {CV_EVENT_RUN_QUEUED,
                                           CV_EVENT_RUN_STARTED,
                                           CV_EVENT_RUN_PROGRESS,
@@ -568,6 +549,7 @@ cv_err cv_event_init(cv_event *ev, const char *type) {
     copy_str(ev->type, sizeof(ev->type), type);
     ev->time_ms = cv_time_now_ms();
     ev->rows_read = ev->rows_written = ev->duration_ms = ev->rows_per_second = -1;
+    ev->rows_expected = -1;
     ev->exit_code = -1;
     ev->lines_dropped = -1;
     return CV_OK;
@@ -616,6 +598,8 @@ char *cv_event_encode(const cv_event *ev) {
         cJSON_AddStringToObject(root, "watermark", ev->watermark);
     if (ev->rows_per_second >= 0)
         cJSON_AddNumberToObject(root, "rows_per_second", (double)ev->rows_per_second);
+    if (ev->rows_expected >= 0)
+        cJSON_AddNumberToObject(root, "rows_expected", (double)ev->rows_expected);
     if (ev->stream[0]) {
         cJSON_AddStringToObject(root, "stream", ev->stream);
         cJSON_AddStringToObject(root, "line", ev->line);
@@ -713,6 +697,8 @@ static cv_err decode_measures(const cJSON *root, cv_event *ev, cv_verr *verr) {
              cv_json_get_int(root, NULL, "duration_ms", false, 0, most, &ev->duration_ms, verr)) ||
         (err = cv_json_get_int(root, NULL, "rows_per_second", false, 0, most, &ev->rows_per_second,
                                verr)) ||
+        (err = cv_json_get_int(root, NULL, "rows_expected", false, 0, most, &ev->rows_expected,
+                               verr)) ||
         (err =
              cv_json_get_str(root, NULL, "watermark", false, sizeof(ev->watermark) - 1, &s, verr)))
         return err;
@@ -778,6 +764,7 @@ cv_err cv_event_decode(const char *data, size_t len, cv_event *ev, cv_verr *verr
 
     memset(ev, 0, sizeof(*ev));
     ev->rows_read = ev->rows_written = ev->duration_ms = ev->rows_per_second = -1;
+    ev->rows_expected = -1;
     ev->exit_code = -1;
     ev->lines_dropped = -1;
     if ((err = parse_object(data, len, &root, verr)))

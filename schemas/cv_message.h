@@ -214,6 +214,7 @@ typedef struct cv_event {
     char error_message[1024];
     char watermark[256];     /* run.succeeded of an incremental job: the new watermark */
     int64_t rows_per_second; /* run.progress: current rate; -1 when not applicable */
+    int64_t rows_expected;   /* run.progress: the origin's estimate of its rows; -1 unknown */
     /* run.log */
     char stream[8]; /* "stdout" or "stderr" */
     char line[CV_LOG_LINE_MAX + 1];

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 from conftest import BIN, HTTP_PORT, PG_ODBC
+from test_load_modes import make_job
 from test_people import make_user
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,15 +76,22 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
         db.execute("CREATE TABLE fruit (id INTEGER PRIMARY KEY, name TEXT)")
         db.executemany("INSERT INTO fruit VALUES (?, ?)", [(1, "apple"), (2, "pear"), (3, "fig")])
     table = f"web_fruit_{os.getpid()}"
+    long_run = start_long_run(api, pg)
     shots = os.path.join(ROOT, "build", "web-shots")
     env = dict(os.environ, CV_WEB_BASE=BASE, CV_WEB_ADMIN="webadmin",
                CV_WEB_ADMIN_PASSWORD="webadmin-password-1",
                CV_WEB_USER="webby", CV_WEB_PASSWORD="webby-password-1",
                CV_WEB_SQLITE=str(sqlite), CV_WEB_PG=PG_ODBC, CV_WEB_SHOTS=shots,
-               CV_WEB_MEMBER="webmate", CV_WEB_TABLE=table)
+               CV_WEB_MEMBER="webmate", CV_WEB_TABLE=table, CV_WEB_LONG_RUN=long_run)
     done = subprocess.run(["node", os.path.join(ROOT, "web", "test", "journey.mjs")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+    # The long run, cancelled from its page while its bar showed the time left,
+    # and the destination rolled back.
+    status, run, _ = api.get(f"/api/v1/runs/{long_run}")
+    assert (run["status"], run["error"]["code"], run["rows_written"]) == ("cancelled", "cancelled", 0)
+    assert 0 < run["rows_read"] < run["rows_expected"]
+    assert pg.execute("SELECT count(*) FROM web_long").fetchone() == (0,)
     # What the journey left: the two users the administrator made, both active;
     status, users, _ = api.get("/api/v1/users")
     assert [(u["name"], u.get("display_name"), u["disabled"], u["admin"], u["created_by"])
@@ -139,11 +147,25 @@ def test_a_person_takes_the_page_through_a_journey(api, services, pg, tmp_path):
         (runs["broken"][0]["id"], "failed", True)]
     for size in ("laptop", "phone"):
         for name in ("signin", "admin", "projects", "projects-summary", "project", "project-viewer",
-                     "job-edit", "job", "run", "run-log", "inbox", "dashboard",
+                     "job-edit", "job", "run", "run-log", "run-progress", "inbox", "dashboard",
                      "console",
                      "projects-confirm", "tokens"):
             assert os.path.getsize(os.path.join(shots, f"{name}-{size}.png")) > 1000
         assert os.path.getsize(os.path.join(shots, f"{name}-dark.png")) > 1000
+
+
+def start_long_run(api, pg):
+    """A transfer of 100,000,000 rows (PostgreSQL's planner knows how many),
+    bounded to two minutes in case the page never cancels it."""
+    pg.execute("DROP TABLE IF EXISTS web_long_src")
+    pg.execute("DROP TABLE IF EXISTS web_long")
+    pg.execute("CREATE TABLE web_long_src AS SELECT g AS id FROM generate_series(1, 1000000) g")
+    pg.execute("ANALYZE web_long_src")
+    job = make_job(api, PG_ODBC, PG_ODBC, "web_long", timeout_seconds=120,
+                   query="SELECT s.id, k.k FROM web_long_src s CROSS JOIN generate_series(1, 100) k(k)")
+    status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert status == 202, run
+    return run["run_id"]
 
 
 def login_token(api):

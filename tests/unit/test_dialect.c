@@ -2,7 +2,8 @@
  * test_dialect.c - text the worker derives for a destination database: column
  * types per destination dialect (cv_dialect) and libpq connection strings made
  * from ODBC ones (cv_pg). Identifier quoting and the statements themselves are
- * in test_sqltext.c, the API's password mask in test_connstr.c.
+ * in test_sqltext.c, the API's password mask in test_connstr.c. Also the
+ * statements that ask an origin how many rows a query returns (cv_estimate).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "cv_dialect.h"
+#include "cv_estimate.h"
 #include "cv_pg.h"
 #include "cv_sqlsplit.h"
 
@@ -122,11 +124,53 @@ static void test_sql_split(void **state) {
                  (const char *const[]){"SELECT 'C:\\'", "SELECT 3", NULL});
 }
 
+static void expect_estimate_sql(cv_dialect d, const char *query, const char *want) {
+    char *sql = cv_estimate_sql(d, query);
+    if (!want) {
+        assert_null(sql);
+        return;
+    }
+    assert_non_null(sql);
+    assert_string_equal(sql, want);
+    free(sql);
+}
+
+static void test_estimate(void **state) {
+    (void)state;
+    /* The query without its trailing semicolons, ended by a newline (a last line comment). */
+    expect_estimate_sql(CV_DIALECT_POSTGRES, "SELECT * FROM t -- all\n;  ",
+                        "EXPLAIN SELECT * FROM t -- all\n");
+    expect_estimate_sql(CV_DIALECT_MARIADB, "SELECT a FROM `t`", "EXPLAIN SELECT a FROM `t`\n");
+    expect_estimate_sql(CV_DIALECT_SQLITE, "SELECT a FROM t;",
+                        "SELECT count(*) FROM (SELECT a FROM t\n) cv_src");
+    expect_estimate_sql(CV_DIALECT_OTHER, "SELECT a FROM t", NULL);
+
+    assert_int_equal(cv_estimate_plan_rows("Seq Scan on t  (cost=0.00..18334.00 rows=1000000 "
+                                           "width=37)"),
+                     1000000);
+    assert_int_equal(cv_estimate_plan_rows("Nested Loop  (cost=0.00..80834.12 rows=5000000 "
+                                           "width=41)"),
+                     5000000);
+    assert_int_equal(cv_estimate_plan_rows("Result  (cost=0.00..0.01 rows=1 width=4)"), 1);
+    assert_int_equal(cv_estimate_plan_rows("  ->  Values Scan on \"*VALUES*\""), -1);
+    assert_int_equal(cv_estimate_plan_rows("Seq Scan (cost=0.00..1.00 rows=-3 width=4)"), -1);
+    assert_int_equal(cv_estimate_plan_rows("Seq Scan (cost=0.00..1.00 rows=x width=4)"), -1);
+    assert_int_equal(cv_estimate_plan_rows(NULL), -1);
+
+    /* Nothing to estimate from: the thread ends without an estimate. */
+    cv_estimate *e = cv_estimate_start("Driver=NoSuchDriver;", "SELECT 1");
+    assert_non_null(e);
+    cv_estimate_stop(e);
+    cv_estimate_stop(NULL);
+    assert_int_equal(cv_estimate_rows(NULL), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sql_split),
         cmocka_unit_test(test_dialect_types),
         cmocka_unit_test(test_pg_conninfo),
+        cmocka_unit_test(test_estimate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -374,6 +374,17 @@ static void test_event_round_trip(void **state) {
     assert_memory_equal(&back, &ev, sizeof(ev)); /* and nothing else changed */
     assert_true(cv_run_is_final(cv_run_event_target(back.type)));
     free(text);
+
+    /* A progress report with the rate and the origin's estimate of the rows. */
+    fill_event(&ev, CV_EVENT_RUN_PROGRESS);
+    ev.rows_per_second = 2500;
+    ev.rows_expected = 5000000;
+    text = cv_event_encode(&ev);
+    assert_non_null(strstr(text, ",\"rows_per_second\":2500,\"rows_expected\":5000000"));
+    assert_int_equal(cv_event_decode(text, strlen(text), &back, &verr), CV_OK);
+    assert_int_equal(back.rows_expected, 5000000);
+    assert_memory_equal(&back, &ev, sizeof(ev));
+    free(text);
 }
 
 static void test_event_round_trip_minimal(void **state) {
@@ -397,6 +408,7 @@ static void test_event_round_trip_minimal(void **state) {
     assert_int_equal(cv_event_decode(text, strlen(text), &back, &verr), CV_OK);
     assert_memory_equal(&back, &ev, sizeof(ev));
     assert_int_equal(back.rows_read, -1);
+    assert_int_equal(back.rows_expected, -1);
     assert_int_equal(back.attempt, 0);
     assert_int_equal(cv_run_event_target(back.type), CV_RUN_NONE); /* moves no run */
     free(text);

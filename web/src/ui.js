@@ -20,6 +20,9 @@ export function when(iso) {
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+// A count as the reader's locale writes it (5,081,992); "—" when there is none.
+export const count = (n) => (n === undefined || n === null ? "—" : Number(n).toLocaleString());
+
 // Whether a role may do what `need` may (viewer < runner < editor < owner).
 const RANK = { viewer: 0, runner: 1, editor: 2, owner: 3 };
 export const may = (role, need) => RANK[role] >= RANK[need];

@@ -132,6 +132,16 @@ async function main() {
     await page.keyboard.type(env("CV_WEB_ADMIN_PASSWORD"));
     await page.keyboard.press("Enter");
     await page.locator(".who", { hasText: env("CV_WEB_ADMIN") }).waitFor();
+
+    // A long transfer the test started: its page shows a bar and the time left,
+    // from the origin's estimate of the rows, and its button cancels it.
+    await page.goto(`${BASE}/#/runs/${env("CV_WEB_LONG_RUN")}`);
+    await page.getByRole("status").filter({ hasText: /rows read of about [\d,]+, [\d,]+ rows\/s, about [\d,]+ s left/ })
+      .waitFor({ timeout: 30000 });
+    await page.locator("progress[max='100']").waitFor();
+    await look(page, "run-progress");
+    await page.getByRole("button", { name: "Cancel the run" }).click();
+    await page.locator(".facts strong", { hasText: /^cancelled$/ }).waitFor({ timeout: 30000 });
     await page.getByRole("link", { name: "Administration" }).click();
     const lagRows = page.getByRole("table", { name: "Consumer lag" }).getByRole("row");
     await lagRows.nth(5).waitFor(); // a header and the five groups

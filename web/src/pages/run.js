@@ -4,7 +4,7 @@
 // searchable and filtered by stream.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api.js";
-import { ErrorNote, html, when } from "../ui.js";
+import { count, ErrorNote, html, when } from "../ui.js";
 
 const FINAL = ["succeeded", "failed", "cancelled", "timed_out", "missed", "skipped"];
 
@@ -16,22 +16,25 @@ function Facts({ run }) {
     ["queued", when(run.queued_at || run.created_at)],
     ["started", when(run.started_at)],
     ["ended", when(run.finished_at || run.ended_at)],
-    ["rows read", run.rows_read ?? "—"],
-    ["rows written", run.rows_written ?? "—"],
+    ["rows read", count(run.rows_read)],
+    ["rows written", count(run.rows_written)],
   ];
   return html`<dl class="facts">${rows.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
     ${run.error && html`<div class="card failure" role="alert"><strong>${run.error.code}</strong>
       <pre>${run.error.message}</pre></div>`}`;
 }
 
+// The bar and the time left need the origin's estimate of the rows
+// (rows_expected, a planner's guess): past it, only the counts show.
 function Progress({ progress, total }) {
   if (!progress) return null;
-  const pct = total ? Math.min(100, (100 * progress.rows_read) / total) : null;
-  const eta = total && progress.rows_per_second ? Math.max(0, (total - progress.rows_read) / progress.rows_per_second) : null;
+  const known = total > 0 && progress.rows_read < total;
+  const pct = known ? (100 * progress.rows_read) / total : null;
+  const eta = known && progress.rows_per_second > 0 ? (total - progress.rows_read) / progress.rows_per_second : null;
   return html`<div class="progress" role="status" aria-live="polite">
     ${pct !== null && html`<progress max="100" value=${pct} aria-label="Rows read"></progress>`}
-    <span>${progress.rows_read} rows read, ${Math.round(progress.rows_per_second || 0)} rows/s
-      ${eta !== null ? `, about ${Math.ceil(eta)} s left` : ""}</span>
+    <span>${count(progress.rows_read)} rows read${known ? ` of about ${count(total)}` : ""}${", "}${
+      count(Math.round(progress.rows_per_second || 0))} rows/s${eta !== null ? `, about ${count(Math.ceil(eta))} s left` : ""}</span>
   </div>`;
 }
 
@@ -104,8 +107,8 @@ export function Run({ id }) {
     <p class="crumbs"><a href="#/projects">Projects</a> / ${job && html`<a href="#/jobs/${job.id}">${job.name}</a> /`}</p>
     <h1>Run ${id.slice(0, 8)}</h1>
     <${ErrorNote} error=${error} />
-    <${Facts} run=${run} />
-    ${going && html`<${Progress} progress=${progress} total=${run.rows_total} />
+    <${Facts} run=${progress && going ? { ...run, rows_read: progress.rows_read } : run} />
+    ${going && html`<${Progress} progress=${progress} total=${(progress && progress.rows_expected) || run.rows_expected} />
       <p><button class="danger" onClick=${cancel}>Cancel the run</button></p>`}
     <${Log} id=${id} live=${live} />`;
 }
