@@ -1,7 +1,8 @@
 # Convutell build. `make` builds build/convutell and its web interface
 # (build/web); `make test` runs the unit and
 # system tests with -Werror; `make asan` runs the unit tests under ASan+UBSan;
-# `make run` brings up the local stack and every service with a demo project.
+# `make run` brings up the local stack and every service with a demo project;
+# `make install` (PREFIX, DESTDIR) installs it.
 
 CC ?= cc
 BUILD ?= build
@@ -23,7 +24,7 @@ GEN_OBJ = $(BUILD)/gen/cv_openapi_doc.o
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(SVC_SRC)) $(GEN_OBJ)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: web all deps layers-check test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults faults-run run stack-up stack-down bench style style-check clean
+.PHONY: FORCE install web all deps layers-check test unit unit-run system-run compose-check system asan fuzz fuzz-run test-faults faults-run run stack-up stack-down bench style style-check clean
 
 all: $(BUILD)/convutell $(BUILD)/web/index.html
 
@@ -52,6 +53,21 @@ $(BUILD)/gen/cv_openapi_doc.c: api/openapi.json scripts/embed
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The version and the revision built from, for `convutell version` and the
+# services' first log line; rewritten only when they change.
+VERSION := 0.1.0
+$(BUILD)/gen/cv_version.h: FORCE
+	@mkdir -p $(dir $@)
+	@rev=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown); \
+	 git diff --quiet HEAD 2>/dev/null || rev="$$rev-dirty"; \
+	 printf '#define CV_VERSION "%s"\n#define CV_REVISION "%s"\n' "$(VERSION)" "$$rev" > $@.tmp; \
+	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(BUILD)/cmd/convutell.o: $(BUILD)/gen/cv_version.h
+$(BUILD)/cmd/convutell.o: CPPFLAGS += -include $(BUILD)/gen/cv_version.h
+
+FORCE:
 
 $(BUILD)/convutell: $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC)) $(OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -135,6 +151,39 @@ test-faults: deps
 
 faults-run: $(BUILD)/convutell $(BUILD)/web/index.html
 	CONVUTELL_BIN=$(abspath $(BUILD)/convutell) scripts/run-system -m faults
+
+# What `make install` puts where (README.md, Installing): the binary, the web
+# interface beside it (../share/convutell/web, where the API looks), the man
+# page, bash completion, systemd units and the Supervisor programs, with the
+# paths below written into them, and an example of the settings file.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+LOGDIR ?= /var/log/convutell
+SERVICE_USER ?= convutell
+RENDER = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@SYSTEMDDIR@|$(SYSTEMDDIR)|g' \
+    -e 's|@LOGDIR@|$(LOGDIR)|g' -e 's|@USER@|$(SERVICE_USER)|g' -e 's|@VERSION@|$(VERSION)|g'
+UNITS := $(notdir $(wildcard compose/systemd/*))
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLETIONDIR) \
+	    $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(DATADIR)/convutell/supervisor
+	install -m 0755 $(BUILD)/convutell $(DESTDIR)$(BINDIR)/convutell
+	rm -rf $(DESTDIR)$(DATADIR)/convutell/web
+	cd $(BUILD)/web && find . -type f | while read -r f; do \
+	    install -D -m 0644 "$$f" "$(DESTDIR)$(DATADIR)/convutell/web/$$f" || exit 1; done
+	$(RENDER) cmd/convutell.1 > $(DESTDIR)$(MANDIR)/man1/convutell.1
+	install -m 0644 cmd/convutell.bash $(DESTDIR)$(COMPLETIONDIR)/convutell
+	for u in $(UNITS); do $(RENDER) compose/systemd/$$u > $(DESTDIR)$(SYSTEMDDIR)/$$u || exit 1; done
+	$(RENDER) compose/supervisord.conf > $(DESTDIR)$(DATADIR)/convutell/supervisor/convutell.conf
+	install -m 0644 compose/convutell.env.example $(DESTDIR)$(DATADIR)/convutell/convutell.env.example
+	chmod 0644 $(DESTDIR)$(MANDIR)/man1/convutell.1 $(DESTDIR)$(DATADIR)/convutell/supervisor/convutell.conf \
+	    $(addprefix $(DESTDIR)$(SYSTEMDDIR)/,$(UNITS))
 
 run: deps all
 	@scripts/run-demo $(abspath $(BUILD)/convutell)

@@ -7,6 +7,10 @@
  *   convutell scheduler  schedules, retries and leases (producer/cv_scheduler.c)
  *   convutell admin      users from the command line (cmd/cv_admin.c)
  *   convutell routes     the API's routes and who may call each
+ *   convutell version    the version and the revision built from
+ *
+ * CV_VERSION and CV_REVISION come from $(BUILD)/gen/cv_version.h, which the
+ * Makefile writes and includes first (-include).
  *
  * Each service loads the configuration (lib/cv_config.c), stops at start-up with
  * one line if it is wrong, makes sure the store has its indexes (lib/cv_store.c)
@@ -23,6 +27,8 @@
 #include "cv_store.h"
 #include "cv_worker.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -30,14 +36,40 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
 
 static volatile sig_atomic_t stop_requested;
+static const char *log_file; /* CONVUTELL_LOG_FILE, or NULL */
 
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
+}
+
+/* Points stderr (where every log line goes) at the log file, opened again:
+ * after logrotate moved it, the next lines go to a new file. Only
+ * async-signal-safe calls: it is also the SIGHUP handler. */
+static int open_log(void) {
+    int fd = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+    if (fd < 0)
+        return -1;
+    if (fd != STDERR_FILENO) {
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    return 0;
+}
+
+static void on_hangup(int sig) {
+    int saved = errno;
+
+    (void)sig;
+    if (log_file)
+        open_log();
+    errno = saved;
 }
 
 static void install_signals(void) {
@@ -47,6 +79,9 @@ static void install_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hangup; /* not a stop: a service manager's HUP reopens the log */
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -90,6 +125,7 @@ static int usage(FILE *out) {
                  "  scheduler  start scheduled runs, hold retries, expire leases\n"
                  "  admin      create-user --name NAME [--admin] ... (see README.md)\n"
                  "  routes     list the API's routes and who may call each\n"
+                 "  version    show the version and the revision built from\n"
                  "  help       show this text\n\n"
                  "Configuration comes from the environment and ./.env; see README.md.\n");
     return out == stdout ? 0 : 2;
@@ -115,6 +151,10 @@ int main(int argc, char **argv) {
         return usage(stderr);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         return usage(stdout);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("convutell %s (%s)\n", CV_VERSION, CV_REVISION);
+        return 0;
+    }
     if (strcmp(cmd, "routes") == 0) {
         cv_api_each_route(print_route, NULL);
         return 0;
@@ -143,8 +183,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "convutell %s: configuration error: %s\n", cmd, errbuf);
         return 78; /* EX_CONFIG: supervisors should not restart in a loop */
     }
+    if (cfg.log_file[0]) {
+        log_file = cfg.log_file;
+        if (open_log() != 0) {
+            fprintf(stderr,
+                    "convutell %s: configuration error: CONVUTELL_LOG_FILE: cannot open "
+                    "%s: %s\n",
+                    cmd, cfg.log_file, strerror(errno));
+            return 78;
+        }
+    }
     cv_log_init(cmd, (cv_log_level)cfg.log_level, cfg.log_json);
     install_signals();
+    cv_config_describe(&cfg, cmd, errbuf, sizeof(errbuf));
+    cv_log_info("convutell %s (%s) %s starting: %s", CV_VERSION, CV_REVISION, cmd, errbuf);
+    errbuf[0] = '\0';
     if (cfg.metrics_host[0] &&
         cv_metrics_serve(cfg.metrics_host, cfg.metrics_port, errbuf, sizeof(errbuf)) != CV_OK) {
         fprintf(stderr, "convutell %s: CONVUTELL_METRICS_ADDR: %s\n", cmd, errbuf);

@@ -392,6 +392,10 @@ static cv_err load_identity(loader *l, cv_config *cfg) {
     if (!v)
         snprintf(cfg->worker_id, sizeof(cfg->worker_id), "%.100s-%ld", host, (long)getpid());
 
+    if ((err = value(l, "CONVUTELL_LOG_FILE", NULL, "", &v)) ||
+        (err = checked(
+             l, copy_value(cfg->log_file, sizeof(cfg->log_file), v, l->why, sizeof(l->why)))))
+        return err;
     if ((err = value(l, "CONVUTELL_LOG_LEVEL", NULL, "info", &v)))
         return err;
     if ((level = cv_log_level_parse(v)) < 0)
@@ -507,6 +511,48 @@ cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen) {
 out:
     free(env);
     return err;
+}
+
+void cv_config_mask_uri(const char *uri, char *out, size_t outlen) {
+    const char *auth = strstr(uri, "://"), *at, *colon, *end;
+
+    if (!auth) {
+        snprintf(out, outlen, "%s", uri);
+        return;
+    }
+    auth += 3;
+    end = auth + strcspn(auth, "/?");
+    at = memrchr(auth, '@', (size_t)(end - auth));
+    colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        snprintf(out, outlen, "%s", uri);
+    else
+        snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - uri), uri, at);
+}
+
+void cv_config_describe(const cv_config *cfg, const char *service, char *out, size_t outlen) {
+    char uri[sizeof(cfg->mongo_uri)], extra[512] = "", metrics[96] = "none";
+
+    cv_config_mask_uri(cfg->mongo_uri, uri, sizeof(uri));
+    if (cfg->metrics_host[0])
+        snprintf(metrics, sizeof(metrics), "%s:%d", cfg->metrics_host, cfg->metrics_port);
+    if (strcmp(service, "api") == 0)
+        snprintf(extra, sizeof(extra), "; http %s:%d, %d connections, web %.200s, cors %.200s",
+                 cfg->http_host, cfg->http_port, cfg->http_connections,
+                 cfg->web_dir[0] ? cfg->web_dir : "beside the binary",
+                 cfg->cors_origins[0] ? cfg->cors_origins : "off");
+    else if (strcmp(service, "worker") == 0)
+        snprintf(extra, sizeof(extra), "; worker %.128s, %d jobs at once, lease %d s",
+                 cfg->worker_id, cfg->worker_concurrency, cfg->lease_seconds);
+    else if (strcmp(service, "collector") == 0)
+        snprintf(extra, sizeof(extra), "; webhooks to private addresses %s",
+                 cfg->webhook_private ? "allowed" : "denied");
+    snprintf(out, outlen,
+             "kafka %s; mongodb %s database %s%s; metrics %s; secret key %s (%d old); log %s "
+             "to %s",
+             cfg->kafka_bootstrap, uri, cfg->mongo_db, extra, metrics,
+             cfg->has_secret_key ? "set" : "not set", cfg->n_old_keys,
+             cfg->log_json ? "json" : "text", cfg->log_file[0] ? cfg->log_file : "stderr");
 }
 
 cv_err cv_config_require_secret(const cv_config *cfg, const char *service, char *errbuf,

@@ -39,6 +39,8 @@ typedef struct cv_config {
                                   by commas whose web pages may call the API (cv_http.h) */
     char worker_id[128];       /* CONVUTELL_WORKER_ID, default "hostname-pid" */
     int log_level;             /* CONVUTELL_LOG_LEVEL, a cv_log_level */
+    char log_file[1024];       /* CONVUTELL_LOG_FILE: stderr goes there, appended, and is
+                                  opened again on SIGHUP (logrotate); "" for stderr as is */
     bool log_json;             /* CONVUTELL_LOG_FORMAT=json: one JSON object a record */
     bool webhook_private;      /* CONVUTELL_WEBHOOK_PRIVATE=allow: webhooks may reach the
                                   host and private networks (default deny) */
@@ -89,6 +91,16 @@ void cv_config_forget_driver_env(void);
 /* Fills *cfg. Returns CV_OK, or CV_ERR_CONFIG with a one-line message in errbuf
  * such as "CONVUTELL_HTTP_ADDR: port 99999 is out of range 1-65535". */
 cv_err cv_config_load(cv_config *cfg, char *errbuf, size_t errlen);
+
+/* One line that says how a service is set up, for its first log line: where
+ * Kafka and MongoDB are (the URI's password shown as "***"), the settings that
+ * matter to `service` ("api", "worker", "collector", "scheduler"), whether a
+ * secret key is set (never the key), the log level. Cut to outlen. */
+void cv_config_describe(const cv_config *cfg, const char *service, char *out, size_t outlen);
+
+/* Writes `uri` into out with the password of its user information replaced by
+ * "***" ("mongodb://app:***@db:27017/"); as it is when it holds none. */
+void cv_config_mask_uri(const char *uri, char *out, size_t outlen);
 
 /* Validation helpers, exported for the unit tests. Each returns CV_OK or
  * CV_ERR_CONFIG with the reason (without the variable name) in errbuf. */

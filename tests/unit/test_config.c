@@ -439,6 +439,43 @@ static void test_check_helpers(void **state) {
     assert_int_equal(port, 443); /* unchanged on failure */
 }
 
+static void test_describe_masks_secrets(void **state) {
+    cv_config cfg;
+    char out[1024];
+    (void)state;
+    cv_config_mask_uri("mongodb://app:s3cr@t@db1:27017,db2/?authSource=admin", out, sizeof(out));
+    assert_string_equal(out, "mongodb://app:***@db1:27017,db2/?authSource=admin");
+    cv_config_mask_uri("mongodb://app@db1/", out, sizeof(out)); /* no password */
+    assert_string_equal(out, "mongodb://app@db1/");
+    cv_config_mask_uri("mongodb://db1/?x=a:b@c", out, sizeof(out)); /* '@' past the host */
+    assert_string_equal(out, "mongodb://db1/?x=a:b@c");
+    cv_config_mask_uri("not a uri", out, sizeof(out));
+    assert_string_equal(out, "not a uri");
+
+    setenv("CONVUTELL_MONGODB_URI", "mongodb://app:hunter2@127.0.0.1:27017/", 1);
+    setenv("CONVUTELL_SECRET_KEY",
+           "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    setenv("CONVUTELL_WORKER_ID", "w-1", 1);
+    setenv("CONVUTELL_LOG_FILE", "/var/log/convutell/w.log", 1);
+    load_ok(&cfg);
+    cv_config_describe(&cfg, "worker", out, sizeof(out));
+    assert_string_equal(out, "kafka 127.0.0.1:9092; mongodb mongodb://app:***@127.0.0.1:27017/ "
+                             "database convutell; worker w-1, 32 jobs at once, lease 30 s; "
+                             "metrics none; secret key set (0 old); log text to "
+                             "/var/log/convutell/w.log");
+    cv_config_describe(&cfg, "api", out, sizeof(out));
+    assert_string_equal(out, "kafka 127.0.0.1:9092; mongodb mongodb://app:***@127.0.0.1:27017/ "
+                             "database convutell; http 127.0.0.1:8080, 1000 connections, web "
+                             "beside the binary, cors off; metrics none; secret key set (0 old); "
+                             "log text to /var/log/convutell/w.log");
+    cv_config_describe(&cfg, "api", out, 20); /* cut, terminated */
+    assert_string_equal(out, "kafka 127.0.0.1:909");
+    unsetenv("CONVUTELL_MONGODB_URI");
+    unsetenv("CONVUTELL_SECRET_KEY");
+    unsetenv("CONVUTELL_WORKER_ID");
+    unsetenv("CONVUTELL_LOG_FILE");
+}
+
 /*
  * BUG (lib/cv_config.c, copy_value at line 147 and the CHECK macro at line
  * 247): copy_value() puts the variable's name into its reason and CHECK puts
@@ -535,6 +572,7 @@ int main(void) {
         TEST(test_bad_mongo_settings),
         TEST(test_bad_other_values),
         TEST(test_check_helpers),
+        TEST(test_describe_masks_secrets),
         TEST(test_old_secret_keys),
         TEST(test_bug_too_long_value_names_variable_once),
         TEST(test_bug_check_bootstrap_empty_value),
