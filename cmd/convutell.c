@@ -8,6 +8,8 @@
  *   convutell admin      users from the command line (cmd/cv_admin.c)
  *   convutell routes     the API's routes and who may call each
  *   convutell version    the version and the revision built from
+ *   convutell login, projects, jobs, run, runs, logs, query, schedule:
+ *                        a client of the API for people and scripts (cv_cli.h)
  *
  * CV_VERSION and CV_REVISION come from $(BUILD)/gen/cv_version.h, which the
  * Makefile writes and includes first (-include).
@@ -19,6 +21,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cv_admin.h"
 #include "cv_api.h"
+#include "cv_cli.h"
 #include "cv_collector.h"
 #include "cv_config.h"
 #include "cv_log.h"
@@ -127,6 +130,18 @@ static int usage(FILE *out) {
                  "  routes     list the API's routes and who may call each\n"
                  "  version    show the version and the revision built from\n"
                  "  help       show this text\n\n"
+                 "client commands (the API at --url, CONVUTELL_URL or ~/.config/convutell/url):\n"
+                 "  login      [--name NAME] [--password-stdin]: keep an API token\n"
+                 "  projects   ls\n"
+                 "  jobs       ls PROJECT | show JOB\n"
+                 "  run        JOB [--follow] [--param KEY=VALUE]...\n"
+                 "  runs       ls JOB [--status S] | show RUN | cancel RUN\n"
+                 "  logs       RUN [--follow] [--grep TEXT]\n"
+                 "  query      PROJECT --origin|--destination SQL [--csv] [--max-rows N]\n"
+                 "  schedule   JOB --cron EXPR [--tz ZONE] | --every SECONDS | --pause | "
+                 "--resume | --off\n"
+                 "  (--json on any of them: the API's answers as JSON)\n\n"
+
                  "Configuration comes from the environment and ./.env; see README.md.\n");
     return out == stdout ? 0 : 2;
 }
@@ -147,6 +162,8 @@ int main(int argc, char **argv) {
     bool prep_started = false;
     int rc = 1;
 
+    if (argc >= 2 && cv_cli_is_command(cmd))
+        return cv_cli_main(argc - 1, argv + 1);
     if (argc < 2 || (argc != 2 && strcmp(cmd, "admin") != 0))
         return usage(stderr);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
