@@ -212,5 +212,5 @@ style-check:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name image-root -prune -o -name '*.d' -type f -print 2>/dev/null)
 .SECONDARY:

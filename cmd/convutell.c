@@ -8,7 +8,7 @@
  *   convutell admin      users from the command line (cmd/cv_admin.c)
  *   convutell routes     the API's routes and who may call each
  *   convutell version    the version and the revision built from
- *   convutell login, projects, jobs, run, runs, logs, query, schedule:
+ *   convutell login, projects, jobs, run, runs, logs, query, schedule, health:
  *                        a client of the API for people and scripts (cv_cli.h)
  *
  * CV_VERSION and CV_REVISION come from $(BUILD)/gen/cv_version.h, which the
@@ -140,6 +140,7 @@ static int usage(FILE *out) {
                  "  query      PROJECT --origin|--destination SQL [--csv] [--max-rows N]\n"
                  "  schedule   JOB --cron EXPR [--tz ZONE] | --every SECONDS | --pause | "
                  "--resume | --off\n"
+                 "  health     [URL]: exit 0 when URL (the API's /api/v1/healthz) answers 2xx\n"
                  "  (--json on any of them: the API's answers as JSON)\n\n"
 
                  "Configuration comes from the environment and ./.env; see README.md.\n");

@@ -22,8 +22,8 @@
 
 #define LIST_MAX 10000 /* items a list command reads at most, page by page */
 
-static const char *const commands[] = {"login", "projects", "jobs",     "run", "runs",
-                                       "logs",  "query",    "schedule", NULL};
+static const char *const commands[] = {"login", "projects", "jobs",     "run",    "runs",
+                                       "logs",  "query",    "schedule", "health", NULL};
 
 bool cv_cli_is_command(const char *name) {
     for (int i = 0; commands[i]; i++)
@@ -546,7 +546,13 @@ int cv_cli_main(int argc, char **argv) {
     c.bar = isatty(STDERR_FILENO) == 1;
     if (!locate(&c, url) || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 1;
-    if (strcmp(argv[0], "login") == 0)
+    if (strcmp(argv[0], "health") == 0 && argc <= 2) {
+        char healthz[CLI_URL_MAX + 32];
+        snprintf(healthz, sizeof(healthz), "%s/api/v1/healthz", c.url);
+        rc = cli_probe(argc == 2 ? argv[1] : healthz);
+    } else if (strcmp(argv[0], "health") == 0)
+        rc = cli_usage("health [URL]");
+    else if (strcmp(argv[0], "login") == 0)
         rc = cmd_login(&c, argc, argv, url != NULL || getenv("CONVUTELL_URL"));
     else if (strcmp(argv[0], "projects") == 0)
         rc = cmd_projects(&c, argc, argv);

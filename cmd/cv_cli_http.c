@@ -52,6 +52,12 @@ static void say_unreachable(const cli *c, CURLcode rc) {
             c->url, curl_easy_strerror(rc));
 }
 
+static size_t discard(char *data, size_t size, size_t n, void *ctx) {
+    (void)data;
+    (void)ctx;
+    return size * n;
+}
+
 static size_t into_buf(char *data, size_t size, size_t n, void *ctx) {
     cv_buf *b = ctx;
 
@@ -272,6 +278,33 @@ bool cli_stream(const cli *c, const char *path, cli_on_event on_event, void *ctx
     cv_buf_free(&s.data);
     cv_buf_free(&s.refusal);
     return ok;
+}
+
+int cli_probe(const char *url) {
+    CURL *h = curl_easy_init();
+    long status = 0;
+    CURLcode rc = CURLE_OUT_OF_MEMORY;
+
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        if ((rc = curl_easy_perform(h)) == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_easy_cleanup(h);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "convutell: %s: %s\n", url, curl_easy_strerror(rc));
+        return 1;
+    }
+    if (status < 200 || status > 299) {
+        fprintf(stderr, "convutell: %s answered %ld\n", url, status);
+        return 1;
+    }
+    return 0;
 }
 
 char *cli_escape(const char *text) {

@@ -59,6 +59,10 @@ typedef bool (*cli_on_event)(void *ctx, const char *type, const cJSON *data);
  * callback says stop. False, said on stderr, when it could not be read. */
 bool cli_stream(const cli *c, const char *path, cli_on_event on_event, void *ctx);
 
+/* GET url (any, not only the API's): 0 for a 2xx answer within 5 s, else 1
+ * with the reason on stderr. For health checks. */
+int cli_probe(const char *url);
+
 /* A path piece made safe for a URL (percent-encoded); caller frees. */
 char *cli_escape(const char *text);
 
