@@ -235,3 +235,14 @@ def test_query_and_schedule(setup):
     code, out, err = cli(home, "schedule", "cli copy", "--off")
     assert code == 0 and out.startswith("schedule of job ") and out.endswith(" removed\n"), out
     assert cli(home, "schedule", "cli copy")[0] == 2
+
+
+def test_run_follow_in_a_script_prints_plain_progress_lines(setup):
+    code, out, err = cli(setup["home"], "run", "cli big", "--follow")
+    assert code == 0, err
+    assert "\r" not in err and "\033" not in err
+    lines = re.findall(r"^progress: ([\d,]+) rows(?: of about ([\d,]+))?, ([\d,]+) rows/s, "
+                       r"[\d.:]+( s)?(?:, about [\d.:]+( s)? left)?$", err, re.M)
+    assert len(lines) >= 2, err
+    assert lines[-1][:2] == (f"{BIG:,}", f"{BIG:,}"), lines[-1]  # the last: the final count
+    assert re.search(rf"^run \S+ succeeded: {BIG:,} rows read", err, re.M), err
