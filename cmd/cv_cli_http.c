@@ -198,6 +198,7 @@ bool cli_download(const cli *c, const char *path, FILE *out) {
 typedef struct sse {
     cli_on_event on_event;
     void *ctx;
+    char *last_id; /* the last event's id (CLI_EVENT_ID_MAX), kept for a reconnect */
     cv_buf line;   /* the line being read */
     char type[32]; /* the event's type so far */
     cv_buf data;   /* its data lines so far */
@@ -228,7 +229,10 @@ static void sse_line(sse *s, const char *line, size_t len) {
         if (s->data.len)
             cv_buf_add(&s->data, "\n", 1);
         cv_buf_add(&s->data, line + skip, len - skip);
-    } /* comments (":"), id: and retry: need nothing here */
+    } else if (len > 3 && memcmp(line, "id:", 3) == 0) {
+        size_t skip = line[3] == ' ' ? 4 : 3;
+        snprintf(s->last_id, CLI_EVENT_ID_MAX, "%.*s", (int)(len - skip), line + skip);
+    } /* comments (":") and retry: need nothing here */
 }
 
 static size_t sse_chunk(char *data, size_t size, size_t n, void *ctx) {
@@ -253,13 +257,19 @@ static size_t sse_chunk(char *data, size_t size, size_t n, void *ctx) {
     return s->stopped ? 0 : len; /* 0 ends the transfer */
 }
 
-bool cli_stream(const cli *c, const char *path, cli_on_event on_event, void *ctx) {
+bool cli_stream(const cli *c, const char *path, char *last_id, cli_on_event on_event, void *ctx) {
     struct curl_slist *headers = NULL;
-    sse s = {.on_event = on_event, .ctx = ctx};
+    sse s = {.on_event = on_event, .ctx = ctx, .last_id = last_id};
+    char resume[CLI_EVENT_ID_MAX + 32];
     CURLcode rc = CURLE_OUT_OF_MEMORY;
     bool ok = false;
 
     if ((s.h = open_handle(c, "GET", path, NULL, &headers))) {
+        if (last_id[0]) { /* only what came after it */
+            snprintf(resume, sizeof(resume), "Last-Event-ID: %s", last_id);
+            headers = curl_slist_append(headers, resume);
+            curl_easy_setopt(s.h, CURLOPT_HTTPHEADER, headers);
+        }
         curl_easy_setopt(s.h, CURLOPT_WRITEFUNCTION, sse_chunk);
         curl_easy_setopt(s.h, CURLOPT_WRITEDATA, &s);
         rc = curl_easy_perform(s.h);

@@ -56,8 +56,11 @@ bool cli_download(const cli *c, const char *path, FILE *out);
 typedef bool (*cli_on_event)(void *ctx, const char *type, const cJSON *data);
 
 /* Reads GET /api/v1<path> as Server-Sent Events until the stream ends or the
- * callback says stop. False, said on stderr, when it could not be read. */
-bool cli_stream(const cli *c, const char *path, cli_on_event on_event, void *ctx);
+ * callback says stop. last_id (CLI_EVENT_ID_MAX bytes) holds the id of the
+ * last event read: given again, the stream starts after it (Last-Event-ID).
+ * False, said on stderr, when it could not be read. */
+#define CLI_EVENT_ID_MAX 128
+bool cli_stream(const cli *c, const char *path, char *last_id, cli_on_event on_event, void *ctx);
 
 /* GET url (any, not only the API's): 0 for a 2xx answer within 5 s, else 1
  * with the reason on stderr. For health checks. */

@@ -40,6 +40,8 @@ typedef struct follow {
     const char *grep; /* only log lines holding this (any case); NULL: all */
     bool logs_only;   /* `logs --follow`: no bar, no summary */
     bool drawn;       /* a progress line is shown */
+    bool ended;       /* the stream's "end" came */
+    char last_id[CLI_EVENT_ID_MAX];
     int64_t rows, total, rate, elapsed_ms;
     char status[32];
 } follow;
@@ -74,7 +76,21 @@ static bool on_event(void *ctx, const char *type, const cJSON *data) {
     } else if (strcmp(type, "run") == 0 || strcmp(type, "end") == 0) {
         snprintf(f->status, sizeof(f->status), "%s", cli_text(data, "status"));
     }
-    return strcmp(type, "end") != 0;
+    f->ended = f->ended || strcmp(type, "end") == 0;
+    return !f->ended;
+}
+
+/* Reads the run's stream until its "end": a stream lasts an hour at most, and
+ * a longer run is followed on a new one, from the last event read (a second
+ * apart, so that a server that cuts streams short is not asked in a loop). */
+static bool stream_to_end(cli *c, const char *path, follow *f) {
+    for (int i = 0; !f->ended; i++) {
+        if (i > 0)
+            sleep_ms(1000);
+        if (!cli_stream(c, path, f->last_id, on_event, f))
+            return false;
+    }
+    return true;
 }
 
 /* The run as it ended: the stream's end can come a moment before the run's
@@ -102,7 +118,7 @@ static int follow_run(cli *c, const char *run_id) {
     snprintf(path, sizeof(path), "/runs/%s/stream", run_id);
     if (!c->bar && !c->json)
         fprintf(stderr, "following run %s\n", run_id);
-    if (!cli_stream(c, path, on_event, &f))
+    if (!stream_to_end(c, path, &f))
         return 1;
     snprintf(path, sizeof(path), "/runs/%s", run_id);
     if (!(run = final_run(c, path)))
@@ -320,7 +336,7 @@ int cli_logs(cli *c, int argc, char **argv) {
     if (follow_it) {
         snprintf(path, sizeof(path), "/runs/%s/stream", run);
         free(run);
-        return cli_stream(c, path, on_event, &f) ? 0 : 1;
+        return stream_to_end(c, path, &f) ? 0 : 1;
     }
     q = f.grep ? cli_escape(f.grep) : NULL;
     for (;;) {

@@ -441,30 +441,43 @@ static void utf8_clean(char *dst, size_t dstlen, const char *src, size_t len) {
     dst[o] = '\0';
 }
 
+/* Where one attempt's log lines go out. */
+typedef struct log_out {
+    bool failed;     /* a line was lost (one warning in the worker's log) */
+    int64_t last_ms; /* the last line's time */
+} log_out;
+
 /* State of one Python run's hooks. */
 typedef struct python_state {
     cv_attempt *a;
     cv_runner *w;
     const cv_job *job;
     int64_t last_cancel_check_ms;
-    bool publish_failed;
+    log_out log;
 } python_state;
 
-/* Publishes one line of a run's output as a run.log event. A lost log line is
- * not worth failing the run: the first loss is logged, *failed remembers it. */
+/* Publishes one line of a run's output as a run.log event. Lines are read
+ * back in the order of their times (and random ids within one): a line in
+ * the same millisecond as the one before gets the next millisecond, so that
+ * a burst keeps its order (the rate limit's burst of 1,000 lines moves them
+ * a second at most). A lost log line is not worth failing the run: the first
+ * loss is logged. */
 static void publish_log(cv_runner *w, const cv_job *job, const char *stream, const char *line,
-                        size_t len, bool cut, bool *failed) {
+                        size_t len, bool cut, log_out *out) {
     char why[256];
     cv_event ev;
 
     if (cv_event_init(&ev, CV_EVENT_RUN_LOG) != CV_OK)
         return;
+    if (ev.time_ms <= out->last_ms)
+        ev.time_ms = out->last_ms + 1;
+    out->last_ms = ev.time_ms;
     cv_event_from_job(&ev, job);
     snprintf(ev.stream, sizeof(ev.stream), "%s", stream);
     utf8_clean(ev.line, sizeof(ev.line), line, len);
     ev.line_cut = cut;
-    if (send_event(w, &ev, false, why, sizeof(why)) != CV_OK && !*failed) {
-        *failed = true;
+    if (send_event(w, &ev, false, why, sizeof(why)) != CV_OK && !out->failed) {
+        out->failed = true;
         cv_log_warn("run %s: output lines not published: %s", job->run_id, why);
     }
 }
@@ -473,7 +486,7 @@ static void on_script_line(void *ctx, cv_script_stream stream, const char *line,
                            bool cut) {
     python_state *p = ctx;
     publish_log(p->w, p->job, stream == CV_SCRIPT_STDOUT ? "stdout" : "stderr", line, len, cut,
-                &p->publish_failed);
+                &p->log);
 }
 
 /* Stops the script when someone asked for the run to be cancelled (checked
@@ -649,12 +662,12 @@ out:
 /* Publishes a sql job's statement row counts as run.log lines. */
 typedef struct statement_log {
     cv_attempt *a;
-    bool failed; /* one warning in the worker's log when they cannot go */
+    log_out log;
 } statement_log;
 
 static void log_statement(void *ctx, const char *line) {
     statement_log *l = ctx;
-    publish_log(l->a->r, &l->a->job, "stdout", line, strlen(line), false, &l->failed);
+    publish_log(l->a->r, &l->a->job, "stdout", line, strlen(line), false, &l->log);
 }
 
 /* Kind "sql": the job's statements in one transaction, each on its own (split

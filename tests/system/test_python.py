@@ -94,6 +94,17 @@ def test_empty_output_lines_are_log_lines(api, mongo_db):
     assert mongo_db.rejected_events.count_documents({"payload": {"$regex": done["id"]}}) == 0
 
 
+def test_a_burst_of_lines_is_read_back_in_order(api):
+    """500 lines printed within a few milliseconds come back as printed: each
+    line's time follows the one before (ids alone would order them at random)."""
+    done = run(api, python_job(api, "for i in range(500):\n    print(i)\n"))
+    assert done["status"] == "succeeded", done
+    status, page, _ = api.get(f"/api/v1/runs/{done['id']}/events?type=run.log&limit=1000")
+    assert [e["line"] for e in page["events"]] == [str(i) for i in range(500)]
+    times = [e["time"] for e in page["events"]]
+    assert times == sorted(set(times))  # strictly increasing
+
+
 def test_exit_status_fails_the_run(api):
     done = run(api, python_job(api, "print('bye')\nraise SystemExit(3)\n"))
     assert (done["status"], done["exit_code"], done["error"]) == (
