@@ -128,13 +128,14 @@ static bool ask(const char *prompt, bool secret, char *out, size_t outlen) {
     bool hidden = false, ok;
 
     if (tty) {
-        fputs(prompt, tty);
-        fflush(tty);
+        /* Echo off before the prompt shows: nothing typed after it is echoed. */
         if (secret && tcgetattr(fileno(tty), &was) == 0) {
             quiet = was;
             quiet.c_lflag &= (tcflag_t) ~(ECHO | ECHONL);
             hidden = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
         }
+        fputs(prompt, tty);
+        fflush(tty);
     }
     ok = fgets(out, (int)outlen, in) != NULL;
     if (hidden) {

@@ -160,10 +160,12 @@ static void fail(const char *text, size_t len, const char *rule) {
     abort();
 }
 
-/* GET /api/v1/health answers 503 with its report, not an error. */
+/* GET /api/v1/health and /readyz answer 503 with their report, not an error:
+ * {"status": "degraded" or "not ready", "mongodb": ..., ...}. */
 static bool health_report(const cJSON *body) {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "status");
-    return cJSON_IsString(s) && strcmp(s->valuestring, "degraded") == 0 &&
+    return cJSON_IsString(s) &&
+           (strcmp(s->valuestring, "degraded") == 0 || strcmp(s->valuestring, "not ready") == 0) &&
            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "mongodb"));
 }
 

@@ -32,9 +32,11 @@ def cli(home, *args, stdin=None, env=None, timeout=120):
     return done.returncode, done.stdout, done.stderr
 
 
-def on_terminal(home, *args, timeout=120):
+def on_terminal(home, *args, timeout=120, answers=()):
     """The command on a pseudo-terminal (stdout and stderr both): its exit
-    status and everything it wrote."""
+    status and everything it wrote. answers: (prompt, reply) pairs, each reply
+    typed once its prompt shows."""
+    answers = list(answers)
     pid, fd = pty.fork()
     if pid == 0:
         os.execve(BIN, [BIN] + list(args), {"PATH": os.environ["PATH"], "HOME": str(home),
@@ -51,6 +53,8 @@ def on_terminal(home, *args, timeout=120):
             if not chunk:
                 break
             out += chunk
+            if answers and answers[0][0].encode() in out.split(b"\n")[-1]:
+                os.write(fd, answers.pop(0)[1].encode() + b"\n")
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out.decode()
@@ -246,3 +250,17 @@ def test_run_follow_in_a_script_prints_plain_progress_lines(setup):
     assert len(lines) >= 2, err
     assert lines[-1][:2] == (f"{BIG:,}", f"{BIG:,}"), lines[-1]  # the last: the final count
     assert re.search(rf"^run \S+ succeeded: {BIG:,} rows read", err, re.M), err
+
+
+def test_login_asks_on_the_terminal_without_echoing_the_password(setup, tmp_path):
+    home = tmp_path / "other-home"
+    home.mkdir()
+    code, text = on_terminal(home, "login", answers=[("User name: ", "clia"),
+                                                     ("Password: ", PASSWORD)])
+    assert code == 0, text
+    assert PASSWORD not in text and "User name: clia" in text
+    assert re.search(r"signed in to \S+ as clia; API token ", text), text
+    token = (home / ".config/convutell/token").read_text().strip()
+    assert token.startswith("cvt_") and token != (setup["home"] / ".config/convutell/token").read_text().strip()
+    code, out, err = cli(home, "projects", "ls")
+    assert code == 0 and "cli project" in out
