@@ -113,11 +113,14 @@ async function main() {
     page.setDefaultTimeout(15000);
     watch(page);
 
+    // Into the sign-in form itself: a page that is still going away may have
+    // fields of the same names (the administration's "New user").
     const signIn = async (name, password) => {
-      await page.getByRole("form", { name: "Sign in" }).waitFor();
-      await page.getByLabel("User name").fill(name);
-      await page.getByLabel("Password").fill(password);
-      await page.getByRole("button", { name: "Sign in" }).click();
+      const form = page.getByRole("form", { name: "Sign in" });
+      await form.waitFor();
+      await form.getByLabel("User name").fill(name);
+      await form.getByLabel("Password").fill(password);
+      await form.getByRole("button", { name: "Sign in" }).click();
       await page.locator(".who", { hasText: name }).waitFor();
     };
     await page.goto(BASE + "/");
@@ -166,9 +169,7 @@ async function main() {
     await look(page, "admin");
     await page.getByRole("button", { name: "Sign out" }).click();
 
-    await page.getByLabel("User name").fill(env("CV_WEB_USER"));
-    await page.getByLabel("Password").fill(env("CV_WEB_PASSWORD"));
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await signIn(env("CV_WEB_USER"), env("CV_WEB_PASSWORD"));
     await page.getByRole("heading", { name: "Projects" }).waitFor();
     await page.getByText("No projects yet").waitFor();
 
