@@ -116,7 +116,7 @@ def test_deliveries_are_signed_retried_and_recorded(api, receivers):
     assert stamps[2] - stamps[1] >= 5  # 1 s, then 6 s (CONVUTELL_WEBHOOK_RETRY_SECONDS=1)
     listed = wait_for(lambda: [d for d in owner_api.get(
         f"/api/v1/webhooks/{refused['id']}/deliveries")[1]["deliveries"]
-        if len(d["attempts"]) >= 3])
+        if len(d.get("attempts", [])) >= 3])
     assert [a["status"] for a in listed[0]["attempts"][:3]] == [401, 401, 401]
     assert (listed[0]["status"], listed[0]["type"]) == ("pending", "run.failed")
     # Deleted: its next attempt ends the delivery, saying why.
@@ -188,7 +188,7 @@ def test_a_private_address_is_refused_unless_allowed(api, services, receivers):
         assert owner_api.wait_run(body["run_id"])["status"] == "failed"
         path = f"/api/v1/webhooks/{hook['id']}/deliveries"
         tried = wait_for(lambda: [d for d in owner_api.get(path)[1]["deliveries"]
-                                  if len(d["attempts"]) >= 2], timeout=40)
+                                  if len(d.get("attempts", [])) >= 2], timeout=40)
         assert good.got == []
         # localhost is 127.0.0.1 and ::1: the attempt names the last address refused.
         for attempt in tried[0]["attempts"][:2]:
