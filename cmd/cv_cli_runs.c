@@ -7,22 +7,14 @@
 #define _GNU_SOURCE /* strcasestr */
 #include "cv_cli_int.h"
 
+#include "cv_run.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include "cv_banned.h" /* last: it renames what the headers above declare */
-
-static const char *const final_statuses[] = {"succeeded", "failed", "cancelled", "timed_out",
-                                             "skipped",   "missed", NULL};
-
-static bool is_final(const char *status) {
-    for (int i = 0; status && final_statuses[i]; i++)
-        if (strcmp(status, final_statuses[i]) == 0)
-            return true;
-    return false;
-}
 
 static int64_t number(const cJSON *obj, const char *key, int64_t otherwise) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -100,7 +92,8 @@ static cJSON *final_run(cli *c, const char *path) {
 
     for (int tries = 0; tries < 100; tries++) {
         cJSON_Delete(run);
-        if (!(run = cli_request(c, "GET", path, NULL)) || is_final(cli_text(run, "status")))
+        if (!(run = cli_request(c, "GET", path, NULL)) ||
+            cv_run_name_is_final(cli_text(run, "status")))
             return run;
         sleep_ms(100);
     }
@@ -414,7 +407,7 @@ static void print_rows(const cJSON *result) {
 static cJSON *wait_query(cli *c, cJSON *result) {
     char path[256];
 
-    while (result && !is_final(cli_text(result, "status"))) {
+    while (result && !cv_run_name_is_final(cli_text(result, "status"))) {
         snprintf(path, sizeof(path), "/query-runs/%s?wait_seconds=10", cli_text(result, "id"));
         cJSON_Delete(result);
         result = cli_request(c, "GET", path, NULL);
