@@ -14,6 +14,7 @@
 
 #include "cv_json.h"
 #include "cv_message.h"
+#include "cv_runs.h"
 #include "cv_store.h"
 #include "cv_time.h"
 
@@ -197,6 +198,10 @@ static cv_err read_finals(cv_api *api, const char *project_id, int64_t since, in
     BSON_APPEND_DOCUMENT_BEGIN(&where, "time", &cond);
     BSON_APPEND_UTF8(&cond, "$gte", from);
     BSON_APPEND_UTF8(&cond, "$lt", to);
+    bson_append_document_end(&where, &cond);
+    /* A late second end of an attempt (cv_runs.h) is not the run's. */
+    BSON_APPEND_DOCUMENT_BEGIN(&where, CV_RUN_F_SUPERSEDED_BY, &cond);
+    BSON_APPEND_BOOL(&cond, "$exists", false);
     bson_append_document_end(&where, &cond);
     BSON_APPEND_INT32(&sort, "time", dir);
     err = cv_mongo_find(api->mongo, CV_COLL_EVENTS, &where, &sort, limit, found, why, len);

@@ -116,6 +116,8 @@ static cv_err take_event(cv_webhooks *w, const cv_kafka_msg *msg, char *why, siz
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(event, "type");
     const cJSON *project = cJSON_GetObjectItemCaseSensitive(event, "project_id");
     const cJSON *event_id = cJSON_GetObjectItemCaseSensitive(event, "event_id");
+    const cJSON *run_id = cJSON_GetObjectItemCaseSensitive(event, "run_id");
+    const cJSON *attempt = cJSON_GetObjectItemCaseSensitive(event, "attempt");
     bson_t *hooks = NULL;
     bool deliverable = false;
     bson_iter_t it;
@@ -131,16 +133,18 @@ static cv_err take_event(cv_webhooks *w, const cv_kafka_msg *msg, char *why, siz
         goto out;
     CV_MONGO_EACH_DOC(hooks, it, hook) {
         const char *hook_id = cv_mongo_doc_str(&hook, "_id");
-        char delivery[128], *body;
+        char delivery[CV_HOOKS_ID_MAX], *body;
         if (err || !hook_id || !wants(&hook, type->valuestring))
             continue;
-        snprintf(delivery, sizeof(delivery), "%s:%s", hook_id, event_id->valuestring);
+        cv_hooks_delivery_id(hook_id, event_id->valuestring, type->valuestring,
+                             cJSON_IsString(run_id) ? run_id->valuestring : NULL,
+                             cJSON_IsNumber(attempt) ? attempt->valueint : 1, delivery);
         if (!(body = delivery_body(delivery, type->valuestring, event))) {
             err = cv_err_set(why, len, CV_ERR_NOMEM, "out of memory");
             break;
         }
-        err = cv_hooks_enqueue(w->mongo, hook_id, project->valuestring, event_id->valuestring,
-                               type->valuestring, body, why, len);
+        err = cv_hooks_enqueue(w->mongo, delivery, hook_id, project->valuestring,
+                               event_id->valuestring, type->valuestring, body, why, len);
         cJSON_free(body);
     }
 out:

@@ -103,24 +103,39 @@ static bool wait_delivery(cv_kafka_producer *p, delivery *d, int64_t deadline) {
     return done;
 }
 
-static rd_kafka_conf_t *base_conf(const char *bootstrap, char *errbuf, size_t errlen) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errbuf, errlen) !=
-            RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "client.id", "convutell", errbuf, errlen) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    return conf;
-}
-
 static int conf_set_all(rd_kafka_conf_t *conf, const char *const *pairs, char *errbuf,
                         size_t errlen) {
     for (; pairs[0]; pairs += 2)
         if (rd_kafka_conf_set(conf, pairs[0], pairs[1], errbuf, errlen) != RD_KAFKA_CONF_OK)
             return -1;
     return 0;
+}
+
+/* Settings of every client. A broker whose host vanished answers nothing: no
+ * reset, no refusal. Its requests in flight then wait out socket.timeout.ms and
+ * a new connection connection.setup.timeout.ms (60 s and 30 s by default) before
+ * the client asks the others who leads its partitions now; the whole cluster's
+ * work paused that long when one of three hosts was cut off (tests/system/
+ * test_hosts.py). Ten seconds each is still far above a request's time here:
+ * fetches wait at most fetch.wait.max.ms (0.5 s), the longest other request is a
+ * group join, which the broker answers within the rebalance. */
+static rd_kafka_conf_t *base_conf(const char *bootstrap, char *errbuf, size_t errlen) {
+    const char *const settings[] = {"bootstrap.servers",
+                                    bootstrap,
+                                    "client.id",
+                                    "convutell",
+                                    "socket.timeout.ms",
+                                    "10000",
+                                    "socket.connection.setup.timeout.ms",
+                                    "10000",
+                                    NULL};
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set_all(conf, settings, errbuf, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    return conf;
 }
 
 cv_kafka_producer *cv_kafka_producer_new(const char *bootstrap, int message_timeout_ms,

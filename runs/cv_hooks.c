@@ -23,16 +23,22 @@ int64_t cv_hooks_backoff_ms(int64_t base_ms, int next) {
     return ms < 3600 * INT64_C(1000) ? ms : 3600 * INT64_C(1000);
 }
 
-cv_err cv_hooks_enqueue(cv_mongo *m, const char *webhook_id, const char *project_id,
-                        const char *event_id, const char *type, const char *body, char *errbuf,
-                        size_t errlen) {
+void cv_hooks_delivery_id(const char *webhook_id, const char *event_id, const char *type,
+                          const char *run_id, int attempt, char out[CV_HOOKS_ID_MAX]) {
+    if (strcmp(type, "run.started") == 0 || !run_id || !run_id[0])
+        snprintf(out, CV_HOOKS_ID_MAX, "%s:%s", webhook_id, event_id);
+    else
+        snprintf(out, CV_HOOKS_ID_MAX, "%s:%s.%d.ended", webhook_id, run_id, attempt);
+}
+
+cv_err cv_hooks_enqueue(cv_mongo *m, const char *delivery_id, const char *webhook_id,
+                        const char *project_id, const char *event_id, const char *type,
+                        const char *body, char *errbuf, size_t errlen) {
     bson_t doc = BSON_INITIALIZER;
-    char id[128];
     int64_t now = cv_time_now_ms();
     cv_err err;
 
-    snprintf(id, sizeof(id), "%s:%s", webhook_id, event_id);
-    BSON_APPEND_UTF8(&doc, "_id", id);
+    BSON_APPEND_UTF8(&doc, "_id", delivery_id);
     BSON_APPEND_UTF8(&doc, "webhook_id", webhook_id);
     BSON_APPEND_UTF8(&doc, "project_id", project_id);
     BSON_APPEND_UTF8(&doc, "event_id", event_id);

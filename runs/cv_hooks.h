@@ -34,11 +34,23 @@ extern const char *const cv_hooks_event_types[];
  * each attempt, at most an hour. */
 int64_t cv_hooks_backoff_ms(int64_t base_ms, int next);
 
-/* Makes the delivery of one event to one webhook, pending and due now;
- * CV_OK also when it was made before. `body` is the JSON to post. */
-cv_err cv_hooks_enqueue(cv_mongo *m, const char *webhook_id, const char *project_id,
-                        const char *event_id, const char *type, const char *body, char *errbuf,
-                        size_t errlen);
+#define CV_HOOKS_ID_MAX 160
+
+/* The id of the delivery of an event of `type` to a webhook: "<webhook>:<event id>"
+ * for a start, "<webhook>:<run id>.<attempt>.ended" for an attempt's end. An end
+ * is delivered once however many reports of it there are: a worker cut off from
+ * the network may report an attempt that another worker took over and ended,
+ * long after; the first report read counts, as it does in the run's record
+ * (cv_runs.h), the same one since a run's events share a partition. */
+void cv_hooks_delivery_id(const char *webhook_id, const char *event_id, const char *type,
+                          const char *run_id, int attempt, char out[CV_HOOKS_ID_MAX]);
+
+/* Makes the delivery `delivery_id` (cv_hooks_delivery_id()) of one event to one
+ * webhook, pending and due now; CV_OK also when it was made before. `body` is
+ * the JSON to post. */
+cv_err cv_hooks_enqueue(cv_mongo *m, const char *delivery_id, const char *webhook_id,
+                        const char *project_id, const char *event_id, const char *type,
+                        const char *body, char *errbuf, size_t errlen);
 
 /* Claims up to max due deliveries for `sender` at now_ms: pending ones due,
  * and sending ones whose sender's lease ran out. *out is an array document

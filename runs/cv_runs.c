@@ -407,6 +407,37 @@ out:
     return err;
 }
 
+/* An attempt's end stored before from another event (dup): when the stored one is
+ * not this event (a replay), this is a second report of the end, which the run's
+ * record does not take; its event is marked with the end that counts, and *late is
+ * set. A worker cut off from the network reports this way, after another worker
+ * took the attempt over (tests/system/test_hosts.py). */
+static cv_err mark_late_end(cv_mongo *m, const cv_event *ev, bool *late, char *errbuf,
+                            size_t errlen) {
+    char id[CV_RUNFOLD_ID_MAX];
+    bson_t *piece = NULL, filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+    const char *counted;
+    cv_err err;
+
+    *late = false;
+    cv_runfold_piece_id(ev->run_id, ev->attempt, true, id);
+    if ((err = cv_mongo_find_id(m, CV_COLL_RUNS, id, &piece, errbuf, errlen)))
+        return err == CV_ERR_NOT_FOUND ? CV_OK : err;
+    counted = cv_mongo_doc_str(piece, "event_id");
+    if (counted && strcmp(counted, ev->event_id) != 0) {
+        *late = true;
+        BSON_APPEND_UTF8(&filter, "_id", ev->event_id);
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+        BSON_APPEND_UTF8(&set, CV_RUN_F_SUPERSEDED_BY, counted);
+        bson_append_document_end(&update, &set);
+        err = cv_mongo_update(m, CV_COLL_EVENTS, &filter, &update, false, NULL, errbuf, errlen);
+    }
+    bson_destroy(piece);
+    bson_destroy(&filter);
+    bson_destroy(&update);
+    return err;
+}
+
 /* The batch's pieces: one per start, retry and end, the first of each _id in the batch
  * (a piece already stored is a duplicate, which is success), into pieces[]; pev[] and
  * to[] say which event made each and where it moves the run. */
@@ -503,9 +534,14 @@ cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
             err = apply_progress(m, &evs[i], errbuf, errlen);
     if (!err)
         err = apply_active(m, pev, to, dup, np, errbuf, errlen);
-    for (size_t i = 0; !err && i < np; i++)
-        if (cv_run_is_final(to[i]))
+    for (size_t i = 0; !err && i < np; i++) {
+        bool late = false;
+        if (dup[i] && to[i] != CV_RUN_RUNNING &&
+            (err = mark_late_end(m, pev[i], &late, errbuf, errlen)))
+            break;
+        if (!late && cv_run_is_final(to[i]))
             err = after_end(m, pev[i], to[i], errbuf, errlen);
+    }
 out:
     for (size_t i = 0; i < np; i++)
         bson_destroy(&pieces[i]);

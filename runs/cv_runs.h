@@ -23,7 +23,9 @@
  * attempt away (its run.retrying or run.failed event ends that attempt, and
  * the first end of an attempt stored is the one that counts), and whatever the
  * late worker reports afterwards is kept as an event but changes nothing. A
- * run succeeds at most once.
+ * second end of an attempt (a worker cut off from the network reports an
+ * attempt another worker took over and ended) is kept with `superseded_by`, the
+ * id of the end that counts, and notifies no one. A run succeeds at most once.
  *
  * `active_runs` holds one document per run that started and has not ended,
  * by the same writer: any run from its first start the collector sees in a
@@ -52,6 +54,8 @@
 #define CV_RUN_F_PROJECT "project_id"
 #define CV_RUN_F_CREATED "created_at" /* the order of a job's run history */
 #define CV_RUN_F_CANCEL "cancel_requested"
+/* On an event: a late second end of its attempt, and the id of the end that counts. */
+#define CV_RUN_F_SUPERSEDED_BY "superseded_by"
 
 /* A batch of events is stored in two steps, both in few writes whatever n is, both safe to
  * replay: retry the whole batch on CV_ERR_MONGO (the store did not acknowledge). Events of one

@@ -221,12 +221,14 @@ class Services:
         self.metrics = {name: f"127.0.0.1:{HTTP_PORT + 11 + i}" for i, name in enumerate(
             ("api", "worker", "collector", "scheduler"))} if metrics else {}
 
-    def start(self, name, cmd=None, **extra):
+    def start(self, name, cmd=None, wrap=(), **extra):
+        """Starts `convutell cmd` (cmd defaults to name) as `name`; `wrap` goes
+        before it on the command line (for example `ip netns exec HOST`)."""
         log = open(os.path.join(self.tmp, f"{name}.log"), "ab")
         env = dict(self.env, **extra)
         if name in self.metrics and (cmd or name) == name:
             env.setdefault("CONVUTELL_METRICS_ADDR", self.metrics[name])
-        self.procs[name] = subprocess.Popen([BIN, cmd or name], env=env, stdout=log,
+        self.procs[name] = subprocess.Popen([*wrap, BIN, cmd or name], env=env, stdout=log,
                                             stderr=subprocess.STDOUT, cwd=self.tmp)
         return self.procs[name]
 

@@ -111,3 +111,25 @@ def test_replayed_batches_change_nothing(api, mongo_db, tmp_path):
     assert mongo_db.events.count_documents(final) == events + 2
     assert mongo_db.runs.count_documents(final) == stored + 1
     assert views(api, [late_run]) == {late_run: runs[late_run]}
+
+    # A late second end of an attempt that ended (a worker cut off from the network
+    # reports an attempt another worker took over): kept, marked with the end that
+    # counts, and the run, its notifications and its events' view are as they were.
+    late_run, bad_run = run_ids[1], run_ids[-1]
+    for run_id, kind in ((late_run, "run.failed"), (bad_run, "run.succeeded")):
+        counted = mongo_db.events.find_one({"run_id": run_id, "type": {"$in": [
+            "run.succeeded", "run.failed"]}})
+        late = {"schema": "convutell.event.v1", "event_id": str(uuid.uuid4()), "type": kind,
+                "time": "2026-12-01T00:00:01.000Z", "run_id": run_id, "attempt": 1,
+                "worker": "cut-off", "duration_ms": 5}
+        if kind == "run.failed":
+            late["error"] = {"code": "connection_lost", "message": "cut off"}
+        kcat("-P", "-t", "convutell.events", "-k", run_id, data=json.dumps(late).encode())
+        sentinels(mongo_db)
+        stored = mongo_db.events.find_one({"_id": late["event_id"]})
+        assert stored["superseded_by"] == counted["_id"], stored
+        assert views(api, [run_id]) == {run_id: runs[run_id]}
+    assert mongo_db.notifications.count_documents(final) == notes
+    status, listed, _ = api.get(f"/api/v1/runs/{late_run}/events?type=run.failed")
+    assert status == 200 and [e["superseded_by"] for e in listed["events"]] == [
+        mongo_db.events.find_one({"run_id": late_run, "type": "run.succeeded"})["_id"]], listed

@@ -109,8 +109,10 @@ def test_deliveries_are_signed_retried_and_recorded(api, receivers):
     # The wrong secret's receiver refuses the failure; it is tried again, with backoff.
     wait_for(lambda: len(wrong.got) >= 3, timeout=40, what=wrong.got)
     assert all(not g["ok"] for g in wrong.got)
+    # An attempt's end is one delivery, whoever reports it (cv_hooks.h).
     assert {g["headers"]["X-Convutell-Delivery"] for g in wrong.got} == {
-        f"{refused['id']}:{g['body']['event']['event_id']}" for g in wrong.got}
+        f"{refused['id']}:{g['body']['run_id']}.{g['body']['event']['attempt']}.ended"
+        for g in wrong.got}
     assert len({g["headers"]["X-Convutell-Delivery"] for g in wrong.got}) == 1
     stamps = [int(g["headers"]["X-Convutell-Timestamp"]) for g in wrong.got[:3]]
     assert stamps[2] - stamps[1] >= 5  # 1 s, then 6 s (CONVUTELL_WEBHOOK_RETRY_SECONDS=1)
