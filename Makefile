@@ -199,6 +199,7 @@ bench: deps all
 	@bench/run --scheduler
 	@bench/run --history
 	@bench/run --throughput
+	@bench/run --throughput --hosts 1,2,3 --workers 3 --jobs 10000
 	@bench/run --auth
 	@bench/run --console
 	@bench/run --api
