@@ -440,9 +440,10 @@ static cv_err mark_late_end(cv_mongo *m, const cv_event *ev, bool *late, char *e
 
 /* The batch's pieces: one per start, retry and end, the first of each _id in the batch
  * (a piece already stored is a duplicate, which is success), into pieces[]; pev[] and
- * to[] say which event made each and where it moves the run. */
+ * to[] say which event made each and where it moves the run. An end of an attempt that
+ * an earlier event of the batch ended goes into later[] (*nlater of them). */
 static size_t make_pieces(const cv_event *evs, size_t n, bson_t *pieces, const cv_event **pev,
-                          cv_run_status *to) {
+                          cv_run_status *to, const cv_event **later, size_t *nlater) {
     size_t np = 0;
 
     for (size_t i = 0; i < n; i++) {
@@ -454,6 +455,8 @@ static size_t make_pieces(const cv_event *evs, size_t n, bson_t *pieces, const c
             again = pev[j]->attempt == evs[i].attempt &&
                     (to[j] == CV_RUN_RUNNING) == (t == CV_RUN_RUNNING) &&
                     strcmp(pev[j]->run_id, evs[i].run_id) == 0;
+        if (again && t != CV_RUN_RUNNING)
+            later[(*nlater)++] = &evs[i];
         if (again)
             continue; /* the attempt's first end wins, here as in the store */
         bson_init(&pieces[np]);
@@ -513,17 +516,18 @@ cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
     const cv_event **pev = calloc(n ? n : 1, sizeof(*pev));
     cv_run_status *to = calloc(n ? n : 1, sizeof(*to));
     bool *dup = calloc(n ? n : 1, sizeof(*dup));
-    size_t np = 0;
+    const cv_event **later = calloc(n ? n : 1, sizeof(*later));
+    size_t np = 0, nlater = 0;
     cv_err err = CV_OK;
 
     if (n == 0)
         goto out;
-    if (!pieces || !ptrs || !pev || !to || !dup) {
+    if (!pieces || !ptrs || !pev || !to || !dup || !later) {
         err = cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
     /* The runs' pieces, in one unordered insert. */
-    np = make_pieces(evs, n, pieces, pev, to);
+    np = make_pieces(evs, n, pieces, pev, to, later, &nlater);
     for (size_t i = 0; i < np; i++)
         ptrs[i] = &pieces[i];
     if (np && (err = cv_mongo_insert_many(m, CV_COLL_RUNS, ptrs, np, dup, errbuf, errlen)))
@@ -542,6 +546,10 @@ cv_err cv_runs_apply_events(cv_mongo *m, const cv_event *evs, size_t n, char *er
         if (!late && cv_run_is_final(to[i]))
             err = after_end(m, pev[i], to[i], errbuf, errlen);
     }
+    for (size_t i = 0; !err && i < nlater; i++) {
+        bool late;
+        err = mark_late_end(m, later[i], &late, errbuf, errlen);
+    }
 out:
     for (size_t i = 0; i < np; i++)
         bson_destroy(&pieces[i]);
@@ -550,6 +558,7 @@ out:
     free(pev);
     free(to);
     free(dup);
+    free(later);
     return err;
 }
 

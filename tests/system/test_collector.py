@@ -130,6 +130,22 @@ def test_replayed_batches_change_nothing(api, mongo_db, tmp_path):
         assert stored["superseded_by"] == counted["_id"], stored
         assert views(api, [run_id]) == {run_id: runs[run_id]}
     assert mongo_db.notifications.count_documents(final) == notes
+    # The same when both ends come in one produce (likely one batch of the collector):
+    # a run from another system, started and ended by worker a, then ended by b.
+    run_id = str(uuid.uuid4())
+    evs = [{"schema": "convutell.event.v1", "event_id": str(uuid.uuid4()), "type": kind,
+            "time": f"2026-12-01T00:00:0{i}.000Z", "run_id": run_id, "attempt": 1,
+            "worker": worker} for i, (kind, worker) in enumerate(
+                (("run.started", "a"), ("run.succeeded", "a"), ("run.failed", "b")))]
+    evs[2]["error"] = {"code": "connection_lost", "message": "cut off"}
+    kcat("-P", "-t", "convutell.events", "-K", "\t",
+         data="".join(f"{run_id}\t{json.dumps(e)}\n" for e in evs).encode())
+    sentinels(mongo_db)
+    assert mongo_db.events.find_one({"_id": evs[2]["event_id"]})["superseded_by"] == \
+        evs[1]["event_id"]
+    assert "superseded_by" not in mongo_db.events.find_one({"_id": evs[1]["event_id"]})
+    assert api.get(f"/api/v1/runs/{run_id}")[1]["status"] == "succeeded"
+    assert mongo_db.notifications.count_documents({"run_id": run_id}) == 0
     status, listed, _ = api.get(f"/api/v1/runs/{late_run}/events?type=run.failed")
     assert status == 200 and [e["superseded_by"] for e in listed["events"]] == [
         mongo_db.events.find_one({"run_id": late_run, "type": "run.succeeded"})["_id"]], listed
