@@ -166,7 +166,10 @@ def test_a_host_cut_off_during_a_burst(cluster, tmp_path):
         assert all(r == (503, "unavailable") for r in refused), refused[:5]
         deadline = time.time() + 300
         while len(got := finals(db, accepted)) < len(accepted):
-            assert time.time() < deadline, f"{len(accepted) - len(got)} runs without an end"
+            assert time.time() < deadline, "runs without an end: " + "; ".join(
+                f"{r}: " + ", ".join(f"{e['type']} {e.get('worker', '')} {at(e) - cut_at:+.1f} s"
+                                     for e in db.events.find({"run_id": r}))
+                for r in sorted(set(accepted) - set(got))[:5])
             time.sleep(0.5)
         all_done = time.time()
 
@@ -174,6 +177,9 @@ def test_a_host_cut_off_during_a_burst(cluster, tmp_path):
         survivors = workers[1] + workers[3]
         assert all(len(f) == 1 and f[0]["type"] == "run.succeeded" for f in got.values()), \
             [f for f in got.values() if len(f) != 1][:3]
+        # The store is a moment behind Kafka: a run the cut host ended just before the
+        # cut may have looked held. The others ended on hosts 1 and 3.
+        held = {r for r in held if at(got[r][0]) > cut_at}
         for run_id in held:
             assert got[run_id][0]["worker"] in survivors, got[run_id]
         after = [e for f in got.values() for e in f if at(e) > cut_at]
@@ -228,6 +234,9 @@ def test_a_host_cut_off_during_a_burst(cluster, tmp_path):
             for wid in workers[h]:
                 assert svc.procs[wid].poll() is None, (wid, svc.log(wid)[-2000:])
     finally:
+        # A worker cut off waits for the broker to take its last events before it
+        # stops: heal first, whatever happened.
+        hosts("heal", str(CUT))
         codes = {name: svc.stop(name) for name in list(svc.procs)}
         for name in codes:
             print(f"---- {name} log (last lines) ----\n{svc.log(name)[-3000:]}")
