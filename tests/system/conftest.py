@@ -244,10 +244,11 @@ class Services:
             proc.wait(timeout=10)
             raise
 
-    def wait_api(self):
-        """Waits until the API answers its health check (30 s at most)."""
-        self.api = Api(f"http://127.0.0.1:{HTTP_PORT}")
-        deadline = time.time() + 30
+    def wait_api(self, port=HTTP_PORT, token=None, seconds=30):
+        """Waits until the API on port answers its health check; self.api is then
+        a client signed in with token (None: the session's administrator)."""
+        self.api = Api(f"http://127.0.0.1:{port}", token)
+        deadline = time.time() + seconds
         while True:
             try:
                 if self.api.get("/api/v1/health")[0] == 200:
