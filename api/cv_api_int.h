@@ -16,6 +16,7 @@
 #include "cv_metrics.h"
 #include "cv_mongo.h"
 #include "cv_people.h"
+#include "cv_ready.h"
 #include "cv_replies.h"
 #include "cv_spool.h"
 #include "cv_web.h"
@@ -41,6 +42,7 @@ struct cv_api {
     cv_spool *audit;  /* the audit records of every change (cv_api_audit.c) */
     cv_kafka_producer *producer;
     cv_replies *replies; /* workers' word that a console query ended (cv_replies.h) */
+    cv_ready *ready;     /* the store's and the broker's last answers (cv_ready.h) */
     cv_http_server *http;
     cv_web *web; /* the web interface's files, NULL when there is no build */
     /* Requests by route and status, and their durations by route

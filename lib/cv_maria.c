@@ -12,6 +12,7 @@
 #include "cv_maria.h"
 
 #include "cv_odbc.h"
+#include "cv_tcp.h"
 
 #include <ctype.h>
 #include <errmsg.h>
@@ -176,6 +177,10 @@ cv_maria *cv_maria_connect(const char *odbc, char *errbuf, size_t errlen) {
         goto out;
     }
     m->thread_id = mysql_thread_id(m->mysql);
+    /* A vanished server ends the connection in seconds (cv_tcp.h); a local
+     * socket has no such options. */
+    if (!m->socket[0])
+        cv_tcp_keepalive((int)mysql_get_socket(m->mysql));
     if (cv_maria_exec(m, "SET autocommit = 0", errbuf, errlen))
         goto out;
     ok = true;

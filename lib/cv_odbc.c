@@ -11,6 +11,9 @@
  */
 #include "cv_odbc.h"
 
+#include "cv_pg.h"
+#include "cv_tcp.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <sql.h>
@@ -147,14 +150,42 @@ static cv_err remember_session(cv_odbc_conn *conn, char *errbuf, size_t errlen) 
  * at once: AddressSanitizer caught a use after free in setlocale()). */
 static pthread_mutex_t connect_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* connstr with psqlODBC's keepalives and libpq's user timeout (cv_tcp.h) where
+ * the user did not set them; a copy of it for other drivers. NULL on NOMEM. */
+static char *with_keepalive(const char *connstr) {
+    size_t len = strlen(connstr) + 128;
+    char *out = malloc(len), unused[64];
+    const char *sep = connstr[0] && connstr[strlen(connstr) - 1] != ';' ? ";" : "";
+    int n;
+
+    if (!out)
+        return NULL;
+    n = snprintf(out, len, "%s", connstr);
+    if (!cv_pg_is_postgres_odbc(connstr))
+        return out;
+    if (!cv_odbc_conn_value(connstr, "KeepaliveTime", unused, sizeof(unused)) &&
+        !cv_odbc_conn_value(connstr, "KeepaliveInterval", unused, sizeof(unused))) {
+        n += snprintf(out + n, len - (size_t)n, "%sKeepaliveTime=%d;KeepaliveInterval=%d", sep,
+                      CV_TCP_IDLE_S, CV_TCP_INTERVAL_S);
+        sep = ";";
+    }
+    if (!cv_odbc_conn_value(connstr, "pqopt", unused, sizeof(unused)))
+        snprintf(out + n, len - (size_t)n, "%spqopt={tcp_user_timeout=%d}", sep,
+                 CV_TCP_USER_TIMEOUT_MS);
+    return out;
+}
+
 cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) {
     cv_odbc_conn *conn = calloc(1, sizeof(*conn));
+    char *full = with_keepalive(connstr);
     SQLCHAR quote[8] = {0};
     SQLSMALLINT qlen = 0;
     SQLRETURN rc;
 
-    if (!conn) {
+    if (!conn || !full) {
         cv_err_set(errbuf, errlen, CV_ERR_NOMEM, "out of memory");
+        free(conn);
+        free(full);
         return NULL;
     }
     if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &conn->env)) ||
@@ -166,9 +197,11 @@ cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) 
     }
     SQLSetConnectAttr(conn->dbc, SQL_ATTR_LOGIN_TIMEOUT, (SQLPOINTER)15, 0);
     pthread_mutex_lock(&connect_lock);
-    rc = SQLDriverConnect(conn->dbc, NULL, (SQLCHAR *)connstr, SQL_NTS, NULL, 0, NULL,
+    rc = SQLDriverConnect(conn->dbc, NULL, (SQLCHAR *)full, SQL_NTS, NULL, 0, NULL,
                           SQL_DRIVER_NOPROMPT);
     pthread_mutex_unlock(&connect_lock);
+    free(full);
+    full = NULL;
     if (!SQL_SUCCEEDED(rc)) {
         diag(SQL_HANDLE_DBC, conn->dbc, "cannot connect", errbuf, errlen);
         goto fail;
@@ -185,6 +218,7 @@ cv_odbc_conn *cv_odbc_connect(const char *connstr, char *errbuf, size_t errlen) 
         goto fail;
     return conn;
 fail:
+    free(full);
     cv_odbc_disconnect(conn);
     return NULL;
 }

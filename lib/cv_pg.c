@@ -6,6 +6,7 @@
 #include "cv_pg.h"
 
 #include "cv_odbc.h"
+#include "cv_tcp.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -57,7 +58,7 @@ char *cv_pg_conninfo_from_odbc(const char *odbc, char *errbuf, size_t errlen) {
         {"Database", NULL, "dbname"},     {"UID", "Username", "user"},
         {"PWD", "Password", "password"},  {"SSLmode", NULL, "sslmode"},
     };
-    size_t cap = strlen(odbc) * 2 + 128, used = 0;
+    size_t cap = strlen(odbc) * 2 + 256, used = 0;
     char *out = malloc(cap), value[1024];
 
     if (!out) {
@@ -71,6 +72,15 @@ char *cv_pg_conninfo_from_odbc(const char *odbc, char *errbuf, size_t errlen) {
             add_param(out, cap, &used, map[i][2], value);
     }
     add_param(out, cap, &used, "application_name", "convutell-worker");
+    /* A vanished server ends the connection in seconds (cv_tcp.h). */
+    snprintf(value, sizeof(value), "%d", CV_TCP_IDLE_S);
+    add_param(out, cap, &used, "keepalives_idle", value);
+    snprintf(value, sizeof(value), "%d", CV_TCP_INTERVAL_S);
+    add_param(out, cap, &used, "keepalives_interval", value);
+    snprintf(value, sizeof(value), "%d", CV_TCP_COUNT);
+    add_param(out, cap, &used, "keepalives_count", value);
+    snprintf(value, sizeof(value), "%d", CV_TCP_USER_TIMEOUT_MS);
+    add_param(out, cap, &used, "tcp_user_timeout", value);
     return out;
 }
 

@@ -1,13 +1,16 @@
 """The native paths around ODBC: the per-job load method, LOAD DATA LOCAL INFILE
 refusing what MariaDB would only warn about, a redelivered run into MariaDB,
 and stopping an origin query that is slow before its first row."""
+import re
+import subprocess
 import time
 
 import pytest
 
-from conftest import MARIADB_ODBC, PG_ODBC, deliver_again, milestones
+from conftest import MARIADB_ODBC, MARIADB_PORT, PG_ODBC, PG_PORT, deliver_again, milestones
 from test_load_modes import make_job, run
 from test_matrix import Side
+from test_sql_jobs import sql_job
 
 
 def test_load_method_is_validated(api, tmp_path):
@@ -117,3 +120,52 @@ def test_slow_first_row_cancelled(api, tmp_path):
     assert (done["status"], done["error"]) == ("cancelled", {
         "code": "cancelled", "message": "stopped after 0 rows: cancelled on request"})
     assert time.time() - asked < 10
+
+
+def worker_sockets(services, port):
+    """The worker's TCP connections to 127.0.0.1:port, as `ss` shows them with
+    their timers: {local port: keepalive timer text or None}."""
+    pid = services.procs["worker"].pid
+    out = subprocess.run(["ss", "-tnopH", "state", "established", "dst", f"127.0.0.1:{port}"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    found = {}
+    for line in out.splitlines():
+        if f"pid={pid}," not in line:
+            continue
+        timer = re.search(r"timer:\(keepalive,([0-9.]+)(ms|sec|min)", line)
+        found[line.split()[2]] = timer and float(timer[1]) * {"ms": 0.001, "sec": 1,
+                                                               "min": 60}[timer[2]]
+    return found
+
+
+def test_database_sockets_give_up_on_a_silent_server(api, services, tmp_path):
+    """A worker's connections to PostgreSQL (libpq and psqlODBC) and its native
+    MariaDB connection probe an idle server within 30 s (lib/cv_tcp.h): a host
+    that vanished ends a job's connection in seconds, not hours."""
+    dst = Side("mariadb", tmp_path)
+    dst.drop("keepalive_out")
+    job = make_job(api, PG_ODBC, MARIADB_ODBC, "keepalive_out",
+                   query="SELECT 1 AS id FROM pg_sleep(6)")
+    status, body, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
+    assert status == 202, body
+    deadline = time.monotonic() + 30
+    while api.get(f"/api/v1/runs/{body['run_id']}")[1]["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(2)
+    pg_socks = worker_sockets(services, PG_PORT)
+    maria_socks = worker_sockets(services, MARIADB_PORT)
+    print(f"worker sockets: postgresql {pg_socks}, mariadb {maria_socks}")
+    assert pg_socks and all(t is not None and t <= 30 for t in pg_socks.values()), pg_socks
+    assert any(t is not None and t <= 30 for t in maria_socks.values()), maria_socks
+    assert api.wait_run(body["run_id"])["status"] == "succeeded"
+    assert dst.execute("SELECT id FROM keepalive_out") == ((1,),)
+
+    # A sql job's statements go through psqlODBC; its connection is kept for
+    # the next job, and probes as libpq's do.
+    before = set(worker_sockets(services, PG_PORT))
+    done = run(api, sql_job(api, "SELECT 1"))
+    assert done["status"] == "succeeded", done
+    kept = {k: t for k, t in worker_sockets(services, PG_PORT).items() if k not in before}
+    print(f"worker sockets after a sql job: postgresql {kept}")
+    assert kept and all(t is not None and t <= 30 for t in kept.values()), kept

@@ -104,8 +104,12 @@ def test_store_stopped_for_a_minute(api, services, mongo_db, pg):
         assert time.monotonic() - t < 8
         status, body, _ = api.get(f"/api/v1/runs/{accepted[0]}")
         assert status == 503, body
-        status, body, _ = api.get("/api/v1/health")
-        assert status == 503, body
+        # The health routes answer from the API's probe (a ping a second).
+        deadline = time.monotonic() + 10
+        while (health := api.get("/api/v1/health"))[0] != 503:
+            assert time.monotonic() < deadline, health
+            time.sleep(0.2)
+        assert health[1]["status"] == "degraded" and health[1]["mongodb"] != "ok", health
         time.sleep(OUTAGE_SECONDS)
     finally:
         stack("start", "ferretdb")
@@ -129,12 +133,29 @@ def test_broker_killed_during_a_burst(api, services, mongo_db, pg):
     workers = submit(api, job, 5000, accepted, refused)
     time.sleep(2)
     stack("kill", "kafka", "KILL")
+    killed = time.monotonic()
+    probes = []  # (seconds after the kill, seconds the answer took, status, body)
     try:
-        time.sleep(10)
+        while time.monotonic() - killed < 10:
+            t = time.monotonic()
+            status, body, _ = api.as_user("").get("/readyz")
+            probes.append((t - killed, time.monotonic() - t, status, body))
+            time.sleep(0.5)
     finally:
         stack("start", "kafka")
+    # Readiness answers from the API's last probe at once, broker or not, and
+    # says within seconds that the broker is gone (its pings wait 2 s).
+    assert max(took for _, took, _, _ in probes) < 0.5, probes
+    down = [(at, body) for at, _, status, body in probes if status == 503]
+    assert down and down[0][0] < 6, probes
+    assert down[-1][1]["status"] == "not ready" and down[-1][1]["mongodb"] == "ok", down[-1]
+    assert down[-1][1]["kafka"] != "ok", down[-1]
     for t in workers:
         t.join()
+    deadline = time.monotonic() + 60
+    while api.as_user("").get("/readyz")[0] != 200:
+        assert time.monotonic() < deadline, api.as_user("").get("/readyz")
+        time.sleep(0.5)
     assert len(accepted) + len(refused) == 5000
     assert all((s, c) == (503, "unavailable") for s, c, _ in refused), refused[:5]
     # Bounded by the publish's 10 s and the store's 5 s, not a hang.

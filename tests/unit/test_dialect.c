@@ -76,7 +76,9 @@ static void test_pg_conninfo(void **state) {
     assert_non_null(info);
     assert_string_equal(info, "host='db' port='5433' dbname='app' user='me' "
                               "password='it\\'s\\\\x' sslmode='require' "
-                              "application_name='convutell-worker'");
+                              "application_name='convutell-worker' keepalives_idle='30' "
+                              "keepalives_interval='10' keepalives_count='3' "
+                              "tcp_user_timeout='30000'");
     free(info);
     assert_true(cv_pg_is_postgres_odbc("Driver=PostgreSQL Unicode;Server=x"));
     assert_true(cv_pg_is_postgres_odbc("driver=/usr/lib/odbc/psqlodbcw.so"));
