@@ -12,6 +12,7 @@
 
 #include "cv_err.h"
 #include "cv_odbc.h"
+#include "cv_odbcstmt.h"
 
 typedef enum cv_dialect {
     CV_DIALECT_POSTGRES,

@@ -250,7 +250,7 @@ char *cv_origin_streaming(const char *odbc, size_t block_rows) {
     if (!out)
         return NULL;
     const char *sep = odbc[0] && odbc[strlen(odbc) - 1] != ';' ? ";" : "";
-    if (cv_pg_is_postgres_odbc(odbc) && !strcasestr(odbc, "UseDeclareFetch"))
+    if (cv_odbc_names_postgres(odbc) && !strcasestr(odbc, "UseDeclareFetch"))
         snprintf(out, len, "%s%sUseDeclareFetch=1;Fetch=%zu", odbc, sep, block_rows);
     else if (cv_maria_is_mariadb_odbc(odbc) && !strcasestr(odbc, "NO_CACHE"))
         snprintf(out, len, "%s%sNO_CACHE=1", odbc, sep); /* stream, forward-only */

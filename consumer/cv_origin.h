@@ -13,6 +13,7 @@
 
 #include "cv_err.h"
 #include "cv_odbc.h"
+#include "cv_odbcstmt.h"
 #include "cv_sink.h"
 #include "cv_transfer.h"
 

@@ -22,6 +22,7 @@
 #include "cv_err.h"
 #include "cv_maria.h"
 #include "cv_odbc.h"
+#include "cv_odbcstmt.h"
 #include "cv_pg.h"
 #include "cv_sink.h"
 #include "cv_transfer.h"

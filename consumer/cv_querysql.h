@@ -16,6 +16,7 @@
 
 #include "cv_err.h"
 #include "cv_odbcpool.h"
+#include "cv_odbcstmt.h"
 #include "cv_query.h"
 
 #include <bson/bson.h>

@@ -79,7 +79,7 @@ void cv_sink_close(cv_sink *k) {
 /* The method a job asked for, or the fastest one its destination allows. */
 cv_err cv_sink_load_method(const cv_transfer_spec *spec, cv_load_method *method, char *errbuf,
                            size_t errlen) {
-    bool pg = cv_pg_is_postgres_odbc(spec->destination_odbc);
+    bool pg = cv_odbc_names_postgres(spec->destination_odbc);
     bool maria = cv_maria_is_mariadb_odbc(spec->destination_odbc);
 
     *method = spec->load.method;

@@ -18,6 +18,7 @@
 #include "cv_dialect.h"
 #include "cv_message.h"
 #include "cv_odbc.h"
+#include "cv_odbcstmt.h"
 
 #include <stdbool.h>
 #include <stddef.h>

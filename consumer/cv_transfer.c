@@ -11,6 +11,7 @@
 
 #include "cv_maria.h"
 #include "cv_odbc.h"
+#include "cv_odbcstmt.h"
 #include "cv_origin.h"
 #include "cv_pg.h"
 #include "cv_pump.h"
@@ -33,7 +34,7 @@ static cv_err choose_way(cv_pump *p, const cv_sink *k, const cv_transfer_spec *s
 
     p->bare_hex = k->method == CV_LOAD_LOAD_DATA;
     p->from = CV_PUMP_ODBC;
-    if (plain && k->method == CV_LOAD_COPY && cv_pg_is_postgres_odbc(spec->origin_odbc))
+    if (plain && k->method == CV_LOAD_COPY && cv_odbc_names_postgres(spec->origin_odbc))
         p->from = CV_PUMP_PG_COPY;
     else if (plain && cv_maria_is_mariadb_odbc(spec->origin_odbc))
         p->from = CV_PUMP_MARIA;

@@ -27,15 +27,6 @@ struct cv_pg {
     char *out_chunk; /* last chunk of a COPY TO STDOUT, freed with PQfreemem */
 };
 
-bool cv_pg_is_postgres_odbc(const char *odbc) {
-    char driver[256];
-    if (!cv_odbc_conn_value(odbc, "Driver", driver, sizeof(driver)))
-        return false;
-    for (char *c = driver; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    return strstr(driver, "postgres") || strstr(driver, "psqlodbc");
-}
-
 /* Appends key='value' with libpq's quoting (backslash and single quote). */
 static void add_param(char *out, size_t outlen, size_t *used, const char *key, const char *value) {
     int n = snprintf(out + *used, outlen - *used, "%s%s='", *used ? " " : "", key);

@@ -16,9 +16,6 @@
 
 typedef struct cv_pg cv_pg;
 
-/* True if the ODBC connection string names a PostgreSQL driver. */
-bool cv_pg_is_postgres_odbc(const char *odbc);
-
 /* Translates an ODBC connection string into a libpq conninfo string. Returns a
  * string the caller frees with free(), or NULL with the reason in errbuf. */
 char *cv_pg_conninfo_from_odbc(const char *odbc, char *errbuf, size_t errlen);

@@ -12,6 +12,10 @@
  *
  * libpq takes them as conninfo parameters (cv_pg.c), psqlODBC as its own
  * options and pqopt (cv_odbc.c), libmariadb on its socket (cv_maria.c).
+ * MariaDB's ODBC driver has no option for them (its client library switches
+ * keepalives on with the kernel's two hours) and does not show its socket:
+ * cv_odbc.c sets them on the process's sockets to the server's port right after
+ * the driver connected (cv_tcp_keepalive_port()).
  */
 #ifndef CV_TCP_H
 #define CV_TCP_H
@@ -24,5 +28,9 @@
 /* Sets the four on a connected TCP socket. Returns 0, or -1 with errno (an
  * AF_UNIX socket: EOPNOTSUPP or ENOPROTOOPT, which the caller may ignore). */
 int cv_tcp_keepalive(int fd);
+
+/* Sets them on every TCP socket of the process connected to a peer's `port`
+ * (read from /proc/self/fd) that has no user timeout yet. Returns how many. */
+int cv_tcp_keepalive_port(int port);
 
 #endif

@@ -80,10 +80,10 @@ static void test_pg_conninfo(void **state) {
                               "keepalives_interval='10' keepalives_count='3' "
                               "tcp_user_timeout='30000'");
     free(info);
-    assert_true(cv_pg_is_postgres_odbc("Driver=PostgreSQL Unicode;Server=x"));
-    assert_true(cv_pg_is_postgres_odbc("driver=/usr/lib/odbc/psqlodbcw.so"));
-    assert_false(cv_pg_is_postgres_odbc("Driver=SQLite3;Database=/tmp/postgres.db"));
-    assert_false(cv_pg_is_postgres_odbc("Database=postgres"));
+    assert_true(cv_odbc_names_postgres("Driver=PostgreSQL Unicode;Server=x"));
+    assert_true(cv_odbc_names_postgres("driver=/usr/lib/odbc/psqlodbcw.so"));
+    assert_false(cv_odbc_names_postgres("Driver=SQLite3;Database=/tmp/postgres.db"));
+    assert_false(cv_odbc_names_postgres("Database=postgres"));
 }
 
 /* Splits `text` and checks the statements against the NULL-terminated list. */

@@ -1,8 +1,9 @@
 /*
  * test_util.c - the small shared modules in lib/: cv_time (RFC 3339 text and
  * clocks), cv_id (UUID version 4), cv_json (typed field checks for untrusted
- * JSON), cv_err (error names and messages), cv_secret (sealing at rest) and
- * cv_bucket (the time buckets of long lists).
+ * JSON), cv_err (error names and messages), cv_secret (sealing at rest),
+ * cv_bucket (the time buckets of long lists) and cv_tcp (keepalives on a
+ * database's sockets).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,11 +17,16 @@
 #include "cv_json.h"
 #include "cv_log.h"
 #include "cv_secret.h"
+#include "cv_tcp.h"
 #include "cv_time.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* ---- cv_time ---------------------------------------------------------------- */
 
@@ -640,6 +646,51 @@ static void test_log_escape(void **state) {
     assert_string_equal(out, "\xc3\xa9");
 }
 
+/* ---- cv_tcp ----------------------------------------------------------------- */
+
+static int sockopt(int fd, int level, int name) {
+    int value = -1;
+    socklen_t len = sizeof(value);
+    assert_int_equal(getsockopt(fd, level, name, &value, &len), 0);
+    return value;
+}
+
+/* A connection to a listener on loopback, keepalives on with the kernel's
+ * times, gets idle 30 s, interval 10 s, 3 probes and a 30 s user timeout; the
+ * accepted side (whose peer is the client's port) and a socket to another port
+ * are left alone, and a second call finds nothing left to set. */
+static void test_tcp_keepalive_port(void **state) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(addr);
+    int listener = socket(AF_INET, SOCK_STREAM, 0), client = socket(AF_INET, SOCK_STREAM, 0);
+    int accepted, port;
+
+    (void)state;
+    assert_true(listener >= 0 && client >= 0);
+    assert_int_equal(bind(listener, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(listen(listener, 1), 0);
+    assert_int_equal(getsockname(listener, (struct sockaddr *)&addr, &len), 0);
+    port = ntohs(addr.sin_port);
+    assert_int_equal(connect(client, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_true((accepted = accept(listener, NULL, NULL)) >= 0);
+
+    /* As MariaDB's client library leaves it: keepalives on, the kernel's times. */
+    assert_int_equal(setsockopt(client, SOL_SOCKET, SO_KEEPALIVE, &(int){1}, sizeof(int)), 0);
+    assert_int_equal(sockopt(client, IPPROTO_TCP, TCP_USER_TIMEOUT), 0);
+    assert_int_equal(cv_tcp_keepalive_port(port == 65535 ? 1 : port + 1), 0);
+    assert_int_equal(cv_tcp_keepalive_port(port), 1);
+    assert_int_equal(sockopt(client, SOL_SOCKET, SO_KEEPALIVE), 1);
+    assert_int_equal(sockopt(client, IPPROTO_TCP, TCP_KEEPIDLE), CV_TCP_IDLE_S);
+    assert_int_equal(sockopt(client, IPPROTO_TCP, TCP_KEEPINTVL), CV_TCP_INTERVAL_S);
+    assert_int_equal(sockopt(client, IPPROTO_TCP, TCP_KEEPCNT), CV_TCP_COUNT);
+    assert_int_equal(sockopt(client, IPPROTO_TCP, TCP_USER_TIMEOUT), CV_TCP_USER_TIMEOUT_MS);
+    assert_int_equal(sockopt(accepted, IPPROTO_TCP, TCP_USER_TIMEOUT), 0);
+    assert_int_equal(cv_tcp_keepalive_port(port), 0);
+    close(accepted);
+    close(client);
+    close(listener);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_escape),
@@ -664,6 +715,7 @@ int main(void) {
         cmocka_unit_test(test_secret_open_any_key_of_a_rotation),
         cmocka_unit_test(test_bucket_keys),
         cmocka_unit_test(test_bucket_start),
+        cmocka_unit_test(test_tcp_keepalive_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
