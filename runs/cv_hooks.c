@@ -4,6 +4,7 @@
 #include "cv_hooks.h"
 
 #include "cv_retain.h"
+#include "cv_run.h"
 #include "cv_time.h"
 
 #include <stdio.h>
@@ -25,10 +26,16 @@ int64_t cv_hooks_backoff_ms(int64_t base_ms, int next) {
 
 void cv_hooks_delivery_id(const char *webhook_id, const char *event_id, const char *type,
                           const char *run_id, int attempt, char out[CV_HOOKS_ID_MAX]) {
-    if (strcmp(type, "run.started") == 0 || !run_id || !run_id[0])
-        snprintf(out, CV_HOOKS_ID_MAX, "%s:%s", webhook_id, event_id);
-    else
+    /* An attempt's end as the store's pieces take it (cv_runs.c): a move of the run
+     * to anything but queued or running. */
+    cv_run_status to = cv_run_event_target(type);
+    bool end =
+        run_id && run_id[0] && to != CV_RUN_NONE && to != CV_RUN_QUEUED && to != CV_RUN_RUNNING;
+
+    if (end)
         snprintf(out, CV_HOOKS_ID_MAX, "%s:%s.%d.ended", webhook_id, run_id, attempt);
+    else
+        snprintf(out, CV_HOOKS_ID_MAX, "%s:%s", webhook_id, event_id);
 }
 
 cv_err cv_hooks_enqueue(cv_mongo *m, const char *delivery_id, const char *webhook_id,

@@ -36,8 +36,10 @@ int64_t cv_hooks_backoff_ms(int64_t base_ms, int next);
 
 #define CV_HOOKS_ID_MAX 160
 
-/* The id of the delivery of an event of `type` to a webhook: "<webhook>:<event id>"
- * for a start, "<webhook>:<run id>.<attempt>.ended" for an attempt's end. An end
+/* The id of the delivery of an event of `type` to a webhook:
+ * "<webhook>:<run id>.<attempt>.ended" for an attempt's end (an event that moves
+ * the run to retrying or a final status, cv_run_event_target()), and
+ * "<webhook>:<event id>" for any other (a start). An end
  * is delivered once however many reports of it there are: a worker cut off from
  * the network may report an attempt that another worker took over and ended,
  * long after; the first report read counts, as it does in the run's record

@@ -1,7 +1,8 @@
 /*
  * test_run.c - cv_run: the run statuses, their names, which are final, and
  * every pair of the table of moves, legal and illegal, written out here once
- * more by hand so that a change to the table has to be made twice on purpose.
+ * more by hand so that a change to the table has to be made twice on purpose;
+ * and cv_hooks' delivery ids, which take an attempt's end as the table does.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "cv_hooks.h"
 #include "cv_message.h"
 #include "cv_run.h"
 
@@ -149,11 +151,32 @@ static void test_event_targets(void **state) {
     }
 }
 
+/* A start is delivered by its event; an attempt's end (retrying or final) once,
+ * whichever report of it comes; an event without a run by its id. */
+static void test_hooks_delivery_ids(void **state) {
+    static const char *const by_event[] = {"run.started", "run.progress", "run.log"};
+    static const char *const ends[] = {"run.retrying", "run.succeeded", "run.failed",
+                                       "run.cancelled", "run.timed_out"};
+    char id[CV_HOOKS_ID_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(by_event) / sizeof(by_event[0]); i++) {
+        cv_hooks_delivery_id("h", "e1", by_event[i], "r", 2, id);
+        assert_string_equal(id, "h:e1");
+    }
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+        cv_hooks_delivery_id("h", "e1", ends[i], "r", 2, id);
+        assert_string_equal(id, "h:r.2.ended");
+        cv_hooks_delivery_id("h", "e1", ends[i], NULL, 2, id);
+        assert_string_equal(id, "h:e1");
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names_round_trip), cmocka_unit_test(test_final_statuses),
         cmocka_unit_test(test_every_move),       cmocka_unit_test(test_sources_and_active),
-        cmocka_unit_test(test_event_targets),
+        cmocka_unit_test(test_event_targets),    cmocka_unit_test(test_hooks_delivery_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
