@@ -8,7 +8,6 @@
 #include "cv_odbc.h"
 #include "cv_tcp.h"
 
-#include <ctype.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +48,13 @@ char *cv_pg_conninfo_from_odbc(const char *odbc, char *errbuf, size_t errlen) {
         {"Database", NULL, "dbname"},     {"UID", "Username", "user"},
         {"PWD", "Password", "password"},  {"SSLmode", NULL, "sslmode"},
     };
+    static const struct {
+        const char *key;
+        int value;
+    } tcp[] = {{"keepalives_idle", CV_TCP_IDLE_S},
+               {"keepalives_interval", CV_TCP_INTERVAL_S},
+               {"keepalives_count", CV_TCP_COUNT},
+               {"tcp_user_timeout", CV_TCP_USER_TIMEOUT_MS}};
     size_t cap = strlen(odbc) * 2 + 256, used = 0;
     char *out = malloc(cap), value[1024];
 
@@ -64,14 +70,10 @@ char *cv_pg_conninfo_from_odbc(const char *odbc, char *errbuf, size_t errlen) {
     }
     add_param(out, cap, &used, "application_name", "convutell-worker");
     /* A vanished server ends the connection in seconds (cv_tcp.h). */
-    snprintf(value, sizeof(value), "%d", CV_TCP_IDLE_S);
-    add_param(out, cap, &used, "keepalives_idle", value);
-    snprintf(value, sizeof(value), "%d", CV_TCP_INTERVAL_S);
-    add_param(out, cap, &used, "keepalives_interval", value);
-    snprintf(value, sizeof(value), "%d", CV_TCP_COUNT);
-    add_param(out, cap, &used, "keepalives_count", value);
-    snprintf(value, sizeof(value), "%d", CV_TCP_USER_TIMEOUT_MS);
-    add_param(out, cap, &used, "tcp_user_timeout", value);
+    for (size_t i = 0; i < sizeof(tcp) / sizeof(tcp[0]); i++) {
+        snprintf(value, sizeof(value), "%d", tcp[i].value);
+        add_param(out, cap, &used, tcp[i].key, value);
+    }
     return out;
 }
 

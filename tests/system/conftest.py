@@ -171,6 +171,13 @@ class Api:
         assert status == 201, (status, doc)
         return doc
 
+    def wait_running(self, run_id, timeout=30):
+        """Waits until the run is running (polled every 50 ms)."""
+        deadline = time.time() + timeout
+        while (doc := self.get(f"/api/v1/runs/{run_id}")[1])["status"] != "running":
+            assert time.time() < deadline, f"run {run_id} not running in {timeout}s: {doc}"
+            time.sleep(0.05)
+
     def wait_run(self, run_id, timeout=90):
         deadline = time.time() + timeout
         doc = None

@@ -234,10 +234,7 @@ def test_a_long_run_does_not_stop_its_partition_being_read(api, services, mongo_
         before = len(dlq_messages())
         status, run, _ = api.post(f"/api/v1/jobs/{job['id']}/runs")
         assert status == 202, run
-        deadline = time.time() + 60
-        while api.get(f"/api/v1/runs/{run['run_id']}")[1]["status"] != "running":
-            assert time.time() < deadline
-            time.sleep(0.1)
+        api.wait_running(run["run_id"], timeout=60)
         kcat("-P", "-t", "convutell.jobs", "-k", job["id"],
              data="".join(f"not json {i}\n" for i in range(300)).encode())
         deadline = time.time() + 5
